@@ -1,0 +1,1 @@
+"""Developer tooling: the private PostgreSQL cluster, code generation and the local platform runner."""

@@ -1,0 +1,1 @@
+"""The merchant REST gateway. Until the gateway issue lands it answers health checks only."""

@@ -1,0 +1,1 @@
+"""Metering: meters, usage events, and usage summaries. The source of truth for usage."""

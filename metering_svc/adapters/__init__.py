@@ -1,0 +1,1 @@
+"""Metering's storage: tables, repositories and partition upkeep."""

@@ -1,0 +1,308 @@
+"""Usage events: bulk insert with deduplication and rollup upkeep, listing and cancellation.
+
+Bulk statements pass columns as arrays through `unnest`, so a batch of thousands of events is a
+handful of statements. Rollups are updated once per (subscription, event key, hour) per batch.
+"""
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from metering_svc.domain.model import StoredUsageEvent, UsageEvent
+
+_CLAIM_KEYS = text("""
+    INSERT INTO metering.usage_event_keys (subscription_id, idempotency_key, merchant_id, event_id)
+    SELECT t.subscription_id, t.idempotency_key, :merchant_id, t.event_id
+    FROM unnest(CAST(:subscription_ids AS text[]), CAST(:keys AS text[]), CAST(:event_ids AS text[]))
+        AS t(subscription_id, idempotency_key, event_id)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+""")
+
+_EXISTING_KEYS = text("""
+    SELECT k.subscription_id, k.idempotency_key, k.event_id
+    FROM metering.usage_event_keys k
+    JOIN unnest(CAST(:subscription_ids AS text[]), CAST(:keys AS text[]))
+        AS t(subscription_id, idempotency_key) USING (subscription_id, idempotency_key)
+""")
+
+_INSERT_EVENTS = text("""
+    WITH stored AS (
+        INSERT INTO metering.usage_events (
+            subscription_id, id, occurred_at, merchant_id, service_id, user_id, event_key,
+            quantity, invoice_id, idempotency_key, properties, receive_time)
+        SELECT t.subscription_id, t.id, t.occurred_at, :merchant_id, t.service_id, t.user_id,
+            t.event_key, t.quantity, t.invoice_id, t.idempotency_key, t.properties, :receive_time
+        FROM unnest(
+            CAST(:subscription_ids AS text[]), CAST(:ids AS text[]),
+            CAST(:occurred_ats AS timestamptz[]), CAST(:service_ids AS text[]),
+            CAST(:user_ids AS text[]), CAST(:event_keys AS text[]),
+            CAST(:quantities AS numeric[]), CAST(:invoice_ids AS text[]),
+            CAST(:idempotency_keys AS text[]), CAST(:properties AS jsonb[]))
+            AS t(subscription_id, id, occurred_at, service_id, user_id, event_key, quantity,
+                 invoice_id, idempotency_key, properties)
+        RETURNING subscription_id, service_id, event_key, occurred_at, quantity, seq, properties
+    ),
+    rolled AS (
+        INSERT INTO metering.usage_rollups AS r (
+            subscription_id, event_key, bucket_start, merchant_id, total, event_count,
+            max_quantity, last_quantity, last_occurred_at, last_seq)
+        SELECT subscription_id, event_key, date_trunc('hour', occurred_at, 'UTC'), :merchant_id,
+            sum(quantity), count(*), max(quantity),
+            (array_agg(quantity ORDER BY occurred_at DESC, seq DESC))[1],
+            max(occurred_at),
+            (array_agg(seq ORDER BY occurred_at DESC, seq DESC))[1]
+        FROM stored
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
+        ON CONFLICT (subscription_id, event_key, bucket_start) DO UPDATE SET
+            total = r.total + excluded.total,
+            event_count = r.event_count + excluded.event_count,
+            max_quantity = greatest(r.max_quantity, excluded.max_quantity),
+            last_quantity = CASE WHEN r.last_occurred_at IS NULL
+                OR (excluded.last_occurred_at, excluded.last_seq) > (r.last_occurred_at, r.last_seq)
+                THEN excluded.last_quantity ELSE r.last_quantity END,
+            last_seq = CASE WHEN r.last_occurred_at IS NULL
+                OR (excluded.last_occurred_at, excluded.last_seq) > (r.last_occurred_at, r.last_seq)
+                THEN excluded.last_seq ELSE r.last_seq END,
+            last_occurred_at = greatest(r.last_occurred_at, excluded.last_occurred_at)
+        RETURNING 1
+    ),
+    uniques AS (
+        INSERT INTO metering.usage_unique_values AS u (
+            subscription_id, event_key, property, bucket_start, value, merchant_id, event_count)
+        SELECT s.subscription_id, s.event_key, m.unique_property,
+            date_trunc('hour', s.occurred_at, 'UTC'), s.properties ->> m.unique_property,
+            :merchant_id, count(*)
+        FROM stored s
+        JOIN metering.meters m ON m.merchant_id = :merchant_id AND m.service_id = s.service_id
+            AND m.event_key = s.event_key AND m.aggregation = 'UNIQUE_COUNT'
+        WHERE s.properties ? m.unique_property
+        GROUP BY 1, 2, 3, 4, 5
+        ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (subscription_id, event_key, property, bucket_start, value)
+            DO UPDATE SET event_count = u.event_count + excluded.event_count
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM rolled) AS buckets, (SELECT count(*) FROM uniques) AS uniques
+""")
+
+_EVENT_COLUMNS = """
+    e.subscription_id, e.id, e.occurred_at, e.merchant_id, e.service_id, e.user_id, e.event_key,
+    e.quantity, e.invoice_id, e.idempotency_key, e.properties, e.receive_time, e.seq,
+    c.cancel_time, c.reason AS cancel_reason
+"""
+
+_FIND_EVENT = text(f"""
+    SELECT {_EVENT_COLUMNS}
+    FROM metering.usage_events e
+    LEFT JOIN metering.usage_event_cancellations c
+        ON c.subscription_id = e.subscription_id AND c.event_id = e.id
+    WHERE e.id = :id AND e.merchant_id = :merchant_id
+""")
+
+_LIST_EVENTS = text(f"""
+    SELECT {_EVENT_COLUMNS}
+    FROM metering.usage_events e
+    LEFT JOIN metering.usage_event_cancellations c
+        ON c.subscription_id = e.subscription_id AND c.event_id = e.id
+    WHERE e.subscription_id = :subscription_id AND e.merchant_id = :merchant_id
+        AND (CAST(:event_key AS text) IS NULL OR e.event_key = :event_key)
+        AND e.occurred_at >= :start_time AND e.occurred_at < :end_time
+        AND (e.occurred_at, e.seq) > (:after_time, :after_seq)
+    ORDER BY e.occurred_at, e.seq
+    LIMIT :limit
+""")
+
+_CANCEL = text("""
+    INSERT INTO metering.usage_event_cancellations
+        (subscription_id, event_id, merchant_id, reason, cancel_time)
+    VALUES (:subscription_id, :event_id, :merchant_id, :reason, :cancel_time)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+""")
+
+# A canceled event leaves its hourly bucket: recompute the bucket from the raw events it still
+# counts. The rollup row is locked first, so concurrent ingestion into the bucket waits for us.
+_LOCK_BUCKET = text("""
+    SELECT 1 FROM metering.usage_rollups
+    WHERE subscription_id = :subscription_id AND event_key = :event_key
+        AND bucket_start = date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
+    FOR UPDATE
+""")
+
+_RECOMPUTE_BUCKET = text("""
+    UPDATE metering.usage_rollups r SET
+        total = agg.total, event_count = agg.event_count, max_quantity = agg.max_quantity,
+        last_quantity = agg.last_quantity, last_occurred_at = agg.last_occurred_at,
+        last_seq = agg.last_seq
+    FROM (
+        SELECT coalesce(sum(e.quantity), 0) AS total, count(*) AS event_count,
+            max(e.quantity) AS max_quantity,
+            (array_agg(e.quantity ORDER BY e.occurred_at DESC, e.seq DESC))[1] AS last_quantity,
+            max(e.occurred_at) AS last_occurred_at,
+            (array_agg(e.seq ORDER BY e.occurred_at DESC, e.seq DESC))[1] AS last_seq
+        FROM metering.usage_events e
+        WHERE e.subscription_id = :subscription_id AND e.event_key = :event_key
+            AND e.occurred_at >= date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
+            AND e.occurred_at < date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
+                + interval '1 hour'
+            AND NOT EXISTS (
+                SELECT 1 FROM metering.usage_event_cancellations c
+                WHERE c.subscription_id = e.subscription_id AND c.event_id = e.id)
+    ) agg
+    WHERE r.subscription_id = :subscription_id AND r.event_key = :event_key
+        AND r.bucket_start = date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
+""")
+
+_UNCOUNT_UNIQUE_VALUES = text("""
+    UPDATE metering.usage_unique_values u SET event_count = u.event_count - 1
+    FROM jsonb_each_text(CAST(:properties AS jsonb)) AS p(property, value)
+    WHERE u.subscription_id = :subscription_id AND u.event_key = :event_key
+        AND u.bucket_start = date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
+        AND u.property = p.property AND u.value = p.value
+""")
+
+_EPOCH = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
+_END_OF_TIME = datetime.fromisoformat("9999-12-31T00:00:00+00:00")
+
+
+def _stored_event(row: Any) -> StoredUsageEvent:
+    return StoredUsageEvent(
+        event=UsageEvent(
+            id=row.id,
+            merchant_id=row.merchant_id,
+            service_id=row.service_id,
+            subscription_id=row.subscription_id,
+            user_id=row.user_id,
+            event_key=row.event_key,
+            quantity=row.quantity,
+            occurred_at=row.occurred_at,
+            invoice_id=row.invoice_id or "",
+            idempotency_key=row.idempotency_key or "",
+            properties=row.properties,
+        ),
+        receive_time=row.receive_time,
+        cancel_time=row.cancel_time,
+        cancel_reason=row.cancel_reason or "",
+        position=(row.occurred_at, row.seq),
+    )
+
+
+class EventStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim_idempotency_keys(
+        self, merchant_id: str, events: Sequence[UsageEvent]
+    ) -> dict[tuple[str, str], str]:
+        """Claims each event's (subscription, key). Returns, for keys recorded before, the id of
+        the event first recorded with them. A claim by a concurrent transaction is waited for."""
+        if not events:
+            return {}
+        columns = {
+            "subscription_ids": [e.subscription_id for e in events],
+            "keys": [e.idempotency_key for e in events],
+        }
+        claimed = await self._session.execute(
+            _CLAIM_KEYS,
+            {**columns, "event_ids": [e.id for e in events], "merchant_id": merchant_id},
+        )
+        claimed_ids = set(claimed.scalars())
+        taken = [e for e in events if e.id not in claimed_ids]
+        if not taken:
+            return {}
+        # A new statement: it sees the claims that concurrent transactions committed meanwhile.
+        existing = await self._session.execute(
+            _EXISTING_KEYS,
+            {
+                "subscription_ids": [e.subscription_id for e in taken],
+                "keys": [e.idempotency_key for e in taken],
+            },
+        )
+        return {(row.subscription_id, row.idempotency_key): row.event_id for row in existing}
+
+    async def insert(self, merchant_id: str, events: Sequence[UsageEvent], receive_time: datetime) -> None:
+        """Stores events and folds them into the hourly rollups, in the caller's transaction."""
+        if not events:
+            return
+        await self._session.execute(
+            _INSERT_EVENTS,
+            {
+                "merchant_id": merchant_id,
+                "receive_time": receive_time,
+                "subscription_ids": [e.subscription_id for e in events],
+                "ids": [e.id for e in events],
+                "occurred_ats": [e.occurred_at for e in events],
+                "service_ids": [e.service_id for e in events],
+                "user_ids": [e.user_id for e in events],
+                "event_keys": [e.event_key for e in events],
+                "quantities": [e.quantity for e in events],
+                "invoice_ids": [e.invoice_id or None for e in events],
+                "idempotency_keys": [e.idempotency_key or None for e in events],
+                "properties": [json.dumps(e.properties) for e in events],
+            },
+        )
+
+    async def find(self, merchant_id: str, event_id: str) -> StoredUsageEvent | None:
+        row = (await self._session.execute(_FIND_EVENT, {"id": event_id, "merchant_id": merchant_id})).first()
+        return _stored_event(row) if row else None
+
+    async def list(
+        self,
+        merchant_id: str,
+        subscription_id: str,
+        *,
+        event_key: str | None,
+        start_time: datetime | None,
+        end_time: datetime | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[StoredUsageEvent]:
+        rows = await self._session.execute(
+            _LIST_EVENTS,
+            {
+                "merchant_id": merchant_id,
+                "subscription_id": subscription_id,
+                "event_key": event_key,
+                "start_time": start_time or _EPOCH,
+                "end_time": end_time or _END_OF_TIME,
+                "after_time": after[0] if after else _EPOCH,
+                "after_seq": after[1] if after else 0,
+                "limit": limit,
+            },
+        )
+        return [_stored_event(row) for row in rows]
+
+    async def cancel(self, stored: StoredUsageEvent, reason: str, cancel_time: datetime) -> bool:
+        """Records the cancellation and takes the event out of its rollups. False if it was
+        canceled already."""
+        event = stored.event
+        bucket = {
+            "subscription_id": event.subscription_id,
+            "event_key": event.event_key,
+            "occurred_at": event.occurred_at,
+        }
+        await self._session.execute(_LOCK_BUCKET, bucket)
+        inserted = await self._session.execute(
+            _CANCEL,
+            {
+                "subscription_id": event.subscription_id,
+                "event_id": event.id,
+                "merchant_id": event.merchant_id,
+                "reason": reason,
+                "cancel_time": cancel_time,
+            },
+        )
+        if inserted.first() is None:
+            return False
+        await self._session.execute(_RECOMPUTE_BUCKET, bucket)
+        await self._session.execute(
+            _UNCOUNT_UNIQUE_VALUES, {**bucket, "properties": json.dumps(event.properties)}
+        )
+        return True

@@ -1,0 +1,114 @@
+"""Metering's local replicas of subscriptions and invoices, written by invoicing."""
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from metering_svc.adapters.tables import InvoiceReferenceRow, SubscriptionRow
+from metering_svc.domain.model import InvoiceReference, SubscriptionState, SubscriptionStatus
+
+
+def _state(row: SubscriptionRow) -> SubscriptionState:
+    return SubscriptionState(
+        subscription_id=row.id,
+        merchant_id=row.merchant_id,
+        service_id=row.service_id,
+        user_id=row.user_id,
+        status=SubscriptionStatus(row.status),
+        current_period_start=row.current_period_start,
+        current_period_end=row.current_period_end,
+        version=row.version,
+    )
+
+
+def _reference(row: InvoiceReferenceRow) -> InvoiceReference:
+    return InvoiceReference(
+        invoice_id=row.id, merchant_id=row.merchant_id, service_id=row.service_id, user_id=row.user_id
+    )
+
+
+class ReplicaRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def subscriptions_for_ingestion(
+        self, merchant_id: str, ids: Collection[str]
+    ) -> dict[str, SubscriptionState]:
+        """Reads and share-locks the subscriptions, so a state change (a period close) waits for
+        the events being ingested against the old state to commit."""
+        rows = await self._session.scalars(
+            select(SubscriptionRow)
+            .where(SubscriptionRow.id.in_(sorted(ids)), SubscriptionRow.merchant_id == merchant_id)
+            .order_by(SubscriptionRow.id)
+            .with_for_update(read=True)
+        )
+        return {row.id: _state(row) for row in rows}
+
+    async def subscription(self, merchant_id: str, subscription_id: str) -> SubscriptionState | None:
+        row = await self._session.get(SubscriptionRow, subscription_id)
+        return _state(row) if row and row.merchant_id == merchant_id else None
+
+    async def upsert_subscription(self, state: SubscriptionState, now: datetime) -> SubscriptionState:
+        """Writes the state unless the stored one is as new or newer; returns what is stored."""
+        values = {
+            "id": state.subscription_id,
+            "merchant_id": state.merchant_id,
+            "service_id": state.service_id,
+            "user_id": state.user_id,
+            "status": state.status.value,
+            "current_period_start": state.current_period_start,
+            "current_period_end": state.current_period_end,
+            "version": state.version,
+            "update_time": now,
+        }
+        statement = insert(SubscriptionRow).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[SubscriptionRow.id],
+            set_={k: statement.excluded[k] for k in values if k != "id"},
+            where=(SubscriptionRow.version < statement.excluded.version)
+            & (SubscriptionRow.merchant_id == statement.excluded.merchant_id),
+        )
+        await self._session.execute(statement)
+        stored = await self._session.scalar(
+            select(SubscriptionRow).where(SubscriptionRow.id == state.subscription_id).execution_options(
+                populate_existing=True
+            )
+        )
+        assert stored is not None
+        return _state(stored)
+
+    async def invoices(self, merchant_id: str, ids: Collection[str]) -> dict[str, InvoiceReference]:
+        if not ids:
+            return {}
+        rows = await self._session.scalars(
+            select(InvoiceReferenceRow).where(
+                InvoiceReferenceRow.id.in_(sorted(ids)), InvoiceReferenceRow.merchant_id == merchant_id
+            )
+        )
+        return {row.id: _reference(row) for row in rows}
+
+    async def upsert_invoice(self, reference: InvoiceReference, now: datetime) -> InvoiceReference:
+        values = {
+            "id": reference.invoice_id,
+            "merchant_id": reference.merchant_id,
+            "service_id": reference.service_id,
+            "user_id": reference.user_id,
+            "update_time": now,
+        }
+        statement = insert(InvoiceReferenceRow).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[InvoiceReferenceRow.id],
+            set_={k: statement.excluded[k] for k in values if k != "id"},
+            where=InvoiceReferenceRow.merchant_id == statement.excluded.merchant_id,
+        )
+        await self._session.execute(statement)
+        stored = await self._session.scalar(
+            select(InvoiceReferenceRow)
+            .where(InvoiceReferenceRow.id == reference.invoice_id)
+            .execution_options(populate_existing=True)
+        )
+        assert stored is not None
+        return _reference(stored)

@@ -1,0 +1,1 @@
+"""Metering's gRPC entry point."""

@@ -1,0 +1,160 @@
+"""Protobuf messages <-> metering domain types."""
+
+from billing.metering.v1 import metering_pb2 as pb
+from metering_svc.domain.model import (
+    Aggregation,
+    EventResult,
+    InvoiceReference,
+    Meter,
+    StoredUsageEvent,
+    SubscriptionState,
+    SubscriptionStatus,
+    UsageEventDraft,
+)
+from metering_svc.service_layer.summaries import UsageSummary
+from service_kit.decimals import format_decimal
+from service_kit.errors import InvalidArgument
+from service_kit.proto_time import from_timestamp, to_timestamp
+
+
+def aggregation_from_proto(value: int) -> Aggregation | None:
+    if value == pb.AGGREGATION_UNSPECIFIED:
+        return None
+    try:
+        return Aggregation(pb.Aggregation.Name(value).removeprefix("AGGREGATION_"))  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidArgument(f"unknown aggregation {value}", field="meter.aggregation") from None
+
+
+def aggregation_to_proto(value: Aggregation) -> "pb.Aggregation.ValueType":
+    return pb.Aggregation.Value(f"AGGREGATION_{value.value}")
+
+
+def meter_to_proto(meter: Meter) -> pb.Meter:
+    return pb.Meter(
+        id=meter.id,
+        merchant_id=meter.merchant_id,
+        service_id=meter.service_id,
+        event_key=meter.event_key,
+        aggregation=aggregation_to_proto(meter.aggregation),
+        unique_property=meter.unique_property,
+        display_name=meter.display_name,
+        create_time=to_timestamp(meter.create_time),
+    )
+
+
+def draft_from_proto(event: pb.UsageEventInput) -> UsageEventDraft:
+    return UsageEventDraft(
+        service_id=event.service_id,
+        subscription_id=event.subscription_id,
+        user_id=event.user_id,
+        event_key=event.event_key,
+        quantity=event.quantity,
+        occurred_at=from_timestamp(event.occurred_at) if event.HasField("occurred_at") else None,
+        invoice_id=event.invoice_id,
+        idempotency_key=event.idempotency_key,
+        properties=dict(event.properties),
+    )
+
+
+def result_to_proto(result: EventResult) -> pb.UsageEventResult:
+    message = pb.UsageEventResult(
+        index=result.index,
+        outcome=pb.UsageEventOutcome.Value(f"USAGE_EVENT_OUTCOME_{result.outcome.value}"),
+        event_id=result.event_id,
+    )
+    if result.error is not None:
+        message.error.CopyFrom(
+            pb.UsageEventError(
+                code=result.error.code, field=result.error.field, message=result.error.message
+            )
+        )
+    return message
+
+
+def stored_event_to_proto(stored: StoredUsageEvent) -> pb.UsageEvent:
+    event = stored.event
+    message = pb.UsageEvent(
+        id=event.id,
+        service_id=event.service_id,
+        subscription_id=event.subscription_id,
+        user_id=event.user_id,
+        event_key=event.event_key,
+        quantity=format_decimal(event.quantity),
+        occurred_at=to_timestamp(event.occurred_at),
+        invoice_id=event.invoice_id,
+        idempotency_key=event.idempotency_key,
+        properties=event.properties,
+        receive_time=to_timestamp(stored.receive_time),
+        cancel_reason=stored.cancel_reason,
+    )
+    if stored.cancel_time is not None:
+        message.cancel_time.CopyFrom(to_timestamp(stored.cancel_time))
+    return message
+
+
+def summary_to_proto(summary: UsageSummary) -> pb.UsageSummary:
+    aggregate = summary.aggregate
+    return pb.UsageSummary(
+        event_key=summary.event_key,
+        meter_id=summary.meter.id if summary.meter else "",
+        aggregation=aggregation_to_proto(summary.aggregation),
+        value=format_decimal(summary.value),
+        sum=format_decimal(aggregate.total),
+        event_count=aggregate.count,
+        max=format_decimal(aggregate.maximum),
+        last=format_decimal(aggregate.last),
+    )
+
+
+def subscription_state_from_proto(
+    message: pb.SubscriptionState, merchant_id: str
+) -> SubscriptionState:
+    if message.status == pb.SUBSCRIPTION_STATUS_UNSPECIFIED:
+        raise InvalidArgument("state.status is required", field="state.status")
+    for field in ("current_period_start", "current_period_end"):
+        if not message.HasField(field):
+            raise InvalidArgument(f"state.{field} is required", field=f"state.{field}")
+    try:
+        status = SubscriptionStatus(
+            pb.SubscriptionStatus.Name(message.status).removeprefix("SUBSCRIPTION_STATUS_")
+        )
+    except ValueError:
+        raise InvalidArgument(f"unknown status {message.status}", field="state.status") from None
+    return SubscriptionState(
+        subscription_id=message.subscription_id,
+        merchant_id=merchant_id,
+        service_id=message.service_id,
+        user_id=message.user_id,
+        status=status,
+        current_period_start=from_timestamp(message.current_period_start),
+        current_period_end=from_timestamp(message.current_period_end),
+        version=message.version,
+    )
+
+
+def subscription_state_to_proto(state: SubscriptionState) -> pb.SubscriptionState:
+    return pb.SubscriptionState(
+        subscription_id=state.subscription_id,
+        service_id=state.service_id,
+        user_id=state.user_id,
+        status=pb.SubscriptionStatus.Value(f"SUBSCRIPTION_STATUS_{state.status.value}"),
+        current_period_start=to_timestamp(state.current_period_start),
+        current_period_end=to_timestamp(state.current_period_end),
+        version=state.version,
+    )
+
+
+def invoice_reference_from_proto(message: pb.InvoiceReference, merchant_id: str) -> InvoiceReference:
+    return InvoiceReference(
+        invoice_id=message.invoice_id,
+        merchant_id=merchant_id,
+        service_id=message.service_id,
+        user_id=message.user_id,
+    )
+
+
+def invoice_reference_to_proto(reference: InvoiceReference) -> pb.InvoiceReference:
+    return pb.InvoiceReference(
+        invoice_id=reference.invoice_id, service_id=reference.service_id, user_id=reference.user_id
+    )

@@ -1,0 +1,38 @@
+"""Wires metering's real dependencies, and hosts it on a gRPC server."""
+
+from billing.metering.v1 import metering_pb2, metering_pb2_grpc
+from metering_svc.adapters.partitions import PartitionKeeper, months_ahead
+from metering_svc.api.servicer import MeteringServicer
+from metering_svc.service_layer.unit_of_work import Metering
+from metering_svc.settings import MeteringSettings
+from service_kit.clock import Clock, SystemClock
+from service_kit.database import create_engine, session_factory
+from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
+
+SERVICE_NAME = metering_pb2.DESCRIPTOR.services_by_name["MeteringService"].full_name
+
+
+def build(settings: MeteringSettings, clock: Clock | None = None) -> Metering:
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    return Metering(
+        engine=engine,
+        sessions=session_factory(engine),
+        partitions=PartitionKeeper(engine),
+        clock=clock or SystemClock(),
+        settings=settings,
+    )
+
+
+async def start(metering: Metering) -> RunningServer:
+    """Creates the partitions ahead of time, then serves on the configured address."""
+    await metering.partitions.ensure(
+        months_ahead(metering.clock.now(), metering.settings.partitions_ahead)
+    )
+    servicer = MeteringServicer(metering)
+    binding = ServiceBinding(
+        full_name=SERVICE_NAME,
+        register=lambda server: metering_pb2_grpc.add_MeteringServiceServicer_to_server(servicer, server),
+    )
+    return await start_server(
+        [binding], host=metering.settings.grpc_host, port=metering.settings.grpc_port
+    )

@@ -1,0 +1,1 @@
+"""Pure metering rules: no I/O, no ORM, no gRPC."""

@@ -1,0 +1,113 @@
+"""Metering's domain types."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from service_kit.errors import DomainError
+
+
+class Aggregation(StrEnum):
+    SUM = "SUM"
+    COUNT = "COUNT"
+    MAX = "MAX"
+    LAST = "LAST"
+    UNIQUE_COUNT = "UNIQUE_COUNT"
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    PAST_DUE = "PAST_DUE"
+    CANCELED = "CANCELED"
+
+
+class EventOutcome(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    DUPLICATE = "DUPLICATE"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True)
+class Meter:
+    id: str
+    merchant_id: str
+    service_id: str
+    event_key: str
+    aggregation: Aggregation
+    unique_property: str
+    display_name: str
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """Metering's replica of a subscription: what event validation needs, kept locally."""
+
+    subscription_id: str
+    merchant_id: str
+    service_id: str
+    user_id: str
+    status: SubscriptionStatus
+    current_period_start: datetime
+    current_period_end: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class InvoiceReference:
+    invoice_id: str
+    merchant_id: str
+    service_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class UsageEventDraft:
+    """An event as submitted: nothing checked yet."""
+
+    service_id: str
+    subscription_id: str
+    user_id: str
+    event_key: str
+    quantity: str
+    occurred_at: datetime | None
+    invoice_id: str
+    idempotency_key: str
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """A validated event, ready to store."""
+
+    id: str
+    merchant_id: str
+    service_id: str
+    subscription_id: str
+    user_id: str
+    event_key: str
+    quantity: Decimal
+    occurred_at: datetime
+    invoice_id: str
+    idempotency_key: str
+    properties: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredUsageEvent:
+    event: UsageEvent
+    receive_time: datetime
+    cancel_time: datetime | None
+    cancel_reason: str
+    # Where the event sorts in its subscription's history: (occurred_at, ingestion sequence).
+    position: tuple[datetime, int]
+
+
+@dataclass(frozen=True)
+class EventResult:
+    index: int
+    outcome: EventOutcome
+    event_id: str = ""
+    # Why a REJECTED event was refused.
+    error: DomainError | None = None

@@ -1,0 +1,147 @@
+"""Rules a usage event must pass before it is stored (DESIGN.md, seed 001)."""
+
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from metering_svc.domain.model import (
+    InvoiceReference,
+    SubscriptionState,
+    SubscriptionStatus,
+    UsageEvent,
+    UsageEventDraft,
+)
+from service_kit.decimals import parse_decimal
+from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
+
+EVENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+REFERENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+QUANTITY_PLACES = 12
+MAX_QUANTITY = Decimal(10) ** 15
+MAX_IDEMPOTENCY_KEY = 255
+MAX_PROPERTIES = 32
+MAX_PROPERTY_KEY = 64
+MAX_PROPERTY_VALUE = 256
+
+
+def require_reference(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required", field=field)
+    if not REFERENCE_ID.match(value):
+        raise InvalidArgument(
+            f"{field} must be 1-128 characters of [A-Za-z0-9_.:-], starting with a letter or digit",
+            field=field,
+        )
+    return value
+
+
+def require_event_key(value: str, field: str = "event_key") -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required", field=field)
+    if not EVENT_KEY.match(value):
+        raise InvalidArgument(
+            f"{field} must be 1-128 characters of [A-Za-z0-9_.:-], starting with a letter or digit",
+            field=field,
+        )
+    return value
+
+
+def _check_properties(properties: dict[str, str]) -> None:
+    if len(properties) > MAX_PROPERTIES:
+        raise InvalidArgument(f"at most {MAX_PROPERTIES} properties", field="properties")
+    for key, value in properties.items():
+        if not key or len(key) > MAX_PROPERTY_KEY:
+            raise InvalidArgument(
+                f"property names are 1-{MAX_PROPERTY_KEY} characters", field=f"properties.{key[:64]}"
+            )
+        if len(value) > MAX_PROPERTY_VALUE:
+            raise InvalidArgument(
+                f"property values are at most {MAX_PROPERTY_VALUE} characters",
+                field=f"properties.{key}",
+            )
+
+
+def validate_fields(
+    draft: UsageEventDraft,
+    *,
+    event_id: str,
+    merchant_id: str,
+    now: datetime,
+    max_clock_skew: timedelta,
+) -> UsageEvent:
+    """Checks everything that needs no stored state. Raises InvalidArgument naming the field."""
+    require_reference(draft.service_id, "service_id")
+    require_reference(draft.subscription_id, "subscription_id")
+    require_reference(draft.user_id, "user_id")
+    require_event_key(draft.event_key)
+    quantity = parse_decimal(
+        draft.quantity, field="quantity", max_places=QUANTITY_PLACES, max_value=MAX_QUANTITY
+    )
+    if draft.invoice_id:
+        require_reference(draft.invoice_id, "invoice_id")
+    if len(draft.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument(
+            f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters",
+            field="idempotency_key",
+        )
+    _check_properties(draft.properties)
+    occurred_at = draft.occurred_at or now
+    if occurred_at > now + max_clock_skew:
+        raise InvalidArgument(
+            f"occurred_at is more than {max_clock_skew} in the future", field="occurred_at"
+        )
+    return UsageEvent(
+        id=event_id,
+        merchant_id=merchant_id,
+        service_id=draft.service_id,
+        subscription_id=draft.subscription_id,
+        user_id=draft.user_id,
+        event_key=draft.event_key,
+        quantity=quantity,
+        occurred_at=occurred_at,
+        invoice_id=draft.invoice_id,
+        idempotency_key=draft.idempotency_key,
+        properties=dict(draft.properties),
+    )
+
+
+def check_subscription(event: UsageEvent, subscription: SubscriptionState | None) -> None:
+    """The subscription exists, is ACTIVE, belongs to the service and user, and its open period
+    covers the event. (The grace window for late events is applied by invoicing, which moves the
+    open period forward only once the previous one is closed.)"""
+    if subscription is None:
+        raise NotFound(f"subscription {event.subscription_id} not found", field="subscription_id")
+    if subscription.service_id != event.service_id:
+        raise InvalidArgument(
+            f"subscription {event.subscription_id} does not belong to service {event.service_id}",
+            field="service_id",
+        )
+    if subscription.user_id != event.user_id:
+        raise InvalidArgument(
+            f"subscription {event.subscription_id} does not belong to user {event.user_id}",
+            field="user_id",
+        )
+    if subscription.status != SubscriptionStatus.ACTIVE:
+        raise FailedPrecondition(
+            f"subscription {event.subscription_id} is {subscription.status}, not ACTIVE",
+            field="subscription_id",
+        )
+    if event.occurred_at < subscription.current_period_start:
+        raise FailedPrecondition(
+            "occurred_at is before the subscription's open billing period "
+            f"(starting {subscription.current_period_start.isoformat()}), which is closed",
+            field="occurred_at",
+        )
+
+
+def check_invoice(event: UsageEvent, invoice: InvoiceReference | None) -> None:
+    """A linked invoice exists and bills the same service and user."""
+    if not event.invoice_id:
+        return
+    if invoice is None:
+        raise NotFound(f"invoice {event.invoice_id} not found", field="invoice_id")
+    if invoice.service_id != event.service_id or invoice.user_id != event.user_id:
+        raise InvalidArgument(
+            f"invoice {event.invoice_id} does not belong to the same service and user",
+            field="invoice_id",
+        )

@@ -1,0 +1,92 @@
+"""Recording usage events: validate, deduplicate, store and roll up, all in one transaction.
+
+An event is acknowledged only after that transaction commits. A bad event is rejected on its own;
+its siblings in the batch are stored.
+"""
+
+from collections.abc import Sequence
+
+from metering_svc.adapters.partitions import month_of
+from metering_svc.domain.model import EventOutcome, EventResult, UsageEvent, UsageEventDraft
+from metering_svc.domain.validation import check_invoice, check_subscription, validate_fields
+from metering_svc.service_layer.unit_of_work import Metering
+from service_kit.errors import DomainError, InvalidArgument
+from service_kit.ids import new_id
+
+
+async def record_usage_events(
+    metering: Metering, merchant_id: str, drafts: Sequence[UsageEventDraft]
+) -> list[EventResult]:
+    """One result per draft, in order: ACCEPTED, DUPLICATE (with the first event's id) or REJECTED."""
+    if not drafts:
+        raise InvalidArgument("at least one event is required", field="events")
+    if len(drafts) > metering.settings.max_batch_size:
+        raise InvalidArgument(
+            f"at most {metering.settings.max_batch_size} events per call", field="events"
+        )
+    now = metering.clock.now()
+    results: dict[int, EventResult] = {}
+    candidates: list[tuple[int, UsageEvent]] = []
+    for index, draft in enumerate(drafts):
+        try:
+            event = validate_fields(
+                draft,
+                event_id=new_id("evt"),
+                merchant_id=merchant_id,
+                now=now,
+                max_clock_skew=metering.settings.max_clock_skew,
+            )
+        except DomainError as error:
+            results[index] = EventResult(index, EventOutcome.REJECTED, error=error)
+        else:
+            candidates.append((index, event))
+
+    await metering.partitions.ensure({month_of(event.occurred_at) for _, event in candidates})
+    async with metering.unit_of_work() as uow:
+        subscriptions = await uow.replicas.subscriptions_for_ingestion(
+            merchant_id, {event.subscription_id for _, event in candidates}
+        )
+        invoices = await uow.replicas.invoices(
+            merchant_id, {event.invoice_id for _, event in candidates if event.invoice_id}
+        )
+        valid: list[tuple[int, UsageEvent]] = []
+        for index, event in candidates:
+            try:
+                check_subscription(event, subscriptions.get(event.subscription_id))
+                check_invoice(event, invoices.get(event.invoice_id))
+            except DomainError as error:
+                results[index] = EventResult(index, EventOutcome.REJECTED, error=error)
+            else:
+                valid.append((index, event))
+
+        # Within the batch the first event with a key wins; the others repeat it.
+        first_with_key: dict[tuple[str, str], UsageEvent] = {}
+        repeats: list[tuple[int, tuple[str, str]]] = []
+        fresh: list[tuple[int, UsageEvent]] = []
+        for index, event in valid:
+            if event.idempotency_key:
+                key = (event.subscription_id, event.idempotency_key)
+                if key in first_with_key:
+                    repeats.append((index, key))
+                    continue
+                first_with_key[key] = event
+            fresh.append((index, event))
+
+        recorded_before = await uow.events.claim_idempotency_keys(
+            merchant_id, list(first_with_key.values())
+        )
+        to_store: list[UsageEvent] = []
+        for index, event in fresh:
+            earlier = recorded_before.get((event.subscription_id, event.idempotency_key))
+            if earlier is None:
+                to_store.append(event)
+                results[index] = EventResult(index, EventOutcome.ACCEPTED, event_id=event.id)
+            else:
+                results[index] = EventResult(index, EventOutcome.DUPLICATE, event_id=earlier)
+        for index, key in repeats:
+            first_id = recorded_before.get(key, first_with_key[key].id)
+            results[index] = EventResult(index, EventOutcome.DUPLICATE, event_id=first_id)
+
+        await uow.events.insert(merchant_id, to_store, now)
+        await uow.commit()
+    return [results[index] for index in range(len(drafts))]

@@ -1,0 +1,49 @@
+"""Domain errors. Raised by domain and service-layer code, mapped to gRPC status in one interceptor."""
+
+
+class DomainError(Exception):
+    """Base of every error a client can cause. `field` names the offending request field;
+    `code` is the name of the gRPC status code the error maps to."""
+
+    code = "UNKNOWN"
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidArgument(DomainError):
+    """The request itself is wrong (format, range, a reference that does not match)."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(DomainError):
+    """A referenced object does not exist for this merchant."""
+
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(DomainError):
+    """The object (or a unique attribute of it) exists already."""
+
+    code = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(DomainError):
+    """The request is well formed but the current state refuses it."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class PermissionDenied(DomainError):
+    """The caller may not act on this object."""
+
+    code = "PERMISSION_DENIED"
+
+
+class Unauthenticated(DomainError):
+    """The caller did not say who it is."""
+
+    code = "UNAUTHENTICATED"

@@ -1,0 +1,113 @@
+"""Maps domain errors to gRPC status with google.rpc error details, in one interceptor."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from service_kit.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+
+log = structlog.get_logger()
+
+
+
+def _detail_of(error: DomainError) -> Any:
+    if isinstance(error, InvalidArgument):
+        return error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=error.field, description=error.message
+                )
+            ]
+        )
+    if isinstance(error, FailedPrecondition):
+        return error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type="STATE", subject=error.field, description=error.message
+                )
+            ]
+        )
+    if isinstance(error, NotFound | AlreadyExists):
+        return error_details_pb2.ResourceInfo(resource_name=error.field, description=error.message)
+    return error_details_pb2.ErrorInfo(reason=type(error).__name__, domain="billing")
+
+
+def to_grpc_status(error: DomainError) -> grpc.Status:
+    detail = any_pb2.Any()
+    detail.Pack(_detail_of(error))
+    code = grpc.StatusCode[error.code]
+    message = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
+    return rpc_status.to_status(message)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
+    if isinstance(error, DomainError):
+        await context.abort_with_status(to_grpc_status(error))
+    log.exception("rpc.internal_error", error=str(error))
+    await context.abort_with_status(
+        rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message="internal error"))
+    )
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await _abort(context, error)
+
+    return wrapped
+
+
+def _wrap_streaming(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await _abort(context, error)
+
+    return wrapped
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Turns a DomainError into its status code with details; anything else into INTERNAL."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        codecs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary), **codecs)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(_wrap_unary(handler.stream_unary), **codecs)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_streaming(handler.unary_stream), **codecs
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_streaming(handler.stream_stream), **codecs
+        )

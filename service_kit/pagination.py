@@ -1,0 +1,33 @@
+"""Opaque page tokens for keyset pagination, and page size bounds."""
+
+import base64
+import json
+from typing import Any
+
+from service_kit.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(requested: int) -> int:
+    if requested < 0 or requested > MAX_PAGE_SIZE:
+        raise InvalidArgument(f"page_size must be 0-{MAX_PAGE_SIZE}", field="page_size")
+    return requested or DEFAULT_PAGE_SIZE
+
+
+def encode_token(position: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+def decode_token(token: str, length: int) -> list[Any] | None:
+    """The position a token carries; None for an empty token."""
+    if not token:
+        return None
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        raise InvalidArgument("page_token is not a token this service issued", field="page_token") from None
+    if not isinstance(position, list) or len(position) != length:
+        raise InvalidArgument("page_token is not a token this service issued", field="page_token")
+    return position

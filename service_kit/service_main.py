@@ -1,0 +1,43 @@
+"""The command line every service shares: `python -m <service> [serve|migrate]`."""
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import structlog
+
+from service_kit import migrations
+from service_kit.grpc_server import RunningServer, wait_for_termination_signal
+from service_kit.logging import configure_logging
+from service_kit.settings import ServiceSettings
+
+log = structlog.get_logger()
+
+
+def run_service(
+    name: str,
+    settings: ServiceSettings,
+    migrations_dir: Path | None,
+    serve: Callable[[], Awaitable[tuple[RunningServer, Callable[[], Awaitable[None]]]]],
+) -> None:
+    """`serve` starts the server and returns it with a cleanup coroutine for after it stops."""
+    parser = argparse.ArgumentParser(prog=f"python -m {name}")
+    parser.add_argument("command", choices=["serve", "migrate"], nargs="?", default="serve")
+    command = parser.parse_args().command
+    configure_logging(settings.log_level)
+    if command == "migrate":
+        if migrations_dir is not None:
+            migrations.upgrade(migrations_dir, settings.database_url)
+        log.info("migrated", service=name)
+        return
+
+    async def main() -> None:
+        running, cleanup = await serve()
+        log.info("serving", service=name, address=f"{settings.grpc_host}:{running.port}")
+        await wait_for_termination_signal()
+        log.info("stopping", service=name)
+        await running.stop(settings.shutdown_grace_seconds)
+        await cleanup()
+
+    asyncio.run(main())
