@@ -1,1 +1,1 @@
-"""Developer tooling: the private PostgreSQL cluster, code generation and the local platform runner."""
+"""Developer tooling: the private PostgreSQL cluster, stub generation, the local platform."""

@@ -45,10 +45,16 @@ class PrivateCluster:
         assert entry is not None
         ensure_prefix_permissions(self.data_dir)
         ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        for folder in (POSTGRES_BIN_PATH, POSTGRES_BIN_PATH.parent / "lib", POSTGRES_BIN_PATH.parent / "share"):
+        for folder in (
+            POSTGRES_BIN_PATH,
+            POSTGRES_BIN_PATH.parent / "lib",
+            POSTGRES_BIN_PATH.parent / "share",
+        ):
             for path in [folder, *folder.rglob("*")]:
                 readable = stat.S_IRGRP | stat.S_IROTH
-                traversable = stat.S_IXGRP | stat.S_IXOTH if path.is_dir() or os.access(path, os.X_OK) else 0
+                traversable = (
+                    stat.S_IXGRP | stat.S_IXOTH if path.is_dir() or os.access(path, os.X_OK) else 0
+                )
                 path.chmod(path.stat().st_mode | readable | traversable)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
@@ -58,13 +64,26 @@ class PrivateCluster:
             self._prepare_permissions()
         if not (self.data_dir / "PG_VERSION").exists():
             self._pg(
-                "initdb", "-D", str(self.data_dir), "-U", "postgres",
-                "--auth=trust", "--encoding=UTF8", "--no-sync",
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
             )
         self._pg(
-            "pg_ctl", "-D", str(self.data_dir), "-w", "-t", "30",
-            "-l", str(self.data_dir / "server.log"),
-            "-o", f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=300",
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-w",
+            "-t",
+            "30",
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=300",
             "start",
         )
 

@@ -46,7 +46,9 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def generated_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "billing").rglob("*") if p.is_file() and p.suffix in (".py", ".pyi"))
+    return sorted(
+        p for p in (root / "billing").rglob("*") if p.is_file() and p.suffix in (".py", ".pyi")
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ async def serve(settings: InvoicingSettings) -> tuple[RunningServer, Callable[[]
     servicer = invoicing_pb2_grpc.InvoicingServiceServicer()
     binding = ServiceBinding(
         full_name=SERVICE_NAME,
-        register=lambda server: invoicing_pb2_grpc.add_InvoicingServiceServicer_to_server(servicer, server),
+        register=lambda server: invoicing_pb2_grpc.add_InvoicingServiceServicer_to_server(
+            servicer, server
+        ),
     )
     running = await start_server([binding], host=settings.grpc_host, port=settings.grpc_port)
 

@@ -31,7 +31,9 @@ async def start(metering: Metering) -> RunningServer:
     servicer = MeteringServicer(metering)
     binding = ServiceBinding(
         full_name=SERVICE_NAME,
-        register=lambda server: metering_pb2_grpc.add_MeteringServiceServicer_to_server(servicer, server),
+        register=lambda server: metering_pb2_grpc.add_MeteringServiceServicer_to_server(
+            servicer, server
+        ),
     )
     return await start_server(
         [binding], host=metering.settings.grpc_host, port=metering.settings.grpc_port

@@ -24,7 +24,9 @@ def parse_decimal(
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise InvalidArgument(f"{field} is not a decimal number: {text[:64]!r}", field=field) from None
+        raise InvalidArgument(
+            f"{field} is not a decimal number: {text[:64]!r}", field=field
+        ) from None
     if not value.is_finite():
         raise InvalidArgument(f"{field} must be a finite number", field=field)
     if value < 0 or (value == 0 and not allow_zero):
@@ -34,9 +36,7 @@ def parse_decimal(
         raise InvalidArgument(f"{field} must be below {max_value}", field=field)
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > max_places:
-        raise InvalidArgument(
-            f"{field} has more than {max_places} fractional digits", field=field
-        )
+        raise InvalidArgument(f"{field} has more than {max_places} fractional digits", field=field)
     return value
 
 

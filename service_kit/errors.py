@@ -1,4 +1,4 @@
-"""Domain errors. Raised by domain and service-layer code, mapped to gRPC status in one interceptor."""
+"""Domain errors: raised by domain and service code, mapped to gRPC status in one interceptor."""
 
 
 class DomainError(Exception):

@@ -1,5 +1,7 @@
 """Maps domain errors to gRPC status with google.rpc error details, in one interceptor."""
 
+from __future__ import annotations
+
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,7 +20,6 @@ from service_kit.errors import (
 )
 
 log = structlog.get_logger()
-
 
 
 def _detail_of(error: DomainError) -> Any:
@@ -48,7 +49,8 @@ def to_grpc_status(error: DomainError) -> grpc.Status:
     detail.Pack(_detail_of(error))
     code = grpc.StatusCode[error.code]
     message = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
-    return rpc_status.to_status(message)
+    status: grpc.Status = rpc_status.to_status(message)
+    return status
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
@@ -72,8 +74,12 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
     return wrapped
 
 
-def _wrap_streaming(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+def _wrap_streaming(
+    behavior: Callable[..., AsyncIterator[Any]],
+) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapped(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         try:
             async for response in behavior(request, context):
                 yield response
@@ -90,24 +96,30 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
-            return handler
+            return None
+        # grpc.aio handlers are coroutines and async generators; the stubs type them as sync.
+        behaviors: Any = handler
         codecs = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary), **codecs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(_wrap_unary(handler.stream_unary), **codecs)
-        if handler.unary_stream:
+        if behaviors.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(behaviors.unary_unary), **codecs)
+        if behaviors.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(behaviors.stream_unary), **codecs
+            )
+        if behaviors.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_streaming(handler.unary_stream), **codecs
+                _wrap_streaming(behaviors.unary_stream), **codecs
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_streaming(handler.stream_stream), **codecs
+            _wrap_streaming(behaviors.stream_stream), **codecs
         )

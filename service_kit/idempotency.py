@@ -58,7 +58,9 @@ class IdempotencyStore:
             raise InvalidArgument("request_id is longer than 255 characters", field="request_id")
         claimed = await session.execute(
             insert(self._table)
-            .values(merchant_id=merchant_id, request_id=request_id, method=method, fingerprint=digest)
+            .values(
+                merchant_id=merchant_id, request_id=request_id, method=method, fingerprint=digest
+            )
             .on_conflict_do_nothing()
             .returning(self._table.c.request_id)
         )
@@ -66,7 +68,9 @@ class IdempotencyStore:
             return None
         row = (
             await session.execute(
-                select(self._table.c.method, self._table.c.fingerprint, self._table.c.response).where(
+                select(
+                    self._table.c.method, self._table.c.fingerprint, self._table.c.response
+                ).where(
                     self._table.c.merchant_id == merchant_id, self._table.c.request_id == request_id
                 )
             )

@@ -27,7 +27,9 @@ def decode_token(token: str, length: int) -> list[Any] | None:
     try:
         position = json.loads(base64.urlsafe_b64decode(token.encode()))
     except ValueError:
-        raise InvalidArgument("page_token is not a token this service issued", field="page_token") from None
+        raise InvalidArgument(
+            "page_token is not a token this service issued", field="page_token"
+        ) from None
     if not isinstance(position, list) or len(position) != length:
         raise InvalidArgument("page_token is not a token this service issued", field="page_token")
     return position

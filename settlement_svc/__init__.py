@@ -1,1 +1,1 @@
-"""Settlement: a gRPC server with health and reflection; its RPCs arrive with the settlement issue."""
+"""Settlement: a gRPC server with health and reflection; RPCs arrive with the settlement issue."""

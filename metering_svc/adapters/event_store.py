@@ -17,7 +17,8 @@ from metering_svc.domain.model import StoredUsageEvent, UsageEvent
 _CLAIM_KEYS = text("""
     INSERT INTO metering.usage_event_keys (subscription_id, idempotency_key, merchant_id, event_id)
     SELECT t.subscription_id, t.idempotency_key, :merchant_id, t.event_id
-    FROM unnest(CAST(:subscription_ids AS text[]), CAST(:keys AS text[]), CAST(:event_ids AS text[]))
+    FROM unnest(
+        CAST(:subscription_ids AS text[]), CAST(:keys AS text[]), CAST(:event_ids AS text[]))
         AS t(subscription_id, idempotency_key, event_id)
     ORDER BY 1, 2
     ON CONFLICT DO NOTHING
@@ -227,7 +228,9 @@ class EventStore:
         )
         return {(row.subscription_id, row.idempotency_key): row.event_id for row in existing}
 
-    async def insert(self, merchant_id: str, events: Sequence[UsageEvent], receive_time: datetime) -> None:
+    async def insert(
+        self, merchant_id: str, events: Sequence[UsageEvent], receive_time: datetime
+    ) -> None:
         """Stores events and folds them into the hourly rollups, in the caller's transaction."""
         if not events:
             return
@@ -250,7 +253,9 @@ class EventStore:
         )
 
     async def find(self, merchant_id: str, event_id: str) -> StoredUsageEvent | None:
-        row = (await self._session.execute(_FIND_EVENT, {"id": event_id, "merchant_id": merchant_id})).first()
+        row = (
+            await self._session.execute(_FIND_EVENT, {"id": event_id, "merchant_id": merchant_id})
+        ).first()
         return _stored_event(row) if row else None
 
     async def list(

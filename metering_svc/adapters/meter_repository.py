@@ -14,7 +14,7 @@ _BACKFILL_UNIQUE_VALUES = text("""
     INSERT INTO metering.usage_unique_values AS u (
         subscription_id, event_key, property, bucket_start, value, merchant_id, event_count)
     SELECT e.subscription_id, e.event_key, :property, date_trunc('hour', e.occurred_at, 'UTC'),
-        e.properties ->> :property, e.merchant_id, count(*)
+        e.properties ->> :property, :merchant_id, count(*)
     FROM metering.usage_events e
     WHERE e.merchant_id = :merchant_id AND e.service_id = :service_id AND e.event_key = :event_key
         AND e.properties ? :property
@@ -88,7 +88,11 @@ class MeterRepository:
         return [_meter(row) for row in rows]
 
     async def list(
-        self, merchant_id: str, service_id: str | None, after: tuple[datetime, str] | None, limit: int
+        self,
+        merchant_id: str,
+        service_id: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
     ) -> list[Meter]:
         query = select(MeterRow).where(MeterRow.merchant_id == merchant_id)
         if service_id:

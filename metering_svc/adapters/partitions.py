@@ -38,12 +38,15 @@ class PartitionKeeper:
         if not missing:
             return
         async with self._engine.begin() as connection:
-            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PARTITION_LOCK})
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PARTITION_LOCK}
+            )
             for month in missing:
                 name = f"usage_events_{month:%Y_%m}"
                 await connection.execute(
                     text(
-                        f"CREATE TABLE IF NOT EXISTS metering.{name} PARTITION OF metering.usage_events "
+                        f"CREATE TABLE IF NOT EXISTS metering.{name} "
+                        "PARTITION OF metering.usage_events "
                         f"FOR VALUES FROM ('{month.isoformat()} 00:00+00') "
                         f"TO ('{next_month(month).isoformat()} 00:00+00')"
                     )

@@ -26,7 +26,10 @@ def _state(row: SubscriptionRow) -> SubscriptionState:
 
 def _reference(row: InvoiceReferenceRow) -> InvoiceReference:
     return InvoiceReference(
-        invoice_id=row.id, merchant_id=row.merchant_id, service_id=row.service_id, user_id=row.user_id
+        invoice_id=row.id,
+        merchant_id=row.merchant_id,
+        service_id=row.service_id,
+        user_id=row.user_id,
     )
 
 
@@ -47,11 +50,15 @@ class ReplicaRepository:
         )
         return {row.id: _state(row) for row in rows}
 
-    async def subscription(self, merchant_id: str, subscription_id: str) -> SubscriptionState | None:
+    async def subscription(
+        self, merchant_id: str, subscription_id: str
+    ) -> SubscriptionState | None:
         row = await self._session.get(SubscriptionRow, subscription_id)
         return _state(row) if row and row.merchant_id == merchant_id else None
 
-    async def upsert_subscription(self, state: SubscriptionState, now: datetime) -> SubscriptionState:
+    async def upsert_subscription(
+        self, state: SubscriptionState, now: datetime
+    ) -> SubscriptionState:
         """Writes the state unless the stored one is as new or newer; returns what is stored."""
         values = {
             "id": state.subscription_id,
@@ -73,9 +80,9 @@ class ReplicaRepository:
         )
         await self._session.execute(statement)
         stored = await self._session.scalar(
-            select(SubscriptionRow).where(SubscriptionRow.id == state.subscription_id).execution_options(
-                populate_existing=True
-            )
+            select(SubscriptionRow)
+            .where(SubscriptionRow.id == state.subscription_id)
+            .execution_options(populate_existing=True)
         )
         assert stored is not None
         return _state(stored)
@@ -85,7 +92,8 @@ class ReplicaRepository:
             return {}
         rows = await self._session.scalars(
             select(InvoiceReferenceRow).where(
-                InvoiceReferenceRow.id.in_(sorted(ids)), InvoiceReferenceRow.merchant_id == merchant_id
+                InvoiceReferenceRow.id.in_(sorted(ids)),
+                InvoiceReferenceRow.merchant_id == merchant_id,
             )
         )
         return {row.id: _reference(row) for row in rows}

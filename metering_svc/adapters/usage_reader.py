@@ -1,4 +1,4 @@
-"""Reads partial aggregates for a window: whole hours from rollups, partial edges from raw events."""
+"""Partial aggregates of a window: whole hours from rollups, partial edges from raw events."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -111,7 +111,9 @@ class UsageReader:
         result: dict[str, PartialAggregate] = {}
         for statement in (_FROM_ROLLUPS, _FROM_EVENTS):
             for row in await self._session.execute(statement, parameters):
-                result[row.event_key] = result.get(row.event_key, PartialAggregate()).merge(_partial(row))
+                result[row.event_key] = result.get(row.event_key, PartialAggregate()).merge(
+                    _partial(row)
+                )
         return result
 
     async def unique_count(

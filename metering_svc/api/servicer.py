@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -17,7 +17,7 @@ from service_kit.idempotency import fingerprint
 from service_kit.proto_time import from_timestamp, to_timestamp
 from service_kit.tenancy import merchant_id
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
@@ -46,7 +46,11 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         self, request: pb.ListMetersRequest, context: Context
     ) -> pb.ListMetersResponse:
         page, token = await meters.list_meters(
-            self._metering, merchant_id(context), request.service_id, request.page_size, request.page_token
+            self._metering,
+            merchant_id(context),
+            request.service_id,
+            request.page_size,
+            request.page_token,
         )
         return pb.ListMetersResponse(
             meters=[translate.meter_to_proto(m) for m in page], next_page_token=token
@@ -129,7 +133,9 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
             merchant_id(context),
             request.subscription_id,
             event_key=request.event_key,
-            start_time=from_timestamp(request.start_time) if request.HasField("start_time") else None,
+            start_time=from_timestamp(request.start_time)
+            if request.HasField("start_time")
+            else None,
             end_time=from_timestamp(request.end_time) if request.HasField("end_time") else None,
             size=request.page_size,
             token=request.page_token,
@@ -152,7 +158,12 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         start = from_timestamp(request.start_time) if request.HasField("start_time") else None
         end = from_timestamp(request.end_time) if request.HasField("end_time") else None
         found = await summaries.usage_summary(
-            self._metering, merchant_id(context), request.subscription_id, request.event_key, start, end
+            self._metering,
+            merchant_id(context),
+            request.subscription_id,
+            request.event_key,
+            start,
+            end,
         )
         response = pb.GetUsageSummaryResponse(
             summaries=[translate.summary_to_proto(summary) for summary in found]

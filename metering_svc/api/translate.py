@@ -145,7 +145,9 @@ def subscription_state_to_proto(state: SubscriptionState) -> pb.SubscriptionStat
     )
 
 
-def invoice_reference_from_proto(message: pb.InvoiceReference, merchant_id: str) -> InvoiceReference:
+def invoice_reference_from_proto(
+    message: pb.InvoiceReference, merchant_id: str
+) -> InvoiceReference:
     return InvoiceReference(
         invoice_id=message.invoice_id,
         merchant_id=merchant_id,

@@ -71,7 +71,5 @@ def plan_window(start: datetime, end: datetime) -> WindowPlan:
     first_full, last_full = bucket_ceil(start), bucket_floor(end)
     if first_full >= last_full:
         return WindowPlan(buckets=None, edges=((start, end),))
-    edges = tuple(
-        (lo, hi) for lo, hi in ((start, first_full), (last_full, end)) if lo < hi
-    )
+    edges = tuple((lo, hi) for lo, hi in ((start, first_full), (last_full, end)) if lo < hi)
     return WindowPlan(buckets=(first_full, last_full), edges=edges)

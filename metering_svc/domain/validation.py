@@ -52,7 +52,8 @@ def _check_properties(properties: dict[str, str]) -> None:
     for key, value in properties.items():
         if not key or len(key) > MAX_PROPERTY_KEY:
             raise InvalidArgument(
-                f"property names are 1-{MAX_PROPERTY_KEY} characters", field=f"properties.{key[:64]}"
+                f"property names are 1-{MAX_PROPERTY_KEY} characters",
+                field=f"properties.{key[:64]}",
             )
         if len(value) > MAX_PROPERTY_VALUE:
             raise InvalidArgument(

@@ -52,7 +52,9 @@ async def cancel_usage_event(
     """Takes an event out of every summary; its record stays. Refused once its period is closed."""
     require_reference(event_id, "id")
     if len(reason) > MAX_CANCEL_REASON:
-        raise InvalidArgument(f"reason is longer than {MAX_CANCEL_REASON} characters", field="reason")
+        raise InvalidArgument(
+            f"reason is longer than {MAX_CANCEL_REASON} characters", field="reason"
+        )
     async with metering.unit_of_work() as uow:
         stored = await uow.events.find(merchant_id, event_id)
         if stored is None:

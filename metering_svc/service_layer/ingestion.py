@@ -17,7 +17,8 @@ from service_kit.ids import new_id
 async def record_usage_events(
     metering: Metering, merchant_id: str, drafts: Sequence[UsageEventDraft]
 ) -> list[EventResult]:
-    """One result per draft, in order: ACCEPTED, DUPLICATE (with the first event's id) or REJECTED."""
+    """One result per draft, in order: ACCEPTED, DUPLICATE (with the first event's id), or
+    REJECTED (with the error)."""
     if not drafts:
         raise InvalidArgument("at least one event is required", field="events")
     if len(drafts) > metering.settings.max_batch_size:

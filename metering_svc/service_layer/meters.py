@@ -77,7 +77,9 @@ async def create_meter(metering: Metering, meter: Meter, request_id: str, digest
             )
         if request_id:
             await uow.idempotency.remember(
-                uow.session, merchant_id=meter.merchant_id, request_id=request_id,
+                uow.session,
+                merchant_id=meter.merchant_id,
+                request_id=request_id,
                 response=meter.id.encode(),
             )
         await uow.commit()

@@ -6,14 +6,17 @@ from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument, PermissionDenied
 
 
-async def upsert_subscription_state(metering: Metering, state: SubscriptionState) -> SubscriptionState:
+async def upsert_subscription_state(
+    metering: Metering, state: SubscriptionState
+) -> SubscriptionState:
     """Stores the state unless a newer version is stored (then returns the stored one)."""
     require_reference(state.subscription_id, "state.subscription_id")
     require_reference(state.service_id, "state.service_id")
     require_reference(state.user_id, "state.user_id")
     if state.current_period_end <= state.current_period_start:
         raise InvalidArgument(
-            "current_period_end must be after current_period_start", field="state.current_period_end"
+            "current_period_end must be after current_period_start",
+            field="state.current_period_end",
         )
     if state.version < 1:
         raise InvalidArgument("version must be a positive number", field="state.version")
@@ -28,7 +31,9 @@ async def upsert_subscription_state(metering: Metering, state: SubscriptionState
     return stored
 
 
-async def upsert_invoice_reference(metering: Metering, reference: InvoiceReference) -> InvoiceReference:
+async def upsert_invoice_reference(
+    metering: Metering, reference: InvoiceReference
+) -> InvoiceReference:
     require_reference(reference.invoice_id, "invoice.invoice_id")
     require_reference(reference.service_id, "invoice.service_id")
     require_reference(reference.user_id, "invoice.user_id")
@@ -36,7 +41,8 @@ async def upsert_invoice_reference(metering: Metering, reference: InvoiceReferen
         stored = await uow.replicas.upsert_invoice(reference, metering.clock.now())
         if stored.merchant_id != reference.merchant_id:
             raise PermissionDenied(
-                f"invoice {reference.invoice_id} belongs to another merchant", field="invoice.invoice_id"
+                f"invoice {reference.invoice_id} belongs to another merchant",
+                field="invoice.invoice_id",
             )
         await uow.commit()
     return stored

@@ -44,7 +44,10 @@ async def usage_summary(
         subscription = await uow.replicas.subscription(merchant_id, subscription_id)
         if subscription is None:
             raise NotFound(f"subscription {subscription_id} not found", field="subscription_id")
-        meters = {m.event_key: m for m in await uow.meters.for_service(merchant_id, subscription.service_id)}
+        meters = {
+            m.event_key: m
+            for m in await uow.meters.for_service(merchant_id, subscription.service_id)
+        }
         if event_key:
             keys = [event_key]
         else:
@@ -57,8 +60,12 @@ async def usage_summary(
             aggregate = aggregates.get(key, PartialAggregate())
             unique = 0
             if meter and aggregation is Aggregation.UNIQUE_COUNT:
-                unique = await uow.usage.unique_count(subscription_id, key, meter.unique_property, plan)
+                unique = await uow.usage.unique_count(
+                    subscription_id, key, meter.unique_property, plan
+                )
             summaries.append(
-                UsageSummary(key, meter, aggregation, aggregate.value(aggregation, unique), aggregate)
+                UsageSummary(
+                    key, meter, aggregation, aggregate.value(aggregation, unique), aggregate
+                )
             )
     return summaries

@@ -72,7 +72,8 @@ STATEMENTS = [
         PRIMARY KEY (subscription_id, id, occurred_at)
     ) PARTITION BY RANGE (occurred_at)
     """,
-    "CREATE INDEX usage_events_by_time ON metering.usage_events (subscription_id, occurred_at, seq)",
+    "CREATE INDEX usage_events_by_time "
+    "ON metering.usage_events (subscription_id, occurred_at, seq)",
     "CREATE INDEX usage_events_by_id ON metering.usage_events (id)",
     # Deduplication lives beside the events: a key must be unique per subscription whatever
     # partition its event lands in.

@@ -1,0 +1,39 @@
+# Every target installs what it needs first: a fresh clone needs only Python 3.11 and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install up test lint format protos clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## Runs the platform: private PostgreSQL, migrations, the three services and the gateway.
+up: install
+	$(PY) -m devstack up
+
+## Lint, type-check, then the whole test suite against a real PostgreSQL.
+test: lint
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## Regenerates the committed stubs in billing/ from protos/.
+protos: install
+	$(PY) -m devstack.protogen
+
+clean:
+	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache

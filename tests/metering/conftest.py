@@ -1,0 +1,154 @@
+"""A real metering gRPC server on a free loopback port, and helpers to drive it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from billing.metering.v1 import metering_pb2 as pb
+from billing.metering.v1 import metering_pb2_grpc
+from metering_svc import bootstrap
+from metering_svc.service_layer.unit_of_work import Metering
+from metering_svc.settings import MeteringSettings
+from service_kit.clock import ManualClock
+from service_kit.proto_time import to_timestamp
+from tests.conftest import TEST_START
+
+_merchants = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+async def metering(database_url: str) -> AsyncIterator[Metering]:
+    settings = MeteringSettings(database_url=database_url, grpc_port=0, db_pool_size=20)
+    service = bootstrap.build(settings, clock=ManualClock(TEST_START))
+    yield service
+    await service.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def metering_stub(
+    metering: Metering,
+) -> AsyncIterator[metering_pb2_grpc.MeteringServiceAsyncStub]:
+    running = await bootstrap.start(metering)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    yield metering_pb2_grpc.MeteringServiceStub(channel)
+    await channel.close()
+    await running.stop(1)
+
+
+@pytest.fixture(scope="session")
+def clock(metering: Metering) -> ManualClock:
+    assert isinstance(metering.clock, ManualClock)
+    return metering.clock
+
+
+@dataclass
+class Tenant:
+    """A fresh merchant with one ACTIVE subscription, so tests never see each other's data."""
+
+    stub: metering_pb2_grpc.MeteringServiceAsyncStub
+    merchant_id: str
+    service_id: str
+    user_id: str
+    subscription_id: str
+    period_start: datetime
+    period_end: datetime
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-merchant-id", self.merchant_id),)
+
+    def event(self, quantity: str, **fields: object) -> pb.UsageEventInput:
+        values: dict[str, object] = {
+            "service_id": self.service_id,
+            "subscription_id": self.subscription_id,
+            "user_id": self.user_id,
+            "event_key": "token_generated",
+            "quantity": quantity,
+        }
+        values.update(fields)
+        return pb.UsageEventInput(**values)  # type: ignore[arg-type]
+
+    async def record(self, quantity: str, **fields: object) -> pb.RecordUsageEventResponse:
+        return await self.stub.RecordUsageEvent(
+            pb.RecordUsageEventRequest(event=self.event(quantity, **fields)), metadata=self.metadata
+        )
+
+    async def set_state(
+        self, status: pb.SubscriptionStatus.ValueType, version: int, start: datetime | None = None
+    ) -> pb.SubscriptionState:
+        return await self.stub.UpsertSubscriptionState(
+            pb.UpsertSubscriptionStateRequest(
+                state=pb.SubscriptionState(
+                    subscription_id=self.subscription_id,
+                    service_id=self.service_id,
+                    user_id=self.user_id,
+                    status=status,
+                    current_period_start=to_timestamp(start or self.period_start),
+                    current_period_end=to_timestamp(self.period_end),
+                    version=version,
+                )
+            ),
+            metadata=self.metadata,
+        )
+
+    async def summary(
+        self, start: datetime, end: datetime, event_key: str = ""
+    ) -> dict[str, pb.UsageSummary]:
+        response = await self.stub.GetUsageSummary(
+            pb.GetUsageSummaryRequest(
+                subscription_id=self.subscription_id,
+                event_key=event_key,
+                start_time=to_timestamp(start),
+                end_time=to_timestamp(end),
+            ),
+            metadata=self.metadata,
+        )
+        return {s.event_key: s for s in response.summaries}
+
+
+@pytest.fixture
+async def tenant(metering_stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> Tenant:
+    number = next(_merchants)
+    period_start = TEST_START - timedelta(days=10, hours=3, minutes=17)
+    found = Tenant(
+        stub=metering_stub,
+        merchant_id=f"mer_test{number}",
+        service_id=f"svc_ai_tokens{number}",
+        user_id=f"usr_b4e7f8{number}",
+        subscription_id=f"sub_{number:06d}",
+        period_start=period_start,
+        period_end=period_start + timedelta(days=30),
+    )
+    await found.set_state(pb.SUBSCRIPTION_STATUS_ACTIVE, version=1)
+    return found
+
+
+def field_violation(error: grpc.aio.AioRpcError) -> str:
+    """The field named by the error's google.rpc details (BadRequest, PreconditionFailure or
+    ResourceInfo)."""
+    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    assert isinstance(details, bytes), "the error carries no google.rpc.Status details"
+    status = status_pb2.Status.FromString(details)
+    assert status.code == error.code().value[0]
+    for detail in status.details:
+        for kind in (
+            error_details_pb2.BadRequest,
+            error_details_pb2.PreconditionFailure,
+            error_details_pb2.ResourceInfo,
+        ):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                if isinstance(message, error_details_pb2.BadRequest):
+                    return str(message.field_violations[0].field)
+                if isinstance(message, error_details_pb2.PreconditionFailure):
+                    return str(message.violations[0].subject)
+                return str(message.resource_name)
+    raise AssertionError("no field in the error details")
