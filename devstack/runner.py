@@ -61,7 +61,7 @@ GATEWAY = Service("gateway", "GATEWAY_HTTP_PORT", 8080)
 @dataclass(frozen=True)
 class Child:
     service: Service
-    process: "subprocess.Popen[bytes]"
+    process: subprocess.Popen[bytes]
     log_path: Path
 
     def failure(self, reason: str) -> Failure:
@@ -105,22 +105,9 @@ def ensure_database(cluster: PrivateCluster, name: str) -> None:
         cluster.create_database(name)
 
 
-def migrate(service: Service, database_url: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", service.module, "migrate"],
-        env=service.env(database_url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        output = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-        raise Failure(f"{service.module} migrate exited with {done.returncode}:\n{output}")
-
-
-def spawn(service: Service, database_url: str) -> Child:
-    log_path = STATE_DIR / "logs" / f"{service.module}.log"
-    args = [sys.executable, "-m", service.module, *(["serve"] if service.is_grpc else [])]
+def launch(service: Service, database_url: str, command: str = "serve") -> Child:
+    log_path = STATE_DIR / "logs" / f"{service.module}.{command}.log"
+    args = [sys.executable, "-m", service.module, *([command] if service.is_grpc else [])]
     with log_path.open("wb") as log:
         # A session of its own keeps the terminal's Ctrl-C away, so shutdown follows our order.
         process = subprocess.Popen(
@@ -162,9 +149,11 @@ def up() -> int:
         ensure_database(cluster, DATABASE)
         url = cluster.url(DATABASE)
         for service in GRPC_SERVICES:
-            migrate(service, url)
+            migration = launch(service, url, "migrate")
+            if migration.process.wait() != 0:
+                raise migration.failure(f"migrate exited with {migration.process.returncode}")
         for service in [*GRPC_SERVICES, GATEWAY]:
-            children.append(spawn(service, url))
+            children.append(launch(service, url))
         deadline = time.monotonic() + READY_TIMEOUT
         for child in children:
             child.wait_ready(deadline)

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures, each next to a baseline measured in the same run."""
