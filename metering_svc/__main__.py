@@ -1,19 +1,18 @@
 """python -m metering_svc [serve|migrate]"""
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from metering_svc import bootstrap
 from metering_svc.adapters.partitions import months_ahead
 from metering_svc.settings import MeteringSettings
 from service_kit.grpc_server import RunningServer
-from service_kit.service_main import run_service
+from service_kit.service_main import Cleanup, run_service
 
 PARTITION_CHECK_SECONDS = 3600
 
 
-async def serve(settings: MeteringSettings) -> tuple[RunningServer, Callable[[], Awaitable[None]]]:
+async def serve(settings: MeteringSettings) -> tuple[RunningServer, Cleanup]:
     metering = bootstrap.build(settings)
     running = await bootstrap.start(metering)
 

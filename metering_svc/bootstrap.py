@@ -9,8 +9,6 @@ from service_kit.clock import Clock, SystemClock
 from service_kit.database import create_engine, session_factory
 from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
 
-SERVICE_NAME = metering_pb2.DESCRIPTOR.services_by_name["MeteringService"].full_name
-
 
 def build(settings: MeteringSettings, clock: Clock | None = None) -> Metering:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
@@ -28,12 +26,10 @@ async def start(metering: Metering) -> RunningServer:
     await metering.partitions.ensure(
         months_ahead(metering.clock.now(), metering.settings.partitions_ahead)
     )
-    servicer = MeteringServicer(metering)
-    binding = ServiceBinding(
-        full_name=SERVICE_NAME,
-        register=lambda server: metering_pb2_grpc.add_MeteringServiceServicer_to_server(
-            servicer, server
-        ),
+    binding = ServiceBinding.of(
+        metering_pb2.DESCRIPTOR.services_by_name["MeteringService"],
+        MeteringServicer(metering),
+        metering_pb2_grpc.add_MeteringServiceServicer_to_server,
     )
     return await start_server(
         [binding], host=metering.settings.grpc_host, port=metering.settings.grpc_port

@@ -4,9 +4,11 @@ import asyncio
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -23,6 +25,16 @@ class ServiceBinding:
 
     full_name: str
     register: Callable[[grpc.aio.Server], None]
+
+    @classmethod
+    def of(
+        cls,
+        service: ServiceDescriptor,
+        servicer: object,
+        add_to_server: Callable[[Any, grpc.aio.Server], None],
+    ) -> "ServiceBinding":
+        """Binds a servicer with its generated `add_XServicer_to_server` function."""
+        return cls(service.full_name, lambda server: add_to_server(servicer, server))
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,39 @@ from pathlib import Path
 import structlog
 
 from service_kit import migrations
-from service_kit.grpc_server import RunningServer, wait_for_termination_signal
+from service_kit.grpc_server import (
+    RunningServer,
+    ServiceBinding,
+    start_server,
+    wait_for_termination_signal,
+)
 from service_kit.logging import configure_logging
 from service_kit.settings import ServiceSettings
 
 log = structlog.get_logger()
+
+Cleanup = Callable[[], Awaitable[None]]
+Serve = Callable[[], Awaitable[tuple[RunningServer, Cleanup]]]
+
+
+def serve_bindings(settings: ServiceSettings, bindings: list[ServiceBinding]) -> Serve:
+    """`serve` for a service with nothing to set up or tear down around its server."""
+
+    async def nothing_to_clean() -> None:
+        return None
+
+    async def serve() -> tuple[RunningServer, Cleanup]:
+        running = await start_server(bindings, host=settings.grpc_host, port=settings.grpc_port)
+        return running, nothing_to_clean
+
+    return serve
 
 
 def run_service(
     name: str,
     settings: ServiceSettings,
     migrations_dir: Path | None,
-    serve: Callable[[], Awaitable[tuple[RunningServer, Callable[[], Awaitable[None]]]]],
+    serve: Serve,
 ) -> None:
     """`serve` starts the server and returns it with a cleanup coroutine for after it stops."""
     parser = argparse.ArgumentParser(prog=f"python -m {name}")

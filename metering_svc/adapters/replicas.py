@@ -2,6 +2,7 @@
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -9,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.adapters.tables import InvoiceReferenceRow, SubscriptionRow
 from metering_svc.domain.model import InvoiceReference, SubscriptionState, SubscriptionStatus
+
+Row = TypeVar("Row", SubscriptionRow, InvoiceReferenceRow)
 
 
 def _state(row: SubscriptionRow) -> SubscriptionState:
@@ -60,31 +63,21 @@ class ReplicaRepository:
         self, state: SubscriptionState, now: datetime
     ) -> SubscriptionState:
         """Writes the state unless the stored one is as new or newer; returns what is stored."""
-        values = {
-            "id": state.subscription_id,
-            "merchant_id": state.merchant_id,
-            "service_id": state.service_id,
-            "user_id": state.user_id,
-            "status": state.status.value,
-            "current_period_start": state.current_period_start,
-            "current_period_end": state.current_period_end,
-            "version": state.version,
-            "update_time": now,
-        }
-        statement = insert(SubscriptionRow).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[SubscriptionRow.id],
-            set_={k: statement.excluded[k] for k in values if k != "id"},
-            where=(SubscriptionRow.version < statement.excluded.version)
-            & (SubscriptionRow.merchant_id == statement.excluded.merchant_id),
+        stored = await self._upsert(
+            SubscriptionRow,
+            {
+                "id": state.subscription_id,
+                "merchant_id": state.merchant_id,
+                "service_id": state.service_id,
+                "user_id": state.user_id,
+                "status": state.status.value,
+                "current_period_start": state.current_period_start,
+                "current_period_end": state.current_period_end,
+                "version": state.version,
+                "update_time": now,
+            },
+            newer_only=True,
         )
-        await self._session.execute(statement)
-        stored = await self._session.scalar(
-            select(SubscriptionRow)
-            .where(SubscriptionRow.id == state.subscription_id)
-            .execution_options(populate_existing=True)
-        )
-        assert stored is not None
         return _state(stored)
 
     async def invoices(self, merchant_id: str, ids: Collection[str]) -> dict[str, InvoiceReference]:
@@ -99,24 +92,34 @@ class ReplicaRepository:
         return {row.id: _reference(row) for row in rows}
 
     async def upsert_invoice(self, reference: InvoiceReference, now: datetime) -> InvoiceReference:
-        values = {
-            "id": reference.invoice_id,
-            "merchant_id": reference.merchant_id,
-            "service_id": reference.service_id,
-            "user_id": reference.user_id,
-            "update_time": now,
-        }
-        statement = insert(InvoiceReferenceRow).values(values)
+        stored = await self._upsert(
+            InvoiceReferenceRow,
+            {
+                "id": reference.invoice_id,
+                "merchant_id": reference.merchant_id,
+                "service_id": reference.service_id,
+                "user_id": reference.user_id,
+                "update_time": now,
+            },
+            newer_only=False,
+        )
+        return _reference(stored)
+
+    async def _upsert(self, row: type[Row], values: dict[str, Any], *, newer_only: bool) -> Row:
+        """Inserts or updates by id, never across merchants (nor to an older version when
+        `newer_only`), and returns the row as stored: the caller sees a refused write."""
+        statement = insert(row).values(values)
+        guard = row.merchant_id == statement.excluded.merchant_id
+        if newer_only:
+            guard &= row.version < statement.excluded.version  # type: ignore[attr-defined]
         statement = statement.on_conflict_do_update(
-            index_elements=[InvoiceReferenceRow.id],
-            set_={k: statement.excluded[k] for k in values if k != "id"},
-            where=InvoiceReferenceRow.merchant_id == statement.excluded.merchant_id,
+            index_elements=[row.id],
+            set_={key: statement.excluded[key] for key in values if key != "id"},
+            where=guard,
         )
         await self._session.execute(statement)
         stored = await self._session.scalar(
-            select(InvoiceReferenceRow)
-            .where(InvoiceReferenceRow.id == reference.invoice_id)
-            .execution_options(populate_existing=True)
+            select(row).where(row.id == values["id"]).execution_options(populate_existing=True)
         )
         assert stored is not None
-        return _reference(stored)
+        return stored

@@ -14,8 +14,8 @@ from metering_svc.domain.model import (
 from service_kit.decimals import parse_decimal
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 
-EVENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-REFERENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+# Ids (of services, subscriptions, users, invoices, events) and event keys alike.
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 QUANTITY_PLACES = 12
 MAX_QUANTITY = Decimal(10) ** 15
 MAX_IDEMPOTENCY_KEY = 255
@@ -24,21 +24,10 @@ MAX_PROPERTY_KEY = 64
 MAX_PROPERTY_VALUE = 256
 
 
-def require_reference(value: str, field: str) -> str:
+def require_identifier(value: str, field: str) -> str:
     if not value:
         raise InvalidArgument(f"{field} is required", field=field)
-    if not REFERENCE_ID.match(value):
-        raise InvalidArgument(
-            f"{field} must be 1-128 characters of [A-Za-z0-9_.:-], starting with a letter or digit",
-            field=field,
-        )
-    return value
-
-
-def require_event_key(value: str, field: str = "event_key") -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required", field=field)
-    if not EVENT_KEY.match(value):
+    if not IDENTIFIER.match(value):
         raise InvalidArgument(
             f"{field} must be 1-128 characters of [A-Za-z0-9_.:-], starting with a letter or digit",
             field=field,
@@ -71,15 +60,15 @@ def validate_fields(
     max_clock_skew: timedelta,
 ) -> UsageEvent:
     """Checks everything that needs no stored state. Raises InvalidArgument naming the field."""
-    require_reference(draft.service_id, "service_id")
-    require_reference(draft.subscription_id, "subscription_id")
-    require_reference(draft.user_id, "user_id")
-    require_event_key(draft.event_key)
+    require_identifier(draft.service_id, "service_id")
+    require_identifier(draft.subscription_id, "subscription_id")
+    require_identifier(draft.user_id, "user_id")
+    require_identifier(draft.event_key, "event_key")
     quantity = parse_decimal(
         draft.quantity, field="quantity", max_places=QUANTITY_PLACES, max_value=MAX_QUANTITY
     )
     if draft.invoice_id:
-        require_reference(draft.invoice_id, "invoice_id")
+        require_identifier(draft.invoice_id, "invoice_id")
     if len(draft.idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidArgument(
             f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters",

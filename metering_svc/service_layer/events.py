@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from metering_svc.domain.model import StoredUsageEvent
-from metering_svc.domain.validation import require_event_key, require_reference
+from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit import pagination
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -22,9 +22,9 @@ async def list_usage_events(
     size: int,
     token: str,
 ) -> tuple[list[StoredUsageEvent], str]:
-    require_reference(subscription_id, "subscription_id")
+    require_identifier(subscription_id, "subscription_id")
     if event_key:
-        require_event_key(event_key)
+        require_identifier(event_key, "event_key")
     limit = pagination.page_size(size)
     position = pagination.decode_token(token, 2)
     after = (datetime.fromisoformat(position[0]), int(position[1])) if position else None
@@ -50,7 +50,7 @@ async def cancel_usage_event(
     metering: Metering, merchant_id: str, event_id: str, reason: str
 ) -> StoredUsageEvent:
     """Takes an event out of every summary; its record stays. Refused once its period is closed."""
-    require_reference(event_id, "id")
+    require_identifier(event_id, "id")
     if len(reason) > MAX_CANCEL_REASON:
         raise InvalidArgument(
             f"reason is longer than {MAX_CANCEL_REASON} characters", field="reason"

@@ -4,7 +4,7 @@ import re
 from datetime import datetime
 
 from metering_svc.domain.model import Aggregation, Meter
-from metering_svc.domain.validation import require_event_key, require_reference
+from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit import pagination
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
@@ -24,8 +24,8 @@ def new_meter(
     display_name: str,
     now: datetime,
 ) -> Meter:
-    require_reference(service_id, "meter.service_id")
-    require_event_key(event_key, "meter.event_key")
+    require_identifier(service_id, "meter.service_id")
+    require_identifier(event_key, "meter.event_key")
     if aggregation is None:
         raise InvalidArgument("meter.aggregation is required", field="meter.aggregation")
     if aggregation is Aggregation.UNIQUE_COUNT:

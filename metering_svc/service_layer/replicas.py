@@ -1,7 +1,7 @@
 """Writing metering's replicas of subscriptions and invoices (called by invoicing)."""
 
 from metering_svc.domain.model import InvoiceReference, SubscriptionState
-from metering_svc.domain.validation import require_reference
+from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument, PermissionDenied
 
@@ -10,9 +10,9 @@ async def upsert_subscription_state(
     metering: Metering, state: SubscriptionState
 ) -> SubscriptionState:
     """Stores the state unless a newer version is stored (then returns the stored one)."""
-    require_reference(state.subscription_id, "state.subscription_id")
-    require_reference(state.service_id, "state.service_id")
-    require_reference(state.user_id, "state.user_id")
+    require_identifier(state.subscription_id, "state.subscription_id")
+    require_identifier(state.service_id, "state.service_id")
+    require_identifier(state.user_id, "state.user_id")
     if state.current_period_end <= state.current_period_start:
         raise InvalidArgument(
             "current_period_end must be after current_period_start",
@@ -34,9 +34,9 @@ async def upsert_subscription_state(
 async def upsert_invoice_reference(
     metering: Metering, reference: InvoiceReference
 ) -> InvoiceReference:
-    require_reference(reference.invoice_id, "invoice.invoice_id")
-    require_reference(reference.service_id, "invoice.service_id")
-    require_reference(reference.user_id, "invoice.user_id")
+    require_identifier(reference.invoice_id, "invoice.invoice_id")
+    require_identifier(reference.service_id, "invoice.service_id")
+    require_identifier(reference.user_id, "invoice.user_id")
     async with metering.unit_of_work() as uow:
         stored = await uow.replicas.upsert_invoice(reference, metering.clock.now())
         if stored.merchant_id != reference.merchant_id:

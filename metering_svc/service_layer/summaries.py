@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from metering_svc.domain.aggregation import PartialAggregate, plan_window
 from metering_svc.domain.model import Aggregation, Meter
-from metering_svc.domain.validation import require_event_key, require_reference
+from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument, NotFound
 
@@ -30,9 +30,9 @@ async def usage_summary(
 ) -> list[UsageSummary]:
     """One summary per requested key: the given one, or every meter of the subscription's service
     plus every key with usage in the window. A key without a meter aggregates as SUM."""
-    require_reference(subscription_id, "subscription_id")
+    require_identifier(subscription_id, "subscription_id")
     if event_key:
-        require_event_key(event_key)
+        require_identifier(event_key, "event_key")
     if start is None:
         raise InvalidArgument("start_time is required", field="start_time")
     if end is None:
