@@ -24,6 +24,7 @@ def _state(row: SubscriptionRow) -> SubscriptionState:
         current_period_start=row.current_period_start,
         current_period_end=row.current_period_end,
         version=row.version,
+        test_clock_time=row.test_clock_time,
     )
 
 
@@ -74,6 +75,7 @@ class ReplicaRepository:
                 "current_period_start": state.current_period_start,
                 "current_period_end": state.current_period_end,
                 "version": state.version,
+                "test_clock_time": state.test_clock_time,
                 "update_time": now,
             },
             newer_only=True,

@@ -39,6 +39,7 @@ class SubscriptionRow(Base):
     current_period_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(BigInteger)
     update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    test_clock_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class InvoiceReferenceRow(Base):

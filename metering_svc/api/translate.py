@@ -130,11 +130,14 @@ def subscription_state_from_proto(
         current_period_start=from_timestamp(message.current_period_start),
         current_period_end=from_timestamp(message.current_period_end),
         version=message.version,
+        test_clock_time=(
+            from_timestamp(message.test_clock_time) if message.HasField("test_clock_time") else None
+        ),
     )
 
 
 def subscription_state_to_proto(state: SubscriptionState) -> pb.SubscriptionState:
-    return pb.SubscriptionState(
+    message = pb.SubscriptionState(
         subscription_id=state.subscription_id,
         service_id=state.service_id,
         user_id=state.user_id,
@@ -143,6 +146,9 @@ def subscription_state_to_proto(state: SubscriptionState) -> pb.SubscriptionStat
         current_period_end=to_timestamp(state.current_period_end),
         version=state.version,
     )
+    if state.test_clock_time is not None:
+        message.test_clock_time.CopyFrom(to_timestamp(state.test_clock_time))
+    return message
 
 
 def invoice_reference_from_proto(

@@ -52,6 +52,13 @@ class SubscriptionState:
     current_period_start: datetime
     current_period_end: datetime
     version: int
+    test_clock_time: datetime | None = None
+
+    def now(self, real_now: datetime) -> datetime:
+        """The subscription's present: a test clock may have moved it ahead of real time."""
+        if self.test_clock_time is None:
+            return real_now
+        return max(real_now, self.test_clock_time)
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,9 @@ def validate_fields(
     event_id: str,
     merchant_id: str,
     now: datetime,
-    max_clock_skew: timedelta,
 ) -> UsageEvent:
-    """Checks everything that needs no stored state. Raises InvalidArgument naming the field."""
+    """Checks everything that needs no stored state. Raises InvalidArgument naming the field.
+    An event without occurred_at happened `now`."""
     require_identifier(draft.service_id, "service_id")
     require_identifier(draft.subscription_id, "subscription_id")
     require_identifier(draft.user_id, "user_id")
@@ -75,11 +75,6 @@ def validate_fields(
             field="idempotency_key",
         )
     _check_properties(draft.properties)
-    occurred_at = draft.occurred_at or now
-    if occurred_at > now + max_clock_skew:
-        raise InvalidArgument(
-            f"occurred_at is more than {max_clock_skew} in the future", field="occurred_at"
-        )
     return UsageEvent(
         id=event_id,
         merchant_id=merchant_id,
@@ -88,17 +83,24 @@ def validate_fields(
         user_id=draft.user_id,
         event_key=draft.event_key,
         quantity=quantity,
-        occurred_at=occurred_at,
+        occurred_at=draft.occurred_at or now,
         invoice_id=draft.invoice_id,
         idempotency_key=draft.idempotency_key,
         properties=dict(draft.properties),
     )
 
 
-def check_subscription(event: UsageEvent, subscription: SubscriptionState | None) -> None:
+def check_subscription(
+    event: UsageEvent,
+    subscription: SubscriptionState | None,
+    *,
+    now: datetime,
+    max_clock_skew: timedelta,
+) -> None:
     """The subscription exists, is ACTIVE, belongs to the service and user, and its open period
-    covers the event. (The grace window for late events is applied by invoicing, which moves the
-    open period forward only once the previous one is closed.)"""
+    covers the event, which is not in the subscription's future. (The grace window for late
+    events is applied by invoicing, which moves the open period forward only once the previous
+    one is closed.)"""
     if subscription is None:
         raise NotFound(f"subscription {event.subscription_id} not found", field="subscription_id")
     if subscription.service_id != event.service_id:
@@ -115,6 +117,10 @@ def check_subscription(event: UsageEvent, subscription: SubscriptionState | None
         raise FailedPrecondition(
             f"subscription {event.subscription_id} is {subscription.status}, not ACTIVE",
             field="subscription_id",
+        )
+    if event.occurred_at > subscription.now(now) + max_clock_skew:
+        raise InvalidArgument(
+            f"occurred_at is more than {max_clock_skew} in the future", field="occurred_at"
         )
     if event.occurred_at < subscription.current_period_start:
         raise FailedPrecondition(

@@ -5,6 +5,7 @@ its siblings in the batch are stored.
 """
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from metering_svc.adapters.partitions import month_of
 from metering_svc.domain.model import EventOutcome, EventResult, UsageEvent, UsageEventDraft
@@ -35,14 +36,12 @@ async def record_usage_events(
                 event_id=new_id("evt"),
                 merchant_id=merchant_id,
                 now=now,
-                max_clock_skew=metering.settings.max_clock_skew,
             )
         except DomainError as error:
             results[index] = EventResult(index, EventOutcome.REJECTED, error=error)
         else:
             candidates.append((index, event))
 
-    await metering.partitions.ensure({month_of(event.occurred_at) for _, event in candidates})
     async with metering.unit_of_work() as uow:
         subscriptions = await uow.replicas.subscriptions_for_ingestion(
             merchant_id, {event.subscription_id for _, event in candidates}
@@ -52,13 +51,22 @@ async def record_usage_events(
         )
         valid: list[tuple[int, UsageEvent]] = []
         for index, event in candidates:
+            subscription = subscriptions.get(event.subscription_id)
+            if subscription and drafts[index].occurred_at is None:
+                event = replace(event, occurred_at=subscription.now(now))
             try:
-                check_subscription(event, subscriptions.get(event.subscription_id))
+                check_subscription(
+                    event, subscription, now=now, max_clock_skew=metering.settings.max_clock_skew
+                )
                 check_invoice(event, invoices.get(event.invoice_id))
             except DomainError as error:
                 results[index] = EventResult(index, EventOutcome.REJECTED, error=error)
             else:
                 valid.append((index, event))
+
+        # Before this transaction takes any lock that another ingestion could wait for: the
+        # partition DDL (own connection) waits for ingestions in flight.
+        await metering.partitions.ensure({month_of(event.occurred_at) for _, event in valid})
 
         # Within the batch the first event with a key wins; the others repeat it.
         first_with_key: dict[tuple[str, str], UsageEvent] = {}

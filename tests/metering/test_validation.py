@@ -8,6 +8,7 @@ import pytest
 
 from billing.metering.v1 import metering_pb2 as pb
 from service_kit.clock import ManualClock
+from service_kit.proto_time import to_timestamp
 from tests.metering.conftest import Tenant, field_violation
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -145,3 +146,34 @@ async def test_empty_and_oversized_batches_are_rejected_whole(tenant: Tenant) ->
                 pb.BatchRecordUsageEventsRequest(events=events), metadata=tenant.metadata
             )
         assert (caught.value.code(), field_violation(caught.value)) == (INVALID, field)
+
+
+async def test_a_subscription_on_a_test_clock_lives_in_its_own_time(
+    tenant: Tenant, clock: ManualClock
+) -> None:
+    ahead = clock.now() + timedelta(days=45)
+    state = pb.SubscriptionState(
+        subscription_id=tenant.subscription_id,
+        service_id=tenant.service_id,
+        user_id=tenant.user_id,
+        status=pb.SUBSCRIPTION_STATUS_ACTIVE,
+        current_period_start=to_timestamp(tenant.period_end),
+        current_period_end=to_timestamp(tenant.period_end + timedelta(days=30)),
+        version=2,
+        test_clock_time=to_timestamp(ahead),
+    )
+    stored = await tenant.stub.UpsertSubscriptionState(
+        pb.UpsertSubscriptionStateRequest(state=state), metadata=tenant.metadata
+    )
+    assert stored.test_clock_time == state.test_clock_time
+
+    defaulted = await tenant.record("1")
+    near = await tenant.record("2", occurred_at=ahead + timedelta(minutes=4))
+    listed = await tenant.stub.ListUsageEvents(
+        pb.ListUsageEventsRequest(subscription_id=tenant.subscription_id), metadata=tenant.metadata
+    )
+
+    assert [e.id for e in listed.events] == [defaulted.event_id, near.event_id]
+    assert listed.events[0].occurred_at == to_timestamp(ahead)
+    too_far = tenant.event("1", occurred_at=ahead + timedelta(minutes=6))
+    assert await expect_rejection(tenant, too_far) == (INVALID, "occurred_at")

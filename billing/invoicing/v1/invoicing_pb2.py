@@ -22,15 +22,115 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$billing/invoicing/v1/invoicing.proto\x12\x14\x62illing.invoicing.v12\x12\n\x10InvoicingServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$billing/invoicing/v1/invoicing.proto\x12\x14\x62illing.invoicing.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n\x07Service\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x14\x43reateServiceRequest\x12.\n\x07service\x18\x01 \x01(\x0b\x32\x1d.billing.invoicing.v1.Service\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x11GetServiceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"<\n\x13ListServicesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x14ListServicesResponse\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.billing.invoicing.v1.Service\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\";\n\x04Tier\x12\r\n\x05up_to\x18\x01 \x01(\t\x12\x12\n\nunit_price\x18\x02 \x01(\t\x12\x10\n\x08\x66lat_fee\x18\x03 \x01(\t\"\xc2\x01\n\x0bUsageCharge\x12\x11\n\tevent_key\x18\x01 \x01(\t\x12\x30\n\x05model\x18\x02 \x01(\x0e\x32!.billing.invoicing.v1.ChargeModel\x12\x12\n\nunit_price\x18\x03 \x01(\t\x12\x14\n\x0cpackage_size\x18\x04 \x01(\t\x12)\n\x05tiers\x18\x05 \x03(\x0b\x32\x1a.billing.invoicing.v1.Tier\x12\x19\n\x11included_quantity\x18\x06 \x01(\t\"\xcd\x02\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nservice_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x37\n\x0cpricing_type\x18\x04 \x01(\x0e\x32!.billing.invoicing.v1.PricingType\x12?\n\x10\x62illing_interval\x18\x05 \x01(\x0e\x32%.billing.invoicing.v1.BillingInterval\x12\x16\n\x0einterval_count\x18\x06 \x01(\x05\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x32\n\x07\x63harges\x18\t \x03(\x0b\x32!.billing.invoicing.v1.UsageCharge\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x11\x43reatePlanRequest\x12(\n\x04plan\x18\x01 \x01(\x0b\x32\x1a.billing.invoicing.v1.Plan\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1c\n\x0eGetPlanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"M\n\x10ListPlansRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x11ListPlansResponse\x12)\n\x05plans\x18\x01 \x03(\x0b\x32\x1a.billing.invoicing.v1.Plan\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x0cPaymentProof\x12\x18\n\x10transaction_hash\x18\x01 \x01(\t\x12\x1c\n\x14payer_wallet_address\x18\x02 \x01(\t\",\n\rNewSubscriber\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xb5\x03\n\x0f\x43heckoutSession\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12;\n\x0enew_subscriber\x18\x04 \x01(\x0b\x32#.billing.invoicing.v1.NewSubscriber\x12\x13\n\x0bsuccess_url\x18\x05 \x01(\t\x12\x12\n\ncancel_url\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\x12;\n\x06status\x18\x08 \x01(\x0e\x32+.billing.invoicing.v1.CheckoutSessionStatus\x12\x12\n\namount_due\x18\t \x01(\t\x12\x17\n\x0fsubscription_id\x18\n \x01(\t\x12\x33\n\x07payment\x18\x0b \x01(\x0b\x32\".billing.invoicing.v1.PaymentProof\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x1c\x43reateCheckoutSessionRequest\x12\x36\n\x07session\x18\x01 \x01(\x0b\x32%.billing.invoicing.v1.CheckoutSession\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\'\n\x19GetCheckoutSessionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"a\n\x1e\x43ompleteCheckoutSessionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x33\n\x07payment\x18\x02 \x01(\x0b\x32\".billing.invoicing.v1.PaymentProof\"B\n\x1d\x43onfirmCheckoutPaymentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rsettlement_id\x18\x02 \x01(\t\"\xb1\x03\n\x0cSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nservice_id\x18\x02 \x01(\t\x12\x0f\n\x07plan_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x38\n\x06status\x18\x05 \x01(\x0e\x32(.billing.invoicing.v1.SubscriptionStatus\x12\x38\n\x14\x63urrent_period_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x63urrent_period_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63\x61ncel_at_period_end\x18\x08 \x01(\x08\x12/\n\x0b\x63\x61ncel_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0ftest_clock_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x16GetSubscriptionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"f\n\x18ListSubscriptionsRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"o\n\x19ListSubscriptionsResponse\x12\x39\n\rsubscriptions\x18\x01 \x03(\x0b\x32\".billing.invoicing.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"R\n\x19\x43\x61ncelSubscriptionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rat_period_end\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"W\n\x0bInvoiceLine\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x11\n\tevent_key\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\t\"\xaf\x04\n\x07Invoice\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12\x12\n\nservice_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x17\n\x0fpayment_plan_id\x18\x05 \x01(\t\x12\x33\n\x06status\x18\x06 \x01(\x0e\x32#.billing.invoicing.v1.InvoiceStatus\x12\x30\n\x0cperiod_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63urrency\x18\t \x01(\t\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x30\n\x05lines\x18\x0b \x03(\x0b\x32!.billing.invoicing.v1.InvoiceLine\x12\x15\n\rsettlement_id\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rfinalize_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64ue_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tpaid_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdd\x01\n\x14\x43reateInvoiceRequest\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x17\n\x0fpayment_plan_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x64raft\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"\x1f\n\x11GetInvoiceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"U\n\x13ListInvoicesRequest\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x14ListInvoicesResponse\x12/\n\x08invoices\x18\x01 \x03(\x0b\x32\x1d.billing.invoicing.v1.Invoice\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16\x46inalizeInvoiceRequest\x12\n\n\x02id\x18\x01 \x01(\t\" \n\x12VoidInvoiceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"-\n\x1fMarkInvoiceUncollectibleRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x16MarkInvoicePaidRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rsettlement_id\x18\x02 \x01(\t\"\x80\x01\n\x0fWebhookEndpoint\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12\x0e\n\x06secret\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x1c\x43reateWebhookEndpointRequest\x12\x37\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32%.billing.invoicing.v1.WebhookEndpoint\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"D\n\x1bListWebhookEndpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"q\n\x1cListWebhookEndpointsResponse\x12\x38\n\tendpoints\x18\x01 \x03(\x0b\x32%.billing.invoicing.v1.WebhookEndpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbb\x02\n\x0fWebhookDelivery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x34\n\x06status\x18\x05 \x01(\x0e\x32$.billing.invoicing.v1.DeliveryStatus\x12\x15\n\rattempt_count\x18\x06 \x01(\x05\x12\x18\n\x10last_status_code\x18\x07 \x01(\x05\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12\x35\n\x11next_attempt_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x1cListWebhookDeliveriesRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"s\n\x1dListWebhookDeliveriesResponse\x12\x39\n\ndeliveries\x18\x01 \x03(\x0b\x32%.billing.invoicing.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x17\x41\x64vanceTestClockRequest\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12-\n\nadvance_by\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration*\x84\x01\n\x0bPricingType\x12\x1c\n\x18PRICING_TYPE_UNSPECIFIED\x10\x00\x12 \n\x1cPRICING_TYPE_FIXED_RECURRING\x10\x01\x12\x1c\n\x18PRICING_TYPE_USAGE_BASED\x10\x02\x12\x17\n\x13PRICING_TYPE_HYBRID\x10\x03*\x9f\x01\n\x0f\x42illingInterval\x12 \n\x1c\x42ILLING_INTERVAL_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42ILLING_INTERVAL_DAY\x10\x01\x12\x19\n\x15\x42ILLING_INTERVAL_WEEK\x10\x02\x12\x1a\n\x16\x42ILLING_INTERVAL_MONTH\x10\x03\x12\x19\n\x15\x42ILLING_INTERVAL_YEAR\x10\x04*\x95\x01\n\x0b\x43hargeModel\x12\x1c\n\x18\x43HARGE_MODEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43HARGE_MODEL_PER_UNIT\x10\x01\x12\x18\n\x14\x43HARGE_MODEL_PACKAGE\x10\x02\x12\x1a\n\x16\x43HARGE_MODEL_GRADUATED\x10\x03\x12\x17\n\x13\x43HARGE_MODEL_VOLUME\x10\x04*\xb6\x01\n\x15\x43heckoutSessionStatus\x12\'\n#CHECKOUT_SESSION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x43HECKOUT_SESSION_STATUS_OPEN\x10\x01\x12,\n(CHECKOUT_SESSION_STATUS_AWAITING_PAYMENT\x10\x02\x12$\n CHECKOUT_SESSION_STATUS_COMPLETE\x10\x03*\x9d\x01\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x01\x12 \n\x1cSUBSCRIPTION_STATUS_PAST_DUE\x10\x02\x12 \n\x1cSUBSCRIPTION_STATUS_CANCELED\x10\x03*\xb6\x01\n\rInvoiceStatus\x12\x1e\n\x1aINVOICE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14INVOICE_STATUS_DRAFT\x10\x01\x12\x17\n\x13INVOICE_STATUS_OPEN\x10\x02\x12\x17\n\x13INVOICE_STATUS_PAID\x10\x03\x12\x17\n\x13INVOICE_STATUS_VOID\x10\x04\x12 \n\x1cINVOICE_STATUS_UNCOLLECTIBLE\x10\x05*\x89\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x32\xbf\x13\n\x10InvoicingService\x12Z\n\rCreateService\x12*.billing.invoicing.v1.CreateServiceRequest\x1a\x1d.billing.invoicing.v1.Service\x12T\n\nGetService\x12\'.billing.invoicing.v1.GetServiceRequest\x1a\x1d.billing.invoicing.v1.Service\x12\x65\n\x0cListServices\x12).billing.invoicing.v1.ListServicesRequest\x1a*.billing.invoicing.v1.ListServicesResponse\x12Q\n\nCreatePlan\x12\'.billing.invoicing.v1.CreatePlanRequest\x1a\x1a.billing.invoicing.v1.Plan\x12K\n\x07GetPlan\x12$.billing.invoicing.v1.GetPlanRequest\x1a\x1a.billing.invoicing.v1.Plan\x12\\\n\tListPlans\x12&.billing.invoicing.v1.ListPlansRequest\x1a\'.billing.invoicing.v1.ListPlansResponse\x12r\n\x15\x43reateCheckoutSession\x12\x32.billing.invoicing.v1.CreateCheckoutSessionRequest\x1a%.billing.invoicing.v1.CheckoutSession\x12l\n\x12GetCheckoutSession\x12/.billing.invoicing.v1.GetCheckoutSessionRequest\x1a%.billing.invoicing.v1.CheckoutSession\x12v\n\x17\x43ompleteCheckoutSession\x12\x34.billing.invoicing.v1.CompleteCheckoutSessionRequest\x1a%.billing.invoicing.v1.CheckoutSession\x12t\n\x16\x43onfirmCheckoutPayment\x12\x33.billing.invoicing.v1.ConfirmCheckoutPaymentRequest\x1a%.billing.invoicing.v1.CheckoutSession\x12\x63\n\x0fGetSubscription\x12,.billing.invoicing.v1.GetSubscriptionRequest\x1a\".billing.invoicing.v1.Subscription\x12t\n\x11ListSubscriptions\x12..billing.invoicing.v1.ListSubscriptionsRequest\x1a/.billing.invoicing.v1.ListSubscriptionsResponse\x12i\n\x12\x43\x61ncelSubscription\x12/.billing.invoicing.v1.CancelSubscriptionRequest\x1a\".billing.invoicing.v1.Subscription\x12Z\n\rCreateInvoice\x12*.billing.invoicing.v1.CreateInvoiceRequest\x1a\x1d.billing.invoicing.v1.Invoice\x12T\n\nGetInvoice\x12\'.billing.invoicing.v1.GetInvoiceRequest\x1a\x1d.billing.invoicing.v1.Invoice\x12\x65\n\x0cListInvoices\x12).billing.invoicing.v1.ListInvoicesRequest\x1a*.billing.invoicing.v1.ListInvoicesResponse\x12^\n\x0f\x46inalizeInvoice\x12,.billing.invoicing.v1.FinalizeInvoiceRequest\x1a\x1d.billing.invoicing.v1.Invoice\x12V\n\x0bVoidInvoice\x12(.billing.invoicing.v1.VoidInvoiceRequest\x1a\x1d.billing.invoicing.v1.Invoice\x12p\n\x18MarkInvoiceUncollectible\x12\x35.billing.invoicing.v1.MarkInvoiceUncollectibleRequest\x1a\x1d.billing.invoicing.v1.Invoice\x12^\n\x0fMarkInvoicePaid\x12,.billing.invoicing.v1.MarkInvoicePaidRequest\x1a\x1d.billing.invoicing.v1.Invoice\x12r\n\x15\x43reateWebhookEndpoint\x12\x32.billing.invoicing.v1.CreateWebhookEndpointRequest\x1a%.billing.invoicing.v1.WebhookEndpoint\x12}\n\x14ListWebhookEndpoints\x12\x31.billing.invoicing.v1.ListWebhookEndpointsRequest\x1a\x32.billing.invoicing.v1.ListWebhookEndpointsResponse\x12\x80\x01\n\x15ListWebhookDeliveries\x12\x32.billing.invoicing.v1.ListWebhookDeliveriesRequest\x1a\x33.billing.invoicing.v1.ListWebhookDeliveriesResponse\x12\x65\n\x10\x41\x64vanceTestClock\x12-.billing.invoicing.v1.AdvanceTestClockRequest\x1a\".billing.invoicing.v1.Subscriptionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'billing.invoicing.v1.invoicing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INVOICINGSERVICE']._serialized_start=62
-  _globals['_INVOICINGSERVICE']._serialized_end=80
+  _globals['_PRICINGTYPE']._serialized_start=5368
+  _globals['_PRICINGTYPE']._serialized_end=5500
+  _globals['_BILLINGINTERVAL']._serialized_start=5503
+  _globals['_BILLINGINTERVAL']._serialized_end=5662
+  _globals['_CHARGEMODEL']._serialized_start=5665
+  _globals['_CHARGEMODEL']._serialized_end=5814
+  _globals['_CHECKOUTSESSIONSTATUS']._serialized_start=5817
+  _globals['_CHECKOUTSESSIONSTATUS']._serialized_end=5999
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=6002
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=6159
+  _globals['_INVOICESTATUS']._serialized_start=6162
+  _globals['_INVOICESTATUS']._serialized_end=6344
+  _globals['_DELIVERYSTATUS']._serialized_start=6347
+  _globals['_DELIVERYSTATUS']._serialized_end=6484
+  _globals['_SERVICE']._serialized_start=127
+  _globals['_SERVICE']._serialized_end=232
+  _globals['_CREATESERVICEREQUEST']._serialized_start=234
+  _globals['_CREATESERVICEREQUEST']._serialized_end=324
+  _globals['_GETSERVICEREQUEST']._serialized_start=326
+  _globals['_GETSERVICEREQUEST']._serialized_end=357
+  _globals['_LISTSERVICESREQUEST']._serialized_start=359
+  _globals['_LISTSERVICESREQUEST']._serialized_end=419
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=421
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=517
+  _globals['_TIER']._serialized_start=519
+  _globals['_TIER']._serialized_end=578
+  _globals['_USAGECHARGE']._serialized_start=581
+  _globals['_USAGECHARGE']._serialized_end=775
+  _globals['_PLAN']._serialized_start=778
+  _globals['_PLAN']._serialized_end=1111
+  _globals['_CREATEPLANREQUEST']._serialized_start=1113
+  _globals['_CREATEPLANREQUEST']._serialized_end=1194
+  _globals['_GETPLANREQUEST']._serialized_start=1196
+  _globals['_GETPLANREQUEST']._serialized_end=1224
+  _globals['_LISTPLANSREQUEST']._serialized_start=1226
+  _globals['_LISTPLANSREQUEST']._serialized_end=1303
+  _globals['_LISTPLANSRESPONSE']._serialized_start=1305
+  _globals['_LISTPLANSRESPONSE']._serialized_end=1392
+  _globals['_PAYMENTPROOF']._serialized_start=1394
+  _globals['_PAYMENTPROOF']._serialized_end=1464
+  _globals['_NEWSUBSCRIBER']._serialized_start=1466
+  _globals['_NEWSUBSCRIBER']._serialized_end=1510
+  _globals['_CHECKOUTSESSION']._serialized_start=1513
+  _globals['_CHECKOUTSESSION']._serialized_end=1950
+  _globals['_CREATECHECKOUTSESSIONREQUEST']._serialized_start=1952
+  _globals['_CREATECHECKOUTSESSIONREQUEST']._serialized_end=2058
+  _globals['_GETCHECKOUTSESSIONREQUEST']._serialized_start=2060
+  _globals['_GETCHECKOUTSESSIONREQUEST']._serialized_end=2099
+  _globals['_COMPLETECHECKOUTSESSIONREQUEST']._serialized_start=2101
+  _globals['_COMPLETECHECKOUTSESSIONREQUEST']._serialized_end=2198
+  _globals['_CONFIRMCHECKOUTPAYMENTREQUEST']._serialized_start=2200
+  _globals['_CONFIRMCHECKOUTPAYMENTREQUEST']._serialized_end=2266
+  _globals['_SUBSCRIPTION']._serialized_start=2269
+  _globals['_SUBSCRIPTION']._serialized_end=2702
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=2704
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=2740
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=2742
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=2844
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=2846
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=2957
+  _globals['_CANCELSUBSCRIPTIONREQUEST']._serialized_start=2959
+  _globals['_CANCELSUBSCRIPTIONREQUEST']._serialized_end=3041
+  _globals['_INVOICELINE']._serialized_start=3043
+  _globals['_INVOICELINE']._serialized_end=3130
+  _globals['_INVOICE']._serialized_start=3133
+  _globals['_INVOICE']._serialized_end=3692
+  _globals['_CREATEINVOICEREQUEST']._serialized_start=3695
+  _globals['_CREATEINVOICEREQUEST']._serialized_end=3916
+  _globals['_GETINVOICEREQUEST']._serialized_start=3918
+  _globals['_GETINVOICEREQUEST']._serialized_end=3949
+  _globals['_LISTINVOICESREQUEST']._serialized_start=3951
+  _globals['_LISTINVOICESREQUEST']._serialized_end=4036
+  _globals['_LISTINVOICESRESPONSE']._serialized_start=4038
+  _globals['_LISTINVOICESRESPONSE']._serialized_end=4134
+  _globals['_FINALIZEINVOICEREQUEST']._serialized_start=4136
+  _globals['_FINALIZEINVOICEREQUEST']._serialized_end=4172
+  _globals['_VOIDINVOICEREQUEST']._serialized_start=4174
+  _globals['_VOIDINVOICEREQUEST']._serialized_end=4206
+  _globals['_MARKINVOICEUNCOLLECTIBLEREQUEST']._serialized_start=4208
+  _globals['_MARKINVOICEUNCOLLECTIBLEREQUEST']._serialized_end=4253
+  _globals['_MARKINVOICEPAIDREQUEST']._serialized_start=4255
+  _globals['_MARKINVOICEPAIDREQUEST']._serialized_end=4314
+  _globals['_WEBHOOKENDPOINT']._serialized_start=4317
+  _globals['_WEBHOOKENDPOINT']._serialized_end=4445
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST']._serialized_start=4447
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST']._serialized_end=4554
+  _globals['_LISTWEBHOOKENDPOINTSREQUEST']._serialized_start=4556
+  _globals['_LISTWEBHOOKENDPOINTSREQUEST']._serialized_end=4624
+  _globals['_LISTWEBHOOKENDPOINTSRESPONSE']._serialized_start=4626
+  _globals['_LISTWEBHOOKENDPOINTSRESPONSE']._serialized_end=4739
+  _globals['_WEBHOOKDELIVERY']._serialized_start=4742
+  _globals['_WEBHOOKDELIVERY']._serialized_end=5057
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=5059
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=5149
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=5151
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=5266
+  _globals['_ADVANCETESTCLOCKREQUEST']._serialized_start=5268
+  _globals['_ADVANCETESTCLOCKREQUEST']._serialized_end=5365
+  _globals['_INVOICINGSERVICE']._serialized_start=6487
+  _globals['_INVOICINGSERVICE']._serialized_end=8982
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,1478 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+import builtins as _builtins
+import sys
+import typing as _typing
+
+if sys.version_info >= (3, 11):
+    from typing import TypeAlias as _TypeAlias, Never as _Never
+else:
+    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PricingType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PricingTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PricingType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRICING_TYPE_UNSPECIFIED: _PricingType.ValueType  # 0
+    PRICING_TYPE_FIXED_RECURRING: _PricingType.ValueType  # 1
+    """A recurring fee (`amount`) per period."""
+    PRICING_TYPE_USAGE_BASED: _PricingType.ValueType  # 2
+    """Usage only: either `amount` as the unit price of all metered quantity, or `charges`."""
+    PRICING_TYPE_HYBRID: _PricingType.ValueType  # 3
+    """A base fee (`amount`) plus usage `charges`."""
+
+class PricingType(_PricingType, metaclass=_PricingTypeEnumTypeWrapper): ...
+
+PRICING_TYPE_UNSPECIFIED: PricingType.ValueType  # 0
+PRICING_TYPE_FIXED_RECURRING: PricingType.ValueType  # 1
+"""A recurring fee (`amount`) per period."""
+PRICING_TYPE_USAGE_BASED: PricingType.ValueType  # 2
+"""Usage only: either `amount` as the unit price of all metered quantity, or `charges`."""
+PRICING_TYPE_HYBRID: PricingType.ValueType  # 3
+"""A base fee (`amount`) plus usage `charges`."""
+Global___PricingType: _TypeAlias = PricingType  # noqa: Y015
+
+class _BillingInterval:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BillingIntervalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BillingInterval.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BILLING_INTERVAL_UNSPECIFIED: _BillingInterval.ValueType  # 0
+    BILLING_INTERVAL_DAY: _BillingInterval.ValueType  # 1
+    BILLING_INTERVAL_WEEK: _BillingInterval.ValueType  # 2
+    BILLING_INTERVAL_MONTH: _BillingInterval.ValueType  # 3
+    BILLING_INTERVAL_YEAR: _BillingInterval.ValueType  # 4
+
+class BillingInterval(_BillingInterval, metaclass=_BillingIntervalEnumTypeWrapper): ...
+
+BILLING_INTERVAL_UNSPECIFIED: BillingInterval.ValueType  # 0
+BILLING_INTERVAL_DAY: BillingInterval.ValueType  # 1
+BILLING_INTERVAL_WEEK: BillingInterval.ValueType  # 2
+BILLING_INTERVAL_MONTH: BillingInterval.ValueType  # 3
+BILLING_INTERVAL_YEAR: BillingInterval.ValueType  # 4
+Global___BillingInterval: _TypeAlias = BillingInterval  # noqa: Y015
+
+class _ChargeModel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChargeModelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChargeModel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHARGE_MODEL_UNSPECIFIED: _ChargeModel.ValueType  # 0
+    CHARGE_MODEL_PER_UNIT: _ChargeModel.ValueType  # 1
+    """`unit_price` per billable unit."""
+    CHARGE_MODEL_PACKAGE: _ChargeModel.ValueType  # 2
+    """`unit_price` per started package of `package_size` units."""
+    CHARGE_MODEL_GRADUATED: _ChargeModel.ValueType  # 3
+    """Each unit priced by the tier it falls in."""
+    CHARGE_MODEL_VOLUME: _ChargeModel.ValueType  # 4
+    """All units priced by the tier the total falls in."""
+
+class ChargeModel(_ChargeModel, metaclass=_ChargeModelEnumTypeWrapper): ...
+
+CHARGE_MODEL_UNSPECIFIED: ChargeModel.ValueType  # 0
+CHARGE_MODEL_PER_UNIT: ChargeModel.ValueType  # 1
+"""`unit_price` per billable unit."""
+CHARGE_MODEL_PACKAGE: ChargeModel.ValueType  # 2
+"""`unit_price` per started package of `package_size` units."""
+CHARGE_MODEL_GRADUATED: ChargeModel.ValueType  # 3
+"""Each unit priced by the tier it falls in."""
+CHARGE_MODEL_VOLUME: ChargeModel.ValueType  # 4
+"""All units priced by the tier the total falls in."""
+Global___ChargeModel: _TypeAlias = ChargeModel  # noqa: Y015
+
+class _CheckoutSessionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CheckoutSessionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CheckoutSessionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHECKOUT_SESSION_STATUS_UNSPECIFIED: _CheckoutSessionStatus.ValueType  # 0
+    CHECKOUT_SESSION_STATUS_OPEN: _CheckoutSessionStatus.ValueType  # 1
+    """Waiting for the subscriber."""
+    CHECKOUT_SESSION_STATUS_AWAITING_PAYMENT: _CheckoutSessionStatus.ValueType  # 2
+    """A payment proof was submitted and awaits on-chain verification."""
+    CHECKOUT_SESSION_STATUS_COMPLETE: _CheckoutSessionStatus.ValueType  # 3
+    """Done: the subscription exists."""
+
+class CheckoutSessionStatus(_CheckoutSessionStatus, metaclass=_CheckoutSessionStatusEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Checkout and subscriptions
+    """
+
+CHECKOUT_SESSION_STATUS_UNSPECIFIED: CheckoutSessionStatus.ValueType  # 0
+CHECKOUT_SESSION_STATUS_OPEN: CheckoutSessionStatus.ValueType  # 1
+"""Waiting for the subscriber."""
+CHECKOUT_SESSION_STATUS_AWAITING_PAYMENT: CheckoutSessionStatus.ValueType  # 2
+"""A payment proof was submitted and awaits on-chain verification."""
+CHECKOUT_SESSION_STATUS_COMPLETE: CheckoutSessionStatus.ValueType  # 3
+"""Done: the subscription exists."""
+Global___CheckoutSessionStatus: _TypeAlias = CheckoutSessionStatus  # noqa: Y015
+
+class _SubscriptionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SubscriptionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SubscriptionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SUBSCRIPTION_STATUS_UNSPECIFIED: _SubscriptionStatus.ValueType  # 0
+    SUBSCRIPTION_STATUS_ACTIVE: _SubscriptionStatus.ValueType  # 1
+    SUBSCRIPTION_STATUS_PAST_DUE: _SubscriptionStatus.ValueType  # 2
+    """An invoice is past its due time."""
+    SUBSCRIPTION_STATUS_CANCELED: _SubscriptionStatus.ValueType  # 3
+
+class SubscriptionStatus(_SubscriptionStatus, metaclass=_SubscriptionStatusEnumTypeWrapper): ...
+
+SUBSCRIPTION_STATUS_UNSPECIFIED: SubscriptionStatus.ValueType  # 0
+SUBSCRIPTION_STATUS_ACTIVE: SubscriptionStatus.ValueType  # 1
+SUBSCRIPTION_STATUS_PAST_DUE: SubscriptionStatus.ValueType  # 2
+"""An invoice is past its due time."""
+SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus.ValueType  # 3
+Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
+
+class _InvoiceStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InvoiceStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InvoiceStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INVOICE_STATUS_UNSPECIFIED: _InvoiceStatus.ValueType  # 0
+    INVOICE_STATUS_DRAFT: _InvoiceStatus.ValueType  # 1
+    INVOICE_STATUS_OPEN: _InvoiceStatus.ValueType  # 2
+    INVOICE_STATUS_PAID: _InvoiceStatus.ValueType  # 3
+    INVOICE_STATUS_VOID: _InvoiceStatus.ValueType  # 4
+    INVOICE_STATUS_UNCOLLECTIBLE: _InvoiceStatus.ValueType  # 5
+
+class InvoiceStatus(_InvoiceStatus, metaclass=_InvoiceStatusEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Invoices
+    """
+
+INVOICE_STATUS_UNSPECIFIED: InvoiceStatus.ValueType  # 0
+INVOICE_STATUS_DRAFT: InvoiceStatus.ValueType  # 1
+INVOICE_STATUS_OPEN: InvoiceStatus.ValueType  # 2
+INVOICE_STATUS_PAID: InvoiceStatus.ValueType  # 3
+INVOICE_STATUS_VOID: InvoiceStatus.ValueType  # 4
+INVOICE_STATUS_UNCOLLECTIBLE: InvoiceStatus.ValueType  # 5
+Global___InvoiceStatus: _TypeAlias = InvoiceStatus  # noqa: Y015
+
+class _DeliveryStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeliveryStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeliveryStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELIVERY_STATUS_UNSPECIFIED: _DeliveryStatus.ValueType  # 0
+    DELIVERY_STATUS_PENDING: _DeliveryStatus.ValueType  # 1
+    """Not yet acknowledged; retried with backoff."""
+    DELIVERY_STATUS_SUCCEEDED: _DeliveryStatus.ValueType  # 2
+    """The endpoint answered 2xx."""
+    DELIVERY_STATUS_FAILED: _DeliveryStatus.ValueType  # 3
+    """Retries ran out."""
+
+class DeliveryStatus(_DeliveryStatus, metaclass=_DeliveryStatusEnumTypeWrapper): ...
+
+DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus.ValueType  # 0
+DELIVERY_STATUS_PENDING: DeliveryStatus.ValueType  # 1
+"""Not yet acknowledged; retried with backoff."""
+DELIVERY_STATUS_SUCCEEDED: DeliveryStatus.ValueType  # 2
+"""The endpoint answered 2xx."""
+DELIVERY_STATUS_FAILED: DeliveryStatus.ValueType  # 3
+"""Retries ran out."""
+Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
+
+@_typing.final
+class Service(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Catalog
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "svc_" + 26 characters."""
+    name: _builtins.str
+    """Required. 1-200 characters."""
+    description: _builtins.str
+    """Optional. At most 2,000 characters."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "id", b"id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Service: _TypeAlias = Service  # noqa: Y015
+
+@_typing.final
+class CreateServiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters."""
+    @_builtins.property
+    def service(self) -> Global___Service:
+        """Required. Output-only fields are ignored."""
+
+    def __init__(
+        self,
+        *,
+        service: Global___Service | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["service", b"service"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateServiceRequest: _TypeAlias = CreateServiceRequest  # noqa: Y015
+
+@_typing.final
+class GetServiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetServiceRequest: _TypeAlias = GetServiceRequest  # noqa: Y015
+
+@_typing.final
+class ListServicesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListServicesRequest: _TypeAlias = ListServicesRequest  # noqa: Y015
+
+@_typing.final
+class ListServicesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___Service]: ...
+    def __init__(
+        self,
+        *,
+        services: _abc.Iterable[Global___Service] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "services", b"services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListServicesResponse: _TypeAlias = ListServicesResponse  # noqa: Y015
+
+@_typing.final
+class Tier(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UP_TO_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    FLAT_FEE_FIELD_NUMBER: _builtins.int
+    up_to: _builtins.str
+    """Inclusive upper bound in billable units, decimal string; empty for the last, open tier."""
+    unit_price: _builtins.str
+    """Required. Price per unit in the tier."""
+    flat_fee: _builtins.str
+    """Optional. Charged once when the tier is reached."""
+    def __init__(
+        self,
+        *,
+        up_to: _builtins.str = ...,
+        unit_price: _builtins.str = ...,
+        flat_fee: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flat_fee", b"flat_fee", "unit_price", b"unit_price", "up_to", b"up_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tier: _TypeAlias = Tier  # noqa: Y015
+
+@_typing.final
+class UsageCharge(_message.Message):
+    """How the usage of one event key is priced."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    PACKAGE_SIZE_FIELD_NUMBER: _builtins.int
+    TIERS_FIELD_NUMBER: _builtins.int
+    INCLUDED_QUANTITY_FIELD_NUMBER: _builtins.int
+    event_key: _builtins.str
+    """Required. Event key whose period aggregate (per its meter; SUM without one) is priced."""
+    model: Global___ChargeModel.ValueType
+    """Required."""
+    unit_price: _builtins.str
+    """PER_UNIT: price per unit. PACKAGE: price per package. Empty for tiered models."""
+    package_size: _builtins.str
+    """PACKAGE only: units per package, > 0."""
+    included_quantity: _builtins.str
+    """Optional. Free units per period, subtracted before pricing."""
+    @_builtins.property
+    def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tier]:
+        """GRADUATED and VOLUME only: tiers by increasing `up_to`, the last open-ended."""
+
+    def __init__(
+        self,
+        *,
+        event_key: _builtins.str = ...,
+        model: Global___ChargeModel.ValueType = ...,
+        unit_price: _builtins.str = ...,
+        package_size: _builtins.str = ...,
+        tiers: _abc.Iterable[Global___Tier] | None = ...,
+        included_quantity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_key", b"event_key", "included_quantity", b"included_quantity", "model", b"model", "package_size", b"package_size", "tiers", b"tiers", "unit_price", b"unit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageCharge: _TypeAlias = UsageCharge  # noqa: Y015
+
+@_typing.final
+class Plan(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PRICING_TYPE_FIELD_NUMBER: _builtins.int
+    BILLING_INTERVAL_FIELD_NUMBER: _builtins.int
+    INTERVAL_COUNT_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    CHARGES_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "plan_" + 26 characters."""
+    service_id: _builtins.str
+    """Required. The service the plan belongs to."""
+    name: _builtins.str
+    """Required. 1-200 characters."""
+    pricing_type: Global___PricingType.ValueType
+    """Required."""
+    billing_interval: Global___BillingInterval.ValueType
+    """Required."""
+    interval_count: _builtins.int
+    """Optional. Intervals per period, 1-36, default 1."""
+    amount: _builtins.str
+    """FIXED_RECURRING: the fee per period (> 0). HYBRID: the base fee per period (>= 0).
+    USAGE_BASED: the unit price of all metered quantity (Retempo's simple form), or empty when
+    `charges` are given.
+    """
+    currency: _builtins.str
+    """Output only. Always "USDC"."""
+    @_builtins.property
+    def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCharge]:
+        """USAGE_BASED (unless `amount` is given) and HYBRID: at least one; one per event key."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        service_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        pricing_type: Global___PricingType.ValueType = ...,
+        billing_interval: Global___BillingInterval.ValueType = ...,
+        interval_count: _builtins.int = ...,
+        amount: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        charges: _abc.Iterable[Global___UsageCharge] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "id", b"id", "interval_count", b"interval_count", "name", b"name", "pricing_type", b"pricing_type", "service_id", b"service_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class CreatePlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def plan(self) -> Global___Plan:
+        """Required. Output-only fields are ignored."""
+
+    def __init__(
+        self,
+        *,
+        plan: Global___Plan | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePlanRequest: _TypeAlias = CreatePlanRequest  # noqa: Y015
+
+@_typing.final
+class GetPlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPlanRequest: _TypeAlias = GetPlanRequest  # noqa: Y015
+
+@_typing.final
+class ListPlansRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    service_id: _builtins.str
+    """Optional. Only plans of this service."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        service_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "service_id", b"service_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansRequest: _TypeAlias = ListPlansRequest  # noqa: Y015
+
+@_typing.final
+class ListPlansResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLANS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]: ...
+    def __init__(
+        self,
+        *,
+        plans: _abc.Iterable[Global___Plan] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "plans", b"plans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansResponse: _TypeAlias = ListPlansResponse  # noqa: Y015
+
+@_typing.final
+class PaymentProof(_message.Message):
+    """Proof of an up-front USDC payment, verified by settlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_HASH_FIELD_NUMBER: _builtins.int
+    PAYER_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    transaction_hash: _builtins.str
+    """Required. 0x + 64 hex digits."""
+    payer_wallet_address: _builtins.str
+    """Required. 0x + 40 hex digits."""
+    def __init__(
+        self,
+        *,
+        transaction_hash: _builtins.str = ...,
+        payer_wallet_address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payer_wallet_address", b"payer_wallet_address", "transaction_hash", b"transaction_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentProof: _TypeAlias = PaymentProof  # noqa: Y015
+
+@_typing.final
+class NewSubscriber(_message.Message):
+    """Who subscribes when no existing user id is given."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    """Optional. At most 320 characters."""
+    name: _builtins.str
+    """Optional. At most 200 characters."""
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NewSubscriber: _TypeAlias = NewSubscriber  # noqa: Y015
+
+@_typing.final
+class CheckoutSession(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    NEW_SUBSCRIBER_FIELD_NUMBER: _builtins.int
+    SUCCESS_URL_FIELD_NUMBER: _builtins.int
+    CANCEL_URL_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    AMOUNT_DUE_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "cs_" + 26 characters."""
+    plan_id: _builtins.str
+    """Required. Plan subscribed to."""
+    user_id: _builtins.str
+    """The subscriber: an existing user id, or output only when `new_subscriber` was given."""
+    success_url: _builtins.str
+    """Required. Where the hosted page sends the subscriber after success; http(s) URL."""
+    cancel_url: _builtins.str
+    """Required. Where it sends the subscriber on cancel; http(s) URL."""
+    url: _builtins.str
+    """Output only. The hosted checkout page."""
+    status: Global___CheckoutSessionStatus.ValueType
+    """Output only."""
+    amount_due: _builtins.str
+    """Output only. Paid up front: the plan's fixed fee of the first period ("0" for usage only)."""
+    subscription_id: _builtins.str
+    """Output only. Set once complete."""
+    @_builtins.property
+    def new_subscriber(self) -> Global___NewSubscriber:
+        """Input only. Creates a subscriber when `user_id` is empty."""
+
+    @_builtins.property
+    def payment(self) -> Global___PaymentProof:
+        """Output only. The submitted payment proof, if any."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        new_subscriber: Global___NewSubscriber | None = ...,
+        success_url: _builtins.str = ...,
+        cancel_url: _builtins.str = ...,
+        url: _builtins.str = ...,
+        status: Global___CheckoutSessionStatus.ValueType = ...,
+        amount_due: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        payment: Global___PaymentProof | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "new_subscriber", b"new_subscriber", "payment", b"payment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_due", b"amount_due", "cancel_url", b"cancel_url", "complete_time", b"complete_time", "create_time", b"create_time", "id", b"id", "new_subscriber", b"new_subscriber", "payment", b"payment", "plan_id", b"plan_id", "status", b"status", "subscription_id", b"subscription_id", "success_url", b"success_url", "url", b"url", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckoutSession: _TypeAlias = CheckoutSession  # noqa: Y015
+
+@_typing.final
+class CreateCheckoutSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def session(self) -> Global___CheckoutSession:
+        """Required. Output-only fields are ignored."""
+
+    def __init__(
+        self,
+        *,
+        session: Global___CheckoutSession | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCheckoutSessionRequest: _TypeAlias = CreateCheckoutSessionRequest  # noqa: Y015
+
+@_typing.final
+class GetCheckoutSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckoutSessionRequest: _TypeAlias = GetCheckoutSessionRequest  # noqa: Y015
+
+@_typing.final
+class CompleteCheckoutSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Session id."""
+    @_builtins.property
+    def payment(self) -> Global___PaymentProof:
+        """Required when `amount_due` is above zero."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        payment: Global___PaymentProof | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "payment", b"payment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteCheckoutSessionRequest: _TypeAlias = CompleteCheckoutSessionRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmCheckoutPaymentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Session id, AWAITING_PAYMENT."""
+    settlement_id: _builtins.str
+    """Required. The confirmed settlement."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        settlement_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "settlement_id", b"settlement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmCheckoutPaymentRequest: _TypeAlias = ConfirmCheckoutPaymentRequest  # noqa: Y015
+
+@_typing.final
+class Subscription(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CURRENT_PERIOD_START_FIELD_NUMBER: _builtins.int
+    CURRENT_PERIOD_END_FIELD_NUMBER: _builtins.int
+    CANCEL_AT_PERIOD_END_FIELD_NUMBER: _builtins.int
+    CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TEST_CLOCK_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "sub_" + 26 characters."""
+    service_id: _builtins.str
+    plan_id: _builtins.str
+    user_id: _builtins.str
+    status: Global___SubscriptionStatus.ValueType
+    cancel_at_period_end: _builtins.bool
+    """The subscription ends at current_period_end."""
+    @_builtins.property
+    def current_period_start(self) -> _timestamp_pb2.Timestamp:
+        """Start of the open billing period, inclusive."""
+
+    @_builtins.property
+    def current_period_end(self) -> _timestamp_pb2.Timestamp:
+        """End of the open billing period, exclusive."""
+
+    @_builtins.property
+    def cancel_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def test_clock_time(self) -> _timestamp_pb2.Timestamp:
+        """The subscription's own time when a test clock moved it; unset otherwise."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        service_id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        status: Global___SubscriptionStatus.ValueType = ...,
+        current_period_start: _timestamp_pb2.Timestamp | None = ...,
+        current_period_end: _timestamp_pb2.Timestamp | None = ...,
+        cancel_at_period_end: _builtins.bool = ...,
+        cancel_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        test_clock_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "test_clock_time", b"test_clock_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_at_period_end", b"cancel_at_period_end", "cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "id", b"id", "plan_id", b"plan_id", "service_id", b"service_id", "status", b"status", "test_clock_time", b"test_clock_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class ListSubscriptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    service_id: _builtins.str
+    """Optional filters."""
+    user_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        service_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "service_id", b"service_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscriptionsRequest: _TypeAlias = ListSubscriptionsRequest  # noqa: Y015
+
+@_typing.final
+class ListSubscriptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def subscriptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscription]: ...
+    def __init__(
+        self,
+        *,
+        subscriptions: _abc.Iterable[Global___Subscription] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "subscriptions", b"subscriptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscriptionsResponse: _TypeAlias = ListSubscriptionsResponse  # noqa: Y015
+
+@_typing.final
+class CancelSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AT_PERIOD_END_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Subscription id."""
+    at_period_end: _builtins.bool
+    """Optional. End at the current period's end instead of now."""
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        at_period_end: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_period_end", b"at_period_end", "id", b"id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelSubscriptionRequest: _TypeAlias = CancelSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class InvoiceLine(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    description: _builtins.str
+    """What the line bills, e.g. "token_generated: 50000 x 0.00001"."""
+    event_key: _builtins.str
+    """The priced event key; empty for a fixed fee or a merchant-computed amount."""
+    quantity: _builtins.str
+    """Aggregated quantity of the period, decimal string."""
+    amount: _builtins.str
+    """Exact amount rounded once to 6 decimals (ROUND_HALF_EVEN)."""
+    def __init__(
+        self,
+        *,
+        description: _builtins.str = ...,
+        event_key: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        amount: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "event_key", b"event_key", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvoiceLine: _TypeAlias = InvoiceLine  # noqa: Y015
+
+@_typing.final
+class Invoice(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_PLAN_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    FINALIZE_TIME_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    PAID_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "in_" + 26 characters."""
+    subscription_id: _builtins.str
+    service_id: _builtins.str
+    user_id: _builtins.str
+    payment_plan_id: _builtins.str
+    """The plan of the subscription (Retempo's paymentPlanId)."""
+    status: Global___InvoiceStatus.ValueType
+    currency: _builtins.str
+    amount: _builtins.str
+    """Sum of the line amounts, 6 decimals."""
+    settlement_id: _builtins.str
+    """The confirming settlement once PAID."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Billing period covered; unset for a merchant invoice without a period."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceLine]: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finalize_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def paid_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        service_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        payment_plan_id: _builtins.str = ...,
+        status: Global___InvoiceStatus.ValueType = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        currency: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        lines: _abc.Iterable[Global___InvoiceLine] | None = ...,
+        settlement_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        finalize_time: _timestamp_pb2.Timestamp | None = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+        paid_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "due_time", b"due_time", "finalize_time", b"finalize_time", "paid_time", b"paid_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "id", b"id", "lines", b"lines", "paid_time", b"paid_time", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Invoice: _TypeAlias = Invoice  # noqa: Y015
+
+@_typing.final
+class CreateInvoiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_PLAN_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    DRAFT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. Subscription billed."""
+    payment_plan_id: _builtins.str
+    """Required. Must be the subscription's plan."""
+    amount: _builtins.str
+    """Required. The merchant-computed amount: > 0, at most 6 decimals."""
+    draft: _builtins.bool
+    """Optional. Leave the invoice DRAFT instead of finalizing it."""
+    request_id: _builtins.str
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Period covered; one invoice per subscription and period."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        payment_plan_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        draft: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "draft", b"draft", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "request_id", b"request_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateInvoiceRequest: _TypeAlias = CreateInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class GetInvoiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInvoiceRequest: _TypeAlias = GetInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class ListInvoicesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Optional. Only invoices of this subscription."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInvoicesRequest: _TypeAlias = ListInvoicesRequest  # noqa: Y015
+
+@_typing.final
+class ListInvoicesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def invoices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Invoice]: ...
+    def __init__(
+        self,
+        *,
+        invoices: _abc.Iterable[Global___Invoice] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoices", b"invoices", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInvoicesResponse: _TypeAlias = ListInvoicesResponse  # noqa: Y015
+
+@_typing.final
+class FinalizeInvoiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinalizeInvoiceRequest: _TypeAlias = FinalizeInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class VoidInvoiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VoidInvoiceRequest: _TypeAlias = VoidInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class MarkInvoiceUncollectibleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkInvoiceUncollectibleRequest: _TypeAlias = MarkInvoiceUncollectibleRequest  # noqa: Y015
+
+@_typing.final
+class MarkInvoicePaidRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Invoice id."""
+    settlement_id: _builtins.str
+    """Required. The settlement that confirmed the payment."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        settlement_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "settlement_id", b"settlement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkInvoicePaidRequest: _TypeAlias = MarkInvoicePaidRequest  # noqa: Y015
+
+@_typing.final
+class WebhookEndpoint(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Webhooks
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    EVENT_TYPES_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "we_" + 26 characters."""
+    url: _builtins.str
+    """Required. http(s) URL receiving POSTs."""
+    secret: _builtins.str
+    """Output only, returned on creation only: "whsec_" + base64 key for the
+    Standard Webhooks signature.
+    """
+    @_builtins.property
+    def event_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. Event types delivered, e.g. "invoice.paid"; "*" for all."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        url: _builtins.str = ...,
+        event_types: _abc.Iterable[_builtins.str] | None = ...,
+        secret: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "event_types", b"event_types", "id", b"id", "secret", b"secret", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookEndpoint: _TypeAlias = WebhookEndpoint  # noqa: Y015
+
+@_typing.final
+class CreateWebhookEndpointRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def endpoint(self) -> Global___WebhookEndpoint: ...
+    def __init__(
+        self,
+        *,
+        endpoint: Global___WebhookEndpoint | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateWebhookEndpointRequest: _TypeAlias = CreateWebhookEndpointRequest  # noqa: Y015
+
+@_typing.final
+class ListWebhookEndpointsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWebhookEndpointsRequest: _TypeAlias = ListWebhookEndpointsRequest  # noqa: Y015
+
+@_typing.final
+class ListWebhookEndpointsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookEndpoint]: ...
+    def __init__(
+        self,
+        *,
+        endpoints: _abc.Iterable[Global___WebhookEndpoint] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoints", b"endpoints", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWebhookEndpointsResponse: _TypeAlias = ListWebhookEndpointsResponse  # noqa: Y015
+
+@_typing.final
+class WebhookDelivery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPT_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_STATUS_CODE_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    endpoint_id: _builtins.str
+    event_id: _builtins.str
+    """The `webhook-id` header: one per event and endpoint, the same on every attempt."""
+    event_type: _builtins.str
+    status: Global___DeliveryStatus.ValueType
+    attempt_count: _builtins.int
+    last_status_code: _builtins.int
+    """HTTP status of the latest attempt, 0 when it got no answer."""
+    last_error: _builtins.str
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        endpoint_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        event_type: _builtins.str = ...,
+        status: Global___DeliveryStatus.ValueType = ...,
+        attempt_count: _builtins.int = ...,
+        last_status_code: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "next_attempt_time", b"next_attempt_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_count", b"attempt_count", "create_time", b"create_time", "endpoint_id", b"endpoint_id", "event_id", b"event_id", "event_type", b"event_type", "id", b"id", "last_error", b"last_error", "last_status_code", b"last_status_code", "next_attempt_time", b"next_attempt_time", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookDelivery: _TypeAlias = WebhookDelivery  # noqa: Y015
+
+@_typing.final
+class ListWebhookDeliveriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    """Required."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint_id", b"endpoint_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWebhookDeliveriesRequest: _TypeAlias = ListWebhookDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class ListWebhookDeliveriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookDelivery]: ...
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[Global___WebhookDelivery] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWebhookDeliveriesResponse: _TypeAlias = ListWebhookDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class AdvanceTestClockRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Test clocks
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    ADVANCE_BY_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. Subscription whose time moves."""
+    @_builtins.property
+    def advance_by(self) -> _duration_pb2.Duration:
+        """Required. How far, > 0 and at most 5 years."""
+
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        advance_by: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["advance_by", b"advance_by"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advance_by", b"advance_by", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvanceTestClockRequest: _TypeAlias = AdvanceTestClockRequest  # noqa: Y015

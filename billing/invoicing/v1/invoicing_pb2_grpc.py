@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from billing.invoicing.v1 import invoicing_pb2 as billing_dot_invoicing_dot_v1_dot_invoicing__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,8 +26,11 @@ if _version_not_supported:
 
 
 class InvoicingServiceStub:
-    """The invoicing service. Its RPCs are specified in the invoicing issue; until then the server
-    answers health checks and reflection only.
+    """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
+    invoices, and webhooks to merchants.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC ("0.500000"); prices and quantities carry up to 12 fractional digits.
     """
 
     def __init__(self, channel):
@@ -35,16 +39,422 @@ class InvoicingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateService = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreateService',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateServiceRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Service.FromString,
+                _registered_method=True)
+        self.GetService = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetService',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetServiceRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Service.FromString,
+                _registered_method=True)
+        self.ListServices = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListServices',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListServicesRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListServicesResponse.FromString,
+                _registered_method=True)
+        self.CreatePlan = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreatePlan',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreatePlanRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
+                _registered_method=True)
+        self.GetPlan = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetPlan',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetPlanRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListPlans',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.CreateCheckoutSession = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreateCheckoutSession',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateCheckoutSessionRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.FromString,
+                _registered_method=True)
+        self.GetCheckoutSession = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetCheckoutSession',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCheckoutSessionRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.FromString,
+                _registered_method=True)
+        self.CompleteCheckoutSession = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CompleteCheckoutSession',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CompleteCheckoutSessionRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.FromString,
+                _registered_method=True)
+        self.ConfirmCheckoutPayment = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ConfirmCheckoutPayment',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ConfirmCheckoutPaymentRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.FromString,
+                _registered_method=True)
+        self.GetSubscription = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetSubscription',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+                _registered_method=True)
+        self.ListSubscriptions = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListSubscriptions',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListSubscriptionsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListSubscriptionsResponse.FromString,
+                _registered_method=True)
+        self.CancelSubscription = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CancelSubscription',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CancelSubscriptionRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+                _registered_method=True)
+        self.CreateInvoice = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreateInvoice',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateInvoiceRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+                _registered_method=True)
+        self.GetInvoice = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetInvoice',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetInvoiceRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+                _registered_method=True)
+        self.ListInvoices = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListInvoices',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListInvoicesRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListInvoicesResponse.FromString,
+                _registered_method=True)
+        self.FinalizeInvoice = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/FinalizeInvoice',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.FinalizeInvoiceRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+                _registered_method=True)
+        self.VoidInvoice = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/VoidInvoice',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.VoidInvoiceRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+                _registered_method=True)
+        self.MarkInvoiceUncollectible = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/MarkInvoiceUncollectible',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoiceUncollectibleRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+                _registered_method=True)
+        self.MarkInvoicePaid = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/MarkInvoicePaid',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoicePaidRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+                _registered_method=True)
+        self.CreateWebhookEndpoint = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreateWebhookEndpoint',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.ListWebhookEndpoints = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListWebhookEndpoints',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookEndpointsResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListWebhookDeliveries',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.AdvanceTestClock = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/AdvanceTestClock',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AdvanceTestClockRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+                _registered_method=True)
 
 
 class InvoicingServiceServicer:
-    """The invoicing service. Its RPCs are specified in the invoicing issue; until then the server
-    answers health checks and reflection only.
+    """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
+    invoices, and webhooks to merchants.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC ("0.500000"); prices and quantities carry up to 12 fractional digits.
     """
+
+    def CreateService(self, request, context):
+        """Creates a service: a merchant's product that plans are attached to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePlan(self, request, context):
+        """Creates a plan of a service. Plans are immutable: to change a price, create a new plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlan(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCheckoutSession(self, request, context):
+        """Opens a checkout session for a plan and a (new or existing) subscriber.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckoutSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteCheckoutSession(self, request, context):
+        """Completes a session. A pure USAGE_BASED plan completes at once and creates an ACTIVE
+        subscription; a plan with a fixed fee needs a payment proof and waits for its verification
+        (status AWAITING_PAYMENT) until ConfirmCheckoutPayment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmCheckoutPayment(self, request, context):
+        """Called by settlement once the up-front payment of a session is verified on chain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubscription(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSubscriptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSubscription(self, request, context):
+        """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
+        end of the current period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateInvoice(self, request, context):
+        """Creates an invoice the Retempo way: the merchant computed the amount.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInvoice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvoices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinalizeInvoice(self, request, context):
+        """DRAFT -> OPEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VoidInvoice(self, request, context):
+        """DRAFT, OPEN or UNCOLLECTIBLE -> VOID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkInvoiceUncollectible(self, request, context):
+        """OPEN -> UNCOLLECTIBLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkInvoicePaid(self, request, context):
+        """OPEN or UNCOLLECTIBLE -> PAID. Called by settlement with the confirming settlement; repeating
+        the call with the same settlement returns the paid invoice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWebhookEndpoint(self, request, context):
+        """Registers a URL that receives signed webhook events; the answer carries its signing secret.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookEndpoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """Delivery attempts of an endpoint, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvanceTestClock(self, request, context):
+        """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
+        forward and closes every billing period that ended by then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_InvoicingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateService': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateService,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateServiceRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Service.SerializeToString,
+            ),
+            'GetService': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetService,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetServiceRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Service.SerializeToString,
+            ),
+            'ListServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServices,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListServicesRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListServicesResponse.SerializeToString,
+            ),
+            'CreatePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlan,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreatePlanRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.SerializeToString,
+            ),
+            'GetPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlan,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetPlanRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'CreateCheckoutSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCheckoutSession,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateCheckoutSessionRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.SerializeToString,
+            ),
+            'GetCheckoutSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckoutSession,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCheckoutSessionRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.SerializeToString,
+            ),
+            'CompleteCheckoutSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteCheckoutSession,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CompleteCheckoutSessionRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.SerializeToString,
+            ),
+            'ConfirmCheckoutPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmCheckoutPayment,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ConfirmCheckoutPaymentRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.SerializeToString,
+            ),
+            'GetSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscription,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.SerializeToString,
+            ),
+            'ListSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubscriptions,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListSubscriptionsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListSubscriptionsResponse.SerializeToString,
+            ),
+            'CancelSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSubscription,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CancelSubscriptionRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.SerializeToString,
+            ),
+            'CreateInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInvoice,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateInvoiceRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'GetInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInvoice,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetInvoiceRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'ListInvoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvoices,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListInvoicesRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListInvoicesResponse.SerializeToString,
+            ),
+            'FinalizeInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinalizeInvoice,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.FinalizeInvoiceRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'VoidInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.VoidInvoice,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.VoidInvoiceRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'MarkInvoiceUncollectible': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkInvoiceUncollectible,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoiceUncollectibleRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'MarkInvoicePaid': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkInvoicePaid,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoicePaidRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookEndpoint,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateWebhookEndpointRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'ListWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookEndpoints,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookEndpointsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookEndpointsResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'AdvanceTestClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceTestClock,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AdvanceTestClockRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'billing.invoicing.v1.InvoicingService', rpc_method_handlers)
@@ -54,6 +464,657 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class InvoicingService:
-    """The invoicing service. Its RPCs are specified in the invoicing issue; until then the server
-    answers health checks and reflection only.
+    """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
+    invoices, and webhooks to merchants.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC ("0.500000"); prices and quantities carry up to 12 fractional digits.
     """
+
+    @staticmethod
+    def CreateService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreateService',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateServiceRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Service.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetService',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetServiceRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Service.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListServices',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListServicesRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreatePlan',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreatePlanRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetPlan',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetPlanRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListPlans',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCheckoutSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreateCheckoutSession',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateCheckoutSessionRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckoutSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetCheckoutSession',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCheckoutSessionRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteCheckoutSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CompleteCheckoutSession',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CompleteCheckoutSessionRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmCheckoutPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ConfirmCheckoutPayment',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ConfirmCheckoutPaymentRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CheckoutSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetSubscription',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListSubscriptions',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListSubscriptionsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CancelSubscription',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CancelSubscriptionRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreateInvoice',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateInvoiceRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetInvoice',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetInvoiceRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListInvoices',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListInvoicesRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListInvoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinalizeInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/FinalizeInvoice',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.FinalizeInvoiceRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VoidInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/VoidInvoice',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.VoidInvoiceRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkInvoiceUncollectible(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/MarkInvoiceUncollectible',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoiceUncollectibleRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkInvoicePaid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/MarkInvoicePaid',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoicePaidRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreateWebhookEndpoint',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateWebhookEndpointRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListWebhookEndpoints',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookEndpointsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListWebhookDeliveries',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceTestClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/AdvanceTestClock',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AdvanceTestClockRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

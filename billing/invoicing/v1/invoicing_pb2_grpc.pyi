@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from billing.invoicing.v1 import invoicing_pb2 as _invoicing_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -26,28 +27,320 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class InvoicingServiceStub:
-    """The invoicing service. Its RPCs are specified in the invoicing issue; until then the server
-    answers health checks and reflection only.
+    """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
+    invoices, and webhooks to merchants.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC ("0.500000"); prices and quantities carry up to 12 fractional digits.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> InvoicingServiceAsyncStub: ...
+    CreateService: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateServiceRequest, _invoicing_pb2.Service]
+    """Creates a service: a merchant's product that plans are attached to."""
+    GetService: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetServiceRequest, _invoicing_pb2.Service]
+    ListServices: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListServicesRequest, _invoicing_pb2.ListServicesResponse]
+    CreatePlan: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreatePlanRequest, _invoicing_pb2.Plan]
+    """Creates a plan of a service. Plans are immutable: to change a price, create a new plan."""
+    GetPlan: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetPlanRequest, _invoicing_pb2.Plan]
+    ListPlans: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListPlansRequest, _invoicing_pb2.ListPlansResponse]
+    CreateCheckoutSession: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]
+    """Opens a checkout session for a plan and a (new or existing) subscriber."""
+    GetCheckoutSession: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]
+    CompleteCheckoutSession: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CompleteCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]
+    """Completes a session. A pure USAGE_BASED plan completes at once and creates an ACTIVE
+    subscription; a plan with a fixed fee needs a payment proof and waits for its verification
+    (status AWAITING_PAYMENT) until ConfirmCheckoutPayment.
+    """
+    ConfirmCheckoutPayment: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ConfirmCheckoutPaymentRequest, _invoicing_pb2.CheckoutSession]
+    """Called by settlement once the up-front payment of a session is verified on chain."""
+    GetSubscription: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetSubscriptionRequest, _invoicing_pb2.Subscription]
+    ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListSubscriptionsRequest, _invoicing_pb2.ListSubscriptionsResponse]
+    CancelSubscription: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CancelSubscriptionRequest, _invoicing_pb2.Subscription]
+    """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
+    end of the current period.
+    """
+    CreateInvoice: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateInvoiceRequest, _invoicing_pb2.Invoice]
+    """Creates an invoice the Retempo way: the merchant computed the amount."""
+    GetInvoice: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetInvoiceRequest, _invoicing_pb2.Invoice]
+    ListInvoices: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListInvoicesRequest, _invoicing_pb2.ListInvoicesResponse]
+    FinalizeInvoice: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.FinalizeInvoiceRequest, _invoicing_pb2.Invoice]
+    """DRAFT -> OPEN."""
+    VoidInvoice: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.VoidInvoiceRequest, _invoicing_pb2.Invoice]
+    """DRAFT, OPEN or UNCOLLECTIBLE -> VOID."""
+    MarkInvoiceUncollectible: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.MarkInvoiceUncollectibleRequest, _invoicing_pb2.Invoice]
+    """OPEN -> UNCOLLECTIBLE."""
+    MarkInvoicePaid: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.MarkInvoicePaidRequest, _invoicing_pb2.Invoice]
+    """OPEN or UNCOLLECTIBLE -> PAID. Called by settlement with the confirming settlement; repeating
+    the call with the same settlement returns the paid invoice.
+    """
+    CreateWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]
+    """Registers a URL that receives signed webhook events; the answer carries its signing secret."""
+    ListWebhookEndpoints: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookEndpointsRequest, _invoicing_pb2.ListWebhookEndpointsResponse]
+    ListWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookDeliveriesRequest, _invoicing_pb2.ListWebhookDeliveriesResponse]
+    """Delivery attempts of an endpoint, newest first."""
+    AdvanceTestClock: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.AdvanceTestClockRequest, _invoicing_pb2.Subscription]
+    """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
+    forward and closes every billing period that ended by then.
+    """
 
 @_typing.type_check_only
 class InvoicingServiceAsyncStub(InvoicingServiceStub):
-    """The invoicing service. Its RPCs are specified in the invoicing issue; until then the server
-    answers health checks and reflection only.
+    """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
+    invoices, and webhooks to merchants.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC ("0.500000"); prices and quantities carry up to 12 fractional digits.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-
-class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The invoicing service. Its RPCs are specified in the invoicing issue; until then the server
-    answers health checks and reflection only.
+    CreateService: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateServiceRequest, _invoicing_pb2.Service]  # type: ignore[assignment]
+    """Creates a service: a merchant's product that plans are attached to."""
+    GetService: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetServiceRequest, _invoicing_pb2.Service]  # type: ignore[assignment]
+    ListServices: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListServicesRequest, _invoicing_pb2.ListServicesResponse]  # type: ignore[assignment]
+    CreatePlan: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreatePlanRequest, _invoicing_pb2.Plan]  # type: ignore[assignment]
+    """Creates a plan of a service. Plans are immutable: to change a price, create a new plan."""
+    GetPlan: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetPlanRequest, _invoicing_pb2.Plan]  # type: ignore[assignment]
+    ListPlans: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListPlansRequest, _invoicing_pb2.ListPlansResponse]  # type: ignore[assignment]
+    CreateCheckoutSession: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]  # type: ignore[assignment]
+    """Opens a checkout session for a plan and a (new or existing) subscriber."""
+    GetCheckoutSession: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]  # type: ignore[assignment]
+    CompleteCheckoutSession: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CompleteCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]  # type: ignore[assignment]
+    """Completes a session. A pure USAGE_BASED plan completes at once and creates an ACTIVE
+    subscription; a plan with a fixed fee needs a payment proof and waits for its verification
+    (status AWAITING_PAYMENT) until ConfirmCheckoutPayment.
+    """
+    ConfirmCheckoutPayment: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ConfirmCheckoutPaymentRequest, _invoicing_pb2.CheckoutSession]  # type: ignore[assignment]
+    """Called by settlement once the up-front payment of a session is verified on chain."""
+    GetSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
+    ListSubscriptions: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListSubscriptionsRequest, _invoicing_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
+    CancelSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CancelSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
+    """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
+    end of the current period.
+    """
+    CreateInvoice: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateInvoiceRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
+    """Creates an invoice the Retempo way: the merchant computed the amount."""
+    GetInvoice: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetInvoiceRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
+    ListInvoices: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListInvoicesRequest, _invoicing_pb2.ListInvoicesResponse]  # type: ignore[assignment]
+    FinalizeInvoice: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.FinalizeInvoiceRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
+    """DRAFT -> OPEN."""
+    VoidInvoice: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.VoidInvoiceRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
+    """DRAFT, OPEN or UNCOLLECTIBLE -> VOID."""
+    MarkInvoiceUncollectible: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.MarkInvoiceUncollectibleRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
+    """OPEN -> UNCOLLECTIBLE."""
+    MarkInvoicePaid: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.MarkInvoicePaidRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
+    """OPEN or UNCOLLECTIBLE -> PAID. Called by settlement with the confirming settlement; repeating
+    the call with the same settlement returns the paid invoice.
+    """
+    CreateWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]  # type: ignore[assignment]
+    """Registers a URL that receives signed webhook events; the answer carries its signing secret."""
+    ListWebhookEndpoints: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookEndpointsRequest, _invoicing_pb2.ListWebhookEndpointsResponse]  # type: ignore[assignment]
+    ListWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookDeliveriesRequest, _invoicing_pb2.ListWebhookDeliveriesResponse]  # type: ignore[assignment]
+    """Delivery attempts of an endpoint, newest first."""
+    AdvanceTestClock: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.AdvanceTestClockRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
+    """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
+    forward and closes every billing period that ended by then.
     """
 
-    ...
+class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
+    invoices, and webhooks to merchants.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC ("0.500000"); prices and quantities carry up to 12 fractional digits.
+    """
+
+    @_abc_1.abstractmethod
+    def CreateService(
+        self,
+        request: _invoicing_pb2.CreateServiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Service, _abc.Awaitable[_invoicing_pb2.Service]]:
+        """Creates a service: a merchant's product that plans are attached to."""
+
+    @_abc_1.abstractmethod
+    def GetService(
+        self,
+        request: _invoicing_pb2.GetServiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Service, _abc.Awaitable[_invoicing_pb2.Service]]: ...
+
+    @_abc_1.abstractmethod
+    def ListServices(
+        self,
+        request: _invoicing_pb2.ListServicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListServicesResponse, _abc.Awaitable[_invoicing_pb2.ListServicesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreatePlan(
+        self,
+        request: _invoicing_pb2.CreatePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Plan, _abc.Awaitable[_invoicing_pb2.Plan]]:
+        """Creates a plan of a service. Plans are immutable: to change a price, create a new plan."""
+
+    @_abc_1.abstractmethod
+    def GetPlan(
+        self,
+        request: _invoicing_pb2.GetPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Plan, _abc.Awaitable[_invoicing_pb2.Plan]]: ...
+
+    @_abc_1.abstractmethod
+    def ListPlans(
+        self,
+        request: _invoicing_pb2.ListPlansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListPlansResponse, _abc.Awaitable[_invoicing_pb2.ListPlansResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateCheckoutSession(
+        self,
+        request: _invoicing_pb2.CreateCheckoutSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.CheckoutSession, _abc.Awaitable[_invoicing_pb2.CheckoutSession]]:
+        """Opens a checkout session for a plan and a (new or existing) subscriber."""
+
+    @_abc_1.abstractmethod
+    def GetCheckoutSession(
+        self,
+        request: _invoicing_pb2.GetCheckoutSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.CheckoutSession, _abc.Awaitable[_invoicing_pb2.CheckoutSession]]: ...
+
+    @_abc_1.abstractmethod
+    def CompleteCheckoutSession(
+        self,
+        request: _invoicing_pb2.CompleteCheckoutSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.CheckoutSession, _abc.Awaitable[_invoicing_pb2.CheckoutSession]]:
+        """Completes a session. A pure USAGE_BASED plan completes at once and creates an ACTIVE
+        subscription; a plan with a fixed fee needs a payment proof and waits for its verification
+        (status AWAITING_PAYMENT) until ConfirmCheckoutPayment.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmCheckoutPayment(
+        self,
+        request: _invoicing_pb2.ConfirmCheckoutPaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.CheckoutSession, _abc.Awaitable[_invoicing_pb2.CheckoutSession]]:
+        """Called by settlement once the up-front payment of a session is verified on chain."""
+
+    @_abc_1.abstractmethod
+    def GetSubscription(
+        self,
+        request: _invoicing_pb2.GetSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Subscription, _abc.Awaitable[_invoicing_pb2.Subscription]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSubscriptions(
+        self,
+        request: _invoicing_pb2.ListSubscriptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListSubscriptionsResponse, _abc.Awaitable[_invoicing_pb2.ListSubscriptionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelSubscription(
+        self,
+        request: _invoicing_pb2.CancelSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Subscription, _abc.Awaitable[_invoicing_pb2.Subscription]]:
+        """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
+        end of the current period.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateInvoice(
+        self,
+        request: _invoicing_pb2.CreateInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Invoice, _abc.Awaitable[_invoicing_pb2.Invoice]]:
+        """Creates an invoice the Retempo way: the merchant computed the amount."""
+
+    @_abc_1.abstractmethod
+    def GetInvoice(
+        self,
+        request: _invoicing_pb2.GetInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Invoice, _abc.Awaitable[_invoicing_pb2.Invoice]]: ...
+
+    @_abc_1.abstractmethod
+    def ListInvoices(
+        self,
+        request: _invoicing_pb2.ListInvoicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListInvoicesResponse, _abc.Awaitable[_invoicing_pb2.ListInvoicesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def FinalizeInvoice(
+        self,
+        request: _invoicing_pb2.FinalizeInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Invoice, _abc.Awaitable[_invoicing_pb2.Invoice]]:
+        """DRAFT -> OPEN."""
+
+    @_abc_1.abstractmethod
+    def VoidInvoice(
+        self,
+        request: _invoicing_pb2.VoidInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Invoice, _abc.Awaitable[_invoicing_pb2.Invoice]]:
+        """DRAFT, OPEN or UNCOLLECTIBLE -> VOID."""
+
+    @_abc_1.abstractmethod
+    def MarkInvoiceUncollectible(
+        self,
+        request: _invoicing_pb2.MarkInvoiceUncollectibleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Invoice, _abc.Awaitable[_invoicing_pb2.Invoice]]:
+        """OPEN -> UNCOLLECTIBLE."""
+
+    @_abc_1.abstractmethod
+    def MarkInvoicePaid(
+        self,
+        request: _invoicing_pb2.MarkInvoicePaidRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Invoice, _abc.Awaitable[_invoicing_pb2.Invoice]]:
+        """OPEN or UNCOLLECTIBLE -> PAID. Called by settlement with the confirming settlement; repeating
+        the call with the same settlement returns the paid invoice.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateWebhookEndpoint(
+        self,
+        request: _invoicing_pb2.CreateWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.WebhookEndpoint, _abc.Awaitable[_invoicing_pb2.WebhookEndpoint]]:
+        """Registers a URL that receives signed webhook events; the answer carries its signing secret."""
+
+    @_abc_1.abstractmethod
+    def ListWebhookEndpoints(
+        self,
+        request: _invoicing_pb2.ListWebhookEndpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListWebhookEndpointsResponse, _abc.Awaitable[_invoicing_pb2.ListWebhookEndpointsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListWebhookDeliveries(
+        self,
+        request: _invoicing_pb2.ListWebhookDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListWebhookDeliveriesResponse, _abc.Awaitable[_invoicing_pb2.ListWebhookDeliveriesResponse]]:
+        """Delivery attempts of an endpoint, newest first."""
+
+    @_abc_1.abstractmethod
+    def AdvanceTestClock(
+        self,
+        request: _invoicing_pb2.AdvanceTestClockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Subscription, _abc.Awaitable[_invoicing_pb2.Subscription]]:
+        """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
+        forward and closes every billing period that ended by then.
+        """
 
 def add_InvoicingServiceServicer_to_server(servicer: InvoicingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -810,6 +810,7 @@ class SubscriptionState(_message.Message):
     CURRENT_PERIOD_START_FIELD_NUMBER: _builtins.int
     CURRENT_PERIOD_END_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    TEST_CLOCK_TIME_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """Required. Subscription id."""
     service_id: _builtins.str
@@ -828,6 +829,12 @@ class SubscriptionState(_message.Message):
     def current_period_end(self) -> _timestamp_pb2.Timestamp:
         """Required. End of the open billing period, after its start."""
 
+    @_builtins.property
+    def test_clock_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. The subscription's own time when a test clock moved it ahead: its events default
+        to this time, and may lie up to the allowed clock skew beyond it.
+        """
+
     def __init__(
         self,
         *,
@@ -838,10 +845,11 @@ class SubscriptionState(_message.Message):
         current_period_start: _timestamp_pb2.Timestamp | None = ...,
         current_period_end: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        test_clock_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "test_clock_time", b"test_clock_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "service_id", b"service_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "service_id", b"service_id", "status", b"status", "subscription_id", b"subscription_id", "test_clock_time", b"test_clock_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,1 @@
+"""Pure invoicing rules: no I/O, no ORM, no gRPC."""
