@@ -1,15 +1,28 @@
 """python -m invoicing_svc [serve|migrate]"""
 
-from billing.invoicing.v1 import invoicing_pb2, invoicing_pb2_grpc
+from pathlib import Path
+
+from invoicing_svc import bootstrap
 from invoicing_svc.settings import InvoicingSettings
-from service_kit.grpc_server import ServiceBinding
-from service_kit.service_main import run_service, serve_bindings
+from service_kit.grpc_server import RunningServer
+from service_kit.service_main import Cleanup, run_service
+
+
+async def serve(settings: InvoicingSettings) -> tuple[RunningServer, Cleanup]:
+    invoicing = bootstrap.build(settings)
+    running = await bootstrap.start(invoicing)
+    background = bootstrap.start_background_work(invoicing)
+
+    async def cleanup() -> None:
+        for task in background:
+            task.cancel()
+        await bootstrap.close(invoicing)
+
+    return running, cleanup
+
 
 if __name__ == "__main__":
     settings = InvoicingSettings()
-    binding = ServiceBinding.of(
-        invoicing_pb2.DESCRIPTOR.services_by_name["InvoicingService"],
-        invoicing_pb2_grpc.InvoicingServiceServicer(),
-        invoicing_pb2_grpc.add_InvoicingServiceServicer_to_server,
+    run_service(
+        "invoicing_svc", settings, Path(__file__).parent / "migrations", lambda: serve(settings)
     )
-    run_service("invoicing_svc", settings, None, serve_bindings(settings, [binding]))

@@ -1,5 +1,7 @@
 """Invoicing settings, from INVOICING_* environment variables."""
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -10,3 +12,19 @@ class InvoicingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INVOICING_", extra="ignore")
 
     grpc_port: int = Field(default=50052, ge=0, le=65535)
+    metering_address: str = "127.0.0.1:50051"
+    # Deadline of every call to metering.
+    metering_deadline_seconds: float = Field(default=5.0, gt=0)
+    # The hosted checkout page; a session's url is this plus "/<session id>".
+    checkout_base_url: str = "http://127.0.0.1:8080/checkout"
+    # A period is closed this long after it ended, so late usage events still count.
+    late_event_grace: timedelta = timedelta(hours=1)
+    # An OPEN invoice is due this long after it is finalized; then its subscription is PAST_DUE.
+    payment_terms: timedelta = timedelta(days=7)
+    # Allows AdvanceTestClock; never in production.
+    test_clock_enabled: bool = False
+    # How often the scheduler, the outbox relay and the webhook worker look for work.
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A webhook is retried with backoff until it is this old, then marked FAILED.
+    webhook_retry_horizon: timedelta = timedelta(days=3)

@@ -1,6 +1,7 @@
 """Exact decimal parsing for quantities and money. Floats never touch an amount."""
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from fractions import Fraction
 
 from service_kit.errors import InvalidArgument
 
@@ -51,3 +52,13 @@ def format_decimal(value: Decimal) -> str:
 def round_usdc(value: Decimal) -> Decimal:
     """Rounds once to the USDC base unit (6 decimals) with ROUND_HALF_EVEN."""
     return value.quantize(USDC_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def round_usdc_fraction(value: Fraction) -> Decimal:
+    """Rounds an exact rational (e.g. a fee x 17/30 days) once to 6 decimals, ROUND_HALF_EVEN."""
+    scaled = value * 1_000_000
+    quotient, remainder = divmod(scaled.numerator, scaled.denominator)
+    twice = 2 * remainder
+    if twice > scaled.denominator or (twice == scaled.denominator and quotient % 2 == 1):
+        quotient += 1
+    return Decimal(quotient).scaleb(-6).quantize(USDC_QUANTUM)

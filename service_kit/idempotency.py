@@ -6,7 +6,9 @@ attempt to commit (then replays it) or to roll back (then runs itself).
 """
 
 import hashlib
+from dataclasses import dataclass
 
+from google.protobuf.message import Message
 from sqlalchemy import (
     Column,
     DateTime,
@@ -42,24 +44,44 @@ def idempotency_table(metadata: MetaData, schema: str) -> Table:
     )
 
 
-def fingerprint(method: str, request_bytes: bytes) -> str:
-    return hashlib.sha256(method.encode() + b"\0" + request_bytes).hexdigest()
+@dataclass(frozen=True)
+class RequestKey:
+    """Identifies one mutating request: its request id, method and a digest of its content."""
+
+    request_id: str
+    method: str
+    digest: str
+
+    @classmethod
+    def of(cls, method: str, request: Message, request_id: str) -> "RequestKey | None":
+        """None when the caller sent no request id (no idempotency asked for)."""
+        if not request_id:
+            return None
+        if len(request_id) > MAX_REQUEST_ID_LENGTH:
+            raise InvalidArgument("request_id is longer than 255 characters", field="request_id")
+        content = method.encode() + b"\0" + request.SerializeToString(deterministic=True)
+        return cls(request_id, method, hashlib.sha256(content).hexdigest())
 
 
 class IdempotencyStore:
+    """Remembers, per request key, the id of the object the request created or changed."""
+
     def __init__(self, table: Table) -> None:
         self._table = table
 
-    async def reserve(
-        self, session: AsyncSession, *, merchant_id: str, request_id: str, method: str, digest: str
-    ) -> bytes | None:
-        """Claims the request id. Returns the stored response when the request ran before."""
-        if len(request_id) > MAX_REQUEST_ID_LENGTH:
-            raise InvalidArgument("request_id is longer than 255 characters", field="request_id")
+    async def first_answer(
+        self, session: AsyncSession, merchant_id: str, key: RequestKey | None
+    ) -> str | None:
+        """Claims the key. Returns the id the first run answered with, if the request ran before."""
+        if key is None:
+            return None
         claimed = await session.execute(
             insert(self._table)
             .values(
-                merchant_id=merchant_id, request_id=request_id, method=method, fingerprint=digest
+                merchant_id=merchant_id,
+                request_id=key.request_id,
+                method=key.method,
+                fingerprint=key.digest,
             )
             .on_conflict_do_nothing()
             .returning(self._table.c.request_id)
@@ -71,22 +93,28 @@ class IdempotencyStore:
                 select(
                     self._table.c.method, self._table.c.fingerprint, self._table.c.response
                 ).where(
-                    self._table.c.merchant_id == merchant_id, self._table.c.request_id == request_id
+                    self._table.c.merchant_id == merchant_id,
+                    self._table.c.request_id == key.request_id,
                 )
             )
         ).one()
-        if row.method != method or row.fingerprint != digest:
+        if row.method != key.method or row.fingerprint != key.digest:
             raise AlreadyExists(
                 "request_id was already used for a different request", field="request_id"
             )
-        response: bytes = row.response
-        return response
+        answer: bytes = row.response
+        return answer.decode()
 
     async def remember(
-        self, session: AsyncSession, *, merchant_id: str, request_id: str, response: bytes
+        self, session: AsyncSession, merchant_id: str, key: RequestKey | None, object_id: str
     ) -> None:
+        if key is None:
+            return
         await session.execute(
             update(self._table)
-            .where(self._table.c.merchant_id == merchant_id, self._table.c.request_id == request_id)
-            .values(response=response)
+            .where(
+                self._table.c.merchant_id == merchant_id,
+                self._table.c.request_id == key.request_id,
+            )
+            .values(response=object_id.encode())
         )

@@ -2,9 +2,13 @@
 
 import base64
 import json
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 from service_kit.errors import InvalidArgument
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -33,3 +37,27 @@ def decode_token(token: str, length: int) -> list[Any] | None:
     if not isinstance(position, list) or len(position) != length:
         raise InvalidArgument("page_token is not a token this service issued", field="page_token")
     return position
+
+
+def creation_position(token: str) -> tuple[datetime, str] | None:
+    """The (create_time, id) position a token of a creation-ordered list carries."""
+    position = decode_token(token, 2)
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(position[0]), str(position[1])
+    except (TypeError, ValueError):
+        raise InvalidArgument(
+            "page_token is not a token this service issued", field="page_token"
+        ) from None
+
+
+def cut_page(
+    items: list[T], limit: int, position: Callable[[T], tuple[datetime, str]]
+) -> tuple[list[T], str]:
+    """`items` was fetched with limit + 1: returns the page and the token of the next one."""
+    page = items[:limit]
+    if len(items) <= limit:
+        return page, ""
+    moment, identifier = position(page[-1])
+    return page, encode_token([moment.isoformat(), identifier])

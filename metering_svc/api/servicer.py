@@ -13,7 +13,7 @@ from metering_svc.domain.model import EventOutcome
 from metering_svc.service_layer import events, ingestion, meters, replicas, summaries
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument
-from service_kit.idempotency import fingerprint
+from service_kit.idempotency import RequestKey
 from service_kit.proto_time import from_timestamp, to_timestamp
 from service_kit.tenancy import merchant_id
 
@@ -34,8 +34,8 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
             display_name=request.meter.display_name,
             now=self._metering.clock.now(),
         )
-        digest = fingerprint("CreateMeter", request.SerializeToString(deterministic=True))
-        created = await meters.create_meter(self._metering, meter, request.request_id, digest)
+        key = RequestKey.of("CreateMeter", request, request.request_id)
+        created = await meters.create_meter(self._metering, meter, key)
         return translate.meter_to_proto(created)
 
     async def GetMeter(self, request: pb.GetMeterRequest, context: Context) -> pb.Meter:

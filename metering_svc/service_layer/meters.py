@@ -8,6 +8,7 @@ from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit import pagination
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
+from service_kit.idempotency import RequestKey
 from service_kit.ids import new_id
 
 _PROPERTY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
@@ -54,34 +55,21 @@ def new_meter(
     )
 
 
-async def create_meter(metering: Metering, meter: Meter, request_id: str, digest: str) -> Meter:
+async def create_meter(metering: Metering, meter: Meter, request: RequestKey | None) -> Meter:
     """Stores a new meter; ALREADY_EXISTS when the service has one for the event key.
     A retry with the same request id returns the meter the first call created."""
     async with metering.unit_of_work() as uow:
-        if request_id:
-            first_answer = await uow.idempotency.reserve(
-                uow.session,
-                merchant_id=meter.merchant_id,
-                request_id=request_id,
-                method="CreateMeter",
-                digest=digest,
-            )
-            if first_answer is not None:
-                created = await uow.meters.get(meter.merchant_id, first_answer.decode())
-                assert created is not None
-                return created
+        first_id = await uow.idempotency.first_answer(uow.session, meter.merchant_id, request)
+        if first_id is not None:
+            created = await uow.meters.get(meter.merchant_id, first_id)
+            assert created is not None
+            return created
         if not await uow.meters.add(meter):
             raise AlreadyExists(
                 f"service {meter.service_id} already has a meter for {meter.event_key}",
                 field="meter.event_key",
             )
-        if request_id:
-            await uow.idempotency.remember(
-                uow.session,
-                merchant_id=meter.merchant_id,
-                request_id=request_id,
-                response=meter.id.encode(),
-            )
+        await uow.idempotency.remember(uow.session, meter.merchant_id, request, meter.id)
         await uow.commit()
     return meter
 
@@ -98,12 +86,7 @@ async def list_meters(
     metering: Metering, merchant_id: str, service_id: str, size: int, token: str
 ) -> tuple[list[Meter], str]:
     limit = pagination.page_size(size)
-    position = pagination.decode_token(token, 2)
-    after = (datetime.fromisoformat(position[0]), str(position[1])) if position else None
+    after = pagination.creation_position(token)
     async with metering.unit_of_work() as uow:
         meters = await uow.meters.list(merchant_id, service_id or None, after, limit + 1)
-    page, more = meters[:limit], len(meters) > limit
-    next_token = (
-        pagination.encode_token([page[-1].create_time.isoformat(), page[-1].id]) if more else ""
-    )
-    return page, next_token
+    return pagination.cut_page(meters, limit, lambda meter: (meter.create_time, meter.id))

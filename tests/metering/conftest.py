@@ -7,39 +7,33 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
-from metering_svc import bootstrap
 from metering_svc.service_layer.unit_of_work import Metering
-from metering_svc.settings import MeteringSettings
 from service_kit.clock import ManualClock
 from service_kit.proto_time import to_timestamp
-from tests.conftest import TEST_START
+from tests.conftest import TEST_START, RunningMetering, metering_server
+from tests.conftest import field_violation as field_violation
 
 _merchants = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-async def metering(database_url: str) -> AsyncIterator[Metering]:
-    settings = MeteringSettings(database_url=database_url, grpc_port=0, db_pool_size=20)
-    service = bootstrap.build(settings, clock=ManualClock(TEST_START))
-    yield service
-    await service.engine.dispose()
+async def running_metering(database_url: str) -> AsyncIterator[RunningMetering]:
+    async with metering_server(database_url, ManualClock(TEST_START)) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-async def metering_stub(
-    metering: Metering,
-) -> AsyncIterator[metering_pb2_grpc.MeteringServiceAsyncStub]:
-    running = await bootstrap.start(metering)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    yield metering_pb2_grpc.MeteringServiceStub(channel)
-    await channel.close()
-    await running.stop(1)
+def metering(running_metering: RunningMetering) -> Metering:
+    return running_metering.service
+
+
+@pytest.fixture(scope="session")
+def metering_stub(running_metering: RunningMetering) -> metering_pb2_grpc.MeteringServiceAsyncStub:
+    return running_metering.stub
 
 
 @pytest.fixture(scope="session")
@@ -128,27 +122,3 @@ async def tenant(metering_stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> T
     )
     await found.set_state(pb.SUBSCRIPTION_STATUS_ACTIVE, version=1)
     return found
-
-
-def field_violation(error: grpc.aio.AioRpcError) -> str:
-    """The field named by the error's google.rpc details (BadRequest, PreconditionFailure or
-    ResourceInfo)."""
-    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert isinstance(details, bytes), "the error carries no google.rpc.Status details"
-    status = status_pb2.Status.FromString(details)
-    assert status.code == error.code().value[0]
-    for detail in status.details:
-        for kind in (
-            error_details_pb2.BadRequest,
-            error_details_pb2.PreconditionFailure,
-            error_details_pb2.ResourceInfo,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                message = kind()
-                detail.Unpack(message)
-                if isinstance(message, error_details_pb2.BadRequest):
-                    return str(message.field_violations[0].field)
-                if isinstance(message, error_details_pb2.PreconditionFailure):
-                    return str(message.violations[0].subject)
-                return str(message.resource_name)
-    raise AssertionError("no field in the error details")

@@ -1,0 +1,1 @@
+"""Invoicing's storage, its metering client and its webhook sender."""

@@ -1,0 +1,177 @@
+"""Checkout sessions and subscriptions."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from invoicing_svc.adapters.tables import CheckoutSessionRow, SubscriptionRow
+from invoicing_svc.domain.model import (
+    CheckoutSession,
+    CheckoutStatus,
+    PaymentProof,
+    Subscription,
+    SubscriptionStatus,
+)
+
+
+def _session(row: CheckoutSessionRow) -> CheckoutSession:
+    payment = None
+    if row.payment_transaction_hash and row.payer_wallet_address:
+        payment = PaymentProof(row.payment_transaction_hash, row.payer_wallet_address)
+    return CheckoutSession(
+        id=row.id,
+        merchant_id=row.merchant_id,
+        plan_id=row.plan_id,
+        user_id=row.user_id,
+        success_url=row.success_url,
+        cancel_url=row.cancel_url,
+        status=CheckoutStatus(row.status),
+        amount_due=row.amount_due,
+        create_time=row.create_time,
+        payment=payment,
+        settlement_id=row.settlement_id or "",
+        subscription_id=row.subscription_id or "",
+        complete_time=row.complete_time,
+    )
+
+
+def _subscription(row: SubscriptionRow) -> Subscription:
+    return Subscription(
+        id=row.id,
+        merchant_id=row.merchant_id,
+        service_id=row.service_id,
+        plan_id=row.plan_id,
+        user_id=row.user_id,
+        status=SubscriptionStatus(row.status),
+        billing_anchor=row.billing_anchor,
+        period_index=row.period_index,
+        current_period_start=row.current_period_start,
+        current_period_end=row.current_period_end,
+        cancel_at_period_end=row.cancel_at_period_end,
+        fee_prepaid_until=row.fee_prepaid_until,
+        version=row.version,
+        create_time=row.create_time,
+        cancel_time=row.cancel_time,
+        test_clock_time=row.test_clock_time,
+    )
+
+
+class SubscriptionStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def save_checkout(self, checkout: CheckoutSession) -> None:
+        await self._session.merge(
+            CheckoutSessionRow(
+                id=checkout.id,
+                merchant_id=checkout.merchant_id,
+                plan_id=checkout.plan_id,
+                user_id=checkout.user_id,
+                success_url=checkout.success_url,
+                cancel_url=checkout.cancel_url,
+                status=checkout.status.value,
+                amount_due=checkout.amount_due,
+                payment_transaction_hash=checkout.payment.transaction_hash
+                if checkout.payment
+                else None,
+                payer_wallet_address=checkout.payment.payer_wallet_address
+                if checkout.payment
+                else None,
+                settlement_id=checkout.settlement_id or None,
+                subscription_id=checkout.subscription_id or None,
+                create_time=checkout.create_time,
+                complete_time=checkout.complete_time,
+            )
+        )
+        await self._session.flush()
+
+    async def checkout(
+        self, merchant_id: str, checkout_id: str, *, lock: bool = False
+    ) -> CheckoutSession | None:
+        query = select(CheckoutSessionRow).where(
+            CheckoutSessionRow.id == checkout_id, CheckoutSessionRow.merchant_id == merchant_id
+        )
+        if lock:
+            query = query.with_for_update()
+        row = await self._session.scalar(query.execution_options(populate_existing=True))
+        return _session(row) if row else None
+
+    async def save_subscription(self, subscription: Subscription) -> None:
+        await self._session.merge(
+            SubscriptionRow(
+                id=subscription.id,
+                merchant_id=subscription.merchant_id,
+                service_id=subscription.service_id,
+                plan_id=subscription.plan_id,
+                user_id=subscription.user_id,
+                status=subscription.status.value,
+                billing_anchor=subscription.billing_anchor,
+                period_index=subscription.period_index,
+                current_period_start=subscription.current_period_start,
+                current_period_end=subscription.current_period_end,
+                cancel_at_period_end=subscription.cancel_at_period_end,
+                cancel_time=subscription.cancel_time,
+                fee_prepaid_until=subscription.fee_prepaid_until,
+                test_clock_time=subscription.test_clock_time,
+                version=subscription.version,
+                create_time=subscription.create_time,
+            )
+        )
+        await self._session.flush()
+
+    async def subscription(
+        self, merchant_id: str, subscription_id: str, *, lock: bool = False
+    ) -> Subscription | None:
+        query = select(SubscriptionRow).where(
+            SubscriptionRow.id == subscription_id, SubscriptionRow.merchant_id == merchant_id
+        )
+        if lock:
+            query = query.with_for_update()
+        row = await self._session.scalar(query.execution_options(populate_existing=True))
+        return _subscription(row) if row else None
+
+    async def subscriptions(
+        self,
+        merchant_id: str,
+        *,
+        service_id: str | None,
+        user_id: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Subscription]:
+        query = select(SubscriptionRow).where(SubscriptionRow.merchant_id == merchant_id)
+        if service_id:
+            query = query.where(SubscriptionRow.service_id == service_id)
+        if user_id:
+            query = query.where(SubscriptionRow.user_id == user_id)
+        if after:
+            query = query.where(
+                tuple_(SubscriptionRow.create_time, SubscriptionRow.id) > tuple_(*after)
+            )
+        rows = await self._session.scalars(
+            query.order_by(SubscriptionRow.create_time, SubscriptionRow.id).limit(limit)
+        )
+        return [_subscription(row) for row in rows]
+
+    async def claim_due(
+        self, now: datetime, grace: timedelta, limit: int, subscription_id: str | None = None
+    ) -> list[Subscription]:
+        """Locks subscriptions whose period ended at least the grace window ago, in their own
+        time (a test clock may be ahead); rows another replica holds are skipped."""
+        due = or_(
+            SubscriptionRow.current_period_end <= now - grace,
+            SubscriptionRow.current_period_end <= SubscriptionRow.test_clock_time - grace,
+        )
+        query = select(SubscriptionRow).where(
+            SubscriptionRow.status != SubscriptionStatus.CANCELED.value, due
+        )
+        if subscription_id:
+            query = query.where(SubscriptionRow.id == subscription_id)
+        rows = await self._session.scalars(
+            query.order_by(SubscriptionRow.current_period_end)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return [_subscription(row) for row in rows]

@@ -1,0 +1,173 @@
+"""ORM rows of the invoicing schema."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, MetaData, Numeric, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from service_kit.idempotency import idempotency_table
+from service_kit.outbox import outbox_table
+
+SCHEMA = "invoicing"
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA)
+
+
+class ServiceRow(Base):
+    __tablename__ = "services"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class PlanRow(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    service_id: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    pricing_type: Mapped[str] = mapped_column(Text)
+    billing_interval: Mapped[str] = mapped_column(Text)
+    interval_count: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(30, 12))
+    currency: Mapped[str] = mapped_column(Text)
+    charges: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class SubscriberRow(Base):
+    __tablename__ = "subscribers"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    email: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CheckoutSessionRow(Base):
+    __tablename__ = "checkout_sessions"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    plan_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    success_url: Mapped[str] = mapped_column(Text)
+    cancel_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    amount_due: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    payment_transaction_hash: Mapped[str | None] = mapped_column(Text)
+    payer_wallet_address: Mapped[str | None] = mapped_column(Text)
+    settlement_id: Mapped[str | None] = mapped_column(Text)
+    subscription_id: Mapped[str | None] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    complete_time: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class SubscriptionRow(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    service_id: Mapped[str] = mapped_column(Text)
+    plan_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    billing_anchor: Mapped[datetime] = mapped_column(Timestamp)
+    period_index: Mapped[int] = mapped_column(Integer)
+    current_period_start: Mapped[datetime] = mapped_column(Timestamp)
+    current_period_end: Mapped[datetime] = mapped_column(Timestamp)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean)
+    cancel_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    fee_prepaid_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    test_clock_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    version: Mapped[int] = mapped_column(BigInteger)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class InvoiceRow(Base):
+    __tablename__ = "invoices"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    subscription_id: Mapped[str] = mapped_column(Text)
+    service_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    plan_id: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    period_start: Mapped[datetime | None] = mapped_column(Timestamp)
+    period_end: Mapped[datetime | None] = mapped_column(Timestamp)
+    currency: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    settlement_id: Mapped[str | None] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    finalize_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    due_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    paid_time: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class InvoiceLineRow(Base):
+    __tablename__ = "invoice_lines"
+
+    invoice_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    line_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    event_key: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal] = mapped_column(Numeric)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+
+
+class WebhookEndpointRow(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    secret: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class WebhookDeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    endpoint_id: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    attempt_count: Mapped[int] = mapped_column(Integer)
+    next_attempt_time: Mapped[datetime] = mapped_column(Timestamp)
+    lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_status_code: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class WebhookAttemptRow(Base):
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    attempt_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    attempt_time: Mapped[datetime] = mapped_column(Timestamp)
+    status_code: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+idempotency_records = idempotency_table(Base.metadata, SCHEMA)
+outbox = outbox_table(Base.metadata, SCHEMA)

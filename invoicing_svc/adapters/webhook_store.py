@@ -1,0 +1,230 @@
+"""Webhook endpoints, deliveries (one per event and endpoint) and their attempts."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import any_, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from invoicing_svc.adapters.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
+from service_kit.ids import new_id
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: str
+    merchant_id: str
+    url: str
+    event_types: tuple[str, ...]
+    secret: str
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery claimed for one attempt, with what it takes to send it."""
+
+    id: str
+    merchant_id: str
+    event_id: str
+    body: str
+    attempt_count: int
+    create_time: datetime
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempt_count: int
+    last_status_code: int
+    last_error: str
+    next_attempt_time: datetime
+    create_time: datetime
+
+
+def _endpoint(row: WebhookEndpointRow) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        row.id, row.merchant_id, row.url, tuple(row.event_types), row.secret, row.create_time
+    )
+
+
+class WebhookStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        self._session.add(
+            WebhookEndpointRow(
+                id=endpoint.id,
+                merchant_id=endpoint.merchant_id,
+                url=endpoint.url,
+                event_types=list(endpoint.event_types),
+                secret=endpoint.secret,
+                create_time=endpoint.create_time,
+            )
+        )
+        await self._session.flush()
+
+    async def endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        row = await self._session.get(WebhookEndpointRow, endpoint_id)
+        return _endpoint(row) if row and row.merchant_id == merchant_id else None
+
+    async def endpoints(
+        self, merchant_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[WebhookEndpoint]:
+        query = select(WebhookEndpointRow).where(WebhookEndpointRow.merchant_id == merchant_id)
+        if after:
+            query = query.where(
+                tuple_(WebhookEndpointRow.create_time, WebhookEndpointRow.id) > tuple_(*after)
+            )
+        rows = await self._session.scalars(
+            query.order_by(WebhookEndpointRow.create_time, WebhookEndpointRow.id).limit(limit)
+        )
+        return [_endpoint(row) for row in rows]
+
+    async def fan_out(
+        self, merchant_id: str, event_id: str, event_type: str, body: str, now: datetime
+    ) -> int:
+        """One pending delivery per endpoint subscribed to the event type; a repeat of the same
+        event adds none (unique per endpoint and event)."""
+        endpoints = await self._session.scalars(
+            select(WebhookEndpointRow).where(
+                WebhookEndpointRow.merchant_id == merchant_id,
+                or_(
+                    literal(event_type) == any_(WebhookEndpointRow.event_types),
+                    literal("*") == any_(WebhookEndpointRow.event_types),
+                ),
+            )
+        )
+        created = 0
+        for endpoint in endpoints:
+            inserted = await self._session.execute(
+                insert(WebhookDeliveryRow)
+                .values(
+                    id=new_id("whd"),
+                    merchant_id=merchant_id,
+                    endpoint_id=endpoint.id,
+                    event_id=event_id,
+                    event_type=event_type,
+                    body=body,
+                    status="PENDING",
+                    next_attempt_time=now,
+                    create_time=now,
+                )
+                .on_conflict_do_nothing(constraint="webhook_deliveries_once")
+                .returning(WebhookDeliveryRow.id)
+            )
+            created += len(inserted.all())
+        return created
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[DueDelivery]:
+        """Leases due deliveries to this worker, so no other replica sends them meanwhile."""
+        rows = await self._session.execute(
+            select(WebhookDeliveryRow, WebhookEndpointRow.url, WebhookEndpointRow.secret)
+            .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
+            .where(
+                WebhookDeliveryRow.status == "PENDING",
+                WebhookDeliveryRow.next_attempt_time <= now,
+                or_(
+                    WebhookDeliveryRow.lease_until.is_(None), WebhookDeliveryRow.lease_until <= now
+                ),
+            )
+            .order_by(WebhookDeliveryRow.next_attempt_time)
+            .limit(limit)
+            .with_for_update(of=WebhookDeliveryRow, skip_locked=True)
+        )
+        claimed = [
+            DueDelivery(
+                id=row.WebhookDeliveryRow.id,
+                merchant_id=row.WebhookDeliveryRow.merchant_id,
+                event_id=row.WebhookDeliveryRow.event_id,
+                body=row.WebhookDeliveryRow.body,
+                attempt_count=row.WebhookDeliveryRow.attempt_count,
+                create_time=row.WebhookDeliveryRow.create_time,
+                url=row.url,
+                secret=row.secret,
+            )
+            for row in rows
+        ]
+        if claimed:
+            await self._session.execute(
+                update(WebhookDeliveryRow)
+                .where(WebhookDeliveryRow.id.in_([d.id for d in claimed]))
+                .values(lease_until=now + lease)
+            )
+        return claimed
+
+    async def record_attempt(
+        self,
+        delivery: DueDelivery,
+        *,
+        attempt_time: datetime,
+        status_code: int,
+        error: str,
+        duration_ms: int,
+        status: str,
+        next_attempt_time: datetime,
+    ) -> None:
+        number = delivery.attempt_count + 1
+        self._session.add(
+            WebhookAttemptRow(
+                delivery_id=delivery.id,
+                attempt_number=number,
+                merchant_id=delivery.merchant_id,
+                attempt_time=attempt_time,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+            )
+        )
+        await self._session.execute(
+            update(WebhookDeliveryRow)
+            .where(WebhookDeliveryRow.id == delivery.id)
+            .values(
+                status=status,
+                attempt_count=number,
+                last_status_code=status_code,
+                last_error=error,
+                next_attempt_time=next_attempt_time,
+                lease_until=None,
+            )
+        )
+
+    async def deliveries(
+        self, merchant_id: str, endpoint_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[WebhookDelivery]:
+        query = select(WebhookDeliveryRow).where(
+            WebhookDeliveryRow.merchant_id == merchant_id,
+            WebhookDeliveryRow.endpoint_id == endpoint_id,
+        )
+        if after:
+            query = query.where(
+                tuple_(WebhookDeliveryRow.create_time, WebhookDeliveryRow.id) < tuple_(*after)
+            )
+        rows = await self._session.scalars(
+            query.order_by(
+                WebhookDeliveryRow.create_time.desc(), WebhookDeliveryRow.id.desc()
+            ).limit(limit)
+        )
+        return [
+            WebhookDelivery(
+                id=row.id,
+                endpoint_id=row.endpoint_id,
+                event_id=row.event_id,
+                event_type=row.event_type,
+                status=row.status,
+                attempt_count=row.attempt_count,
+                last_status_code=row.last_status_code,
+                last_error=row.last_error,
+                next_attempt_time=row.next_attempt_time,
+                create_time=row.create_time,
+            )
+            for row in rows
+        ]

@@ -1,0 +1,1 @@
+"""Invoicing's gRPC entry point."""

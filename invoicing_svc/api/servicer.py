@@ -1,0 +1,297 @@
+"""billing.invoicing.v1.InvoicingService: translates, calls one use case, translates back."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+import grpc
+
+from billing.invoicing.v1 import invoicing_pb2 as pb
+from billing.invoicing.v1 import invoicing_pb2_grpc
+from invoicing_svc.adapters.webhook_store import WebhookEndpoint
+from invoicing_svc.api import translate
+from invoicing_svc.domain.model import CheckoutSession, CheckoutStatus, Service
+from invoicing_svc.service_layer import (
+    catalog,
+    checkout,
+    invoices,
+    subscriptions,
+    webhooks,
+)
+from invoicing_svc.service_layer.unit_of_work import Invoicing
+from service_kit.errors import InvalidArgument
+from service_kit.idempotency import RequestKey
+from service_kit.ids import new_id
+from service_kit.proto_time import from_timestamp
+from service_kit.tenancy import merchant_id
+
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+
+class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
+    def __init__(self, invoicing: Invoicing) -> None:
+        self._invoicing = invoicing
+
+    def _now(self) -> datetime:
+        return self._invoicing.clock.now()
+
+    # Catalog
+
+    async def CreateService(self, request: pb.CreateServiceRequest, context: Context) -> pb.Service:
+        service = Service(
+            id=new_id("svc"),
+            merchant_id=merchant_id(context),
+            name=request.service.name,
+            description=request.service.description,
+            create_time=self._now(),
+        )
+        key = RequestKey.of("CreateService", request, request.request_id)
+        return translate.service_to_proto(
+            await catalog.create_service(self._invoicing, service, key)
+        )
+
+    async def GetService(self, request: pb.GetServiceRequest, context: Context) -> pb.Service:
+        found = await catalog.get_service(self._invoicing, merchant_id(context), request.id)
+        return translate.service_to_proto(found)
+
+    async def ListServices(
+        self, request: pb.ListServicesRequest, context: Context
+    ) -> pb.ListServicesResponse:
+        page, token = await catalog.list_services(
+            self._invoicing, merchant_id(context), request.page_size, request.page_token
+        )
+        return pb.ListServicesResponse(
+            services=[translate.service_to_proto(s) for s in page], next_page_token=token
+        )
+
+    async def CreatePlan(self, request: pb.CreatePlanRequest, context: Context) -> pb.Plan:
+        plan = translate.plan_from_proto(
+            request.plan, plan_id=new_id("plan"), merchant_id=merchant_id(context), now=self._now()
+        )
+        key = RequestKey.of("CreatePlan", request, request.request_id)
+        return translate.plan_to_proto(await catalog.create_plan(self._invoicing, plan, key))
+
+    async def GetPlan(self, request: pb.GetPlanRequest, context: Context) -> pb.Plan:
+        found = await catalog.get_plan(self._invoicing, merchant_id(context), request.id)
+        return translate.plan_to_proto(found)
+
+    async def ListPlans(
+        self, request: pb.ListPlansRequest, context: Context
+    ) -> pb.ListPlansResponse:
+        page, token = await catalog.list_plans(
+            self._invoicing,
+            merchant_id(context),
+            request.service_id,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListPlansResponse(
+            plans=[translate.plan_to_proto(p) for p in page], next_page_token=token
+        )
+
+    # Checkout and subscriptions
+
+    def _checkout(self, session: CheckoutSession) -> pb.CheckoutSession:
+        return translate.checkout_to_proto(session, self._invoicing.settings.checkout_base_url)
+
+    async def CreateCheckoutSession(
+        self, request: pb.CreateCheckoutSessionRequest, context: Context
+    ) -> pb.CheckoutSession:
+        draft = request.session
+        if not draft.plan_id:
+            raise InvalidArgument("session.plan_id is required", field="session.plan_id")
+        session = CheckoutSession(
+            id=new_id("cs"),
+            merchant_id=merchant_id(context),
+            plan_id=draft.plan_id,
+            user_id=draft.user_id,
+            success_url=draft.success_url,
+            cancel_url=draft.cancel_url,
+            status=CheckoutStatus.OPEN,
+            amount_due=Decimal(0),
+            create_time=self._now(),
+        )
+        key = RequestKey.of("CreateCheckoutSession", request, request.request_id)
+        created = await checkout.create_checkout_session(
+            self._invoicing, session, draft.new_subscriber.email, draft.new_subscriber.name, key
+        )
+        return self._checkout(created)
+
+    async def GetCheckoutSession(
+        self, request: pb.GetCheckoutSessionRequest, context: Context
+    ) -> pb.CheckoutSession:
+        found = await checkout.get_checkout_session(
+            self._invoicing, merchant_id(context), request.id
+        )
+        return self._checkout(found)
+
+    async def CompleteCheckoutSession(
+        self, request: pb.CompleteCheckoutSessionRequest, context: Context
+    ) -> pb.CheckoutSession:
+        payment = (
+            translate.payment_from_proto(request.payment) if request.HasField("payment") else None
+        )
+        completed = await checkout.complete_checkout_session(
+            self._invoicing, merchant_id(context), request.id, payment
+        )
+        return self._checkout(completed)
+
+    async def ConfirmCheckoutPayment(
+        self, request: pb.ConfirmCheckoutPaymentRequest, context: Context
+    ) -> pb.CheckoutSession:
+        confirmed = await checkout.confirm_checkout_payment(
+            self._invoicing, merchant_id(context), request.id, request.settlement_id
+        )
+        return self._checkout(confirmed)
+
+    async def GetSubscription(
+        self, request: pb.GetSubscriptionRequest, context: Context
+    ) -> pb.Subscription:
+        found = await subscriptions.get_subscription(
+            self._invoicing, merchant_id(context), request.id
+        )
+        return translate.subscription_to_proto(found)
+
+    async def ListSubscriptions(
+        self, request: pb.ListSubscriptionsRequest, context: Context
+    ) -> pb.ListSubscriptionsResponse:
+        page, token = await subscriptions.list_subscriptions(
+            self._invoicing,
+            merchant_id(context),
+            request.service_id,
+            request.user_id,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListSubscriptionsResponse(
+            subscriptions=[translate.subscription_to_proto(s) for s in page], next_page_token=token
+        )
+
+    async def CancelSubscription(
+        self, request: pb.CancelSubscriptionRequest, context: Context
+    ) -> pb.Subscription:
+        key = RequestKey.of("CancelSubscription", request, request.request_id)
+        canceled = await subscriptions.cancel_subscription(
+            self._invoicing, merchant_id(context), request.id, request.at_period_end, key
+        )
+        return translate.subscription_to_proto(canceled)
+
+    async def AdvanceTestClock(
+        self, request: pb.AdvanceTestClockRequest, context: Context
+    ) -> pb.Subscription:
+        moved = await subscriptions.advance_test_clock(
+            self._invoicing,
+            merchant_id(context),
+            request.subscription_id,
+            request.advance_by.ToTimedelta(),
+        )
+        return translate.subscription_to_proto(moved)
+
+    # Invoices
+
+    async def CreateInvoice(self, request: pb.CreateInvoiceRequest, context: Context) -> pb.Invoice:
+        has_start, has_end = request.HasField("period_start"), request.HasField("period_end")
+        if has_start != has_end:
+            raise InvalidArgument("period_start and period_end go together", field="period_end")
+        period = (
+            (from_timestamp(request.period_start), from_timestamp(request.period_end))
+            if has_start
+            else None
+        )
+        created = await invoices.create_invoice(
+            self._invoicing,
+            merchant_id(context),
+            subscription_id=request.subscription_id,
+            payment_plan_id=request.payment_plan_id,
+            amount_text=request.amount,
+            period=period,
+            draft=request.draft,
+            request=RequestKey.of("CreateInvoice", request, request.request_id),
+        )
+        return translate.invoice_to_proto(created)
+
+    async def GetInvoice(self, request: pb.GetInvoiceRequest, context: Context) -> pb.Invoice:
+        found = await invoices.get_invoice(self._invoicing, merchant_id(context), request.id)
+        return translate.invoice_to_proto(found)
+
+    async def ListInvoices(
+        self, request: pb.ListInvoicesRequest, context: Context
+    ) -> pb.ListInvoicesResponse:
+        page, token = await invoices.list_invoices(
+            self._invoicing,
+            merchant_id(context),
+            request.subscription_id,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListInvoicesResponse(
+            invoices=[translate.invoice_to_proto(i) for i in page], next_page_token=token
+        )
+
+    async def FinalizeInvoice(
+        self, request: pb.FinalizeInvoiceRequest, context: Context
+    ) -> pb.Invoice:
+        changed = await invoices.finalize_invoice(self._invoicing, merchant_id(context), request.id)
+        return translate.invoice_to_proto(changed)
+
+    async def VoidInvoice(self, request: pb.VoidInvoiceRequest, context: Context) -> pb.Invoice:
+        changed = await invoices.void_invoice(self._invoicing, merchant_id(context), request.id)
+        return translate.invoice_to_proto(changed)
+
+    async def MarkInvoiceUncollectible(
+        self, request: pb.MarkInvoiceUncollectibleRequest, context: Context
+    ) -> pb.Invoice:
+        changed = await invoices.mark_uncollectible(
+            self._invoicing, merchant_id(context), request.id
+        )
+        return translate.invoice_to_proto(changed)
+
+    async def MarkInvoicePaid(
+        self, request: pb.MarkInvoicePaidRequest, context: Context
+    ) -> pb.Invoice:
+        paid = await invoices.mark_invoice_paid(
+            self._invoicing, merchant_id(context), request.id, request.settlement_id
+        )
+        return translate.invoice_to_proto(paid)
+
+    # Webhooks
+
+    async def CreateWebhookEndpoint(
+        self, request: pb.CreateWebhookEndpointRequest, context: Context
+    ) -> pb.WebhookEndpoint:
+        endpoint = WebhookEndpoint(
+            id=new_id("we"),
+            merchant_id=merchant_id(context),
+            url=request.endpoint.url,
+            event_types=tuple(request.endpoint.event_types),
+            secret="",
+            create_time=self._now(),
+        )
+        key = RequestKey.of("CreateWebhookEndpoint", request, request.request_id)
+        created = await webhooks.create_webhook_endpoint(self._invoicing, endpoint, key)
+        return translate.endpoint_to_proto(created, with_secret=True)
+
+    async def ListWebhookEndpoints(
+        self, request: pb.ListWebhookEndpointsRequest, context: Context
+    ) -> pb.ListWebhookEndpointsResponse:
+        page, token = await webhooks.list_webhook_endpoints(
+            self._invoicing, merchant_id(context), request.page_size, request.page_token
+        )
+        return pb.ListWebhookEndpointsResponse(
+            endpoints=[translate.endpoint_to_proto(e, with_secret=False) for e in page],
+            next_page_token=token,
+        )
+
+    async def ListWebhookDeliveries(
+        self, request: pb.ListWebhookDeliveriesRequest, context: Context
+    ) -> pb.ListWebhookDeliveriesResponse:
+        page, token = await webhooks.list_webhook_deliveries(
+            self._invoicing,
+            merchant_id(context),
+            request.endpoint_id,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListWebhookDeliveriesResponse(
+            deliveries=[translate.delivery_to_proto(d) for d in page], next_page_token=token
+        )

@@ -1,0 +1,277 @@
+"""Protobuf messages <-> invoicing domain types."""
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from billing.invoicing.v1 import invoicing_pb2 as pb
+from invoicing_svc.adapters.webhook_store import WebhookDelivery, WebhookEndpoint
+from invoicing_svc.domain.model import (
+    BillingInterval,
+    CheckoutSession,
+    Invoice,
+    PaymentProof,
+    Plan,
+    PricingType,
+    Service,
+    Subscription,
+)
+from invoicing_svc.domain.plans import parse_price
+from invoicing_svc.domain.pricing import PLACES, PricingModel, Tier, UsageCharge
+from service_kit.decimals import format_decimal, parse_decimal
+from service_kit.errors import InvalidArgument
+from service_kit.proto_time import to_timestamp
+
+MAX_QUANTITY = Decimal(10) ** 15
+
+
+def _enum(value: int, enum: Any, prefix: str, field: str) -> Any:
+    """The domain member of a proto enum value; None for *_UNSPECIFIED."""
+    if value == 0:
+        return None
+    try:
+        return enum(enum_name(value, prefix))
+    except ValueError:
+        raise InvalidArgument(f"unknown {field} {value}", field=field) from None
+
+
+_ENUMS = {
+    "PRICING_TYPE_": pb.PricingType,
+    "BILLING_INTERVAL_": pb.BillingInterval,
+    "CHARGE_MODEL_": pb.ChargeModel,
+}
+
+
+def enum_name(value: int, prefix: str) -> str:
+    try:
+        return str(_ENUMS[prefix].Name(value)).removeprefix(prefix)  # type: ignore[arg-type]
+    except ValueError:
+        return ""
+
+
+def _quantity(text: str, field: str) -> Decimal:
+    return parse_decimal(text or "0", field=field, max_places=PLACES, max_value=MAX_QUANTITY)
+
+
+def _price(text: str, field: str) -> Decimal:
+    return parse_price(text or "0", field)
+
+
+def charge_from_proto(message: pb.UsageCharge, field: str) -> UsageCharge:
+    model = _enum(message.model, PricingModel, "CHARGE_MODEL_", f"{field}.model")
+    if model is None:
+        raise InvalidArgument(f"{field}.model is required", field=f"{field}.model")
+    return UsageCharge(
+        event_key=message.event_key,
+        model=model,
+        unit_price=_price(message.unit_price, f"{field}.unit_price"),
+        package_size=_quantity(message.package_size, f"{field}.package_size"),
+        included_quantity=_quantity(message.included_quantity, f"{field}.included_quantity"),
+        tiers=tuple(
+            Tier(
+                up_to=_quantity(tier.up_to, f"{field}.tiers[{i}].up_to") if tier.up_to else None,
+                unit_price=_price(tier.unit_price, f"{field}.tiers[{i}].unit_price"),
+                flat_fee=_price(tier.flat_fee, f"{field}.tiers[{i}].flat_fee"),
+            )
+            for i, tier in enumerate(message.tiers)
+        ),
+    )
+
+
+def plan_from_proto(message: pb.Plan, *, plan_id: str, merchant_id: str, now: datetime) -> Plan:
+    interval = _enum(
+        message.billing_interval, BillingInterval, "BILLING_INTERVAL_", "plan.billing_interval"
+    )
+    if interval is None:
+        raise InvalidArgument("plan.billing_interval is required", field="plan.billing_interval")
+    return Plan(
+        id=plan_id,
+        merchant_id=merchant_id,
+        service_id=message.service_id,
+        name=message.name,
+        pricing_type=_enum(message.pricing_type, PricingType, "PRICING_TYPE_", "plan.pricing_type"),
+        billing_interval=interval,
+        interval_count=message.interval_count or 1,
+        amount=parse_price(message.amount, "plan.amount") if message.amount else None,
+        charges=tuple(
+            charge_from_proto(charge, f"plan.charges[{i}]")
+            for i, charge in enumerate(message.charges)
+        ),
+        create_time=now,
+    )
+
+
+def _decimal_text(value: Decimal) -> str:
+    return format_decimal(value)
+
+
+def _money(value: Decimal) -> str:
+    """Amounts keep their 6 decimals: "0.500000"."""
+    return f"{value.quantize(Decimal('0.000001')):f}"
+
+
+def service_to_proto(service: Service) -> pb.Service:
+    return pb.Service(
+        id=service.id,
+        name=service.name,
+        description=service.description,
+        create_time=to_timestamp(service.create_time),
+    )
+
+
+def plan_to_proto(plan: Plan) -> pb.Plan:
+    return pb.Plan(
+        id=plan.id,
+        service_id=plan.service_id,
+        name=plan.name,
+        pricing_type=pb.PricingType.Value(f"PRICING_TYPE_{plan.pricing_type.value}"),
+        billing_interval=pb.BillingInterval.Value(
+            f"BILLING_INTERVAL_{plan.billing_interval.value}"
+        ),
+        interval_count=plan.interval_count,
+        amount=_decimal_text(plan.amount) if plan.amount is not None else "",
+        currency=plan.currency,
+        charges=[
+            pb.UsageCharge(
+                event_key=c.event_key,
+                model=pb.ChargeModel.Value(f"CHARGE_MODEL_{c.model.value}"),
+                unit_price=_decimal_text(c.unit_price) if c.unit_price else "",
+                package_size=_decimal_text(c.package_size) if c.package_size else "",
+                included_quantity=_decimal_text(c.included_quantity) if c.included_quantity else "",
+                tiers=[
+                    pb.Tier(
+                        up_to=_decimal_text(t.up_to) if t.up_to is not None else "",
+                        unit_price=_decimal_text(t.unit_price),
+                        flat_fee=_decimal_text(t.flat_fee) if t.flat_fee else "",
+                    )
+                    for t in c.tiers
+                ],
+            )
+            for c in plan.charges
+        ],
+        create_time=to_timestamp(plan.create_time),
+    )
+
+
+def payment_from_proto(message: pb.PaymentProof) -> PaymentProof:
+    return PaymentProof(message.transaction_hash, message.payer_wallet_address)
+
+
+def checkout_to_proto(session: CheckoutSession, base_url: str) -> pb.CheckoutSession:
+    message = pb.CheckoutSession(
+        id=session.id,
+        plan_id=session.plan_id,
+        user_id=session.user_id,
+        success_url=session.success_url,
+        cancel_url=session.cancel_url,
+        url=f"{base_url.rstrip('/')}/{session.id}" if base_url else "",
+        status=pb.CheckoutSessionStatus.Value(f"CHECKOUT_SESSION_STATUS_{session.status.value}"),
+        amount_due=_money(session.amount_due),
+        subscription_id=session.subscription_id,
+        create_time=to_timestamp(session.create_time),
+    )
+    if session.payment is not None:
+        message.payment.CopyFrom(
+            pb.PaymentProof(
+                transaction_hash=session.payment.transaction_hash,
+                payer_wallet_address=session.payment.payer_wallet_address,
+            )
+        )
+    if session.complete_time is not None:
+        message.complete_time.CopyFrom(to_timestamp(session.complete_time))
+    return message
+
+
+def subscription_to_proto(subscription: Subscription) -> pb.Subscription:
+    message = pb.Subscription(
+        id=subscription.id,
+        service_id=subscription.service_id,
+        plan_id=subscription.plan_id,
+        user_id=subscription.user_id,
+        status=pb.SubscriptionStatus.Value(f"SUBSCRIPTION_STATUS_{subscription.status.value}"),
+        current_period_start=to_timestamp(subscription.current_period_start),
+        current_period_end=to_timestamp(subscription.current_period_end),
+        cancel_at_period_end=subscription.cancel_at_period_end,
+        create_time=to_timestamp(subscription.create_time),
+    )
+    if subscription.cancel_time is not None:
+        message.cancel_time.CopyFrom(to_timestamp(subscription.cancel_time))
+    if subscription.test_clock_time is not None:
+        message.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
+    return message
+
+
+def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
+    message = pb.Invoice(
+        id=invoice.id,
+        subscription_id=invoice.subscription_id,
+        service_id=invoice.service_id,
+        user_id=invoice.user_id,
+        payment_plan_id=invoice.plan_id,
+        status=pb.InvoiceStatus.Value(f"INVOICE_STATUS_{invoice.status.value}"),
+        currency=invoice.currency,
+        amount=_money(invoice.amount),
+        lines=[
+            pb.InvoiceLine(
+                description=line.description,
+                event_key=line.event_key,
+                quantity=_decimal_text(line.quantity),
+                amount=_money(line.amount),
+            )
+            for line in invoice.lines
+        ],
+        settlement_id=invoice.settlement_id,
+        create_time=to_timestamp(invoice.create_time),
+    )
+    for name in ("period_start", "period_end", "finalize_time", "due_time", "paid_time"):
+        moment = getattr(invoice, name)
+        if moment is not None:
+            getattr(message, name).CopyFrom(to_timestamp(moment))
+    return message
+
+
+def endpoint_to_proto(endpoint: WebhookEndpoint, *, with_secret: bool) -> pb.WebhookEndpoint:
+    return pb.WebhookEndpoint(
+        id=endpoint.id,
+        url=endpoint.url,
+        event_types=list(endpoint.event_types),
+        secret=endpoint.secret if with_secret else "",
+        create_time=to_timestamp(endpoint.create_time),
+    )
+
+
+def delivery_to_proto(row: WebhookDelivery) -> pb.WebhookDelivery:
+    return pb.WebhookDelivery(
+        id=row.id,
+        endpoint_id=row.endpoint_id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        status=pb.DeliveryStatus.Value(f"DELIVERY_STATUS_{row.status}"),
+        attempt_count=row.attempt_count,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        next_attempt_time=to_timestamp(row.next_attempt_time),
+        create_time=to_timestamp(row.create_time),
+    )
+
+
+def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any]]:
+    """Renders the `data` of a webhook event: the subject as the API shows it, in JSON."""
+
+    def render(subject: object) -> dict[str, Any]:
+        message: Message
+        if isinstance(subject, Invoice):
+            message = invoice_to_proto(subject)
+        elif isinstance(subject, Subscription):
+            message = subscription_to_proto(subject)
+        elif isinstance(subject, CheckoutSession):
+            message = checkout_to_proto(subject, checkout_base_url)
+        else:
+            raise TypeError(f"no webhook form for {type(subject).__name__}")
+        return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+    return render

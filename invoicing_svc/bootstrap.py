@@ -1,0 +1,64 @@
+"""Wires invoicing's real dependencies, hosts it on a gRPC server, runs its background work."""
+
+import asyncio
+
+from billing.invoicing.v1 import invoicing_pb2, invoicing_pb2_grpc
+from invoicing_svc.adapters.metering_client import MeteringClient
+from invoicing_svc.adapters.webhook_sender import WebhookSender
+from invoicing_svc.api.servicer import InvoicingServicer
+from invoicing_svc.api.translate import webhook_renderer
+from invoicing_svc.service_layer.period_close import close_due_periods, mark_overdue
+from invoicing_svc.service_layer.relay import outbox_relay
+from invoicing_svc.service_layer.unit_of_work import Invoicing
+from invoicing_svc.service_layer.webhooks import deliver_due_webhooks
+from invoicing_svc.settings import InvoicingSettings
+from service_kit.background import every
+from service_kit.clock import Clock, SystemClock
+from service_kit.database import create_engine, session_factory
+from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
+
+
+def build(settings: InvoicingSettings, clock: Clock | None = None) -> Invoicing:
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    return Invoicing(
+        engine=engine,
+        sessions=session_factory(engine),
+        clock=clock or SystemClock(),
+        settings=settings,
+        metering=MeteringClient(settings.metering_address, settings.metering_deadline_seconds),
+        webhook_sender=WebhookSender(settings.webhook_timeout_seconds),
+        render=webhook_renderer(settings.checkout_base_url),
+    )
+
+
+async def start(invoicing: Invoicing) -> RunningServer:
+    binding = ServiceBinding.of(
+        invoicing_pb2.DESCRIPTOR.services_by_name["InvoicingService"],
+        InvoicingServicer(invoicing),
+        invoicing_pb2_grpc.add_InvoicingServiceServicer_to_server,
+    )
+    return await start_server(
+        [binding], host=invoicing.settings.grpc_host, port=invoicing.settings.grpc_port
+    )
+
+
+def start_background_work(invoicing: Invoicing) -> list[asyncio.Task[None]]:
+    """The period-close scheduler (and overdue marking), the outbox relay, the webhook worker."""
+    interval = invoicing.settings.poll_interval_seconds
+    relay = outbox_relay(invoicing)
+
+    async def schedule() -> None:
+        await close_due_periods(invoicing)
+        await mark_overdue(invoicing)
+
+    return [
+        asyncio.create_task(every(interval, "period_close", schedule)),
+        asyncio.create_task(every(interval, "outbox_relay", relay.relay_once)),
+        asyncio.create_task(every(interval, "webhooks", lambda: deliver_due_webhooks(invoicing))),
+    ]
+
+
+async def close(invoicing: Invoicing) -> None:
+    await invoicing.metering.close()
+    await invoicing.webhook_sender.close()
+    await invoicing.engine.dispose()

@@ -1,0 +1,146 @@
+"""Invoicing's domain types."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from invoicing_svc.domain.pricing import UsageCharge
+
+
+class PricingType(StrEnum):
+    FIXED_RECURRING = "FIXED_RECURRING"
+    USAGE_BASED = "USAGE_BASED"
+    HYBRID = "HYBRID"
+
+
+class BillingInterval(StrEnum):
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+    YEAR = "YEAR"
+
+
+class CheckoutStatus(StrEnum):
+    OPEN = "OPEN"
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
+    COMPLETE = "COMPLETE"
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    PAST_DUE = "PAST_DUE"
+    CANCELED = "CANCELED"
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "DRAFT"
+    OPEN = "OPEN"
+    PAID = "PAID"
+    VOID = "VOID"
+    UNCOLLECTIBLE = "UNCOLLECTIBLE"
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    merchant_id: str
+    name: str
+    description: str
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    merchant_id: str
+    service_id: str
+    name: str
+    pricing_type: PricingType
+    billing_interval: BillingInterval
+    interval_count: int
+    # The recurring fee (FIXED_RECURRING), base fee (HYBRID) or simple unit price (USAGE_BASED).
+    amount: Decimal | None
+    charges: tuple[UsageCharge, ...]
+    create_time: datetime
+    currency: str = "USDC"
+
+
+@dataclass(frozen=True)
+class PaymentProof:
+    transaction_hash: str
+    payer_wallet_address: str
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    merchant_id: str
+    plan_id: str
+    user_id: str
+    success_url: str
+    cancel_url: str
+    status: CheckoutStatus
+    amount_due: Decimal
+    create_time: datetime
+    payment: PaymentProof | None = None
+    settlement_id: str = ""
+    subscription_id: str = ""
+    complete_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    merchant_id: str
+    service_id: str
+    plan_id: str
+    user_id: str
+    status: SubscriptionStatus
+    # Periods are counted from the anchor, so month ends never drift (Jan 31 -> Feb 28 -> Mar 31).
+    billing_anchor: datetime
+    period_index: int
+    current_period_start: datetime
+    current_period_end: datetime
+    cancel_at_period_end: bool
+    # The fixed fee of the first period was paid at checkout, up to this time.
+    fee_prepaid_until: datetime | None
+    version: int
+    create_time: datetime
+    cancel_time: datetime | None = None
+    test_clock_time: datetime | None = None
+
+    def now(self, real_now: datetime) -> datetime:
+        """The subscription's present: a test clock may have moved it ahead of real time."""
+        if self.test_clock_time is None:
+            return real_now
+        return max(real_now, self.test_clock_time)
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    description: str
+    event_key: str
+    quantity: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Invoice:
+    id: str
+    merchant_id: str
+    subscription_id: str
+    service_id: str
+    user_id: str
+    plan_id: str
+    status: InvoiceStatus
+    period_start: datetime | None
+    period_end: datetime | None
+    amount: Decimal
+    create_time: datetime
+    lines: tuple[InvoiceLine, ...] = field(default=())
+    settlement_id: str = ""
+    finalize_time: datetime | None = None
+    due_time: datetime | None = None
+    paid_time: datetime | None = None
+    currency: str = "USDC"

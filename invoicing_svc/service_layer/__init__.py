@@ -1,0 +1,1 @@
+"""Invoicing use cases: each a function over the unit of work and the service's dependencies."""

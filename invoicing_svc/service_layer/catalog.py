@@ -1,0 +1,90 @@
+"""Services and plans."""
+
+from invoicing_svc.adapters.catalog_store import CatalogStore
+from invoicing_svc.domain.model import Plan, Service
+from invoicing_svc.domain.plans import PlanTerms, require_name, validate_terms
+from invoicing_svc.service_layer.unit_of_work import Invoicing
+from service_kit import pagination
+from service_kit.errors import InvalidArgument, NotFound
+from service_kit.idempotency import RequestKey
+
+MAX_DESCRIPTION = 2000
+
+
+async def create_service(
+    invoicing: Invoicing, service: Service, request: RequestKey | None
+) -> Service:
+    require_name(service.name, "service.name")
+    if len(service.description) > MAX_DESCRIPTION:
+        raise InvalidArgument(
+            f"service.description is longer than {MAX_DESCRIPTION} characters",
+            field="service.description",
+        )
+    async with invoicing.unit_of_work() as uow:
+        first_id = await uow.idempotency.first_answer(uow.session, service.merchant_id, request)
+        if first_id is not None:
+            return await _service(uow.catalog, service.merchant_id, first_id)
+        await uow.catalog.add_service(service)
+        await uow.idempotency.remember(uow.session, service.merchant_id, request, service.id)
+        await uow.commit()
+    return service
+
+
+async def _service(catalog: CatalogStore, merchant_id: str, service_id: str) -> Service:
+    found = await catalog.service(merchant_id, service_id)
+    if found is None:
+        raise NotFound(f"service {service_id} not found", field="id")
+    return found
+
+
+async def get_service(invoicing: Invoicing, merchant_id: str, service_id: str) -> Service:
+    async with invoicing.unit_of_work() as uow:
+        return await _service(uow.catalog, merchant_id, service_id)
+
+
+async def list_services(
+    invoicing: Invoicing, merchant_id: str, size: int, token: str
+) -> tuple[list[Service], str]:
+    limit = pagination.page_size(size)
+    async with invoicing.unit_of_work() as uow:
+        found = await uow.catalog.services(
+            merchant_id, pagination.creation_position(token), limit + 1
+        )
+    return pagination.cut_page(found, limit, lambda s: (s.create_time, s.id))
+
+
+async def create_plan(invoicing: Invoicing, plan: Plan, request: RequestKey | None) -> Plan:
+    """Stores a plan of an existing service of the merchant. Plans never change afterwards."""
+    require_name(plan.name, "plan.name")
+    validate_terms(PlanTerms(plan.pricing_type, plan.amount, plan.charges, plan.interval_count))
+    async with invoicing.unit_of_work() as uow:
+        first_id = await uow.idempotency.first_answer(uow.session, plan.merchant_id, request)
+        if first_id is not None:
+            stored = await uow.catalog.plan(plan.merchant_id, first_id)
+            assert stored is not None
+            return stored
+        if await uow.catalog.service(plan.merchant_id, plan.service_id) is None:
+            raise NotFound(f"service {plan.service_id} not found", field="plan.service_id")
+        await uow.catalog.add_plan(plan)
+        await uow.idempotency.remember(uow.session, plan.merchant_id, request, plan.id)
+        await uow.commit()
+    return plan
+
+
+async def get_plan(invoicing: Invoicing, merchant_id: str, plan_id: str) -> Plan:
+    async with invoicing.unit_of_work() as uow:
+        plan = await uow.catalog.plan(merchant_id, plan_id)
+    if plan is None:
+        raise NotFound(f"plan {plan_id} not found", field="id")
+    return plan
+
+
+async def list_plans(
+    invoicing: Invoicing, merchant_id: str, service_id: str, size: int, token: str
+) -> tuple[list[Plan], str]:
+    limit = pagination.page_size(size)
+    async with invoicing.unit_of_work() as uow:
+        found = await uow.catalog.plans(
+            merchant_id, service_id or None, pagination.creation_position(token), limit + 1
+        )
+    return pagination.cut_page(found, limit, lambda p: (p.create_time, p.id))

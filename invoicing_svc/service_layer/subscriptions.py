@@ -1,0 +1,111 @@
+"""Reading, canceling and (in tests and demos) time-travelling subscriptions."""
+
+from dataclasses import replace
+from datetime import timedelta
+
+from invoicing_svc.domain.model import Subscription, SubscriptionStatus
+from invoicing_svc.service_layer.period_close import bill_period, close_due_periods
+from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
+from service_kit import pagination
+from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from service_kit.idempotency import RequestKey
+
+MAX_TEST_CLOCK_STEP = timedelta(days=5 * 366)
+
+
+async def _subscription(
+    uow: InvoicingUnitOfWork, merchant_id: str, subscription_id: str, field: str = "id"
+) -> Subscription:
+    found = await uow.subscriptions.subscription(merchant_id, subscription_id, lock=True)
+    if found is None:
+        raise NotFound(f"subscription {subscription_id} not found", field=field)
+    return found
+
+
+async def get_subscription(
+    invoicing: Invoicing, merchant_id: str, subscription_id: str
+) -> Subscription:
+    async with invoicing.unit_of_work() as uow:
+        return await _subscription(uow, merchant_id, subscription_id)
+
+
+async def list_subscriptions(
+    invoicing: Invoicing, merchant_id: str, service_id: str, user_id: str, size: int, token: str
+) -> tuple[list[Subscription], str]:
+    limit = pagination.page_size(size)
+    async with invoicing.unit_of_work() as uow:
+        found = await uow.subscriptions.subscriptions(
+            merchant_id,
+            service_id=service_id or None,
+            user_id=user_id or None,
+            after=pagination.creation_position(token),
+            limit=limit + 1,
+        )
+    return pagination.cut_page(found, limit, lambda s: (s.create_time, s.id))
+
+
+async def cancel_subscription(
+    invoicing: Invoicing,
+    merchant_id: str,
+    subscription_id: str,
+    at_period_end: bool,
+    request: RequestKey | None,
+) -> Subscription:
+    """Now: the partial period is invoiced (actual usage, fixed fee pro-rated by active days)
+    and metering stops taking events. At period end: the period close ends the subscription."""
+    real_now = invoicing.clock.now()
+    async with invoicing.unit_of_work() as uow:
+        first_id = await uow.idempotency.first_answer(uow.session, merchant_id, request)
+        subscription = await _subscription(uow, merchant_id, first_id or subscription_id)
+        if first_id is not None:
+            return subscription
+        if subscription.status is SubscriptionStatus.CANCELED:
+            raise FailedPrecondition(
+                f"subscription {subscription_id} is already canceled", field="id"
+            )
+        if at_period_end:
+            following = replace(
+                subscription, cancel_at_period_end=True, version=subscription.version + 1
+            )
+            await uow.subscriptions.save_subscription(following)
+            await uow.subscription_changed(following, real_now)
+            await uow.emit(merchant_id, "subscription.updated", following, real_now)
+        else:
+            ended_at = subscription.now(real_now)
+            following = replace(
+                subscription,
+                status=SubscriptionStatus.CANCELED,
+                cancel_time=ended_at,
+                version=subscription.version + 1,
+            )
+            await bill_period(invoicing, uow, subscription, following, until=ended_at, now=real_now)
+            await uow.emit(merchant_id, "subscription.canceled", following, real_now)
+        await uow.idempotency.remember(uow.session, merchant_id, request, subscription.id)
+        await uow.commit()
+    return following
+
+
+async def advance_test_clock(
+    invoicing: Invoicing, merchant_id: str, subscription_id: str, step: timedelta
+) -> Subscription:
+    """Moves the subscription's own time forward and closes every period that ended by then."""
+    if not invoicing.settings.test_clock_enabled:
+        raise PermissionDenied(
+            "test clocks are disabled (INVOICING_TEST_CLOCK_ENABLED)", field="subscription_id"
+        )
+    if not timedelta(0) < step <= MAX_TEST_CLOCK_STEP:
+        raise InvalidArgument("advance_by must be positive and at most 5 years", field="advance_by")
+    now = invoicing.clock.now()
+    async with invoicing.unit_of_work() as uow:
+        subscription = await _subscription(uow, merchant_id, subscription_id, "subscription_id")
+        moved = replace(
+            subscription,
+            test_clock_time=subscription.now(now) + step,
+            version=subscription.version + 1,
+        )
+        await uow.subscriptions.save_subscription(moved)
+        await uow.subscription_changed(moved, now)
+        await uow.commit()
+    await invoicing.metering.push_subscription(moved)
+    await close_due_periods(invoicing, subscription_id)
+    return await get_subscription(invoicing, merchant_id, subscription_id)

@@ -1,0 +1,84 @@
+"""Invoicing's unit of work and the dependencies its use cases share."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from invoicing_svc.adapters.catalog_store import CatalogStore
+from invoicing_svc.adapters.invoice_store import InvoiceStore
+from invoicing_svc.adapters.metering_client import MeteringClient
+from invoicing_svc.adapters.subscription_store import SubscriptionStore
+from invoicing_svc.adapters.tables import idempotency_records, outbox
+from invoicing_svc.adapters.webhook_sender import WebhookSender
+from invoicing_svc.adapters.webhook_store import WebhookStore
+from invoicing_svc.domain.model import Invoice, Subscription
+from invoicing_svc.settings import InvoicingSettings
+from service_kit.clock import Clock
+from service_kit.database import UnitOfWork
+from service_kit.idempotency import IdempotencyStore
+from service_kit.ids import new_id
+from service_kit.outbox import Outbox
+
+# Outbox topics.
+PUSH_SUBSCRIPTION = "metering.subscription"
+PUSH_INVOICE = "metering.invoice"
+WEBHOOK_EVENT = "webhook.event"
+
+# Renders a domain object as the `data` of a webhook event (the API's JSON form).
+Renderer = Callable[[object], dict[str, Any]]
+
+
+class InvoicingUnitOfWork(UnitOfWork):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], render: Renderer) -> None:
+        super().__init__(sessions)
+        self._render = render
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.catalog = CatalogStore(self.session)
+        self.subscriptions = SubscriptionStore(self.session)
+        self.invoices = InvoiceStore(self.session)
+        self.webhooks = WebhookStore(self.session)
+        self.idempotency = IdempotencyStore(idempotency_records)
+        self.outbox = Outbox(outbox)
+        return self
+
+    async def emit(self, merchant_id: str, event_type: str, subject: object, now: datetime) -> None:
+        """A webhook event, snapshotting the subject now, delivered after this transaction."""
+        payload = {
+            "id": new_id("msg"),
+            "type": event_type,
+            "timestamp": now.isoformat(),
+            "data": self._render(subject),
+        }
+        await self.outbox.add(self.session, merchant_id, WEBHOOK_EVENT, payload, now)
+
+    async def subscription_changed(self, subscription: Subscription, now: datetime) -> None:
+        """Every state change of a subscription reaches metering's replica."""
+        payload = {"subscription_id": subscription.id}
+        await self.outbox.add(
+            self.session, subscription.merchant_id, PUSH_SUBSCRIPTION, payload, now
+        )
+
+    async def invoice_created(self, invoice: Invoice, now: datetime) -> None:
+        payload = {"invoice_id": invoice.id}
+        await self.outbox.add(self.session, invoice.merchant_id, PUSH_INVOICE, payload, now)
+
+
+@dataclass(frozen=True)
+class Invoicing:
+    """Everything an invoicing use case needs, wired once in bootstrap.py."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    settings: InvoicingSettings
+    metering: MeteringClient
+    webhook_sender: WebhookSender
+    render: Renderer
+
+    def unit_of_work(self) -> InvoicingUnitOfWork:
+        return InvoicingUnitOfWork(self.sessions, self.render)

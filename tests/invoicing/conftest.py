@@ -1,0 +1,184 @@
+"""Invoicing and metering servers on loopback, sharing one manual clock, and a merchant helper."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import grpc
+import pytest
+
+from billing.invoicing.v1 import invoicing_pb2 as pb
+from billing.invoicing.v1 import invoicing_pb2_grpc
+from billing.metering.v1 import metering_pb2 as mpb
+from billing.metering.v1 import metering_pb2_grpc
+from invoicing_svc import bootstrap
+from invoicing_svc.service_layer.period_close import close_due_periods
+from invoicing_svc.service_layer.relay import outbox_relay
+from invoicing_svc.service_layer.unit_of_work import Invoicing
+from invoicing_svc.settings import InvoicingSettings
+from service_kit.clock import ManualClock
+from tests.conftest import TEST_START, RunningMetering, metering_server
+
+GRACE = timedelta(hours=1)
+_merchants = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def billing_clock() -> ManualClock:
+    """The time of both services in these tests; it only ever moves forward."""
+    return ManualClock(TEST_START)
+
+
+@pytest.fixture(scope="session")
+async def billing_metering(
+    database_url: str, billing_clock: ManualClock
+) -> AsyncIterator[RunningMetering]:
+    async with metering_server(database_url, billing_clock) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def invoicing(
+    database_url: str, billing_clock: ManualClock, billing_metering: RunningMetering
+) -> AsyncIterator[Invoicing]:
+    settings = InvoicingSettings(
+        database_url=database_url,
+        grpc_port=0,
+        metering_address=f"127.0.0.1:{billing_metering.port}",
+        late_event_grace=GRACE,
+        test_clock_enabled=True,
+        webhook_timeout_seconds=2,
+    )
+    service = bootstrap.build(settings, clock=billing_clock)
+    yield service
+    await bootstrap.close(service)
+
+
+@pytest.fixture(scope="session")
+async def invoicing_stub(
+    invoicing: Invoicing,
+) -> AsyncIterator[invoicing_pb2_grpc.InvoicingServiceAsyncStub]:
+    running = await bootstrap.start(invoicing)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    yield invoicing_pb2_grpc.InvoicingServiceStub(channel)
+    await channel.close()
+    await running.stop(1)
+
+
+@dataclass
+class Merchant:
+    """A fresh merchant driving both services through their gRPC APIs."""
+
+    invoicing: Invoicing
+    stub: invoicing_pb2_grpc.InvoicingServiceAsyncStub
+    metering: metering_pb2_grpc.MeteringServiceAsyncStub
+    merchant_id: str
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-merchant-id", self.merchant_id),)
+
+    async def service(self, name: str = "AI Token API") -> pb.Service:
+        return await self.stub.CreateService(
+            pb.CreateServiceRequest(service=pb.Service(name=name)), metadata=self.metadata
+        )
+
+    async def plan(self, **fields: object) -> pb.Plan:
+        service = await self.service()
+        values: dict[str, object] = {
+            "service_id": service.id,
+            "name": "Pay as you go",
+            "billing_interval": pb.BILLING_INTERVAL_MONTH,
+        }
+        values.update(fields)
+        return await self.stub.CreatePlan(
+            pb.CreatePlanRequest(plan=pb.Plan(**values)),  # type: ignore[arg-type]
+            metadata=self.metadata,
+        )
+
+    async def checkout(self, plan: pb.Plan, user_id: str = "usr_b4e7f812") -> pb.CheckoutSession:
+        return await self.stub.CreateCheckoutSession(
+            pb.CreateCheckoutSessionRequest(
+                session=pb.CheckoutSession(
+                    plan_id=plan.id,
+                    user_id=user_id,
+                    success_url="https://merchant.example/ok",
+                    cancel_url="https://merchant.example/cancel",
+                )
+            ),
+            metadata=self.metadata,
+        )
+
+    async def subscribe(self, plan: pb.Plan) -> pb.Subscription:
+        """Checkout completed (paid up front when the plan has a fee), state pushed to metering."""
+        session = await self.checkout(plan)
+        if Decimal(session.amount_due) > 0:
+            await self.stub.CompleteCheckoutSession(
+                pb.CompleteCheckoutSessionRequest(
+                    id=session.id,
+                    payment=pb.PaymentProof(
+                        transaction_hash="0x" + "ab" * 32, payer_wallet_address="0x" + "12" * 20
+                    ),
+                ),
+                metadata=self.metadata,
+            )
+            session = await self.stub.ConfirmCheckoutPayment(
+                pb.ConfirmCheckoutPaymentRequest(id=session.id, settlement_id="stl_upfront"),
+                metadata=self.metadata,
+            )
+        else:
+            session = await self.stub.CompleteCheckoutSession(
+                pb.CompleteCheckoutSessionRequest(id=session.id), metadata=self.metadata
+            )
+        await self.relay()
+        return await self.stub.GetSubscription(
+            pb.GetSubscriptionRequest(id=session.subscription_id), metadata=self.metadata
+        )
+
+    async def relay(self) -> None:
+        """Delivers everything in the outbox (metering replicas, webhook fan-out)."""
+        relay = outbox_relay(self.invoicing)
+        while await relay.relay_once():
+            pass
+
+    async def record(self, subscription: pb.Subscription, event_key: str, quantity: str) -> None:
+        response = await self.metering.RecordUsageEvent(
+            mpb.RecordUsageEventRequest(
+                event=mpb.UsageEventInput(
+                    service_id=subscription.service_id,
+                    subscription_id=subscription.id,
+                    user_id=subscription.user_id,
+                    event_key=event_key,
+                    quantity=quantity,
+                )
+            ),
+            metadata=self.metadata,
+        )
+        assert response.outcome == mpb.USAGE_EVENT_OUTCOME_ACCEPTED
+
+    async def advance(self, subscription: pb.Subscription, step: timedelta) -> pb.Subscription:
+        request = pb.AdvanceTestClockRequest(subscription_id=subscription.id)
+        request.advance_by.FromTimedelta(step)
+        return await self.stub.AdvanceTestClock(request, metadata=self.metadata)
+
+    async def invoices(self, subscription: pb.Subscription) -> list[pb.Invoice]:
+        response = await self.stub.ListInvoices(
+            pb.ListInvoicesRequest(subscription_id=subscription.id), metadata=self.metadata
+        )
+        return list(response.invoices)
+
+    async def close_periods(self) -> int:
+        return await close_due_periods(self.invoicing)
+
+
+@pytest.fixture
+async def merchant(
+    invoicing: Invoicing,
+    invoicing_stub: invoicing_pb2_grpc.InvoicingServiceAsyncStub,
+    billing_metering: RunningMetering,
+) -> Merchant:
+    return Merchant(invoicing, invoicing_stub, billing_metering.stub, f"mer_inv{next(_merchants)}")
