@@ -36,6 +36,15 @@ class DueDelivery:
 
 
 @dataclass(frozen=True)
+class WebhookAttempt:
+    attempt_number: int
+    attempt_time: datetime
+    status_code: int
+    error: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
 class WebhookDelivery:
     id: str
     endpoint_id: str
@@ -47,6 +56,7 @@ class WebhookDelivery:
     last_error: str
     next_attempt_time: datetime
     create_time: datetime
+    attempts: tuple[WebhookAttempt, ...]
 
 
 def _endpoint(row: WebhookEndpointRow) -> WebhookEndpoint:
@@ -208,11 +218,28 @@ class WebhookStore:
             query = query.where(
                 tuple_(WebhookDeliveryRow.create_time, WebhookDeliveryRow.id) < tuple_(*after)
             )
-        rows = await self._session.scalars(
-            query.order_by(
-                WebhookDeliveryRow.create_time.desc(), WebhookDeliveryRow.id.desc()
-            ).limit(limit)
+        rows = list(
+            await self._session.scalars(
+                query.order_by(
+                    WebhookDeliveryRow.create_time.desc(), WebhookDeliveryRow.id.desc()
+                ).limit(limit)
+            )
         )
+        attempts: dict[str, list[WebhookAttempt]] = {}
+        for attempt in await self._session.scalars(
+            select(WebhookAttemptRow)
+            .where(WebhookAttemptRow.delivery_id.in_([row.id for row in rows]))
+            .order_by(WebhookAttemptRow.attempt_number)
+        ):
+            attempts.setdefault(attempt.delivery_id, []).append(
+                WebhookAttempt(
+                    attempt.attempt_number,
+                    attempt.attempt_time,
+                    attempt.status_code,
+                    attempt.error,
+                    attempt.duration_ms,
+                )
+            )
         return [
             WebhookDelivery(
                 id=row.id,
@@ -225,6 +252,7 @@ class WebhookStore:
                 last_error=row.last_error,
                 next_attempt_time=row.next_attempt_time,
                 create_time=row.create_time,
+                attempts=tuple(attempts.get(row.id, ())),
             )
             for row in rows
         ]

@@ -256,6 +256,16 @@ def delivery_to_proto(row: WebhookDelivery) -> pb.WebhookDelivery:
         last_error=row.last_error,
         next_attempt_time=to_timestamp(row.next_attempt_time),
         create_time=to_timestamp(row.create_time),
+        attempts=[
+            pb.WebhookAttempt(
+                attempt_number=a.attempt_number,
+                attempt_time=to_timestamp(a.attempt_time),
+                status_code=a.status_code,
+                error=a.error,
+                duration_ms=a.duration_ms,
+            )
+            for a in row.attempts
+        ],
     )
 
 

@@ -102,6 +102,9 @@ async def test_a_receiver_down_for_a_while_gets_every_event_once_signed(
     assert all(
         d.status == pb.DELIVERY_STATUS_SUCCEEDED and d.attempt_count == 5 for d in deliveries
     )
+    for delivery in deliveries:
+        assert [a.status_code for a in delivery.attempts] == [0, 0, 0, 0, 204]
+        assert "ConnectError" in delivery.attempts[0].error
     assert sorted(h["webhook-id"] for h, _ in receiver.received) == sorted(
         d.event_id for d in deliveries
     )
