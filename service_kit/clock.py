@@ -31,3 +31,8 @@ class ManualClock:
 
     def set(self, moment: datetime) -> None:
         self._now = moment
+
+
+def own_time(real_now: datetime, test_clock_time: datetime | None) -> datetime:
+    """The present of an object a test clock may have moved ahead of real time."""
+    return real_now if test_clock_time is None else max(real_now, test_clock_time)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from invoicing_svc.domain.pricing import UsageCharge
+from service_kit.clock import own_time
 
 
 class PricingType(StrEnum):
@@ -112,9 +113,7 @@ class Subscription:
 
     def now(self, real_now: datetime) -> datetime:
         """The subscription's present: a test clock may have moved it ahead of real time."""
-        if self.test_clock_time is None:
-            return real_now
-        return max(real_now, self.test_clock_time)
+        return own_time(real_now, self.test_clock_time)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from service_kit.clock import own_time
 from service_kit.errors import DomainError
 
 
@@ -56,9 +57,7 @@ class SubscriptionState:
 
     def now(self, real_now: datetime) -> datetime:
         """The subscription's present: a test clock may have moved it ahead of real time."""
-        if self.test_clock_time is None:
-            return real_now
-        return max(real_now, self.test_clock_time)
+        return own_time(real_now, self.test_clock_time)
 
 
 @dataclass(frozen=True)
