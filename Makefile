@@ -6,15 +6,17 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install up test lint format protos clean
 
-$(INSTALLED): pyproject.toml
+# Python packages into .venv; anvil (the local EVM node) from npm into node_modules.
+$(INSTALLED): pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	npm ci --no-audit --no-fund --ignore-scripts
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
 
-## Runs the platform: private PostgreSQL, migrations, the three services and the gateway.
+## Runs the platform: private PostgreSQL, anvil with MockUSDC, migrations, services, gateway.
 up: install
 	$(PY) -m devstack up
 
@@ -36,4 +38,4 @@ protos: install
 	$(PY) -m devstack.protogen
 
 clean:
-	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .devstack .pytest_cache .mypy_cache .ruff_cache

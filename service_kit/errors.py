@@ -47,3 +47,9 @@ class Unauthenticated(DomainError):
     """The caller did not say who it is."""
 
     code = "UNAUTHENTICATED"
+
+
+class Unavailable(DomainError):
+    """A service this one depends on cannot be reached; retry later."""
+
+    code = "UNAVAILABLE"

@@ -8,12 +8,7 @@ from pathlib import Path
 import structlog
 
 from service_kit import migrations
-from service_kit.grpc_server import (
-    RunningServer,
-    ServiceBinding,
-    start_server,
-    wait_for_termination_signal,
-)
+from service_kit.grpc_server import RunningServer, wait_for_termination_signal
 from service_kit.logging import configure_logging
 from service_kit.settings import ServiceSettings
 
@@ -21,19 +16,6 @@ log = structlog.get_logger()
 
 Cleanup = Callable[[], Awaitable[None]]
 Serve = Callable[[], Awaitable[tuple[RunningServer, Cleanup]]]
-
-
-def serve_bindings(settings: ServiceSettings, bindings: list[ServiceBinding]) -> Serve:
-    """`serve` for a service with nothing to set up or tear down around its server."""
-
-    async def nothing_to_clean() -> None:
-        return None
-
-    async def serve() -> tuple[RunningServer, Cleanup]:
-        running = await start_server(bindings, host=settings.grpc_host, port=settings.grpc_port)
-        return running, nothing_to_clean
-
-    return serve
 
 
 def run_service(

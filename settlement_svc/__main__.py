@@ -1,15 +1,28 @@
 """python -m settlement_svc [serve|migrate]"""
 
-from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
-from service_kit.grpc_server import ServiceBinding
-from service_kit.service_main import run_service, serve_bindings
+from pathlib import Path
+
+from service_kit.grpc_server import RunningServer
+from service_kit.service_main import Cleanup, run_service
+from settlement_svc import bootstrap
 from settlement_svc.settings import SettlementSettings
+
+
+async def serve(settings: SettlementSettings) -> tuple[RunningServer, Cleanup]:
+    service = bootstrap.build(settings)
+    running = await bootstrap.start(service)
+    background = bootstrap.start_background_work(service)
+
+    async def cleanup() -> None:
+        for task in background:
+            task.cancel()
+        await bootstrap.close(service)
+
+    return running, cleanup
+
 
 if __name__ == "__main__":
     settings = SettlementSettings()
-    binding = ServiceBinding.of(
-        settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"],
-        settlement_pb2_grpc.SettlementServiceServicer(),
-        settlement_pb2_grpc.add_SettlementServiceServicer_to_server,
+    run_service(
+        "settlement_svc", settings, Path(__file__).parent / "migrations", lambda: serve(settings)
     )
-    run_service("settlement_svc", settings, None, serve_bindings(settings, [binding]))

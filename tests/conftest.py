@@ -24,7 +24,9 @@ from service_kit import migrations
 from service_kit.clock import ManualClock
 
 REPO = Path(__file__).parent.parent
-MIGRATIONS = [REPO / "metering_svc" / "migrations", REPO / "invoicing_svc" / "migrations"]
+MIGRATIONS = [
+    REPO / service / "migrations" for service in ("metering_svc", "invoicing_svc", "settlement_svc")
+]
 
 # Tests run on a manual clock: events default to its "now", and it never moves backwards.
 TEST_START = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)

@@ -15,6 +15,7 @@ from invoicing_svc.service_layer import (
     catalog,
     checkout,
     invoices,
+    settlement_events,
     subscriptions,
     webhooks,
 )
@@ -140,7 +141,13 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
         self, request: pb.ConfirmCheckoutPaymentRequest, context: Context
     ) -> pb.CheckoutSession:
         confirmed = await checkout.confirm_checkout_payment(
-            self._invoicing, merchant_id(context), request.id, request.settlement_id
+            self._invoicing,
+            merchant_id(context),
+            request.id,
+            request.settlement_id,
+            translate.settlement_data(request.settlement)
+            if request.HasField("settlement")
+            else None,
         )
         return self._checkout(confirmed)
 
@@ -250,9 +257,31 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
         self, request: pb.MarkInvoicePaidRequest, context: Context
     ) -> pb.Invoice:
         paid = await invoices.mark_invoice_paid(
-            self._invoicing, merchant_id(context), request.id, request.settlement_id
+            self._invoicing,
+            merchant_id(context),
+            request.id,
+            request.settlement_id,
+            translate.settlement_data(request.settlement)
+            if request.HasField("settlement")
+            else None,
         )
         return translate.invoice_to_proto(paid)
+
+    async def ReportSettlementFailure(
+        self, request: pb.ReportSettlementFailureRequest, context: Context
+    ) -> pb.ReportSettlementFailureResponse:
+        summary = request.settlement
+        for field in ("settlement_id", "failure_reason"):
+            if not getattr(summary, field):
+                raise InvalidArgument(
+                    f"settlement.{field} is required", field=f"settlement.{field}"
+                )
+        key = RequestKey.of("ReportSettlementFailure", request, summary.settlement_id)
+        assert key is not None
+        await settlement_events.report_settlement_failure(
+            self._invoicing, merchant_id(context), translate.settlement_data(summary), key
+        )
+        return pb.ReportSettlementFailureResponse()
 
     # Webhooks
 

@@ -269,6 +269,11 @@ def delivery_to_proto(row: WebhookDelivery) -> pb.WebhookDelivery:
     )
 
 
+def settlement_data(summary: pb.SettlementSummary) -> dict[str, Any]:
+    """A settlement as its webhooks show it."""
+    return json_format.MessageToDict(summary, always_print_fields_with_no_presence=True)
+
+
 def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any]]:
     """Renders the `data` of a webhook event: the subject as the API shows it, in JSON."""
 

@@ -3,6 +3,7 @@
 import re
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from invoicing_svc.domain.model import (
     CheckoutSession,
@@ -135,7 +136,11 @@ async def complete_checkout_session(
 
 
 async def confirm_checkout_payment(
-    invoicing: Invoicing, merchant_id: str, session_id: str, settlement_id: str
+    invoicing: Invoicing,
+    merchant_id: str,
+    session_id: str,
+    settlement_id: str,
+    settlement: dict[str, Any] | None = None,
 ) -> CheckoutSession:
     """Settlement verified the up-front payment: the subscription starts, its first fee paid."""
     if not settlement_id:
@@ -152,6 +157,8 @@ async def confirm_checkout_payment(
             )
         session = replace(session, settlement_id=settlement_id)
         session = await _start_subscription(uow, session, prepaid=True, now=now)
+        if settlement is not None:
+            await uow.emit(merchant_id, "settlement.confirmed", settlement, now)
         await uow.commit()
     return session
 

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from invoicing_svc.domain import invoices as rules
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
@@ -111,9 +112,13 @@ async def _change(
 ) -> Invoice:
     now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
-        changed = change(await _invoice(uow, merchant_id, invoice_id), now)
+        before = await _invoice(uow, merchant_id, invoice_id)
+        changed = change(before, now)
         await uow.invoices.update(changed)
         await uow.emit(merchant_id, event_type, changed, now)
+        # The ledger holds finalized invoices: finalizing posts, voiding a posted one reverses.
+        if changed.finalize_time is not None:
+            await uow.invoice_posted(changed, now)
         await uow.commit()
     return changed
 
@@ -150,7 +155,11 @@ async def mark_uncollectible(invoicing: Invoicing, merchant_id: str, invoice_id:
 
 
 async def mark_invoice_paid(
-    invoicing: Invoicing, merchant_id: str, invoice_id: str, settlement_id: str
+    invoicing: Invoicing,
+    merchant_id: str,
+    invoice_id: str,
+    settlement_id: str,
+    settlement: dict[str, Any] | None = None,
 ) -> Invoice:
     """Settlement confirmed the payment. Repeating it with the same settlement changes nothing;
     a PAST_DUE subscription with nothing else overdue becomes ACTIVE again."""
@@ -168,6 +177,8 @@ async def mark_invoice_paid(
         paid = rules.pay(invoice, settlement_id, now)
         await uow.invoices.update(paid)
         await uow.emit(merchant_id, "invoice.paid", paid, now)
+        if settlement is not None:
+            await uow.emit(merchant_id, "settlement.confirmed", settlement, now)
         subscription = await uow.subscriptions.subscription(
             merchant_id, paid.subscription_id, lock=True
         )

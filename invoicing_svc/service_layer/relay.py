@@ -9,6 +9,7 @@ from invoicing_svc.adapters.subscription_store import SubscriptionStore
 from invoicing_svc.adapters.tables import outbox
 from invoicing_svc.adapters.webhook_store import WebhookStore
 from invoicing_svc.service_layer.unit_of_work import (
+    POST_INVOICE,
     PUSH_INVOICE,
     PUSH_SUBSCRIPTION,
     WEBHOOK_EVENT,
@@ -44,9 +45,17 @@ def outbox_relay(invoicing: Invoicing) -> OutboxRelay:
             message.merchant_id, event["id"], event["type"], body, invoicing.clock.now()
         )
 
+    async def post_invoice(session: AsyncSession, message: OutboxMessage) -> None:
+        invoice = await InvoiceStore(session).get(
+            message.merchant_id, message.payload["invoice_id"]
+        )
+        assert invoice is not None
+        await invoicing.settlement.post_invoice(invoice)
+
     handlers: dict[str, Handler] = {
         PUSH_SUBSCRIPTION: push_subscription,
         PUSH_INVOICE: push_invoice,
+        POST_INVOICE: post_invoice,
         WEBHOOK_EVENT: fan_out_webhook,
     }
     return OutboxRelay(invoicing.sessions, Outbox(outbox), handlers, invoicing.clock)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.metering_client import MeteringClient
+from invoicing_svc.adapters.settlement_client import SettlementClient
 from invoicing_svc.adapters.subscription_store import SubscriptionStore
 from invoicing_svc.adapters.tables import idempotency_records, outbox
 from invoicing_svc.adapters.webhook_sender import WebhookSender
@@ -25,6 +26,7 @@ from service_kit.outbox import Outbox
 # Outbox topics.
 PUSH_SUBSCRIPTION = "metering.subscription"
 PUSH_INVOICE = "metering.invoice"
+POST_INVOICE = "settlement.invoice"
 WEBHOOK_EVENT = "webhook.event"
 
 # Renders a domain object as the `data` of a webhook event (the API's JSON form).
@@ -47,12 +49,13 @@ class InvoicingUnitOfWork(UnitOfWork):
         return self
 
     async def emit(self, merchant_id: str, event_type: str, subject: object, now: datetime) -> None:
-        """A webhook event, snapshotting the subject now, delivered after this transaction."""
+        """A webhook event, snapshotting the subject now (a dict is sent as it is), delivered
+        after this transaction."""
         payload = {
             "id": new_id("msg"),
             "type": event_type,
             "timestamp": now.isoformat(),
-            "data": self._render(subject),
+            "data": subject if isinstance(subject, dict) else self._render(subject),
         }
         await self.outbox.add(self.session, merchant_id, WEBHOOK_EVENT, payload, now)
 
@@ -64,8 +67,16 @@ class InvoicingUnitOfWork(UnitOfWork):
         )
 
     async def invoice_created(self, invoice: Invoice, now: datetime) -> None:
+        """Metering learns of the invoice (to link events); a finalized one reaches the ledger."""
         payload = {"invoice_id": invoice.id}
         await self.outbox.add(self.session, invoice.merchant_id, PUSH_INVOICE, payload, now)
+        if invoice.finalize_time is not None:
+            await self.invoice_posted(invoice, now)
+
+    async def invoice_posted(self, invoice: Invoice, now: datetime) -> None:
+        """The ledger records a finalized invoice, and reverses a voided one."""
+        payload = {"invoice_id": invoice.id}
+        await self.outbox.add(self.session, invoice.merchant_id, POST_INVOICE, payload, now)
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class Invoicing:
     clock: Clock
     settings: InvoicingSettings
     metering: MeteringClient
+    settlement: SettlementClient
     webhook_sender: WebhookSender
     render: Renderer
 

@@ -757,23 +757,82 @@ class ConfirmCheckoutPaymentRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Required. Session id, AWAITING_PAYMENT."""
     settlement_id: _builtins.str
     """Required. The confirmed settlement."""
+    @_builtins.property
+    def settlement(self) -> Global___SettlementSummary:
+        """Optional. What the settlement.confirmed webhook tells the merchant."""
+
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         settlement_id: _builtins.str = ...,
+        settlement: Global___SettlementSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "settlement_id", b"settlement_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "settlement", b"settlement", "settlement_id", b"settlement_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConfirmCheckoutPaymentRequest: _TypeAlias = ConfirmCheckoutPaymentRequest  # noqa: Y015
+
+@_typing.final
+class SettlementSummary(_message.Message):
+    """A settlement as its webhooks show it (settlement_svc owns settlements)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    CHECKOUT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    TRANSACTION_HASH_FIELD_NUMBER: _builtins.int
+    REFERENCE_HASH_FIELD_NUMBER: _builtins.int
+    PAYER_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    MERCHANT_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    AMOUNT_PAID_FIELD_NUMBER: _builtins.int
+    BLOCK_NUMBER_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    FAILURE_DETAIL_FIELD_NUMBER: _builtins.int
+    settlement_id: _builtins.str
+    invoice_id: _builtins.str
+    checkout_session_id: _builtins.str
+    transaction_hash: _builtins.str
+    reference_hash: _builtins.str
+    payer_wallet_address: _builtins.str
+    merchant_wallet_address: _builtins.str
+    amount_paid: _builtins.str
+    """USDC moved to the merchant."""
+    block_number: _builtins.int
+    failure_reason: _builtins.str
+    """Set for a failed settlement, e.g. "SHORT_AMOUNT"."""
+    failure_detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        settlement_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        checkout_session_id: _builtins.str = ...,
+        transaction_hash: _builtins.str = ...,
+        reference_hash: _builtins.str = ...,
+        payer_wallet_address: _builtins.str = ...,
+        merchant_wallet_address: _builtins.str = ...,
+        amount_paid: _builtins.str = ...,
+        block_number: _builtins.int = ...,
+        failure_reason: _builtins.str = ...,
+        failure_detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_paid", b"amount_paid", "block_number", b"block_number", "checkout_session_id", b"checkout_session_id", "failure_detail", b"failure_detail", "failure_reason", b"failure_reason", "invoice_id", b"invoice_id", "merchant_wallet_address", b"merchant_wallet_address", "payer_wallet_address", b"payer_wallet_address", "reference_hash", b"reference_hash", "settlement_id", b"settlement_id", "transaction_hash", b"transaction_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementSummary: _TypeAlias = SettlementSummary  # noqa: Y015
 
 @_typing.final
 class Subscription(_message.Message):
@@ -1220,23 +1279,66 @@ class MarkInvoicePaidRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Required. Invoice id."""
     settlement_id: _builtins.str
     """Required. The settlement that confirmed the payment."""
+    @_builtins.property
+    def settlement(self) -> Global___SettlementSummary:
+        """Optional. What the settlement.confirmed webhook tells the merchant."""
+
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         settlement_id: _builtins.str = ...,
+        settlement: Global___SettlementSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "settlement_id", b"settlement_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "settlement", b"settlement", "settlement_id", b"settlement_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MarkInvoicePaidRequest: _TypeAlias = MarkInvoicePaidRequest  # noqa: Y015
+
+@_typing.final
+class ReportSettlementFailureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlement(self) -> Global___SettlementSummary:
+        """Required. The failed settlement; its settlement_id and failure_reason are required."""
+
+    def __init__(
+        self,
+        *,
+        settlement: Global___SettlementSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportSettlementFailureRequest: _TypeAlias = ReportSettlementFailureRequest  # noqa: Y015
+
+@_typing.final
+class ReportSettlementFailureResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportSettlementFailureResponse: _TypeAlias = ReportSettlementFailureResponse  # noqa: Y015
 
 @_typing.final
 class WebhookEndpoint(_message.Message):

@@ -139,6 +139,11 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoicePaidRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
                 _registered_method=True)
+        self.ReportSettlementFailure = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ReportSettlementFailure',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureResponse.FromString,
+                _registered_method=True)
         self.CreateWebhookEndpoint = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/CreateWebhookEndpoint',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateWebhookEndpointRequest.SerializeToString,
@@ -304,6 +309,14 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportSettlementFailure(self, request, context):
+        """Called by settlement when a submitted payment failed verification: notifies the merchant
+        (settlement.failed webhook). Repeating it changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateWebhookEndpoint(self, request, context):
         """Registers a URL that receives signed webhook events; the answer carries its signing secret.
         """
@@ -434,6 +447,11 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.MarkInvoicePaid,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoicePaidRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'ReportSettlementFailure': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportSettlementFailure,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureResponse.SerializeToString,
             ),
             'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateWebhookEndpoint,
@@ -1001,6 +1019,33 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/MarkInvoicePaid',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MarkInvoicePaidRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportSettlementFailure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ReportSettlementFailure',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,6 +76,10 @@ class InvoicingServiceStub:
     """OPEN or UNCOLLECTIBLE -> PAID. Called by settlement with the confirming settlement; repeating
     the call with the same settlement returns the paid invoice.
     """
+    ReportSettlementFailure: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ReportSettlementFailureRequest, _invoicing_pb2.ReportSettlementFailureResponse]
+    """Called by settlement when a submitted payment failed verification: notifies the merchant
+    (settlement.failed webhook). Repeating it changes nothing.
+    """
     CreateWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]
     """Registers a URL that receives signed webhook events; the answer carries its signing secret."""
     ListWebhookEndpoints: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookEndpointsRequest, _invoicing_pb2.ListWebhookEndpointsResponse]
@@ -133,6 +137,10 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     MarkInvoicePaid: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.MarkInvoicePaidRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
     """OPEN or UNCOLLECTIBLE -> PAID. Called by settlement with the confirming settlement; repeating
     the call with the same settlement returns the paid invoice.
+    """
+    ReportSettlementFailure: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ReportSettlementFailureRequest, _invoicing_pb2.ReportSettlementFailureResponse]  # type: ignore[assignment]
+    """Called by settlement when a submitted payment failed verification: notifies the merchant
+    (settlement.failed webhook). Repeating it changes nothing.
     """
     CreateWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]  # type: ignore[assignment]
     """Registers a URL that receives signed webhook events; the answer carries its signing secret."""
@@ -308,6 +316,16 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_invoicing_pb2.Invoice, _abc.Awaitable[_invoicing_pb2.Invoice]]:
         """OPEN or UNCOLLECTIBLE -> PAID. Called by settlement with the confirming settlement; repeating
         the call with the same settlement returns the paid invoice.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportSettlementFailure(
+        self,
+        request: _invoicing_pb2.ReportSettlementFailureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ReportSettlementFailureResponse, _abc.Awaitable[_invoicing_pb2.ReportSettlementFailureResponse]]:
+        """Called by settlement when a submitted payment failed verification: notifies the merchant
+        (settlement.failed webhook). Repeating it changes nothing.
         """
 
     @_abc_1.abstractmethod

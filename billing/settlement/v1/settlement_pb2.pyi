@@ -3,6 +3,539 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+import builtins as _builtins
+import sys
+import typing as _typing
+
+if sys.version_info >= (3, 11):
+    from typing import TypeAlias as _TypeAlias, Never as _Never
+else:
+    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SettlementStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SettlementStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SettlementStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SETTLEMENT_STATUS_UNSPECIFIED: _SettlementStatus.ValueType  # 0
+    SETTLEMENT_STATUS_PENDING: _SettlementStatus.ValueType  # 1
+    """Submitted, waiting for the transaction or its confirmations."""
+    SETTLEMENT_STATUS_CONFIRMED: _SettlementStatus.ValueType  # 2
+    """Verified on chain; immutable from then on."""
+    SETTLEMENT_STATUS_FAILED: _SettlementStatus.ValueType  # 3
+    """Not a valid payment; `failure_reason` says why."""
+
+class SettlementStatus(_SettlementStatus, metaclass=_SettlementStatusEnumTypeWrapper): ...
+
+SETTLEMENT_STATUS_UNSPECIFIED: SettlementStatus.ValueType  # 0
+SETTLEMENT_STATUS_PENDING: SettlementStatus.ValueType  # 1
+"""Submitted, waiting for the transaction or its confirmations."""
+SETTLEMENT_STATUS_CONFIRMED: SettlementStatus.ValueType  # 2
+"""Verified on chain; immutable from then on."""
+SETTLEMENT_STATUS_FAILED: SettlementStatus.ValueType  # 3
+"""Not a valid payment; `failure_reason` says why."""
+Global___SettlementStatus: _TypeAlias = SettlementStatus  # noqa: Y015
+
+class _FailureReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FailureReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailureReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAILURE_REASON_UNSPECIFIED: _FailureReason.ValueType  # 0
+    FAILURE_REASON_REVERTED: _FailureReason.ValueType  # 1
+    """The transaction was mined but reverted."""
+    FAILURE_REASON_NO_TRANSFER: _FailureReason.ValueType  # 2
+    """The transaction moved no token at all."""
+    FAILURE_REASON_WRONG_TOKEN: _FailureReason.ValueType  # 3
+    """It moved another token than the configured USDC contract."""
+    FAILURE_REASON_WRONG_PAYER: _FailureReason.ValueType  # 4
+    """The USDC did not come from the payer wallet."""
+    FAILURE_REASON_WRONG_RECIPIENT: _FailureReason.ValueType  # 5
+    """The USDC went to another address than the merchant wallet."""
+    FAILURE_REASON_SHORT_AMOUNT: _FailureReason.ValueType  # 6
+    """Less USDC than the amount due."""
+    FAILURE_REASON_EXPIRED: _FailureReason.ValueType  # 7
+    """The transaction did not appear (or not with enough confirmations) before the deadline."""
+
+class FailureReason(_FailureReason, metaclass=_FailureReasonEnumTypeWrapper): ...
+
+FAILURE_REASON_UNSPECIFIED: FailureReason.ValueType  # 0
+FAILURE_REASON_REVERTED: FailureReason.ValueType  # 1
+"""The transaction was mined but reverted."""
+FAILURE_REASON_NO_TRANSFER: FailureReason.ValueType  # 2
+"""The transaction moved no token at all."""
+FAILURE_REASON_WRONG_TOKEN: FailureReason.ValueType  # 3
+"""It moved another token than the configured USDC contract."""
+FAILURE_REASON_WRONG_PAYER: FailureReason.ValueType  # 4
+"""The USDC did not come from the payer wallet."""
+FAILURE_REASON_WRONG_RECIPIENT: FailureReason.ValueType  # 5
+"""The USDC went to another address than the merchant wallet."""
+FAILURE_REASON_SHORT_AMOUNT: FailureReason.ValueType  # 6
+"""Less USDC than the amount due."""
+FAILURE_REASON_EXPIRED: FailureReason.ValueType  # 7
+"""The transaction did not appear (or not with enough confirmations) before the deadline."""
+Global___FailureReason: _TypeAlias = FailureReason  # noqa: Y015
+
+@_typing.final
+class Settlement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    CHECKOUT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_HASH_FIELD_NUMBER: _builtins.int
+    TRANSACTION_HASH_FIELD_NUMBER: _builtins.int
+    PAYER_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    MERCHANT_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    FAILURE_DETAIL_FIELD_NUMBER: _builtins.int
+    AMOUNT_DUE_FIELD_NUMBER: _builtins.int
+    AMOUNT_PAID_FIELD_NUMBER: _builtins.int
+    BLOCK_NUMBER_FIELD_NUMBER: _builtins.int
+    CONFIRMATIONS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CONFIRM_TIME_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "stl_" + 26 characters."""
+    invoice_id: _builtins.str
+    """The invoice paid; empty for a checkout payment."""
+    checkout_session_id: _builtins.str
+    """The checkout session paid up front; empty for an invoice payment."""
+    reference_hash: _builtins.str
+    """The bytes32 identifier of the on-chain settlement record: 0x + 64 hex digits."""
+    transaction_hash: _builtins.str
+    """0x + 64 hex digits. One transaction settles at most one payment."""
+    payer_wallet_address: _builtins.str
+    """0x + 40 hex digits, as submitted (checksummed or lowercase)."""
+    merchant_wallet_address: _builtins.str
+    status: Global___SettlementStatus.ValueType
+    failure_reason: Global___FailureReason.ValueType
+    failure_detail: _builtins.str
+    """Human-readable detail of the failure."""
+    amount_due: _builtins.str
+    """Amount due, USDC."""
+    amount_paid: _builtins.str
+    """USDC moved from payer to merchant by the transaction; set once verified."""
+    block_number: _builtins.int
+    """Block of the transaction; set once it was seen."""
+    confirmations: _builtins.int
+    """Confirmations at the last check."""
+    user_id: _builtins.str
+    """The subscriber paying."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def confirm_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        checkout_session_id: _builtins.str = ...,
+        reference_hash: _builtins.str = ...,
+        transaction_hash: _builtins.str = ...,
+        payer_wallet_address: _builtins.str = ...,
+        merchant_wallet_address: _builtins.str = ...,
+        status: Global___SettlementStatus.ValueType = ...,
+        failure_reason: Global___FailureReason.ValueType = ...,
+        failure_detail: _builtins.str = ...,
+        amount_due: _builtins.str = ...,
+        amount_paid: _builtins.str = ...,
+        block_number: _builtins.int = ...,
+        confirmations: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        confirm_time: _timestamp_pb2.Timestamp | None = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["confirm_time", b"confirm_time", "create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_due", b"amount_due", "amount_paid", b"amount_paid", "block_number", b"block_number", "checkout_session_id", b"checkout_session_id", "confirm_time", b"confirm_time", "confirmations", b"confirmations", "create_time", b"create_time", "failure_detail", b"failure_detail", "failure_reason", b"failure_reason", "id", b"id", "invoice_id", b"invoice_id", "merchant_wallet_address", b"merchant_wallet_address", "payer_wallet_address", b"payer_wallet_address", "reference_hash", b"reference_hash", "status", b"status", "transaction_hash", b"transaction_hash", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Settlement: _TypeAlias = Settlement  # noqa: Y015
+
+@_typing.final
+class SubmitSettlementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    CHECKOUT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_HASH_FIELD_NUMBER: _builtins.int
+    TRANSACTION_HASH_FIELD_NUMBER: _builtins.int
+    PAYER_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    MERCHANT_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """Exactly one of invoice_id and checkout_session_id."""
+    checkout_session_id: _builtins.str
+    reference_hash: _builtins.str
+    """Required. 0x + 64 hex digits."""
+    transaction_hash: _builtins.str
+    """Required. 0x + 64 hex digits."""
+    payer_wallet_address: _builtins.str
+    """Required. 0x + 40 hex digits; a mixed-case address must carry a valid EIP-55 checksum."""
+    merchant_wallet_address: _builtins.str
+    """Required. Same format."""
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        checkout_session_id: _builtins.str = ...,
+        reference_hash: _builtins.str = ...,
+        transaction_hash: _builtins.str = ...,
+        payer_wallet_address: _builtins.str = ...,
+        merchant_wallet_address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkout_session_id", b"checkout_session_id", "invoice_id", b"invoice_id", "merchant_wallet_address", b"merchant_wallet_address", "payer_wallet_address", b"payer_wallet_address", "reference_hash", b"reference_hash", "transaction_hash", b"transaction_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitSettlementRequest: _TypeAlias = SubmitSettlementRequest  # noqa: Y015
+
+@_typing.final
+class GetSettlementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementRequest: _TypeAlias = GetSettlementRequest  # noqa: Y015
+
+@_typing.final
+class ListSettlementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """Optional. Only settlements of this invoice."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementsRequest: _TypeAlias = ListSettlementsRequest  # noqa: Y015
+
+@_typing.final
+class ListSettlementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def settlements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Settlement]: ...
+    def __init__(
+        self,
+        *,
+        settlements: _abc.Iterable[Global___Settlement] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "settlements", b"settlements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementsResponse: _TypeAlias = ListSettlementsResponse  # noqa: Y015
+
+@_typing.final
+class RecordInvoiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    VOIDED_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """Required."""
+    user_id: _builtins.str
+    """Required. The subscriber billed."""
+    amount: _builtins.str
+    """Required. Invoice amount, USDC."""
+    voided: _builtins.bool
+    """Required. true for a voided invoice: the posting is reversed."""
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        voided: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "invoice_id", b"invoice_id", "user_id", b"user_id", "voided", b"voided"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInvoiceRequest: _TypeAlias = RecordInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class RecordInvoiceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    """The journal transaction (existing one when the invoice was recorded before)."""
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInvoiceResponse: _TypeAlias = RecordInvoiceResponse  # noqa: Y015
+
+@_typing.final
+class GetBalanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    """Required. An account: "revenue", "usdc_received", "receivable:<user id>", "credit:<user id>"."""
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBalanceRequest: _TypeAlias = GetBalanceRequest  # noqa: Y015
+
+@_typing.final
+class Balance(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    DEBIT_BALANCE_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    debit_balance: _builtins.str
+    """Debits minus credits, USDC."""
+    currency: _builtins.str
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+        debit_balance: _builtins.str = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "currency", b"currency", "debit_balance", b"debit_balance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Balance: _TypeAlias = Balance  # noqa: Y015
+
+@_typing.final
+class JournalEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    DEBIT_FIELD_NUMBER: _builtins.int
+    CREDIT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    kind: _builtins.str
+    """What the transaction records: "invoice", "invoice_void", "payment", "checkout_payment"."""
+    reference: _builtins.str
+    """The invoice or settlement recorded."""
+    account: _builtins.str
+    debit: _builtins.str
+    """One of debit and credit is "0.000000"."""
+    credit: _builtins.str
+    currency: _builtins.str
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        account: _builtins.str = ...,
+        debit: _builtins.str = ...,
+        credit: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "create_time", b"create_time", "credit", b"credit", "currency", b"currency", "debit", b"debit", "kind", b"kind", "reference", b"reference", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JournalEntry: _TypeAlias = JournalEntry  # noqa: Y015
+
+@_typing.final
+class ListEntriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    """Optional. Only entries of this account."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEntriesRequest: _TypeAlias = ListEntriesRequest  # noqa: Y015
+
+@_typing.final
+class ListEntriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___JournalEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEntriesResponse: _TypeAlias = ListEntriesResponse  # noqa: Y015
+
+@_typing.final
+class ReconcileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileRequest: _TypeAlias = ReconcileRequest  # noqa: Y015
+
+@_typing.final
+class Difference(_message.Message):
+    """One way the ledger and the records it mirrors disagree."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    EXPECTED_FIELD_NUMBER: _builtins.int
+    ACTUAL_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """What disagrees, e.g. "invoice_not_posted", "payment_not_posted", "amount_mismatch",
+    "invoice_not_paid", "unbalanced".
+    """
+    reference: _builtins.str
+    """The invoice, settlement or journal transaction concerned."""
+    expected: _builtins.str
+    actual: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        expected: _builtins.str = ...,
+        actual: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual", b"actual", "expected", b"expected", "kind", b"kind", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Difference: _TypeAlias = Difference  # noqa: Y015
+
+@_typing.final
+class ReconcileResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    INVOICES_CHECKED_FIELD_NUMBER: _builtins.int
+    SETTLEMENTS_CHECKED_FIELD_NUMBER: _builtins.int
+    invoices_checked: _builtins.int
+    settlements_checked: _builtins.int
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___Difference]: ...
+    def __init__(
+        self,
+        *,
+        differences: _abc.Iterable[Global___Difference] | None = ...,
+        invoices_checked: _builtins.int = ...,
+        settlements_checked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["differences", b"differences", "invoices_checked", b"invoices_checked", "settlements_checked", b"settlements_checked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileResponse: _TypeAlias = ReconcileResponse  # noqa: Y015

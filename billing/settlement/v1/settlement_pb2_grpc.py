@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from billing.settlement.v1 import settlement_pb2 as billing_dot_settlement_dot_v1_dot_settlement__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,8 +26,12 @@ if _version_not_supported:
 
 
 class SettlementServiceStub:
-    """The settlement service. Its RPCs are specified in the settlement issue; until then the server
-    answers health checks and reflection only.
+    """Settlement: on-chain USDC payment proofs, verified against the chain, and the double-entry
+    ledger of each merchant.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC with 6 decimals ("0.500000"); on chain they are integers of base units
+    (1 USDC = 1,000,000).
     """
 
     def __init__(self, channel):
@@ -35,16 +40,140 @@ class SettlementServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.SubmitSettlement = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/SubmitSettlement',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.SubmitSettlementRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.FromString,
+                _registered_method=True)
+        self.GetSettlement = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/GetSettlement',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetSettlementRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.FromString,
+                _registered_method=True)
+        self.ListSettlements = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/ListSettlements',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.FromString,
+                _registered_method=True)
+        self.RecordInvoice = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/RecordInvoice',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceResponse.FromString,
+                _registered_method=True)
+        self.GetBalance = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/GetBalance',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetBalanceRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Balance.FromString,
+                _registered_method=True)
+        self.ListEntries = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/ListEntries',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListEntriesRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListEntriesResponse.FromString,
+                _registered_method=True)
+        self.Reconcile = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/Reconcile',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ReconcileResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
-    """The settlement service. Its RPCs are specified in the settlement issue; until then the server
-    answers health checks and reflection only.
+    """Settlement: on-chain USDC payment proofs, verified against the chain, and the double-entry
+    ledger of each merchant.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC with 6 decimals ("0.500000"); on chain they are integers of base units
+    (1 USDC = 1,000,000).
     """
+
+    def SubmitSettlement(self, request, context):
+        """Records a payment proof for an OPEN invoice (or a checkout session awaiting its up-front
+        payment) as a PENDING settlement and verifies it on chain: it becomes CONFIRMED once the
+        transfer has the configured confirmations, or FAILED with a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSettlement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSettlements(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordInvoice(self, request, context):
+        """Called by invoicing when an invoice is finalized or voided: posts it to the ledger.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBalance(self, request, context):
+        """Balance of one ledger account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEntries(self, request, context):
+        """Journal entries, newest transaction first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reconcile(self, request, context):
+        """Compares the ledger with invoicing's invoices and the confirmed settlements; lists every
+        difference (there should be none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'SubmitSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitSettlement,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.SubmitSettlementRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.SerializeToString,
+            ),
+            'GetSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettlement,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetSettlementRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.SerializeToString,
+            ),
+            'ListSettlements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSettlements,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.SerializeToString,
+            ),
+            'RecordInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordInvoice,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceResponse.SerializeToString,
+            ),
+            'GetBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBalance,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetBalanceRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Balance.SerializeToString,
+            ),
+            'ListEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEntries,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListEntriesRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListEntriesResponse.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ReconcileRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ReconcileResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'billing.settlement.v1.SettlementService', rpc_method_handlers)
@@ -54,6 +183,199 @@ def add_SettlementServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SettlementService:
-    """The settlement service. Its RPCs are specified in the settlement issue; until then the server
-    answers health checks and reflection only.
+    """Settlement: on-chain USDC payment proofs, verified against the chain, and the double-entry
+    ledger of each merchant.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC with 6 decimals ("0.500000"); on chain they are integers of base units
+    (1 USDC = 1,000,000).
     """
+
+    @staticmethod
+    def SubmitSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/SubmitSettlement',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.SubmitSettlementRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/GetSettlement',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.GetSettlementRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSettlements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/ListSettlements',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/RecordInvoice',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/GetBalance',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.GetBalanceRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.Balance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/ListEntries',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ListEntriesRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ListEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/Reconcile',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ReconcileRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ReconcileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from billing.settlement.v1 import settlement_pb2 as _settlement_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -26,28 +27,131 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SettlementServiceStub:
-    """The settlement service. Its RPCs are specified in the settlement issue; until then the server
-    answers health checks and reflection only.
+    """Settlement: on-chain USDC payment proofs, verified against the chain, and the double-entry
+    ledger of each merchant.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC with 6 decimals ("0.500000"); on chain they are integers of base units
+    (1 USDC = 1,000,000).
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SettlementServiceAsyncStub: ...
+    SubmitSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitSettlementRequest, _settlement_pb2.Settlement]
+    """Records a payment proof for an OPEN invoice (or a checkout session awaiting its up-front
+    payment) as a PENDING settlement and verifies it on chain: it becomes CONFIRMED once the
+    transfer has the configured confirmations, or FAILED with a reason.
+    """
+    GetSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.Settlement]
+    ListSettlements: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]
+    RecordInvoice: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordInvoiceRequest, _settlement_pb2.RecordInvoiceResponse]
+    """Called by invoicing when an invoice is finalized or voided: posts it to the ledger."""
+    GetBalance: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.Balance]
+    """Balance of one ledger account."""
+    ListEntries: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListEntriesRequest, _settlement_pb2.ListEntriesResponse]
+    """Journal entries, newest transaction first."""
+    Reconcile: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReconcileRequest, _settlement_pb2.ReconcileResponse]
+    """Compares the ledger with invoicing's invoices and the confirmed settlements; lists every
+    difference (there should be none).
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
-    """The settlement service. Its RPCs are specified in the settlement issue; until then the server
-    answers health checks and reflection only.
+    """Settlement: on-chain USDC payment proofs, verified against the chain, and the double-entry
+    ledger of each merchant.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC with 6 decimals ("0.500000"); on chain they are integers of base units
+    (1 USDC = 1,000,000).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-
-class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The settlement service. Its RPCs are specified in the settlement issue; until then the server
-    answers health checks and reflection only.
+    SubmitSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitSettlementRequest, _settlement_pb2.Settlement]  # type: ignore[assignment]
+    """Records a payment proof for an OPEN invoice (or a checkout session awaiting its up-front
+    payment) as a PENDING settlement and verifies it on chain: it becomes CONFIRMED once the
+    transfer has the configured confirmations, or FAILED with a reason.
+    """
+    GetSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.Settlement]  # type: ignore[assignment]
+    ListSettlements: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]  # type: ignore[assignment]
+    RecordInvoice: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordInvoiceRequest, _settlement_pb2.RecordInvoiceResponse]  # type: ignore[assignment]
+    """Called by invoicing when an invoice is finalized or voided: posts it to the ledger."""
+    GetBalance: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.Balance]  # type: ignore[assignment]
+    """Balance of one ledger account."""
+    ListEntries: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListEntriesRequest, _settlement_pb2.ListEntriesResponse]  # type: ignore[assignment]
+    """Journal entries, newest transaction first."""
+    Reconcile: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReconcileRequest, _settlement_pb2.ReconcileResponse]  # type: ignore[assignment]
+    """Compares the ledger with invoicing's invoices and the confirmed settlements; lists every
+    difference (there should be none).
     """
 
-    ...
+class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Settlement: on-chain USDC payment proofs, verified against the chain, and the double-entry
+    ledger of each merchant.
+
+    Every RPC is scoped to the merchant named in the `x-merchant-id` request metadata. Amounts are
+    decimal strings in USDC with 6 decimals ("0.500000"); on chain they are integers of base units
+    (1 USDC = 1,000,000).
+    """
+
+    @_abc_1.abstractmethod
+    def SubmitSettlement(
+        self,
+        request: _settlement_pb2.SubmitSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.Settlement, _abc.Awaitable[_settlement_pb2.Settlement]]:
+        """Records a payment proof for an OPEN invoice (or a checkout session awaiting its up-front
+        payment) as a PENDING settlement and verifies it on chain: it becomes CONFIRMED once the
+        transfer has the configured confirmations, or FAILED with a reason.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSettlement(
+        self,
+        request: _settlement_pb2.GetSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.Settlement, _abc.Awaitable[_settlement_pb2.Settlement]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSettlements(
+        self,
+        request: _settlement_pb2.ListSettlementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ListSettlementsResponse, _abc.Awaitable[_settlement_pb2.ListSettlementsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordInvoice(
+        self,
+        request: _settlement_pb2.RecordInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.RecordInvoiceResponse, _abc.Awaitable[_settlement_pb2.RecordInvoiceResponse]]:
+        """Called by invoicing when an invoice is finalized or voided: posts it to the ledger."""
+
+    @_abc_1.abstractmethod
+    def GetBalance(
+        self,
+        request: _settlement_pb2.GetBalanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.Balance, _abc.Awaitable[_settlement_pb2.Balance]]:
+        """Balance of one ledger account."""
+
+    @_abc_1.abstractmethod
+    def ListEntries(
+        self,
+        request: _settlement_pb2.ListEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ListEntriesResponse, _abc.Awaitable[_settlement_pb2.ListEntriesResponse]]:
+        """Journal entries, newest transaction first."""
+
+    @_abc_1.abstractmethod
+    def Reconcile(
+        self,
+        request: _settlement_pb2.ReconcileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ReconcileResponse, _abc.Awaitable[_settlement_pb2.ReconcileResponse]]:
+        """Compares the ledger with invoicing's invoices and the confirmed settlements; lists every
+        difference (there should be none).
+        """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,122 @@
+"""The local chain: anvil (from the npm package @foundry-rs/anvil) and a MockUSDC deployed on it.
+
+Used by `make up` and the tests. web3 here drives the chain like a wallet would; the services
+reach the chain only through settlement_svc/adapters/chain.py.
+"""
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import vyper  # type: ignore[import-untyped]
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.types import TxParams
+
+from devstack.postgres import free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ANVIL = REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+MOCK_USDC_SOURCE = Path(__file__).parent / "contracts" / "mock_usdc.vy"
+CHAIN_ID = 31337
+
+
+class Anvil:
+    """An anvil process on a loopback port; its dev accounts come from its --config-out file."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._config = Path(tempfile.mkdtemp(prefix="anvil-")) / "config.json"
+        self._process: subprocess.Popen[bytes] | None = None
+        self.accounts: list[str] = []
+
+    def start(self) -> None:
+        if not ANVIL.exists():
+            raise FileNotFoundError(f"{ANVIL} is missing: run `npm install` (make install does)")
+        self._process = subprocess.Popen(
+            [
+                str(ANVIL),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--chain-id",
+                str(CHAIN_ID),
+                "--config-out",
+                str(self._config),
+                "--silent",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not self._config.exists() or not self._config.read_text().strip():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"anvil did not start on port {self.port}")
+            time.sleep(0.05)
+        raw = json.loads(self._config.read_text())["available_accounts"]
+        self.accounts = [str(AsyncWeb3.to_checksum_address(account)) for account in raw]
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(10)
+
+
+def compile_mock_usdc() -> tuple[list[dict[str, Any]], str]:
+    compiled = vyper.compile_code(MOCK_USDC_SOURCE.read_text(), output_formats=["abi", "bytecode"])
+    return compiled["abi"], compiled["bytecode"]
+
+
+class MockUsdc:
+    """The deployed token, driven through anvil's unlocked dev accounts."""
+
+    def __init__(self, w3: AsyncWeb3[Any], address: str, abi: list[dict[str, Any]]) -> None:
+        self.w3 = w3
+        self.address = address
+        self.contract = w3.eth.contract(address=w3.to_checksum_address(address), abi=abi)
+
+    @classmethod
+    async def deploy(cls, url: str, deployer: str) -> "MockUsdc":
+        w3 = AsyncWeb3(AsyncHTTPProvider(url))
+        abi, bytecode = compile_mock_usdc()
+        factory = w3.eth.contract(abi=abi, bytecode=bytecode)
+        tx_hash = await factory.constructor().transact({"from": deployer})
+        receipt = await w3.eth.wait_for_transaction_receipt(tx_hash)
+        return cls(w3, str(receipt["contractAddress"]), abi)
+
+    async def mint(self, receiver: str, base_units: int, minter: str) -> None:
+        tx_hash = await self.contract.functions.mint(receiver, base_units).transact(
+            {"from": minter}
+        )
+        await self.w3.eth.wait_for_transaction_receipt(tx_hash)
+
+    async def transfer(
+        self, sender: str, receiver: str, base_units: int, gas: int | None = None
+    ) -> str:
+        """Sends a transfer and waits until it is mined; returns its hash. With `gas` set, a
+        failing transfer is mined as reverted instead of refused by gas estimation."""
+        options: TxParams = {"from": sender}
+        if gas is not None:
+            options["gas"] = gas
+        tx_hash = await self.contract.functions.transfer(receiver, base_units).transact(options)
+        await self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        return str(tx_hash.to_0x_hex())
+
+    async def balance(self, owner: str) -> int:
+        return int(await self.contract.functions.balanceOf(owner).call())
+
+    async def mine(self, blocks: int) -> None:
+        await self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+
+    async def snapshot(self) -> str:
+        return str((await self.w3.provider.make_request("evm_snapshot", []))["result"])
+
+    async def revert(self, snapshot_id: str) -> None:
+        await self.w3.provider.make_request("evm_revert", [snapshot_id])
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()

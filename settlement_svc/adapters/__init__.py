@@ -1,0 +1,1 @@
+"""Settlement's storage, its chain adapter and its invoicing client."""

@@ -1,0 +1,171 @@
+"""Settlement's calls to invoicing: what is owed, and what a verified payment settles."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from typing import TypeVar
+
+import grpc
+
+from billing.invoicing.v1 import invoicing_pb2 as pb
+from billing.invoicing.v1 import invoicing_pb2_grpc
+from service_kit.errors import NotFound, Unavailable
+from service_kit.tenancy import MERCHANT_METADATA_KEY
+from settlement_svc.domain.model import Settlement
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Payable:
+    """An invoice or a checkout session, as far as paying it is concerned."""
+
+    status: str
+    amount_due: Decimal
+    user_id: str
+    # For a checkout: the proof the subscriber submitted.
+    transaction_hash: str = ""
+    payer_wallet_address: str = ""
+
+
+@dataclass(frozen=True)
+class InvoiceRecord:
+    id: str
+    status: str
+    amount: Decimal
+    user_id: str
+    settlement_id: str
+    finalized: bool
+
+
+class InvoicingClient:
+    def __init__(self, address: str, deadline_seconds: float) -> None:
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = invoicing_pb2_grpc.InvoicingServiceStub(self._channel)
+        self._deadline = deadline_seconds
+
+    async def _call(self, call: Callable[[], Awaitable[T]], what: str, field: str) -> T:
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"{what} not found", field=field) from None
+            raise Unavailable(
+                f"invoicing could not be asked about {what}: {error.code().name}"
+            ) from None
+
+    def _metadata(self, merchant_id: str) -> tuple[tuple[str, str]]:
+        return ((MERCHANT_METADATA_KEY, merchant_id),)
+
+    async def invoice(self, merchant_id: str, invoice_id: str) -> Payable:
+        invoice = await self._call(
+            lambda: self._stub.GetInvoice(
+                pb.GetInvoiceRequest(id=invoice_id),
+                metadata=self._metadata(merchant_id),
+                timeout=self._deadline,
+            ),
+            f"invoice {invoice_id}",
+            "invoice_id",
+        )
+        return Payable(
+            pb.InvoiceStatus.Name(invoice.status).removeprefix("INVOICE_STATUS_"),
+            Decimal(invoice.amount),
+            invoice.user_id,
+        )
+
+    async def checkout(self, merchant_id: str, session_id: str) -> Payable:
+        session = await self._call(
+            lambda: self._stub.GetCheckoutSession(
+                pb.GetCheckoutSessionRequest(id=session_id),
+                metadata=self._metadata(merchant_id),
+                timeout=self._deadline,
+            ),
+            f"checkout session {session_id}",
+            "checkout_session_id",
+        )
+        return Payable(
+            pb.CheckoutSessionStatus.Name(session.status).removeprefix("CHECKOUT_SESSION_STATUS_"),
+            Decimal(session.amount_due),
+            session.user_id,
+            session.payment.transaction_hash,
+            session.payment.payer_wallet_address,
+        )
+
+    async def invoices(self, merchant_id: str) -> list[InvoiceRecord]:
+        found: list[InvoiceRecord] = []
+        token = ""
+        while True:
+            page = await self._call(
+                partial(
+                    self._stub.ListInvoices,
+                    pb.ListInvoicesRequest(page_size=1000, page_token=token),
+                    metadata=self._metadata(merchant_id),
+                    timeout=self._deadline,
+                ),
+                "invoices",
+                "",
+            )
+            found += [
+                InvoiceRecord(
+                    id=invoice.id,
+                    status=pb.InvoiceStatus.Name(invoice.status).removeprefix("INVOICE_STATUS_"),
+                    amount=Decimal(invoice.amount),
+                    user_id=invoice.user_id,
+                    settlement_id=invoice.settlement_id,
+                    finalized=invoice.HasField("finalize_time"),
+                )
+                for invoice in page.invoices
+            ]
+            token = page.next_page_token
+            if not token:
+                return found
+
+    async def settled(self, settlement: Settlement) -> None:
+        """The payment is verified: the invoice is paid, or the checkout completes."""
+        summary = summary_of(settlement)
+        metadata = self._metadata(settlement.merchant_id)
+        if settlement.invoice_id:
+            await self._stub.MarkInvoicePaid(
+                pb.MarkInvoicePaidRequest(
+                    id=settlement.invoice_id, settlement_id=settlement.id, settlement=summary
+                ),
+                metadata=metadata,
+                timeout=self._deadline,
+            )
+        else:
+            await self._stub.ConfirmCheckoutPayment(
+                pb.ConfirmCheckoutPaymentRequest(
+                    id=settlement.checkout_session_id,
+                    settlement_id=settlement.id,
+                    settlement=summary,
+                ),
+                metadata=metadata,
+                timeout=self._deadline,
+            )
+
+    async def failed(self, settlement: Settlement) -> None:
+        await self._stub.ReportSettlementFailure(
+            pb.ReportSettlementFailureRequest(settlement=summary_of(settlement)),
+            metadata=self._metadata(settlement.merchant_id),
+            timeout=self._deadline,
+        )
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+def summary_of(settlement: Settlement) -> pb.SettlementSummary:
+    return pb.SettlementSummary(
+        settlement_id=settlement.id,
+        invoice_id=settlement.invoice_id,
+        checkout_session_id=settlement.checkout_session_id,
+        transaction_hash=settlement.transaction_hash,
+        reference_hash=settlement.reference_hash,
+        payer_wallet_address=settlement.payer_wallet_address,
+        merchant_wallet_address=settlement.merchant_wallet_address,
+        amount_paid=f"{settlement.amount_paid:f}" if settlement.amount_paid is not None else "",
+        block_number=settlement.block_number or 0,
+        failure_reason=settlement.failure_reason.value if settlement.failure_reason else "",
+        failure_detail=settlement.failure_detail,
+    )

@@ -1,0 +1,180 @@
+"""The journal: transactions of balanced entries, appended once per business event."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service_kit.ids import new_id
+from settlement_svc.adapters.tables import JournalEntryRow, JournalTransactionRow
+from settlement_svc.domain.ledger import Entry
+
+
+@dataclass(frozen=True)
+class PostedEntry:
+    transaction_id: str
+    kind: str
+    reference: str
+    account: str
+    debit: Decimal
+    credit: Decimal
+    currency: str
+    create_time: datetime
+    line_number: int
+
+
+class JournalStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def post(
+        self, merchant_id: str, kind: str, reference: str, entries: Sequence[Entry], now: datetime
+    ) -> str:
+        """Appends the transaction unless this (kind, reference) was posted before; returns its
+        id. The database checks at commit that its debits equal its credits."""
+        transaction_id = new_id("jtx")
+        inserted = await self._session.execute(
+            insert(JournalTransactionRow)
+            .values(
+                id=transaction_id,
+                merchant_id=merchant_id,
+                kind=kind,
+                reference=reference,
+                create_time=now,
+            )
+            .on_conflict_do_nothing(constraint="journal_posted_once")
+            .returning(JournalTransactionRow.id)
+        )
+        if inserted.first() is None:
+            existing = await self._session.scalar(
+                select(JournalTransactionRow.id).where(
+                    JournalTransactionRow.merchant_id == merchant_id,
+                    JournalTransactionRow.kind == kind,
+                    JournalTransactionRow.reference == reference,
+                )
+            )
+            assert existing is not None
+            return existing
+        self._session.add_all(
+            JournalEntryRow(
+                transaction_id=transaction_id,
+                line_number=number,
+                merchant_id=merchant_id,
+                account=entry.account,
+                debit=entry.debit,
+                credit=entry.credit,
+                currency="USDC",
+            )
+            for number, entry in enumerate(entries, start=1)
+        )
+        await self._session.flush()
+        return transaction_id
+
+    async def balance(self, merchant_id: str, account: str) -> Decimal:
+        """Debits minus credits of the account."""
+        total = await self._session.scalar(
+            select(
+                func.coalesce(func.sum(JournalEntryRow.debit - JournalEntryRow.credit), 0)
+            ).where(JournalEntryRow.merchant_id == merchant_id, JournalEntryRow.account == account)
+        )
+        return Decimal(total or 0).quantize(Decimal("0.000001"))
+
+    async def balances(self, merchant_id: str, prefix: str) -> dict[str, Decimal]:
+        rows = await self._session.execute(
+            select(
+                JournalEntryRow.account, func.sum(JournalEntryRow.debit - JournalEntryRow.credit)
+            )
+            .where(
+                JournalEntryRow.merchant_id == merchant_id,
+                JournalEntryRow.account.startswith(prefix),
+            )
+            .group_by(JournalEntryRow.account)
+        )
+        return {account: Decimal(total) for account, total in rows}
+
+    async def posted(self, merchant_id: str) -> dict[tuple[str, str], Decimal]:
+        """(kind, reference) -> total debits of each posted transaction."""
+        rows = await self._session.execute(
+            select(
+                JournalTransactionRow.kind,
+                JournalTransactionRow.reference,
+                func.sum(JournalEntryRow.debit),
+            )
+            .join(JournalEntryRow, JournalEntryRow.transaction_id == JournalTransactionRow.id)
+            .where(JournalTransactionRow.merchant_id == merchant_id)
+            .group_by(JournalTransactionRow.kind, JournalTransactionRow.reference)
+        )
+        return {(kind, reference): Decimal(total) for kind, reference, total in rows}
+
+    async def unbalanced(self, merchant_id: str) -> list[tuple[str, Decimal]]:
+        rows = await self._session.execute(
+            select(
+                JournalEntryRow.transaction_id,
+                func.sum(JournalEntryRow.debit - JournalEntryRow.credit),
+            )
+            .where(JournalEntryRow.merchant_id == merchant_id)
+            .group_by(JournalEntryRow.transaction_id)
+            .having(func.sum(JournalEntryRow.debit - JournalEntryRow.credit) != 0)
+        )
+        return [(transaction_id, Decimal(difference)) for transaction_id, difference in rows]
+
+    async def entries(
+        self,
+        merchant_id: str,
+        account: str | None,
+        after: tuple[datetime, str] | None,
+        transactions: int,
+    ) -> tuple[list[PostedEntry], tuple[datetime, str] | None]:
+        """The entries of up to `transactions` journal transactions (touching `account`, if
+        given), newest first, and the position of the last one when more follow."""
+        query = select(JournalTransactionRow).where(
+            JournalTransactionRow.merchant_id == merchant_id
+        )
+        if account:
+            query = query.where(
+                JournalTransactionRow.id.in_(
+                    select(JournalEntryRow.transaction_id).where(
+                        JournalEntryRow.merchant_id == merchant_id,
+                        JournalEntryRow.account == account,
+                    )
+                )
+            )
+        if after:
+            query = query.where(
+                tuple_(JournalTransactionRow.create_time, JournalTransactionRow.id) < tuple_(*after)
+            )
+        found = list(
+            await self._session.scalars(
+                query.order_by(
+                    JournalTransactionRow.create_time.desc(), JournalTransactionRow.id.desc()
+                ).limit(transactions + 1)
+            )
+        )
+        page = found[:transactions]
+        by_id = {transaction.id: transaction for transaction in page}
+        entry_query = select(JournalEntryRow).where(JournalEntryRow.transaction_id.in_(by_id))
+        if account:
+            entry_query = entry_query.where(JournalEntryRow.account == account)
+        rows = await self._session.scalars(entry_query)
+        order = {transaction.id: index for index, transaction in enumerate(page)}
+        entries = [
+            PostedEntry(
+                transaction_id=row.transaction_id,
+                kind=by_id[row.transaction_id].kind,
+                reference=by_id[row.transaction_id].reference,
+                account=row.account,
+                debit=row.debit,
+                credit=row.credit,
+                currency=row.currency,
+                create_time=by_id[row.transaction_id].create_time,
+                line_number=row.line_number,
+            )
+            for row in rows
+        ]
+        entries.sort(key=lambda e: (order[e.transaction_id], e.line_number))
+        more = len(found) > transactions
+        return entries, (page[-1].create_time, page[-1].id) if more else None

@@ -1,0 +1,64 @@
+"""ORM rows of the settlement schema."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Numeric, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from service_kit.outbox import outbox_table
+
+SCHEMA = "settlement"
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA)
+
+
+class SettlementRow(Base):
+    __tablename__ = "settlements"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    invoice_id: Mapped[str | None] = mapped_column(Text)
+    checkout_session_id: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    reference_hash: Mapped[str] = mapped_column(Text)
+    transaction_hash: Mapped[str] = mapped_column(Text)
+    payer_wallet_address: Mapped[str] = mapped_column(Text)
+    merchant_wallet_address: Mapped[str] = mapped_column(Text)
+    amount_due: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    status: Mapped[str] = mapped_column(Text)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    failure_detail: Mapped[str] = mapped_column(Text)
+    amount_paid: Mapped[Decimal | None] = mapped_column(Numeric(30, 6))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    confirmations: Mapped[int] = mapped_column(BigInteger)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    confirm_time: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class JournalTransactionRow(Base):
+    __tablename__ = "journal_transactions"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class JournalEntryRow(Base):
+    __tablename__ = "journal_entries"
+
+    transaction_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    line_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    account: Mapped[str] = mapped_column(Text)
+    debit: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    credit: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    currency: Mapped[str] = mapped_column(Text)
+
+
+outbox = outbox_table(Base.metadata, SCHEMA)

@@ -1,0 +1,1 @@
+"""Settlement's gRPC entry point."""

@@ -1,0 +1,95 @@
+"""billing.settlement.v1.SettlementService: translates, calls one use case, translates back."""
+
+from typing import Any, TypeAlias
+
+import grpc
+
+from billing.settlement.v1 import settlement_pb2 as pb
+from billing.settlement.v1 import settlement_pb2_grpc
+from service_kit.tenancy import merchant_id
+from settlement_svc.api import translate
+from settlement_svc.service_layer import ledger_use_cases, settlements
+from settlement_svc.service_layer.unit_of_work import Settlements
+
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+
+class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
+    def __init__(self, service: Settlements) -> None:
+        self._service = service
+
+    async def SubmitSettlement(
+        self, request: pb.SubmitSettlementRequest, context: Context
+    ) -> pb.Settlement:
+        submitted = await settlements.submit_settlement(
+            self._service,
+            merchant_id(context),
+            invoice_id=request.invoice_id,
+            checkout_session_id=request.checkout_session_id,
+            reference_hash=request.reference_hash,
+            transaction_hash=request.transaction_hash,
+            payer_wallet_address=request.payer_wallet_address,
+            merchant_wallet_address=request.merchant_wallet_address,
+        )
+        return translate.settlement_to_proto(submitted)
+
+    async def GetSettlement(
+        self, request: pb.GetSettlementRequest, context: Context
+    ) -> pb.Settlement:
+        found = await settlements.get_settlement(self._service, merchant_id(context), request.id)
+        return translate.settlement_to_proto(found)
+
+    async def ListSettlements(
+        self, request: pb.ListSettlementsRequest, context: Context
+    ) -> pb.ListSettlementsResponse:
+        page, token = await settlements.list_settlements(
+            self._service,
+            merchant_id(context),
+            request.invoice_id,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListSettlementsResponse(
+            settlements=[translate.settlement_to_proto(s) for s in page], next_page_token=token
+        )
+
+    async def RecordInvoice(
+        self, request: pb.RecordInvoiceRequest, context: Context
+    ) -> pb.RecordInvoiceResponse:
+        posted = await ledger_use_cases.record_invoice(
+            self._service,
+            merchant_id(context),
+            request.invoice_id,
+            request.user_id,
+            request.amount,
+            request.voided,
+        )
+        return pb.RecordInvoiceResponse(transaction_id=posted)
+
+    async def GetBalance(self, request: pb.GetBalanceRequest, context: Context) -> pb.Balance:
+        amount = await ledger_use_cases.balance(
+            self._service, merchant_id(context), request.account
+        )
+        return pb.Balance(
+            account=request.account, debit_balance=translate.money(amount), currency="USDC"
+        )
+
+    async def ListEntries(
+        self, request: pb.ListEntriesRequest, context: Context
+    ) -> pb.ListEntriesResponse:
+        entries, token = await ledger_use_cases.list_entries(
+            self._service,
+            merchant_id(context),
+            request.account,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListEntriesResponse(
+            entries=[translate.entry_to_proto(e) for e in entries], next_page_token=token
+        )
+
+    async def Reconcile(
+        self, request: pb.ReconcileRequest, context: Context
+    ) -> pb.ReconcileResponse:
+        result = await ledger_use_cases.reconcile(self._service, merchant_id(context))
+        return translate.reconciliation_to_proto(result)

@@ -1,0 +1,64 @@
+"""Protobuf messages <-> settlement domain types."""
+
+from decimal import Decimal
+
+from billing.settlement.v1 import settlement_pb2 as pb
+from service_kit.proto_time import to_timestamp
+from settlement_svc.adapters.journal_store import PostedEntry
+from settlement_svc.domain.model import Settlement
+from settlement_svc.service_layer.ledger_use_cases import Reconciliation
+
+
+def money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.000001')):f}"
+
+
+def settlement_to_proto(settlement: Settlement) -> pb.Settlement:
+    message = pb.Settlement(
+        id=settlement.id,
+        invoice_id=settlement.invoice_id,
+        checkout_session_id=settlement.checkout_session_id,
+        user_id=settlement.user_id,
+        reference_hash=settlement.reference_hash,
+        transaction_hash=settlement.transaction_hash,
+        payer_wallet_address=settlement.payer_wallet_address,
+        merchant_wallet_address=settlement.merchant_wallet_address,
+        status=pb.SettlementStatus.Value(f"SETTLEMENT_STATUS_{settlement.status.value}"),
+        failure_detail=settlement.failure_detail,
+        amount_due=money(settlement.amount_due),
+        amount_paid=money(settlement.amount_paid) if settlement.amount_paid is not None else "",
+        block_number=settlement.block_number or 0,
+        confirmations=settlement.confirmations,
+        create_time=to_timestamp(settlement.create_time),
+    )
+    if settlement.failure_reason is not None:
+        message.failure_reason = pb.FailureReason.Value(
+            f"FAILURE_REASON_{settlement.failure_reason.value}"
+        )
+    if settlement.confirm_time is not None:
+        message.confirm_time.CopyFrom(to_timestamp(settlement.confirm_time))
+    return message
+
+
+def entry_to_proto(entry: PostedEntry) -> pb.JournalEntry:
+    return pb.JournalEntry(
+        transaction_id=entry.transaction_id,
+        kind=entry.kind,
+        reference=entry.reference,
+        account=entry.account,
+        debit=money(entry.debit),
+        credit=money(entry.credit),
+        currency=entry.currency,
+        create_time=to_timestamp(entry.create_time),
+    )
+
+
+def reconciliation_to_proto(result: Reconciliation) -> pb.ReconcileResponse:
+    return pb.ReconcileResponse(
+        differences=[
+            pb.Difference(kind=d.kind, reference=d.reference, expected=d.expected, actual=d.actual)
+            for d in result.differences
+        ],
+        invoices_checked=result.invoices_checked,
+        settlements_checked=result.settlements_checked,
+    )

@@ -1,0 +1,55 @@
+"""Wires settlement's real dependencies, hosts it on a gRPC server, runs its background work."""
+
+import asyncio
+
+from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
+from service_kit.background import every
+from service_kit.clock import Clock, SystemClock
+from service_kit.database import create_engine, session_factory
+from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
+from settlement_svc.adapters.chain import Chain
+from settlement_svc.adapters.invoicing_client import InvoicingClient
+from settlement_svc.api.servicer import SettlementServicer
+from settlement_svc.service_layer.relay import outbox_relay
+from settlement_svc.service_layer.unit_of_work import Settlements
+from settlement_svc.service_layer.verification import verify_pending
+from settlement_svc.settings import SettlementSettings
+
+
+def build(settings: SettlementSettings, clock: Clock | None = None) -> Settlements:
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    return Settlements(
+        engine=engine,
+        sessions=session_factory(engine),
+        clock=clock or SystemClock(),
+        settings=settings,
+        chain=Chain(settings.chain_rpc_url, settings.chain_timeout_seconds),
+        invoicing=InvoicingClient(settings.invoicing_address, settings.invoicing_deadline_seconds),
+    )
+
+
+async def start(service: Settlements) -> RunningServer:
+    binding = ServiceBinding.of(
+        settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"],
+        SettlementServicer(service),
+        settlement_pb2_grpc.add_SettlementServiceServicer_to_server,
+    )
+    return await start_server(
+        [binding], host=service.settings.grpc_host, port=service.settings.grpc_port
+    )
+
+
+def start_background_work(service: Settlements) -> list[asyncio.Task[None]]:
+    """The verifier re-checking pending settlements, and the outbox relay."""
+    interval = service.settings.poll_interval_seconds
+    relay = outbox_relay(service)
+    return [
+        asyncio.create_task(every(interval, "verify_settlements", lambda: verify_pending(service))),
+        asyncio.create_task(every(interval, "outbox_relay", relay.relay_once)),
+    ]
+
+
+async def close(service: Settlements) -> None:
+    await service.chain.close()
+    await service.invoicing.close()
+    await service.engine.dispose()

@@ -1,0 +1,28 @@
+"""The formats of hashes and wallet addresses a settlement carries."""
+
+import re
+
+from eth_utils.address import is_checksum_address, to_checksum_address
+
+from service_kit.errors import InvalidArgument
+
+_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def bytes32(value: str, field: str) -> str:
+    """A 32-byte hash as 0x + 64 hex digits, returned lowercase."""
+    if not _HASH.match(value):
+        raise InvalidArgument(f"{field} must be 0x followed by 64 hex digits", field=field)
+    return value.lower()
+
+
+def wallet(value: str, field: str) -> str:
+    """An address, lowercase or with a valid EIP-55 checksum; returned checksummed."""
+    if not _ADDRESS.match(value):
+        raise InvalidArgument(f"{field} must be 0x followed by 40 hex digits", field=field)
+    hex_digits = value[2:]
+    mixed_case = hex_digits != hex_digits.lower() and hex_digits != hex_digits.upper()
+    if mixed_case and not is_checksum_address(value):
+        raise InvalidArgument(f"{field} has an invalid EIP-55 checksum", field=field)
+    return str(to_checksum_address(value))

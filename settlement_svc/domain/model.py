@@ -1,0 +1,64 @@
+"""Settlement's domain types."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class SettlementStatus(StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    FAILED = "FAILED"
+
+
+class FailureReason(StrEnum):
+    REVERTED = "REVERTED"
+    NO_TRANSFER = "NO_TRANSFER"
+    WRONG_TOKEN = "WRONG_TOKEN"
+    WRONG_PAYER = "WRONG_PAYER"
+    WRONG_RECIPIENT = "WRONG_RECIPIENT"
+    SHORT_AMOUNT = "SHORT_AMOUNT"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    id: str
+    merchant_id: str
+    invoice_id: str
+    checkout_session_id: str
+    user_id: str
+    reference_hash: str
+    transaction_hash: str
+    payer_wallet_address: str
+    merchant_wallet_address: str
+    amount_due: Decimal
+    status: SettlementStatus
+    create_time: datetime
+    failure_reason: FailureReason | None = None
+    failure_detail: str = ""
+    amount_paid: Decimal | None = None
+    block_number: int | None = None
+    confirmations: int = 0
+    confirm_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TokenTransfer:
+    """An ERC-20 Transfer log: `token` is the contract that emitted it."""
+
+    token: str
+    sender: str
+    receiver: str
+    value: int
+
+
+@dataclass(frozen=True)
+class TransactionFacts:
+    """What the chain says of a mined transaction."""
+
+    succeeded: bool
+    block_number: int
+    confirmations: int
+    transfers: tuple[TokenTransfer, ...]

@@ -1,0 +1,28 @@
+"""What the outbox relay does with each topic: tell invoicing the outcome of a verification.
+Both calls are idempotent on the settlement id."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service_kit.outbox import Handler, Outbox, OutboxMessage, OutboxRelay
+from settlement_svc.adapters.settlement_store import SettlementStore
+from settlement_svc.adapters.tables import outbox
+from settlement_svc.domain.model import Settlement
+from settlement_svc.service_layer.unit_of_work import FAILED, SETTLED, Settlements
+
+
+def outbox_relay(settlements: Settlements) -> OutboxRelay:
+    async def load(session: AsyncSession, message: OutboxMessage) -> Settlement:
+        found = await SettlementStore(session).get(
+            message.merchant_id, message.payload["settlement_id"]
+        )
+        assert found is not None
+        return found
+
+    async def settled(session: AsyncSession, message: OutboxMessage) -> None:
+        await settlements.invoicing.settled(await load(session, message))
+
+    async def failed(session: AsyncSession, message: OutboxMessage) -> None:
+        await settlements.invoicing.failed(await load(session, message))
+
+    handlers: dict[str, Handler] = {SETTLED: settled, FAILED: failed}
+    return OutboxRelay(settlements.sessions, Outbox(outbox), handlers, settlements.clock)

@@ -1,0 +1,101 @@
+"""Submitting a payment proof, and reading settlements."""
+
+from service_kit import pagination
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from service_kit.ids import new_id
+from settlement_svc.domain import formats
+from settlement_svc.domain.model import Settlement, SettlementStatus
+from settlement_svc.service_layer.unit_of_work import Settlements
+from settlement_svc.service_layer.verification import verify_pending
+
+
+async def submit_settlement(
+    settlements: Settlements,
+    merchant_id: str,
+    *,
+    invoice_id: str,
+    checkout_session_id: str,
+    reference_hash: str,
+    transaction_hash: str,
+    payer_wallet_address: str,
+    merchant_wallet_address: str,
+) -> Settlement:
+    """Records the proof as PENDING, then checks the chain once right away."""
+    if bool(invoice_id) == bool(checkout_session_id):
+        raise InvalidArgument(
+            "exactly one of invoice_id and checkout_session_id is required", field="invoice_id"
+        )
+    reference = formats.bytes32(reference_hash, "reference_hash")
+    transaction = formats.bytes32(transaction_hash, "transaction_hash")
+    payer = formats.wallet(payer_wallet_address, "payer_wallet_address")
+    merchant = formats.wallet(merchant_wallet_address, "merchant_wallet_address")
+    if invoice_id:
+        payable = await settlements.invoicing.invoice(merchant_id, invoice_id)
+        if payable.status != "OPEN":
+            raise FailedPrecondition(
+                f"invoice {invoice_id} is {payable.status}, not OPEN", field="invoice_id"
+            )
+    else:
+        payable = await settlements.invoicing.checkout(merchant_id, checkout_session_id)
+        if payable.status != "AWAITING_PAYMENT":
+            raise FailedPrecondition(
+                f"checkout session {checkout_session_id} is {payable.status}, not AWAITING_PAYMENT",
+                field="checkout_session_id",
+            )
+        if (payable.transaction_hash.lower(), payable.payer_wallet_address.lower()) != (
+            transaction,
+            payer.lower(),
+        ):
+            raise InvalidArgument(
+                "the checkout session was completed with another payment proof",
+                field="transaction_hash",
+            )
+    settlement = Settlement(
+        id=new_id("stl"),
+        merchant_id=merchant_id,
+        invoice_id=invoice_id,
+        checkout_session_id=checkout_session_id,
+        user_id=payable.user_id,
+        reference_hash=reference,
+        transaction_hash=transaction,
+        payer_wallet_address=payer,
+        merchant_wallet_address=merchant,
+        amount_due=payable.amount_due,
+        status=SettlementStatus.PENDING,
+        create_time=settlements.clock.now(),
+    )
+    async with settlements.unit_of_work() as uow:
+        conflict = await uow.settlements.add(settlement)
+        if conflict == "transaction_hash":
+            raise AlreadyExists(
+                "this transaction already settles another payment", field="transaction_hash"
+            )
+        if conflict is not None:
+            field = "invoice_id" if invoice_id else "checkout_session_id"
+            raise AlreadyExists(
+                f"{field} already has a pending or confirmed settlement", field=field
+            )
+        await uow.commit()
+    await verify_pending(settlements, settlement.id)
+    return await get_settlement(settlements, merchant_id, settlement.id)
+
+
+async def get_settlement(
+    settlements: Settlements, merchant_id: str, settlement_id: str
+) -> Settlement:
+    async with settlements.unit_of_work() as uow:
+        found = await uow.settlements.get(merchant_id, settlement_id)
+    if found is None:
+        raise NotFound(f"settlement {settlement_id} not found", field="id")
+    return found
+
+
+async def list_settlements(
+    settlements: Settlements, merchant_id: str, invoice_id: str, size: int, token: str
+) -> tuple[list[Settlement], str]:
+    limit = pagination.page_size(size)
+    async with settlements.unit_of_work() as uow:
+        found = await uow.settlements.page(
+            merchant_id, invoice_id or None, pagination.creation_position(token), limit + 1
+        )
+    return pagination.cut_page(found, limit, lambda s: (s.create_time, s.id))

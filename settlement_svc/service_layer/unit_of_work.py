@@ -1,0 +1,44 @@
+"""Settlement's unit of work and the dependencies its use cases share."""
+
+from dataclasses import dataclass
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service_kit.clock import Clock
+from service_kit.database import UnitOfWork
+from service_kit.outbox import Outbox
+from settlement_svc.adapters.chain import Chain
+from settlement_svc.adapters.invoicing_client import InvoicingClient
+from settlement_svc.adapters.journal_store import JournalStore
+from settlement_svc.adapters.settlement_store import SettlementStore
+from settlement_svc.adapters.tables import outbox
+from settlement_svc.settings import SettlementSettings
+
+# Outbox topics: invoicing learns the outcome of a verification.
+SETTLED = "invoicing.settled"
+FAILED = "invoicing.settlement_failed"
+
+
+class SettlementUnitOfWork(UnitOfWork):
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.settlements = SettlementStore(self.session)
+        self.journal = JournalStore(self.session)
+        self.outbox = Outbox(outbox)
+        return self
+
+
+@dataclass(frozen=True)
+class Settlements:
+    """Everything a settlement use case needs, wired once in bootstrap.py."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    settings: SettlementSettings
+    chain: Chain
+    invoicing: InvoicingClient
+
+    def unit_of_work(self) -> SettlementUnitOfWork:
+        return SettlementUnitOfWork(self.sessions)

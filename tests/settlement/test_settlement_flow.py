@@ -1,0 +1,105 @@
+"""Seed 000 to the end: usage, invoice, a real USDC transfer on anvil, verification, ledger."""
+
+import json
+from datetime import timedelta
+
+import asyncpg
+
+from billing.invoicing.v1 import invoicing_pb2 as ipb
+from billing.settlement.v1 import settlement_pb2 as pb
+from tests.settlement.conftest import CONFIRMATIONS, Shop
+
+
+async def test_seed_000_paid_on_chain_confirms_pays_and_reconciles(
+    shop: Shop, db: asyncpg.Connection
+) -> None:
+    merchant = shop.merchant
+    plan = await merchant.plan(pricing_type=ipb.PRICING_TYPE_USAGE_BASED, amount="0.000010")
+    subscription = await merchant.subscribe(plan)
+    for _ in range(10):
+        await merchant.record(subscription, "token_generated", "5000")
+    await merchant.advance(subscription, timedelta(days=31, hours=2))
+    await merchant.relay()
+    [invoice] = await merchant.invoices(subscription)
+    assert invoice.amount == "0.500000"
+    assert await shop.balance(f"receivable:{invoice.user_id}") == "0.500000"
+
+    transaction = await shop.pay(500_000)
+    pending = await shop.submit(invoice.id, transaction)
+
+    assert pending.status == pb.SETTLEMENT_STATUS_PENDING
+    assert (pending.confirmations, pending.amount_due) == (0, "0.500000")
+    await shop.settle()
+    confirmed = await shop.get(pending.id)
+    assert confirmed.status == pb.SETTLEMENT_STATUS_CONFIRMED
+    assert (confirmed.amount_paid, confirmed.confirmations) == ("0.500000", CONFIRMATIONS)
+    assert confirmed.transaction_hash == transaction
+    paid = await merchant.stub.GetInvoice(
+        ipb.GetInvoiceRequest(id=invoice.id), metadata=shop.metadata
+    )
+    assert (paid.status, paid.settlement_id) == (ipb.INVOICE_STATUS_PAID, confirmed.id)
+    assert await shop.balance(f"receivable:{invoice.user_id}") == "0.000000"
+    assert await shop.balance("usdc_received") == "0.500000"
+    assert await shop.balance("revenue") == "-0.500000"
+    report = await shop.platform.stub.Reconcile(pb.ReconcileRequest(), metadata=shop.metadata)
+    assert list(report.differences) == []
+    assert (report.invoices_checked, report.settlements_checked) == (1, 1)
+    webhooks = await db.fetch(
+        "SELECT payload->'data' AS data FROM invoicing.outbox"
+        " WHERE merchant_id = $1 AND payload->>'type' = 'settlement.confirmed'",
+        shop.metadata[0][1],
+    )
+    assert [json.loads(row["data"])["transactionHash"] for row in webhooks] == [transaction]
+    entries = await shop.platform.stub.ListEntries(pb.ListEntriesRequest(), metadata=shop.metadata)
+    assert [(e.kind, e.account, e.debit, e.credit) for e in entries.entries] == [
+        ("payment", "usdc_received", "0.500000", "0.000000"),
+        ("payment", f"receivable:{invoice.user_id}", "0.000000", "0.500000"),
+        ("invoice", f"receivable:{invoice.user_id}", "0.500000", "0.000000"),
+        ("invoice", "revenue", "0.000000", "0.500000"),
+    ]
+
+
+async def test_an_overpayment_becomes_the_subscribers_credit(shop: Shop) -> None:
+    invoice = await shop.open_invoice("0.5")
+    settlement = await shop.submit(invoice.id, await shop.pay(600_000))
+    await shop.settle()
+
+    assert (await shop.get(settlement.id)).amount_paid == "0.600000"
+    assert await shop.balance(f"credit:{invoice.user_id}") == "-0.100000"
+    assert await shop.balance("usdc_received") == "0.600000"
+    report = await shop.platform.stub.Reconcile(pb.ReconcileRequest(), metadata=shop.metadata)
+    assert list(report.differences) == []
+
+
+async def test_a_checkout_paid_up_front_starts_the_subscription(shop: Shop) -> None:
+    merchant = shop.merchant
+    plan = await merchant.plan(pricing_type=ipb.PRICING_TYPE_FIXED_RECURRING, amount="9.99")
+    session = await merchant.checkout(plan)
+    transaction = await shop.pay(9_990_000)
+    waiting = await merchant.stub.CompleteCheckoutSession(
+        ipb.CompleteCheckoutSessionRequest(
+            id=session.id,
+            payment=ipb.PaymentProof(transaction_hash=transaction, payer_wallet_address=shop.payer),
+        ),
+        metadata=shop.metadata,
+    )
+    assert waiting.status == ipb.CHECKOUT_SESSION_STATUS_AWAITING_PAYMENT
+
+    settlement = await shop.platform.stub.SubmitSettlement(
+        pb.SubmitSettlementRequest(
+            checkout_session_id=session.id,
+            reference_hash="0x" + "77" * 32,
+            transaction_hash=transaction,
+            payer_wallet_address=shop.payer,
+            merchant_wallet_address=shop.wallet,
+        ),
+        metadata=shop.metadata,
+    )
+    await shop.settle()
+
+    done = await merchant.stub.GetCheckoutSession(
+        ipb.GetCheckoutSessionRequest(id=session.id), metadata=shop.metadata
+    )
+    assert done.status == ipb.CHECKOUT_SESSION_STATUS_COMPLETE
+    assert (await shop.get(settlement.id)).status == pb.SETTLEMENT_STATUS_CONFIRMED
+    assert await shop.balance("revenue") == "-9.990000"
