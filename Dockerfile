@@ -17,7 +17,7 @@ COPY invoicing_svc ./invoicing_svc
 COPY settlement_svc ./settlement_svc
 COPY gateway ./gateway
 COPY devstack ./devstack
-RUN pip install . && useradd --system --uid 10001 --no-create-home billing
+RUN pip install ".[chain]" && useradd --system --uid 10001 --no-create-home billing
 
 # Run from an empty folder so imports come from the installed package, not /src.
 WORKDIR /app
