@@ -5,20 +5,14 @@ from pathlib import Path
 from invoicing_svc import bootstrap
 from invoicing_svc.settings import InvoicingSettings
 from service_kit.grpc_server import RunningServer
-from service_kit.service_main import Cleanup, run_service
+from service_kit.service_main import Cleanup, hosted, run_service
 
 
 async def serve(settings: InvoicingSettings) -> tuple[RunningServer, Cleanup]:
-    invoicing = bootstrap.build(settings)
-    running = await bootstrap.start(invoicing)
-    background = bootstrap.start_background_work(invoicing)
-
-    async def cleanup() -> None:
-        for task in background:
-            task.cancel()
-        await bootstrap.close(invoicing)
-
-    return running, cleanup
+    service = bootstrap.build(settings)
+    running = await bootstrap.start(service)
+    background = bootstrap.start_background_work(service)
+    return hosted(running, background, lambda: bootstrap.close(service))
 
 
 if __name__ == "__main__":

@@ -1,35 +1,18 @@
 """python -m metering_svc [serve|migrate]"""
 
-import asyncio
 from pathlib import Path
 
 from metering_svc import bootstrap
-from metering_svc.adapters.partitions import months_ahead
 from metering_svc.settings import MeteringSettings
 from service_kit.grpc_server import RunningServer
-from service_kit.service_main import Cleanup, run_service
-
-PARTITION_CHECK_SECONDS = 3600
+from service_kit.service_main import Cleanup, hosted, run_service
 
 
 async def serve(settings: MeteringSettings) -> tuple[RunningServer, Cleanup]:
-    metering = bootstrap.build(settings)
-    running = await bootstrap.start(metering)
-
-    async def keep_partitions_ahead() -> None:
-        while True:
-            await asyncio.sleep(PARTITION_CHECK_SECONDS)
-            await metering.partitions.ensure(
-                months_ahead(metering.clock.now(), settings.partitions_ahead)
-            )
-
-    upkeep = asyncio.create_task(keep_partitions_ahead())
-
-    async def cleanup() -> None:
-        upkeep.cancel()
-        await metering.engine.dispose()
-
-    return running, cleanup
+    service = bootstrap.build(settings)
+    running = await bootstrap.start(service)
+    background = bootstrap.start_background_work(service)
+    return hosted(running, background, lambda: bootstrap.close(service))
 
 
 if __name__ == "__main__":

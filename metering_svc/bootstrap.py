@@ -1,13 +1,18 @@
 """Wires metering's real dependencies, and hosts it on a gRPC server."""
 
+import asyncio
+
 from billing.metering.v1 import metering_pb2, metering_pb2_grpc
 from metering_svc.adapters.partitions import PartitionKeeper, months_ahead
 from metering_svc.api.servicer import MeteringServicer
 from metering_svc.service_layer.unit_of_work import Metering
 from metering_svc.settings import MeteringSettings
+from service_kit.background import every
 from service_kit.clock import Clock, SystemClock
 from service_kit.database import create_engine, session_factory
 from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
+
+PARTITION_CHECK_SECONDS = 3600
 
 
 def build(settings: MeteringSettings, clock: Clock | None = None) -> Metering:
@@ -34,3 +39,20 @@ async def start(metering: Metering) -> RunningServer:
     return await start_server(
         [binding], host=metering.settings.grpc_host, port=metering.settings.grpc_port
     )
+
+
+def start_background_work(metering: Metering) -> list[asyncio.Task[None]]:
+    """Keeps the event partitions created ahead as the months pass."""
+
+    async def keep_partitions_ahead() -> None:
+        await metering.partitions.ensure(
+            months_ahead(metering.clock.now(), metering.settings.partitions_ahead)
+        )
+
+    return [
+        asyncio.create_task(every(PARTITION_CHECK_SECONDS, "partitions", keep_partitions_ahead))
+    ]
+
+
+async def close(metering: Metering) -> None:
+    await metering.engine.dispose()

@@ -18,6 +18,19 @@ Cleanup = Callable[[], Awaitable[None]]
 Serve = Callable[[], Awaitable[tuple[RunningServer, Cleanup]]]
 
 
+def hosted(
+    running: RunningServer, background: list[asyncio.Task[None]], close: Cleanup
+) -> tuple[RunningServer, Cleanup]:
+    """A started server with its background tasks; the cleanup cancels them, then `close`s."""
+
+    async def cleanup() -> None:
+        for task in background:
+            task.cancel()
+        await close()
+
+    return running, cleanup
+
+
 def run_service(
     name: str,
     settings: ServiceSettings,

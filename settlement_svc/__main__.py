@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from service_kit.grpc_server import RunningServer
-from service_kit.service_main import Cleanup, run_service
+from service_kit.service_main import Cleanup, hosted, run_service
 from settlement_svc import bootstrap
 from settlement_svc.settings import SettlementSettings
 
@@ -12,13 +12,7 @@ async def serve(settings: SettlementSettings) -> tuple[RunningServer, Cleanup]:
     service = bootstrap.build(settings)
     running = await bootstrap.start(service)
     background = bootstrap.start_background_work(service)
-
-    async def cleanup() -> None:
-        for task in background:
-            task.cancel()
-        await bootstrap.close(service)
-
-    return running, cleanup
+    return hosted(running, background, lambda: bootstrap.close(service))
 
 
 if __name__ == "__main__":
