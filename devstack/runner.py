@@ -23,6 +23,7 @@ STATE_DIR = Path(".devstack")
 DATABASE = "billing"
 READY_TIMEOUT = 30.0
 DEMO_USDC = 1_000
+DEMO_MERCHANT = "mer_demo"
 STOP_TIMEOUT = 10.0
 # Health probes go straight to loopback, whatever proxy the environment configures.
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -48,8 +49,8 @@ class Service:
 
     def env(self, database_url: str, chain: dict[str, str]) -> dict[str, str]:
         env = {**chain, **os.environ, "PYTHONUNBUFFERED": "1", self.port_var: str(self.port)}
-        if self.is_grpc:
-            env[self.port_var.replace("_GRPC_PORT", "_DATABASE_URL")] = database_url
+        prefix = self.port_var.split("_", 1)[0]
+        env[f"{prefix}_DATABASE_URL"] = database_url
         return env
 
 
@@ -112,7 +113,7 @@ def launch(
     service: Service, database_url: str, chain: dict[str, str], command: str = "serve"
 ) -> Child:
     log_path = STATE_DIR / "logs" / f"{service.module}.{command}.log"
-    args = [sys.executable, "-m", service.module, *([command] if service.is_grpc else [])]
+    args = [sys.executable, "-m", service.module, command]
     with log_path.open("wb") as log:
         # A session of its own keeps the terminal's Ctrl-C away, so shutdown follows our order.
         process = subprocess.Popen(
@@ -137,6 +138,30 @@ def stop(children: list[Child]) -> None:
         except subprocess.TimeoutExpired:
             child.process.kill()
             child.process.wait()
+
+
+def create_demo_key(database_url: str, wallet: str) -> str:
+    """A fresh API key of the demo merchant (created on first use), paid at `wallet`."""
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "create-key",
+            "--merchant",
+            DEMO_MERCHANT,
+            "--name",
+            "Demo AI Token API",
+            "--wallet",
+            wallet,
+        ],
+        env={**os.environ, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_LOG_LEVEL": "WARNING"},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return created.stdout.strip().splitlines()[-1]
 
 
 async def deploy_demo_usdc(anvil: Anvil) -> str:
@@ -170,7 +195,7 @@ def up() -> int:
             # A local platform is for trying things: test clocks let a demo run months in seconds.
             "INVOICING_TEST_CLOCK_ENABLED": "true",
         }
-        for service in GRPC_SERVICES:
+        for service in [*GRPC_SERVICES, GATEWAY]:
             migration = launch(service, url, chain, "migrate")
             if migration.process.wait() != 0:
                 raise migration.failure(f"migrate exited with {migration.process.returncode}")
@@ -186,6 +211,9 @@ def up() -> int:
         for service in [*GRPC_SERVICES, GATEWAY]:
             scheme = "grpc" if service.is_grpc else "http"
             print(f"  {service.module:<14} {scheme}://127.0.0.1:{service.port}")
+        demo_key = create_demo_key(url, anvil.accounts[2])
+        print(f"  {'demo API key':<14} {demo_key}")
+        print(f"  {'demo merchant':<14} {DEMO_MERCHANT}, paid at {anvil.accounts[2]}")
         print(f"Logs in {STATE_DIR / 'logs'}/. Ctrl-C stops everything.", flush=True)
         while all(child.process.poll() is None for child in children):
             time.sleep(0.5)

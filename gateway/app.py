@@ -1,13 +1,97 @@
-"""The ASGI application."""
+"""The ASGI application: routers, the error envelope, rate-limit headers and request metrics."""
 
-from fastapi import FastAPI
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
+
+from gateway import hosted_checkout, openapi_bodies
+from gateway.backends import Backends
+from gateway.context import Gateway
+from gateway.errors import ApiError, camel
+from gateway.rate_limit import RateLimiter
+from gateway.routes import billing, catalog, operations, payments, usage
+from gateway.settings import GatewaySettings
+from service_kit.clock import Clock, SystemClock
+from service_kit.database import create_engine, session_factory
+
+REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("gateway_request_seconds", "HTTP request latency", ["method", "route"])
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="USDC billing gateway", version="0.1.0")
+def _envelope(error: ApiError) -> JSONResponse:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return JSONResponse(error.envelope(), status_code=error.status, headers=headers)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+
+def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.gateway = Gateway(
+            settings=settings,
+            sessions=session_factory(engine),
+            backends=Backends(settings),
+            limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+            clock=clock or SystemClock(),
+        )
+        yield
+        await app.state.gateway.backends.close()
+        await engine.dispose()
+
+    app = FastAPI(
+        title="USDC billing API",
+        version="1.0.0",
+        description="Usage-based billing settled in USDC: Retempo-compatible REST API.",
+        lifespan=lifespan,
+    )
+    for module in (catalog, usage, billing, payments, operations, hosted_checkout):
+        app.include_router(module.router)
+    openapi_bodies.install(app)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return _envelope(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        field = ".".join(camel(str(part)) for part in first["loc"][1:] if not isinstance(part, int))
+        return _envelope(
+            ApiError(
+                400, "invalid_request_error", "invalid_field", f"{field}: {first['msg']}", field
+            )
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        kind = "invalid_request_error" if error.status_code < 500 else "api_error"
+        code = "not_found" if error.status_code == 404 else "http_error"
+        return _envelope(ApiError(error.status_code, kind, code, str(error.detail)))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        return _envelope(ApiError(500, "api_error", "internal_error", "an internal error occurred"))
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        decision = getattr(request.state, "rate_limit", None)
+        if decision is not None:
+            response.headers["RateLimit-Limit"] = str(decision.limit)
+            response.headers["RateLimit-Remaining"] = str(decision.remaining)
+            response.headers["RateLimit-Reset"] = str(decision.reset_seconds)
+        return response
 
     return app

@@ -1,0 +1,81 @@
+"""The gateway's gRPC clients of the three services, with deadlines and error mapping."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.message import Message
+
+from billing.invoicing.v1 import invoicing_pb2_grpc
+from billing.metering.v1 import metering_pb2_grpc
+from billing.settlement.v1 import settlement_pb2_grpc
+from gateway.errors import from_grpc
+from gateway.settings import GatewaySettings
+from service_kit.tenancy import MERCHANT_METADATA_KEY
+
+T = TypeVar("T")
+
+
+class Backends:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._channels = [
+            grpc.aio.insecure_channel(address)
+            for address in (
+                settings.metering_address,
+                settings.invoicing_address,
+                settings.settlement_address,
+            )
+        ]
+        self.metering = metering_pb2_grpc.MeteringServiceStub(self._channels[0])
+        self.invoicing = invoicing_pb2_grpc.InvoicingServiceStub(self._channels[1])
+        self.settlement = settlement_pb2_grpc.SettlementServiceStub(self._channels[2])
+        self.deadline = settings.backend_deadline_seconds
+
+    async def call(
+        self, method: Callable[..., Awaitable[T]], request: Message, merchant_id: str
+    ) -> T:
+        """One RPC on behalf of a merchant; a gRPC failure becomes the matching ApiError."""
+        try:
+            return await method(
+                request, metadata=((MERCHANT_METADATA_KEY, merchant_id),), timeout=self.deadline
+            )
+        except grpc.aio.AioRpcError as error:
+            raise from_grpc(error) from None
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+
+def _enum_prefix(enum: EnumDescriptor) -> str:
+    """AGGREGATION_ for Aggregation, PRICING_TYPE_ for PricingType."""
+    return "".join(f"_{c}" if c.isupper() else c.upper() for c in enum.name).lstrip("_") + "_"
+
+
+def _strip_enums(descriptor: Any, data: dict[str, Any]) -> dict[str, Any]:
+    for field in descriptor.fields:
+        value = data.get(field.json_name)
+        if value is None:
+            continue
+        if field.enum_type is not None:
+            prefix = _enum_prefix(field.enum_type)
+            data[field.json_name] = (
+                [v.removeprefix(prefix) for v in value]
+                if isinstance(value, list)
+                else value.removeprefix(prefix)
+            )
+        elif field.message_type is not None and field.message_type.GetOptions().map_entry is False:
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if isinstance(item, dict):
+                    _strip_enums(field.message_type, item)
+    return data
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    """A message in the API's JSON: camelCase, every field present, enums without their prefix
+    ("OPEN", not "INVOICE_STATUS_OPEN")."""
+    data = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return _strip_enums(message.DESCRIPTOR, data)

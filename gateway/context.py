@@ -1,0 +1,240 @@
+"""What every merchant request goes through: the API key, the rate limit, the body (size,
+exact JSON), and for POSTs the Idempotency-Key replay."""
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.backends import Backends
+from gateway.errors import ApiError, camel
+from gateway.merchants import Merchant, merchant_for_key
+from gateway.rate_limit import RateLimiter
+from gateway.settings import GatewaySettings
+from gateway.tables import IdempotentResponseRow
+from service_kit.clock import Clock
+
+M = TypeVar("M", bound=BaseModel)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway's dependencies, wired once in create_app."""
+
+    settings: GatewaySettings
+    sessions: async_sessionmaker[AsyncSession]
+    backends: Backends
+    limiter: RateLimiter
+    clock: Clock
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_exact_json(body: bytes) -> Any:
+    """JSON with every number kept exact (Decimal), NaN and Infinity refused."""
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(
+            400, "invalid_request_error", "invalid_json", f"the body is not valid JSON: {error}"
+        ) from None
+
+
+@dataclass
+class MerchantRequest:
+    gateway: Gateway
+    merchant: Merchant
+    request: Request
+    body: bytes
+
+    def parse(self, model: type[M]) -> M:
+        """The body validated against a request schema; the first problem answers 400 naming
+        the field."""
+        data = parse_exact_json(self.body) if self.body else {}
+        try:
+            return model.model_validate(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(camel(str(part)) for part in first["loc"] if not isinstance(part, int))
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                "invalid_field",
+                f"{field or 'body'}: {first['msg']}",
+                field,
+            ) from None
+
+    async def call(self, method: Callable[..., Awaitable[Any]], message: Any) -> Any:
+        return await self.gateway.backends.call(method, message, self.merchant.id)
+
+    async def created(
+        self, produce: Callable[[], Awaitable[dict[str, Any]]], status: int = 200
+    ) -> JSONResponse:
+        """Runs a POST once per Idempotency-Key: a retry with the same key and body gets the
+        stored response for 24 hours; the same key with another body is 409."""
+        key = self.request.headers.get("idempotency-key")
+        if not key:
+            return JSONResponse(await produce(), status_code=status)
+        if len(key) > MAX_IDEMPOTENCY_KEY:
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                "invalid_idempotency_key",
+                "Idempotency-Key is longer than 255 characters",
+                "Idempotency-Key",
+            )
+        fingerprint = hashlib.sha256(
+            f"{self.request.method} {self.request.url.path}\n".encode() + self.body
+        ).hexdigest()
+        stored = await self._claim(key, fingerprint)
+        if stored is not None:
+            return stored
+        try:
+            data = await produce()
+        except ApiError as error:
+            if error.status >= 500:
+                await self._release(key)  # nothing happened: let the retry run
+            else:
+                await self._remember(key, error.status, error.envelope())
+            raise
+        except BaseException:
+            await self._release(key)
+            raise
+        await self._remember(key, status, data)
+        return JSONResponse(data, status_code=status)
+
+    async def _claim(self, key: str, fingerprint: str) -> JSONResponse | None:
+        now = self.gateway.clock.now()
+        async with self.gateway.sessions() as session, session.begin():
+            cutoff = now - self.gateway.settings.idempotency_ttl
+            await session.execute(
+                delete(IdempotentResponseRow).where(
+                    IdempotentResponseRow.merchant_id == self.merchant.id,
+                    IdempotentResponseRow.idempotency_key == key,
+                    IdempotentResponseRow.create_time < cutoff,
+                )
+            )
+            claimed = await session.execute(
+                insert(IdempotentResponseRow)
+                .values(
+                    merchant_id=self.merchant.id,
+                    idempotency_key=key,
+                    fingerprint=fingerprint,
+                    create_time=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(IdempotentResponseRow.idempotency_key)
+            )
+            if claimed.first() is not None:
+                return None
+            row = await session.scalar(
+                select(IdempotentResponseRow).where(
+                    IdempotentResponseRow.merchant_id == self.merchant.id,
+                    IdempotentResponseRow.idempotency_key == key,
+                )
+            )
+        assert row is not None
+        if row.fingerprint != fingerprint:
+            raise ApiError(
+                409,
+                "idempotency_error",
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with another request",
+                "Idempotency-Key",
+            )
+        if row.status_code is None or row.body is None:
+            raise ApiError(
+                409,
+                "idempotency_error",
+                "idempotency_key_in_use",
+                "a request with this Idempotency-Key is still running",
+                "Idempotency-Key",
+            )
+        return JSONResponse(
+            json.loads(row.body),
+            status_code=row.status_code,
+            headers={"Idempotent-Replayed": "true"},
+        )
+
+    async def _remember(self, key: str, status: int, data: dict[str, Any]) -> None:
+        async with self.gateway.sessions() as session, session.begin():
+            await session.execute(
+                update(IdempotentResponseRow)
+                .where(
+                    IdempotentResponseRow.merchant_id == self.merchant.id,
+                    IdempotentResponseRow.idempotency_key == key,
+                )
+                .values(status_code=status, body=json.dumps(data).encode())
+            )
+
+    async def _release(self, key: str) -> None:
+        async with self.gateway.sessions() as session, session.begin():
+            await session.execute(
+                delete(IdempotentResponseRow).where(
+                    IdempotentResponseRow.merchant_id == self.merchant.id,
+                    IdempotentResponseRow.idempotency_key == key,
+                )
+            )
+
+
+async def merchant_request(request: Request) -> MerchantRequest:
+    """Authenticates the API key, applies the rate limit, and reads the body within its limit."""
+    gateway: Gateway = request.app.state.gateway
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise ApiError(
+            401,
+            "authentication_error",
+            "missing_api_key",
+            "send your API key as Authorization: Bearer <key>",
+        )
+    async with gateway.sessions() as session:
+        merchant = await merchant_for_key(session, key.strip())
+    if merchant is None:
+        raise ApiError(401, "authentication_error", "invalid_api_key", "the API key is not valid")
+    decision = gateway.limiter.take(merchant.id)
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "rate_limit_error",
+            "rate_limited",
+            f"more than {decision.limit} requests a minute",
+            retry_after=decision.reset_seconds,
+        )
+    body = await _read_body(request, gateway.settings.max_body_bytes)
+    return MerchantRequest(gateway, merchant, request, body)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(
+            413, "invalid_request_error", "body_too_large", f"the body is larger than {limit} bytes"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413,
+                "invalid_request_error",
+                "body_too_large",
+                f"the body is larger than {limit} bytes",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)

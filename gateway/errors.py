@@ -1,0 +1,86 @@
+"""The one error envelope: {"error": {"type", "code", "message", "param"}}, and how backend gRPC
+statuses become HTTP statuses."""
+
+import re
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+_STATUS_OF = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_request_error"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "authentication_error"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
+    grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
+    grpc.StatusCode.ALREADY_EXISTS: (409, "conflict_error"),
+    grpc.StatusCode.FAILED_PRECONDITION: (409, "conflict_error"),
+    grpc.StatusCode.ABORTED: (409, "conflict_error"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    grpc.StatusCode.UNAVAILABLE: (503, "api_error"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (503, "api_error"),
+}
+
+
+@dataclass
+class ApiError(Exception):
+    status: int
+    type: str
+    code: str
+    message: str
+    param: str = ""
+    # Seconds a rate-limited client should wait (the Retry-After header).
+    retry_after: int | None = None
+
+    def envelope(self) -> dict[str, dict[str, str | None]]:
+        return {
+            "error": {
+                "type": self.type,
+                "code": self.code,
+                "message": self.message,
+                "param": self.param or None,
+            }
+        }
+
+
+def camel(path: str) -> str:
+    """A proto field path in the API's JSON spelling: "meter.event_key" -> "eventKey"."""
+    leaf = path.split(".")[-1] if not path.startswith("properties.") else path
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), leaf)
+
+
+def _field_of(error: grpc.aio.AioRpcError) -> str:
+    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if not isinstance(details, bytes):
+        return ""
+    for detail in status_pb2.Status.FromString(details).details:
+        for kind in (
+            error_details_pb2.BadRequest,
+            error_details_pb2.PreconditionFailure,
+            error_details_pb2.ResourceInfo,
+        ):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                if isinstance(message, error_details_pb2.BadRequest):
+                    return str(message.field_violations[0].field)
+                if isinstance(message, error_details_pb2.PreconditionFailure):
+                    return str(message.violations[0].subject)
+                return str(message.resource_name)
+    return ""
+
+
+def from_grpc(error: grpc.aio.AioRpcError) -> ApiError:
+    status, kind = _STATUS_OF.get(error.code(), (502, "api_error"))
+    if status >= 500:
+        return ApiError(
+            status, kind, "backend_unavailable", "a billing service is unavailable; retry later"
+        )
+    field = _field_of(error)
+    return ApiError(
+        status,
+        kind,
+        error.code().name.lower(),
+        error.details() or "",
+        camel(field) if field else "",
+    )

@@ -1,0 +1,157 @@
+"""The hosted checkout page a session's `url` points to: plain HTML, escaped by Jinja2.
+
+A usage-only plan starts with one button. A plan paid up front shows the merchant's wallet and
+the amount, and takes the payer's wallet and transaction hash; the payment is then verified on
+chain by settlement, and the page waits for it before sending the subscriber to successUrl."""
+
+import hashlib
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from billing.invoicing.v1 import invoicing_pb2 as ipb
+from billing.settlement.v1 import settlement_pb2 as spb
+from gateway.context import Gateway
+from gateway.errors import ApiError
+from gateway.merchants import Merchant, merchant
+from gateway.tables import CheckoutOwnerRow
+
+router = APIRouter(tags=["checkout page"], include_in_schema=False)
+MAX_FORM_BYTES = 4096
+
+_PAGE = jinja2.Environment(
+    loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True
+).get_template("checkout.html")
+
+
+def _interval(plan: ipb.Plan) -> str:
+    unit = ipb.BillingInterval.Name(plan.billing_interval).removeprefix("BILLING_INTERVAL_").lower()
+    return unit if plan.interval_count <= 1 else f"{plan.interval_count} {unit}s"
+
+
+def _model(model: int) -> str:
+    return ipb.ChargeModel.Name(model).removeprefix("CHARGE_MODEL_").lower().replace("_", " ")  # type: ignore[arg-type]
+
+
+def _price(plan: ipb.Plan) -> tuple[str, list[str]]:
+    interval = _interval(plan)
+    kind = ipb.PricingType.Name(plan.pricing_type)
+    charges = [
+        f"{c.event_key}: {_model(c.model)}"
+        + (f", {c.unit_price} USDC" if c.unit_price else "")
+        + (f" per {c.package_size}" if c.package_size else "")
+        + (f", first {c.included_quantity} included" if c.included_quantity else "")
+        for c in plan.charges
+    ]
+    if kind == "PRICING_TYPE_USAGE_BASED":
+        return (
+            f"{plan.amount} USDC per unit, billed each {interval}"
+            if plan.amount
+            else f"Pay per use, billed each {interval}"
+        ), charges
+    if kind == "PRICING_TYPE_HYBRID":
+        return f"{plan.amount} USDC per {interval} plus usage", charges
+    return f"{plan.amount} USDC per {interval}", charges
+
+
+async def _owner(gateway: Gateway, session_id: str) -> Merchant:
+    async with gateway.sessions() as db:
+        owner = await db.get(CheckoutOwnerRow, session_id)
+        found = await merchant(db, owner.merchant_id) if owner else None
+    if found is None:
+        raise ApiError(404, "invalid_request_error", "not_found", "no such checkout session")
+    return found
+
+
+async def _render(
+    gateway: Gateway,
+    owner: Merchant,
+    session: ipb.CheckoutSession,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    backends = gateway.backends
+    plan = await backends.call(
+        backends.invoicing.GetPlan, ipb.GetPlanRequest(id=session.plan_id), owner.id
+    )
+    service = await backends.call(
+        backends.invoicing.GetService, ipb.GetServiceRequest(id=plan.service_id), owner.id
+    )
+    price, charges = _price(plan)
+    context: dict[str, Any] = {
+        "merchant": owner,
+        "service": service,
+        "plan": plan,
+        "price": price,
+        "charges": charges,
+        "session": {"cancelUrl": session.cancel_url},
+        "amount_due": session.amount_due if Decimal(session.amount_due) > 0 else "",
+        "waiting": session.status == ipb.CHECKOUT_SESSION_STATUS_AWAITING_PAYMENT,
+        "error": error,
+    }
+    return HTMLResponse(_PAGE.render(context), status_code=status)
+
+
+@router.get("/checkout/{session_id}")
+async def checkout_page(request: Request, session_id: str) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    owner = await _owner(gateway, session_id)
+    session = await gateway.backends.call(
+        gateway.backends.invoicing.GetCheckoutSession,
+        ipb.GetCheckoutSessionRequest(id=session_id),
+        owner.id,
+    )
+    if session.status == ipb.CHECKOUT_SESSION_STATUS_COMPLETE:
+        return RedirectResponse(session.success_url, status_code=303)
+    return await _render(gateway, owner, session)
+
+
+@router.post("/checkout/{session_id}")
+async def submit_checkout(request: Request, session_id: str) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    owner = await _owner(gateway, session_id)
+    backends = gateway.backends
+    body = await request.body()
+    form = {k: v[0] for k, v in parse_qs(body[:MAX_FORM_BYTES].decode(errors="replace")).items()}
+    session = await backends.call(
+        backends.invoicing.GetCheckoutSession,
+        ipb.GetCheckoutSessionRequest(id=session_id),
+        owner.id,
+    )
+    try:
+        if Decimal(session.amount_due) == 0:
+            done = await backends.call(
+                backends.invoicing.CompleteCheckoutSession,
+                ipb.CompleteCheckoutSessionRequest(id=session_id),
+                owner.id,
+            )
+            return RedirectResponse(done.success_url, status_code=303)
+        proof = ipb.PaymentProof(
+            transaction_hash=form.get("transaction_hash", "").strip(),
+            payer_wallet_address=form.get("payer_wallet_address", "").strip(),
+        )
+        await backends.call(
+            backends.invoicing.CompleteCheckoutSession,
+            ipb.CompleteCheckoutSessionRequest(id=session_id, payment=proof),
+            owner.id,
+        )
+        await backends.call(
+            backends.settlement.SubmitSettlement,
+            spb.SubmitSettlementRequest(
+                checkout_session_id=session_id,
+                reference_hash="0x" + hashlib.sha256(session_id.encode()).hexdigest(),
+                transaction_hash=proof.transaction_hash,
+                payer_wallet_address=proof.payer_wallet_address,
+                merchant_wallet_address=owner.wallet_address,
+            ),
+            owner.id,
+        )
+    except ApiError as error:
+        if error.status >= 500:
+            raise
+        return await _render(gateway, owner, session, error.message, status=error.status)
+    return RedirectResponse(f"/checkout/{session_id}", status_code=303)

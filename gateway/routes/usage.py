@@ -1,0 +1,147 @@
+"""Meters, usage events and usage summaries."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from billing.metering.v1 import metering_pb2 as pb
+from gateway.backends import to_json
+from gateway.errors import ApiError
+from gateway.openapi_bodies import body
+from gateway.routes import Limit, Merchant, StartingAfter, page
+from gateway.schemas import MeterCreate, UsageEventBatch, UsageEventIn, text
+from service_kit.proto_time import to_timestamp
+
+router = APIRouter(prefix="/api/v1", tags=["usage"])
+
+
+def event_message(event: UsageEventIn) -> pb.UsageEventInput:
+    message = pb.UsageEventInput(
+        service_id=event.service_id,
+        subscription_id=event.subscription_id,
+        user_id=event.user_id,
+        event_key=event.event_key,
+        quantity=text(event.quantity),
+        invoice_id=event.invoice_id,
+        idempotency_key=event.idempotency_key,
+        properties=event.properties,
+    )
+    if event.occurred_at is not None:
+        message.occurred_at.CopyFrom(to_timestamp(event.occurred_at))
+    return message
+
+
+@router.post("/meters", openapi_extra=body(MeterCreate))
+async def create_meter(merchant: Merchant) -> Any:
+    payload = merchant.parse(MeterCreate)
+
+    async def create() -> dict[str, Any]:
+        meter = pb.Meter(
+            service_id=payload.service_id,
+            event_key=payload.event_key,
+            aggregation=pb.Aggregation.Value(f"AGGREGATION_{payload.aggregation}"),
+            unique_property=payload.unique_property,
+            display_name=payload.display_name,
+        )
+        stub = merchant.gateway.backends.metering
+        return to_json(await merchant.call(stub.CreateMeter, pb.CreateMeterRequest(meter=meter)))
+
+    return await merchant.created(create)
+
+
+@router.get("/meters")
+async def list_meters(
+    merchant: Merchant,
+    service_id: Annotated[str, Query(alias="serviceId", max_length=128)] = "",
+    limit: Limit = 10,
+    starting_after: StartingAfter = "",
+) -> Any:
+    stub = merchant.gateway.backends.metering
+    request = pb.ListMetersRequest(
+        service_id=service_id, page_size=limit, page_token=starting_after
+    )
+    found = await merchant.call(stub.ListMeters, request)
+    return page([to_json(m) for m in found.meters], found.next_page_token)
+
+
+@router.post("/usage-events", openapi_extra=body(UsageEventIn))
+async def record_usage_event(merchant: Merchant) -> Any:
+    """Acknowledged once durably committed; a repeated idempotencyKey answers `duplicate`."""
+    payload = merchant.parse(UsageEventIn)
+
+    async def record() -> dict[str, Any]:
+        stub = merchant.gateway.backends.metering
+        request = pb.RecordUsageEventRequest(event=event_message(payload))
+        return to_json(await merchant.call(stub.RecordUsageEvent, request))
+
+    return await merchant.created(record)
+
+
+@router.post("/usage-events/batch", openapi_extra=body(UsageEventBatch))
+async def record_usage_events(merchant: Merchant) -> Any:
+    """Each event gets its own result; a bad event does not cost the others."""
+    payload = merchant.parse(UsageEventBatch)
+    limit = merchant.gateway.settings.max_batch_events
+    if len(payload.events) > limit:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "batch_too_large",
+            f"at most {limit} events per batch",
+            "events",
+        )
+
+    async def record() -> dict[str, Any]:
+        stub = merchant.gateway.backends.metering
+        request = pb.BatchRecordUsageEventsRequest(
+            events=[event_message(e) for e in payload.events]
+        )
+        return to_json(await merchant.call(stub.BatchRecordUsageEvents, request))
+
+    return await merchant.created(record)
+
+
+@router.get("/usage-events")
+async def list_usage_events(
+    merchant: Merchant,
+    subscription_id: Annotated[str, Query(alias="subscriptionId", min_length=1, max_length=128)],
+    event_key: Annotated[str, Query(alias="eventKey", max_length=128)] = "",
+    limit: Limit = 10,
+    starting_after: StartingAfter = "",
+) -> Any:
+    stub = merchant.gateway.backends.metering
+    request = pb.ListUsageEventsRequest(
+        subscription_id=subscription_id,
+        event_key=event_key,
+        page_size=limit,
+        page_token=starting_after,
+    )
+    found = await merchant.call(stub.ListUsageEvents, request)
+    return page([to_json(e) for e in found.events], found.next_page_token)
+
+
+@router.get("/subscriptions/{subscription_id}/usage")
+async def usage_summary(
+    merchant: Merchant,
+    subscription_id: str,
+    start: Annotated[datetime, Query(alias="from")],
+    end: Annotated[datetime, Query(alias="to")],
+    event_key: Annotated[str, Query(alias="eventKey", max_length=128)] = "",
+) -> Any:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "invalid_field",
+            "from and to need a time zone (e.g. Z)",
+            "from",
+        )
+    stub = merchant.gateway.backends.metering
+    request = pb.GetUsageSummaryRequest(
+        subscription_id=subscription_id,
+        event_key=event_key,
+        start_time=to_timestamp(start),
+        end_time=to_timestamp(end),
+    )
+    return to_json(await merchant.call(stub.GetUsageSummary, request))

@@ -1,0 +1,119 @@
+"""Request bodies of the REST API (camelCase JSON). Numbers may be JSON numbers or strings and are
+kept exact; the services validate the rest and their errors name the field."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Number = Annotated[Decimal, Field(allow_inf_nan=False)]
+Id = Annotated[str, Field(max_length=128)]
+Url = Annotated[str, Field(max_length=2000)]
+
+
+def text(value: Decimal | None) -> str:
+    """A Decimal as the plain string the services take; "" for absent."""
+    return "" if value is None else format(value, "f")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class ServiceCreate(Body):
+    name: Annotated[str, Field(max_length=200)]
+    description: Annotated[str, Field(max_length=2000)] = ""
+
+
+class TierIn(Body):
+    up_to: Number | None = None
+    unit_price: Number
+    flat_fee: Number | None = None
+
+
+class ChargeIn(Body):
+    event_key: Id
+    model: Literal["PER_UNIT", "PACKAGE", "GRADUATED", "VOLUME"]
+    unit_price: Number | None = None
+    package_size: Number | None = None
+    tiers: Annotated[list[TierIn], Field(max_length=50)] = []
+    included_quantity: Number | None = None
+
+
+class PlanCreate(Body):
+    name: Annotated[str, Field(max_length=200)]
+    pricing_type: Literal["FIXED_RECURRING", "USAGE_BASED", "HYBRID"]
+    billing_interval: Literal["DAY", "WEEK", "MONTH", "YEAR"]
+    interval_count: Annotated[int, Field(ge=1, le=36)] = 1
+    amount: Number | None = None
+    charges: Annotated[list[ChargeIn], Field(max_length=50)] = []
+
+
+class MeterCreate(Body):
+    service_id: Id
+    event_key: Id
+    aggregation: Literal["SUM", "COUNT", "MAX", "LAST", "UNIQUE_COUNT"]
+    unique_property: Annotated[str, Field(max_length=64)] = ""
+    display_name: Annotated[str, Field(max_length=200)] = ""
+
+
+class CheckoutCreate(Body):
+    plan_id: Id
+    user_id: Id = ""
+    email: Annotated[str, Field(max_length=320)] = ""
+    name: Annotated[str, Field(max_length=200)] = ""
+    success_url: Url
+    cancel_url: Url
+
+
+class CheckoutComplete(Body):
+    transaction_hash: Annotated[str, Field(max_length=66)] = ""
+    payer_wallet_address: Annotated[str, Field(max_length=42)] = ""
+
+
+class SubscriptionCancel(Body):
+    at_period_end: bool = False
+
+
+class UsageEventIn(Body):
+    service_id: Id
+    subscription_id: Id
+    user_id: Id
+    event_key: Id
+    quantity: Number
+    occurred_at: datetime | None = None
+    invoice_id: Id = ""
+    idempotency_key: Annotated[str, Field(max_length=255)] = ""
+    properties: Annotated[
+        dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=32)
+    ] = {}
+
+
+class UsageEventBatch(Body):
+    events: Annotated[list[UsageEventIn], Field(min_length=1)]
+
+
+class InvoiceCreate(Body):
+    subscription_id: Id
+    payment_plan_id: Id
+    amount: Number
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+class SettlementCreate(Body):
+    invoice_id: Id = ""
+    checkout_session_id: Id = ""
+    reference_hash: Annotated[str, Field(max_length=66)]
+    transaction_hash: Annotated[str, Field(max_length=66)]
+    payer_wallet_address: Annotated[str, Field(max_length=42)]
+    merchant_wallet_address: Annotated[str, Field(max_length=42)]
+
+
+class WebhookEndpointCreate(Body):
+    url: Url
+    event_types: Annotated[
+        list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=20)
+    ]

@@ -1,0 +1,53 @@
+"""The gateway's own schema: merchants, their hashed API keys, stored idempotent responses, and
+which merchant owns each checkout session (for the public hosted page)."""
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, LargeBinary, MetaData, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA = "gateway"
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA)
+
+
+class MerchantRow(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    # Where the merchant is paid in USDC: shown on the hosted checkout page.
+    wallet_address: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    # SHA-256 of the key's secret part; the key itself is never stored.
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    revoke_time: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class IdempotentResponseRow(Base):
+    __tablename__ = "idempotent_responses"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CheckoutOwnerRow(Base):
+    __tablename__ = "checkout_owners"
+
+    session_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
