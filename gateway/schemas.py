@@ -95,6 +95,10 @@ class UsageEventBatch(Body):
     events: Annotated[list[UsageEventIn], Field(min_length=1)]
 
 
+class TestClockAdvance(Body):
+    seconds: Annotated[int, Field(ge=1, le=5 * 366 * 86400)]
+
+
 class InvoiceCreate(Body):
     subscription_id: Id
     payment_plan_id: Id

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -15,13 +15,22 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
+from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2_grpc
-from devstack.postgres import PrivateCluster
+from billing.settlement.v1 import settlement_pb2_grpc
+from devstack.chain import Anvil, MockUsdc
+from devstack.postgres import PrivateCluster, free_port
+from invoicing_svc import bootstrap as invoicing_bootstrap
+from invoicing_svc.service_layer.unit_of_work import Invoicing
+from invoicing_svc.settings import InvoicingSettings
 from metering_svc import bootstrap as metering_bootstrap
 from metering_svc.service_layer.unit_of_work import Metering
 from metering_svc.settings import MeteringSettings
 from service_kit import migrations
 from service_kit.clock import ManualClock
+from settlement_svc import bootstrap as settlement_bootstrap
+from settlement_svc.service_layer.unit_of_work import Settlements
+from settlement_svc.settings import SettlementSettings
 
 REPO = Path(__file__).parent.parent
 MIGRATIONS = [
@@ -104,3 +113,88 @@ def field_violation(error: grpc.aio.AioRpcError) -> str:
                     return str(message.violations[0].subject)
                 return str(message.resource_name)
     raise AssertionError("no field in the error details")
+
+
+CONFIRMATIONS = 3
+USDC = 1_000_000  # base units
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    chain = Anvil()
+    chain.start()
+    yield chain
+    chain.stop()
+
+
+@pytest.fixture(scope="session")
+async def usdc(anvil: Anvil) -> AsyncIterator[MockUsdc]:
+    token = await MockUsdc.deploy(anvil.url, anvil.accounts[0])
+    yield token
+    await token.close()
+
+
+@dataclass
+class Platform:
+    """Metering, invoicing and settlement on loopback with anvil, sharing one manual clock."""
+
+    invoicing: Invoicing
+    invoicing_stub: invoicing_pb2_grpc.InvoicingServiceAsyncStub
+    settlements: Settlements
+    stub: settlement_pb2_grpc.SettlementServiceAsyncStub
+    metering_stub: metering_pb2_grpc.MeteringServiceAsyncStub
+    clock: ManualClock
+    # host:port of metering, invoicing and settlement.
+    addresses: tuple[str, str, str]
+
+
+@pytest.fixture(scope="session")
+async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIterator[Platform]:
+    clock = ManualClock(TEST_START)
+    settlement_port = free_port()
+    async with metering_server(database_url, clock) as metering:
+        invoicing = invoicing_bootstrap.build(
+            InvoicingSettings(
+                database_url=database_url,
+                grpc_port=0,
+                metering_address=f"127.0.0.1:{metering.port}",
+                settlement_address=f"127.0.0.1:{settlement_port}",
+                test_clock_enabled=True,
+            ),
+            clock=clock,
+        )
+        invoicing_server = await invoicing_bootstrap.start(invoicing)
+        settlements = settlement_bootstrap.build(
+            SettlementSettings(
+                database_url=database_url,
+                grpc_port=settlement_port,
+                invoicing_address=f"127.0.0.1:{invoicing_server.port}",
+                chain_rpc_url=anvil.url,
+                usdc_contract_address=usdc.address,
+                required_confirmations=CONFIRMATIONS,
+                settlement_expiry=timedelta(minutes=30),
+            ),
+            clock=clock,
+        )
+        settlement_server = await settlement_bootstrap.start(settlements)
+        invoicing_channel = grpc.aio.insecure_channel(f"127.0.0.1:{invoicing_server.port}")
+        settlement_channel = grpc.aio.insecure_channel(f"127.0.0.1:{settlement_server.port}")
+        yield Platform(
+            invoicing=invoicing,
+            invoicing_stub=invoicing_pb2_grpc.InvoicingServiceStub(invoicing_channel),
+            settlements=settlements,
+            stub=settlement_pb2_grpc.SettlementServiceStub(settlement_channel),
+            metering_stub=metering.stub,
+            clock=clock,
+            addresses=(
+                f"127.0.0.1:{metering.port}",
+                f"127.0.0.1:{invoicing_server.port}",
+                f"127.0.0.1:{settlement_server.port}",
+            ),
+        )
+        await invoicing_channel.close()
+        await settlement_channel.close()
+        await settlement_server.stop(1)
+        await invoicing_server.stop(1)
+        await settlement_bootstrap.close(settlements)
+        await invoicing_bootstrap.close(invoicing)

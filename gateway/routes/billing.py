@@ -1,5 +1,6 @@
 """Checkout sessions, subscriptions and invoices."""
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -95,6 +96,23 @@ async def cancel_subscription(merchant: Merchant, subscription_id: str) -> Any:
         return to_json(await merchant.call(stub.CancelSubscription, request))
 
     return await merchant.created(cancel)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/test-clock/advance", openapi_extra=body(TestClockAdvance)
+)
+async def advance_test_clock(merchant: Merchant, subscription_id: str) -> Any:
+    """Test mode only (403 unless INVOICING_TEST_CLOCK_ENABLED): moves the subscription's time
+    forward and closes every billing period that ended by then."""
+    payload = merchant.parse(TestClockAdvance)
+
+    async def advance() -> dict[str, Any]:
+        request = pb.AdvanceTestClockRequest(subscription_id=subscription_id)
+        request.advance_by.FromTimedelta(timedelta(seconds=payload.seconds))
+        stub = merchant.gateway.backends.invoicing
+        return to_json(await merchant.call(stub.AdvanceTestClock, request))
+
+    return await merchant.created(advance)
 
 
 @router.post("/invoices", openapi_extra=body(InvoiceCreate))

@@ -3,107 +3,17 @@ settlement servers on loopback, one manual clock."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 
-import grpc
 import pytest
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
-from billing.invoicing.v1 import invoicing_pb2_grpc
-from billing.metering.v1 import metering_pb2_grpc
 from billing.settlement.v1 import settlement_pb2 as pb
-from billing.settlement.v1 import settlement_pb2_grpc
 from devstack.chain import Anvil, MockUsdc
-from devstack.postgres import free_port
-from invoicing_svc import bootstrap as invoicing_bootstrap
-from invoicing_svc.service_layer.unit_of_work import Invoicing
-from invoicing_svc.settings import InvoicingSettings
-from service_kit.clock import ManualClock
-from settlement_svc import bootstrap as settlement_bootstrap
 from settlement_svc.service_layer.relay import outbox_relay
-from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify_pending
-from settlement_svc.settings import SettlementSettings
-from tests.conftest import TEST_START, metering_server
+from tests.conftest import CONFIRMATIONS, Platform
 from tests.invoicing.conftest import Merchant
-
-CONFIRMATIONS = 3
-USDC = 1_000_000  # base units
-
-
-@pytest.fixture(scope="session")
-def anvil() -> Iterator[Anvil]:
-    chain = Anvil()
-    chain.start()
-    yield chain
-    chain.stop()
-
-
-@pytest.fixture(scope="session")
-async def usdc(anvil: Anvil) -> AsyncIterator[MockUsdc]:
-    token = await MockUsdc.deploy(anvil.url, anvil.accounts[0])
-    yield token
-    await token.close()
-
-
-@dataclass
-class Platform:
-    invoicing: Invoicing
-    invoicing_stub: invoicing_pb2_grpc.InvoicingServiceAsyncStub
-    settlements: Settlements
-    stub: settlement_pb2_grpc.SettlementServiceAsyncStub
-    metering_stub: metering_pb2_grpc.MeteringServiceAsyncStub
-    clock: ManualClock
-
-
-@pytest.fixture(scope="session")
-async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIterator[Platform]:
-    clock = ManualClock(TEST_START)
-    settlement_port = free_port()
-    async with metering_server(database_url, clock) as metering:
-        invoicing = invoicing_bootstrap.build(
-            InvoicingSettings(
-                database_url=database_url,
-                grpc_port=0,
-                metering_address=f"127.0.0.1:{metering.port}",
-                settlement_address=f"127.0.0.1:{settlement_port}",
-                test_clock_enabled=True,
-            ),
-            clock=clock,
-        )
-        invoicing_server = await invoicing_bootstrap.start(invoicing)
-        settlements = settlement_bootstrap.build(
-            SettlementSettings(
-                database_url=database_url,
-                grpc_port=settlement_port,
-                invoicing_address=f"127.0.0.1:{invoicing_server.port}",
-                chain_rpc_url=anvil.url,
-                usdc_contract_address=usdc.address,
-                required_confirmations=CONFIRMATIONS,
-                settlement_expiry=timedelta(minutes=30),
-            ),
-            clock=clock,
-        )
-        settlement_server = await settlement_bootstrap.start(settlements)
-        invoicing_channel = grpc.aio.insecure_channel(f"127.0.0.1:{invoicing_server.port}")
-        settlement_channel = grpc.aio.insecure_channel(f"127.0.0.1:{settlement_server.port}")
-        yield Platform(
-            invoicing=invoicing,
-            invoicing_stub=invoicing_pb2_grpc.InvoicingServiceStub(invoicing_channel),
-            settlements=settlements,
-            stub=settlement_pb2_grpc.SettlementServiceStub(settlement_channel),
-            metering_stub=metering.stub,
-            clock=clock,
-        )
-        await invoicing_channel.close()
-        await settlement_channel.close()
-        await settlement_server.stop(1)
-        await invoicing_server.stop(1)
-        await settlement_bootstrap.close(settlements)
-        await invoicing_bootstrap.close(invoicing)
-
 
 _shops = iter(range(1, 10_000))
 

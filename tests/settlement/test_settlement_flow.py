@@ -7,7 +7,8 @@ import asyncpg
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.settlement.v1 import settlement_pb2 as pb
-from tests.settlement.conftest import CONFIRMATIONS, Shop
+from tests.conftest import CONFIRMATIONS
+from tests.settlement.conftest import Shop
 
 
 async def test_seed_000_paid_on_chain_confirms_pays_and_reconciles(

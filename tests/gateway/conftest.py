@@ -1,0 +1,109 @@
+"""The REST gateway on a real HTTP port (uvicorn) in front of the real services."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import uvicorn
+
+from devstack.chain import Anvil
+from devstack.postgres import free_port
+from gateway.app import create_app
+from gateway.merchants import create_api_key, create_merchant
+from gateway.settings import GatewaySettings
+from service_kit.database import create_engine, session_factory
+from tests.conftest import Platform
+
+_merchants = itertools.count(1)
+
+
+@asynccontextmanager
+async def serving(settings: GatewaySettings, platform: Platform) -> AsyncIterator[str]:
+    """The gateway app under uvicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, clock=platform.clock),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            raise RuntimeError("the gateway did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def gateway_settings(database_url: str, platform: Platform, **overrides: object) -> GatewaySettings:
+    metering, invoicing, settlement = platform.addresses
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "metering_address": metering,
+        "invoicing_address": invoicing,
+        "settlement_address": settlement,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def gateway_url(database_url: str, platform: Platform) -> AsyncIterator[str]:
+    async with serving(gateway_settings(database_url, platform), platform) as url:
+        yield url
+
+
+async def new_merchant(database_url: str, wallet: str) -> tuple[str, str]:
+    """A merchant and its API key, as `python -m gateway create-key` makes them."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            merchant_id = f"mer_rest{next(_merchants)}"
+            now = datetime.now(UTC)
+            await create_merchant(session, f"Merchant {merchant_id}", wallet, now, merchant_id)
+            return merchant_id, await create_api_key(session, merchant_id, now)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Api:
+    """An HTTP client authenticated as one merchant."""
+
+    client: httpx.AsyncClient
+    merchant_id: str
+    key: str
+    platform: Platform
+
+    async def post(self, path: str, body: object, **headers: str) -> httpx.Response:
+        return await self.client.post(path, json=body, headers=headers)
+
+    async def get(self, path: str, **params: str) -> httpx.Response:
+        return await self.client.get(path, params=params)
+
+
+@pytest.fixture
+async def api(
+    database_url: str, gateway_url: str, platform: Platform, anvil: Anvil
+) -> AsyncIterator[Api]:
+    merchant_id, key = await new_merchant(database_url, anvil.accounts[2])
+    async with httpx.AsyncClient(
+        base_url=gateway_url,
+        headers={"Authorization": f"Bearer {key}"},
+        trust_env=False,
+        timeout=30,
+    ) as client:
+        yield Api(client, merchant_id, key, platform)
