@@ -14,6 +14,7 @@ from gateway.schemas import (
     CheckoutCreate,
     InvoiceCreate,
     SubscriptionCancel,
+    TestClockAdvance,
     text,
 )
 from gateway.tables import CheckoutOwnerRow
