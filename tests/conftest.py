@@ -33,9 +33,8 @@ from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.settings import SettlementSettings
 
 REPO = Path(__file__).parent.parent
-MIGRATIONS = [
-    REPO / service / "migrations" for service in ("metering_svc", "invoicing_svc", "settlement_svc")
-]
+SERVICES = ("metering_svc", "invoicing_svc", "settlement_svc", "gateway")
+MIGRATIONS = [REPO / service / "migrations" for service in SERVICES]
 
 # Tests run on a manual clock: events default to its "now", and it never moves backwards.
 TEST_START = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
