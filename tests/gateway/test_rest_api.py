@@ -372,3 +372,44 @@ async def test_concurrent_posts_with_one_idempotency_key_run_once(api: Api) -> N
     assert all(r.status_code in (200, 409) for r in responses)
     names = [s["name"] for s in (await api.get("/api/v1/services", limit="100")).json()["data"]]
     assert names.count("Raced") == 1
+
+
+async def test_the_remaining_reads_answer_for_their_owner(api: Api) -> None:
+    service, plan = await usage_plan(api)
+    session = (
+        await api.post(
+            "/api/v1/checkout-sessions",
+            {
+                "planId": plan["id"],
+                "email": "ada@example.com",
+                "successUrl": "https://m.example/ok",
+                "cancelUrl": "https://m.example/no",
+            },
+        )
+    ).json()
+    fetched = (await api.get(f"/api/v1/checkout-sessions/{session['id']}")).json()
+    assert (fetched["status"], fetched["amountDue"], fetched["userId"][:4]) == (
+        "OPEN",
+        "0.000000",
+        "usr_",
+    )
+    assert fetched["url"].endswith(f"/checkout/{session['id']}")
+    meter = await api.post(
+        "/api/v1/meters", {"serviceId": service["id"], "eventKey": "seats", "aggregation": "LAST"}
+    )
+    listed = (await api.get("/api/v1/meters", serviceId=service["id"])).json()
+    assert [m["id"] for m in listed["data"]] == [meter.json()["id"]]
+    assert (listed["hasMore"], listed["nextStartingAfter"]) == (False, None)
+    endpoint = (
+        await api.post(
+            "/api/v1/webhook-endpoints",
+            {"url": "https://m.example/h", "eventTypes": ["invoice.paid"]},
+        )
+    ).json()
+    assert endpoint["secret"].startswith("whsec_")
+    endpoints = (await api.get("/api/v1/webhook-endpoints")).json()["data"]
+    assert [(e["id"], e["secret"]) for e in endpoints] == [(endpoint["id"], "")]
+    deliveries = await api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries")
+    assert (deliveries.status_code, deliveries.json()["data"]) == (200, [])
+    first_page = (await api.get("/api/v1/services", limit="1")).json()
+    assert first_page["hasMore"] is False and len(first_page["data"]) == 1
