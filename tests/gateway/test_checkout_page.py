@@ -1,0 +1,215 @@
+"""The hosted checkout page in real headless Chromium, against the real gateway and services."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Dialog, Page, async_playwright
+
+import invoicing_svc.service_layer.relay
+from devstack.chain import Anvil, MockUsdc
+from settlement_svc.service_layer.relay import outbox_relay
+from settlement_svc.service_layer.verification import verify_pending
+from tests.conftest import CONFIRMATIONS, Platform
+from tests.gateway.browser import CHROMIUM, CHROMIUM_ARGS, THANKS, thanks_server
+from tests.gateway.conftest import Api
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context()
+    context.set_default_timeout(10_000)
+    yield await context.new_page()
+    await context.close()
+
+
+@pytest.fixture(scope="session")
+def thanks_url() -> Iterator[str]:
+    with thanks_server() as url:
+        yield url
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: $TEST_ARTIFACTS_DIR if set, else the test's tmp_path."""
+    folder = Path(os.environ.get("TEST_ARTIFACTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def ok(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def open_session(
+    api: Api,
+    service: str,
+    plan: str,
+    pricing_type: str,
+    amount: str,
+    success_url: str,
+    user_id: str,
+) -> dict[str, Any]:
+    """A service with one monthly plan, and a checkout session for it."""
+    created = await ok(await api.post("/api/v1/services", {"name": service}))
+    body = {"name": plan, "pricingType": pricing_type, "billingInterval": "MONTH", "amount": amount}
+    found = await ok(await api.post(f"/api/v1/services/{created['id']}/plans", body))
+    session = {
+        "planId": found["id"],
+        "userId": user_id,
+        "successUrl": success_url,
+        "cancelUrl": "http://127.0.0.1:9/cancelled",
+    }
+    return await ok(await api.post("/api/v1/checkout-sessions", session))
+
+
+def png_size(path: Path) -> int:
+    """The size of the PNG file at `path` (0 unless it is one)."""
+    data = path.read_bytes() if path.is_file() else b""
+    return len(data) if data.startswith(b"\x89PNG\r\n\x1a\n") else 0
+
+
+async def screenshot(page: Page, path: Path) -> None:
+    """A full-page screenshot kept as a test artifact."""
+    await page.screenshot(path=str(path), full_page=True)
+    assert png_size(path) > 1000
+
+
+async def settle(platform: Platform, usdc: MockUsdc) -> None:
+    """Confirmations on chain, a verifier pass, and both outboxes relayed."""
+    await usdc.mine(CONFIRMATIONS)
+    await verify_pending(platform.settlements)
+    settlement_relay = outbox_relay(platform.settlements)
+    while await settlement_relay.relay_once():
+        pass
+    invoicing_relay = invoicing_svc.service_layer.relay.outbox_relay(platform.invoicing)
+    while await invoicing_relay.relay_once():
+        pass
+
+
+async def test_a_usage_plan_starts_with_one_click(
+    api: Api, gateway_url: str, page: Page, thanks_url: str, artifacts: Path
+) -> None:
+    success_url = f"{thanks_url}/welcome?plan=usage"
+    session = await open_session(
+        api, "Vector search", "Pay as you go", "USAGE_BASED", "0.000010", success_url, "u_usage"
+    )
+    assert (session["status"], session["amountDue"]) == ("OPEN", "0.000000")
+
+    await page.goto(f"{gateway_url}/checkout/{session['id']}")
+    assert await page.title() == "Subscribe to Vector search"
+    assert await page.locator("p.muted").first.inner_text() == f"Merchant {api.merchant_id}"
+    assert await page.locator("h1").inner_text() == "Vector search"
+    assert await page.locator("h1 + p").inner_text() == "Pay as you go"
+    assert await page.locator("#price").inner_text() == "0.00001 USDC per unit, billed each month"
+    assert await page.locator("#amount").count() == 0
+    assert await page.locator("#start").inner_text() == "Start subscription"
+    shot = artifacts / "checkout-usage.png"
+    await screenshot(page, shot)
+
+    await page.locator("#start").click()
+    await page.wait_for_url(success_url)
+    assert page.url == success_url
+    assert await page.locator("body").inner_text() == THANKS
+
+    done = await ok(await api.get(f"/api/v1/checkout-sessions/{session['id']}"))
+    assert done["status"] == "COMPLETE"
+    assert done["subscriptionId"].startswith("sub_")
+    subscription = await ok(await api.get(f"/api/v1/subscriptions/{done['subscriptionId']}"))
+    assert (subscription["status"], subscription["userId"]) == ("ACTIVE", "u_usage")
+
+
+async def test_a_fixed_fee_is_paid_in_usdc_and_verified_on_chain(
+    api: Api,
+    gateway_url: str,
+    page: Page,
+    thanks_url: str,
+    artifacts: Path,
+    anvil: Anvil,
+    usdc: MockUsdc,
+) -> None:
+    success_url = f"{thanks_url}/welcome?plan=fixed"
+    session = await open_session(
+        api, "Inference API", "Pro", "FIXED_RECURRING", "9.99", success_url, "u_fixed"
+    )
+    assert (session["status"], session["amountDue"]) == ("OPEN", "9.990000")
+    checkout_url = f"{gateway_url}/checkout/{session['id']}"
+    wallet, payer, minter = anvil.accounts[2], anvil.accounts[1], anvil.accounts[0]
+
+    await page.goto(checkout_url)
+    assert await page.locator("#price").inner_text() == "9.99 USDC per month"
+    assert await page.locator("#amount").inner_text() == "9.990000 USDC"
+    assert await page.locator("#merchant-wallet").inner_text() == wallet
+    assert await page.locator("#start").count() == 0
+
+    await usdc.mint(payer, 9_990_000, minter)
+    transaction_hash = await usdc.transfer(payer, wallet, 9_990_000)
+    await page.locator("#payer").fill(payer)
+    await page.locator("#tx").fill(transaction_hash)
+    # The form posts to the page, which answers 303 back to itself: now waiting.
+    async with page.expect_navigation(url=checkout_url):
+        await page.get_by_role("button", name="I have paid").click()
+    assert await page.locator("#waiting").inner_text() == (
+        "Verifying your payment on chain\u2026 this page refreshes by itself."
+    )
+    assert await page.locator("#amount").count() == 0
+    assert await page.locator("[role=alert]").count() == 0
+    await screenshot(page, artifacts / "checkout-waiting.png")
+    waiting = await ok(await api.get(f"/api/v1/checkout-sessions/{session['id']}"))
+    assert waiting["status"] == "AWAITING_PAYMENT"
+
+    await settle(api.platform, usdc)
+
+    # The page refreshes itself every 2 seconds and, once the session is complete, redirects.
+    await page.wait_for_url(success_url)
+    assert await page.locator("body").inner_text() == THANKS
+    done = await ok(await api.get(f"/api/v1/checkout-sessions/{session['id']}"))
+    assert done["status"] == "COMPLETE"
+    subscription = await ok(await api.get(f"/api/v1/subscriptions/{done['subscriptionId']}"))
+    assert (subscription["status"], subscription["userId"]) == ("ACTIVE", "u_fixed")
+
+
+async def test_names_are_shown_literally_never_run_as_html(
+    api: Api, gateway_url: str, page: Page, thanks_url: str
+) -> None:
+    service, plan = "<script>alert(1)</script>", "<b>bold</b>"
+    session = await open_session(
+        api, service, plan, "USAGE_BASED", "0.000010", f"{thanks_url}/x", "u_escape"
+    )
+    dialogs: list[str] = []
+
+    async def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    await page.goto(f"{gateway_url}/checkout/{session['id']}")
+
+    assert dialogs == []
+    assert await page.title() == f"Subscribe to {service}"
+    assert await page.locator("h1").inner_text() == service
+    assert await page.locator("h1 + p").inner_text() == plan
+    assert await page.locator("script").count() == 0
+    assert await page.locator("b").count() == 0
+
+
+async def test_an_unknown_session_is_404(gateway_url: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway_url, trust_env=False) as client:
+        response = await client.get("/checkout/cs_doesnotexist")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
