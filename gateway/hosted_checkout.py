@@ -134,11 +134,8 @@ async def submit_checkout(request: Request, session_id: str) -> Response:
             transaction_hash=form.get("transaction_hash", "").strip(),
             payer_wallet_address=form.get("payer_wallet_address", "").strip(),
         )
-        await backends.call(
-            backends.invoicing.CompleteCheckoutSession,
-            ipb.CompleteCheckoutSessionRequest(id=session_id, payment=proof),
-            owner.id,
-        )
+        # The settlement first: it refuses a reused or malformed proof before the session
+        # commits to waiting for it.
         await backends.call(
             backends.settlement.SubmitSettlement,
             spb.SubmitSettlementRequest(
@@ -148,6 +145,11 @@ async def submit_checkout(request: Request, session_id: str) -> Response:
                 payer_wallet_address=proof.payer_wallet_address,
                 merchant_wallet_address=owner.wallet_address,
             ),
+            owner.id,
+        )
+        await backends.call(
+            backends.invoicing.CompleteCheckoutSession,
+            ipb.CompleteCheckoutSessionRequest(id=session_id, payment=proof),
             owner.id,
         )
     except ApiError as error:

@@ -1,7 +1,9 @@
 """Settlement outcomes that reach merchants through invoicing's webhooks."""
 
+from dataclasses import replace
 from typing import Any
 
+from invoicing_svc.domain.model import CheckoutStatus
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from service_kit.idempotency import RequestKey
 
@@ -9,11 +11,27 @@ from service_kit.idempotency import RequestKey
 async def report_settlement_failure(
     invoicing: Invoicing, merchant_id: str, settlement: dict[str, Any], request: RequestKey
 ) -> None:
-    """Sends the settlement.failed webhook once per settlement, however often it is reported."""
+    """Sends the settlement.failed webhook once per settlement, however often it is reported.
+    A checkout waiting for that payment opens again, so the subscriber can pay once more."""
     now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
         if await uow.idempotency.first_answer(uow.session, merchant_id, request) is not None:
             return
         await uow.emit(merchant_id, "settlement.failed", settlement, now)
+        session_id = settlement.get("checkoutSessionId", "")
+        checkout = (
+            await uow.subscriptions.checkout(merchant_id, session_id, lock=True)
+            if session_id
+            else None
+        )
+        if (
+            checkout is not None
+            and checkout.status is CheckoutStatus.AWAITING_PAYMENT
+            and checkout.payment is not None
+            and checkout.payment.transaction_hash.lower() == settlement["transactionHash"].lower()
+        ):
+            await uow.subscriptions.save_checkout(
+                replace(checkout, status=CheckoutStatus.OPEN, payment=None)
+            )
         await uow.idempotency.remember(uow.session, merchant_id, request, request.request_id)
         await uow.commit()

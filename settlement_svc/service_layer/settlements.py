@@ -37,15 +37,16 @@ async def submit_settlement(
             )
     else:
         payable = await settlements.invoicing.checkout(merchant_id, checkout_session_id)
-        if payable.status != "AWAITING_PAYMENT":
+        if payable.status not in ("OPEN", "AWAITING_PAYMENT"):
             raise FailedPrecondition(
-                f"checkout session {checkout_session_id} is {payable.status}, not AWAITING_PAYMENT",
+                f"checkout session {checkout_session_id} is {payable.status}: nothing to pay",
                 field="checkout_session_id",
             )
-        if (payable.transaction_hash.lower(), payable.payer_wallet_address.lower()) != (
-            transaction,
-            payer.lower(),
-        ):
+        # A session waiting for a proof waits for that one; an open one takes this proof next.
+        if payable.status == "AWAITING_PAYMENT" and (
+            payable.transaction_hash.lower(),
+            payable.payer_wallet_address.lower(),
+        ) != (transaction, payer.lower()):
             raise InvalidArgument(
                 "the checkout session was completed with another payment proof",
                 field="transaction_hash",

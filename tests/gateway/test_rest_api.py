@@ -413,3 +413,63 @@ async def test_the_remaining_reads_answer_for_their_owner(api: Api) -> None:
     assert (deliveries.status_code, deliveries.json()["data"]) == (200, [])
     first_page = (await api.get("/api/v1/services", limit="1")).json()
     assert first_page["hasMore"] is False and len(first_page["data"]) == 1
+
+
+async def test_the_checkout_page_refuses_a_reused_payment_and_stays_open(
+    api: Api, usdc: MockUsdc, anvil: Anvil
+) -> None:
+    service = (await api.post("/api/v1/services", {"name": "Seats"})).json()
+    plan = (
+        await api.post(
+            f"/api/v1/services/{service['id']}/plans",
+            {
+                "name": "Monthly",
+                "pricingType": "FIXED_RECURRING",
+                "billingInterval": "MONTH",
+                "amount": 1,
+            },
+        )
+    ).json()
+    await usdc.mint(anvil.accounts[1], 1_000_000, anvil.accounts[0])
+    transaction = await usdc.transfer(anvil.accounts[1], anvil.accounts[2], 1_000_000)
+    invoice_service, invoice_plan = await usage_plan(api)
+    subscription = await subscribe(api, invoice_plan)
+    invoice = (
+        await api.post(
+            "/api/v1/invoices",
+            {
+                "subscriptionId": subscription["id"],
+                "paymentPlanId": invoice_plan["id"],
+                "amount": 1,
+            },
+        )
+    ).json()
+    used = await api.post(
+        "/api/v1/settlements",
+        {
+            "invoiceId": invoice["id"],
+            "referenceHash": "0x" + "11" * 32,
+            "transactionHash": transaction,
+            "payerWalletAddress": anvil.accounts[1],
+            "merchantWalletAddress": anvil.accounts[2],
+        },
+    )
+    assert used.status_code == 200
+    session = (
+        await api.post(
+            "/api/v1/checkout-sessions",
+            {
+                "planId": plan["id"],
+                "successUrl": "https://m.example/ok",
+                "cancelUrl": "https://m.example/no",
+            },
+        )
+    ).json()
+
+    form = {"payer_wallet_address": anvil.accounts[1], "transaction_hash": transaction}
+    page = await api.client.post(f"/checkout/{session['id']}", data=form)
+
+    assert page.status_code == 409
+    assert "this transaction already settles another payment" in page.text
+    assert (await api.get(f"/api/v1/checkout-sessions/{session['id']}")).json()["status"] == "OPEN"
+    assert invoice_service["name"] == "AI Token API"

@@ -104,3 +104,50 @@ async def test_a_checkout_paid_up_front_starts_the_subscription(shop: Shop) -> N
     assert done.status == ipb.CHECKOUT_SESSION_STATUS_COMPLETE
     assert (await shop.get(settlement.id)).status == pb.SETTLEMENT_STATUS_CONFIRMED
     assert await shop.balance("revenue") == "-9.990000"
+
+
+async def test_a_failed_checkout_payment_opens_the_checkout_again(shop: Shop) -> None:
+    merchant = shop.merchant
+    plan = await merchant.plan(pricing_type=ipb.PRICING_TYPE_FIXED_RECURRING, amount="5")
+    session = await merchant.checkout(plan)
+
+    async def pay(base_units: int) -> pb.Settlement:
+        transaction = await shop.pay(base_units)
+        settlement = await shop.platform.stub.SubmitSettlement(
+            pb.SubmitSettlementRequest(
+                checkout_session_id=session.id,
+                reference_hash="0x" + "77" * 32,
+                transaction_hash=transaction,
+                payer_wallet_address=shop.payer,
+                merchant_wallet_address=shop.wallet,
+            ),
+            metadata=shop.metadata,
+        )
+        await merchant.stub.CompleteCheckoutSession(
+            ipb.CompleteCheckoutSessionRequest(
+                id=session.id,
+                payment=ipb.PaymentProof(
+                    transaction_hash=transaction, payer_wallet_address=shop.payer
+                ),
+            ),
+            metadata=shop.metadata,
+        )
+        await shop.settle()
+        return await shop.get(settlement.id)
+
+    short = await pay(4_999_999)
+    reopened = await merchant.stub.GetCheckoutSession(
+        ipb.GetCheckoutSessionRequest(id=session.id), metadata=shop.metadata
+    )
+    assert short.failure_reason == pb.FAILURE_REASON_SHORT_AMOUNT
+    assert (reopened.status, reopened.HasField("payment")) == (
+        ipb.CHECKOUT_SESSION_STATUS_OPEN,
+        False,
+    )
+
+    paid = await pay(5_000_000)
+    done = await merchant.stub.GetCheckoutSession(
+        ipb.GetCheckoutSessionRequest(id=session.id), metadata=shop.metadata
+    )
+    assert paid.status == pb.SETTLEMENT_STATUS_CONFIRMED
+    assert done.status == ipb.CHECKOUT_SESSION_STATUS_COMPLETE
