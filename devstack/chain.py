@@ -26,8 +26,10 @@ CHAIN_ID = 31337
 class Anvil:
     """An anvil process on a loopback port; its dev accounts come from its --config-out file."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, state: Path | None = None) -> None:
         self.port = port or free_port()
+        # Where anvil keeps the chain between runs (loaded at start, written at exit).
+        self.state = state
         self.url = f"http://127.0.0.1:{self.port}"
         self._config = Path(tempfile.mkdtemp(prefix="anvil-")) / "config.json"
         self._process: subprocess.Popen[bytes] | None = None
@@ -36,19 +38,11 @@ class Anvil:
     def start(self) -> None:
         if not ANVIL.exists():
             raise FileNotFoundError(f"{ANVIL} is missing: run `npm install` (make install does)")
+        options = ["--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(CHAIN_ID)]
+        if self.state is not None:
+            options += ["--state", str(self.state)]
         self._process = subprocess.Popen(
-            [
-                str(ANVIL),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--chain-id",
-                str(CHAIN_ID),
-                "--config-out",
-                str(self._config),
-                "--silent",
-            ],
+            [str(ANVIL), *options, "--config-out", str(self._config), "--silent"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -87,6 +81,15 @@ class MockUsdc:
         tx_hash = await factory.constructor().transact({"from": deployer})
         receipt = await w3.eth.wait_for_transaction_receipt(tx_hash)
         return cls(w3, str(receipt["contractAddress"]), abi)
+
+    @staticmethod
+    async def deployed_at(url: str, address: str) -> bool:
+        """Whether a contract has code at `address` on this chain."""
+        w3 = AsyncWeb3(AsyncHTTPProvider(url))
+        try:
+            return len(await w3.eth.get_code(w3.to_checksum_address(address))) > 0
+        finally:
+            await w3.provider.disconnect()
 
     async def mint(self, receiver: str, base_units: int, minter: str) -> None:
         tx_hash = await self.contract.functions.mint(receiver, base_units).transact(

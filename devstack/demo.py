@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -73,16 +72,8 @@ class Api:
         path: str,
         body: dict[str, Any] | None = None,
         quiet: bool = False,
-        wait_for_replica: bool = False,
     ) -> dict[str, Any]:
         response = await self.send(method, path, body)
-        deadline = time.monotonic() + POLL_FOR
-        # Metering learns of a new subscription asynchronously (invoicing's outbox relay).
-        while wait_for_replica and response.status_code == 404 and time.monotonic() < deadline:
-            message = response.json()["error"]["message"]
-            print(f"... {method} {path} answered 404 ({message}): retrying in {POLL_EVERY} s")
-            await asyncio.sleep(POLL_EVERY)
-            response = await self.send(method, path, body)
         if not quiet or response.is_error:
             print(f"==> {method} {path}")
             if body is not None:
@@ -157,9 +148,7 @@ async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> N
             "idempotencyKey": f"burst-{burst}",
         }
         quiet = burst not in (1, BURSTS)
-        recorded = await api.call(
-            "POST", "/api/v1/usage-events", event, quiet=quiet, wait_for_replica=burst == 1
-        )
+        recorded = await api.call("POST", "/api/v1/usage-events", event, quiet=quiet)
         if quiet:
             outcomes.append(recorded["outcome"])
         if burst == BURSTS - 1:
@@ -182,10 +171,7 @@ async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> N
     invoice = invoices["data"][0]
 
     step("8. The subscriber pays 0.5 USDC on chain; the merchant submits the proof")
-    # `make up` restarts anvil at block 0 but keeps its database, which remembers the (same)
-    # transaction hashes of earlier sessions: a gas limit of this run's own makes the hash new.
-    gas = 100_000 + secrets.randbelow(100_000)
-    transaction = await usdc.transfer(payer, merchant_wallet, AMOUNT_BASE_UNITS, gas=gas)
+    transaction = await usdc.transfer(payer, merchant_wallet, AMOUNT_BASE_UNITS)
     print(f"USDC transfer {payer} -> {merchant_wallet}: {AMOUNT_BASE_UNITS} base units")
     print(f"transaction {transaction}")
     reference = "0x" + hashlib.sha256(invoice["id"].encode()).hexdigest()

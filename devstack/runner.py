@@ -165,10 +165,17 @@ def create_demo_key(database_url: str, wallet: str) -> str:
 
 
 async def deploy_demo_usdc(anvil: Anvil) -> str:
-    """Deploys MockUSDC and funds the second dev account, the demo payer."""
+    """MockUSDC on the chain: the one deployed by an earlier run, or a new one whose second dev
+    account (the demo payer) gets funded."""
+    remembered = STATE_DIR / "usdc-address"
+    if remembered.exists() and await MockUsdc.deployed_at(
+        anvil.url, remembered.read_text().strip()
+    ):
+        return remembered.read_text().strip()
     usdc = await MockUsdc.deploy(anvil.url, anvil.accounts[0])
     await usdc.mint(anvil.accounts[1], DEMO_USDC * 1_000_000, anvil.accounts[0])
     await usdc.close()
+    remembered.write_text(usdc.address)
     return usdc.address
 
 
@@ -181,7 +188,8 @@ def up() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     (STATE_DIR / "logs").mkdir(parents=True, exist_ok=True)
     cluster = PrivateCluster(STATE_DIR / "pgdata", int(os.environ.get("BILLING_PG_PORT", 55432)))
-    anvil = Anvil(int(os.environ.get("BILLING_CHAIN_PORT", 8545)))
+    # The chain persists beside the database: settlements refer to its transactions.
+    anvil = Anvil(int(os.environ.get("BILLING_CHAIN_PORT", 8545)), STATE_DIR / "anvil-state.json")
     children: list[Child] = []
     try:
         cluster.start()

@@ -64,7 +64,7 @@ def _strip_enums(descriptor: Any, data: dict[str, Any]) -> dict[str, Any]:
             data[field.json_name] = (
                 [v.removeprefix(prefix) for v in value]
                 if isinstance(value, list)
-                else value.removeprefix(prefix)
+                else _enum_value(value, prefix)
             )
         elif field.message_type is not None and field.message_type.GetOptions().map_entry is False:
             items = value if isinstance(value, list) else [value]
@@ -72,6 +72,12 @@ def _strip_enums(descriptor: Any, data: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(item, dict):
                     _strip_enums(field.message_type, item)
     return data
+
+
+def _enum_value(name: str, prefix: str) -> str | None:
+    """ "OPEN" for INVOICE_STATUS_OPEN; None for an unset enum (its *_UNSPECIFIED zero)."""
+    short = name.removeprefix(prefix)
+    return None if short == "UNSPECIFIED" else short
 
 
 def to_json(message: Message) -> dict[str, Any]:

@@ -83,7 +83,8 @@ class MerchantRequest:
         self, produce: Callable[[], Awaitable[dict[str, Any]]], status: int = 200
     ) -> JSONResponse:
         """Runs a POST once per Idempotency-Key: a retry with the same key and body gets the
-        stored response for 24 hours; the same key with another body is 409."""
+        stored response for 24 hours; the same key with another body is 409. A refused request
+        changed nothing, so it is not stored: its retry runs again."""
         key = self.request.headers.get("idempotency-key")
         if not key:
             return JSONResponse(await produce(), status_code=status)
@@ -103,12 +104,6 @@ class MerchantRequest:
             return stored
         try:
             data = await produce()
-        except ApiError as error:
-            if error.status >= 500:
-                await self._release(key)  # nothing happened: let the retry run
-            else:
-                await self._remember(key, error.status, error.envelope())
-            raise
         except BaseException:
             await self._release(key)
             raise

@@ -5,6 +5,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from invoicing_svc.domain.model import (
     CheckoutSession,
     CheckoutStatus,
@@ -21,6 +23,7 @@ from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from service_kit.idempotency import RequestKey
 from service_kit.ids import new_id
 
+log = structlog.get_logger()
 _URL = re.compile(r"^https?://[^\s]{1,2000}$")
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 _TRANSACTION_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -132,6 +135,8 @@ async def complete_checkout_session(
         else:
             session = await _start_subscription(uow, session, prepaid=False, now=now)
         await uow.commit()
+    if session.subscription_id:
+        await _announce_to_metering(invoicing, merchant_id, session.subscription_id)
     return session
 
 
@@ -160,7 +165,22 @@ async def confirm_checkout_payment(
         if settlement is not None:
             await uow.emit(merchant_id, "settlement.confirmed", settlement, now)
         await uow.commit()
+    await _announce_to_metering(invoicing, merchant_id, session.subscription_id)
     return session
+
+
+async def _announce_to_metering(
+    invoicing: Invoicing, merchant_id: str, subscription_id: str
+) -> None:
+    """Usage may be recorded as soon as checkout answers, so metering hears of the new
+    subscription now rather than at the outbox's next pass (which delivers it all the same)."""
+    async with invoicing.unit_of_work() as uow:
+        subscription = await uow.subscriptions.subscription(merchant_id, subscription_id)
+    assert subscription is not None
+    try:
+        await invoicing.metering.push_subscription(subscription)
+    except Exception as error:
+        log.warning("metering.push_deferred", subscription=subscription_id, error=str(error))
 
 
 async def _start_subscription(

@@ -42,6 +42,8 @@ async def bill_period(
     share = Fraction(0) if prepaid else active_share(start, end, until)
     lines = tuple(period_lines(plan, usage, share))
     total = invoice_total(list(lines))
+    # On a test clock the invoice lives in the subscription's time, like its period.
+    issued = subscription.now(now)
     # Nothing to collect: a zero invoice is paid as it is issued.
     status = InvoiceStatus.OPEN if total > 0 else InvoiceStatus.PAID
     invoice = Invoice(
@@ -55,11 +57,11 @@ async def bill_period(
         period_start=start,
         period_end=until,
         amount=total,
-        create_time=now,
+        create_time=issued,
         lines=lines,
-        finalize_time=now,
-        due_time=now + invoicing.settings.payment_terms,
-        paid_time=None if total > 0 else now,
+        finalize_time=issued,
+        due_time=issued + invoicing.settings.payment_terms,
+        paid_time=None if total > 0 else issued,
     )
     created = await uow.invoices.add(invoice)
     await uow.subscriptions.save_subscription(following)
