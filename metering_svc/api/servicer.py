@@ -11,6 +11,7 @@ from billing.metering.v1 import metering_pb2_grpc
 from metering_svc.api import translate
 from metering_svc.domain.model import EventOutcome
 from metering_svc.service_layer import events, ingestion, meters, replicas, summaries
+from metering_svc.service_layer.group_commit import GroupCommitter
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument
 from service_kit.idempotency import RequestKey
@@ -23,6 +24,7 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
     def __init__(self, metering: Metering) -> None:
         self._metering = metering
+        self._single_events = GroupCommitter(metering)
 
     async def CreateMeter(self, request: pb.CreateMeterRequest, context: Context) -> pb.Meter:
         meter = meters.new_meter(
@@ -61,8 +63,8 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
     ) -> pb.RecordUsageEventResponse:
         if not request.HasField("event"):
             raise InvalidArgument("event is required", field="event")
-        [result] = await ingestion.record_usage_events(
-            self._metering, merchant_id(context), [translate.draft_from_proto(request.event)]
+        result = await self._single_events.record(
+            merchant_id(context), translate.draft_from_proto(request.event)
         )
         if result.error is not None:
             raise result.error
