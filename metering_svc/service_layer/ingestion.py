@@ -52,7 +52,7 @@ async def record_usage_events(
         valid: list[tuple[int, UsageEvent]] = []
         for index, event in candidates:
             subscription = subscriptions.get(event.subscription_id)
-            if subscription and drafts[index].occurred_at is None:
+            if subscription and subscription.test_clock_time and not drafts[index].occurred_at:
                 event = replace(event, occurred_at=subscription.now(now))
             try:
                 check_subscription(
