@@ -91,9 +91,6 @@ class PrivateCluster:
         if (self.data_dir / "postmaster.pid").exists():
             self._pg("pg_ctl", "-D", str(self.data_dir), "-w", "-m", "fast", "stop")
 
-    def restart(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data_dir), "-w", "-m", "fast", "restart")
-
     def create_database(self, name: str) -> None:
         self._pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
 

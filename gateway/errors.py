@@ -5,7 +5,8 @@ import re
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
+
+from service_kit.grpc_errors import field_of
 
 _STATUS_OF = {
     grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
@@ -49,34 +50,13 @@ def camel(path: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), leaf)
 
 
-def _field_of(error: grpc.aio.AioRpcError) -> str:
-    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    if not isinstance(details, bytes):
-        return ""
-    for detail in status_pb2.Status.FromString(details).details:
-        for kind in (
-            error_details_pb2.BadRequest,
-            error_details_pb2.PreconditionFailure,
-            error_details_pb2.ResourceInfo,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                message = kind()
-                detail.Unpack(message)
-                if isinstance(message, error_details_pb2.BadRequest):
-                    return str(message.field_violations[0].field)
-                if isinstance(message, error_details_pb2.PreconditionFailure):
-                    return str(message.violations[0].subject)
-                return str(message.resource_name)
-    return ""
-
-
 def from_grpc(error: grpc.aio.AioRpcError) -> ApiError:
     status, kind = _STATUS_OF.get(error.code(), (502, "api_error"))
     if status >= 500:
         return ApiError(
             status, kind, "backend_unavailable", "a billing service is unavailable; retry later"
         )
-    field = _field_of(error)
+    field = field_of(error)
     return ApiError(
         status,
         kind,

@@ -44,6 +44,28 @@ def _detail_of(error: DomainError) -> Any:
     return error_details_pb2.ErrorInfo(reason=type(error).__name__, domain="billing")
 
 
+def field_of(error: grpc.aio.AioRpcError) -> str:
+    """The field an error's google.rpc details name (what `_detail_of` put there); "" if none."""
+    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if not isinstance(details, bytes):
+        return ""
+    for detail in status_pb2.Status.FromString(details).details:
+        for kind in (
+            error_details_pb2.BadRequest,
+            error_details_pb2.PreconditionFailure,
+            error_details_pb2.ResourceInfo,
+        ):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                if isinstance(message, error_details_pb2.BadRequest):
+                    return str(message.field_violations[0].field)
+                if isinstance(message, error_details_pb2.PreconditionFailure):
+                    return str(message.violations[0].subject)
+                return str(message.resource_name)
+    return ""
+
+
 def to_grpc_status(error: DomainError) -> grpc.Status:
     detail = any_pb2.Any()
     detail.Pack(_detail_of(error))

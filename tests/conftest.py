@@ -13,7 +13,6 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2_grpc
@@ -28,6 +27,7 @@ from metering_svc.service_layer.unit_of_work import Metering
 from metering_svc.settings import MeteringSettings
 from service_kit import migrations
 from service_kit.clock import ManualClock
+from service_kit.grpc_errors import field_of
 from settlement_svc import bootstrap as settlement_bootstrap
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.settings import SettlementSettings
@@ -64,10 +64,6 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await connection.close()
 
 
-def merchant_metadata(merchant_id: str) -> tuple[tuple[str, str], ...]:
-    return (("x-merchant-id", merchant_id),)
-
-
 @asynccontextmanager
 async def metering_server(database_url: str, clock: ManualClock) -> AsyncIterator[RunningMetering]:
     """A metering service on a free loopback port, on its own (manual) clock."""
@@ -91,31 +87,13 @@ class RunningMetering:
 
 
 def field_violation(error: grpc.aio.AioRpcError) -> str:
-    """The field named by the error's google.rpc details (BadRequest, PreconditionFailure or
-    ResourceInfo)."""
-    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert isinstance(details, bytes), "the error carries no google.rpc.Status details"
-    status = status_pb2.Status.FromString(details)
-    assert status.code == error.code().value[0]
-    for detail in status.details:
-        for kind in (
-            error_details_pb2.BadRequest,
-            error_details_pb2.PreconditionFailure,
-            error_details_pb2.ResourceInfo,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                message = kind()
-                detail.Unpack(message)
-                if isinstance(message, error_details_pb2.BadRequest):
-                    return str(message.field_violations[0].field)
-                if isinstance(message, error_details_pb2.PreconditionFailure):
-                    return str(message.violations[0].subject)
-                return str(message.resource_name)
-    raise AssertionError("no field in the error details")
+    """The field named by the error's google.rpc details; fails when there is none."""
+    field = field_of(error)
+    assert field, f"the {error.code().name} error names no field"
+    return field
 
 
 CONFIRMATIONS = 3
-USDC = 1_000_000  # base units
 
 
 @pytest.fixture(scope="session")
