@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import Select, tuple_
+
 from service_kit.errors import InvalidArgument
 
 T = TypeVar("T")
@@ -61,3 +63,16 @@ def cut_page(
         return page, ""
     moment, identifier = position(page[-1])
     return page, encode_token([moment.isoformat(), identifier])
+
+
+def in_creation_order(
+    query: Select[Any],
+    create_time: Any,
+    identifier: Any,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Select[Any]:
+    """A keyset page of a query, oldest first: the rows after the (create_time, id) position."""
+    if after is not None:
+        query = query.where(tuple_(create_time, identifier) > tuple_(*after))
+    return query.order_by(create_time, identifier).limit(limit)

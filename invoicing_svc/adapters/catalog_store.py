@@ -4,13 +4,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import PlanRow, ServiceRow, SubscriberRow
 from invoicing_svc.domain.model import BillingInterval, Plan, PricingType, Service
 from invoicing_svc.domain.pricing import PricingModel, Tier, UsageCharge
+from service_kit.pagination import in_creation_order
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -103,10 +104,8 @@ class CatalogStore:
         self, merchant_id: str, after: tuple[datetime, str] | None, limit: int
     ) -> list[Service]:
         query = select(ServiceRow).where(ServiceRow.merchant_id == merchant_id)
-        if after:
-            query = query.where(tuple_(ServiceRow.create_time, ServiceRow.id) > tuple_(*after))
         rows = await self._session.scalars(
-            query.order_by(ServiceRow.create_time, ServiceRow.id).limit(limit)
+            in_creation_order(query, ServiceRow.create_time, ServiceRow.id, after, limit)
         )
         return [_service(row) for row in rows]
 
@@ -142,10 +141,8 @@ class CatalogStore:
         query = select(PlanRow).where(PlanRow.merchant_id == merchant_id)
         if service_id:
             query = query.where(PlanRow.service_id == service_id)
-        if after:
-            query = query.where(tuple_(PlanRow.create_time, PlanRow.id) > tuple_(*after))
         rows = await self._session.scalars(
-            query.order_by(PlanRow.create_time, PlanRow.id).limit(limit)
+            in_creation_order(query, PlanRow.create_time, PlanRow.id, after, limit)
         )
         return [_plan(row) for row in rows]
 

@@ -2,12 +2,13 @@
 
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import InvoiceLineRow, InvoiceRow, SubscriptionRow
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
+from service_kit.pagination import in_creation_order
 
 
 def _invoice(row: InvoiceRow, lines: list[InvoiceLineRow]) -> Invoice:
@@ -117,11 +118,9 @@ class InvoiceStore:
         query = select(InvoiceRow).where(InvoiceRow.merchant_id == merchant_id)
         if subscription_id:
             query = query.where(InvoiceRow.subscription_id == subscription_id)
-        if after:
-            query = query.where(tuple_(InvoiceRow.create_time, InvoiceRow.id) > tuple_(*after))
         rows = list(
             await self._session.scalars(
-                query.order_by(InvoiceRow.create_time, InvoiceRow.id).limit(limit)
+                in_creation_order(query, InvoiceRow.create_time, InvoiceRow.id, after, limit)
             )
         )
         lines = await self._session.scalars(

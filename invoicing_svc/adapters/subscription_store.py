@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import CheckoutSessionRow, SubscriptionRow
@@ -13,6 +13,7 @@ from invoicing_svc.domain.model import (
     Subscription,
     SubscriptionStatus,
 )
+from service_kit.pagination import in_creation_order
 
 
 def _session(row: CheckoutSessionRow) -> CheckoutSession:
@@ -145,12 +146,8 @@ class SubscriptionStore:
             query = query.where(SubscriptionRow.service_id == service_id)
         if user_id:
             query = query.where(SubscriptionRow.user_id == user_id)
-        if after:
-            query = query.where(
-                tuple_(SubscriptionRow.create_time, SubscriptionRow.id) > tuple_(*after)
-            )
         rows = await self._session.scalars(
-            query.order_by(SubscriptionRow.create_time, SubscriptionRow.id).limit(limit)
+            in_creation_order(query, SubscriptionRow.create_time, SubscriptionRow.id, after, limit)
         )
         return [_subscription(row) for row in rows]
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
 from service_kit.ids import new_id
+from service_kit.pagination import in_creation_order
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,10 @@ class WebhookStore:
         self, merchant_id: str, after: tuple[datetime, str] | None, limit: int
     ) -> list[WebhookEndpoint]:
         query = select(WebhookEndpointRow).where(WebhookEndpointRow.merchant_id == merchant_id)
-        if after:
-            query = query.where(
-                tuple_(WebhookEndpointRow.create_time, WebhookEndpointRow.id) > tuple_(*after)
-            )
         rows = await self._session.scalars(
-            query.order_by(WebhookEndpointRow.create_time, WebhookEndpointRow.id).limit(limit)
+            in_creation_order(
+                query, WebhookEndpointRow.create_time, WebhookEndpointRow.id, after, limit
+            )
         )
         return [_endpoint(row) for row in rows]
 

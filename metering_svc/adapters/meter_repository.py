@@ -2,12 +2,13 @@
 
 from datetime import datetime
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.adapters.tables import MeterRow
 from metering_svc.domain.model import Aggregation, Meter
+from service_kit.pagination import in_creation_order
 
 # A UNIQUE_COUNT meter created after events arrived counts those events too.
 _BACKFILL_UNIQUE_VALUES = text("""
@@ -97,9 +98,7 @@ class MeterRepository:
         query = select(MeterRow).where(MeterRow.merchant_id == merchant_id)
         if service_id:
             query = query.where(MeterRow.service_id == service_id)
-        if after:
-            query = query.where(tuple_(MeterRow.create_time, MeterRow.id) > tuple_(*after))
         rows = await self._session.scalars(
-            query.order_by(MeterRow.create_time, MeterRow.id).limit(limit)
+            in_creation_order(query, MeterRow.create_time, MeterRow.id, after, limit)
         )
         return [_meter(row) for row in rows]

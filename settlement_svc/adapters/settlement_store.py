@@ -2,10 +2,11 @@
 
 from datetime import datetime
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service_kit.pagination import in_creation_order
 from settlement_svc.adapters.tables import SettlementRow
 from settlement_svc.domain.model import FailureReason, Settlement, SettlementStatus
 
@@ -102,12 +103,8 @@ class SettlementStore:
         query = select(SettlementRow).where(SettlementRow.merchant_id == merchant_id)
         if invoice_id:
             query = query.where(SettlementRow.invoice_id == invoice_id)
-        if after:
-            query = query.where(
-                tuple_(SettlementRow.create_time, SettlementRow.id) > tuple_(*after)
-            )
         rows = await self._session.scalars(
-            query.order_by(SettlementRow.create_time, SettlementRow.id).limit(limit)
+            in_creation_order(query, SettlementRow.create_time, SettlementRow.id, after, limit)
         )
         return [_settlement(row) for row in rows]
 
