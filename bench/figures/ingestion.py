@@ -1,0 +1,297 @@
+"""Ingestion: unary RecordUsageEvent under h2load (vs a trivial grpc.aio echo server, same load),
+and BatchRecordUsageEvents / StreamUsageEvents from an asyncio grpc.aio client (vs raw asyncpg
+COPY of the same rows into a same-shaped table with the same unique key). Every run is checked:
+the stored count and sum equal what was acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import grpc
+
+from bench.figures import Figure
+from bench.stack import MERCHANT, Stack
+from billing.metering.v1 import metering_pb2 as pb
+from billing.metering.v1 import metering_pb2_grpc
+from devstack.postgres import free_port
+from service_kit.proto_time import to_timestamp
+
+METADATA = (("x-merchant-id", MERCHANT),)
+UNARY_REQUESTS = 20_000
+UNARY_CLIENTS, UNARY_STREAMS = 4, 16  # 64 calls in flight
+BATCHES, BATCH_SIZE, BATCH_CALLERS = 200, 1_000, 4
+STREAM_EVENTS = 100_000
+QUANTITY = "1.5"
+
+
+def _event(subscription: str, key: str = "") -> pb.UsageEventInput:
+    return pb.UsageEventInput(
+        service_id="svc_bench",
+        subscription_id=subscription,
+        user_id="usr_bench",
+        event_key="token_generated",
+        quantity=QUANTITY,
+        idempotency_key=key,
+    )
+
+
+async def _subscribe(stub: metering_pb2_grpc.MeteringServiceAsyncStub, subscription: str) -> None:
+    start = datetime.now(UTC) - timedelta(days=1)
+    await stub.UpsertSubscriptionState(
+        pb.UpsertSubscriptionStateRequest(
+            state=pb.SubscriptionState(
+                subscription_id=subscription,
+                service_id="svc_bench",
+                user_id="usr_bench",
+                status=pb.SUBSCRIPTION_STATUS_ACTIVE,
+                current_period_start=to_timestamp(start),
+                current_period_end=to_timestamp(start + timedelta(days=30)),
+                version=1,
+            )
+        ),
+        metadata=METADATA,
+    )
+
+
+def _h2load(port: int, body: Path, log: Path) -> tuple[int, float, list[float]]:
+    """(succeeded, requests/s, latencies in ms) of one h2load run against a gRPC method."""
+    log.unlink(missing_ok=True)
+    output = subprocess.run(
+        [
+            "h2load",
+            "-n",
+            str(UNARY_REQUESTS),
+            "-c",
+            str(UNARY_CLIENTS),
+            "-m",
+            str(UNARY_STREAMS),
+            "-d",
+            str(body),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            "-H",
+            f"x-merchant-id: {MERCHANT}",
+            "--log-file",
+            str(log),
+            f"http://127.0.0.1:{port}/billing.metering.v1.MeteringService/RecordUsageEvent",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    succeeded = int(output.split(" succeeded, ")[0].rsplit(" ", 1)[-1])
+    rate = float(output.split("finished in ")[1].split(", ")[1].split(" req/s")[0])
+    latencies = sorted(int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines())
+    return succeeded, rate, latencies
+
+
+def _percentile(values: list[float], share: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * share))]
+
+
+async def _stored(dsn: str, subscription: str) -> tuple[int, Decimal]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        row = await connection.fetchrow(
+            "SELECT count(*), coalesce(sum(quantity), 0) FROM metering.usage_events"
+            " WHERE subscription_id = $1",
+            subscription,
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return int(row[0]), Decimal(row[1])
+
+
+def _check(what: str, stored: tuple[int, Decimal], acknowledged: int) -> None:
+    expected = (acknowledged, Decimal(QUANTITY) * acknowledged)
+    if stored != expected:
+        raise RuntimeError(f"{what}: stored {stored}, acknowledged {expected}: not exact")
+
+
+async def unary(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> list[Figure]:
+    await _subscribe(stub, "sub_unary")
+    folder = Path(tempfile.mkdtemp(prefix="h2load-"))
+    payload = pb.RecordUsageEventRequest(event=_event("sub_unary")).SerializeToString()
+    body = folder / "request.bin"
+    body.write_bytes(b"\x00" + len(payload).to_bytes(4, "big") + payload)
+    succeeded, rate, latencies = _h2load(
+        int(stack.metering.rsplit(":", 1)[1]), body, folder / "log"
+    )
+    # h2load counts any HTTP 200 as a success, failed gRPC calls included: the database decides.
+    _check("unary", await _stored(stack.dsn, "sub_unary"), succeeded)
+    if succeeded != UNARY_REQUESTS:
+        raise RuntimeError(f"unary: only {succeeded} of {UNARY_REQUESTS} requests succeeded")
+    echo_port = free_port()
+    echo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.echo_server", str(echo_port)
+    )
+    try:
+        await asyncio.sleep(1.5)
+        _, echo_rate, echo_latencies = _h2load(echo_port, body, folder / "echo-log")
+    finally:
+        echo.terminate()
+        await echo.wait()
+    return [
+        Figure(
+            "unary RecordUsageEvent, c=64 (h2load)",
+            rate,
+            "events/s",
+            "grpc.aio echo",
+            echo_rate,
+            ">= 0.5 x echo",
+            rate >= 0.5 * echo_rate,
+        ),
+        Figure(
+            "unary RecordUsageEvent p50",
+            _percentile(latencies, 0.5),
+            "ms",
+            "echo p50",
+            _percentile(echo_latencies, 0.5),
+        ),
+        Figure(
+            "unary RecordUsageEvent p99",
+            _percentile(latencies, 0.99),
+            "ms",
+            "echo p99",
+            _percentile(echo_latencies, 0.99),
+            "<= 25 ms",
+            _percentile(latencies, 0.99) <= 25,
+        ),
+    ]
+
+
+async def batches(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> float:
+    subscriptions = [f"sub_batch_{n}" for n in range(BATCH_CALLERS)]
+    for subscription in subscriptions:
+        await _subscribe(stub, subscription)
+
+    async def caller(subscription: str) -> None:
+        for n in range(BATCHES // BATCH_CALLERS):
+            events = [_event(subscription, f"b{n}-{i}") for i in range(BATCH_SIZE)]
+            response = await stub.BatchRecordUsageEvents(
+                pb.BatchRecordUsageEventsRequest(events=events), metadata=METADATA
+            )
+            assert response.accepted_count == BATCH_SIZE
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller(s) for s in subscriptions))
+    elapsed = time.perf_counter() - started
+    for subscription in subscriptions:
+        _check(
+            "batch", await _stored(stack.dsn, subscription), BATCHES // BATCH_CALLERS * BATCH_SIZE
+        )
+    return BATCHES * BATCH_SIZE / elapsed
+
+
+async def stream(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> float:
+    await _subscribe(stub, "sub_stream")
+
+    def events() -> Iterator[pb.UsageEventInput]:
+        for i in range(STREAM_EVENTS):
+            yield _event("sub_stream", f"s{i}")
+
+    started = time.perf_counter()
+    acknowledged = 0
+    async for result in stub.StreamUsageEvents(events(), metadata=METADATA):
+        acknowledged += result.outcome == pb.USAGE_EVENT_OUTCOME_ACCEPTED
+    elapsed = time.perf_counter() - started
+    _check("stream", await _stored(stack.dsn, "sub_stream"), acknowledged)
+    return acknowledged / elapsed
+
+
+async def copy_baseline(stack: Stack) -> float:
+    """The same rows, COPYed by asyncpg in batches of the same size into a same-shaped table
+    with the same unique key, each batch its own transaction."""
+    connection = await asyncpg.connect(stack.dsn)
+    try:
+        await connection.execute(
+            "CREATE TABLE public.copy_baseline (LIKE metering.usage_events INCLUDING DEFAULTS,"
+            " UNIQUE (subscription_id, idempotency_key))"
+        )
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        for n in range(BATCHES):
+            rows = [
+                (
+                    "sub_copy",
+                    f"evt_{n}_{i}",
+                    now,
+                    MERCHANT,
+                    "svc_bench",
+                    "usr_bench",
+                    "token_generated",
+                    Decimal(QUANTITY),
+                    None,
+                    f"c{n}-{i}",
+                    "{}",
+                    now,
+                )
+                for i in range(BATCH_SIZE)
+            ]
+            async with connection.transaction():
+                await connection.copy_records_to_table(
+                    "copy_baseline",
+                    schema_name="public",
+                    records=rows,
+                    columns=[
+                        "subscription_id",
+                        "id",
+                        "occurred_at",
+                        "merchant_id",
+                        "service_id",
+                        "user_id",
+                        "event_key",
+                        "quantity",
+                        "invoice_id",
+                        "idempotency_key",
+                        "properties",
+                        "receive_time",
+                    ],
+                )
+        return BATCHES * BATCH_SIZE / (time.perf_counter() - started)
+    finally:
+        await connection.close()
+
+
+async def measure(stack: Stack) -> list[Figure]:
+    async with grpc.aio.insecure_channel(stack.metering) as channel:
+        stub = metering_pb2_grpc.MeteringServiceStub(channel)
+        figures = await unary(stack, stub)
+        batch_rate = await batches(stack, stub)
+        stream_rate = await stream(stack, stub)
+    copy_rate = await copy_baseline(stack)
+    target = ">= 100,000/s and >= 0.5 x COPY"
+    return [
+        *figures,
+        Figure(
+            "BatchRecordUsageEvents (1,000 per call)",
+            batch_rate,
+            "events/s",
+            "asyncpg COPY",
+            copy_rate,
+            target,
+            batch_rate >= 100_000 and batch_rate >= 0.5 * copy_rate,
+        ),
+        Figure(
+            "StreamUsageEvents",
+            stream_rate,
+            "events/s",
+            "asyncpg COPY",
+            copy_rate,
+            target,
+            stream_rate >= 100_000 and stream_rate >= 0.5 * copy_rate,
+        ),
+    ]

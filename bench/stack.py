@@ -1,0 +1,149 @@
+"""The benchmark's own platform: a private PostgreSQL, anvil with MockUSDC, and metering,
+invoicing, settlement and the gateway as separate processes, as in production."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from devstack.chain import Anvil, MockUsdc
+from devstack.postgres import PrivateCluster, free_port
+from service_kit import migrations
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICES = ("metering_svc", "invoicing_svc", "settlement_svc", "gateway")
+MERCHANT = "mer_bench"
+
+
+@dataclass
+class Stack:
+    database_url: str
+    metering: str
+    invoicing: str
+    settlement: str
+    gateway_url: str
+    api_key: str
+    anvil: Anvil
+    usdc_address: str
+    workdir: Path
+
+    @property
+    def dsn(self) -> str:
+        """The database URL for asyncpg itself."""
+        return self.database_url.replace("postgresql+asyncpg", "postgresql")
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        stub: Any = health_pb2_grpc.HealthStub(channel)  # its typing stubs lack Check
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def _deploy_usdc(anvil: Anvil) -> str:
+    usdc = await MockUsdc.deploy(anvil.url, anvil.accounts[0])
+    await usdc.close()
+    return usdc.address
+
+
+@contextmanager
+def running_stack() -> Iterator[Stack]:
+    """Enter outside an event loop; everything stops on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    cluster = PrivateCluster(workdir / "pgdata")
+    cluster.start()
+    anvil = Anvil()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        cluster.create_database("billing")
+        url = cluster.url("billing")
+        for service in SERVICES:
+            migrations.upgrade(REPO / service / "migrations", url)
+        anvil.start()
+        usdc_address = asyncio.run(_deploy_usdc(anvil))
+        ports = {service: free_port() for service in SERVICES}
+        env = {
+            **os.environ,
+            "METERING_GRPC_PORT": str(ports["metering_svc"]),
+            "INVOICING_GRPC_PORT": str(ports["invoicing_svc"]),
+            "SETTLEMENT_GRPC_PORT": str(ports["settlement_svc"]),
+            "GATEWAY_HTTP_PORT": str(ports["gateway"]),
+            "INVOICING_METERING_ADDRESS": f"127.0.0.1:{ports['metering_svc']}",
+            "INVOICING_SETTLEMENT_ADDRESS": f"127.0.0.1:{ports['settlement_svc']}",
+            "SETTLEMENT_INVOICING_ADDRESS": f"127.0.0.1:{ports['invoicing_svc']}",
+            "GATEWAY_METERING_ADDRESS": f"127.0.0.1:{ports['metering_svc']}",
+            "GATEWAY_INVOICING_ADDRESS": f"127.0.0.1:{ports['invoicing_svc']}",
+            "GATEWAY_SETTLEMENT_ADDRESS": f"127.0.0.1:{ports['settlement_svc']}",
+            "SETTLEMENT_CHAIN_RPC_URL": anvil.url,
+            "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
+            "INVOICING_TEST_CLOCK_ENABLED": "true",
+            # The benchmark measures throughput, not the rate limit.
+            "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
+            "GATEWAY_RATE_LIMIT_BURST": "100000000",
+            **{f"{s.split('_')[0].upper()}_DATABASE_URL": url for s in SERVICES},
+            **{f"{s.split('_')[0].upper()}_LOG_LEVEL": "WARNING" for s in SERVICES},
+        }
+        for service in SERVICES:
+            log = (workdir / f"{service}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", service, "serve"], env=env, stdout=log, stderr=log
+                )
+            )
+        addresses = [f"127.0.0.1:{ports[s]}" for s in SERVICES[:3]]
+        deadline = time.monotonic() + 60
+        while not all(_serving(address) for address in addresses):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the services did not start; see the logs in {workdir}")
+            time.sleep(0.1)
+        key = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "create-key",
+                    "--merchant",
+                    MERCHANT,
+                    "--wallet",
+                    anvil.accounts[2],
+                ],
+                env={**env, "GATEWAY_LOG_LEVEL": "WARNING"},
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        yield Stack(
+            database_url=url,
+            metering=addresses[0],
+            invoicing=addresses[1],
+            settlement=addresses[2],
+            gateway_url=f"http://127.0.0.1:{ports['gateway']}",
+            api_key=key,
+            anvil=anvil,
+            usdc_address=usdc_address,
+            workdir=workdir,
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(15)
+        anvil.stop()
+        cluster.stop()
