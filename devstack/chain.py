@@ -74,6 +74,12 @@ class MockUsdc:
         self.contract = w3.eth.contract(address=w3.to_checksum_address(address), abi=abi)
 
     @classmethod
+    def at(cls, url: str, address: str) -> "MockUsdc":
+        """The token already deployed at `address`."""
+        abi, _ = compile_mock_usdc()
+        return cls(AsyncWeb3(AsyncHTTPProvider(url)), address, abi)
+
+    @classmethod
     async def deploy(cls, url: str, deployer: str) -> "MockUsdc":
         w3 = AsyncWeb3(AsyncHTTPProvider(url))
         abi, bytecode = compile_mock_usdc()
