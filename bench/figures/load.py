@@ -1,0 +1,115 @@
+"""Loading usage events straight into metering's tables, for the figures that need millions.
+
+Recording 10,000,000 events through the API would take most of the benchmark's time on 2 cores,
+so summaries.py and period_close.py write them directly, as the ingesting transaction would
+have: binary COPY into `metering.usage_events` (its monthly partitions created by metering's own
+PartitionKeeper), then the hourly rollups in one INSERT ... SELECT that computes what
+`_INSERT_EVENTS` of metering_svc/adapters/event_store.py maintains per (subscription, event key,
+hour), then VACUUM ANALYZE and a CHECKPOINT, so that the planner knows the new rows and neither
+autovacuum nor the checkpointer works off the load during the measurement. Rows are generated
+lazily: memory stays flat whatever the count.
+"""
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from metering_svc.adapters.partitions import PartitionKeeper, month_of, next_month
+
+EVENT_KEY = "token_generated"
+# Every column but seq, which takes its default from the sequence, as in ingestion.
+COLUMNS = (
+    "subscription_id",
+    "id",
+    "occurred_at",
+    "merchant_id",
+    "service_id",
+    "user_id",
+    "event_key",
+    "quantity",
+    "invoice_id",
+    "idempotency_key",
+    "properties",
+    "receive_time",
+)
+EventRow = tuple[str, str, datetime, str, str, str, str, Decimal, None, None, str, datetime]
+
+_ROLLUPS = """
+    INSERT INTO metering.usage_rollups (
+        subscription_id, event_key, bucket_start, merchant_id, total, event_count,
+        max_quantity, last_quantity, last_occurred_at, last_seq)
+    SELECT subscription_id, event_key, date_trunc('hour', occurred_at, 'UTC'), $2,
+        sum(quantity), count(*), max(quantity),
+        (array_agg(quantity ORDER BY occurred_at DESC, seq DESC))[1],
+        max(occurred_at),
+        (array_agg(seq ORDER BY occurred_at DESC, seq DESC))[1]
+    FROM metering.usage_events
+    WHERE subscription_id = ANY($1::text[])
+    GROUP BY subscription_id, event_key, date_trunc('hour', occurred_at, 'UTC')
+"""
+
+
+def spread_events(
+    merchant_id: str,
+    service_id: str,
+    subscription_id: str,
+    user_id: str,
+    count: int,
+    start: datetime,
+    end: datetime,
+    quantities: Sequence[Decimal],
+) -> Iterator[EventRow]:
+    """`count` events evenly spread over [start, end), in time order, quantities in turn."""
+    step = (end - start) / count
+    prefix = f"evt_{subscription_id}_"
+    for i in range(count):
+        moment = start + step * i
+        yield (
+            subscription_id,
+            f"{prefix}{i:09d}",
+            moment,
+            merchant_id,
+            service_id,
+            user_id,
+            EVENT_KEY,
+            quantities[i % len(quantities)],
+            None,
+            None,
+            "{}",
+            moment,
+        )
+
+
+async def ensure_partitions(database_url: str, start: datetime, end: datetime) -> None:
+    """The monthly partitions of usage_events covering [start, end), as metering creates them."""
+    months = [month_of(start)]
+    while next_month(months[-1]) <= month_of(end):
+        months.append(next_month(months[-1]))
+    engine = create_async_engine(database_url)
+    try:
+        await PartitionKeeper(engine).ensure(months)
+    finally:
+        await engine.dispose()
+
+
+async def copy_events(connection: asyncpg.Connection, rows: Iterator[EventRow]) -> None:
+    await connection.copy_records_to_table(
+        "usage_events", schema_name="metering", columns=COLUMNS, records=rows
+    )
+
+
+async def build_rollups(
+    connection: asyncpg.Connection, merchant_id: str, subscription_ids: Sequence[str]
+) -> None:
+    """The hourly rollups of the subscriptions' events (which must have none yet)."""
+    await connection.execute(_ROLLUPS, list(subscription_ids), merchant_id)
+
+
+async def vacuum_analyze(connection: asyncpg.Connection) -> None:
+    """Statistics and visibility maps for the new rows, and their pages written out, so that
+    neither autovacuum nor a checkpoint catching up with the load runs during the measurement."""
+    await connection.execute("VACUUM (ANALYZE) metering.usage_events, metering.usage_rollups")
+    await connection.execute("CHECKPOINT")

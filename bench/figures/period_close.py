@@ -1,0 +1,286 @@
+"""Period close of 10,000 subscriptions with 1,000,000 events; baseline: the same aggregation as
+one SQL statement; target: <= 60 s.
+
+One service and a USAGE_BASED plan (0.000010 USDC per unit, monthly) are created through
+invoicing's gRPC API. The subscriptions and their usage are written directly, since checking out
+10,000 subscriptions and recording 1,000,000 events through the API would take minutes:
+1. metering's replicas (`metering.subscriptions`) and 100 events per subscription, evenly spread
+   over its period, quantities integers (so `amount x quantity` never needs rounding and SQL's
+   half-away-from-zero `round` agrees with the services' HALF_EVEN), with their rollups, in one
+   transaction (bench/figures/load.py); then VACUUM ANALYZE, which cannot run in a transaction,
+   and a CHECKPOINT;
+2. then, in a second transaction, the 10,000 rows of `invoicing.subscriptions` (ACTIVE, anchored
+   32 days ago, period 0 ending one month after the anchor, so it ended days ago, well past the
+   one-hour grace), analyzed before the commit. The scheduler sees no subscription before its
+   usage is in place.
+The clock starts at that commit; invoicing's own scheduler (one pass a second, one transaction
+per subscription, usage from metering's GetUsageSummary) closes the periods. The figure is the
+time until all 10,000 invoices exist (polled every 0.5 s); then every invoice amount is checked
+against round(sum(quantity) x 0.000010, 6) of its subscription's raw events, and the outbox
+messages the closes left undelivered are printed to stderr.
+
+The baseline is that aggregation as one SQL statement over the same events, each of two forms
+run twice, the faster second run counting: `SELECT subscription_id, sum(quantity) ... WHERE
+subscription_id = ANY(these 10,000) GROUP BY subscription_id` (fastest alone, but it scans
+whole partitions, with the other figures' events in a full run, e.g. the 10,000,000 of
+summaries.py) and a sum per subscription through the (subscription_id, ...) index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import grpc
+
+from bench.figures import Figure
+from bench.figures.load import (
+    build_rollups,
+    copy_events,
+    ensure_partitions,
+    spread_events,
+    vacuum_analyze,
+)
+from bench.stack import MERCHANT, Stack
+from billing.invoicing.v1 import invoicing_pb2 as pb
+from billing.invoicing.v1 import invoicing_pb2_grpc
+from invoicing_svc.domain.model import BillingInterval
+from invoicing_svc.domain.periods import period_bounds
+from service_kit.tenancy import MERCHANT_METADATA_KEY
+
+METADATA = ((MERCHANT_METADATA_KEY, MERCHANT),)
+SUBSCRIPTIONS, EVENTS_EACH = 10_000, 100
+EVENTS = SUBSCRIPTIONS * EVENTS_EACH
+UNIT_PRICE = Decimal("0.000010")
+UNITS = [Decimal(units) for units in range(1, 1001)]
+POLL_SECONDS, GIVE_UP_SECONDS, TARGET_SECONDS = 0.5, 600.0, 60.0
+
+_INVOICED = """
+    SELECT count(*) FROM invoicing.invoices
+    WHERE merchant_id = $1 AND service_id = $2 AND period_start IS NOT NULL
+"""
+
+# Per subscription, the invoiced amount against its raw events priced in SQL.
+_CHECK = """
+    WITH expected AS (
+        SELECT subscription_id, round(sum(quantity) * $3, 6) AS amount
+        FROM metering.usage_events
+        WHERE merchant_id = $1 AND subscription_id = ANY($4::text[])
+        GROUP BY subscription_id
+    ), billed AS (
+        SELECT subscription_id, amount FROM invoicing.invoices
+        WHERE merchant_id = $1 AND service_id = $2 AND period_start IS NOT NULL
+    )
+    SELECT count(*) FILTER (WHERE e.amount IS DISTINCT FROM b.amount) AS wrong,
+        sum(b.amount) AS billed, sum(e.amount) AS expected
+    FROM expected e FULL JOIN billed b USING (subscription_id)
+"""
+
+# The baseline in two forms, the faster counts: GROUP BY scans whole partitions, which also hold
+# the other figures' events in a full run; the per-subscription form reads these events only.
+_BASELINES = (
+    """SELECT subscription_id, sum(quantity) FROM metering.usage_events
+    WHERE merchant_id = $1 AND subscription_id = ANY($2::text[])
+    GROUP BY subscription_id""",
+    """SELECT s.id, (SELECT sum(e.quantity) FROM metering.usage_events e
+        WHERE e.merchant_id = $1 AND e.subscription_id = s.id)
+    FROM unnest($2::text[]) AS s(id)""",
+)
+
+
+def _log(message: str) -> None:
+    print(f"  period_close: {message}", file=sys.stderr, flush=True)
+
+
+def _units(index: int) -> tuple[Decimal, Decimal]:
+    """The two quantities a subscription's events alternate between: totals differ."""
+    return UNITS[index % 1000], UNITS[7 * index % 1000]
+
+
+async def _catalog(stack: Stack) -> tuple[str, str]:
+    """A service and its USAGE_BASED plan, through invoicing's API."""
+    async with grpc.aio.insecure_channel(stack.invoicing) as channel:
+        stub = invoicing_pb2_grpc.InvoicingServiceStub(channel)
+        service = await stub.CreateService(
+            pb.CreateServiceRequest(service=pb.Service(name="period close bench")),
+            metadata=METADATA,
+        )
+        plan = await stub.CreatePlan(
+            pb.CreatePlanRequest(
+                plan=pb.Plan(
+                    service_id=service.id,
+                    name="per unit",
+                    pricing_type=pb.PRICING_TYPE_USAGE_BASED,
+                    billing_interval=pb.BILLING_INTERVAL_MONTH,
+                    interval_count=1,
+                    amount=str(UNIT_PRICE),
+                )
+            ),
+            metadata=METADATA,
+        )
+    return service.id, plan.id
+
+
+_METERING_REPLICA = [
+    "id",
+    "merchant_id",
+    "service_id",
+    "user_id",
+    "status",
+    "current_period_start",
+    "current_period_end",
+    "version",
+    "update_time",
+]
+_INVOICING_SUBSCRIPTION = [
+    "id",
+    "merchant_id",
+    "service_id",
+    "plan_id",
+    "user_id",
+    "status",
+    "billing_anchor",
+    "period_index",
+    "current_period_start",
+    "current_period_end",
+    "cancel_at_period_end",
+    "version",
+    "create_time",
+]
+
+
+async def _load(
+    stack: Stack, service: str, plan: str, ids: list[str], start: datetime, end: datetime
+) -> None:
+    """Metering's replicas, events and rollups; then the invoicing subscriptions, committed."""
+    now = datetime.now(UTC)
+    users = [sid.replace("sub_", "usr_") for sid in ids]
+    await ensure_partitions(stack.database_url, start, end)
+    connection = await asyncpg.connect(stack.dsn)
+    try:
+        began = time.perf_counter()
+        async with connection.transaction():
+            await connection.copy_records_to_table(
+                "subscriptions",
+                schema_name="metering",
+                columns=_METERING_REPLICA,
+                records=(
+                    (sid, MERCHANT, service, user, "ACTIVE", start, end, 1, now)
+                    for sid, user in zip(ids, users, strict=True)
+                ),
+            )
+            events = itertools.chain.from_iterable(
+                spread_events(MERCHANT, service, sid, user, EVENTS_EACH, start, end, _units(i))
+                for i, (sid, user) in enumerate(zip(ids, users, strict=True))
+            )
+            await copy_events(connection, events)
+            copied = time.perf_counter() - began
+            _log(f"COPY of {EVENTS:,} events: {copied:.1f} s")
+            began = time.perf_counter()
+            await build_rollups(connection, MERCHANT, ids)
+            _log(f"rollups: {time.perf_counter() - began:.1f} s")
+        began = time.perf_counter()
+        await vacuum_analyze(connection)
+        _log(f"VACUUM ANALYZE, CHECKPOINT: {time.perf_counter() - began:.1f} s")
+        async with connection.transaction():
+            # Period 0 of a subscription anchored at `start`, created then.
+            first_period = ("ACTIVE", start, 0, start, end, False, 1, start)
+            await connection.copy_records_to_table(
+                "subscriptions",
+                schema_name="invoicing",
+                columns=_INVOICING_SUBSCRIPTION,
+                records=(
+                    (sid, MERCHANT, service, plan, user, *first_period)
+                    for sid, user in zip(ids, users, strict=True)
+                ),
+            )
+            await connection.execute("ANALYZE invoicing.subscriptions")
+    finally:
+        await connection.close()
+
+
+async def _wait_for_invoices(connection: asyncpg.Connection, service: str) -> float:
+    """Seconds until every subscription has its period invoice."""
+    began = time.perf_counter()
+    reported = began
+    while True:
+        invoiced = await connection.fetchval(_INVOICED, MERCHANT, service)
+        elapsed = time.perf_counter() - began
+        if invoiced >= SUBSCRIPTIONS:
+            return elapsed
+        if elapsed > GIVE_UP_SECONDS:
+            raise TimeoutError(
+                f"{invoiced:,} of {SUBSCRIPTIONS:,} periods closed in {elapsed:.0f} s"
+            )
+        if time.perf_counter() - reported >= 10:
+            reported = time.perf_counter()
+            _log(f"{invoiced:,} periods closed after {elapsed:.0f} s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _timed_twice(connection: asyncpg.Connection, query: str, ids: list[str]) -> float:
+    """Seconds of the second of two runs (the first warms the cache)."""
+    for _ in range(2):
+        began = time.perf_counter()
+        rows = await connection.fetch(query, MERCHANT, ids)
+        seconds = time.perf_counter() - began
+    assert len(rows) == SUBSCRIPTIONS
+    return seconds
+
+
+async def measure(stack: Stack) -> list[Figure]:
+    service, plan = await _catalog(stack)
+    ids = [f"sub_close_{i:05d}" for i in range(SUBSCRIPTIONS)]
+    start = datetime.now(UTC) - timedelta(days=32)
+    end = period_bounds(start, BillingInterval.MONTH, 1, 0)[1]
+    began = time.perf_counter()
+    await _load(stack, service, plan, ids, start, end)
+    loaded, ago = time.perf_counter() - began, datetime.now(UTC) - end
+    _log(f"loaded in {loaded:.1f} s; the periods ended {ago} ago")
+    connection = await asyncpg.connect(stack.dsn)
+    try:
+        seconds = await _wait_for_invoices(connection, service)
+        _log(f"{SUBSCRIPTIONS:,} periods closed in {seconds:.1f} s")
+        backlog = await connection.fetchval(
+            "SELECT count(*) FROM invoicing.outbox WHERE delivered_time IS NULL"
+        )
+        _log(f"outbox messages not yet delivered: {backlog:,}")
+        row = await connection.fetchrow(_CHECK, MERCHANT, service, UNIT_PRICE, ids)
+        assert row is not None
+        expected = sum(
+            (sum(_units(i)) * (EVENTS_EACH // 2) * UNIT_PRICE for i in range(SUBSCRIPTIONS)),
+            Decimal(0),
+        )
+        if row["wrong"] or row["billed"] != expected or row["expected"] != expected:
+            raise AssertionError(
+                f"{row['wrong']} invoices differ from their events; billed {row['billed']}, "
+                f"priced in SQL {row['expected']}, loaded {expected}"
+            )
+        baseline = min([await _timed_twice(connection, query, ids) for query in _BASELINES])
+    finally:
+        await connection.close()
+    return [
+        Figure(
+            f"period close, {SUBSCRIPTIONS:,} subscriptions / {EVENTS:,} events",
+            seconds,
+            "s",
+            baseline="one SQL aggregation",
+            baseline_value=baseline,
+            target=f"<= {TARGET_SECONDS:.0f} s",
+            met=seconds <= TARGET_SECONDS,
+        ),
+        Figure(
+            "periods closed per second",
+            SUBSCRIPTIONS / seconds,
+            "periods/s",
+            baseline="one SQL aggregation",
+            baseline_value=SUBSCRIPTIONS / baseline,
+            target=f">= {SUBSCRIPTIONS / TARGET_SECONDS:.0f} /s",
+            met=seconds <= TARGET_SECONDS,
+        ),
+    ]
