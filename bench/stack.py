@@ -3,6 +3,7 @@ invoicing, settlement and the gateway as separate processes, as in production.""
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,3 +148,4 @@ def running_stack() -> Iterator[Stack]:
             process.wait(15)
         anvil.stop()
         cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -9,13 +9,15 @@ log = structlog.get_logger()
 
 
 async def every(interval_seconds: float, name: str, work: Callable[[], Awaitable[object]]) -> None:
-    """Runs `work` forever, pausing `interval_seconds` between runs; a failure is logged and the
-    next run tries again. Cancel the task to stop it."""
+    """Runs `work` forever. After a run that reports work done (a truthy result, e.g. messages
+    relayed) the next starts at once, so a backlog drains at full speed; otherwise it pauses
+    `interval_seconds`. A failure is logged and the next run tries again. Cancel to stop."""
     while True:
+        done: object = None
         try:
-            await work()
+            done = await work()
         except asyncio.CancelledError:
             raise
         except Exception as error:
             log.exception("background.failed", work=name, error=str(error))
-        await asyncio.sleep(interval_seconds)
+        await asyncio.sleep(0 if done else interval_seconds)
