@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install browser up demo test lint format protos clean
+.PHONY: install browser bench up demo test lint format protos clean
 
 # Python packages into .venv; anvil (the local EVM node) from npm into node_modules.
 $(INSTALLED): pyproject.toml package.json package-lock.json
@@ -23,6 +23,11 @@ up: install
 ## Retempo's seed 000 story through the REST API of a running `make up`, request by request.
 demo: install
 	$(PY) -m devstack.demo
+
+## Measures every figure next to its baseline on its own stack (writes bench/results/latest.json).
+bench: install
+	command -v h2load >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client wrk)
+	$(PY) -m bench
 
 ## Debian chromium for the checkout-page tests (driven by Playwright; no browser download).
 browser:
