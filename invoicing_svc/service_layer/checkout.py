@@ -17,6 +17,7 @@ from invoicing_svc.domain.model import (
 )
 from invoicing_svc.domain.periods import period_bounds
 from invoicing_svc.domain.plans import fixed_fee
+from invoicing_svc.domain.urls import require_http_url
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.decimals import round_usdc
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -24,7 +25,6 @@ from service_kit.idempotency import RequestKey
 from service_kit.ids import new_id
 
 log = structlog.get_logger()
-_URL = re.compile(r"^https?://[^\s]{1,2000}$")
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 _TRANSACTION_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -56,8 +56,7 @@ async def create_checkout_session(
         ("session.success_url", draft.success_url),
         ("session.cancel_url", draft.cancel_url),
     ):
-        if not _URL.match(url):
-            raise InvalidArgument(f"{field} must be an http(s) URL", field=field)
+        require_http_url(url, field)
     if draft.user_id and not _USER_ID.match(draft.user_id):
         raise InvalidArgument(
             "session.user_id must be 1-128 characters of [A-Za-z0-9_.:-]", field="session.user_id"

@@ -4,10 +4,10 @@ retry horizon, every attempt recorded."""
 import asyncio
 import base64
 import os
-import re
 from datetime import timedelta
 
 from invoicing_svc.adapters.webhook_store import WebhookDelivery, WebhookEndpoint
+from invoicing_svc.domain.urls import require_http_url
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from service_kit import pagination
 from service_kit.errors import InvalidArgument, NotFound
@@ -29,7 +29,6 @@ EVENT_TYPES = frozenset(
         "settlement.failed",
     }
 )
-_URL = re.compile(r"^https?://[^\s]{1,2000}$")
 DELIVERY_BATCH = 50
 
 
@@ -37,8 +36,7 @@ async def create_webhook_endpoint(
     invoicing: Invoicing, endpoint: WebhookEndpoint, request: RequestKey | None
 ) -> WebhookEndpoint:
     """Registers the endpoint with a new signing secret, returned only here."""
-    if not _URL.match(endpoint.url):
-        raise InvalidArgument("endpoint.url must be an http(s) URL", field="endpoint.url")
+    require_http_url(endpoint.url, "endpoint.url")
     if not endpoint.event_types:
         raise InvalidArgument("endpoint.event_types is required", field="endpoint.event_types")
     unknown = set(endpoint.event_types) - EVENT_TYPES - {"*"}
