@@ -1,4 +1,4 @@
-"""python -m gateway [serve | migrate | create-key --merchant ID --name NAME --wallet 0x...]"""
+"""python -m gateway [serve | migrate | create-key --merchant ID ... | revoke-key KEY]"""
 
 import argparse
 import asyncio
@@ -7,7 +7,7 @@ from pathlib import Path
 import uvicorn
 
 from gateway.app import create_app
-from gateway.merchants import create_api_key, create_merchant, merchant
+from gateway.merchants import create_api_key, create_merchant, merchant, revoke_api_key
 from gateway.settings import GatewaySettings
 from service_kit import migrations
 from service_kit.clock import SystemClock
@@ -30,6 +30,15 @@ async def issue_key(settings: GatewaySettings, merchant_id: str, name: str, wall
         await engine.dispose()
 
 
+async def revoke_key(settings: GatewaySettings, key: str) -> bool:
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            return await revoke_api_key(session, key, SystemClock().now())
+    finally:
+        await engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway")
     commands = parser.add_subparsers(dest="command")
@@ -39,6 +48,8 @@ def main() -> None:
     key.add_argument("--merchant", required=True, help="merchant id, e.g. mer_demo")
     key.add_argument("--name", default="", help="merchant name, for a new merchant")
     key.add_argument("--wallet", default="0x" + "0" * 40, help="the merchant's USDC wallet")
+    revoke = commands.add_parser("revoke-key", help="revoke an API key")
+    revoke.add_argument("key", help='the key, or its "bk_<key id>" prefix')
     arguments = parser.parse_args()
     settings = GatewaySettings()
     configure_logging(settings.log_level)
@@ -48,6 +59,10 @@ def main() -> None:
         print(
             asyncio.run(issue_key(settings, arguments.merchant, arguments.name, arguments.wallet))
         )
+    elif arguments.command == "revoke-key":
+        if not asyncio.run(revoke_key(settings, arguments.key)):
+            raise SystemExit("no live API key matches")
+        print("revoked")
     else:
         uvicorn.run(
             create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None

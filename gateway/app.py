@@ -1,27 +1,25 @@
-"""The ASGI application: routers, the error envelope, rate-limit headers and request metrics."""
+"""The ASGI application: routers, the error envelope, and the request observer."""
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 
 from gateway import hosted_checkout, openapi_bodies
 from gateway.backends import Backends
 from gateway.context import Gateway
 from gateway.errors import ApiError, camel
+from gateway.merchants import KeyCache
+from gateway.middleware import ObserveRequests
 from gateway.rate_limit import RateLimiter
 from gateway.routes import billing, catalog, operations, payments, usage
 from gateway.settings import GatewaySettings
+from gateway.usage_batcher import UsageBatcher
 from service_kit.clock import Clock, SystemClock
 from service_kit.database import create_engine, session_factory
-
-REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("gateway_request_seconds", "HTTP request latency", ["method", "route"])
 
 
 def _envelope(error: ApiError) -> JSONResponse:
@@ -33,10 +31,14 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        sessions = session_factory(engine)
+        backends = Backends(settings)
         app.state.gateway = Gateway(
             settings=settings,
-            sessions=session_factory(engine),
-            backends=Backends(settings),
+            sessions=sessions,
+            backends=backends,
+            usage=UsageBatcher(backends),
+            keys=KeyCache(sessions, settings.api_key_cache_seconds),
             limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
             clock=clock or SystemClock(),
         )
@@ -78,20 +80,5 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
         return _envelope(ApiError(500, "api_error", "internal_error", "an internal error occurred"))
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-        decision = getattr(request.state, "rate_limit", None)
-        if decision is not None:
-            response.headers["RateLimit-Limit"] = str(decision.limit)
-            response.headers["RateLimit-Remaining"] = str(decision.remaining)
-            response.headers["RateLimit-Reset"] = str(decision.reset_seconds)
-        return response
-
+    app.add_middleware(ObserveRequests)
     return app

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.backends import Backends
 from gateway.errors import ApiError, camel
-from gateway.merchants import Merchant, merchant_for_key
+from gateway.merchants import KeyCache, Merchant
 from gateway.rate_limit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.tables import IdempotentResponseRow
+from gateway.usage_batcher import UsageBatcher
 from service_kit.clock import Clock
 
 M = TypeVar("M", bound=BaseModel)
@@ -34,6 +35,8 @@ class Gateway:
     settings: GatewaySettings
     sessions: async_sessionmaker[AsyncSession]
     backends: Backends
+    keys: KeyCache
+    usage: UsageBatcher
     limiter: RateLimiter
     clock: Clock
 
@@ -196,8 +199,7 @@ async def merchant_request(request: Request) -> MerchantRequest:
             "missing_api_key",
             "send your API key as Authorization: Bearer <key>",
         )
-    async with gateway.sessions() as session:
-        merchant = await merchant_for_key(session, key.strip())
+    merchant = await gateway.keys.merchant(key.strip())
     if merchant is None:
         raise ApiError(401, "authentication_error", "invalid_api_key", "the API key is not valid")
     decision = gateway.limiter.take(merchant.id)

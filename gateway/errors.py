@@ -51,16 +51,14 @@ def camel(path: str) -> str:
 
 
 def from_grpc(error: grpc.aio.AioRpcError) -> ApiError:
-    status, kind = _STATUS_OF.get(error.code(), (502, "api_error"))
+    return from_status(error.code(), error.details() or "", field_of(error))
+
+
+def from_status(code: grpc.StatusCode, message: str, field: str) -> ApiError:
+    """The HTTP error of a gRPC status; a backend failure hides its detail behind 503/502."""
+    status, kind = _STATUS_OF.get(code, (502, "api_error"))
     if status >= 500:
         return ApiError(
             status, kind, "backend_unavailable", "a billing service is unavailable; retry later"
         )
-    field = field_of(error)
-    return ApiError(
-        status,
-        kind,
-        error.code().name.lower(),
-        error.details() or "",
-        camel(field) if field else "",
-    )
+    return ApiError(status, kind, code.name.lower(), message, camel(field) if field else "")

@@ -3,11 +3,12 @@
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.tables import ApiKeyRow, MerchantRow
 from service_kit.ids import new_id
@@ -48,6 +49,19 @@ async def create_api_key(session: AsyncSession, merchant_id: str, now: datetime)
     return f"{KEY_PREFIX}{key_id}_{secret}"
 
 
+async def revoke_api_key(session: AsyncSession, key: str, now: datetime) -> bool:
+    """Revokes a key given whole or as its "bk_<key id>" prefix; False when no live key matched.
+    Gateways that cached it stop accepting it within their key cache time."""
+    key_id = key.removeprefix(KEY_PREFIX).partition("_")[0]
+    revoked = await session.execute(
+        update(ApiKeyRow)
+        .where(ApiKeyRow.id == key_id, ApiKeyRow.revoke_time.is_(None))
+        .values(revoke_time=now)
+        .returning(ApiKeyRow.id)
+    )
+    return revoked.first() is not None
+
+
 async def merchant_for_key(session: AsyncSession, key: str) -> Merchant | None:
     """The merchant owning an unrevoked key; the secret is compared in constant time."""
     if not key.startswith(KEY_PREFIX) or key.count("_") < 2:
@@ -62,6 +76,33 @@ async def merchant_for_key(session: AsyncSession, key: str) -> Merchant | None:
     if match is None or not hmac.compare_digest(match.secret_hash, _hash(secret)):
         return None
     return Merchant(match.id, match.name, match.wallet_address)
+
+
+class KeyCache:
+    """Recently authenticated keys, so a merchant's requests skip the database lookup.
+
+    Entries are keyed by the SHA-256 of the whole key (the key itself is never held) and live
+    `ttl_seconds`: a key revoked in the database stops working within that time. Only valid keys
+    are cached; an unknown key is looked up each time."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_seconds: float) -> None:
+        self._sessions = sessions
+        self._ttl = ttl_seconds
+        self._entries: dict[bytes, tuple[Merchant, float]] = {}
+
+    async def merchant(self, key: str) -> Merchant | None:
+        digest = _hash(key)
+        now = time.monotonic()
+        entry = self._entries.get(digest)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        async with self._sessions() as session:
+            found = await merchant_for_key(session, key)
+        if found is None:
+            self._entries.pop(digest, None)
+        else:
+            self._entries[digest] = (found, now + self._ttl)
+        return found
 
 
 async def merchant(session: AsyncSession, merchant_id: str) -> Merchant | None:

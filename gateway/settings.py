@@ -24,4 +24,6 @@ class GatewaySettings(BaseSettings):
     rate_limit_burst: int = Field(default=500, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_batch_events: int = Field(default=1_000, ge=1, le=10_000)
+    # A valid API key is remembered this long; a revoked key stops working within it.
+    api_key_cache_seconds: float = Field(default=30.0, ge=0)
     idempotency_ttl: timedelta = timedelta(hours=24)

@@ -71,9 +71,8 @@ async def record_usage_event(merchant: Merchant) -> Any:
     payload = merchant.parse(UsageEventIn)
 
     async def record() -> dict[str, Any]:
-        stub = merchant.gateway.backends.metering
-        request = pb.RecordUsageEventRequest(event=event_message(payload))
-        return to_json(await merchant.call(stub.RecordUsageEvent, request))
+        event = event_message(payload)
+        return to_json(await merchant.gateway.usage.record(merchant.merchant.id, event))
 
     return await merchant.created(record)
 
