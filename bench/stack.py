@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography.fernet import Fernet
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.chain import Anvil, MockUsdc
@@ -91,6 +92,7 @@ def running_stack() -> Iterator[Stack]:
             "SETTLEMENT_CHAIN_RPC_URL": anvil.url,
             "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
             "INVOICING_TEST_CLOCK_ENABLED": "true",
+            "INVOICING_SECRETS_KEY": Fernet.generate_key().decode(),
             # The benchmark measures throughput, not the rate limit.
             "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
             "GATEWAY_RATE_LIMIT_BURST": "100000000",

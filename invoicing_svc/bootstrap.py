@@ -4,6 +4,7 @@ import asyncio
 
 from billing.invoicing.v1 import invoicing_pb2, invoicing_pb2_grpc
 from invoicing_svc.adapters.metering_client import MeteringClient
+from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.settlement_client import SettlementClient
 from invoicing_svc.adapters.webhook_sender import WebhookSender
 from invoicing_svc.api.servicer import InvoicingServicer
@@ -32,6 +33,7 @@ def build(settings: InvoicingSettings, clock: Clock | None = None) -> Invoicing:
         ),
         webhook_sender=WebhookSender(settings.webhook_timeout_seconds),
         render=webhook_renderer(settings.checkout_base_url),
+        secrets=SecretBox(settings.secrets_key.get_secret_value()),
     )
 
 

@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from service_kit.settings import ServiceSettings
@@ -12,6 +12,8 @@ class InvoicingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INVOICING_", extra="ignore")
 
     grpc_port: int = Field(default=50052, ge=0, le=65535)
+    # Encrypts webhook signing secrets at rest (adapters/secret_box.py); required to serve.
+    secrets_key: SecretStr = SecretStr("")
     metering_address: str = "127.0.0.1:50051"
     settlement_address: str = "127.0.0.1:50053"
     # Deadline of every call to metering and settlement.

@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+from cryptography.fernet import Fernet
 
 from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2_grpc
@@ -35,6 +36,9 @@ from settlement_svc.settings import SettlementSettings
 REPO = Path(__file__).parent.parent
 SERVICES = ("metering_svc", "invoicing_svc", "settlement_svc", "gateway")
 MIGRATIONS = [REPO / service / "migrations" for service in SERVICES]
+
+# Encrypts webhook signing secrets (invoicing_svc/adapters/secret_box.py) in every test service.
+SECRETS_KEY = Fernet.generate_key().decode()
 
 # Tests run on a manual clock: events default to its "now", and it never moves backwards.
 TEST_START = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
@@ -137,6 +141,7 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
                 metering_address=f"127.0.0.1:{metering.port}",
                 settlement_address=f"127.0.0.1:{settlement_port}",
                 test_clock_enabled=True,
+                secrets_key=SECRETS_KEY,
             ),
             clock=clock,
         )

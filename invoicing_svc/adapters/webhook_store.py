@@ -7,6 +7,7 @@ from sqlalchemy import any_, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
 from service_kit.ids import new_id
 from service_kit.pagination import in_creation_order
@@ -60,15 +61,22 @@ class WebhookDelivery:
     attempts: tuple[WebhookAttempt, ...]
 
 
-def _endpoint(row: WebhookEndpointRow) -> WebhookEndpoint:
-    return WebhookEndpoint(
-        row.id, row.merchant_id, row.url, tuple(row.event_types), row.secret, row.create_time
-    )
-
-
 class WebhookStore:
-    def __init__(self, session: AsyncSession) -> None:
+    """Signing secrets are sealed on the way in and opened on the way out."""
+
+    def __init__(self, session: AsyncSession, secrets: SecretBox) -> None:
         self._session = session
+        self._secrets = secrets
+
+    def _endpoint(self, row: WebhookEndpointRow) -> WebhookEndpoint:
+        return WebhookEndpoint(
+            row.id,
+            row.merchant_id,
+            row.url,
+            tuple(row.event_types),
+            self._secrets.open(row.sealed_secret),
+            row.create_time,
+        )
 
     async def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
         self._session.add(
@@ -77,7 +85,7 @@ class WebhookStore:
                 merchant_id=endpoint.merchant_id,
                 url=endpoint.url,
                 event_types=list(endpoint.event_types),
-                secret=endpoint.secret,
+                sealed_secret=self._secrets.seal(endpoint.secret),
                 create_time=endpoint.create_time,
             )
         )
@@ -85,7 +93,7 @@ class WebhookStore:
 
     async def endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
         row = await self._session.get(WebhookEndpointRow, endpoint_id)
-        return _endpoint(row) if row and row.merchant_id == merchant_id else None
+        return self._endpoint(row) if row and row.merchant_id == merchant_id else None
 
     async def endpoints(
         self, merchant_id: str, after: tuple[datetime, str] | None, limit: int
@@ -96,7 +104,7 @@ class WebhookStore:
                 query, WebhookEndpointRow.create_time, WebhookEndpointRow.id, after, limit
             )
         )
-        return [_endpoint(row) for row in rows]
+        return [self._endpoint(row) for row in rows]
 
     async def fan_out(
         self, merchant_id: str, event_id: str, event_type: str, body: str, now: datetime
@@ -136,7 +144,7 @@ class WebhookStore:
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[DueDelivery]:
         """Leases due deliveries to this worker, so no other replica sends them meanwhile."""
         rows = await self._session.execute(
-            select(WebhookDeliveryRow, WebhookEndpointRow.url, WebhookEndpointRow.secret)
+            select(WebhookDeliveryRow, WebhookEndpointRow.url, WebhookEndpointRow.sealed_secret)
             .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
             .where(
                 WebhookDeliveryRow.status == "PENDING",
@@ -158,7 +166,7 @@ class WebhookStore:
                 attempt_count=row.WebhookDeliveryRow.attempt_count,
                 create_time=row.WebhookDeliveryRow.create_time,
                 url=row.url,
-                secret=row.secret,
+                secret=self._secrets.open(row.sealed_secret),
             )
             for row in rows
         ]

@@ -41,7 +41,7 @@ def outbox_relay(invoicing: Invoicing) -> OutboxRelay:
             {"type": event["type"], "timestamp": event["timestamp"], "data": event["data"]},
             separators=(",", ":"),
         )
-        await WebhookStore(session).fan_out(
+        await WebhookStore(session, invoicing.secrets).fan_out(
             message.merchant_id, event["id"], event["type"], body, invoicing.clock.now()
         )
 

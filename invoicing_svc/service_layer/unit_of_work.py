@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.metering_client import MeteringClient
+from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.settlement_client import SettlementClient
 from invoicing_svc.adapters.subscription_store import SubscriptionStore
 from invoicing_svc.adapters.tables import idempotency_records, outbox
@@ -34,16 +35,19 @@ Renderer = Callable[[object], dict[str, Any]]
 
 
 class InvoicingUnitOfWork(UnitOfWork):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], render: Renderer) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], render: Renderer, secrets: SecretBox
+    ) -> None:
         super().__init__(sessions)
         self._render = render
+        self._secrets = secrets
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.catalog = CatalogStore(self.session)
         self.subscriptions = SubscriptionStore(self.session)
         self.invoices = InvoiceStore(self.session)
-        self.webhooks = WebhookStore(self.session)
+        self.webhooks = WebhookStore(self.session, self._secrets)
         self.idempotency = IdempotencyStore(idempotency_records)
         self.outbox = Outbox(outbox)
         return self
@@ -91,6 +95,7 @@ class Invoicing:
     settlement: SettlementClient
     webhook_sender: WebhookSender
     render: Renderer
+    secrets: SecretBox
 
     def unit_of_work(self) -> InvoicingUnitOfWork:
-        return InvoicingUnitOfWork(self.sessions, self.render)
+        return InvoicingUnitOfWork(self.sessions, self.render, self.secrets)

@@ -21,7 +21,7 @@ from invoicing_svc.service_layer.relay import outbox_relay
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from invoicing_svc.settings import InvoicingSettings
 from service_kit.clock import ManualClock
-from tests.conftest import TEST_START, RunningMetering, metering_server
+from tests.conftest import SECRETS_KEY, TEST_START, RunningMetering, metering_server
 
 GRACE = timedelta(hours=1)
 _merchants = itertools.count(1)
@@ -52,6 +52,7 @@ async def invoicing(
         late_event_grace=GRACE,
         test_clock_enabled=True,
         webhook_timeout_seconds=2,
+        secrets_key=SECRETS_KEY,
     )
     service = bootstrap.build(settings, clock=billing_clock)
     yield service
