@@ -3,6 +3,7 @@
 from billing.metering.v1 import metering_pb2 as pb
 from metering_svc.domain.model import (
     Aggregation,
+    EventOutcome,
     EventResult,
     InvoiceReference,
     Meter,
@@ -57,10 +58,16 @@ def draft_from_proto(event: pb.UsageEventInput) -> UsageEventDraft:
     )
 
 
+_OUTCOMES = {
+    outcome: pb.UsageEventOutcome.Value(f"USAGE_EVENT_OUTCOME_{outcome.value}")
+    for outcome in EventOutcome
+}
+
+
 def result_to_proto(result: EventResult) -> pb.UsageEventResult:
     message = pb.UsageEventResult(
         index=result.index,
-        outcome=pb.UsageEventOutcome.Value(f"USAGE_EVENT_OUTCOME_{result.outcome.value}"),
+        outcome=_OUTCOMES[result.outcome],
         event_id=result.event_id,
     )
     if result.error is not None:

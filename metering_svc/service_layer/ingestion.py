@@ -12,7 +12,7 @@ from metering_svc.domain.model import EventOutcome, EventResult, UsageEvent, Usa
 from metering_svc.domain.validation import check_invoice, check_subscription, validate_fields
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import DomainError, InvalidArgument
-from service_kit.ids import new_id
+from service_kit.ids import new_ids
 
 
 async def record_usage_events(
@@ -29,11 +29,13 @@ async def record_usage_events(
     now = metering.clock.now()
     results: dict[int, EventResult] = {}
     candidates: list[tuple[int, UsageEvent]] = []
-    for index, draft in enumerate(drafts):
+    for index, (draft, event_id) in enumerate(
+        zip(drafts, new_ids("evt", len(drafts)), strict=True)
+    ):
         try:
             event = validate_fields(
                 draft,
-                event_id=new_id("evt"),
+                event_id=event_id,
                 merchant_id=merchant_id,
                 now=now,
             )
