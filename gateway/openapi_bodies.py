@@ -1,5 +1,6 @@
 """OpenAPI for request bodies the gateway parses itself (to keep JSON numbers exact): each route
-declares its schema, and the definitions it refers to join the document's components."""
+declares its schema, and the definitions it refers to join the document's components. Invalid
+input is answered 400 with the error envelope, never FastAPI's 422, so the document has no 422."""
 
 from typing import Any
 
@@ -31,7 +32,13 @@ def install(app: FastAPI) -> None:
             document = get_openapi(
                 title=app.title, version=app.version, routes=app.routes, description=app.description
             )
-            document.setdefault("components", {}).setdefault("schemas", {}).update(_components)
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(_components)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            for operations in document["paths"].values():
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
             app.openapi_schema = document
         return app.openapi_schema
 

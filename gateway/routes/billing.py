@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from gateway import responses as r
 from gateway.backends import to_json
 from gateway.openapi_bodies import body
 from gateway.routes import Limit, Merchant, StartingAfter, page
@@ -23,7 +24,11 @@ from service_kit.proto_time import to_timestamp
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 
 
-@router.post("/checkout-sessions", openapi_extra=body(CheckoutCreate))
+@router.post(
+    "/checkout-sessions",
+    openapi_extra=body(CheckoutCreate),
+    **r.documented(r.CheckoutSession, 404, 409),
+)
 async def create_checkout_session(merchant: Merchant) -> Any:
     """Returns the session with the `url` of its hosted checkout page."""
     payload = merchant.parse(CheckoutCreate)
@@ -50,7 +55,7 @@ async def create_checkout_session(merchant: Merchant) -> Any:
     return await merchant.created(create)
 
 
-@router.get("/checkout-sessions/{session_id}")
+@router.get("/checkout-sessions/{session_id}", **r.documented(r.CheckoutSession, 404))
 async def get_checkout_session(merchant: Merchant, session_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing
     return to_json(
@@ -58,7 +63,11 @@ async def get_checkout_session(merchant: Merchant, session_id: str) -> Any:
     )
 
 
-@router.post("/checkout-sessions/{session_id}/complete", openapi_extra=body(CheckoutComplete))
+@router.post(
+    "/checkout-sessions/{session_id}/complete",
+    openapi_extra=body(CheckoutComplete),
+    **r.documented(r.CheckoutSession, 404, 409),
+)
 async def complete_checkout_session(merchant: Merchant, session_id: str) -> Any:
     payload = merchant.parse(CheckoutComplete)
 
@@ -77,7 +86,7 @@ async def complete_checkout_session(merchant: Merchant, session_id: str) -> Any:
     return await merchant.created(complete)
 
 
-@router.get("/subscriptions/{subscription_id}")
+@router.get("/subscriptions/{subscription_id}", **r.documented(r.Subscription, 404))
 async def get_subscription(merchant: Merchant, subscription_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing
     return to_json(
@@ -85,7 +94,11 @@ async def get_subscription(merchant: Merchant, subscription_id: str) -> Any:
     )
 
 
-@router.post("/subscriptions/{subscription_id}/cancel", openapi_extra=body(SubscriptionCancel))
+@router.post(
+    "/subscriptions/{subscription_id}/cancel",
+    openapi_extra=body(SubscriptionCancel),
+    **r.documented(r.Subscription, 404, 409),
+)
 async def cancel_subscription(merchant: Merchant, subscription_id: str) -> Any:
     payload = merchant.parse(SubscriptionCancel)
 
@@ -100,7 +113,9 @@ async def cancel_subscription(merchant: Merchant, subscription_id: str) -> Any:
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/test-clock/advance", openapi_extra=body(TestClockAdvance)
+    "/subscriptions/{subscription_id}/test-clock/advance",
+    openapi_extra=body(TestClockAdvance),
+    **r.documented(r.Subscription, 403, 404, 409),
 )
 async def advance_test_clock(merchant: Merchant, subscription_id: str) -> Any:
     """Test mode only (403 unless INVOICING_TEST_CLOCK_ENABLED): moves the subscription's time
@@ -116,7 +131,7 @@ async def advance_test_clock(merchant: Merchant, subscription_id: str) -> Any:
     return await merchant.created(advance)
 
 
-@router.post("/invoices", openapi_extra=body(InvoiceCreate))
+@router.post("/invoices", openapi_extra=body(InvoiceCreate), **r.documented(r.Invoice, 404, 409))
 async def create_invoice(merchant: Merchant) -> Any:
     """Retempo's way: the amount is computed by the merchant; paymentPlanId is required."""
     payload = merchant.parse(InvoiceCreate)
@@ -137,7 +152,7 @@ async def create_invoice(merchant: Merchant) -> Any:
     return await merchant.created(create)
 
 
-@router.get("/invoices")
+@router.get("/invoices", **r.documented(r.Page[r.Invoice], 404))
 async def list_invoices(
     merchant: Merchant,
     subscription_id: Annotated[str, Query(alias="subscriptionId", max_length=128)] = "",
@@ -152,7 +167,7 @@ async def list_invoices(
     return page([to_json(i) for i in found.invoices], found.next_page_token)
 
 
-@router.get("/invoices/{invoice_id}")
+@router.get("/invoices/{invoice_id}", **r.documented(r.Invoice, 404))
 async def get_invoice(merchant: Merchant, invoice_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing
     return to_json(await merchant.call(stub.GetInvoice, pb.GetInvoiceRequest(id=invoice_id)))

@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from gateway import responses as r
 from gateway.backends import to_json
 from gateway.openapi_bodies import body
 from gateway.routes import Limit, Merchant, StartingAfter, page
@@ -13,7 +14,7 @@ from gateway.schemas import PlanCreate, ServiceCreate, text
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 
-@router.post("/services", openapi_extra=body(ServiceCreate))
+@router.post("/services", openapi_extra=body(ServiceCreate), **r.documented(r.Service, 409))
 async def create_service(merchant: Merchant) -> Any:
     payload = merchant.parse(ServiceCreate)
 
@@ -27,7 +28,7 @@ async def create_service(merchant: Merchant) -> Any:
     return await merchant.created(create)
 
 
-@router.get("/services")
+@router.get("/services", **r.documented(r.Page[r.Service]))
 async def list_services(
     merchant: Merchant, limit: Limit = 10, starting_after: StartingAfter = ""
 ) -> Any:
@@ -38,13 +39,15 @@ async def list_services(
     return page([to_json(s) for s in found.services], found.next_page_token)
 
 
-@router.get("/services/{service_id}")
+@router.get("/services/{service_id}", **r.documented(r.Service, 404))
 async def get_service(merchant: Merchant, service_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing
     return to_json(await merchant.call(stub.GetService, pb.GetServiceRequest(id=service_id)))
 
 
-@router.post("/services/{service_id}/plans", openapi_extra=body(PlanCreate))
+@router.post(
+    "/services/{service_id}/plans", openapi_extra=body(PlanCreate), **r.documented(r.Plan, 404, 409)
+)
 async def create_plan(merchant: Merchant, service_id: str) -> Any:
     payload = merchant.parse(PlanCreate)
 
@@ -83,7 +86,7 @@ async def create_plan(merchant: Merchant, service_id: str) -> Any:
     return await merchant.created(create)
 
 
-@router.get("/services/{service_id}/plans")
+@router.get("/services/{service_id}/plans", **r.documented(r.Page[r.Plan], 404))
 async def list_plans(
     merchant: Merchant, service_id: str, limit: Limit = 10, starting_after: StartingAfter = ""
 ) -> Any:
@@ -93,7 +96,7 @@ async def list_plans(
     return page([to_json(p) for p in found.plans], found.next_page_token)
 
 
-@router.get("/plans/{plan_id}")
+@router.get("/plans/{plan_id}", **r.documented(r.Plan, 404))
 async def get_plan(merchant: Merchant, plan_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing
     return to_json(await merchant.call(stub.GetPlan, pb.GetPlanRequest(id=plan_id)))

@@ -9,16 +9,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.context import Gateway
+from gateway.responses import Health, Readiness
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=None, responses={200: {"model": Health}})
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={
+        200: {"model": Readiness},
+        503: {"model": Readiness, "description": "A backend is down."},
+    },
+)
 async def readyz(request: Request, response: Response) -> dict[str, Any]:
     gateway: Gateway = request.app.state.gateway
     settings = gateway.settings
@@ -44,6 +52,10 @@ async def readyz(request: Request, response: Response) -> dict[str, Any]:
     return {"status": "ok" if all(results) else "unavailable", "backends": backends}
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.settlement.v1 import settlement_pb2 as pb
+from gateway import responses as r
 from gateway.backends import to_json
 from gateway.openapi_bodies import body
 from gateway.routes import Limit, Merchant, StartingAfter, page
@@ -14,7 +15,9 @@ from gateway.schemas import SettlementCreate, WebhookEndpointCreate
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
 
-@router.post("/settlements", openapi_extra=body(SettlementCreate))
+@router.post(
+    "/settlements", openapi_extra=body(SettlementCreate), **r.documented(r.Settlement, 404, 409)
+)
 async def create_settlement(merchant: Merchant) -> Any:
     """Records the on-chain payment proof; the answer is PENDING until confirmations, then
     CONFIRMED (the invoice is PAID) or FAILED with a reason."""
@@ -28,7 +31,7 @@ async def create_settlement(merchant: Merchant) -> Any:
     return await merchant.created(create)
 
 
-@router.get("/settlements")
+@router.get("/settlements", **r.documented(r.Page[r.Settlement], 404))
 async def list_settlements(
     merchant: Merchant,
     invoice_id: Annotated[str, Query(alias="invoiceId", max_length=128)] = "",
@@ -43,7 +46,7 @@ async def list_settlements(
     return page([to_json(s) for s in found.settlements], found.next_page_token)
 
 
-@router.get("/settlements/{settlement_id}")
+@router.get("/settlements/{settlement_id}", **r.documented(r.Settlement, 404))
 async def get_settlement(merchant: Merchant, settlement_id: str) -> Any:
     stub = merchant.gateway.backends.settlement
     return to_json(
@@ -51,7 +54,11 @@ async def get_settlement(merchant: Merchant, settlement_id: str) -> Any:
     )
 
 
-@router.post("/webhook-endpoints", openapi_extra=body(WebhookEndpointCreate))
+@router.post(
+    "/webhook-endpoints",
+    openapi_extra=body(WebhookEndpointCreate),
+    **r.documented(r.WebhookEndpoint, 409),
+)
 async def create_webhook_endpoint(merchant: Merchant) -> Any:
     """The answer carries the signing secret, shown this once."""
     payload = merchant.parse(WebhookEndpointCreate)
@@ -65,7 +72,7 @@ async def create_webhook_endpoint(merchant: Merchant) -> Any:
     return await merchant.created(create)
 
 
-@router.get("/webhook-endpoints")
+@router.get("/webhook-endpoints", **r.documented(r.Page[r.WebhookEndpoint]))
 async def list_webhook_endpoints(
     merchant: Merchant, limit: Limit = 10, starting_after: StartingAfter = ""
 ) -> Any:
@@ -75,7 +82,9 @@ async def list_webhook_endpoints(
     return page([to_json(e) for e in found.endpoints], found.next_page_token)
 
 
-@router.get("/webhook-endpoints/{endpoint_id}/deliveries")
+@router.get(
+    "/webhook-endpoints/{endpoint_id}/deliveries", **r.documented(r.Page[r.WebhookDelivery], 404)
+)
 async def list_webhook_deliveries(
     merchant: Merchant, endpoint_id: str, limit: Limit = 10, starting_after: StartingAfter = ""
 ) -> Any:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from billing.metering.v1 import metering_pb2 as pb
+from gateway import responses as r
 from gateway.backends import to_json
 from gateway.errors import ApiError
 from gateway.openapi_bodies import body
@@ -32,7 +33,7 @@ def event_message(event: UsageEventIn) -> pb.UsageEventInput:
     return message
 
 
-@router.post("/meters", openapi_extra=body(MeterCreate))
+@router.post("/meters", openapi_extra=body(MeterCreate), **r.documented(r.Meter, 404, 409))
 async def create_meter(merchant: Merchant) -> Any:
     payload = merchant.parse(MeterCreate)
 
@@ -50,7 +51,7 @@ async def create_meter(merchant: Merchant) -> Any:
     return await merchant.created(create)
 
 
-@router.get("/meters")
+@router.get("/meters", **r.documented(r.Page[r.Meter], 404))
 async def list_meters(
     merchant: Merchant,
     service_id: Annotated[str, Query(alias="serviceId", max_length=128)] = "",
@@ -65,7 +66,11 @@ async def list_meters(
     return page([to_json(m) for m in found.meters], found.next_page_token)
 
 
-@router.post("/usage-events", openapi_extra=body(UsageEventIn))
+@router.post(
+    "/usage-events",
+    openapi_extra=body(UsageEventIn),
+    **r.documented(r.UsageEventRecorded, 404, 409),
+)
 async def record_usage_event(merchant: Merchant) -> Any:
     """Acknowledged once durably committed; a repeated idempotencyKey answers `duplicate`."""
     payload = merchant.parse(UsageEventIn)
@@ -77,7 +82,11 @@ async def record_usage_event(merchant: Merchant) -> Any:
     return await merchant.created(record)
 
 
-@router.post("/usage-events/batch", openapi_extra=body(UsageEventBatch))
+@router.post(
+    "/usage-events/batch",
+    openapi_extra=body(UsageEventBatch),
+    **r.documented(r.UsageEventBatchRecorded, 404, 409),
+)
 async def record_usage_events(merchant: Merchant) -> Any:
     """Each event gets its own result; a bad event does not cost the others."""
     payload = merchant.parse(UsageEventBatch)
@@ -101,7 +110,7 @@ async def record_usage_events(merchant: Merchant) -> Any:
     return await merchant.created(record)
 
 
-@router.get("/usage-events")
+@router.get("/usage-events", **r.documented(r.Page[r.UsageEvent], 404))
 async def list_usage_events(
     merchant: Merchant,
     subscription_id: Annotated[str, Query(alias="subscriptionId", min_length=1, max_length=128)],
@@ -120,7 +129,7 @@ async def list_usage_events(
     return page([to_json(e) for e in found.events], found.next_page_token)
 
 
-@router.get("/subscriptions/{subscription_id}/usage")
+@router.get("/subscriptions/{subscription_id}/usage", **r.documented(r.UsageSummaries, 404))
 async def usage_summary(
     merchant: Merchant,
     subscription_id: str,

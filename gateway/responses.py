@@ -1,0 +1,315 @@
+"""Response bodies of the REST API, for the OpenAPI document only.
+
+Routes render protobuf replies with `to_json` (camelCase, every scalar present, enums without
+their prefix and null when unset, message fields such as timestamps absent when unset, int64 as
+strings); these models describe that output. They are declared with `responses=`, never as a
+`response_model`, so no reply is validated again at run time (the ingestion path stays as fast).
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+
+# A decimal string in plain notation ("0.000010"); "" where the value is optional and unset.
+Decimal = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["0.500000"])]
+OptionalDecimal = Annotated[str, Field(pattern=r"^(-?[0-9]+(\.[0-9]+)?)?$", examples=["", "1000"])]
+# protobuf's JSON renders int64 as a string.
+Int64 = Annotated[str, Field(pattern=r"^-?[0-9]+$", examples=["42"])]
+# A message field (a timestamp, a nested object) is absent while unset, never null.
+Absent = SkipJsonSchema[None]
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Service(Reply):
+    id: str
+    name: str
+    description: str
+    create_time: datetime
+
+
+class Tier(Reply):
+    up_to: OptionalDecimal
+    unit_price: Decimal
+    flat_fee: OptionalDecimal
+
+
+class UsageCharge(Reply):
+    event_key: str
+    model: Literal["PER_UNIT", "PACKAGE", "GRADUATED", "VOLUME"] | None
+    unit_price: OptionalDecimal
+    package_size: OptionalDecimal
+    tiers: list[Tier]
+    included_quantity: OptionalDecimal
+
+
+class Plan(Reply):
+    id: str
+    service_id: str
+    name: str
+    pricing_type: Literal["FIXED_RECURRING", "USAGE_BASED", "HYBRID"] | None
+    billing_interval: Literal["DAY", "WEEK", "MONTH", "YEAR"] | None
+    interval_count: int
+    amount: OptionalDecimal
+    currency: str
+    charges: list[UsageCharge]
+    create_time: datetime
+
+
+class NewSubscriber(Reply):
+    email: str
+    name: str
+
+
+class PaymentProof(Reply):
+    transaction_hash: str
+    payer_wallet_address: str
+
+
+class CheckoutSession(Reply):
+    id: str
+    plan_id: str
+    user_id: str
+    new_subscriber: NewSubscriber | Absent = None
+    success_url: str
+    cancel_url: str
+    url: str
+    status: Literal["OPEN", "AWAITING_PAYMENT", "COMPLETE"] | None
+    amount_due: Decimal
+    subscription_id: str
+    payment: PaymentProof | Absent = None
+    create_time: datetime
+    complete_time: datetime | Absent = None
+
+
+class Subscription(Reply):
+    id: str
+    service_id: str
+    plan_id: str
+    user_id: str
+    status: Literal["ACTIVE", "PAST_DUE", "CANCELED"] | None
+    current_period_start: datetime
+    current_period_end: datetime
+    cancel_at_period_end: bool
+    cancel_time: datetime | Absent = None
+    create_time: datetime
+    test_clock_time: datetime | Absent = None
+
+
+class InvoiceLine(Reply):
+    description: str
+    event_key: str
+    quantity: OptionalDecimal
+    amount: Decimal
+
+
+class Invoice(Reply):
+    id: str
+    subscription_id: str
+    service_id: str
+    user_id: str
+    payment_plan_id: str
+    status: Literal["DRAFT", "OPEN", "PAID", "VOID", "UNCOLLECTIBLE"] | None
+    period_start: datetime | Absent = None
+    period_end: datetime | Absent = None
+    currency: str
+    amount: Decimal
+    lines: list[InvoiceLine]
+    settlement_id: str
+    create_time: datetime
+    finalize_time: datetime | Absent = None
+    due_time: datetime | Absent = None
+    paid_time: datetime | Absent = None
+
+
+class Meter(Reply):
+    id: str
+    merchant_id: str
+    service_id: str
+    event_key: str
+    aggregation: Literal["SUM", "COUNT", "MAX", "LAST", "UNIQUE_COUNT"] | None
+    unique_property: str
+    display_name: str
+    create_time: datetime
+
+
+Outcome = Literal["ACCEPTED", "DUPLICATE", "REJECTED"]
+
+
+class UsageEventRecorded(Reply):
+    event_id: str
+    outcome: Outcome | None
+
+
+class UsageEventError(Reply):
+    code: str
+    field: str
+    message: str
+
+
+class UsageEventResult(Reply):
+    index: Int64
+    outcome: Outcome | None
+    event_id: str
+    error: UsageEventError | Absent = None
+
+
+class UsageEventBatchRecorded(Reply):
+    results: list[UsageEventResult]
+    accepted_count: Int64
+    duplicate_count: Int64
+    rejected_count: Int64
+
+
+class UsageEvent(Reply):
+    id: str
+    service_id: str
+    subscription_id: str
+    user_id: str
+    event_key: str
+    quantity: Decimal
+    occurred_at: datetime
+    invoice_id: str
+    idempotency_key: str
+    properties: dict[str, str]
+    receive_time: datetime
+    cancel_time: datetime | Absent = None
+    cancel_reason: str
+
+
+class UsageSummary(Reply):
+    event_key: str
+    meter_id: str
+    aggregation: Literal["SUM", "COUNT", "MAX", "LAST", "UNIQUE_COUNT"] | None
+    value: Decimal
+    sum: Decimal
+    event_count: Int64
+    max: OptionalDecimal
+    last: OptionalDecimal
+
+
+class UsageSummaries(Reply):
+    summaries: list[UsageSummary]
+    start_time: datetime
+    end_time: datetime
+
+
+class Settlement(Reply):
+    id: str
+    invoice_id: str
+    checkout_session_id: str
+    reference_hash: str
+    transaction_hash: str
+    payer_wallet_address: str
+    merchant_wallet_address: str
+    status: Literal["PENDING", "CONFIRMED", "FAILED"] | None
+    failure_reason: (
+        Literal[
+            "REVERTED",
+            "NO_TRANSFER",
+            "WRONG_TOKEN",
+            "WRONG_PAYER",
+            "WRONG_RECIPIENT",
+            "SHORT_AMOUNT",
+            "EXPIRED",
+        ]
+        | None
+    )
+    failure_detail: str
+    amount_due: Decimal
+    amount_paid: OptionalDecimal
+    block_number: Int64
+    confirmations: Int64
+    create_time: datetime
+    confirm_time: datetime | Absent = None
+    user_id: str
+
+
+class WebhookEndpoint(Reply):
+    id: str
+    url: str
+    event_types: list[str]
+    secret: Annotated[str, Field(description="Shown once, in the answer to its creation.")]
+    create_time: datetime
+
+
+class WebhookAttempt(Reply):
+    attempt_number: int
+    attempt_time: datetime
+    status_code: int
+    error: str
+    duration_ms: int
+
+
+class WebhookDelivery(Reply):
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    status: Literal["PENDING", "SUCCEEDED", "FAILED"] | None
+    attempt_count: int
+    last_status_code: int
+    last_error: str
+    next_attempt_time: datetime | Absent = None
+    create_time: datetime
+    attempts: list[WebhookAttempt]
+
+
+Item = TypeVar("Item", bound=Reply)
+
+
+class Page(Reply, Generic[Item]):
+    """A list: `nextStartingAfter` goes into `startingAfter` for the next page."""
+
+    object: Literal["list"]
+    data: list[Item]
+    has_more: bool
+    next_starting_after: str | None
+
+
+class ErrorDetail(Reply):
+    type: str
+    code: str
+    message: str
+    param: str | None
+
+
+class ErrorEnvelope(Reply):
+    error: ErrorDetail
+
+
+class Health(Reply):
+    status: Literal["ok"]
+
+
+class Readiness(Reply):
+    status: Literal["ok", "unavailable"]
+    backends: dict[str, bool]
+
+
+_ERRORS = {
+    400: "The request is invalid; `param` names the field.",
+    401: "The API key is missing or not valid.",
+    403: "The operation is not allowed here.",
+    404: "No such object for this merchant.",
+    409: "A conflict: the object's state, or an Idempotency-Key reused or still running.",
+    413: "The body is larger than the limit.",
+    429: "Rate limited: retry after `Retry-After` seconds.",
+    503: "A billing service is unavailable; retry later.",
+}
+# Every merchant route can answer these, whatever it does.
+_ALWAYS = (400, 401, 413, 429, 503)
+
+
+def documented(model: Any, *errors: int) -> dict[str, Any]:
+    """Keyword arguments of a merchant route answering `model`, the error envelope for the
+    statuses every merchant route has, and the route's own `errors`."""
+    responses: dict[int | str, dict[str, Any]] = {200: {"model": model}}
+    for status in sorted({*_ALWAYS, *errors}):
+        responses[status] = {"model": ErrorEnvelope, "description": _ERRORS[status]}
+    return {"response_model": None, "responses": responses}
