@@ -1,5 +1,7 @@
 """Domain errors: raised by domain and service code, mapped to gRPC status in one interceptor."""
 
+MAX_MESSAGE = 500
+
 
 class DomainError(Exception):
     """Base of every error a client can cause. `field` names the offending request field;
@@ -8,6 +10,10 @@ class DomainError(Exception):
     code = "UNKNOWN"
 
     def __init__(self, message: str, *, field: str = "") -> None:
+        # A message may quote what the client sent: cut short, it fits in the status metadata
+        # (a few KiB), however long the input was.
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "\u2026"
         super().__init__(message)
         self.message = message
         self.field = field

@@ -18,6 +18,7 @@ from service_kit.errors import (
     InvalidArgument,
     NotFound,
 )
+from service_kit.request_guard import checked, checked_stream, tolerant
 
 log = structlog.get_logger()
 
@@ -84,10 +85,12 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) 
     )
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _wrap_unary(
+    behavior: Callable[..., Awaitable[Any]], admit: Callable[[Any], Any] = checked
+) -> Callable[..., Awaitable[Any]]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            return await behavior(request, context)
+            return await behavior(admit(request), context)
         except grpc.aio.AbortError:
             raise
         except Exception as error:
@@ -97,13 +100,13 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
 
 
 def _wrap_streaming(
-    behavior: Callable[..., AsyncIterator[Any]],
+    behavior: Callable[..., AsyncIterator[Any]], admit: Callable[[Any], Any] = checked
 ) -> Callable[..., AsyncIterator[Any]]:
     async def wrapped(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         try:
-            async for response in behavior(request, context):
+            async for response in behavior(admit(request), context):
                 yield response
         except grpc.aio.AbortError:
             raise
@@ -114,7 +117,8 @@ def _wrap_streaming(
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns a DomainError into its status code with details; anything else into INTERNAL."""
+    """Turns a DomainError into its status code with details; anything else into INTERNAL.
+    A request the deserializer refused (service_kit.request_guard) is INVALID_ARGUMENT."""
 
     async def intercept_service(
         self,
@@ -129,19 +133,19 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         # grpc.aio handlers are coroutines and async generators; the stubs type them as sync.
         behaviors: Any = handler
         codecs = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if behaviors.unary_unary:
             return grpc.unary_unary_rpc_method_handler(_wrap_unary(behaviors.unary_unary), **codecs)
         if behaviors.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(behaviors.stream_unary), **codecs
+                _wrap_unary(behaviors.stream_unary, checked_stream), **codecs
             )
         if behaviors.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_streaming(behaviors.unary_stream), **codecs
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_streaming(behaviors.stream_stream), **codecs
+            _wrap_streaming(behaviors.stream_stream, checked_stream), **codecs
         )

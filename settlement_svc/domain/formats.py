@@ -8,6 +8,7 @@ from service_kit.errors import InvalidArgument
 
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+MAX_REFERENCE = 128
 
 
 def bytes32(value: str, field: str) -> str:
@@ -26,3 +27,11 @@ def wallet(value: str, field: str) -> str:
     if mixed_case and not is_checksum_address(value):
         raise InvalidArgument(f"{field} has an invalid EIP-55 checksum", field=field)
     return str(to_checksum_address(value))
+
+
+def reference(value: str, field: str) -> str:
+    """The id of another service's object (an invoice, a checkout session, a user): required,
+    and no longer than any id is."""
+    if not value or len(value) > MAX_REFERENCE:
+        raise InvalidArgument(f"{field} must be 1-{MAX_REFERENCE} characters", field=field)
+    return value

@@ -7,7 +7,7 @@ from service_kit import pagination
 from service_kit.decimals import parse_decimal
 from service_kit.errors import InvalidArgument
 from settlement_svc.adapters.journal_store import PostedEntry
-from settlement_svc.domain import ledger
+from settlement_svc.domain import formats, ledger
 from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.service_layer.unit_of_work import Settlements
 
@@ -25,9 +25,8 @@ async def record_invoice(
 ) -> str:
     """Posts a finalized invoice once (debit receivable, credit revenue); a voided one that was
     posted is reversed once. A zero invoice moves nothing. Returns the journal transaction."""
-    for field, value in (("invoice_id", invoice_id), ("user_id", user_id)):
-        if not value:
-            raise InvalidArgument(f"{field} is required", field=field)
+    formats.reference(invoice_id, "invoice_id")
+    formats.reference(user_id, "user_id")
     amount = parse_decimal(amount_text, field="amount", max_places=6, max_value=MAX_AMOUNT)
     if amount == 0:
         return ""

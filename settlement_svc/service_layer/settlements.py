@@ -25,6 +25,10 @@ async def submit_settlement(
         raise InvalidArgument(
             "exactly one of invoice_id and checkout_session_id is required", field="invoice_id"
         )
+    if invoice_id:
+        formats.reference(invoice_id, "invoice_id")
+    else:
+        formats.reference(checkout_session_id, "checkout_session_id")
     reference = formats.bytes32(reference_hash, "reference_hash")
     transaction = formats.bytes32(transaction_hash, "transaction_hash")
     payer = formats.wallet(payer_wallet_address, "payer_wallet_address")
