@@ -1,0 +1,261 @@
+"""Every REST endpoint called by a second merchant on the first one's objects: 404 or empty, never
+the other's data; and no client picks its merchant (an x-merchant-id header or a merchantId in
+the body is ignored: what is created lands under the API key's merchant)."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from devstack.chain import Anvil
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from tests.gateway.conftest import Api, new_merchant
+from tests.gateway.test_rest_api import subscribe
+
+# Only in the owner's names and texts: it must never reach the other merchant.
+MARKER = "owner-only-7f3a"
+NOT_FOUND, EMPTY, REJECTED, OWN = "404", "empty list", "rejected", "created as its own"
+PERIOD = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request of the other merchant; `{name}` in it is the owner's object of that kind."""
+
+    path: str
+    answer: str = NOT_FOUND
+    body: Any = None
+    query: dict[str, str] = field(default_factory=dict)
+    # For OWN: the list where the created object shows for its creator, not for the owner.
+    listed_at: str = ""
+
+
+PROBES: dict[tuple[str, str], Probe] = {
+    ("POST", "/api/v1/services"): Probe(
+        "/api/v1/services", OWN, {"name": "Mine"}, listed_at="/api/v1/services"
+    ),
+    ("GET", "/api/v1/services"): Probe("/api/v1/services", EMPTY),
+    ("GET", "/api/v1/services/{service_id}"): Probe("/api/v1/services/{service}"),
+    ("POST", "/api/v1/services/{service_id}/plans"): Probe(
+        "/api/v1/services/{service}/plans",
+        body={"name": "P", "pricingType": "USAGE_BASED", "billingInterval": "MONTH", "amount": 1},
+    ),
+    ("GET", "/api/v1/services/{service_id}/plans"): Probe(
+        "/api/v1/services/{service}/plans", EMPTY
+    ),
+    ("GET", "/api/v1/plans/{plan_id}"): Probe("/api/v1/plans/{plan}"),
+    ("POST", "/api/v1/checkout-sessions"): Probe(
+        "/api/v1/checkout-sessions",
+        body={
+            "planId": "{plan}",
+            "successUrl": "https://other.example/ok",
+            "cancelUrl": "https://other.example/no",
+        },
+    ),
+    ("GET", "/api/v1/checkout-sessions/{session_id}"): Probe("/api/v1/checkout-sessions/{session}"),
+    ("POST", "/api/v1/checkout-sessions/{session_id}/complete"): Probe(
+        "/api/v1/checkout-sessions/{session}/complete", body={}
+    ),
+    ("GET", "/api/v1/subscriptions/{subscription_id}"): Probe(
+        "/api/v1/subscriptions/{subscription}"
+    ),
+    ("POST", "/api/v1/subscriptions/{subscription_id}/cancel"): Probe(
+        "/api/v1/subscriptions/{subscription}/cancel", body={}
+    ),
+    ("POST", "/api/v1/subscriptions/{subscription_id}/test-clock/advance"): Probe(
+        "/api/v1/subscriptions/{subscription}/test-clock/advance", body={"seconds": 86400}
+    ),
+    ("GET", "/api/v1/subscriptions/{subscription_id}/usage"): Probe(
+        "/api/v1/subscriptions/{subscription}/usage", query=PERIOD
+    ),
+    ("POST", "/api/v1/invoices"): Probe(
+        "/api/v1/invoices",
+        body={"subscriptionId": "{subscription}", "paymentPlanId": "{plan}", "amount": "1"},
+    ),
+    ("GET", "/api/v1/invoices"): Probe(
+        "/api/v1/invoices", EMPTY, query={"subscriptionId": "{subscription}"}
+    ),
+    ("GET", "/api/v1/invoices/{invoice_id}"): Probe("/api/v1/invoices/{invoice}"),
+    ("POST", "/api/v1/meters"): Probe(
+        "/api/v1/meters",
+        OWN,
+        {"serviceId": "{service}", "eventKey": "seats", "aggregation": "MAX"},
+        listed_at="/api/v1/meters",
+    ),
+    ("GET", "/api/v1/meters"): Probe("/api/v1/meters", EMPTY, query={"serviceId": "{service}"}),
+    ("POST", "/api/v1/usage-events"): Probe("/api/v1/usage-events", body="{event}"),
+    ("POST", "/api/v1/usage-events/batch"): Probe(
+        "/api/v1/usage-events/batch", REJECTED, {"events": ["{event}"]}
+    ),
+    ("GET", "/api/v1/usage-events"): Probe(
+        "/api/v1/usage-events", EMPTY, query={"subscriptionId": "{subscription}"}
+    ),
+    ("POST", "/api/v1/settlements"): Probe(
+        "/api/v1/settlements",
+        body={
+            "invoiceId": "{invoice}",
+            "referenceHash": "0x" + "7a" * 32,
+            "transactionHash": "0x" + "7b" * 32,
+            "payerWalletAddress": "0x" + "11" * 20,
+            "merchantWalletAddress": "0x" + "22" * 20,
+        },
+    ),
+    ("GET", "/api/v1/settlements"): Probe(
+        "/api/v1/settlements", EMPTY, query={"invoiceId": "{invoice}"}
+    ),
+    ("GET", "/api/v1/settlements/{settlement_id}"): Probe("/api/v1/settlements/{settlement}"),
+    ("POST", "/api/v1/webhook-endpoints"): Probe(
+        "/api/v1/webhook-endpoints",
+        OWN,
+        {"url": "https://other.example/hooks", "eventTypes": ["*"]},
+        listed_at="/api/v1/webhook-endpoints",
+    ),
+    ("GET", "/api/v1/webhook-endpoints"): Probe("/api/v1/webhook-endpoints", EMPTY),
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): Probe(
+        "/api/v1/webhook-endpoints/{endpoint}/deliveries"
+    ),
+}
+
+
+def fill(value: Any, objects: dict[str, Any]) -> Any:
+    """`value` with every "{kind}" replaced by the owner's object of that kind."""
+    if isinstance(value, str):
+        for kind, found in objects.items():
+            if value == f"{{{kind}}}":
+                return found
+        return value.format(**objects) if "{" in value else value
+    if isinstance(value, dict):
+        return {k: fill(v, objects) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, objects) for v in value]
+    return value
+
+
+async def owned_objects(api: Api) -> dict[str, Any]:
+    """One object of every kind, owned by `api`'s merchant, with MARKER in its texts."""
+
+    async def created(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await api.post(path, body)
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    service = await created("/api/v1/services", {"name": "Owned", "description": MARKER})
+    plan = await created(
+        f"/api/v1/services/{service['id']}/plans",
+        {"name": MARKER, "pricingType": "USAGE_BASED", "billingInterval": "MONTH", "amount": 1},
+    )
+    subscription = await subscribe(api, plan)
+    event = {
+        "serviceId": service["id"],
+        "subscriptionId": subscription["id"],
+        "userId": subscription["userId"],
+        "eventKey": "tokens",
+        "quantity": "7",
+    }
+    await created("/api/v1/usage-events", event)
+    await created(
+        "/api/v1/meters", {"serviceId": service["id"], "eventKey": "tokens", "aggregation": "SUM"}
+    )
+    session = await created(
+        "/api/v1/checkout-sessions",
+        {
+            "planId": plan["id"],
+            "email": f"{MARKER}@example.com",
+            "name": MARKER,
+            "successUrl": f"https://owner.example/{MARKER}",
+            "cancelUrl": f"https://owner.example/{MARKER}",
+        },
+    )
+    invoice = await created(
+        "/api/v1/invoices",
+        {"subscriptionId": subscription["id"], "paymentPlanId": plan["id"], "amount": "3"},
+    )
+    settlement = await created(
+        "/api/v1/settlements",
+        {
+            "invoiceId": invoice["id"],
+            "referenceHash": "0x" + "6a" * 32,
+            "transactionHash": "0x" + "6b" * 32,
+            "payerWalletAddress": "0x" + "33" * 20,
+            "merchantWalletAddress": "0x" + "44" * 20,
+        },
+    )
+    endpoint = await created(
+        "/api/v1/webhook-endpoints",
+        {"url": f"https://owner.example/{MARKER}", "eventTypes": ["*"]},
+    )
+    return {
+        "service": service["id"],
+        "plan": plan["id"],
+        "subscription": subscription["id"],
+        "event": event,
+        "session": session["id"],
+        "invoice": invoice["id"],
+        "settlement": settlement["id"],
+        "endpoint": endpoint["id"],
+    }
+
+
+def test_every_endpoint_has_an_isolation_probe(database_url: str) -> None:
+    document = create_app(GatewaySettings(database_url=database_url)).openapi()
+    endpoints = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        if path.startswith("/api/")
+        for method in operations
+    }
+    assert endpoints == set(PROBES)
+
+
+async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
+    api: Api, database_url: str, anvil: Anvil
+) -> None:
+    objects = await owned_objects(api)
+    before = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
+    other_id, other_key = await new_merchant(database_url, anvil.accounts[3])
+    headers = {"Authorization": f"Bearer {other_key}", "x-merchant-id": api.merchant_id}
+    async with httpx.AsyncClient(
+        base_url=str(api.client.base_url), headers=headers, trust_env=False
+    ) as other:
+        # What the other merchant creates comes last: its lists must be empty before.
+        for (method, route), probe in sorted(PROBES.items(), key=lambda p: p[1].answer == OWN):
+            path = fill(probe.path, objects)
+            query = fill(probe.query, objects)
+            if method == "GET":
+                response = await other.get(path, params=query)
+            else:
+                # A merchantId in the body is one more way to ask for the owner's account.
+                body = {**fill(probe.body, objects), "merchantId": api.merchant_id}
+                response = await other.post(path, json=body)
+            where = f"{method} {route}: {response.text[:300]}"
+            assert MARKER not in response.text, where
+            await expect(probe, response, api, other, where)
+    after = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
+    assert after == before
+    listed = await api.get("/api/v1/usage-events", subscriptionId=objects["subscription"])
+    assert [e["quantity"] for e in listed.json()["data"]] == ["7"]
+    assert other_id != api.merchant_id
+
+
+async def expect(
+    probe: Probe, response: httpx.Response, owner: Api, other: httpx.AsyncClient, where: str
+) -> None:
+    if probe.answer == NOT_FOUND:
+        assert response.status_code == 404, where
+        assert response.json()["error"]["type"] == "invalid_request_error", where
+    elif probe.answer == EMPTY:
+        assert response.status_code == 200, where
+        assert (response.json()["data"], response.json()["hasMore"]) == ([], False), where
+    elif probe.answer == REJECTED:
+        assert response.status_code == 200, where
+        [result] = response.json()["results"]
+        assert (result["outcome"], result["error"]["code"]) == ("REJECTED", "NOT_FOUND"), where
+    else:
+        assert response.status_code == 200, where
+        created = response.json()["id"]
+        mine = (await other.get(probe.listed_at)).json()["data"]
+        theirs = (await owner.get(probe.listed_at)).json()["data"]
+        assert created in [o["id"] for o in mine], where
+        assert created not in [o["id"] for o in theirs], where
