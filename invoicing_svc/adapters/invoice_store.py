@@ -1,14 +1,39 @@
 """Invoices and their lines."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import InvoiceLineRow, InvoiceRow, SubscriptionRow
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
 from service_kit.pagination import in_creation_order
+
+# New invoices and their lines, one array per column; a period invoiced already keeps its invoice.
+_INSERT_INVOICES = text("""
+    INSERT INTO invoicing.invoices (
+        id, merchant_id, subscription_id, service_id, user_id, plan_id, status, period_start,
+        period_end, currency, amount, create_time, finalize_time, due_time, paid_time)
+    SELECT * FROM unnest(
+        CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:subscription_ids AS text[]),
+        CAST(:service_ids AS text[]), CAST(:user_ids AS text[]), CAST(:plan_ids AS text[]),
+        CAST(:statuses AS text[]), CAST(:period_starts AS timestamptz[]),
+        CAST(:period_ends AS timestamptz[]), CAST(:currencies AS text[]),
+        CAST(:amounts AS numeric[]), CAST(:create_times AS timestamptz[]),
+        CAST(:finalize_times AS timestamptz[]), CAST(:due_times AS timestamptz[]),
+        CAST(:paid_times AS timestamptz[]))
+    ON CONFLICT ON CONSTRAINT invoices_one_per_period DO NOTHING
+    RETURNING id
+""")
+_INSERT_LINES = text("""
+    INSERT INTO invoicing.invoice_lines (
+        invoice_id, line_number, merchant_id, description, event_key, quantity, amount)
+    SELECT * FROM unnest(
+        CAST(:invoice_ids AS text[]), CAST(:line_numbers AS int[]),
+        CAST(:merchant_ids AS text[]), CAST(:descriptions AS text[]),
+        CAST(:event_keys AS text[]), CAST(:quantities AS numeric[]), CAST(:amounts AS numeric[]))
+""")
 
 
 def _invoice(row: InvoiceRow, lines: list[InvoiceLineRow]) -> Invoice:
@@ -43,43 +68,52 @@ class InvoiceStore:
     async def add(self, invoice: Invoice) -> bool:
         """Stores the invoice and its lines; False when the subscription already has an invoice
         for that period (the database enforces one per period)."""
-        inserted = await self._session.execute(
-            insert(InvoiceRow)
-            .values(
-                id=invoice.id,
-                merchant_id=invoice.merchant_id,
-                subscription_id=invoice.subscription_id,
-                service_id=invoice.service_id,
-                user_id=invoice.user_id,
-                plan_id=invoice.plan_id,
-                status=invoice.status.value,
-                period_start=invoice.period_start,
-                period_end=invoice.period_end,
-                currency=invoice.currency,
-                amount=invoice.amount,
-                create_time=invoice.create_time,
-                finalize_time=invoice.finalize_time,
-                due_time=invoice.due_time,
-            )
-            .on_conflict_do_nothing(constraint="invoices_one_per_period")
-            .returning(InvoiceRow.id)
+        return bool(await self.add_many([invoice]))
+
+    async def add_many(self, invoices: Sequence[Invoice]) -> set[str]:
+        """Stores the invoices and their lines in two statements; returns the ids stored, which
+        leave out every invoice of a period that already has one."""
+        rows = await self._session.execute(
+            _INSERT_INVOICES,
+            {
+                "ids": [i.id for i in invoices],
+                "merchant_ids": [i.merchant_id for i in invoices],
+                "subscription_ids": [i.subscription_id for i in invoices],
+                "service_ids": [i.service_id for i in invoices],
+                "user_ids": [i.user_id for i in invoices],
+                "plan_ids": [i.plan_id for i in invoices],
+                "statuses": [i.status.value for i in invoices],
+                "period_starts": [i.period_start for i in invoices],
+                "period_ends": [i.period_end for i in invoices],
+                "currencies": [i.currency for i in invoices],
+                "amounts": [i.amount for i in invoices],
+                "create_times": [i.create_time for i in invoices],
+                "finalize_times": [i.finalize_time for i in invoices],
+                "due_times": [i.due_time for i in invoices],
+                "paid_times": [i.paid_time for i in invoices],
+            },
         )
-        if inserted.first() is None:
-            return False
-        for number, line in enumerate(invoice.lines, start=1):
-            self._session.add(
-                InvoiceLineRow(
-                    invoice_id=invoice.id,
-                    line_number=number,
-                    merchant_id=invoice.merchant_id,
-                    description=line.description,
-                    event_key=line.event_key,
-                    quantity=line.quantity,
-                    amount=line.amount,
-                )
+        created = {row.id for row in rows}
+        lines = [
+            (invoice, number, line)
+            for invoice in invoices
+            if invoice.id in created
+            for number, line in enumerate(invoice.lines, start=1)
+        ]
+        if lines:
+            await self._session.execute(
+                _INSERT_LINES,
+                {
+                    "invoice_ids": [invoice.id for invoice, _, _ in lines],
+                    "line_numbers": [number for _, number, _ in lines],
+                    "merchant_ids": [invoice.merchant_id for invoice, _, _ in lines],
+                    "descriptions": [line.description for _, _, line in lines],
+                    "event_keys": [line.event_key for _, _, line in lines],
+                    "quantities": [line.quantity for _, _, line in lines],
+                    "amounts": [line.amount for _, _, line in lines],
+                },
             )
-        await self._session.flush()
-        return True
+        return created
 
     async def update(self, invoice: Invoice) -> None:
         await self._session.execute(

@@ -1,7 +1,7 @@
 """Invoicing's calls to metering: usage summaries, and the subscription and invoice replicas."""
 
-from collections.abc import Mapping
-from datetime import datetime
+import asyncio
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import grpc
@@ -11,6 +11,36 @@ from billing.metering.v1 import metering_pb2_grpc
 from invoicing_svc.domain.model import Invoice, Subscription
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
+
+# Metering's limit of items per batch call.
+BATCH_LIMIT = 1000
+
+
+def _state(subscription: Subscription) -> pb.SubscriptionState:
+    state = pb.SubscriptionState(
+        subscription_id=subscription.id,
+        service_id=subscription.service_id,
+        user_id=subscription.user_id,
+        status=pb.SubscriptionStatus.Value(f"SUBSCRIPTION_STATUS_{subscription.status.value}"),
+        current_period_start=to_timestamp(subscription.current_period_start),
+        current_period_end=to_timestamp(subscription.current_period_end),
+        version=subscription.version,
+    )
+    if subscription.test_clock_time is not None:
+        state.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
+    return state
+
+
+def _per_call(subscriptions: Sequence[Subscription]) -> list[tuple[str, list[Subscription]]]:
+    """(merchant, up to BATCH_LIMIT of its subscriptions): a batch call names one merchant."""
+    by_merchant: dict[str, list[Subscription]] = {}
+    for subscription in subscriptions:
+        by_merchant.setdefault(subscription.merchant_id, []).append(subscription)
+    return [
+        (merchant_id, found[i : i + BATCH_LIMIT])
+        for merchant_id, found in by_merchant.items()
+        for i in range(0, len(found), BATCH_LIMIT)
+    ]
 
 
 class MeteringClient:
@@ -22,38 +52,54 @@ class MeteringClient:
     def _metadata(self, merchant_id: str) -> tuple[tuple[str, str]]:
         return ((MERCHANT_METADATA_KEY, merchant_id),)
 
-    async def usage(
-        self, merchant_id: str, subscription_id: str, start: datetime, end: datetime
-    ) -> Mapping[str, Decimal]:
-        """Each event key's aggregate over [start, end), per its meter (SUM without one)."""
-        response = await self._stub.GetUsageSummary(
-            pb.GetUsageSummaryRequest(
-                subscription_id=subscription_id,
-                start_time=to_timestamp(start),
-                end_time=to_timestamp(end),
-            ),
-            metadata=self._metadata(merchant_id),
-            timeout=self._deadline,
-        )
-        return {summary.event_key: Decimal(summary.value) for summary in response.summaries}
-
     async def push_subscription(self, subscription: Subscription) -> None:
-        state = pb.SubscriptionState(
-            subscription_id=subscription.id,
-            service_id=subscription.service_id,
-            user_id=subscription.user_id,
-            status=pb.SubscriptionStatus.Value(f"SUBSCRIPTION_STATUS_{subscription.status.value}"),
-            current_period_start=to_timestamp(subscription.current_period_start),
-            current_period_end=to_timestamp(subscription.current_period_end),
-            version=subscription.version,
-        )
-        if subscription.test_clock_time is not None:
-            state.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
         await self._stub.UpsertSubscriptionState(
-            pb.UpsertSubscriptionStateRequest(state=state),
+            pb.UpsertSubscriptionStateRequest(state=_state(subscription)),
             metadata=self._metadata(subscription.merchant_id),
             timeout=self._deadline,
         )
+
+    async def push_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """The states of many subscriptions, in one call per merchant (and 1,000)."""
+
+        async def push(merchant_id: str, chunk: list[Subscription]) -> None:
+            await self._stub.BatchUpsertSubscriptionStates(
+                pb.BatchUpsertSubscriptionStatesRequest(states=[_state(s) for s in chunk]),
+                metadata=self._metadata(merchant_id),
+                timeout=self._deadline,
+            )
+
+        await asyncio.gather(*(push(m, chunk) for m, chunk in _per_call(subscriptions)))
+
+    async def period_usages(
+        self, subscriptions: Sequence[Subscription]
+    ) -> list[Mapping[str, Decimal]]:
+        """Per subscription, in order, each event key's aggregate over its current period, per
+        its meter (SUM without one); one call per merchant (and 1,000)."""
+
+        async def read(merchant_id: str, chunk: list[Subscription]) -> None:
+            response = await self._stub.BatchGetUsageSummaries(
+                pb.BatchGetUsageSummariesRequest(
+                    requests=[
+                        pb.GetUsageSummaryRequest(
+                            subscription_id=s.id,
+                            start_time=to_timestamp(s.current_period_start),
+                            end_time=to_timestamp(s.current_period_end),
+                        )
+                        for s in chunk
+                    ]
+                ),
+                metadata=self._metadata(merchant_id),
+                timeout=self._deadline,
+            )
+            for subscription, answer in zip(chunk, response.responses, strict=True):
+                usages[subscription.id] = {
+                    summary.event_key: Decimal(summary.value) for summary in answer.summaries
+                }
+
+        usages: dict[str, Mapping[str, Decimal]] = {}
+        await asyncio.gather(*(read(m, chunk) for m, chunk in _per_call(subscriptions)))
+        return [usages[s.id] for s in subscriptions]
 
     async def push_invoice(self, invoice: Invoice) -> None:
         await self._stub.UpsertInvoiceReference(

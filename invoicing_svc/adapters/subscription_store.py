@@ -1,8 +1,9 @@
 """Checkout sessions and subscriptions."""
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import CheckoutSessionRow, SubscriptionRow
@@ -14,6 +15,23 @@ from invoicing_svc.domain.model import (
     SubscriptionStatus,
 )
 from service_kit.pagination import in_creation_order
+
+_UPDATE_SUBSCRIPTIONS = text("""
+    UPDATE invoicing.subscriptions s SET status = t.status, period_index = t.period_index,
+        current_period_start = t.period_start, current_period_end = t.period_end,
+        cancel_at_period_end = t.cancel_at_period_end, cancel_time = t.cancel_time,
+        fee_prepaid_until = t.fee_prepaid_until, test_clock_time = t.test_clock_time,
+        version = t.version
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:period_indexes AS int[]),
+        CAST(:period_starts AS timestamptz[]), CAST(:period_ends AS timestamptz[]),
+        CAST(:cancels_at_period_end AS boolean[]), CAST(:cancel_times AS timestamptz[]),
+        CAST(:fees_prepaid_until AS timestamptz[]), CAST(:test_clock_times AS timestamptz[]),
+        CAST(:versions AS bigint[]))
+        AS t(id, status, period_index, period_start, period_end, cancel_at_period_end,
+            cancel_time, fee_prepaid_until, test_clock_time, version)
+    WHERE s.id = t.id
+""")
 
 
 def _session(row: CheckoutSessionRow) -> CheckoutSession:
@@ -120,6 +138,24 @@ class SubscriptionStore:
             )
         )
         await self._session.flush()
+
+    async def update_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """Writes the changed state of stored subscriptions in one statement."""
+        await self._session.execute(
+            _UPDATE_SUBSCRIPTIONS,
+            {
+                "ids": [s.id for s in subscriptions],
+                "statuses": [s.status.value for s in subscriptions],
+                "period_indexes": [s.period_index for s in subscriptions],
+                "period_starts": [s.current_period_start for s in subscriptions],
+                "period_ends": [s.current_period_end for s in subscriptions],
+                "cancels_at_period_end": [s.cancel_at_period_end for s in subscriptions],
+                "cancel_times": [s.cancel_time for s in subscriptions],
+                "fees_prepaid_until": [s.fee_prepaid_until for s in subscriptions],
+                "test_clock_times": [s.test_clock_time for s in subscriptions],
+                "versions": [s.version for s in subscriptions],
+            },
+        )
 
     async def subscription(
         self, merchant_id: str, subscription_id: str, *, lock: bool = False

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from invoicing_svc.adapters.catalog_store import CatalogStore
@@ -22,7 +23,6 @@ from service_kit.clock import Clock
 from service_kit.database import UnitOfWork
 from service_kit.idempotency import IdempotencyStore
 from service_kit.ids import new_id
-from service_kit.outbox import Outbox
 
 # Outbox topics.
 PUSH_SUBSCRIPTION = "metering.subscription"
@@ -49,8 +49,28 @@ class InvoicingUnitOfWork(UnitOfWork):
         self.invoices = InvoiceStore(self.session)
         self.webhooks = WebhookStore(self.session, self._secrets)
         self.idempotency = IdempotencyStore(idempotency_records)
-        self.outbox = Outbox(outbox)
+        # Messages are written in one statement at commit: a period close emits thousands.
+        self._messages: list[dict[str, Any]] = []
         return self
+
+    async def commit(self) -> None:
+        if self._messages:
+            await self.session.execute(insert(outbox), self._messages)
+            self._messages = []
+        await super().commit()
+
+    def _add_message(
+        self, merchant_id: str, topic: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        self._messages.append(
+            {
+                "merchant_id": merchant_id,
+                "topic": topic,
+                "payload": payload,
+                "create_time": now,
+                "available_time": now,
+            }
+        )
 
     async def emit(self, merchant_id: str, event_type: str, subject: object, now: datetime) -> None:
         """A webhook event, snapshotting the subject now (a dict is sent as it is), delivered
@@ -61,26 +81,24 @@ class InvoicingUnitOfWork(UnitOfWork):
             "timestamp": now.isoformat(),
             "data": subject if isinstance(subject, dict) else self._render(subject),
         }
-        await self.outbox.add(self.session, merchant_id, WEBHOOK_EVENT, payload, now)
+        self._add_message(merchant_id, WEBHOOK_EVENT, payload, now)
 
     async def subscription_changed(self, subscription: Subscription, now: datetime) -> None:
         """Every state change of a subscription reaches metering's replica."""
         payload = {"subscription_id": subscription.id}
-        await self.outbox.add(
-            self.session, subscription.merchant_id, PUSH_SUBSCRIPTION, payload, now
-        )
+        self._add_message(subscription.merchant_id, PUSH_SUBSCRIPTION, payload, now)
 
     async def invoice_created(self, invoice: Invoice, now: datetime) -> None:
         """Metering learns of the invoice (to link events); a finalized one reaches the ledger."""
         payload = {"invoice_id": invoice.id}
-        await self.outbox.add(self.session, invoice.merchant_id, PUSH_INVOICE, payload, now)
+        self._add_message(invoice.merchant_id, PUSH_INVOICE, payload, now)
         if invoice.finalize_time is not None:
             await self.invoice_posted(invoice, now)
 
     async def invoice_posted(self, invoice: Invoice, now: datetime) -> None:
         """The ledger records a finalized invoice, and reverses a voided one."""
         payload = {"invoice_id": invoice.id}
-        await self.outbox.add(self.session, invoice.merchant_id, POST_INVOICE, payload, now)
+        self._add_message(invoice.merchant_id, POST_INVOICE, payload, now)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,34 @@
 """Metering's local replicas of subscriptions and invoices, written by invoicing."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, any_, cast, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.adapters.tables import InvoiceReferenceRow, SubscriptionRow
 from metering_svc.domain.model import InvoiceReference, SubscriptionState, SubscriptionStatus
 
-Row = TypeVar("Row", SubscriptionRow, InvoiceReferenceRow)
+# Rows in id order, so that concurrent batches lock them in the same order.
+_UPSERT_SUBSCRIPTIONS = text("""
+    INSERT INTO metering.subscriptions AS s (
+        id, merchant_id, service_id, user_id, status, current_period_start, current_period_end,
+        version, test_clock_time, update_time)
+    SELECT t.*, :now
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:service_ids AS text[]),
+        CAST(:user_ids AS text[]), CAST(:statuses AS text[]),
+        CAST(:period_starts AS timestamptz[]), CAST(:period_ends AS timestamptz[]),
+        CAST(:versions AS bigint[]), CAST(:test_clock_times AS timestamptz[])) AS t
+    ORDER BY 1
+    ON CONFLICT (id) DO UPDATE SET
+        service_id = excluded.service_id, user_id = excluded.user_id, status = excluded.status,
+        current_period_start = excluded.current_period_start,
+        current_period_end = excluded.current_period_end, version = excluded.version,
+        test_clock_time = excluded.test_clock_time, update_time = excluded.update_time
+    WHERE s.merchant_id = excluded.merchant_id AND s.version < excluded.version
+""")
 
 
 def _state(row: SubscriptionRow) -> SubscriptionState:
@@ -60,27 +77,47 @@ class ReplicaRepository:
         row = await self._session.get(SubscriptionRow, subscription_id)
         return _state(row) if row and row.merchant_id == merchant_id else None
 
-    async def upsert_subscription(
-        self, state: SubscriptionState, now: datetime
-    ) -> SubscriptionState:
-        """Writes the state unless the stored one is as new or newer; returns what is stored."""
-        stored = await self._upsert(
-            SubscriptionRow,
-            {
-                "id": state.subscription_id,
-                "merchant_id": state.merchant_id,
-                "service_id": state.service_id,
-                "user_id": state.user_id,
-                "status": state.status.value,
-                "current_period_start": state.current_period_start,
-                "current_period_end": state.current_period_end,
-                "version": state.version,
-                "test_clock_time": state.test_clock_time,
-                "update_time": now,
-            },
-            newer_only=True,
+    async def subscriptions(
+        self, merchant_id: str, ids: Collection[str]
+    ) -> dict[str, SubscriptionState]:
+        """The merchant's subscriptions among `ids`; another merchant's are absent."""
+        rows = await self._session.scalars(
+            select(SubscriptionRow).where(
+                SubscriptionRow.id == any_(cast(sorted(ids), ARRAY(Text))),
+                SubscriptionRow.merchant_id == merchant_id,
+            )
         )
-        return _state(stored)
+        return {row.id: _state(row) for row in rows}
+
+    async def upsert_subscriptions(
+        self, states: Sequence[SubscriptionState], now: datetime
+    ) -> dict[str, SubscriptionState]:
+        """Writes each state unless its stored one is as new or newer, or another merchant's;
+        returns what is stored for each id (the caller sees a refused write)."""
+        ordered = sorted(states, key=lambda state: state.subscription_id)
+        await self._session.execute(
+            _UPSERT_SUBSCRIPTIONS,
+            {
+                "ids": [s.subscription_id for s in ordered],
+                "merchant_ids": [s.merchant_id for s in ordered],
+                "service_ids": [s.service_id for s in ordered],
+                "user_ids": [s.user_id for s in ordered],
+                "statuses": [s.status.value for s in ordered],
+                "period_starts": [s.current_period_start for s in ordered],
+                "period_ends": [s.current_period_end for s in ordered],
+                "versions": [s.version for s in ordered],
+                "test_clock_times": [s.test_clock_time for s in ordered],
+                "now": now,
+            },
+        )
+        rows = await self._session.scalars(
+            select(SubscriptionRow)
+            .where(
+                SubscriptionRow.id == any_(cast([s.subscription_id for s in ordered], ARRAY(Text)))
+            )
+            .execution_options(populate_existing=True)
+        )
+        return {row.id: _state(row) for row in rows}
 
     async def invoices(self, merchant_id: str, ids: Collection[str]) -> dict[str, InvoiceReference]:
         if not ids:
@@ -94,34 +131,27 @@ class ReplicaRepository:
         return {row.id: _reference(row) for row in rows}
 
     async def upsert_invoice(self, reference: InvoiceReference, now: datetime) -> InvoiceReference:
-        stored = await self._upsert(
-            InvoiceReferenceRow,
-            {
-                "id": reference.invoice_id,
-                "merchant_id": reference.merchant_id,
-                "service_id": reference.service_id,
-                "user_id": reference.user_id,
-                "update_time": now,
-            },
-            newer_only=False,
+        """Inserts or updates by id, never across merchants; returns the reference as stored
+        (the caller sees a refused write)."""
+        values = {
+            "id": reference.invoice_id,
+            "merchant_id": reference.merchant_id,
+            "service_id": reference.service_id,
+            "user_id": reference.user_id,
+            "update_time": now,
+        }
+        statement = insert(InvoiceReferenceRow).values(values)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[InvoiceReferenceRow.id],
+                set_={key: statement.excluded[key] for key in values if key != "id"},
+                where=InvoiceReferenceRow.merchant_id == statement.excluded.merchant_id,
+            )
         )
-        return _reference(stored)
-
-    async def _upsert(self, row: type[Row], values: dict[str, Any], *, newer_only: bool) -> Row:
-        """Inserts or updates by id, never across merchants (nor to an older version when
-        `newer_only`), and returns the row as stored: the caller sees a refused write."""
-        statement = insert(row).values(values)
-        guard = row.merchant_id == statement.excluded.merchant_id
-        if newer_only:
-            guard &= row.version < statement.excluded.version  # type: ignore[attr-defined]
-        statement = statement.on_conflict_do_update(
-            index_elements=[row.id],
-            set_={key: statement.excluded[key] for key in values if key != "id"},
-            where=guard,
-        )
-        await self._session.execute(statement)
         stored = await self._session.scalar(
-            select(row).where(row.id == values["id"]).execution_options(populate_existing=True)
+            select(InvoiceReferenceRow)
+            .where(InvoiceReferenceRow.id == reference.invoice_id)
+            .execution_options(populate_existing=True)
         )
         assert stored is not None
-        return stored
+        return _reference(stored)

@@ -1,7 +1,11 @@
-"""Partial aggregates of a window: whole hours from rollups, partial edges from raw events."""
+"""Partial aggregates of usage windows: whole hours from rollups, partial edges from raw events.
+
+Many windows are read in one statement: their parts travel as arrays through `unnest`, each row
+tagged with the position of its window in the request.
+"""
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -9,74 +13,111 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.domain.aggregation import PartialAggregate, WindowPlan
 
-_NOT_CANCELED = """NOT EXISTS (
-    SELECT 1 FROM metering.usage_event_cancellations c
-    WHERE c.subscription_id = e.subscription_id AND c.event_id = e.id)"""
 
-# Raw edges: at most two partial hours, given as two [lo, hi) ranges (an empty one is lo = hi).
-_EDGES = """((e.occurred_at >= :lo1 AND e.occurred_at < :hi1)
-    OR (e.occurred_at >= :lo2 AND e.occurred_at < :hi2))"""
+@dataclass(frozen=True)
+class UsageWindow:
+    """The usage of one subscription over a planned window: of one event key, or of every key
+    when `event_key` is empty."""
 
-_FROM_ROLLUPS = text("""
-    SELECT event_key, sum(total) AS total, sum(event_count) AS event_count,
-        max(max_quantity) AS maximum,
-        (array_agg(last_quantity ORDER BY last_occurred_at DESC, last_seq DESC))[1] AS last,
-        max(last_occurred_at) AS last_time,
-        (array_agg(last_seq ORDER BY last_occurred_at DESC, last_seq DESC))[1] AS last_seq
-    FROM metering.usage_rollups
-    WHERE subscription_id = :subscription_id AND event_key = ANY(:event_keys)
-        AND bucket_start >= :first_bucket AND bucket_start < :end_bucket AND event_count > 0
-    GROUP BY event_key
+    subscription_id: str
+    event_key: str
+    plan: WindowPlan
+
+
+_PARTS = """
+    bucket_ranges AS (
+        SELECT * FROM unnest(CAST(:bucket_windows AS int[]),
+            CAST(:bucket_subscriptions AS text[]), CAST(:bucket_keys AS text[]),
+            CAST(:bucket_los AS timestamptz[]), CAST(:bucket_his AS timestamptz[]))
+            AS b(window_index, subscription_id, event_key, lo, hi)
+    ),
+    edge_ranges AS (
+        SELECT * FROM unnest(CAST(:edge_windows AS int[]),
+            CAST(:edge_subscriptions AS text[]), CAST(:edge_keys AS text[]),
+            CAST(:edge_los AS timestamptz[]), CAST(:edge_his AS timestamptz[]))
+            AS x(window_index, subscription_id, event_key, lo, hi)
+    )"""
+
+# The events of edge x, canceled ones excluded.
+_IN_EDGE = """e.subscription_id = x.subscription_id AND e.occurred_at >= x.lo
+            AND e.occurred_at < x.hi AND (x.event_key = '' OR e.event_key = x.event_key)
+            AND e.merchant_id = :merchant_id AND NOT EXISTS (
+                SELECT 1 FROM metering.usage_event_cancellations c
+                WHERE c.subscription_id = e.subscription_id AND c.event_id = e.id)"""
+
+
+# Per range, a LATERAL subquery: the planner cannot misjudge the size of an `unnest`, so each
+# range is an index range scan, of (subscription_id, event_key, bucket_start) for the rollups and
+# of (subscription_id, occurred_at) for an edge, which lies within one hour.
+_AGGREGATES = text(f"""
+    WITH {_PARTS}
+    SELECT b.window_index, r.*
+    FROM bucket_ranges b CROSS JOIN LATERAL (
+        SELECT event_key, sum(total) AS total, sum(event_count) AS event_count,
+            max(max_quantity) AS maximum,
+            (array_agg(last_quantity ORDER BY last_occurred_at DESC, last_seq DESC))[1] AS last,
+            max(last_occurred_at) AS last_time,
+            (array_agg(last_seq ORDER BY last_occurred_at DESC, last_seq DESC))[1] AS last_seq
+        FROM metering.usage_rollups
+        WHERE subscription_id = b.subscription_id AND bucket_start >= b.lo
+            AND bucket_start < b.hi AND (b.event_key = '' OR event_key = b.event_key)
+            AND merchant_id = :merchant_id AND event_count > 0
+        GROUP BY event_key
+    ) r
+    UNION ALL
+    SELECT x.window_index, e.*
+    FROM edge_ranges x CROSS JOIN LATERAL (
+        SELECT event_key, sum(quantity), count(*), max(quantity),
+            (array_agg(quantity ORDER BY occurred_at DESC, seq DESC))[1], max(occurred_at),
+            (array_agg(seq ORDER BY occurred_at DESC, seq DESC))[1]
+        FROM metering.usage_events e
+        WHERE {_IN_EDGE}
+        GROUP BY event_key
+    ) e
 """)
 
-_FROM_EVENTS = text(f"""
-    SELECT e.event_key, sum(e.quantity) AS total, count(*) AS event_count,
-        max(e.quantity) AS maximum,
-        (array_agg(e.quantity ORDER BY e.occurred_at DESC, e.seq DESC))[1] AS last,
-        max(e.occurred_at) AS last_time,
-        (array_agg(e.seq ORDER BY e.occurred_at DESC, e.seq DESC))[1] AS last_seq
-    FROM metering.usage_events e
-    WHERE e.subscription_id = :subscription_id AND e.event_key = ANY(:event_keys)
-        AND {_EDGES} AND {_NOT_CANCELED}
-    GROUP BY e.event_key
-""")
-
-_KEYS_WITH_USAGE = text(f"""
-    SELECT DISTINCT event_key FROM metering.usage_rollups
-    WHERE subscription_id = :subscription_id
-        AND bucket_start >= :first_bucket AND bucket_start < :end_bucket AND event_count > 0
-    UNION
-    SELECT DISTINCT e.event_key FROM metering.usage_events e
-    WHERE e.subscription_id = :subscription_id AND {_EDGES} AND {_NOT_CANCELED}
-""")
-
-_UNIQUE_COUNT = text(f"""
-    SELECT count(*) FROM (
-        SELECT value FROM metering.usage_unique_values
-        WHERE subscription_id = :subscription_id AND event_key = :event_key
-            AND property = :property AND event_count > 0
-            AND bucket_start >= :first_bucket AND bucket_start < :end_bucket
-        UNION
-        SELECT e.properties ->> :property FROM metering.usage_events e
-        WHERE e.subscription_id = :subscription_id AND e.event_key = :event_key
-            AND e.properties ? :property AND {_EDGES} AND {_NOT_CANCELED}
-    ) distinct_values
+# Distinct values of a property: the hourly value sets, plus the values seen in the edges. Each
+# window names one event key, and its property at the same position of :properties.
+_UNIQUE_COUNTS = text(f"""
+    WITH {_PARTS}
+    SELECT window_index, count(DISTINCT value) AS distinct_values FROM (
+        SELECT b.window_index, v.value
+        FROM bucket_ranges b CROSS JOIN LATERAL (
+            SELECT value FROM metering.usage_unique_values
+            WHERE subscription_id = b.subscription_id AND event_key = b.event_key
+                AND property = (CAST(:properties AS text[]))[b.window_index + 1]
+                AND bucket_start >= b.lo AND bucket_start < b.hi
+                AND merchant_id = :merchant_id AND event_count > 0
+        ) v
+        UNION ALL
+        SELECT x.window_index, e.value
+        FROM edge_ranges x CROSS JOIN LATERAL (
+            SELECT e.properties ->> (CAST(:properties AS text[]))[x.window_index + 1] AS value
+            FROM metering.usage_events e
+            WHERE {_IN_EDGE}
+                AND e.properties ? (CAST(:properties AS text[]))[x.window_index + 1]
+        ) e
+    ) seen
+    GROUP BY window_index
 """)
 
 
-def _window_parameters(plan: WindowPlan) -> dict[str, datetime]:
-    # Absent parts become empty ranges at an arbitrary point of the window.
-    anchor = plan.buckets[0] if plan.buckets else plan.edges[0][0]
-    edges = [*plan.edges, (anchor, anchor), (anchor, anchor)]
-    buckets = plan.buckets or (anchor, anchor)
-    return {
-        "first_bucket": buckets[0],
-        "end_bucket": buckets[1],
-        "lo1": edges[0][0],
-        "hi1": edges[0][1],
-        "lo2": edges[1][0],
-        "hi2": edges[1][1],
+def _parts(merchant_id: str, windows: Sequence[UsageWindow]) -> dict[str, Any]:
+    """The bucket range and the edges of every window, as parallel arrays."""
+    columns: dict[str, list[Any]] = {
+        f"{part}_{column}": []
+        for part in ("bucket", "edge")
+        for column in ("windows", "subscriptions", "keys", "los", "his")
     }
+    for index, window in enumerate(windows):
+        ranges = [("bucket", *window.plan.buckets)] if window.plan.buckets else []
+        for part, lo, hi in ranges + [("edge", lo, hi) for lo, hi in window.plan.edges]:
+            columns[f"{part}_windows"].append(index)
+            columns[f"{part}_subscriptions"].append(window.subscription_id)
+            columns[f"{part}_keys"].append(window.event_key)
+            columns[f"{part}_los"].append(lo)
+            columns[f"{part}_his"].append(hi)
+    return {"merchant_id": merchant_id, **columns}
 
 
 def _partial(row: Any) -> PartialAggregate:
@@ -93,39 +134,27 @@ class UsageReader:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def keys_with_usage(self, subscription_id: str, plan: WindowPlan) -> list[str]:
-        rows = await self._session.scalars(
-            _KEYS_WITH_USAGE, {"subscription_id": subscription_id, **_window_parameters(plan)}
-        )
-        return sorted(rows)
-
     async def aggregates(
-        self, subscription_id: str, event_keys: Sequence[str], plan: WindowPlan
-    ) -> dict[str, PartialAggregate]:
-        """Exact aggregate per event key over the window, canceled events excluded."""
-        parameters = {
-            "subscription_id": subscription_id,
-            "event_keys": list(event_keys),
-            **_window_parameters(plan),
-        }
-        result: dict[str, PartialAggregate] = {}
-        for statement in (_FROM_ROLLUPS, _FROM_EVENTS):
-            for row in await self._session.execute(statement, parameters):
-                result[row.event_key] = result.get(row.event_key, PartialAggregate()).merge(
-                    _partial(row)
-                )
+        self, merchant_id: str, windows: Sequence[UsageWindow]
+    ) -> list[dict[str, PartialAggregate]]:
+        """Per window, the exact aggregate of each event key with usage in it (canceled events
+        excluded); a key without usage is absent."""
+        result: list[dict[str, PartialAggregate]] = [{} for _ in windows]
+        rows = await self._session.execute(_AGGREGATES, _parts(merchant_id, windows))
+        for row in rows:
+            found = result[row.window_index]
+            found[row.event_key] = found.get(row.event_key, PartialAggregate()).merge(_partial(row))
         return result
 
-    async def unique_count(
-        self, subscription_id: str, event_key: str, property_name: str, plan: WindowPlan
-    ) -> int:
-        count = await self._session.scalar(
-            _UNIQUE_COUNT,
-            {
-                "subscription_id": subscription_id,
-                "event_key": event_key,
-                "property": property_name,
-                **_window_parameters(plan),
-            },
-        )
-        return int(count or 0)
+    async def unique_counts(
+        self, merchant_id: str, windows: Sequence[UsageWindow], properties: Sequence[str]
+    ) -> list[int]:
+        """Per window of one event key, the distinct values of its property (of the same
+        position in `properties`) among the window's events."""
+        if not windows:
+            return []
+        parameters = {**_parts(merchant_id, windows), "properties": list(properties)}
+        counts = [0] * len(windows)
+        for row in await self._session.execute(_UNIQUE_COUNTS, parameters):
+            counts[row.window_index] = int(row.distinct_values)
+        return counts

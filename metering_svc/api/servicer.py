@@ -15,7 +15,7 @@ from metering_svc.service_layer.group_commit import GroupCommitter
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument
 from service_kit.idempotency import RequestKey
-from service_kit.proto_time import from_timestamp, to_timestamp
+from service_kit.proto_time import from_timestamp
 from service_kit.tenancy import merchant_id
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -157,23 +157,21 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
     async def GetUsageSummary(
         self, request: pb.GetUsageSummaryRequest, context: Context
     ) -> pb.GetUsageSummaryResponse:
-        start = from_timestamp(request.start_time) if request.HasField("start_time") else None
-        end = from_timestamp(request.end_time) if request.HasField("end_time") else None
-        found = await summaries.usage_summary(
-            self._metering,
-            merchant_id(context),
-            request.subscription_id,
-            request.event_key,
-            start,
-            end,
+        query = translate.summary_query_from_proto(request)
+        found = await summaries.usage_summary(self._metering, merchant_id(context), query)
+        return translate.summary_response_to_proto(query, found)
+
+    async def BatchGetUsageSummaries(
+        self, request: pb.BatchGetUsageSummariesRequest, context: Context
+    ) -> pb.BatchGetUsageSummariesResponse:
+        queries = [translate.summary_query_from_proto(r) for r in request.requests]
+        found = await summaries.usage_summaries(self._metering, merchant_id(context), queries)
+        return pb.BatchGetUsageSummariesResponse(
+            responses=[
+                translate.summary_response_to_proto(query, answer)
+                for query, answer in zip(queries, found, strict=True)
+            ]
         )
-        response = pb.GetUsageSummaryResponse(
-            summaries=[translate.summary_to_proto(summary) for summary in found]
-        )
-        if start and end:
-            response.start_time.CopyFrom(to_timestamp(start))
-            response.end_time.CopyFrom(to_timestamp(end))
-        return response
 
     async def UpsertSubscriptionState(
         self, request: pb.UpsertSubscriptionStateRequest, context: Context
@@ -181,6 +179,19 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         state = translate.subscription_state_from_proto(request.state, merchant_id(context))
         stored = await replicas.upsert_subscription_state(self._metering, state)
         return translate.subscription_state_to_proto(stored)
+
+    async def BatchUpsertSubscriptionStates(
+        self, request: pb.BatchUpsertSubscriptionStatesRequest, context: Context
+    ) -> pb.BatchUpsertSubscriptionStatesResponse:
+        merchant = merchant_id(context)
+        states = [
+            translate.subscription_state_from_proto(state, merchant, f"states[{index}].")
+            for index, state in enumerate(request.states)
+        ]
+        stored = await replicas.upsert_subscription_states(self._metering, states)
+        return pb.BatchUpsertSubscriptionStatesResponse(
+            states=[translate.subscription_state_to_proto(state) for state in stored]
+        )
 
     async def UpsertInvoiceReference(
         self, request: pb.UpsertInvoiceReferenceRequest, context: Context

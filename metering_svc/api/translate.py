@@ -12,7 +12,7 @@ from metering_svc.domain.model import (
     SubscriptionStatus,
     UsageEventDraft,
 )
-from metering_svc.service_layer.summaries import UsageSummary
+from metering_svc.service_layer.summaries import SummaryQuery, UsageSummary
 from service_kit.decimals import format_decimal
 from service_kit.errors import InvalidArgument
 from service_kit.proto_time import from_timestamp, to_timestamp
@@ -114,20 +114,42 @@ def summary_to_proto(summary: UsageSummary) -> pb.UsageSummary:
     )
 
 
+def summary_query_from_proto(request: pb.GetUsageSummaryRequest) -> SummaryQuery:
+    return SummaryQuery(
+        subscription_id=request.subscription_id,
+        event_key=request.event_key,
+        start=from_timestamp(request.start_time) if request.HasField("start_time") else None,
+        end=from_timestamp(request.end_time) if request.HasField("end_time") else None,
+    )
+
+
+def summary_response_to_proto(
+    query: SummaryQuery, summaries: list[UsageSummary]
+) -> pb.GetUsageSummaryResponse:
+    response = pb.GetUsageSummaryResponse(
+        summaries=[summary_to_proto(summary) for summary in summaries]
+    )
+    if query.start and query.end:
+        response.start_time.CopyFrom(to_timestamp(query.start))
+        response.end_time.CopyFrom(to_timestamp(query.end))
+    return response
+
+
 def subscription_state_from_proto(
-    message: pb.SubscriptionState, merchant_id: str
+    message: pb.SubscriptionState, merchant_id: str, prefix: str = "state."
 ) -> SubscriptionState:
+    """`prefix` names the state in error fields: "state." alone, "states[3]." in a batch."""
     if message.status == pb.SUBSCRIPTION_STATUS_UNSPECIFIED:
-        raise InvalidArgument("state.status is required", field="state.status")
+        raise InvalidArgument(f"{prefix}status is required", field=f"{prefix}status")
     for field in ("current_period_start", "current_period_end"):
         if not message.HasField(field):
-            raise InvalidArgument(f"state.{field} is required", field=f"state.{field}")
+            raise InvalidArgument(f"{prefix}{field} is required", field=f"{prefix}{field}")
     try:
         status = SubscriptionStatus(
             pb.SubscriptionStatus.Name(message.status).removeprefix("SUBSCRIPTION_STATUS_")
         )
     except ValueError:
-        raise InvalidArgument(f"unknown status {message.status}", field="state.status") from None
+        raise InvalidArgument(f"unknown status {message.status}", field=f"{prefix}status") from None
     return SubscriptionState(
         subscription_id=message.subscription_id,
         merchant_id=merchant_id,

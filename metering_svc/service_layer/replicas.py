@@ -1,34 +1,71 @@
 """Writing metering's replicas of subscriptions and invoices (called by invoicing)."""
 
+from collections.abc import Sequence
+
 from metering_svc.domain.model import InvoiceReference, SubscriptionState
 from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument, PermissionDenied
+
+MAX_STATES_PER_CALL = 1000
+
+
+def _check_state(state: SubscriptionState, prefix: str) -> None:
+    """`prefix` names the state in error fields ("state." or "states[3].")."""
+    require_identifier(state.subscription_id, f"{prefix}subscription_id")
+    require_identifier(state.service_id, f"{prefix}service_id")
+    require_identifier(state.user_id, f"{prefix}user_id")
+    if state.current_period_end <= state.current_period_start:
+        raise InvalidArgument(
+            "current_period_end must be after current_period_start",
+            field=f"{prefix}current_period_end",
+        )
+    if state.version < 1:
+        raise InvalidArgument("version must be a positive number", field=f"{prefix}version")
+
+
+async def _upsert_states(
+    metering: Metering, states: Sequence[SubscriptionState], prefixes: Sequence[str]
+) -> list[SubscriptionState]:
+    seen: set[str] = set()
+    for state, prefix in zip(states, prefixes, strict=True):
+        _check_state(state, prefix)
+        if state.subscription_id in seen:
+            raise InvalidArgument(
+                f"subscription {state.subscription_id} appears twice",
+                field=f"{prefix}subscription_id",
+            )
+        seen.add(state.subscription_id)
+    async with metering.unit_of_work() as uow:
+        stored = await uow.replicas.upsert_subscriptions(states, metering.clock.now())
+        for state, prefix in zip(states, prefixes, strict=True):
+            if stored[state.subscription_id].merchant_id != state.merchant_id:
+                raise PermissionDenied(
+                    f"subscription {state.subscription_id} belongs to another merchant",
+                    field=f"{prefix}subscription_id",
+                )
+        await uow.commit()
+    return [stored[state.subscription_id] for state in states]
 
 
 async def upsert_subscription_state(
     metering: Metering, state: SubscriptionState
 ) -> SubscriptionState:
     """Stores the state unless a newer version is stored (then returns the stored one)."""
-    require_identifier(state.subscription_id, "state.subscription_id")
-    require_identifier(state.service_id, "state.service_id")
-    require_identifier(state.user_id, "state.user_id")
-    if state.current_period_end <= state.current_period_start:
-        raise InvalidArgument(
-            "current_period_end must be after current_period_start",
-            field="state.current_period_end",
-        )
-    if state.version < 1:
-        raise InvalidArgument("version must be a positive number", field="state.version")
-    async with metering.unit_of_work() as uow:
-        stored = await uow.replicas.upsert_subscription(state, metering.clock.now())
-        if stored.merchant_id != state.merchant_id:
-            raise PermissionDenied(
-                f"subscription {state.subscription_id} belongs to another merchant",
-                field="state.subscription_id",
-            )
-        await uow.commit()
+    (stored,) = await _upsert_states(metering, [state], ["state."])
     return stored
+
+
+async def upsert_subscription_states(
+    metering: Metering, states: Sequence[SubscriptionState]
+) -> list[SubscriptionState]:
+    """Stores each state as `upsert_subscription_state` would, in one transaction: all or none.
+    Returns what is stored, in order."""
+    if not 1 <= len(states) <= MAX_STATES_PER_CALL:
+        raise InvalidArgument(
+            f"between 1 and {MAX_STATES_PER_CALL:,} states are required", field="states"
+        )
+    return await _upsert_states(metering, states, [f"states[{i}]." for i in range(len(states))])
 
 
 async def upsert_invoice_reference(

@@ -798,6 +798,50 @@ class GetUsageSummaryResponse(_message.Message):
 Global___GetUsageSummaryResponse: _TypeAlias = GetUsageSummaryResponse  # noqa: Y015
 
 @_typing.final
+class BatchGetUsageSummariesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___GetUsageSummaryRequest]:
+        """Required. 1-1,000 summaries to compute, each as GetUsageSummary would."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___GetUsageSummaryRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetUsageSummariesRequest: _TypeAlias = BatchGetUsageSummariesRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetUsageSummariesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def responses(self) -> _containers.RepeatedCompositeFieldContainer[Global___GetUsageSummaryResponse]:
+        """One answer per request, in the order of the requests."""
+
+    def __init__(
+        self,
+        *,
+        responses: _abc.Iterable[Global___GetUsageSummaryResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["responses", b"responses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetUsageSummariesResponse: _TypeAlias = BatchGetUsageSummariesResponse  # noqa: Y015
+
+@_typing.final
 class SubscriptionState(_message.Message):
     """Metering's replica of what it needs to know of a subscription to validate events."""
 
@@ -876,6 +920,52 @@ class UpsertSubscriptionStateRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpsertSubscriptionStateRequest: _TypeAlias = UpsertSubscriptionStateRequest  # noqa: Y015
+
+@_typing.final
+class BatchUpsertSubscriptionStatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def states(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubscriptionState]:
+        """Required. 1-1,000 states of distinct subscriptions."""
+
+    def __init__(
+        self,
+        *,
+        states: _abc.Iterable[Global___SubscriptionState] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchUpsertSubscriptionStatesRequest: _TypeAlias = BatchUpsertSubscriptionStatesRequest  # noqa: Y015
+
+@_typing.final
+class BatchUpsertSubscriptionStatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def states(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubscriptionState]:
+        """Output only. The state stored for each subscription (a newer one when the upsert was
+        older), in the order of the request.
+        """
+
+    def __init__(
+        self,
+        *,
+        states: _abc.Iterable[Global___SubscriptionState] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchUpsertSubscriptionStatesResponse: _TypeAlias = BatchUpsertSubscriptionStatesResponse  # noqa: Y015
 
 @_typing.final
 class InvoiceReference(_message.Message):

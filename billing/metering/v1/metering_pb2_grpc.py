@@ -83,10 +83,20 @@ class MeteringServiceStub:
                 request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.GetUsageSummaryRequest.SerializeToString,
                 response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.GetUsageSummaryResponse.FromString,
                 _registered_method=True)
+        self.BatchGetUsageSummaries = channel.unary_unary(
+                '/billing.metering.v1.MeteringService/BatchGetUsageSummaries',
+                request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesRequest.SerializeToString,
+                response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesResponse.FromString,
+                _registered_method=True)
         self.UpsertSubscriptionState = channel.unary_unary(
                 '/billing.metering.v1.MeteringService/UpsertSubscriptionState',
                 request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.UpsertSubscriptionStateRequest.SerializeToString,
                 response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.SubscriptionState.FromString,
+                _registered_method=True)
+        self.BatchUpsertSubscriptionStates = channel.unary_unary(
+                '/billing.metering.v1.MeteringService/BatchUpsertSubscriptionStates',
+                request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertSubscriptionStatesRequest.SerializeToString,
+                response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertSubscriptionStatesResponse.FromString,
                 _registered_method=True)
         self.UpsertInvoiceReference = channel.unary_unary(
                 '/billing.metering.v1.MeteringService/UpsertInvoiceReference',
@@ -166,8 +176,24 @@ class MeteringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchGetUsageSummaries(self, request, context):
+        """Usage summaries of up to 1,000 subscriptions (or windows) in one call, read in one
+        transaction; answers in the order asked. Fails as a whole if any request would fail alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpsertSubscriptionState(self, request, context):
         """Writes metering's local replica of a subscription. Called by invoicing on every state change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchUpsertSubscriptionStates(self, request, context):
+        """Writes the replicas of up to 1,000 subscriptions in one transaction, each as
+        UpsertSubscriptionState would; stores none if any is refused. Called by the period close.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -228,10 +254,20 @@ def add_MeteringServiceServicer_to_server(servicer, server):
                     request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.GetUsageSummaryRequest.FromString,
                     response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.GetUsageSummaryResponse.SerializeToString,
             ),
+            'BatchGetUsageSummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetUsageSummaries,
+                    request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesRequest.FromString,
+                    response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesResponse.SerializeToString,
+            ),
             'UpsertSubscriptionState': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertSubscriptionState,
                     request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.UpsertSubscriptionStateRequest.FromString,
                     response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.SubscriptionState.SerializeToString,
+            ),
+            'BatchUpsertSubscriptionStates': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchUpsertSubscriptionStates,
+                    request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertSubscriptionStatesRequest.FromString,
+                    response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertSubscriptionStatesResponse.SerializeToString,
             ),
             'UpsertInvoiceReference': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertInvoiceReference,
@@ -497,6 +533,33 @@ class MeteringService:
             _registered_method=True)
 
     @staticmethod
+    def BatchGetUsageSummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.metering.v1.MeteringService/BatchGetUsageSummaries',
+            billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesRequest.SerializeToString,
+            billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def UpsertSubscriptionState(request,
             target,
             options=(),
@@ -513,6 +576,33 @@ class MeteringService:
             '/billing.metering.v1.MeteringService/UpsertSubscriptionState',
             billing_dot_metering_dot_v1_dot_metering__pb2.UpsertSubscriptionStateRequest.SerializeToString,
             billing_dot_metering_dot_v1_dot_metering__pb2.SubscriptionState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchUpsertSubscriptionStates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.metering.v1.MeteringService/BatchUpsertSubscriptionStates',
+            billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertSubscriptionStatesRequest.SerializeToString,
+            billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertSubscriptionStatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

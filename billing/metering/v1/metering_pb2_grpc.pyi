@@ -57,8 +57,16 @@ class MeteringServiceStub:
     """Cancels a usage event: it stays on record but no longer counts in any summary."""
     GetUsageSummary: _grpc.UnaryUnaryMultiCallable[_metering_pb2.GetUsageSummaryRequest, _metering_pb2.GetUsageSummaryResponse]
     """Aggregated usage of a subscription per meter for a time window, answered from rollups."""
+    BatchGetUsageSummaries: _grpc.UnaryUnaryMultiCallable[_metering_pb2.BatchGetUsageSummariesRequest, _metering_pb2.BatchGetUsageSummariesResponse]
+    """Usage summaries of up to 1,000 subscriptions (or windows) in one call, read in one
+    transaction; answers in the order asked. Fails as a whole if any request would fail alone.
+    """
     UpsertSubscriptionState: _grpc.UnaryUnaryMultiCallable[_metering_pb2.UpsertSubscriptionStateRequest, _metering_pb2.SubscriptionState]
     """Writes metering's local replica of a subscription. Called by invoicing on every state change."""
+    BatchUpsertSubscriptionStates: _grpc.UnaryUnaryMultiCallable[_metering_pb2.BatchUpsertSubscriptionStatesRequest, _metering_pb2.BatchUpsertSubscriptionStatesResponse]
+    """Writes the replicas of up to 1,000 subscriptions in one transaction, each as
+    UpsertSubscriptionState would; stores none if any is refused. Called by the period close.
+    """
     UpsertInvoiceReference: _grpc.UnaryUnaryMultiCallable[_metering_pb2.UpsertInvoiceReferenceRequest, _metering_pb2.InvoiceReference]
     """Writes metering's local replica of an invoice, so events may be linked to it."""
 
@@ -91,8 +99,16 @@ class MeteringServiceAsyncStub(MeteringServiceStub):
     """Cancels a usage event: it stays on record but no longer counts in any summary."""
     GetUsageSummary: _aio.UnaryUnaryMultiCallable[_metering_pb2.GetUsageSummaryRequest, _metering_pb2.GetUsageSummaryResponse]  # type: ignore[assignment]
     """Aggregated usage of a subscription per meter for a time window, answered from rollups."""
+    BatchGetUsageSummaries: _aio.UnaryUnaryMultiCallable[_metering_pb2.BatchGetUsageSummariesRequest, _metering_pb2.BatchGetUsageSummariesResponse]  # type: ignore[assignment]
+    """Usage summaries of up to 1,000 subscriptions (or windows) in one call, read in one
+    transaction; answers in the order asked. Fails as a whole if any request would fail alone.
+    """
     UpsertSubscriptionState: _aio.UnaryUnaryMultiCallable[_metering_pb2.UpsertSubscriptionStateRequest, _metering_pb2.SubscriptionState]  # type: ignore[assignment]
     """Writes metering's local replica of a subscription. Called by invoicing on every state change."""
+    BatchUpsertSubscriptionStates: _aio.UnaryUnaryMultiCallable[_metering_pb2.BatchUpsertSubscriptionStatesRequest, _metering_pb2.BatchUpsertSubscriptionStatesResponse]  # type: ignore[assignment]
+    """Writes the replicas of up to 1,000 subscriptions in one transaction, each as
+    UpsertSubscriptionState would; stores none if any is refused. Called by the period close.
+    """
     UpsertInvoiceReference: _aio.UnaryUnaryMultiCallable[_metering_pb2.UpsertInvoiceReferenceRequest, _metering_pb2.InvoiceReference]  # type: ignore[assignment]
     """Writes metering's local replica of an invoice, so events may be linked to it."""
 
@@ -178,12 +194,32 @@ class MeteringServiceServicer(metaclass=_abc_1.ABCMeta):
         """Aggregated usage of a subscription per meter for a time window, answered from rollups."""
 
     @_abc_1.abstractmethod
+    def BatchGetUsageSummaries(
+        self,
+        request: _metering_pb2.BatchGetUsageSummariesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metering_pb2.BatchGetUsageSummariesResponse, _abc.Awaitable[_metering_pb2.BatchGetUsageSummariesResponse]]:
+        """Usage summaries of up to 1,000 subscriptions (or windows) in one call, read in one
+        transaction; answers in the order asked. Fails as a whole if any request would fail alone.
+        """
+
+    @_abc_1.abstractmethod
     def UpsertSubscriptionState(
         self,
         request: _metering_pb2.UpsertSubscriptionStateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_metering_pb2.SubscriptionState, _abc.Awaitable[_metering_pb2.SubscriptionState]]:
         """Writes metering's local replica of a subscription. Called by invoicing on every state change."""
+
+    @_abc_1.abstractmethod
+    def BatchUpsertSubscriptionStates(
+        self,
+        request: _metering_pb2.BatchUpsertSubscriptionStatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metering_pb2.BatchUpsertSubscriptionStatesResponse, _abc.Awaitable[_metering_pb2.BatchUpsertSubscriptionStatesResponse]]:
+        """Writes the replicas of up to 1,000 subscriptions in one transaction, each as
+        UpsertSubscriptionState would; stores none if any is refused. Called by the period close.
+        """
 
     @_abc_1.abstractmethod
     def UpsertInvoiceReference(
