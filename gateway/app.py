@@ -19,7 +19,7 @@ from gateway.routes import billing, catalog, operations, payments, usage
 from gateway.settings import GatewaySettings
 from gateway.usage_batcher import UsageBatcher
 from service_kit.clock import Clock, SystemClock
-from service_kit.database import create_engine, session_factory
+from service_kit.database import create_engine, database_unavailable, session_factory
 
 
 def _envelope(error: ApiError) -> JSONResponse:
@@ -78,6 +78,13 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        if database_unavailable(error):
+            # The gateway's own database (API keys, idempotent responses) is restarting.
+            return _envelope(
+                ApiError(
+                    503, "api_error", "backend_unavailable", "the database is unavailable; retry"
+                )
+            )
         return _envelope(ApiError(500, "api_error", "internal_error", "an internal error occurred"))
 
     app.add_middleware(ObserveRequests)

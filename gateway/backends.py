@@ -36,10 +36,17 @@ class Backends:
     async def call(
         self, method: Callable[..., Awaitable[T]], request: Message, merchant_id: str
     ) -> T:
-        """One RPC on behalf of a merchant; a gRPC failure becomes the matching ApiError."""
+        """One RPC on behalf of a merchant; a gRPC failure becomes the matching ApiError.
+
+        The call waits (within its deadline) for a backend that is reconnecting, so a restarted
+        service is used as soon as it is back instead of failing fast until the channel's next
+        reconnect attempt; a service that stays away answers 503 at the deadline."""
         try:
             return await method(
-                request, metadata=((MERCHANT_METADATA_KEY, merchant_id),), timeout=self.deadline
+                request,
+                metadata=((MERCHANT_METADATA_KEY, merchant_id),),
+                timeout=self.deadline,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             raise from_grpc(error) from None

@@ -3,6 +3,13 @@
 from types import TracebackType
 from typing import Self
 
+from asyncpg.exceptions import (
+    AdminShutdownError,
+    CannotConnectNowError,
+    CrashShutdownError,
+    PostgresConnectionError,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +27,29 @@ def create_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
         # Statements are prepared once per connection and reused.
         connect_args={"statement_cache_size": 512},
     )
+
+
+_AWAY = (
+    OSError,
+    PostgresConnectionError,
+    CannotConnectNowError,
+    AdminShutdownError,
+    CrashShutdownError,
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database is away for now (restarting, shutting down, the
+    connection lost or refused): the work did not happen, so a retry may succeed. The pool's
+    pre-ping replaces the dead connections on their next checkout."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, _AWAY):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

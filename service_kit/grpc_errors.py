@@ -11,6 +11,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from service_kit.database import database_unavailable
 from service_kit.errors import (
     AlreadyExists,
     DomainError,
@@ -79,6 +80,11 @@ def to_grpc_status(error: DomainError) -> grpc.Status:
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
     if isinstance(error, DomainError):
         await context.abort_with_status(to_grpc_status(error))
+    if database_unavailable(error):
+        # Retryable: the transaction rolled back (or, cut during COMMIT, committed, which the
+        # retry's idempotency key absorbs). A PostgreSQL restart lasts seconds.
+        log.warning("rpc.database_unavailable", error=str(error))
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry")
     log.exception("rpc.internal_error", error=str(error))
     await context.abort_with_status(
         rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message="internal error"))
