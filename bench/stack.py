@@ -3,6 +3,7 @@ invoicing, settlement and the gateway as separate processes, as in production.""
 
 import asyncio
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from devstack.chain import Anvil, MockUsdc
 from devstack.postgres import PrivateCluster, free_port
 from service_kit import migrations
+from service_kit.channels import open_blocking_channel
+from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("metering_svc", "invoicing_svc", "settlement_svc", "gateway")
@@ -38,6 +41,8 @@ class Stack:
     anvil: Anvil
     usdc_address: str
     workdir: Path
+    # What a client of the services presents (the stack's own token).
+    credentials: ServiceCredentials
 
     @property
     def dsn(self) -> str:
@@ -45,8 +50,8 @@ class Stack:
         return self.database_url.replace("postgresql+asyncpg", "postgresql")
 
 
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
+def _serving(address: str, credentials: ServiceCredentials) -> bool:
+    with open_blocking_channel(address, credentials) as channel:
         stub: Any = health_pb2_grpc.HealthStub(channel)  # its typing stubs lack Check
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -77,8 +82,10 @@ def running_stack() -> Iterator[Stack]:
         anvil.start()
         usdc_address = asyncio.run(_deploy_usdc(anvil))
         ports = {service: free_port() for service in SERVICES}
+        credentials = ServiceCredentials(secrets.token_hex(32))
         env = {
             **os.environ,
+            TOKEN_VARIABLE: credentials.token,
             "METERING_GRPC_PORT": str(ports["metering_svc"]),
             "INVOICING_GRPC_PORT": str(ports["invoicing_svc"]),
             "SETTLEMENT_GRPC_PORT": str(ports["settlement_svc"]),
@@ -98,6 +105,8 @@ def running_stack() -> Iterator[Stack]:
             "GATEWAY_RATE_LIMIT_BURST": "100000000",
             **{f"{s.split('_')[0].upper()}_DATABASE_URL": url for s in SERVICES},
             **{f"{s.split('_')[0].upper()}_LOG_LEVEL": "WARNING" for s in SERVICES},
+            # Metrics on free ports: a `make up` alongside keeps its own.
+            **{f"{s.split('_')[0].upper()}_METRICS_PORT": "0" for s in SERVICES[:3]},
         }
         for service in SERVICES:
             log = (workdir / f"{service}.log").open("wb")
@@ -108,7 +117,7 @@ def running_stack() -> Iterator[Stack]:
             )
         addresses = [f"127.0.0.1:{ports[s]}" for s in SERVICES[:3]]
         deadline = time.monotonic() + 60
-        while not all(_serving(address) for address in addresses):
+        while not all(_serving(address, credentials) for address in addresses):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the services did not start; see the logs in {workdir}")
             time.sleep(0.1)
@@ -142,6 +151,7 @@ def running_stack() -> Iterator[Stack]:
             anvil=anvil,
             usdc_address=usdc_address,
             workdir=workdir,
+            credentials=credentials,
         )
     finally:
         for process in processes:

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.chain import CHAIN_ID, Anvil, MockUsdc
 from devstack.postgres import PrivateCluster
+from service_kit.channels import open_blocking_channel
+from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
+from service_kit.settings import CredentialSettings
 
 STATE_DIR = Path(".devstack")
 DATABASE = "billing"
@@ -39,10 +43,17 @@ class Service:
     module: str
     port_var: str
     default_port: int
+    # Where a gRPC service serves Prometheus metrics (the gateway serves them on its HTTP port).
+    default_metrics_port: int = 0
 
     @property
     def port(self) -> int:
         return int(os.environ.get(self.port_var, self.default_port))
+
+    @property
+    def metrics_port(self) -> int:
+        prefix = self.port_var.split("_", 1)[0]
+        return int(os.environ.get(f"{prefix}_METRICS_PORT", self.default_metrics_port))
 
     @property
     def is_grpc(self) -> bool:
@@ -56,9 +67,9 @@ class Service:
 
 
 GRPC_SERVICES = [
-    Service("metering_svc", "METERING_GRPC_PORT", 50051),
-    Service("invoicing_svc", "INVOICING_GRPC_PORT", 50052),
-    Service("settlement_svc", "SETTLEMENT_GRPC_PORT", 50053),
+    Service("metering_svc", "METERING_GRPC_PORT", 50051, 9101),
+    Service("invoicing_svc", "INVOICING_GRPC_PORT", 50052, 9102),
+    Service("settlement_svc", "SETTLEMENT_GRPC_PORT", 50053, 9103),
 ]
 GATEWAY = Service("gateway", "GATEWAY_HTTP_PORT", 8080)
 
@@ -73,11 +84,13 @@ class Child:
         tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
         return Failure(f"{self.service.module} {reason}; last output ({self.log_path}):\n{tail}")
 
-    def is_ready(self) -> bool:
+    def is_ready(self, credentials: ServiceCredentials) -> bool:
         address = f"127.0.0.1:{self.service.port}"
         try:
             if self.service.is_grpc:
-                with grpc.insecure_channel(address, [("grpc.enable_http_proxy", 0)]) as channel:
+                with open_blocking_channel(
+                    address, credentials, [("grpc.enable_http_proxy", 0)]
+                ) as channel:
                     # The typing stubs of the generated client lack its methods.
                     stub: Any = health_pb2_grpc.HealthStub(channel)
                     reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -87,8 +100,8 @@ class Child:
         except (grpc.RpcError, OSError):
             return False
 
-    def wait_ready(self, deadline: float) -> None:
-        while not self.is_ready():
+    def wait_ready(self, deadline: float, credentials: ServiceCredentials) -> None:
+        while not self.is_ready(credentials):
             if self.process.poll() is not None:
                 raise self.failure(f"exited with {self.process.returncode}")
             if time.monotonic() > deadline:
@@ -207,7 +220,11 @@ def up() -> int:
         url = cluster.url(DATABASE)
         anvil.start()
         usdc_address = asyncio.run(deploy_demo_usdc(anvil))
+        # One internal service credential per run, unless the environment brings its own.
+        token = os.environ.get(TOKEN_VARIABLE) or secrets.token_hex(32)
+        credentials = CredentialSettings(service_token=token).service_credentials()
         chain = {
+            TOKEN_VARIABLE: token,
             "SETTLEMENT_CHAIN_RPC_URL": anvil.url,
             "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
             # A local platform is for trying things: test clocks let a demo run months in seconds.
@@ -222,7 +239,7 @@ def up() -> int:
             children.append(launch(service, url, chain))
         deadline = time.monotonic() + READY_TIMEOUT
         for child in children:
-            child.wait_ready(deadline)
+            child.wait_ready(deadline, credentials)
         print(f"  {'postgres':<14} {url.replace('+asyncpg', '')}")
         print(f"  {'anvil':<14} {anvil.url} (chain id {CHAIN_ID})")
         print(f"  {'MockUSDC':<14} {usdc_address}")
@@ -230,6 +247,9 @@ def up() -> int:
         for service in [*GRPC_SERVICES, GATEWAY]:
             scheme = "grpc" if service.is_grpc else "http"
             print(f"  {service.module:<14} {scheme}://127.0.0.1:{service.port}")
+        ports = ", ".join(f"{s.module} :{s.metrics_port}" for s in GRPC_SERVICES)
+        print(f"  {'metrics':<14} http://127.0.0.1:<port>/metrics ({ports}; the gateway's own)")
+        print(f"  {'service token':<14} {token} (gRPC metadata authorization: Bearer <token>)")
         demo_key = create_demo_key(url, anvil.accounts[2])
         print(f"  {'demo API key':<14} {demo_key}")
         print(f"  {'demo merchant':<14} {DEMO_MERCHANT}, paid at {anvil.accounts[2]}")

@@ -13,6 +13,7 @@ from billing.metering.v1 import metering_pb2_grpc
 from billing.settlement.v1 import settlement_pb2_grpc
 from gateway.errors import from_grpc
 from gateway.settings import GatewaySettings
+from service_kit.channels import open_channel
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 
 T = TypeVar("T")
@@ -20,8 +21,9 @@ T = TypeVar("T")
 
 class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
+        self.credentials = settings.service_credentials()
         self._channels = [
-            grpc.aio.insecure_channel(address)
+            open_channel(address, self.credentials)
             for address in (
                 settings.metering_address,
                 settings.invoicing_address,

@@ -3,10 +3,14 @@
 from datetime import timedelta
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from service_kit.settings import CredentialSettings
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(CredentialSettings):
+    """The gateway's settings; the internal service credential as every service has it."""
+
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     http_host: str = "127.0.0.1"
@@ -27,3 +31,6 @@ class GatewaySettings(BaseSettings):
     # A valid API key is remembered this long; a revoked key stops working within it.
     api_key_cache_seconds: float = Field(default=30.0, ge=0)
     idempotency_ttl: timedelta = timedelta(hours=24)
+    # A request still without a response this long after it claimed its Idempotency-Key was cut
+    # off (its gateway process died); a retry may claim the key again. Far above any request.
+    idempotency_claim_timeout: timedelta = timedelta(minutes=2)

@@ -6,9 +6,11 @@ from billing.invoicing.v1 import invoicing_pb2, invoicing_pb2_grpc
 from invoicing_svc.adapters.metering_client import MeteringClient
 from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.settlement_client import SettlementClient
+from invoicing_svc.adapters.tables import InvoiceRow, outbox
 from invoicing_svc.adapters.webhook_sender import WebhookSender
 from invoicing_svc.api.servicer import InvoicingServicer
 from invoicing_svc.api.translate import webhook_renderer
+from invoicing_svc.domain.model import InvoiceStatus
 from invoicing_svc.service_layer.period_close import close_due_periods, mark_overdue
 from invoicing_svc.service_layer.relay import outbox_relay
 from invoicing_svc.service_layer.unit_of_work import Invoicing
@@ -18,18 +20,23 @@ from service_kit.background import every
 from service_kit.clock import Clock, SystemClock
 from service_kit.database import create_engine, session_factory
 from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
+from service_kit.metric_probes import outbox_probe, status_probe
+from service_kit.metrics import ServiceMetrics
 
 
 def build(settings: InvoicingSettings, clock: Clock | None = None) -> Invoicing:
+    credentials = settings.service_credentials()
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     return Invoicing(
         engine=engine,
         sessions=session_factory(engine),
         clock=clock or SystemClock(),
         settings=settings,
-        metering=MeteringClient(settings.metering_address, settings.metering_deadline_seconds),
+        metering=MeteringClient(
+            settings.metering_address, credentials, settings.metering_deadline_seconds
+        ),
         settlement=SettlementClient(
-            settings.settlement_address, settings.metering_deadline_seconds
+            settings.settlement_address, credentials, settings.metering_deadline_seconds
         ),
         webhook_sender=WebhookSender(settings.webhook_timeout_seconds),
         render=webhook_renderer(settings.checkout_base_url),
@@ -43,9 +50,11 @@ async def start(invoicing: Invoicing) -> RunningServer:
         InvoicingServicer(invoicing),
         invoicing_pb2_grpc.add_InvoicingServiceServicer_to_server,
     )
-    return await start_server(
-        [binding], host=invoicing.settings.grpc_host, port=invoicing.settings.grpc_port
-    )
+    metrics = ServiceMetrics("invoicing_svc")
+    sessions = invoicing.sessions
+    metrics.add_probe(status_probe(metrics, sessions, "invoices", InvoiceRow.status, InvoiceStatus))
+    metrics.add_probe(outbox_probe(metrics, sessions, outbox, invoicing.clock))
+    return await start_server([binding], invoicing.settings, metrics)
 
 
 def start_background_work(invoicing: Invoicing) -> list[asyncio.Task[None]]:

@@ -14,6 +14,7 @@ class InvoicingSettings(ServiceSettings):
     grpc_port: int = Field(default=50052, ge=0, le=65535)
     # Encrypts webhook signing secrets at rest (adapters/secret_box.py); required to serve.
     secrets_key: SecretStr = SecretStr("")
+    metrics_port: int = Field(default=9102, ge=0, le=65535)
     metering_address: str = "127.0.0.1:50051"
     settlement_address: str = "127.0.0.1:50053"
     # Deadline of every call to metering and settlement.

@@ -3,6 +3,7 @@
 import asyncio
 
 from billing.metering.v1 import metering_pb2, metering_pb2_grpc
+from metering_svc.adapters.metrics import MeteringMetrics
 from metering_svc.adapters.partitions import PartitionKeeper, months_ahead
 from metering_svc.api.servicer import MeteringServicer
 from metering_svc.service_layer.unit_of_work import Metering
@@ -23,6 +24,7 @@ def build(settings: MeteringSettings, clock: Clock | None = None) -> Metering:
         partitions=PartitionKeeper(engine),
         clock=clock or SystemClock(),
         settings=settings,
+        metrics=MeteringMetrics(),
     )
 
 
@@ -36,9 +38,7 @@ async def start(metering: Metering) -> RunningServer:
         MeteringServicer(metering),
         metering_pb2_grpc.add_MeteringServiceServicer_to_server,
     )
-    return await start_server(
-        [binding], host=metering.settings.grpc_host, port=metering.settings.grpc_port
-    )
+    return await start_server([binding], metering.settings, metering.metrics)
 
 
 def start_background_work(metering: Metering) -> list[asyncio.Task[None]]:

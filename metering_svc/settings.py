@@ -12,6 +12,7 @@ class MeteringSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="METERING_", extra="ignore")
 
     grpc_port: int = Field(default=50051, ge=0, le=65535)
+    metrics_port: int = Field(default=9101, ge=0, le=65535)
     # How far in the future an occurredAt may lie, for clients whose clocks run ahead.
     max_clock_skew: timedelta = timedelta(minutes=5)
     # Months of event partitions kept created ahead of the current one.

@@ -1,4 +1,5 @@
-"""gRPC server bootstrap: services plus health, reflection, error mapping and graceful shutdown."""
+"""gRPC server bootstrap: services plus health, reflection, the service credential, request ids,
+logs and metrics of every call, error mapping, and graceful shutdown."""
 
 import asyncio
 import signal
@@ -12,7 +13,11 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service_kit.call_observer import CallObserver
 from service_kit.grpc_errors import DomainErrorInterceptor
+from service_kit.metrics import MetricsEndpoint, ServiceMetrics
+from service_kit.service_auth import ServiceTokenInterceptor
+from service_kit.settings import ServiceSettings
 
 log = structlog.get_logger()
 
@@ -42,18 +47,28 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
+    metrics: MetricsEndpoint
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.metrics.stop()
 
 
 async def start_server(
-    bindings: Sequence[ServiceBinding], *, host: str, port: int
+    bindings: Sequence[ServiceBinding], settings: ServiceSettings, metrics: ServiceMetrics
 ) -> RunningServer:
-    """Starts a server on host:port (port 0 picks a free one) and marks every service SERVING."""
+    """Starts a server on the configured host and port (port 0 picks a free one), and its metrics
+    on the metrics port, and marks every service SERVING. Raises CredentialError without a
+    service token."""
+    credentials = settings.service_credentials()
     server = grpc.aio.server(
-        interceptors=[DomainErrorInterceptor()],
+        # The observer comes first, so that refused calls are logged and counted too.
+        interceptors=[
+            CallObserver(metrics),
+            ServiceTokenInterceptor(credentials.authorization),
+            DomainErrorInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -72,11 +87,16 @@ async def start_server(
         ],
         server,
     )
-    bound_port = server.add_insecure_port(f"{host}:{port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    if credentials.tls is None:
+        bound_port = server.add_insecure_port(address)
+    else:
+        bound_port = server.add_secure_port(address, credentials.tls.server())
+    endpoint = metrics.serve(settings.grpc_host, settings.metrics_port)
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=bound_port, health=health_servicer)
+    return RunningServer(server, bound_port, health_servicer, endpoint)
 
 
 async def wait_for_termination_signal() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import structlog
 
 from service_kit import migrations
+from service_kit.credentials import CredentialError
 from service_kit.grpc_server import RunningServer, wait_for_termination_signal
 from service_kit.logging import configure_logging
 from service_kit.settings import ServiceSettings
@@ -47,6 +48,10 @@ def run_service(
             migrations.upgrade(migrations_dir, settings.database_url)
         log.info("migrated", service=name)
         return
+    try:
+        settings.service_credentials()
+    except CredentialError as error:
+        parser.exit(2, f"{name} cannot serve: {error}\n")
 
     async def main() -> None:
         running, cleanup = await serve()

@@ -7,9 +7,13 @@ from service_kit.background import every
 from service_kit.clock import Clock, SystemClock
 from service_kit.database import create_engine, session_factory
 from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
+from service_kit.metric_probes import outbox_probe, status_probe
+from service_kit.metrics import ServiceMetrics
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.invoicing_client import InvoicingClient
+from settlement_svc.adapters.tables import SettlementRow, outbox
 from settlement_svc.api.servicer import SettlementServicer
+from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.service_layer.relay import outbox_relay
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify_pending
@@ -24,7 +28,11 @@ def build(settings: SettlementSettings, clock: Clock | None = None) -> Settlemen
         clock=clock or SystemClock(),
         settings=settings,
         chain=Chain(settings.chain_rpc_url, settings.chain_timeout_seconds),
-        invoicing=InvoicingClient(settings.invoicing_address, settings.invoicing_deadline_seconds),
+        invoicing=InvoicingClient(
+            settings.invoicing_address,
+            settings.service_credentials(),
+            settings.invoicing_deadline_seconds,
+        ),
     )
 
 
@@ -34,9 +42,13 @@ async def start(service: Settlements) -> RunningServer:
         SettlementServicer(service),
         settlement_pb2_grpc.add_SettlementServiceServicer_to_server,
     )
-    return await start_server(
-        [binding], host=service.settings.grpc_host, port=service.settings.grpc_port
+    metrics = ServiceMetrics("settlement_svc")
+    sessions = service.sessions
+    metrics.add_probe(
+        status_probe(metrics, sessions, "settlements", SettlementRow.status, SettlementStatus)
     )
+    metrics.add_probe(outbox_probe(metrics, sessions, outbox, service.clock))
+    return await start_server([binding], service.settings, metrics)
 
 
 def start_background_work(service: Settlements) -> list[asyncio.Task[None]]:

@@ -12,6 +12,7 @@ class SettlementSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SETTLEMENT_", extra="ignore")
 
     grpc_port: int = Field(default=50053, ge=0, le=65535)
+    metrics_port: int = Field(default=9103, ge=0, le=65535)
     invoicing_address: str = "127.0.0.1:50052"
     invoicing_deadline_seconds: float = Field(default=5.0, gt=0)
     # The EVM node (JSON-RPC over HTTP), the chain it must be, and the USDC contract on it.

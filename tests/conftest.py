@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -27,7 +28,9 @@ from metering_svc import bootstrap as metering_bootstrap
 from metering_svc.service_layer.unit_of_work import Metering
 from metering_svc.settings import MeteringSettings
 from service_kit import migrations
+from service_kit.channels import open_channel
 from service_kit.clock import ManualClock
+from service_kit.credentials import ServiceCredentials
 from service_kit.grpc_errors import field_of
 from settlement_svc import bootstrap as settlement_bootstrap
 from settlement_svc.service_layer.unit_of_work import Settlements
@@ -42,6 +45,15 @@ SECRETS_KEY = Fernet.generate_key().decode()
 
 # Tests run on a manual clock: events default to its "now", and it never moves backwards.
 TEST_START = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
+
+# The internal service credential of every server, client and service process the tests start.
+SERVICE_TOKEN = f"tests-{secrets.token_hex(16)}"
+SERVICE_CREDENTIALS = ServiceCredentials(SERVICE_TOKEN)
+
+
+def service_channel(port: int) -> grpc.aio.Channel:
+    """A channel to a service on a loopback port, carrying the session's credential."""
+    return open_channel(f"127.0.0.1:{port}", SERVICE_CREDENTIALS)
 
 
 @pytest.fixture(scope="session")
@@ -71,12 +83,24 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 @asynccontextmanager
 async def metering_server(database_url: str, clock: ManualClock) -> AsyncIterator[RunningMetering]:
     """A metering service on a free loopback port, on its own (manual) clock."""
-    settings = MeteringSettings(database_url=database_url, grpc_port=0, db_pool_size=20)
+    # Several instances of a service run at once: each serves its metrics on a free port.
+    settings = MeteringSettings(
+        database_url=database_url,
+        grpc_port=0,
+        metrics_port=0,
+        db_pool_size=20,
+        service_token=SERVICE_TOKEN,
+    )
     service = metering_bootstrap.build(settings, clock=clock)
     running = await metering_bootstrap.start(service)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    channel = service_channel(running.port)
     try:
-        yield RunningMetering(service, running.port, metering_pb2_grpc.MeteringServiceStub(channel))
+        yield RunningMetering(
+            service,
+            running.port,
+            metering_pb2_grpc.MeteringServiceStub(channel),
+            running.metrics.port,
+        )
     finally:
         await channel.close()
         await running.stop(1)
@@ -88,6 +112,7 @@ class RunningMetering:
     service: Metering
     port: int
     stub: metering_pb2_grpc.MeteringServiceAsyncStub
+    metrics_port: int
 
 
 def field_violation(error: grpc.aio.AioRpcError) -> str:
@@ -127,6 +152,8 @@ class Platform:
     clock: ManualClock
     # host:port of metering, invoicing and settlement.
     addresses: tuple[str, str, str]
+    # Their Prometheus ports.
+    metrics_ports: tuple[int, int, int]
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +165,8 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
             InvoicingSettings(
                 database_url=database_url,
                 grpc_port=0,
+                metrics_port=0,
+                service_token=SERVICE_TOKEN,
                 metering_address=f"127.0.0.1:{metering.port}",
                 settlement_address=f"127.0.0.1:{settlement_port}",
                 test_clock_enabled=True,
@@ -150,6 +179,8 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
             SettlementSettings(
                 database_url=database_url,
                 grpc_port=settlement_port,
+                metrics_port=0,
+                service_token=SERVICE_TOKEN,
                 invoicing_address=f"127.0.0.1:{invoicing_server.port}",
                 chain_rpc_url=anvil.url,
                 usdc_contract_address=usdc.address,
@@ -159,8 +190,8 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
             clock=clock,
         )
         settlement_server = await settlement_bootstrap.start(settlements)
-        invoicing_channel = grpc.aio.insecure_channel(f"127.0.0.1:{invoicing_server.port}")
-        settlement_channel = grpc.aio.insecure_channel(f"127.0.0.1:{settlement_server.port}")
+        invoicing_channel = service_channel(invoicing_server.port)
+        settlement_channel = service_channel(settlement_server.port)
         yield Platform(
             invoicing=invoicing,
             invoicing_stub=invoicing_pb2_grpc.InvoicingServiceStub(invoicing_channel),
@@ -172,6 +203,11 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
                 f"127.0.0.1:{metering.port}",
                 f"127.0.0.1:{invoicing_server.port}",
                 f"127.0.0.1:{settlement_server.port}",
+            ),
+            metrics_ports=(
+                metering.metrics_port,
+                invoicing_server.metrics.port,
+                settlement_server.metrics.port,
             ),
         )
         await invoicing_channel.close()

@@ -16,13 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
-import grpc
 
 from bench.figures import Figure
 from bench.stack import MERCHANT, Stack
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
 from devstack.postgres import free_port
+from service_kit.channels import open_channel
 from service_kit.proto_time import to_timestamp
 
 METADATA = (("x-merchant-id", MERCHANT),)
@@ -62,7 +62,7 @@ async def _subscribe(stub: metering_pb2_grpc.MeteringServiceAsyncStub, subscript
     )
 
 
-def _h2load(port: int, body: Path, log: Path) -> tuple[int, float, list[float]]:
+def _h2load(port: int, body: Path, log: Path, authorization: str) -> tuple[int, float, list[float]]:
     """(succeeded, requests/s, latencies in ms) of one h2load run against a gRPC method."""
     log.unlink(missing_ok=True)
     output = subprocess.run(
@@ -82,6 +82,8 @@ def _h2load(port: int, body: Path, log: Path) -> tuple[int, float, list[float]]:
             "te: trailers",
             "-H",
             f"x-merchant-id: {MERCHANT}",
+            "-H",
+            f"authorization: {authorization}",
             "--log-file",
             str(log),
             f"http://127.0.0.1:{port}/billing.metering.v1.MeteringService/RecordUsageEvent",
@@ -127,8 +129,9 @@ async def unary(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) 
     payload = pb.RecordUsageEventRequest(event=_event("sub_unary")).SerializeToString()
     body = folder / "request.bin"
     body.write_bytes(b"\x00" + len(payload).to_bytes(4, "big") + payload)
+    authorization = stack.credentials.authorization
     succeeded, rate, latencies = _h2load(
-        int(stack.metering.rsplit(":", 1)[1]), body, folder / "log"
+        int(stack.metering.rsplit(":", 1)[1]), body, folder / "log", authorization
     )
     # h2load counts any HTTP 200 as a success, failed gRPC calls included: the database decides.
     _check("unary", await _stored(stack.dsn, "sub_unary"), succeeded)
@@ -140,7 +143,7 @@ async def unary(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) 
     )
     try:
         await asyncio.sleep(1.5)
-        _, echo_rate, echo_latencies = _h2load(echo_port, body, folder / "echo-log")
+        _, echo_rate, echo_latencies = _h2load(echo_port, body, folder / "echo-log", authorization)
     finally:
         echo.terminate()
         await echo.wait()
@@ -267,7 +270,7 @@ async def copy_baseline(stack: Stack) -> float:
 
 
 async def measure(stack: Stack) -> list[Figure]:
-    async with grpc.aio.insecure_channel(stack.metering) as channel:
+    async with open_channel(stack.metering, stack.credentials) as channel:
         stub = metering_pb2_grpc.MeteringServiceStub(channel)
         figures = await unary(stack, stub)
         batch_rate = await batches(stack, stub)

@@ -36,7 +36,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
-import grpc
 
 from bench.figures import Figure
 from bench.figures.load import (
@@ -51,6 +50,7 @@ from billing.invoicing.v1 import invoicing_pb2 as pb
 from billing.invoicing.v1 import invoicing_pb2_grpc
 from invoicing_svc.domain.model import BillingInterval
 from invoicing_svc.domain.periods import period_bounds
+from service_kit.channels import open_channel
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 
 METADATA = ((MERCHANT_METADATA_KEY, MERCHANT),)
@@ -104,7 +104,7 @@ def _units(index: int) -> tuple[Decimal, Decimal]:
 
 async def _catalog(stack: Stack) -> tuple[str, str]:
     """A service and its USAGE_BASED plan, through invoicing's API."""
-    async with grpc.aio.insecure_channel(stack.invoicing) as channel:
+    async with open_channel(stack.invoicing, stack.credentials) as channel:
         stub = invoicing_pb2_grpc.InvoicingServiceStub(channel)
         service = await stub.CreateService(
             pb.CreateServiceRequest(service=pb.Service(name="period close bench")),

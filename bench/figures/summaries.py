@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
-import grpc
 
 from bench.figures import Figure
 from bench.figures.load import (
@@ -36,6 +35,7 @@ from bench.figures.load import (
 from bench.stack import MERCHANT, Stack
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
+from service_kit.channels import open_channel
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 
@@ -130,7 +130,7 @@ async def measure(stack: Stack) -> list[Figure]:
     end = start + timedelta(days=30)
     subscriptions = {"sub_summary_10k": SMALL, "sub_summary_10m": LARGE}
     percentiles: dict[str, tuple[float, float]] = {}
-    async with grpc.aio.insecure_channel(stack.metering) as channel:
+    async with open_channel(stack.metering, stack.credentials) as channel:
         stub = metering_pb2_grpc.MeteringServiceStub(channel)
         for subscription in subscriptions:
             await stub.UpsertSubscriptionState(

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.context import Gateway
 from gateway.responses import Health, Readiness
+from service_kit.channels import open_channel
 
 router = APIRouter(tags=["operations"])
 
@@ -37,7 +38,7 @@ async def readyz(request: Request, response: Response) -> dict[str, Any]:
     }
 
     async def serving(address: str) -> bool:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with open_channel(address, gateway.backends.credentials) as channel:
             stub: Any = health_pb2_grpc.HealthStub(channel)  # its typing stubs lack Check
             try:
                 reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)

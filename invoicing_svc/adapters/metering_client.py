@@ -4,11 +4,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-import grpc
-
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
 from invoicing_svc.domain.model import Invoice, Subscription
+from service_kit.channels import open_channel
+from service_kit.credentials import ServiceCredentials
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 
@@ -44,8 +44,10 @@ def _per_call(subscriptions: Sequence[Subscription]) -> list[tuple[str, list[Sub
 
 
 class MeteringClient:
-    def __init__(self, address: str, deadline_seconds: float) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self, address: str, credentials: ServiceCredentials, deadline_seconds: float
+    ) -> None:
+        self._channel = open_channel(address, credentials)
         self._stub = metering_pb2_grpc.MeteringServiceStub(self._channel)
         self._deadline = deadline_seconds
 

@@ -1,16 +1,18 @@
 """Invoicing's calls to settlement: the ledger records finalized and voided invoices."""
 
-import grpc
-
 from billing.settlement.v1 import settlement_pb2 as pb
 from billing.settlement.v1 import settlement_pb2_grpc
 from invoicing_svc.domain.model import Invoice, InvoiceStatus
+from service_kit.channels import open_channel
+from service_kit.credentials import ServiceCredentials
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 
 
 class SettlementClient:
-    def __init__(self, address: str, deadline_seconds: float) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self, address: str, credentials: ServiceCredentials, deadline_seconds: float
+    ) -> None:
+        self._channel = open_channel(address, credentials)
         self._stub = settlement_pb2_grpc.SettlementServiceStub(self._channel)
         self._deadline = deadline_seconds
 

@@ -100,4 +100,8 @@ async def record_usage_events(
 
         await uow.events.insert(merchant_id, to_store, now)
         await uow.commit()
+    metering.metrics.events_recorded(
+        ingested=len(to_store),
+        deduplicated=sum(r.outcome is EventOutcome.DUPLICATE for r in results.values()),
+    )
     return [results[index] for index in range(len(drafts))]

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from metering_svc.adapters.event_store import EventStore
 from metering_svc.adapters.meter_repository import MeterRepository
+from metering_svc.adapters.metrics import MeteringMetrics
 from metering_svc.adapters.partitions import PartitionKeeper
 from metering_svc.adapters.replicas import ReplicaRepository
 from metering_svc.adapters.tables import idempotency_records
@@ -37,6 +38,7 @@ class Metering:
     partitions: PartitionKeeper
     clock: Clock
     settings: MeteringSettings
+    metrics: MeteringMetrics
 
     def unit_of_work(self) -> MeteringUnitOfWork:
         return MeteringUnitOfWork(self.sessions)

@@ -10,6 +10,8 @@ import grpc
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from billing.invoicing.v1 import invoicing_pb2_grpc
+from service_kit.channels import open_channel
+from service_kit.credentials import ServiceCredentials
 from service_kit.errors import NotFound, Unavailable
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 from settlement_svc.domain.model import Settlement
@@ -40,8 +42,10 @@ class InvoiceRecord:
 
 
 class InvoicingClient:
-    def __init__(self, address: str, deadline_seconds: float) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self, address: str, credentials: ServiceCredentials, deadline_seconds: float
+    ) -> None:
+        self._channel = open_channel(address, credentials)
         self._stub = invoicing_pb2_grpc.InvoicingServiceStub(self._channel)
         self._deadline = deadline_seconds
 

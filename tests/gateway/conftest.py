@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.merchants import create_api_key, create_merchant
 from gateway.settings import GatewaySettings
 from service_kit.database import create_engine, session_factory
-from tests.conftest import Platform
+from tests.conftest import SERVICE_TOKEN, Platform
 
 _merchants = itertools.count(1)
 
@@ -55,6 +55,7 @@ def gateway_settings(database_url: str, platform: Platform, **overrides: object)
         "metering_address": metering,
         "invoicing_address": invoicing,
         "settlement_address": settlement,
+        "service_token": SERVICE_TOKEN,
     }
     values.update(overrides)
     return GatewaySettings(**values)  # type: ignore[arg-type]

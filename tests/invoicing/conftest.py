@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-import grpc
 import pytest
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
@@ -21,7 +20,14 @@ from invoicing_svc.service_layer.relay import outbox_relay
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from invoicing_svc.settings import InvoicingSettings
 from service_kit.clock import ManualClock
-from tests.conftest import SECRETS_KEY, TEST_START, RunningMetering, metering_server
+from tests.conftest import (
+    SECRETS_KEY,
+    SERVICE_TOKEN,
+    TEST_START,
+    RunningMetering,
+    metering_server,
+    service_channel,
+)
 
 GRACE = timedelta(hours=1)
 _merchants = itertools.count(1)
@@ -48,6 +54,8 @@ async def invoicing(
     settings = InvoicingSettings(
         database_url=database_url,
         grpc_port=0,
+        metrics_port=0,
+        service_token=SERVICE_TOKEN,
         metering_address=f"127.0.0.1:{billing_metering.port}",
         late_event_grace=GRACE,
         test_clock_enabled=True,
@@ -64,7 +72,7 @@ async def invoicing_stub(
     invoicing: Invoicing,
 ) -> AsyncIterator[invoicing_pb2_grpc.InvoicingServiceAsyncStub]:
     running = await bootstrap.start(invoicing)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    channel = service_channel(running.port)
     yield invoicing_pb2_grpc.InvoicingServiceStub(channel)
     await channel.close()
     await running.stop(1)

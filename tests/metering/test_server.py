@@ -2,18 +2,18 @@
 
 from typing import Any
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from metering_svc import bootstrap
 from metering_svc.service_layer.unit_of_work import Metering
+from tests.conftest import service_channel
 
 
 async def test_health_and_reflection_name_the_metering_service(metering: Metering) -> None:
     running = await bootstrap.start(metering)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with service_channel(running.port) as channel:
             # The typing stubs of these generated clients lack their methods.
             health_stub: Any = health_pb2_grpc.HealthStub(channel)
             stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]

@@ -1,0 +1,20 @@
+"""Metering's Prometheus metrics: the gRPC calls (service_kit), and the events it ingests."""
+
+from service_kit.metrics import ServiceMetrics
+
+
+class MeteringMetrics(ServiceMetrics):
+    def __init__(self) -> None:
+        super().__init__("metering_svc")
+        self._ingested = self.counter(
+            "usage_events_ingested", "Usage events stored, counted once their transaction commits."
+        )
+        self._deduplicated = self.counter(
+            "usage_events_deduplicated",
+            "Usage events acknowledged as repeats of a stored one (same subscription and "
+            "idempotency key), counted once their transaction commits.",
+        )
+
+    def events_recorded(self, ingested: int, deduplicated: int) -> None:
+        self._ingested.inc(ingested)
+        self._deduplicated.inc(deduplicated)

@@ -1,0 +1,64 @@
+"""Gauges every service with a status column or an outbox reports, read when Prometheus scrapes."""
+
+from collections.abc import Iterable
+
+from prometheus_client.metrics_core import Metric
+from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+
+from service_kit.clock import Clock
+from service_kit.metrics import Probe, ServiceMetrics
+
+
+def status_probe(
+    metrics: ServiceMetrics,
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    status: InstrumentedAttribute[str],
+    statuses: Iterable[str],
+) -> Probe:
+    """`name{status}`: how many rows have each status (every status, 0 included)."""
+    known = list(statuses)
+
+    async def probe() -> list[Metric]:
+        async with sessions() as session:
+            rows = await session.execute(select(status, func.count()).group_by(status))
+            counts = {str(value): int(count) for value, count in rows}
+        return [
+            metrics.gauge_by(
+                name,
+                f"{name.capitalize()} by status, all merchants.",
+                "status",
+                {value: counts.get(value, 0) for value in known},
+            )
+        ]
+
+    return probe
+
+
+def outbox_probe(
+    metrics: ServiceMetrics, sessions: async_sessionmaker[AsyncSession], outbox: Table, clock: Clock
+) -> Probe:
+    """The undelivered messages of the service's outbox, and how long the oldest has waited."""
+
+    async def probe() -> list[Metric]:
+        undelivered = outbox.c.delivered_time.is_(None)
+        async with sessions() as session:
+            rows = await session.execute(
+                select(func.count(), func.min(outbox.c.create_time)).where(undelivered)
+            )
+            count, oldest = rows.one()
+        age = max(0.0, (clock.now() - oldest).total_seconds()) if oldest else 0.0
+        return [
+            metrics.gauge(
+                "outbox_backlog_messages", "Outbox messages not yet delivered.", int(count)
+            ),
+            metrics.gauge(
+                "outbox_oldest_undelivered_seconds",
+                "Age of the oldest undelivered outbox message; 0 without a backlog.",
+                age,
+            ),
+        ]
+
+    return probe
