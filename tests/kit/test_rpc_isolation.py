@@ -1,0 +1,457 @@
+"""Every RPC of the three services called with a second merchant's x-merchant-id on the first
+one's objects: NOT_FOUND or empty, never the first one's data, and the first one's objects
+unchanged. One probe per method of each service descriptor, so a new RPC needs its own."""
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+
+from billing.invoicing.v1 import invoicing_pb2 as ipb
+from billing.metering.v1 import metering_pb2 as mpb
+from billing.settlement.v1 import settlement_pb2 as spb
+from service_kit.proto_time import to_timestamp
+from tests.conftest import TEST_START, Platform
+from tests.invoicing.conftest import Merchant
+
+# Only in the owner's names and texts: it must never reach the other merchant.
+MARKER = "owner-only-4c1e"
+OTHER = (("x-merchant-id", "mer_isolation_other"),)
+NOT_FOUND, EMPTY, REJECTED, HARMLESS = "NOT_FOUND", "empty", "rejected", "harmless"
+# Metering's replica writes (called by invoicing only) refuse an id another merchant holds.
+DENIED = "PERMISSION_DENIED"
+
+
+@dataclass(frozen=True)
+class Owned:
+    """The first merchant's objects, one of each kind."""
+
+    merchant: Merchant
+    service: ipb.Service
+    plan: ipb.Plan
+    subscription: ipb.Subscription
+    session: ipb.CheckoutSession
+    invoice: ipb.Invoice
+    endpoint: ipb.WebhookEndpoint
+    meter: mpb.Meter
+    event: mpb.UsageEventInput
+    event_id: str
+    settlement: spb.Settlement
+
+    @property
+    def account(self) -> str:
+        return f"receivable:{self.subscription.user_id}"
+
+
+Request = Callable[[Owned], Message]
+
+
+def usage_of(o: Owned) -> mpb.GetUsageSummaryRequest:
+    return mpb.GetUsageSummaryRequest(
+        subscription_id=o.subscription.id,
+        start_time=to_timestamp(TEST_START - timedelta(days=40)),
+        end_time=to_timestamp(TEST_START + timedelta(days=40)),
+    )
+
+
+def summary(o: Owned) -> ipb.SettlementSummary:
+    return ipb.SettlementSummary(
+        settlement_id=o.settlement.id,
+        invoice_id=o.invoice.id,
+        amount_paid="3",
+        failure_reason="NO_TRANSFER",
+    )
+
+
+def state(o: Owned) -> mpb.SubscriptionState:
+    return mpb.SubscriptionState(
+        subscription_id=o.subscription.id,
+        service_id=o.service.id,
+        user_id=o.subscription.user_id,
+        status=mpb.SUBSCRIPTION_STATUS_CANCELED,
+        current_period_start=o.subscription.current_period_start,
+        current_period_end=o.subscription.current_period_end,
+        version=1_000,
+    )
+
+
+PROBES: dict[str, dict[str, tuple[Request, str]]] = {
+    "MeteringService": {
+        "CreateMeter": (
+            lambda o: mpb.CreateMeterRequest(
+                meter=mpb.Meter(
+                    service_id=o.service.id, event_key="tokens", aggregation=mpb.AGGREGATION_MAX
+                )
+            ),
+            HARMLESS,
+        ),
+        "GetMeter": (lambda o: mpb.GetMeterRequest(id=o.meter.id), NOT_FOUND),
+        "ListMeters": (lambda o: mpb.ListMetersRequest(service_id=o.service.id), EMPTY),
+        "RecordUsageEvent": (lambda o: mpb.RecordUsageEventRequest(event=o.event), NOT_FOUND),
+        "BatchRecordUsageEvents": (
+            lambda o: mpb.BatchRecordUsageEventsRequest(events=[o.event]),
+            REJECTED,
+        ),
+        "StreamUsageEvents": (lambda o: o.event, REJECTED),
+        "ListUsageEvents": (
+            lambda o: mpb.ListUsageEventsRequest(subscription_id=o.subscription.id),
+            EMPTY,
+        ),
+        "CancelUsageEvent": (
+            lambda o: mpb.CancelUsageEventRequest(id=o.event_id, reason="mine"),
+            NOT_FOUND,
+        ),
+        "GetUsageSummary": (
+            usage_of,
+            NOT_FOUND,
+        ),
+        "BatchGetUsageSummaries": (
+            lambda o: mpb.BatchGetUsageSummariesRequest(requests=[usage_of(o)]),
+            NOT_FOUND,
+        ),
+        "BatchUpsertSubscriptionStates": (
+            lambda o: mpb.BatchUpsertSubscriptionStatesRequest(states=[state(o)]),
+            DENIED,
+        ),
+        "UpsertSubscriptionState": (
+            lambda o: mpb.UpsertSubscriptionStateRequest(state=state(o)),
+            DENIED,
+        ),
+        "UpsertInvoiceReference": (
+            lambda o: mpb.UpsertInvoiceReferenceRequest(
+                invoice=mpb.InvoiceReference(
+                    invoice_id=o.invoice.id, service_id="svc_other", user_id="usr_other"
+                )
+            ),
+            DENIED,
+        ),
+    },
+    "InvoicingService": {
+        "CreateService": (
+            lambda o: ipb.CreateServiceRequest(service=ipb.Service(name="Mine")),
+            HARMLESS,
+        ),
+        "GetService": (lambda o: ipb.GetServiceRequest(id=o.service.id), NOT_FOUND),
+        "ListServices": (lambda o: ipb.ListServicesRequest(), EMPTY),
+        "CreatePlan": (
+            lambda o: ipb.CreatePlanRequest(
+                plan=ipb.Plan(
+                    service_id=o.service.id,
+                    name="Mine",
+                    pricing_type=ipb.PRICING_TYPE_FIXED_RECURRING,
+                    billing_interval=ipb.BILLING_INTERVAL_MONTH,
+                    amount="1",
+                )
+            ),
+            NOT_FOUND,
+        ),
+        "GetPlan": (lambda o: ipb.GetPlanRequest(id=o.plan.id), NOT_FOUND),
+        "ListPlans": (lambda o: ipb.ListPlansRequest(service_id=o.service.id), EMPTY),
+        "CreateCheckoutSession": (
+            lambda o: ipb.CreateCheckoutSessionRequest(
+                session=ipb.CheckoutSession(
+                    plan_id=o.plan.id,
+                    success_url="https://other.example/ok",
+                    cancel_url="https://other.example/no",
+                )
+            ),
+            NOT_FOUND,
+        ),
+        "GetCheckoutSession": (
+            lambda o: ipb.GetCheckoutSessionRequest(id=o.session.id),
+            NOT_FOUND,
+        ),
+        "CompleteCheckoutSession": (
+            lambda o: ipb.CompleteCheckoutSessionRequest(id=o.session.id),
+            NOT_FOUND,
+        ),
+        "ConfirmCheckoutPayment": (
+            lambda o: ipb.ConfirmCheckoutPaymentRequest(
+                id=o.session.id, settlement_id=o.settlement.id
+            ),
+            NOT_FOUND,
+        ),
+        "GetSubscription": (
+            lambda o: ipb.GetSubscriptionRequest(id=o.subscription.id),
+            NOT_FOUND,
+        ),
+        "ListSubscriptions": (
+            lambda o: ipb.ListSubscriptionsRequest(service_id=o.service.id),
+            EMPTY,
+        ),
+        "CancelSubscription": (
+            lambda o: ipb.CancelSubscriptionRequest(id=o.subscription.id),
+            NOT_FOUND,
+        ),
+        "CreateInvoice": (
+            lambda o: ipb.CreateInvoiceRequest(
+                subscription_id=o.subscription.id, payment_plan_id=o.plan.id, amount="1"
+            ),
+            NOT_FOUND,
+        ),
+        "GetInvoice": (lambda o: ipb.GetInvoiceRequest(id=o.invoice.id), NOT_FOUND),
+        "ListInvoices": (
+            lambda o: ipb.ListInvoicesRequest(subscription_id=o.subscription.id),
+            EMPTY,
+        ),
+        "FinalizeInvoice": (lambda o: ipb.FinalizeInvoiceRequest(id=o.invoice.id), NOT_FOUND),
+        "VoidInvoice": (lambda o: ipb.VoidInvoiceRequest(id=o.invoice.id), NOT_FOUND),
+        "MarkInvoiceUncollectible": (
+            lambda o: ipb.MarkInvoiceUncollectibleRequest(id=o.invoice.id),
+            NOT_FOUND,
+        ),
+        "MarkInvoicePaid": (
+            lambda o: ipb.MarkInvoicePaidRequest(id=o.invoice.id, settlement_id=o.settlement.id),
+            NOT_FOUND,
+        ),
+        "ReportSettlementFailure": (
+            lambda o: ipb.ReportSettlementFailureRequest(settlement=summary(o)),
+            HARMLESS,
+        ),
+        "CreateWebhookEndpoint": (
+            lambda o: ipb.CreateWebhookEndpointRequest(
+                endpoint=ipb.WebhookEndpoint(url="https://other.example/h", event_types=["*"])
+            ),
+            HARMLESS,
+        ),
+        "ListWebhookEndpoints": (lambda o: ipb.ListWebhookEndpointsRequest(), EMPTY),
+        "ListWebhookDeliveries": (
+            lambda o: ipb.ListWebhookDeliveriesRequest(endpoint_id=o.endpoint.id),
+            NOT_FOUND,
+        ),
+        "AdvanceTestClock": (
+            lambda o: advance(ipb.AdvanceTestClockRequest(subscription_id=o.subscription.id)),
+            NOT_FOUND,
+        ),
+    },
+    "SettlementService": {
+        "SubmitSettlement": (
+            lambda o: spb.SubmitSettlementRequest(
+                invoice_id=o.invoice.id,
+                reference_hash="0x" + "7a" * 32,
+                transaction_hash="0x" + "7b" * 32,
+                payer_wallet_address="0x" + "11" * 20,
+                merchant_wallet_address="0x" + "22" * 20,
+            ),
+            NOT_FOUND,
+        ),
+        "GetSettlement": (lambda o: spb.GetSettlementRequest(id=o.settlement.id), NOT_FOUND),
+        "ListSettlements": (
+            lambda o: spb.ListSettlementsRequest(invoice_id=o.invoice.id),
+            EMPTY,
+        ),
+        "RecordInvoice": (
+            lambda o: spb.RecordInvoiceRequest(
+                invoice_id=o.invoice.id, user_id="usr_other", amount="5"
+            ),
+            HARMLESS,
+        ),
+        "GetBalance": (lambda o: spb.GetBalanceRequest(account=o.account), EMPTY),
+        "ListEntries": (lambda o: spb.ListEntriesRequest(account=o.account), EMPTY),
+        "Reconcile": (lambda o: spb.ReconcileRequest(), HARMLESS),
+    },
+}
+DESCRIPTORS = [
+    mpb.DESCRIPTOR.services_by_name["MeteringService"],
+    ipb.DESCRIPTOR.services_by_name["InvoicingService"],
+    spb.DESCRIPTOR.services_by_name["SettlementService"],
+]
+
+
+def advance(request: ipb.AdvanceTestClockRequest) -> ipb.AdvanceTestClockRequest:
+    request.advance_by.FromTimedelta(timedelta(days=1))
+    return request
+
+
+@pytest.mark.parametrize("service", DESCRIPTORS, ids=lambda s: s.name)
+def test_every_rpc_has_an_isolation_probe(service: ServiceDescriptor) -> None:
+    assert set(PROBES[service.name]) == {m.name for m in service.methods}
+
+
+def stubs(platform: Platform) -> dict[str, Any]:
+    return {
+        "MeteringService": platform.metering_stub,
+        "InvoicingService": platform.invoicing_stub,
+        "SettlementService": platform.stub,
+    }
+
+
+async def owned(platform: Platform) -> Owned:
+    merchant = Merchant(
+        platform.invoicing, platform.invoicing_stub, platform.metering_stub, "mer_isolation_owner"
+    )
+    md = merchant.metadata
+    service = await merchant.stub.CreateService(
+        ipb.CreateServiceRequest(service=ipb.Service(name=MARKER, description=MARKER)), metadata=md
+    )
+    plan = await merchant.stub.CreatePlan(
+        ipb.CreatePlanRequest(
+            plan=ipb.Plan(
+                service_id=service.id,
+                name=MARKER,
+                pricing_type=ipb.PRICING_TYPE_USAGE_BASED,
+                billing_interval=ipb.BILLING_INTERVAL_MONTH,
+                amount="0.00001",
+            )
+        ),
+        metadata=md,
+    )
+    subscription = await merchant.subscribe(plan)
+    session = await merchant.stub.CreateCheckoutSession(
+        ipb.CreateCheckoutSessionRequest(
+            session=ipb.CheckoutSession(
+                plan_id=plan.id,
+                new_subscriber=ipb.NewSubscriber(email=f"{MARKER}@example.com", name=MARKER),
+                success_url=f"https://owner.example/{MARKER}",
+                cancel_url=f"https://owner.example/{MARKER}",
+            )
+        ),
+        metadata=md,
+    )
+    invoice = await merchant.stub.CreateInvoice(
+        ipb.CreateInvoiceRequest(
+            subscription_id=subscription.id, payment_plan_id=plan.id, amount="3"
+        ),
+        metadata=md,
+    )
+    await merchant.relay()  # the ledger records the invoice
+    endpoint = await merchant.stub.CreateWebhookEndpoint(
+        ipb.CreateWebhookEndpointRequest(
+            endpoint=ipb.WebhookEndpoint(url=f"https://owner.example/{MARKER}", event_types=["*"])
+        ),
+        metadata=md,
+    )
+    meter = await merchant.metering.CreateMeter(
+        mpb.CreateMeterRequest(
+            meter=mpb.Meter(
+                service_id=service.id,
+                event_key="tokens",
+                aggregation=mpb.AGGREGATION_SUM,
+                display_name=MARKER,
+            )
+        ),
+        metadata=md,
+    )
+    event = mpb.UsageEventInput(
+        service_id=service.id,
+        subscription_id=subscription.id,
+        user_id=subscription.user_id,
+        event_key="tokens",
+        quantity="7",
+        properties={"note": MARKER},
+    )
+    recorded = await merchant.metering.RecordUsageEvent(
+        mpb.RecordUsageEventRequest(event=event), metadata=md
+    )
+    settlement = await platform.stub.SubmitSettlement(
+        spb.SubmitSettlementRequest(
+            invoice_id=invoice.id,
+            reference_hash="0x" + "6a" * 32,
+            transaction_hash="0x" + "6b" * 32,
+            payer_wallet_address="0x" + "33" * 20,
+            merchant_wallet_address="0x" + "44" * 20,
+        ),
+        metadata=md,
+    )
+    return Owned(
+        merchant,
+        service,
+        plan,
+        subscription,
+        session,
+        invoice,
+        endpoint,
+        meter,
+        event,
+        recorded.event_id,
+        settlement,
+    )
+
+
+async def snapshot(platform: Platform, o: Owned) -> list[Message]:
+    """What the owner sees of its objects."""
+    md, stub = o.merchant.metadata, platform.invoicing_stub
+    return [
+        await stub.GetSubscription(ipb.GetSubscriptionRequest(id=o.subscription.id), metadata=md),
+        await stub.GetInvoice(ipb.GetInvoiceRequest(id=o.invoice.id), metadata=md),
+        await stub.GetCheckoutSession(ipb.GetCheckoutSessionRequest(id=o.session.id), metadata=md),
+        await platform.stub.GetSettlement(
+            spb.GetSettlementRequest(id=o.settlement.id), metadata=md
+        ),
+        await platform.stub.GetBalance(spb.GetBalanceRequest(account=o.account), metadata=md),
+        await platform.metering_stub.GetMeter(mpb.GetMeterRequest(id=o.meter.id), metadata=md),
+        await platform.metering_stub.ListUsageEvents(
+            mpb.ListUsageEventsRequest(subscription_id=o.subscription.id), metadata=md
+        ),
+    ]
+
+
+async def stream_once(stub: Any, event: Message) -> Message:
+    async def one() -> AsyncIterator[Message]:
+        yield event
+
+    results: list[Message] = [r async for r in stub.StreamUsageEvents(one(), metadata=OTHER)]
+    [result] = results
+    return result
+
+
+def is_empty(response: Message) -> bool:
+    """No repeated field holds anything, and no amount is other than zero."""
+    for descriptor, value in response.ListFields():
+        if descriptor.is_repeated and len(value):
+            return False
+        if descriptor.name == "debit_balance" and value != "0.000000":
+            return False
+    return True
+
+
+async def test_another_merchant_sees_nothing_of_the_owner_and_changes_nothing(
+    platform: Platform,
+) -> None:
+    o = await owned(platform)
+    before = await snapshot(platform, o)
+    # What the other merchant creates comes last: its lists must be empty before.
+    calls = sorted(
+        (
+            (service_name, method, build, answer)
+            for service_name, probes in PROBES.items()
+            for method, (build, answer) in probes.items()
+        ),
+        key=lambda call: call[3] == HARMLESS,
+    )
+    for service_name, method, build, answer in calls:
+        stub = stubs(platform)[service_name]
+        request = build(o)
+        where = f"{service_name}.{method}"
+        try:
+            if method == "StreamUsageEvents":
+                response = await stream_once(stub, request)
+            else:
+                response = await getattr(stub, method)(request, metadata=OTHER)
+        except grpc.aio.AioRpcError as error:
+            assert answer == error.code().name, (where, error)
+            assert MARKER not in (error.details() or ""), where
+            continue
+        assert answer not in (NOT_FOUND, DENIED), (where, response)
+        assert MARKER not in str(response), where
+        assert o.merchant.merchant_id not in str(response), where
+        if answer == EMPTY:
+            assert is_empty(response), (where, response)
+        elif answer == REJECTED:
+            results = getattr(response, "results", [response])
+            assert [(r.outcome, r.error.code) for r in results] == [
+                (mpb.USAGE_EVENT_OUTCOME_REJECTED, "NOT_FOUND")
+            ], where
+    assert await snapshot(platform, o) == before
+    # The owner's subscription and invoice in metering are untouched: its events are still taken.
+    event = mpb.UsageEventInput(invoice_id=o.invoice.id)
+    event.MergeFrom(o.event)
+    again = await o.merchant.metering.RecordUsageEvent(
+        mpb.RecordUsageEventRequest(event=event), metadata=o.merchant.metadata
+    )
+    assert again.outcome == mpb.USAGE_EVENT_OUTCOME_ACCEPTED
