@@ -21,7 +21,7 @@ from billing.metering.v1 import metering_pb2, metering_pb2_grpc
 from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from gateway.backends import Backends
 from gateway.settings import GatewaySettings
-from service_kit.channels import open_channel
+from service_kit.channels import open_blocking_channel, open_channel
 from service_kit.credentials import CredentialError, ServiceCredentials
 from service_kit.grpc_server import start_server
 from service_kit.metrics import ServiceMetrics
@@ -102,6 +102,23 @@ async def test_with_the_token_calls_reach_the_service(platform: Platform, index:
         services = await _list_services(channel, ())
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert len(services) == 3 and "grpc.health.v1.Health" in services
+
+
+def _blocking_get_meter(channel: grpc.Channel) -> grpc.StatusCode:
+    stub = metering_pb2_grpc.MeteringServiceStub(channel)
+    try:
+        stub.GetMeter(metering_pb2.GetMeterRequest(id="mtr_none"), metadata=MERCHANT, timeout=10)
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_a_blocking_channel_carries_the_token_too(platform: Platform) -> None:
+    with open_blocking_channel(platform.addresses[0], SERVICE_CREDENTIALS) as channel:
+        with_token = await asyncio.to_thread(_blocking_get_meter, channel)
+    with grpc.insecure_channel(platform.addresses[0]) as channel:
+        without = await asyncio.to_thread(_blocking_get_meter, channel)
+    assert (with_token, without) == (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED)
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
