@@ -202,6 +202,20 @@ def secrets_key() -> str:
     return os.environ.get("INVOICING_SECRETS_KEY") or path.read_text().strip()
 
 
+def addresses() -> dict[str, str]:
+    """Where each process finds the others, from the ports of this run."""
+    metering, invoicing, settlement = (f"127.0.0.1:{s.port}" for s in GRPC_SERVICES)
+    return {
+        "INVOICING_METERING_ADDRESS": metering,
+        "INVOICING_SETTLEMENT_ADDRESS": settlement,
+        "INVOICING_CHECKOUT_BASE_URL": f"http://127.0.0.1:{GATEWAY.port}/checkout",
+        "SETTLEMENT_INVOICING_ADDRESS": invoicing,
+        "GATEWAY_METERING_ADDRESS": metering,
+        "GATEWAY_INVOICING_ADDRESS": invoicing,
+        "GATEWAY_SETTLEMENT_ADDRESS": settlement,
+    }
+
+
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -230,6 +244,7 @@ def up() -> int:
             # A local platform is for trying things: test clocks let a demo run months in seconds.
             "INVOICING_TEST_CLOCK_ENABLED": "true",
             "INVOICING_SECRETS_KEY": secrets_key(),
+            **addresses(),
         }
         for service in [*GRPC_SERVICES, GATEWAY]:
             migration = launch(service, url, chain, "migrate")

@@ -1,0 +1,141 @@
+"""`make up` as an operator runs it (`python -m devstack up`, every process real), then `make demo`
+against it, then a grep of every log line of the run: no API key, webhook secret, service token
+or encryption key is ever written, and one request id follows a call from the gateway into
+metering."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.postgres import free_port
+
+REPO = Path(__file__).parents[2]
+START_TIMEOUT = 120
+TRACED = "req-make-up-test"
+
+
+@dataclass
+class Platform:
+    workdir: Path
+    output: Path
+    env: dict[str, str]
+    printed: dict[str, str]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['GATEWAY_HTTP_PORT']}"
+
+    def log_lines(self, module: str) -> list[dict[str, object]]:
+        """The JSON log lines of a module's `serve` process."""
+        path = self.workdir / ".devstack" / "logs" / f"{module}.serve.log"
+        lines = path.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def logs(self) -> str:
+        files = sorted((self.workdir / ".devstack" / "logs").glob("*.log"))
+        return "".join(f.read_text(errors="replace") for f in [self.output, *files])
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    workdir = tmp_path_factory.mktemp("make-up")
+    ports = {
+        name: str(free_port())
+        for name in (
+            "BILLING_PG_PORT",
+            "BILLING_CHAIN_PORT",
+            "METERING_GRPC_PORT",
+            "INVOICING_GRPC_PORT",
+            "SETTLEMENT_GRPC_PORT",
+            "GATEWAY_HTTP_PORT",
+            "METERING_METRICS_PORT",
+            "INVOICING_METRICS_PORT",
+            "SETTLEMENT_METRICS_PORT",
+        )
+    }
+    env = {**os.environ, **ports, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env.pop("BILLING_SERVICE_TOKEN", None)
+    output = workdir / "make-up.out"
+    with output.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "up"],
+            cwd=workdir,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Ctrl-C stops everything" not in output.read_text():
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.2)
+        printed = dict(
+            re.findall(r"^  (\S+(?: \S+)*?)\s{2,}(\S+)", output.read_text(), re.MULTILINE)
+        )
+        yield Platform(workdir, output, env, printed)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+def test_the_demo_runs_against_make_up_and_no_secret_reaches_a_log(platform: Platform) -> None:
+    key, token = platform.printed["demo API key"], platform.printed["service token"]
+    headers = {"Authorization": f"Bearer {key}", "X-Request-Id": TRACED}
+    with httpx.Client(base_url=platform.api_url, headers=headers, trust_env=False) as client:
+        endpoint = client.post(
+            "/api/v1/webhook-endpoints",
+            json={"url": "http://127.0.0.1:9/nobody-listens", "eventTypes": ["*"]},
+        )
+        assert endpoint.status_code == 200, endpoint.text
+        secret = endpoint.json()["secret"]
+        meters = client.get("/api/v1/meters")
+        assert meters.status_code == 200
+    demo = subprocess.run(
+        [sys.executable, "-m", "devstack.demo"],
+        cwd=platform.workdir,
+        env={
+            **platform.env,
+            "BILLING_API_URL": platform.api_url,
+            "BILLING_API_KEY": key,
+            "BILLING_CHAIN_URL": f"http://127.0.0.1:{platform.env['BILLING_CHAIN_PORT']}",
+            "BILLING_USDC_ADDRESS": platform.printed["MockUSDC"],
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert '"status": "PAID"' in demo.stdout
+    assert '"amount": "0.500000"' in demo.stdout
+
+    logs = platform.logs()
+    secrets_key = (platform.workdir / ".devstack" / "invoicing-secrets-key").read_text().strip()
+    printed_once = platform.output.read_text()
+    for name, value in {
+        "API key": key,
+        "API key secret": key.rsplit("_", 1)[1],
+        "webhook secret": secret.removeprefix("whsec_"),
+        "encryption key": secrets_key,
+    }.items():
+        assert value not in logs.replace(printed_once, ""), f"the {name} was logged"
+    # `make up` prints the token once for the operator; no process logs it.
+    assert token not in logs.replace(printed_once, "")
+
+    # The request id of the gateway call reaches metering's log of the RPC it made.
+    traced = {
+        module: [line for line in platform.log_lines(module) if line.get("request_id") == TRACED]
+        for module in ("gateway", "metering_svc")
+    }
+    assert [line["status"] for line in traced["gateway"]] == [200, 200]
+    assert len(traced["metering_svc"]) == 1, traced["metering_svc"]
