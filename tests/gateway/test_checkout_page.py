@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from markupsafe import escape
 from playwright.async_api import Browser, Dialog, Page, async_playwright
 
 import invoicing_svc.service_layer.relay
@@ -184,13 +186,51 @@ async def test_a_fixed_fee_is_paid_in_usdc_and_verified_on_chain(
     assert (subscription["status"], subscription["userId"]) == ("ACTIVE", "u_fixed")
 
 
-async def test_names_are_shown_literally_never_run_as_html(
-    api: Api, gateway_url: str, page: Page, thanks_url: str
+# What a merchant controls and the page shows, each an attempt to run or inject markup.
+MERCHANT = "<i>Evil</i> & Co"
+SERVICE = "<script>alert(1)</script>"
+PLAN = "<img src=x onerror=alert(2)>"
+CANCEL_URL = 'https://m.example/no?q="><script>alert(3)</script>'
+INJECTED = "script, img, i, [onerror]"
+
+
+async def test_every_merchant_text_is_shown_literally_never_run_as_html(
+    api: Api, gateway_url: str, page: Page, thanks_url: str, db: asyncpg.Connection
 ) -> None:
-    service, plan = "<script>alert(1)</script>", "<b>bold</b>"
-    session = await open_session(
-        api, service, plan, "USAGE_BASED", "0.000010", f"{thanks_url}/x", "u_escape"
+    await db.execute(
+        "UPDATE gateway.merchants SET name = $1 WHERE id = $2", MERCHANT, api.merchant_id
     )
+    service = await ok(await api.post("/api/v1/services", {"name": SERVICE}))
+    charge = {"eventKey": "tokens", "model": "PER_UNIT", "unitPrice": "0.5"}
+    plan = await ok(
+        await api.post(
+            f"/api/v1/services/{service['id']}/plans",
+            {
+                "name": PLAN,
+                "pricingType": "HYBRID",
+                "billingInterval": "MONTH",
+                "amount": "2",
+                "charges": [charge],
+            },
+        )
+    )
+    session = await ok(
+        await api.post(
+            "/api/v1/checkout-sessions",
+            {"planId": plan["id"], "successUrl": f"{thanks_url}/x", "cancelUrl": CANCEL_URL},
+        )
+    )
+    url = f"{gateway_url}/checkout/{session['id']}"
+
+    # The HTML as sent: every one of them escaped, none as markup.
+    async with httpx.AsyncClient(trust_env=False) as client:
+        html = (await client.get(url)).text
+    for text in (MERCHANT, SERVICE, PLAN):
+        assert escape(text) in html, text
+        assert text not in html, text
+    assert f'href="{escape(CANCEL_URL)}"' in html
+    assert html.count("<script") == 0
+
     dialogs: list[str] = []
 
     async def on_dialog(dialog: Dialog) -> None:
@@ -198,14 +238,17 @@ async def test_names_are_shown_literally_never_run_as_html(
         await dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    await page.goto(f"{gateway_url}/checkout/{session['id']}")
-
+    await page.goto(url)
     assert dialogs == []
-    assert await page.title() == f"Subscribe to {service}"
-    assert await page.locator("h1").inner_text() == service
-    assert await page.locator("h1 + p").inner_text() == plan
-    assert await page.locator("script").count() == 0
-    assert await page.locator("b").count() == 0
+    assert await page.locator(INJECTED).count() == 0
+    assert await page.title() == f"Subscribe to {SERVICE}"
+    assert await page.locator("p.muted").first.inner_text() == MERCHANT
+    assert await page.locator("h1").inner_text() == SERVICE
+    assert await page.locator("h1 + p").inner_text() == PLAN
+    assert await page.locator("#price").inner_text() == "2 USDC per month plus usage"
+    assert await page.locator("#price + p").inner_text() == "tokens: per unit, 0.5 USDC"
+    assert await page.locator("#amount").inner_text() == "2.000000 USDC"
+    assert await page.get_by_role("link", name="Cancel").get_attribute("href") == CANCEL_URL
 
 
 async def test_an_unknown_session_is_404(gateway_url: str) -> None:
