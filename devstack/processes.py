@@ -14,9 +14,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from service_kit.channels import open_blocking_channel
+from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
+
 GRPC_SERVICES = ("metering_svc", "invoicing_svc", "settlement_svc")
 SERVICES = (*GRPC_SERVICES, "gateway")
-TOKEN_VARIABLE = "BILLING_SERVICE_TOKEN"
 # Health probes go straight to loopback, whatever proxy the environment configures.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -65,13 +67,12 @@ def platform_env(
     return env
 
 
-def grpc_serving(address: str, token: str = "") -> bool:
+def grpc_serving(address: str, credentials: ServiceCredentials) -> bool:
     """Whether the gRPC server at `address` answers its health check with SERVING."""
-    metadata = (("authorization", f"Bearer {token}"),) if token else None
-    with grpc.insecure_channel(address, [("grpc.enable_http_proxy", 0)]) as channel:
+    with open_blocking_channel(address, credentials, [("grpc.enable_http_proxy", 0)]) as channel:
         stub: Any = health_pb2_grpc.HealthStub(channel)  # its typing stubs lack Check
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1, metadata=metadata)
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
         except grpc.RpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
@@ -111,7 +112,7 @@ class ServiceProcess:
     def ready(self) -> bool:
         if self.module == "gateway":
             return http_healthy(f"http://{self.address}/healthz")
-        return grpc_serving(self.address, self.env.get(TOKEN_VARIABLE, ""))
+        return grpc_serving(self.address, ServiceCredentials(self.env[TOKEN_VARIABLE]))
 
     def start(self, timeout: float = 60.0) -> None:
         """Starts the process and returns once it serves."""

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -116,12 +116,21 @@ class MerchantRequest:
     async def _claim(self, key: str, fingerprint: str) -> JSONResponse | None:
         now = self.gateway.clock.now()
         async with self.gateway.sessions() as session, session.begin():
-            cutoff = now - self.gateway.settings.idempotency_ttl
+            settings = self.gateway.settings
+            # Expired, or claimed by a request that never finished (its gateway died): a claim
+            # without a response outlives no request, so the retry runs the request again.
             await session.execute(
                 delete(IdempotentResponseRow).where(
                     IdempotentResponseRow.merchant_id == self.merchant.id,
                     IdempotentResponseRow.idempotency_key == key,
-                    IdempotentResponseRow.create_time < cutoff,
+                    or_(
+                        IdempotentResponseRow.create_time < now - settings.idempotency_ttl,
+                        and_(
+                            IdempotentResponseRow.status_code.is_(None),
+                            IdempotentResponseRow.create_time
+                            < now - settings.idempotency_claim_timeout,
+                        ),
+                    ),
                 )
             )
             claimed = await session.execute(

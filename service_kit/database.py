@@ -7,6 +7,7 @@ from asyncpg.exceptions import (
     AdminShutdownError,
     CannotConnectNowError,
     CrashShutdownError,
+    InternalClientError,
     PostgresConnectionError,
 )
 from sqlalchemy.exc import DBAPIError
@@ -38,17 +39,30 @@ _AWAY = (
 )
 
 
+def _left_hanging(error: BaseException) -> bool:
+    """asyncpg refusing an operation on a connection that still waits for the reply to an
+    earlier one: what a connection the server terminated mid-transaction turns into. (Our
+    connections are never shared between tasks, so it has no other cause here.)"""
+    return isinstance(error, InternalClientError) and "another operation" in str(error)
+
+
 def database_unavailable(error: BaseException) -> bool:
     """Whether `error` says the database is away for now (restarting, shutting down, the
     connection lost or refused): the work did not happen, so a retry may succeed. The pool's
-    pre-ping replaces the dead connections on their next checkout."""
+    pre-ping replaces the dead connections on their next checkout. The whole chain counts: a
+    failed rollback after a lost connection hides the loss in its context."""
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, _AWAY):
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        cause = pending.pop()
+        if id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, _AWAY) or _left_hanging(cause):
             return True
-        cause = cause.__cause__
+        pending += [link for link in (cause.__cause__, cause.__context__) if link is not None]
     return False
 
 

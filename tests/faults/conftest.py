@@ -33,6 +33,8 @@ from devstack.processes import SERVICES, ServiceProcess, platform_env
 from gateway.__main__ import issue_key
 from gateway.settings import GatewaySettings
 from service_kit import migrations
+from service_kit.channels import open_channel
+from service_kit.credentials import ServiceCredentials
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 from tests.conftest import MIGRATIONS, SECRETS_KEY
@@ -56,7 +58,7 @@ class FaultPlatform:
     anvil: Anvil
     usdc: MockUsdc
     processes: dict[str, ServiceProcess]
-    service_token: str
+    credentials: ServiceCredentials
     database_url: str
 
     @property
@@ -84,14 +86,11 @@ class FaultPlatform:
         return f"http://{self.gateway.address}"
 
     def metadata(self, merchant_id: str) -> tuple[tuple[str, str], ...]:
-        """What a platform client sends with every call: the service credential, the tenant."""
-        return (
-            ("authorization", f"Bearer {self.service_token}"),
-            (MERCHANT_METADATA_KEY, merchant_id),
-        )
+        """The tenant a call acts for (the channel adds the service credential)."""
+        return ((MERCHANT_METADATA_KEY, merchant_id),)
 
     def channel(self, process: ServiceProcess) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(process.address, [("grpc.enable_http_proxy", 0)])
+        return open_channel(process.address, self.credentials, [("grpc.enable_http_proxy", 0)])
 
     async def api_key(self, merchant_id: str) -> str:
         """A new gateway API key of `merchant_id` (created on first use)."""
@@ -186,13 +185,13 @@ async def fault_platform(request: pytest.FixtureRequest) -> AsyncIterator[FaultP
             await asyncio.to_thread(migrations.upgrade, script_location, url)
         await asyncio.to_thread(anvil.start)
         usdc = await _deploy_usdc(anvil)
-        token = secrets.token_urlsafe(24)
+        credentials = ServiceCredentials(secrets.token_hex(32))
         env = platform_env(
             url,
             {module: free_port() for module in SERVICES},
             chain_rpc_url=anvil.url,
             usdc_address=usdc.address,
-            service_token=token,
+            service_token=credentials.token,
             secrets_key=SECRETS_KEY,
         )
         # Short polls and deadlines keep the recoveries (and the test run) quick.
@@ -202,10 +201,11 @@ async def fault_platform(request: pytest.FixtureRequest) -> AsyncIterator[FaultP
             "INVOICING_POLL_INTERVAL_SECONDS": "0.2",
             "GATEWAY_BACKEND_DEADLINE_SECONDS": "2",
             "GATEWAY_MAX_BODY_BYTES": str(4 * 1024 * 1024),
+            "GATEWAY_IDEMPOTENCY_CLAIM_TIMEOUT": "PT3S",
         }
         for module in SERVICES:
             processes[module] = ServiceProcess(module, env, workdir / f"{module}.log")
-        platform = FaultPlatform(workdir, cluster, anvil, usdc, processes, token, url)
+        platform = FaultPlatform(workdir, cluster, anvil, usdc, processes, credentials, url)
         for process in processes.values():
             await platform.start(process)
         yield platform

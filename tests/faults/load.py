@@ -20,6 +20,7 @@ from tests.faults.conftest import Subscriber
 
 RETRYABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 RETRYABLE_HTTP = (502, 503, 504)
+KEY_IN_USE = "idempotency_key_in_use"
 RETRY_PAUSE_SECONDS = 0.1
 T = TypeVar("T")
 
@@ -33,6 +34,8 @@ class Outcome:
     accepted: int
     duplicates: int
     rejected: int
+    # Events of a response the gateway replayed from its Idempotency-Key store.
+    replayed: int = 0
 
 
 # Sends one batch of (idempotency key, quantity) events; raises Retryable on a transient failure.
@@ -66,6 +69,7 @@ class Load:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    replayed: int = 0
     # Batches in the order they were answered.
     answered: list[list[tuple[str, str]]] = field(default_factory=list)
     _progress: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -91,6 +95,7 @@ class Load:
                 self.accepted += outcome.accepted
                 self.duplicates += outcome.duplicates
                 self.rejected += outcome.rejected
+                self.replayed += outcome.replayed
                 self.answered.append(batch)
                 self._progress.notify_all()
 
@@ -109,6 +114,7 @@ class Load:
             "accepted": self.accepted,
             "duplicates_absorbed": self.duplicates,
             "rejected": self.rejected,
+            "responses_replayed": self.replayed,
             "acknowledged": self.acknowledged,
         }
 
@@ -164,7 +170,10 @@ async def _retryable(call: Awaitable[T]) -> T:
 
 
 def rest_sender(client: httpx.AsyncClient, subscriber: Subscriber) -> Send:
-    """POST /api/v1/usage-events/batch through the gateway, keys in each event's idempotencyKey."""
+    """POST /api/v1/usage-events/batch through the gateway, keys in each event's idempotencyKey
+    and the batch's own Idempotency-Key header. A key still held by a request that a killed
+    gateway never finished answers 409 idempotency_key_in_use until its claim times out: the
+    client retries it like a 503."""
 
     async def send(batch: Sequence[tuple[str, str]]) -> Outcome:
         body = {
@@ -180,16 +189,23 @@ def rest_sender(client: httpx.AsyncClient, subscriber: Subscriber) -> Send:
                 for key, amount in batch
             ]
         }
+        headers = {"idempotency-key": f"batch-{batch[0][0]}"}
         try:
-            response = await client.post("/api/v1/usage-events/batch", json=body)
+            response = await client.post("/api/v1/usage-events/batch", json=body, headers=headers)
         except httpx.TransportError as error:
             raise Retryable(type(error).__name__) from None
         if response.status_code in RETRYABLE_HTTP:
             raise Retryable(str(response.status_code))
+        if response.status_code == 409 and response.json()["error"]["code"] == KEY_IN_USE:
+            raise Retryable(KEY_IN_USE)
         assert response.status_code == 200, response.text
         reply: dict[str, Any] = response.json()
+        replayed = response.headers.get("idempotent-replayed") == "true"
         return Outcome(
-            int(reply["acceptedCount"]), int(reply["duplicateCount"]), int(reply["rejectedCount"])
+            int(reply["acceptedCount"]),
+            int(reply["duplicateCount"]),
+            int(reply["rejectedCount"]),
+            len(batch) if replayed else 0,
         )
 
     return send
