@@ -13,11 +13,13 @@ invoicing's gRPC API. The subscriptions and their usage are written directly, si
    32 days ago, period 0 ending one month after the anchor, so it ended days ago, well past the
    one-hour grace), analyzed before the commit. The scheduler sees no subscription before its
    usage is in place.
-The clock starts at that commit; invoicing's own scheduler (one pass a second, one transaction
-per subscription, usage from metering's GetUsageSummary) closes the periods. The figure is the
-time until all 10,000 invoices exist (polled every 0.5 s); then every invoice amount is checked
-against round(sum(quantity) x 0.000010, 6) of its subscription's raw events, and the outbox
-messages the closes left undelivered are printed to stderr.
+The clock starts at that commit; invoicing's own scheduler (one pass a second; each transaction
+claims 250 due subscriptions, pushes their next states to metering in one
+BatchUpsertSubscriptionStates call and reads their usage in one BatchGetUsageSummaries call)
+closes the periods. The figure is the time until all 10,000 invoices exist (polled every 0.5 s);
+then every invoice amount is checked against round(sum(quantity) x 0.000010, 6) of its
+subscription's raw events, and the outbox messages the closes left undelivered (metering and
+settlement pushes, webhooks, which the outbox relay delivers afterwards) are printed to stderr.
 
 The baseline is that aggregation as one SQL statement over the same events, each of two forms
 run twice, the faster second run counting: `SELECT subscription_id, sum(quantity) ... WHERE

@@ -1,7 +1,8 @@
 """Partial aggregates of usage windows: whole hours from rollups, partial edges from raw events.
 
 Many windows are read in one statement: their parts travel as arrays through `unnest`, each row
-tagged with the position of its window in the request.
+tagged with the position of its window in the request. Callers name subscriptions they checked to
+be the merchant's; every event and rollup of a subscription is its merchant's.
 """
 
 from collections.abc import Sequence
@@ -38,17 +39,21 @@ _PARTS = """
             AS x(window_index, subscription_id, event_key, lo, hi)
     )"""
 
-# The events of edge x, canceled ones excluded.
-_IN_EDGE = """e.subscription_id = x.subscription_id AND e.occurred_at >= x.lo
-            AND e.occurred_at < x.hi AND (x.event_key = '' OR e.event_key = x.event_key)
-            AND e.merchant_id = :merchant_id AND NOT EXISTS (
+_NOT_CANCELED = """NOT EXISTS (
                 SELECT 1 FROM metering.usage_event_cancellations c
                 WHERE c.subscription_id = e.subscription_id AND c.event_id = e.id)"""
+
+# The events of edge x that count.
+_IN_EDGE = f"""e.subscription_id = x.subscription_id AND e.occurred_at >= x.lo
+            AND e.occurred_at < x.hi AND (x.event_key = '' OR e.event_key = x.event_key)
+            AND {_NOT_CANCELED}"""
 
 
 # Per range, a LATERAL subquery: the planner cannot misjudge the size of an `unnest`, so each
 # range is an index range scan, of (subscription_id, event_key, bucket_start) for the rollups and
-# of (subscription_id, occurred_at) for an edge, which lies within one hour.
+# of (subscription_id, occurred_at) for an edge, which lies within one hour. That index carries
+# every column an edge aggregates (migration 0003), so no event row is read; the latest event of
+# a key is then found by its time, without sorting the edge.
 _AGGREGATES = text(f"""
     WITH {_PARTS}
     SELECT b.window_index, r.*
@@ -61,19 +66,26 @@ _AGGREGATES = text(f"""
         FROM metering.usage_rollups
         WHERE subscription_id = b.subscription_id AND bucket_start >= b.lo
             AND bucket_start < b.hi AND (b.event_key = '' OR event_key = b.event_key)
-            AND merchant_id = :merchant_id AND event_count > 0
+            AND event_count > 0
         GROUP BY event_key
     ) r
     UNION ALL
-    SELECT x.window_index, e.*
-    FROM edge_ranges x CROSS JOIN LATERAL (
-        SELECT event_key, sum(quantity), count(*), max(quantity),
-            (array_agg(quantity ORDER BY occurred_at DESC, seq DESC))[1], max(occurred_at),
-            (array_agg(seq ORDER BY occurred_at DESC, seq DESC))[1]
+    SELECT x.window_index, a.event_key, a.total, a.event_count, a.maximum, latest.quantity,
+        a.last_time, latest.seq
+    FROM edge_ranges x
+    CROSS JOIN LATERAL (
+        SELECT event_key, sum(quantity) AS total, count(*) AS event_count,
+            max(quantity) AS maximum, max(occurred_at) AS last_time
         FROM metering.usage_events e
         WHERE {_IN_EDGE}
         GROUP BY event_key
-    ) e
+    ) a
+    CROSS JOIN LATERAL (
+        SELECT e.quantity, e.seq FROM metering.usage_events e
+        WHERE e.subscription_id = x.subscription_id AND e.occurred_at = a.last_time
+            AND e.event_key = a.event_key AND {_NOT_CANCELED}
+        ORDER BY e.seq DESC LIMIT 1
+    ) latest
 """)
 
 # Distinct values of a property: the hourly value sets, plus the values seen in the edges. Each
@@ -86,8 +98,7 @@ _UNIQUE_COUNTS = text(f"""
             SELECT value FROM metering.usage_unique_values
             WHERE subscription_id = b.subscription_id AND event_key = b.event_key
                 AND property = (CAST(:properties AS text[]))[b.window_index + 1]
-                AND bucket_start >= b.lo AND bucket_start < b.hi
-                AND merchant_id = :merchant_id AND event_count > 0
+                AND bucket_start >= b.lo AND bucket_start < b.hi AND event_count > 0
         ) v
         UNION ALL
         SELECT x.window_index, e.value
@@ -102,7 +113,7 @@ _UNIQUE_COUNTS = text(f"""
 """)
 
 
-def _parts(merchant_id: str, windows: Sequence[UsageWindow]) -> dict[str, Any]:
+def _parts(windows: Sequence[UsageWindow]) -> dict[str, Any]:
     """The bucket range and the edges of every window, as parallel arrays."""
     columns: dict[str, list[Any]] = {
         f"{part}_{column}": []
@@ -117,7 +128,7 @@ def _parts(merchant_id: str, windows: Sequence[UsageWindow]) -> dict[str, Any]:
             columns[f"{part}_keys"].append(window.event_key)
             columns[f"{part}_los"].append(lo)
             columns[f"{part}_his"].append(hi)
-    return {"merchant_id": merchant_id, **columns}
+    return columns
 
 
 def _partial(row: Any) -> PartialAggregate:
@@ -134,26 +145,24 @@ class UsageReader:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def aggregates(
-        self, merchant_id: str, windows: Sequence[UsageWindow]
-    ) -> list[dict[str, PartialAggregate]]:
+    async def aggregates(self, windows: Sequence[UsageWindow]) -> list[dict[str, PartialAggregate]]:
         """Per window, the exact aggregate of each event key with usage in it (canceled events
         excluded); a key without usage is absent."""
         result: list[dict[str, PartialAggregate]] = [{} for _ in windows]
-        rows = await self._session.execute(_AGGREGATES, _parts(merchant_id, windows))
+        rows = await self._session.execute(_AGGREGATES, _parts(windows))
         for row in rows:
             found = result[row.window_index]
             found[row.event_key] = found.get(row.event_key, PartialAggregate()).merge(_partial(row))
         return result
 
     async def unique_counts(
-        self, merchant_id: str, windows: Sequence[UsageWindow], properties: Sequence[str]
+        self, windows: Sequence[UsageWindow], properties: Sequence[str]
     ) -> list[int]:
         """Per window of one event key, the distinct values of its property (of the same
         position in `properties`) among the window's events."""
         if not windows:
             return []
-        parameters = {**_parts(merchant_id, windows), "properties": list(properties)}
+        parameters = {**_parts(windows), "properties": list(properties)}
         counts = [0] * len(windows)
         for row in await self._session.execute(_UNIQUE_COUNTS, parameters):
             counts[row.window_index] = int(row.distinct_values)

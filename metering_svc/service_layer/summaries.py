@@ -75,7 +75,7 @@ async def _summaries(
         meters = await _meters_by_service(
             uow, merchant_id, {state.service_id for state in states.values()}
         )
-        aggregates = await uow.usage.aggregates(merchant_id, windows)
+        aggregates = await uow.usage.aggregates(windows)
         keys = [
             [query.event_key]
             if query.event_key
@@ -91,7 +91,6 @@ async def _summaries(
             and meter.aggregation is Aggregation.UNIQUE_COUNT
         ]
         counts = await uow.usage.unique_counts(
-            merchant_id,
             [
                 UsageWindow(windows[i].subscription_id, key, windows[i].plan)
                 for i, key, _ in unique_keys
