@@ -124,6 +124,9 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
                     message.index = offset + result.index
                     yield message
                 offset += len(drafts)
+            # The request stream ended: at its end, or at a message that could not be read,
+            # which then fails the call.
+            await receiver
         finally:
             receiver.cancel()
 

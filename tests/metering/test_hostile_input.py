@@ -176,3 +176,26 @@ async def test_sql_and_script_in_free_text_are_stored_literally(
     # The table is still there, holding the one event.
     counts = await stored_rows(db, "metering", tenant.merchant_id)
     assert (counts["usage_events"], counts["meters"]) == (1, 1)
+
+
+async def test_a_malformed_message_in_a_stream_ends_it_invalid_argument(
+    channel: grpc.aio.Channel, tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    call: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(
+        method(SERVICE, "StreamUsageEvents"), request_serializer=None, response_deserializer=None
+    )
+
+    async def messages() -> AsyncIterator[bytes]:
+        yield tenant.event("2", idempotency_key="before").SerializeToString()
+        yield GARBAGE[0]
+
+    answers = call(messages(), metadata=tenant.metadata)
+    received = []
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for answer in answers:
+            received.append(pb.UsageEventResult.FromString(answer))
+    assert caught.value.code() == INVALID, caught.value.details()
+    # The event before it was committed and answered; nothing after it.
+    assert [r.outcome for r in received] == [pb.USAGE_EVENT_OUTCOME_ACCEPTED]
+    counts = await stored_rows(db, "metering", tenant.merchant_id)
+    assert counts["usage_events"] == 1
