@@ -92,11 +92,15 @@ def _invoice(
 
 
 async def bill_periods(
-    invoicing: Invoicing, uow: InvoicingUnitOfWork, endings: Sequence[PeriodEnd], now: datetime
+    invoicing: Invoicing,
+    uow: InvoicingUnitOfWork,
+    endings: Sequence[PeriodEnd],
+    plans: Mapping[str, Plan],
+    now: datetime,
 ) -> list[Invoice | None]:
-    """Invoices each period and stores each following state. Returns, in order, the invoice of
-    each period, or None for a period that had an invoice already."""
-    plans = await _plans(uow, [ending.subscription for ending in endings])
+    """Invoices each period (`plans` holds the subscriptions' plans by id) and stores each
+    following state. Returns, in order, the invoice of each period, or None for a period that had
+    an invoice already."""
     await invoicing.metering.push_subscriptions([ending.following for ending in endings])
     usages = await invoicing.metering.period_usages([e.subscription for e in endings])
     invoices = [
@@ -132,9 +136,9 @@ async def bill_period(
     now: datetime,
 ) -> Invoice | None:
     """`bill_periods` of one period (a cancellation)."""
-    (invoice,) = await bill_periods(
-        invoicing, uow, [PeriodEnd(subscription, following, until)], now
-    )
+    plans = await _plans(uow, [subscription])
+    ending = PeriodEnd(subscription, following, until)
+    (invoice,) = await bill_periods(invoicing, uow, [ending], plans, now)
     return invoice
 
 
@@ -170,7 +174,7 @@ async def close_periods(
         PeriodEnd(s, _following(s, plans[s.plan_id]), until=s.current_period_end)
         for s in subscriptions
     ]
-    await bill_periods(invoicing, uow, endings, now)
+    await bill_periods(invoicing, uow, endings, plans, now)
     for ending in endings:
         following = ending.following
         event_type = (
