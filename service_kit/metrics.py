@@ -80,7 +80,7 @@ class ServiceMetrics:
         )
         self._latency = Histogram(
             "grpc_request_seconds",
-            "Time from an RPC's arrival to its status, by method.",
+            "Time from the start of an RPC's handler to its status, by method.",
             ["service", "method"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
