@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -134,3 +135,22 @@ async def test_racing_schedulers_on_the_batch_path_invoice_each_period_once(
         ["3.000000"],
     ]
     assert await close_due_periods(later_scheduler, batch_size=2) == 0
+
+
+async def test_one_batch_bills_each_merchant_its_own_usage(
+    merchant: Merchant, later_scheduler: Invoicing
+) -> None:
+    other = replace(merchant, merchant_id=f"{merchant.merchant_id}_other")
+    subscriptions = []
+    for owner, units in ((merchant, "3"), (other, "5")):
+        plan = await owner.plan(pricing_type=pb.PRICING_TYPE_USAGE_BASED, amount="1")
+        subscription = await owner.subscribe(plan)
+        await owner.record(subscription, "token_generated", units)
+        subscriptions.append(subscription)
+
+    assert await close_due_periods(later_scheduler) >= 2
+
+    mine, theirs = subscriptions
+    assert [i.amount for i in await merchant.invoices(mine)] == ["3.000000"]
+    assert [i.amount for i in await other.invoices(theirs)] == ["5.000000"]
+    assert await merchant.invoices(theirs) == []
