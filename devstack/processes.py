@@ -64,6 +64,8 @@ def platform_env(
         env[f"{env_prefix(module)}_LOG_LEVEL"] = "WARNING"
     for module in GRPC_SERVICES:
         env[f"{env_prefix(module)}_GRPC_PORT"] = str(ports[module])
+        # Any free port: the fixed defaults would collide with another platform on this host.
+        env[f"{env_prefix(module)}_METRICS_PORT"] = "0"
     return env
 
 
