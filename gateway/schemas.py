@@ -1,16 +1,30 @@
 """Request bodies of the REST API (camelCase JSON). Numbers may be JSON numbers or strings and are
 kept exact; the services validate the rest and their errors name the field."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 Number = Annotated[Decimal, Field(allow_inf_nan=False)]
 Id = Annotated[str, Field(max_length=128)]
 Url = Annotated[str, Field(max_length=2000)]
+
+
+def _storable(moment: datetime) -> datetime:
+    """Refuses a moment that leaves years 1-9999 once in UTC (0001-01-01T00:00+01:00), which no
+    protobuf Timestamp holds."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once in UTC (years 1 to 9999)") from None
+    return moment
+
+
+Moment = Annotated[datetime, AfterValidator(_storable)]
 
 
 def text(value: Decimal | None) -> str:
@@ -83,7 +97,7 @@ class UsageEventIn(Body):
     user_id: Id
     event_key: Id
     quantity: Number
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
     invoice_id: Id = ""
     idempotency_key: Annotated[str, Field(max_length=255)] = ""
     properties: Annotated[
@@ -103,8 +117,8 @@ class InvoiceCreate(Body):
     subscription_id: Id
     payment_plan_id: Id
     amount: Number
-    period_start: datetime | None = None
-    period_end: datetime | None = None
+    period_start: Moment | None = None
+    period_end: Moment | None = None
 
 
 class SettlementCreate(Body):

@@ -1,6 +1,5 @@
 """Meters, usage events and usage summaries."""
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,7 @@ from gateway.backends import to_json
 from gateway.errors import ApiError
 from gateway.openapi_bodies import body
 from gateway.routes import Limit, Merchant, StartingAfter, page
-from gateway.schemas import MeterCreate, UsageEventBatch, UsageEventIn, text
+from gateway.schemas import MeterCreate, Moment, UsageEventBatch, UsageEventIn, text
 from service_kit.proto_time import to_timestamp
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
@@ -133,8 +132,8 @@ async def list_usage_events(
 async def usage_summary(
     merchant: Merchant,
     subscription_id: str,
-    start: Annotated[datetime, Query(alias="from")],
-    end: Annotated[datetime, Query(alias="to")],
+    start: Annotated[Moment, Query(alias="from")],
+    end: Annotated[Moment, Query(alias="to")],
     event_key: Annotated[str, Query(alias="eventKey", max_length=128)] = "",
 ) -> Any:
     if start.tzinfo is None or end.tzinfo is None:

@@ -156,3 +156,26 @@ async def test_every_operation_answers_generated_requests_as_documented(
     # Valid requests got through to the services and invalid ones were refused, both documented.
     assert {200, 400, 404} <= set(report.statuses), report.statuses
     assert all(status < 500 for status in report.statuses), report.statuses
+
+
+async def test_moments_that_leave_the_calendar_in_utc_are_400(api: Api) -> None:
+    """What schemathesis found: such moments were a 500 (OverflowError on the way to UTC)."""
+    early, late = "0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"
+    summary = await api.get("/api/v1/subscriptions/sub_x/usage", **{"from": early, "to": late})
+    invoice = await api.post(
+        "/api/v1/invoices",
+        {"subscriptionId": "sub_x", "paymentPlanId": "plan_x", "amount": 1, "periodEnd": late},
+    )
+    event = await api.post(
+        "/api/v1/usage-events",
+        {
+            "serviceId": "svc_x",
+            "subscriptionId": "sub_x",
+            "userId": "usr_x",
+            "eventKey": "k",
+            "quantity": 1,
+            "occurredAt": early,
+        },
+    )
+    answers = [(r.status_code, r.json()["error"]["param"]) for r in (summary, invoice, event)]
+    assert answers == [(400, "from"), (400, "periodEnd"), (400, "occurredAt")]
