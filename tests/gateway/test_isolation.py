@@ -2,6 +2,7 @@
 the other's data; and no client picks its merchant (an x-merchant-id header or a merchantId in
 the body is ignored: what is created lands under the API key's merchant)."""
 
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,8 +96,8 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/settlements",
         body={
             "invoiceId": "{invoice}",
-            "referenceHash": "0x" + "7a" * 32,
-            "transactionHash": "0x" + "7b" * 32,
+            "referenceHash": "0x" + secrets.token_hex(32),
+            "transactionHash": "0x" + secrets.token_hex(32),
             "payerWalletAddress": "0x" + "11" * 20,
             "merchantWalletAddress": "0x" + "22" * 20,
         },
@@ -176,8 +177,8 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "/api/v1/settlements",
         {
             "invoiceId": invoice["id"],
-            "referenceHash": "0x" + "6a" * 32,
-            "transactionHash": "0x" + "6b" * 32,
+            "referenceHash": "0x" + secrets.token_hex(32),
+            "transactionHash": "0x" + secrets.token_hex(32),
             "payerWalletAddress": "0x" + "33" * 20,
             "merchantWalletAddress": "0x" + "44" * 20,
         },

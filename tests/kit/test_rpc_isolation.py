@@ -2,6 +2,7 @@
 one's objects: NOT_FOUND or empty, never the first one's data, and the first one's objects
 unchanged. One probe per method of each service descriptor, so a new RPC needs its own."""
 
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -233,8 +234,8 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
         "SubmitSettlement": (
             lambda o: spb.SubmitSettlementRequest(
                 invoice_id=o.invoice.id,
-                reference_hash="0x" + "7a" * 32,
-                transaction_hash="0x" + "7b" * 32,
+                reference_hash="0x" + secrets.token_hex(32),
+                transaction_hash="0x" + secrets.token_hex(32),
                 payer_wallet_address="0x" + "11" * 20,
                 merchant_wallet_address="0x" + "22" * 20,
             ),
@@ -351,8 +352,8 @@ async def owned(platform: Platform) -> Owned:
     settlement = await platform.stub.SubmitSettlement(
         spb.SubmitSettlementRequest(
             invoice_id=invoice.id,
-            reference_hash="0x" + "6a" * 32,
-            transaction_hash="0x" + "6b" * 32,
+            reference_hash="0x" + secrets.token_hex(32),
+            transaction_hash="0x" + secrets.token_hex(32),
             payer_wallet_address="0x" + "33" * 20,
             merchant_wallet_address="0x" + "44" * 20,
         ),
