@@ -29,9 +29,8 @@ async def record_usage_events(
     now = metering.clock.now()
     results: dict[int, EventResult] = {}
     candidates: list[tuple[int, UsageEvent]] = []
-    for index, (draft, event_id) in enumerate(
-        zip(drafts, new_ids("evt", len(drafts)), strict=True)
-    ):
+    event_ids = new_ids("evt", len(drafts))
+    for index, (draft, event_id) in enumerate(zip(drafts, event_ids, strict=True)):
         try:
             event = validate_fields(
                 draft,
