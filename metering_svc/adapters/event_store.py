@@ -270,7 +270,7 @@ class EventStore:
                     e.quantity,
                     e.invoice_id or None,
                     e.idempotency_key or None,
-                    json.dumps(e.properties),
+                    json.dumps(e.properties) if e.properties else "{}",
                 )
                 for e in events
             ],
