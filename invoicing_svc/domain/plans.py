@@ -1,6 +1,5 @@
 """What makes a plan valid, and what it charges as a fixed fee."""
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -8,8 +7,8 @@ from invoicing_svc.domain.model import Plan, PricingType
 from invoicing_svc.domain.pricing import MAX_PRICE, PLACES, UsageCharge, validate_charge
 from service_kit.decimals import parse_decimal
 from service_kit.errors import InvalidArgument
+from service_kit.identifiers import require_identifier
 
-_EVENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 MAX_NAME = 200
 MAX_INTERVAL_COUNT = 36
 MAX_CHARGES = 50
@@ -48,11 +47,7 @@ def validate_terms(terms: PlanTerms) -> None:
     seen: set[str] = set()
     for index, charge in enumerate(terms.charges):
         field = f"plan.charges[{index}]"
-        if not _EVENT_KEY.match(charge.event_key):
-            raise InvalidArgument(
-                f"{field}.event_key must be 1-128 characters of [A-Za-z0-9_.:-]",
-                field=f"{field}.event_key",
-            )
+        require_identifier(charge.event_key, f"{field}.event_key")
         if charge.event_key in seen:
             raise InvalidArgument(
                 f"{field}.event_key repeats {charge.event_key}", field=f"{field}.event_key"

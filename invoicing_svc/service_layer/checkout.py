@@ -22,10 +22,10 @@ from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfW
 from service_kit.decimals import round_usdc
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from service_kit.idempotency import RequestKey
+from service_kit.identifiers import require_identifier
 from service_kit.ids import new_id
 
 log = structlog.get_logger()
-_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 _TRANSACTION_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 MAX_EMAIL = 320
@@ -57,10 +57,8 @@ async def create_checkout_session(
         ("session.cancel_url", draft.cancel_url),
     ):
         require_http_url(url, field)
-    if draft.user_id and not _USER_ID.match(draft.user_id):
-        raise InvalidArgument(
-            "session.user_id must be 1-128 characters of [A-Za-z0-9_.:-]", field="session.user_id"
-        )
+    if draft.user_id:
+        require_identifier(draft.user_id, "session.user_id")
     if len(subscriber_email) > MAX_EMAIL or len(subscriber_name) > MAX_NAME:
         raise InvalidArgument(
             "new_subscriber email or name is too long", field="session.new_subscriber"

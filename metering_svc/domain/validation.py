@@ -1,6 +1,5 @@
 """Rules a usage event must pass before it is stored (DESIGN.md, seed 001)."""
 
-import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -13,26 +12,14 @@ from metering_svc.domain.model import (
 )
 from service_kit.decimals import parse_decimal
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from service_kit.identifiers import require_identifier
 
-# Ids (of services, subscriptions, users, invoices, events) and event keys alike.
-IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 QUANTITY_PLACES = 12
 MAX_QUANTITY = Decimal(10) ** 15
 MAX_IDEMPOTENCY_KEY = 255
 MAX_PROPERTIES = 32
 MAX_PROPERTY_KEY = 64
 MAX_PROPERTY_VALUE = 256
-
-
-def require_identifier(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required", field=field)
-    if not IDENTIFIER.match(value):
-        raise InvalidArgument(
-            f"{field} must be 1-128 characters of [A-Za-z0-9_.:-], starting with a letter or digit",
-            field=field,
-        )
-    return value
 
 
 def _check_properties(properties: dict[str, str]) -> None:

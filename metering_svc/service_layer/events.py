@@ -3,10 +3,10 @@
 from datetime import datetime
 
 from metering_svc.domain.model import StoredUsageEvent
-from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit import pagination
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from service_kit.identifiers import require_identifier
 
 MAX_CANCEL_REASON = 500
 

@@ -4,11 +4,11 @@ import re
 from datetime import datetime
 
 from metering_svc.domain.model import Aggregation, Meter
-from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit import pagination
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
 from service_kit.idempotency import RequestKey
+from service_kit.identifiers import require_identifier
 from service_kit.ids import new_id
 
 _PROPERTY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")

@@ -3,9 +3,9 @@
 from collections.abc import Sequence
 
 from metering_svc.domain.model import InvoiceReference, SubscriptionState
-from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument, PermissionDenied
+from service_kit.identifiers import require_identifier
 
 MAX_STATES_PER_CALL = 1000
 

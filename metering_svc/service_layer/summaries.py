@@ -9,9 +9,9 @@ from decimal import Decimal
 from metering_svc.adapters.usage_reader import UsageWindow
 from metering_svc.domain.aggregation import PartialAggregate, plan_window
 from metering_svc.domain.model import Aggregation, Meter
-from metering_svc.domain.validation import require_identifier
 from metering_svc.service_layer.unit_of_work import Metering, MeteringUnitOfWork
 from service_kit.errors import InvalidArgument, NotFound
+from service_kit.identifiers import require_identifier
 
 MAX_QUERIES_PER_CALL = 1000
 
