@@ -37,19 +37,23 @@ COLUMNS = (
 )
 EventRow = tuple[str, str, datetime, str, str, str, str, Decimal, None, None, str, datetime]
 
-_ROLLUPS = """
-    INSERT INTO metering.usage_rollups (
+# What ingestion keeps, computed once after the COPY: the hour and the minute rollups.
+_ROLLUPS = [
+    f"""
+    INSERT INTO metering.{table} (
         subscription_id, event_key, bucket_start, merchant_id, total, event_count,
         max_quantity, last_quantity, last_occurred_at, last_seq)
-    SELECT subscription_id, event_key, date_trunc('hour', occurred_at, 'UTC'), $2,
+    SELECT subscription_id, event_key, date_trunc('{unit}', occurred_at, 'UTC'), $2,
         sum(quantity), count(*), max(quantity),
         (array_agg(quantity ORDER BY occurred_at DESC, seq DESC))[1],
         max(occurred_at),
         (array_agg(seq ORDER BY occurred_at DESC, seq DESC))[1]
     FROM metering.usage_events
     WHERE subscription_id = ANY($1::text[])
-    GROUP BY subscription_id, event_key, date_trunc('hour', occurred_at, 'UTC')
+    GROUP BY subscription_id, event_key, date_trunc('{unit}', occurred_at, 'UTC')
 """
+    for table, unit in (("usage_rollups", "hour"), ("usage_minute_rollups", "minute"))
+]
 
 
 def spread_events(
@@ -104,12 +108,16 @@ async def copy_events(connection: asyncpg.Connection, rows: Iterator[EventRow]) 
 async def build_rollups(
     connection: asyncpg.Connection, merchant_id: str, subscription_ids: Sequence[str]
 ) -> None:
-    """The hourly rollups of the subscriptions' events (which must have none yet)."""
-    await connection.execute(_ROLLUPS, list(subscription_ids), merchant_id)
+    """The hour and minute rollups of the subscriptions' events (which must have none yet)."""
+    for rollups in _ROLLUPS:
+        await connection.execute(rollups, list(subscription_ids), merchant_id)
 
 
 async def vacuum_analyze(connection: asyncpg.Connection) -> None:
     """Statistics and visibility maps for the new rows, and their pages written out, so that
     neither autovacuum nor a checkpoint catching up with the load runs during the measurement."""
-    await connection.execute("VACUUM (ANALYZE) metering.usage_events, metering.usage_rollups")
+    await connection.execute(
+        "VACUUM (ANALYZE) metering.usage_events, metering.usage_rollups,"
+        " metering.usage_minute_rollups"
+    )
     await connection.execute("CHECKPOINT")

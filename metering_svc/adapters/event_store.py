@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.domain.model import StoredUsageEvent, UsageEvent
@@ -55,21 +55,17 @@ _STAGED_COLUMNS = [
 ]
 _staging_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
-_INSERT_EVENTS = text("""
-    WITH stored AS (
-        INSERT INTO metering.usage_events (
-            subscription_id, id, occurred_at, merchant_id, service_id, user_id, event_key,
-            quantity, invoice_id, idempotency_key, properties, receive_time)
-        SELECT t.subscription_id, t.id, t.occurred_at, :merchant_id, t.service_id, t.user_id,
-            t.event_key, t.quantity, t.invoice_id, t.idempotency_key, t.properties, :receive_time
-        FROM pg_temp.ingest_staging t
-        RETURNING subscription_id, service_id, event_key, occurred_at, quantity, seq, properties
-    ),
-    rolled AS (
-        INSERT INTO metering.usage_rollups AS r (
+
+def _roll_up(name: str, table: str, unit: str) -> str:
+    """A CTE folding the stored events into the rollups of one granularity (hour or minute).
+    Hour rows are always locked before the minute rows within them (the CTEs run in the order
+    the final SELECT reads them), as cancellation does."""
+    return f"""
+    {name} AS (
+        INSERT INTO metering.{table} AS r (
             subscription_id, event_key, bucket_start, merchant_id, total, event_count,
             max_quantity, last_quantity, last_occurred_at, last_seq)
-        SELECT subscription_id, event_key, date_trunc('hour', occurred_at, 'UTC'), :merchant_id,
+        SELECT subscription_id, event_key, date_trunc('{unit}', occurred_at, 'UTC'), :merchant_id,
             sum(quantity), count(*), max(quantity),
             (array_agg(quantity ORDER BY occurred_at DESC, seq DESC))[1],
             max(occurred_at),
@@ -89,7 +85,21 @@ _INSERT_EVENTS = text("""
                 THEN excluded.last_seq ELSE r.last_seq END,
             last_occurred_at = greatest(r.last_occurred_at, excluded.last_occurred_at)
         RETURNING 1
+    )"""
+
+
+_INSERT_EVENTS = text(f"""
+    WITH stored AS (
+        INSERT INTO metering.usage_events (
+            subscription_id, id, occurred_at, merchant_id, service_id, user_id, event_key,
+            quantity, invoice_id, idempotency_key, properties, receive_time)
+        SELECT t.subscription_id, t.id, t.occurred_at, :merchant_id, t.service_id, t.user_id,
+            t.event_key, t.quantity, t.invoice_id, t.idempotency_key, t.properties, :receive_time
+        FROM pg_temp.ingest_staging t
+        RETURNING subscription_id, service_id, event_key, occurred_at, quantity, seq, properties
     ),
+{_roll_up("rolled", "usage_rollups", "hour")},
+{_roll_up("rolled_minutes", "usage_minute_rollups", "minute")},
     uniques AS (
         INSERT INTO metering.usage_unique_values AS u (
             subscription_id, event_key, property, bucket_start, value, merchant_id, event_count)
@@ -106,7 +116,9 @@ _INSERT_EVENTS = text("""
             DO UPDATE SET event_count = u.event_count + excluded.event_count
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM rolled) AS buckets, (SELECT count(*) FROM uniques) AS uniques
+    SELECT (SELECT count(*) FROM rolled) AS buckets,
+        (SELECT count(*) FROM rolled_minutes) AS minutes,
+        (SELECT count(*) FROM uniques) AS uniques
 """)
 
 _EVENT_COLUMNS = """
@@ -144,38 +156,49 @@ _CANCEL = text("""
     RETURNING event_id
 """)
 
-# A canceled event leaves its hourly bucket: recompute the bucket from the raw events it still
-# counts. The rollup row is locked first, so concurrent ingestion into the bucket waits for us.
-_LOCK_BUCKET = text("""
-    SELECT 1 FROM metering.usage_rollups
-    WHERE subscription_id = :subscription_id AND event_key = :event_key
-        AND bucket_start = date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
-    FOR UPDATE
-""")
+# A canceled event leaves its hour and minute buckets: each is recomputed from the raw events it
+# still counts. The rollup rows are locked first (the hour's, then the minute's, as ingestion
+# does), so concurrent ingestion into the buckets waits for us.
+_GRANULARITIES = (("usage_rollups", "hour"), ("usage_minute_rollups", "minute"))
 
-_RECOMPUTE_BUCKET = text("""
-    UPDATE metering.usage_rollups r SET
-        total = agg.total, event_count = agg.event_count, max_quantity = agg.max_quantity,
-        last_quantity = agg.last_quantity, last_occurred_at = agg.last_occurred_at,
-        last_seq = agg.last_seq
-    FROM (
-        SELECT coalesce(sum(e.quantity), 0) AS total, count(*) AS event_count,
-            max(e.quantity) AS max_quantity,
-            (array_agg(e.quantity ORDER BY e.occurred_at DESC, e.seq DESC))[1] AS last_quantity,
-            max(e.occurred_at) AS last_occurred_at,
-            (array_agg(e.seq ORDER BY e.occurred_at DESC, e.seq DESC))[1] AS last_seq
-        FROM metering.usage_events e
-        WHERE e.subscription_id = :subscription_id AND e.event_key = :event_key
-            AND e.occurred_at >= date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
-            AND e.occurred_at < date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
-                + interval '1 hour'
-            AND NOT EXISTS (
-                SELECT 1 FROM metering.usage_event_cancellations c
-                WHERE c.subscription_id = e.subscription_id AND c.event_id = e.id)
-    ) agg
-    WHERE r.subscription_id = :subscription_id AND r.event_key = :event_key
-        AND r.bucket_start = date_trunc('hour', CAST(:occurred_at AS timestamptz), 'UTC')
-""")
+
+def _lock_bucket(table: str, unit: str) -> TextClause:
+    return text(f"""
+        SELECT 1 FROM metering.{table}
+        WHERE subscription_id = :subscription_id AND event_key = :event_key
+            AND bucket_start = date_trunc('{unit}', CAST(:occurred_at AS timestamptz), 'UTC')
+        FOR UPDATE
+    """)
+
+
+def _recompute_bucket(table: str, unit: str) -> TextClause:
+    bucket = f"date_trunc('{unit}', CAST(:occurred_at AS timestamptz), 'UTC')"
+    return text(f"""
+        UPDATE metering.{table} r SET
+            total = agg.total, event_count = agg.event_count, max_quantity = agg.max_quantity,
+            last_quantity = agg.last_quantity, last_occurred_at = agg.last_occurred_at,
+            last_seq = agg.last_seq
+        FROM (
+            SELECT coalesce(sum(e.quantity), 0) AS total, count(*) AS event_count,
+                max(e.quantity) AS max_quantity,
+                (array_agg(e.quantity ORDER BY e.occurred_at DESC, e.seq DESC))[1]
+                    AS last_quantity,
+                max(e.occurred_at) AS last_occurred_at,
+                (array_agg(e.seq ORDER BY e.occurred_at DESC, e.seq DESC))[1] AS last_seq
+            FROM metering.usage_events e
+            WHERE e.subscription_id = :subscription_id AND e.event_key = :event_key
+                AND e.occurred_at >= {bucket} AND e.occurred_at < {bucket} + interval '1 {unit}'
+                AND NOT EXISTS (
+                    SELECT 1 FROM metering.usage_event_cancellations c
+                    WHERE c.subscription_id = e.subscription_id AND c.event_id = e.id)
+        ) agg
+        WHERE r.subscription_id = :subscription_id AND r.event_key = :event_key
+            AND r.bucket_start = {bucket}
+    """)
+
+
+_LOCK_BUCKETS = [_lock_bucket(table, unit) for table, unit in _GRANULARITIES]
+_RECOMPUTE_BUCKETS = [_recompute_bucket(table, unit) for table, unit in _GRANULARITIES]
 
 _UNCOUNT_UNIQUE_VALUES = text("""
     UPDATE metering.usage_unique_values u SET event_count = u.event_count - 1
@@ -247,7 +270,8 @@ class EventStore:
     async def insert(
         self, merchant_id: str, events: Sequence[UsageEvent], receive_time: datetime
     ) -> None:
-        """Stores events and folds them into the hourly rollups, in the caller's transaction."""
+        """Stores events and folds them into the hour and minute rollups, in the caller's
+        transaction."""
         if not events:
             return
         connection = await self._session.connection()
@@ -320,7 +344,8 @@ class EventStore:
             "event_key": event.event_key,
             "occurred_at": event.occurred_at,
         }
-        await self._session.execute(_LOCK_BUCKET, bucket)
+        for lock in _LOCK_BUCKETS:
+            await self._session.execute(lock, bucket)
         inserted = await self._session.execute(
             _CANCEL,
             {
@@ -333,7 +358,8 @@ class EventStore:
         )
         if inserted.first() is None:
             return False
-        await self._session.execute(_RECOMPUTE_BUCKET, bucket)
+        for recompute in _RECOMPUTE_BUCKETS:
+            await self._session.execute(recompute, bucket)
         await self._session.execute(
             _UNCOUNT_UNIQUE_VALUES, {**bucket, "properties": json.dumps(event.properties)}
         )

@@ -1,4 +1,5 @@
-"""Partial aggregates of usage windows: whole hours from rollups, partial edges from raw events.
+"""Partial aggregates of usage windows: whole hours from the hourly rollups, the whole minutes
+around them from the minute rollups, the partial minutes at the edges from raw events.
 
 Many windows are read in one statement: their parts travel as arrays through `unnest`, each row
 tagged with the position of its window in the request. Callers name subscriptions they checked to
@@ -25,19 +26,18 @@ class UsageWindow:
     plan: WindowPlan
 
 
-_PARTS = """
-    bucket_ranges AS (
-        SELECT * FROM unnest(CAST(:bucket_windows AS int[]),
-            CAST(:bucket_subscriptions AS text[]), CAST(:bucket_keys AS text[]),
-            CAST(:bucket_los AS timestamptz[]), CAST(:bucket_his AS timestamptz[]))
-            AS b(window_index, subscription_id, event_key, lo, hi)
-    ),
-    edge_ranges AS (
-        SELECT * FROM unnest(CAST(:edge_windows AS int[]),
-            CAST(:edge_subscriptions AS text[]), CAST(:edge_keys AS text[]),
-            CAST(:edge_los AS timestamptz[]), CAST(:edge_his AS timestamptz[]))
+def _ranges(part: str) -> str:
+    """The ranges of one part (hours, minutes or edges) of every window, from parallel arrays."""
+    return f"""
+    {part}_ranges AS (
+        SELECT * FROM unnest(CAST(:{part}_windows AS int[]),
+            CAST(:{part}_subscriptions AS text[]), CAST(:{part}_keys AS text[]),
+            CAST(:{part}_los AS timestamptz[]), CAST(:{part}_his AS timestamptz[]))
             AS x(window_index, subscription_id, event_key, lo, hi)
     )"""
+
+
+_PARTS = ",".join(_ranges(part) for part in ("hour", "minute", "edge"))
 
 _NOT_CANCELED = """NOT EXISTS (
                 SELECT 1 FROM metering.usage_event_cancellations c
@@ -51,24 +51,31 @@ _IN_EDGE = f"""e.subscription_id = x.subscription_id AND e.occurred_at >= x.lo
 
 # Per range, a LATERAL subquery: the planner cannot misjudge the size of an `unnest`, so each
 # range is an index range scan, of (subscription_id, event_key, bucket_start) for the rollups and
-# of (subscription_id, occurred_at) for an edge, which lies within one hour. That index carries
+# of (subscription_id, occurred_at) for an edge, which lies within one minute. That index carries
 # every column an edge aggregates (migration 0003), so no event row is read; the latest event of
 # a key is then found by its time, without sorting the edge.
-_AGGREGATES = text(f"""
-    WITH {_PARTS}
+def _from_rollups(part: str, table: str) -> str:
+    return f"""
     SELECT b.window_index, r.*
-    FROM bucket_ranges b CROSS JOIN LATERAL (
+    FROM {part}_ranges b CROSS JOIN LATERAL (
         SELECT event_key, sum(total) AS total, sum(event_count) AS event_count,
             max(max_quantity) AS maximum,
             (array_agg(last_quantity ORDER BY last_occurred_at DESC, last_seq DESC))[1] AS last,
             max(last_occurred_at) AS last_time,
             (array_agg(last_seq ORDER BY last_occurred_at DESC, last_seq DESC))[1] AS last_seq
-        FROM metering.usage_rollups
+        FROM metering.{table}
         WHERE subscription_id = b.subscription_id AND bucket_start >= b.lo
             AND bucket_start < b.hi AND (b.event_key = '' OR event_key = b.event_key)
             AND event_count > 0
         GROUP BY event_key
-    ) r
+    ) r"""
+
+
+_AGGREGATES = text(f"""
+    WITH {_PARTS}
+    {_from_rollups("hour", "usage_rollups")}
+    UNION ALL
+    {_from_rollups("minute", "usage_minute_rollups")}
     UNION ALL
     SELECT x.window_index, a.event_key, a.total, a.event_count, a.maximum, latest.quantity,
         a.last_time, latest.seq
@@ -94,7 +101,7 @@ _UNIQUE_COUNTS = text(f"""
     WITH {_PARTS}
     SELECT window_index, count(DISTINCT value) AS distinct_values FROM (
         SELECT b.window_index, v.value
-        FROM bucket_ranges b CROSS JOIN LATERAL (
+        FROM hour_ranges b CROSS JOIN LATERAL (
             SELECT value FROM metering.usage_unique_values
             WHERE subscription_id = b.subscription_id AND event_key = b.event_key
                 AND property = (CAST(:properties AS text[]))[b.window_index + 1]
@@ -113,16 +120,19 @@ _UNIQUE_COUNTS = text(f"""
 """)
 
 
-def _parts(windows: Sequence[UsageWindow]) -> dict[str, Any]:
-    """The bucket range and the edges of every window, as parallel arrays."""
+def _parts(windows: Sequence[UsageWindow], *, minutes_raw: bool = False) -> dict[str, Any]:
+    """The hours, minutes and edges of every window, as parallel arrays. Distinct values have
+    hourly sets only, so for them (`minutes_raw`) the whole minutes are read raw, as edges."""
     columns: dict[str, list[Any]] = {
         f"{part}_{column}": []
-        for part in ("bucket", "edge")
+        for part in ("hour", "minute", "edge")
         for column in ("windows", "subscriptions", "keys", "los", "his")
     }
     for index, window in enumerate(windows):
-        ranges = [("bucket", *window.plan.buckets)] if window.plan.buckets else []
-        for part, lo, hi in ranges + [("edge", lo, hi) for lo, hi in window.plan.edges]:
+        plan = window.plan
+        ranges = [("hour", *plan.hours)] if plan.hours else []
+        ranges += [("edge" if minutes_raw else "minute", lo, hi) for lo, hi in plan.minutes]
+        for part, lo, hi in ranges + [("edge", lo, hi) for lo, hi in plan.edges]:
             columns[f"{part}_windows"].append(index)
             columns[f"{part}_subscriptions"].append(window.subscription_id)
             columns[f"{part}_keys"].append(window.event_key)
@@ -162,7 +172,7 @@ class UsageReader:
         position in `properties`) among the window's events."""
         if not windows:
             return []
-        parameters = {**_parts(windows), "properties": list(properties)}
+        parameters = {**_parts(windows, minutes_raw=True), "properties": list(properties)}
         counts = [0] * len(windows)
         for row in await self._session.execute(_UNIQUE_COUNTS, parameters):
             counts[row.window_index] = int(row.distinct_values)

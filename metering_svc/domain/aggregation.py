@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from metering_svc.domain.model import Aggregation
 
-BUCKET = timedelta(hours=1)
+HOUR, MINUTE = timedelta(hours=1), timedelta(minutes=1)
 ZERO = Decimal(0)
 
 
@@ -49,27 +49,43 @@ class PartialAggregate:
                 return Decimal(unique_count)
 
 
-def bucket_floor(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+def _floor(moment: datetime, unit: timedelta) -> datetime:
+    """The start of the hour or minute of a UTC moment."""
+    if unit == HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(second=0, microsecond=0)
 
 
-def bucket_ceil(moment: datetime) -> datetime:
-    floor = bucket_floor(moment)
-    return floor if floor == moment else floor + BUCKET
+def _split(
+    start: datetime, end: datetime, unit: timedelta
+) -> tuple[tuple[datetime, datetime] | None, tuple[tuple[datetime, datetime], ...]]:
+    """[start, end) as its whole units (if any) and the partial pieces around them."""
+    first = _floor(start, unit)
+    first = first if first == start else first + unit
+    last = _floor(end, unit)
+    if first >= last:
+        return None, ((start, end),)
+    return (first, last), tuple((lo, hi) for lo, hi in ((start, first), (last, end)) if lo < hi)
 
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """A window [start, end) split into whole hourly buckets (read from rollups) and at most two
-    partial edges (read from raw events), so the cost does not grow with the events in between."""
+    """A window [start, end) split into whole hours (read from hourly rollups), the whole
+    minutes around them (minute rollups) and at most two partial minutes (raw events), so the
+    cost does not grow with the events in the window."""
 
-    buckets: tuple[datetime, datetime] | None
+    hours: tuple[datetime, datetime] | None
+    minutes: tuple[tuple[datetime, datetime], ...]
     edges: tuple[tuple[datetime, datetime], ...]
 
 
 def plan_window(start: datetime, end: datetime) -> WindowPlan:
-    first_full, last_full = bucket_ceil(start), bucket_floor(end)
-    if first_full >= last_full:
-        return WindowPlan(buckets=None, edges=((start, end),))
-    edges = tuple((lo, hi) for lo, hi in ((start, first_full), (last_full, end)) if lo < hi)
-    return WindowPlan(buckets=(first_full, last_full), edges=edges)
+    hours, around = _split(start, end, HOUR)
+    minutes: list[tuple[datetime, datetime]] = []
+    edges: list[tuple[datetime, datetime]] = []
+    for lo, hi in around:
+        whole, partial = _split(lo, hi, MINUTE)
+        if whole is not None:
+            minutes.append(whole)
+        edges.extend(partial)
+    return WindowPlan(hours, tuple(minutes), tuple(edges))

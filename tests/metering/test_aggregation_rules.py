@@ -1,4 +1,4 @@
-"""Pure rules: how a window splits into hourly buckets and edges, and how partials merge."""
+"""Pure rules: how a window splits into hours, minutes and raw edges, and how partials merge."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,25 +9,36 @@ from metering_svc.domain.model import Aggregation
 T = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
 
-def test_a_window_splits_into_whole_hours_and_partial_edges() -> None:
-    plan = plan_window(T + timedelta(minutes=15), T + timedelta(hours=3, minutes=20))
-    assert plan.buckets == (T + timedelta(hours=1), T + timedelta(hours=3))
-    assert plan.edges == (
-        (T + timedelta(minutes=15), T + timedelta(hours=1)),
+def test_a_window_splits_into_whole_hours_whole_minutes_and_partial_minutes() -> None:
+    seconds = timedelta(seconds=30)
+    plan = plan_window(T + timedelta(minutes=15) + seconds, T + timedelta(hours=3, minutes=20))
+    assert plan.hours == (T + timedelta(hours=1), T + timedelta(hours=3))
+    assert plan.minutes == (
+        (T + timedelta(minutes=16), T + timedelta(hours=1)),
         (T + timedelta(hours=3), T + timedelta(hours=3, minutes=20)),
+    )
+    assert plan.edges == ((T + timedelta(minutes=15) + seconds, T + timedelta(minutes=16)),)
+
+
+def test_an_aligned_window_has_only_hours() -> None:
+    plan = plan_window(T, T + timedelta(hours=2))
+    assert (plan.hours, plan.minutes, plan.edges) == ((T, T + timedelta(hours=2)), (), ())
+
+
+def test_a_window_inside_one_hour_reads_minutes_and_raw_edges() -> None:
+    start, end = T + timedelta(minutes=5, seconds=1), T + timedelta(minutes=50, seconds=2)
+    plan = plan_window(start, end)
+    assert plan.hours is None
+    assert plan.minutes == ((T + timedelta(minutes=6), T + timedelta(minutes=50)),)
+    assert plan.edges == (
+        (start, T + timedelta(minutes=6)),
+        (T + timedelta(minutes=50), end),
     )
 
 
-def test_an_aligned_window_has_no_edges() -> None:
-    plan = plan_window(T, T + timedelta(hours=2))
-    assert plan.buckets == (T, T + timedelta(hours=2))
-    assert plan.edges == ()
-
-
-def test_a_window_inside_one_hour_is_read_raw() -> None:
-    plan = plan_window(T + timedelta(minutes=5), T + timedelta(minutes=50))
-    assert plan.buckets is None
-    assert plan.edges == ((T + timedelta(minutes=5), T + timedelta(minutes=50)),)
+def test_a_window_inside_one_minute_is_read_raw() -> None:
+    start, end = T + timedelta(seconds=5), T + timedelta(seconds=50)
+    assert plan_window(start, end) == type(plan_window(start, end))(None, (), ((start, end),))
 
 
 def test_partials_merge_exactly_and_last_follows_position() -> None:

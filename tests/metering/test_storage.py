@@ -42,6 +42,7 @@ async def test_every_unique_key_of_usage_tables_includes_subscription_id(
         "usage_event_keys",
         "usage_event_cancellations",
         "usage_rollups",
+        "usage_minute_rollups",
         "usage_unique_values",
     }
     assert all("(subscription_id" in row["definition"] for row in rows)
