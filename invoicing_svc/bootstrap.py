@@ -22,6 +22,7 @@ from service_kit.database import create_engine, session_factory
 from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
 from service_kit.metric_probes import outbox_probe, status_probe
 from service_kit.metrics import ServiceMetrics
+from service_kit.outbox import start_relays
 
 
 def build(settings: InvoicingSettings, clock: Clock | None = None) -> Invoicing:
@@ -58,7 +59,7 @@ async def start(invoicing: Invoicing) -> RunningServer:
 
 
 def start_background_work(invoicing: Invoicing) -> list[asyncio.Task[None]]:
-    """The period-close scheduler (and overdue marking), the outbox relay, the webhook worker."""
+    """The period-close scheduler (and overdue marking), the outbox relays, the webhook worker."""
     interval = invoicing.settings.poll_interval_seconds
     relay = outbox_relay(invoicing)
 
@@ -68,8 +69,8 @@ def start_background_work(invoicing: Invoicing) -> list[asyncio.Task[None]]:
 
     return [
         asyncio.create_task(every(interval, "period_close", schedule)),
-        asyncio.create_task(every(interval, "outbox_relay", relay.relay_once)),
         asyncio.create_task(every(interval, "webhooks", lambda: deliver_due_webhooks(invoicing))),
+        *start_relays(relay, interval, invoicing.settings.outbox_relay_workers),
     ]
 
 

@@ -29,6 +29,8 @@ class InvoicingSettings(ServiceSettings):
     test_clock_enabled: bool = False
     # How often the scheduler, the outbox relay and the webhook worker look for work.
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Relay loops working the outbox at once (each delivery waits for its consumer).
+    outbox_relay_workers: int = Field(default=4, ge=1, le=32)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     # A webhook is retried with backoff until it is this old, then marked FAILED.
     webhook_retry_horizon: timedelta = timedelta(days=3)

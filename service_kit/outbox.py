@@ -5,6 +5,7 @@ Each service keeps the table in its own schema. Relays of several replicas share
 `FOR UPDATE SKIP LOCKED`; a failed message is retried with exponential backoff and jitter.
 """
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service_kit.background import every
 from service_kit.clock import Clock
 
 log = structlog.get_logger()
@@ -146,3 +148,14 @@ class OutboxRelay:
                     )
                     delivered += 1
         return delivered
+
+
+def start_relays(relay: OutboxRelay, interval: float, workers: int) -> list[asyncio.Task[None]]:
+    """`workers` relay loops at once. Each claims its own due messages (SKIP LOCKED), so a backlog
+    drains `workers` round trips at a time; delivery is one consumer call per message, so one
+    loop alone is bound by their latency. Messages may then arrive out of their order, which every
+    consumer allows: they are idempotent, and replica states carry versions."""
+    return [
+        asyncio.create_task(every(interval, "outbox_relay", relay.relay_once))
+        for _ in range(workers)
+    ]

@@ -9,6 +9,7 @@ from service_kit.database import create_engine, session_factory
 from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
 from service_kit.metric_probes import outbox_probe, status_probe
 from service_kit.metrics import ServiceMetrics
+from service_kit.outbox import start_relays
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.invoicing_client import InvoicingClient
 from settlement_svc.adapters.tables import SettlementRow, outbox
@@ -52,12 +53,12 @@ async def start(service: Settlements) -> RunningServer:
 
 
 def start_background_work(service: Settlements) -> list[asyncio.Task[None]]:
-    """The verifier re-checking pending settlements, and the outbox relay."""
+    """The verifier re-checking pending settlements, and the outbox relays."""
     interval = service.settings.poll_interval_seconds
     relay = outbox_relay(service)
     return [
         asyncio.create_task(every(interval, "verify_settlements", lambda: verify_pending(service))),
-        asyncio.create_task(every(interval, "outbox_relay", relay.relay_once)),
+        *start_relays(relay, interval, service.settings.outbox_relay_workers),
     ]
 
 

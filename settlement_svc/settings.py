@@ -26,3 +26,5 @@ class SettlementSettings(ServiceSettings):
     settlement_expiry: timedelta = timedelta(hours=1)
     # How often pending settlements are checked again, and the outbox relayed.
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Relay loops working the outbox at once (each delivery waits for its consumer).
+    outbox_relay_workers: int = Field(default=4, ge=1, le=32)
