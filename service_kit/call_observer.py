@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import structlog
 
-from service_kit.grpc_handlers import behavior_of, with_behavior
+from service_kit.grpc_handlers import behavior_of, invocation_value, with_behavior
 from service_kit.metrics import ServiceMetrics
 from service_kit.request_ids import REQUEST_ID_METADATA_KEY, bind_request_id
 from service_kit.service_auth import HEALTH_METHOD_PREFIX
@@ -61,14 +61,7 @@ class CallObserver(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        request_id = next(
-            (
-                value
-                for key, value in handler_call_details.invocation_metadata or ()
-                if key == REQUEST_ID_METADATA_KEY
-            ),
-            None,
-        )
+        request_id = invocation_value(handler_call_details, REQUEST_ID_METADATA_KEY)
         finish = self._finish
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

@@ -19,6 +19,7 @@ from service_kit.errors import (
     InvalidArgument,
     NotFound,
 )
+from service_kit.grpc_handlers import behavior_of, with_behavior
 from service_kit.request_guard import checked, checked_stream, tolerant
 
 log = structlog.get_logger()
@@ -92,7 +93,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) 
 
 
 def _wrap_unary(
-    behavior: Callable[..., Awaitable[Any]], admit: Callable[[Any], Any] = checked
+    behavior: Callable[..., Awaitable[Any]], admit: Callable[[Any], Any]
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
@@ -106,7 +107,7 @@ def _wrap_unary(
 
 
 def _wrap_streaming(
-    behavior: Callable[..., AsyncIterator[Any]], admit: Callable[[Any], Any] = checked
+    behavior: Callable[..., AsyncIterator[Any]], admit: Callable[[Any], Any]
 ) -> Callable[..., AsyncIterator[Any]]:
     async def wrapped(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -136,22 +137,10 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        # grpc.aio handlers are coroutines and async generators; the stubs type them as sync.
-        behaviors: Any = handler
-        codecs = {
-            "request_deserializer": tolerant(handler.request_deserializer),
-            "response_serializer": handler.response_serializer,
-        }
-        if behaviors.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(behaviors.unary_unary), **codecs)
-        if behaviors.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(behaviors.stream_unary, checked_stream), **codecs
-            )
-        if behaviors.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_streaming(behaviors.unary_stream), **codecs
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_streaming(behaviors.stream_stream, checked_stream), **codecs
+        admit = checked_stream if handler.request_streaming else checked
+        wrap = _wrap_streaming if handler.response_streaming else _wrap_unary
+        return with_behavior(
+            handler,
+            wrap(behavior_of(handler), admit),
+            request_deserializer=tolerant(handler.request_deserializer),
         )

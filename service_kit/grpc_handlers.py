@@ -1,4 +1,5 @@
-"""Rebuilding a method handler around a new behavior, as server interceptors do."""
+"""What server interceptors share: the metadata of a call, and rebuilding a method handler
+around a new behavior."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ _MAKERS = {
 }
 
 
+# `with_behavior` keeps the handler's own request deserializer unless told otherwise.
+_SAME: Any = object()
+
+
+def invocation_value(details: grpc.HandlerCallDetails, key: str) -> str | bytes | None:
+    """The value of a metadata key of the call, None when absent."""
+    return next((v for k, v in details.invocation_metadata or () if k == key), None)
+
+
 def behavior_of(handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
     """The handler's coroutine or async generator function (the stubs type it as sync)."""
     behaviors: Any = handler
@@ -26,14 +36,19 @@ def behavior_of(handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
 
 
 def with_behavior(
-    handler: grpc.RpcMethodHandler[Any, Any], behavior: Any, *, parse_request: bool = True
+    handler: grpc.RpcMethodHandler[Any, Any],
+    behavior: Any,
+    *,
+    request_deserializer: Any = _SAME,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler of the same shape and codecs running `behavior`; without `parse_request` the
-    behavior gets the request's raw bytes."""
+    """A handler of the same shape and codecs running `behavior`; another request deserializer
+    may be given (None hands the behavior the request's raw bytes)."""
     make = _MAKERS[(handler.request_streaming, handler.response_streaming)]
     rebuilt: grpc.RpcMethodHandler[Any, Any] = make(
         behavior,
-        request_deserializer=handler.request_deserializer if parse_request else None,
+        request_deserializer=(
+            handler.request_deserializer if request_deserializer is _SAME else request_deserializer
+        ),
         response_serializer=handler.response_serializer,
     )
     return rebuilt

@@ -11,7 +11,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from service_kit.credentials import AUTHORIZATION_METADATA_KEY
-from service_kit.grpc_handlers import with_behavior
+from service_kit.grpc_handlers import invocation_value, with_behavior
 
 # Orchestrators probe health without the credential; reflection describes the API, so it needs it.
 HEALTH_METHOD_PREFIX = f"/{health_pb2.DESCRIPTOR.services_by_name['Health'].full_name}/"
@@ -27,7 +27,7 @@ def _refusal(
     async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    return with_behavior(handler, refuse, parse_request=False)
+    return with_behavior(handler, refuse, request_deserializer=None)
 
 
 class ServiceTokenInterceptor(grpc.aio.ServerInterceptor):
@@ -44,14 +44,7 @@ class ServiceTokenInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(HEALTH_METHOD_PREFIX):
             return handler
-        presented = next(
-            (
-                value
-                for key, value in handler_call_details.invocation_metadata or ()
-                if key == AUTHORIZATION_METADATA_KEY
-            ),
-            None,
-        )
+        presented = invocation_value(handler_call_details, AUTHORIZATION_METADATA_KEY)
         if presented is None:
             return _refusal(handler, MISSING)
         candidate = presented if isinstance(presented, bytes) else presented.encode()
