@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.figures import Figure
+from bench.figures.load import COLUMNS
 from bench.stack import MERCHANT, Stack
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
@@ -249,20 +250,7 @@ async def copy_baseline(stack: Stack) -> float:
                     "copy_baseline",
                     schema_name="public",
                     records=rows,
-                    columns=[
-                        "subscription_id",
-                        "id",
-                        "occurred_at",
-                        "merchant_id",
-                        "service_id",
-                        "user_id",
-                        "event_key",
-                        "quantity",
-                        "invoice_id",
-                        "idempotency_key",
-                        "properties",
-                        "receive_time",
-                    ],
+                    columns=COLUMNS,
                 )
         return BATCHES * BATCH_SIZE / (time.perf_counter() - started)
     finally:

@@ -3,15 +3,18 @@
 Recording 10,000,000 events through the API would take most of the benchmark's time on 2 cores,
 so summaries.py and period_close.py write them directly, as the ingesting transaction would
 have: binary COPY into `metering.usage_events` (its monthly partitions created by metering's own
-PartitionKeeper), then the hourly rollups in one INSERT ... SELECT that computes what
+PartitionKeeper), then the hour and minute rollups in an INSERT ... SELECT each, computing what
 `_INSERT_EVENTS` of metering_svc/adapters/event_store.py maintains per (subscription, event key,
-hour), then VACUUM ANALYZE and a CHECKPOINT, so that the planner knows the new rows and neither
-autovacuum nor the checkpointer works off the load during the measurement. Rows are generated
-lazily: memory stays flat whatever the count.
+hour or minute), then VACUUM ANALYZE and a CHECKPOINT, so that the planner knows the new rows
+and neither autovacuum nor the checkpointer works off the load during the measurement. Rows are
+generated lazily: memory stays flat whatever the count. Subscriptions due for a period close
+are written the same way, into metering's replica and invoicing's table (the period-close figure
+and the fault test of a killed close share them: checking out thousands through the API and
+waiting a month is not an option).
 """
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -54,6 +57,84 @@ _ROLLUPS = [
 """
     for table, unit in (("usage_rollups", "hour"), ("usage_minute_rollups", "minute"))
 ]
+
+
+_METERING_REPLICA = (
+    "id",
+    "merchant_id",
+    "service_id",
+    "user_id",
+    "status",
+    "current_period_start",
+    "current_period_end",
+    "version",
+    "update_time",
+)
+_INVOICING_SUBSCRIPTION = (
+    "id",
+    "merchant_id",
+    "service_id",
+    "plan_id",
+    "user_id",
+    "status",
+    "billing_anchor",
+    "period_index",
+    "current_period_start",
+    "current_period_end",
+    "cancel_at_period_end",
+    "version",
+    "create_time",
+)
+
+
+def subscriber_of(subscription_id: str) -> str:
+    """The user id the loaders give a subscription: "usr_x" for "sub_x"."""
+    return subscription_id.replace("sub_", "usr_")
+
+
+async def copy_metering_replicas(
+    connection: asyncpg.Connection,
+    merchant_id: str,
+    service_id: str,
+    ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Metering's replica of each subscription: ACTIVE in its period [start, end), version 1."""
+    now = datetime.now(UTC)
+    await connection.copy_records_to_table(
+        "subscriptions",
+        schema_name="metering",
+        columns=_METERING_REPLICA,
+        records=[
+            (sid, merchant_id, service_id, subscriber_of(sid), "ACTIVE", start, end, 1, now)
+            for sid in ids
+        ],
+    )
+
+
+async def copy_invoicing_subscriptions(
+    connection: asyncpg.Connection,
+    merchant_id: str,
+    service_id: str,
+    plan_id: str,
+    ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Invoicing's subscriptions in period 0 [start, end), anchored and created at `start`;
+    due for their close once `end` (and the grace window) passed. Write the metering replicas
+    first, so the scheduler never sees a subscription metering lacks."""
+    first_period = ("ACTIVE", start, 0, start, end, False, 1, start)
+    await connection.copy_records_to_table(
+        "subscriptions",
+        schema_name="invoicing",
+        columns=_INVOICING_SUBSCRIPTION,
+        records=[
+            (sid, merchant_id, service_id, plan_id, subscriber_of(sid), *first_period)
+            for sid in ids
+        ],
+    )
 
 
 def spread_events(

@@ -43,8 +43,11 @@ from bench.figures import Figure
 from bench.figures.load import (
     build_rollups,
     copy_events,
+    copy_invoicing_subscriptions,
+    copy_metering_replicas,
     ensure_partitions,
     spread_events,
+    subscriber_of,
     vacuum_analyze,
 )
 from bench.stack import MERCHANT, Stack
@@ -128,57 +131,21 @@ async def _catalog(stack: Stack) -> tuple[str, str]:
     return service.id, plan.id
 
 
-_METERING_REPLICA = [
-    "id",
-    "merchant_id",
-    "service_id",
-    "user_id",
-    "status",
-    "current_period_start",
-    "current_period_end",
-    "version",
-    "update_time",
-]
-_INVOICING_SUBSCRIPTION = [
-    "id",
-    "merchant_id",
-    "service_id",
-    "plan_id",
-    "user_id",
-    "status",
-    "billing_anchor",
-    "period_index",
-    "current_period_start",
-    "current_period_end",
-    "cancel_at_period_end",
-    "version",
-    "create_time",
-]
-
-
 async def _load(
     stack: Stack, service: str, plan: str, ids: list[str], start: datetime, end: datetime
 ) -> None:
     """Metering's replicas, events and rollups; then the invoicing subscriptions, committed."""
-    now = datetime.now(UTC)
-    users = [sid.replace("sub_", "usr_") for sid in ids]
     await ensure_partitions(stack.database_url, start, end)
     connection = await asyncpg.connect(stack.dsn)
     try:
         began = time.perf_counter()
         async with connection.transaction():
-            await connection.copy_records_to_table(
-                "subscriptions",
-                schema_name="metering",
-                columns=_METERING_REPLICA,
-                records=(
-                    (sid, MERCHANT, service, user, "ACTIVE", start, end, 1, now)
-                    for sid, user in zip(ids, users, strict=True)
-                ),
-            )
+            await copy_metering_replicas(connection, MERCHANT, service, ids, start, end)
             events = itertools.chain.from_iterable(
-                spread_events(MERCHANT, service, sid, user, EVENTS_EACH, start, end, _units(i))
-                for i, (sid, user) in enumerate(zip(ids, users, strict=True))
+                spread_events(
+                    MERCHANT, service, sid, subscriber_of(sid), EVENTS_EACH, start, end, _units(i)
+                )
+                for i, sid in enumerate(ids)
             )
             await copy_events(connection, events)
             copied = time.perf_counter() - began
@@ -190,17 +157,7 @@ async def _load(
         await vacuum_analyze(connection)
         _log(f"VACUUM ANALYZE, CHECKPOINT: {time.perf_counter() - began:.1f} s")
         async with connection.transaction():
-            # Period 0 of a subscription anchored at `start`, created then.
-            first_period = ("ACTIVE", start, 0, start, end, False, 1, start)
-            await connection.copy_records_to_table(
-                "subscriptions",
-                schema_name="invoicing",
-                columns=_INVOICING_SUBSCRIPTION,
-                records=(
-                    (sid, MERCHANT, service, plan, user, *first_period)
-                    for sid, user in zip(ids, users, strict=True)
-                ),
-            )
+            await copy_invoicing_subscriptions(connection, MERCHANT, service, plan, ids, start, end)
             await connection.execute("ANALYZE invoicing.subscriptions")
     finally:
         await connection.close()

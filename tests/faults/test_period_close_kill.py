@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from bench.figures.load import copy_invoicing_subscriptions, copy_metering_replicas
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from billing.invoicing.v1 import invoicing_pb2_grpc
 from invoicing_svc.domain.model import BillingInterval
@@ -21,32 +22,6 @@ SUBSCRIPTIONS = 1_000
 FEE = Decimal("10.000000")
 POLL_SECONDS = 0.02
 
-_METERING_REPLICA = [
-    "id",
-    "merchant_id",
-    "service_id",
-    "user_id",
-    "status",
-    "current_period_start",
-    "current_period_end",
-    "version",
-    "update_time",
-]
-_INVOICING_SUBSCRIPTION = [
-    "id",
-    "merchant_id",
-    "service_id",
-    "plan_id",
-    "user_id",
-    "status",
-    "billing_anchor",
-    "period_index",
-    "current_period_start",
-    "current_period_end",
-    "cancel_at_period_end",
-    "version",
-    "create_time",
-]
 _INVOICED = """
     SELECT count(*) FROM invoicing.invoices WHERE merchant_id = $1 AND period_start IS NOT NULL
 """
@@ -77,33 +52,12 @@ async def _fixed_fee_plan(
 async def _due_subscriptions(
     db: asyncpg.Connection, merchant_id: str, plan: pb.Plan, ids: list[str]
 ) -> None:
-    """Subscriptions whose first period ended days ago, as bench/figures/period_close.py sets
-    them up: checking out hundreds through the API and waiting a month is not an option. The
-    metering replicas come first, so the scheduler never sees a subscription metering lacks."""
+    """Subscriptions whose first period ended days ago, written as the period-close benchmark
+    writes them (bench/figures/load.py)."""
     anchor = datetime.now(UTC) - timedelta(days=33)
     end = period_bounds(anchor, BillingInterval.MONTH, 1, 0)[1]
-    users = [sid.replace("sub_", "usr_") for sid in ids]
-    # Period 0 of a subscription anchored at `anchor`, created then.
-    first_period = (anchor, 0, anchor, end, False, 1, anchor)
-    now = datetime.now(UTC)
-    await db.copy_records_to_table(
-        "subscriptions",
-        schema_name="metering",
-        columns=_METERING_REPLICA,
-        records=[
-            (sid, merchant_id, plan.service_id, user, "ACTIVE", anchor, end, 1, now)
-            for sid, user in zip(ids, users, strict=True)
-        ],
-    )
-    await db.copy_records_to_table(
-        "subscriptions",
-        schema_name="invoicing",
-        columns=_INVOICING_SUBSCRIPTION,
-        records=[
-            (sid, merchant_id, plan.service_id, plan.id, user, "ACTIVE", *first_period)
-            for sid, user in zip(ids, users, strict=True)
-        ],
-    )
+    await copy_metering_replicas(db, merchant_id, plan.service_id, ids, anchor, end)
+    await copy_invoicing_subscriptions(db, merchant_id, plan.service_id, plan.id, ids, anchor, end)
 
 
 async def test_invoicing_killed_mid_period_close_invoices_each_subscription_once(
