@@ -145,9 +145,7 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             merchant_id(context),
             request.id,
             request.settlement_id,
-            translate.settlement_data(request.settlement)
-            if request.HasField("settlement")
-            else None,
+            translate.attached_settlement(request),
         )
         return self._checkout(confirmed)
 
@@ -261,9 +259,7 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             merchant_id(context),
             request.id,
             request.settlement_id,
-            translate.settlement_data(request.settlement)
-            if request.HasField("settlement")
-            else None,
+            translate.attached_settlement(request),
         )
         return translate.invoice_to_proto(paid)
 

@@ -274,6 +274,13 @@ def settlement_data(summary: pb.SettlementSummary) -> dict[str, Any]:
     return json_format.MessageToDict(summary, always_print_fields_with_no_presence=True)
 
 
+def attached_settlement(
+    request: pb.ConfirmCheckoutPaymentRequest | pb.MarkInvoicePaidRequest,
+) -> dict[str, Any] | None:
+    """The settlement a payment confirmation carries, if it carries one."""
+    return settlement_data(request.settlement) if request.HasField("settlement") else None
+
+
 def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any]]:
     """Renders the `data` of a webhook event: the subject as the API shows it, in JSON."""
 
