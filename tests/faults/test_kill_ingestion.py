@@ -35,15 +35,24 @@ REST_EVENTS, REST_BATCH = 50_000, 1_000
 REPLAYED_BATCHES = 4
 
 
-async def _kill_midway(
-    load: Load, kill_after: int, process: ServiceProcess
-) -> tuple[int, list[list[tuple[str, str]]]]:
-    """Waits until `kill_after` events are acknowledged, then kills the process with SIGKILL.
-    Returns the count of events acknowledged by then, and the batches answered last before the
-    kill: a client whose acks were lost in the crash sends those again."""
+async def _kill_midway_and_replay(
+    fault_platform: FaultPlatform, load: Load, kill_after: int, process: ServiceProcess
+) -> tuple[int, Load]:
+    """Runs the load; once `kill_after` events are acknowledged, kills the process with SIGKILL
+    and restarts it on its port while the load retries. Then sends again the batches answered
+    last before the kill, as a client whose acks were lost in the crash would. Returns the count
+    of events acknowledged at the kill, and that replay."""
+    first_pid = process.pid
+    running = asyncio.create_task(load.run())
     await load.acknowledged_at_least(kill_after)
     process.kill()
-    return load.acknowledged, load.answered[-REPLAYED_BATCHES:]
+    acknowledged_at_kill, last_answered = load.acknowledged, load.answered[-REPLAYED_BATCHES:]
+    await fault_platform.start(process)
+    await running
+    replay = Load(load.send, last_answered)
+    await replay.run()
+    assert process.pid != first_pid
+    return acknowledged_at_kill, replay
 
 
 async def test_metering_killed_mid_load_stores_every_event_once(
@@ -58,17 +67,9 @@ async def test_metering_killed_mid_load_stores_every_event_once(
             grpc_sender(metering_rpc, subscriber, metadata),
             batches("grpc", GRPC_EVENTS, GRPC_BATCH),
         )
-        first_pid = fault_platform.metering.pid
-        running = asyncio.create_task(load.run())
-        acked_at_kill, last_answered = await _kill_midway(
-            load, GRPC_EVENTS * 2 // 5, fault_platform.metering
+        acked_at_kill, replay = await _kill_midway_and_replay(
+            fault_platform, load, GRPC_EVENTS * 2 // 5, fault_platform.metering
         )
-        await fault_platform.start(fault_platform.metering)
-        await running
-        replay = Load(load.send, last_answered)
-        await replay.run()
-
-        assert fault_platform.metering.pid != first_pid
         stored = await stored_usage(db, subscriber)
         summary = await metering_rpc.GetUsageSummary(
             mpb.GetUsageSummaryRequest(
@@ -113,17 +114,9 @@ async def test_gateway_killed_mid_load_stores_every_event_once(
         key = await fault_platform.api_key(merchant_id)
         async with fault_platform.rest_client(key) as client:
             load = Load(rest_sender(client, subscriber), batches("rest", REST_EVENTS, REST_BATCH))
-            first_pid = fault_platform.gateway.pid
-            running = asyncio.create_task(load.run())
-            acked_at_kill, last_answered = await _kill_midway(
-                load, REST_EVENTS * 2 // 5, fault_platform.gateway
+            acked_at_kill, replay = await _kill_midway_and_replay(
+                fault_platform, load, REST_EVENTS * 2 // 5, fault_platform.gateway
             )
-            await fault_platform.start(fault_platform.gateway)
-            await running
-            replay = Load(load.send, last_answered)
-            await replay.run()
-
-        assert fault_platform.gateway.pid != first_pid
         stored = await stored_usage(db, subscriber)
         report(
             "gateway kill -9 (REST batches)",
