@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from metering_svc.domain.model import (
     InvoiceReference,
@@ -38,6 +39,12 @@ def _check_properties(properties: dict[str, str]) -> None:
             )
 
 
+# Quantities repeat across a batch; only valid ones (at most 64 characters) are remembered.
+@lru_cache(maxsize=4_096)
+def _quantity(text: str) -> Decimal:
+    return parse_decimal(text, field="quantity", max_places=QUANTITY_PLACES, max_value=MAX_QUANTITY)
+
+
 def validate_fields(
     draft: UsageEventDraft,
     *,
@@ -51,9 +58,7 @@ def validate_fields(
     require_identifier(draft.subscription_id, "subscription_id")
     require_identifier(draft.user_id, "user_id")
     require_identifier(draft.event_key, "event_key")
-    quantity = parse_decimal(
-        draft.quantity, field="quantity", max_places=QUANTITY_PLACES, max_value=MAX_QUANTITY
-    )
+    quantity = _quantity(draft.quantity)
     if draft.invoice_id:
         require_identifier(draft.invoice_id, "invoice_id")
     if len(draft.idempotency_key) > MAX_IDEMPOTENCY_KEY:
@@ -61,7 +66,8 @@ def validate_fields(
             f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters",
             field="idempotency_key",
         )
-    _check_properties(draft.properties)
+    if draft.properties:
+        _check_properties(draft.properties)
     return UsageEvent(
         id=event_id,
         merchant_id=merchant_id,
@@ -73,7 +79,7 @@ def validate_fields(
         occurred_at=draft.occurred_at or now,
         invoice_id=draft.invoice_id,
         idempotency_key=draft.idempotency_key,
-        properties=dict(draft.properties),
+        properties=draft.properties,
     )
 
 

@@ -5,7 +5,6 @@ its siblings in the batch are stored.
 """
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from metering_svc.adapters.partitions import month_of
 from metering_svc.domain.model import EventOutcome, EventResult, UsageEvent, UsageEventDraft
@@ -54,7 +53,7 @@ async def record_usage_events(
         for index, event in candidates:
             subscription = subscriptions.get(event.subscription_id)
             if subscription and subscription.test_clock_time and not drafts[index].occurred_at:
-                event = replace(event, occurred_at=subscription.now(now))
+                event = event._replace(occurred_at=subscription.now(now))
             try:
                 check_subscription(
                     event, subscription, now=now, max_clock_skew=metering.settings.max_clock_skew

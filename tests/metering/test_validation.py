@@ -40,6 +40,7 @@ async def expect_rejection(
         ({"event_key": ""}, (INVALID, "event_key")),
         ({"event_key": "token generated"}, (INVALID, "event_key")),
         ({"event_key": "k" * 129}, (INVALID, "event_key")),
+        ({"event_key": "token_generated\n"}, (INVALID, "event_key")),
         ({"service_id": ""}, (INVALID, "service_id")),
         ({"user_id": "usr_' OR 1=1 --"}, (INVALID, "user_id")),
         ({"idempotency_key": "x" * 256}, (INVALID, "idempotency_key")),
