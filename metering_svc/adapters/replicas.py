@@ -4,13 +4,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Text, any_, cast, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.adapters.tables import InvoiceReferenceRow, SubscriptionRow
 from metering_svc.domain.model import InvoiceReference, SubscriptionState, SubscriptionStatus
 
-# Rows in id order, so that concurrent batches lock them in the same order.
+# Both upserts write rows in id order, so that concurrent batches lock them in the same order.
 _UPSERT_SUBSCRIPTIONS = text("""
     INSERT INTO metering.subscriptions AS s (
         id, merchant_id, service_id, user_id, status, current_period_start, current_period_end,
@@ -28,6 +28,19 @@ _UPSERT_SUBSCRIPTIONS = text("""
         current_period_end = excluded.current_period_end, version = excluded.version,
         test_clock_time = excluded.test_clock_time, update_time = excluded.update_time
     WHERE s.merchant_id = excluded.merchant_id AND s.version < excluded.version
+""")
+
+_UPSERT_INVOICES = text("""
+    INSERT INTO metering.invoice_references AS r (id, merchant_id, service_id, user_id, update_time)
+    SELECT t.*, :now
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:service_ids AS text[]),
+        CAST(:user_ids AS text[])) AS t
+    ORDER BY 1
+    ON CONFLICT (id) DO UPDATE SET
+        service_id = excluded.service_id, user_id = excluded.user_id,
+        update_time = excluded.update_time
+    WHERE r.merchant_id = excluded.merchant_id
 """)
 
 
@@ -130,28 +143,27 @@ class ReplicaRepository:
         )
         return {row.id: _reference(row) for row in rows}
 
-    async def upsert_invoice(self, reference: InvoiceReference, now: datetime) -> InvoiceReference:
-        """Inserts or updates by id, never across merchants; returns the reference as stored
-        (the caller sees a refused write)."""
-        values = {
-            "id": reference.invoice_id,
-            "merchant_id": reference.merchant_id,
-            "service_id": reference.service_id,
-            "user_id": reference.user_id,
-            "update_time": now,
-        }
-        statement = insert(InvoiceReferenceRow).values(values)
+    async def upsert_invoices(
+        self, references: Sequence[InvoiceReference], now: datetime
+    ) -> dict[str, InvoiceReference]:
+        """Inserts or updates each by id, never across merchants; returns what is stored for
+        each id (the caller sees a refused write)."""
+        ordered = sorted(references, key=lambda reference: reference.invoice_id)
         await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[InvoiceReferenceRow.id],
-                set_={key: statement.excluded[key] for key in values if key != "id"},
-                where=InvoiceReferenceRow.merchant_id == statement.excluded.merchant_id,
-            )
+            _UPSERT_INVOICES,
+            {
+                "ids": [r.invoice_id for r in ordered],
+                "merchant_ids": [r.merchant_id for r in ordered],
+                "service_ids": [r.service_id for r in ordered],
+                "user_ids": [r.user_id for r in ordered],
+                "now": now,
+            },
         )
-        stored = await self._session.scalar(
+        rows = await self._session.scalars(
             select(InvoiceReferenceRow)
-            .where(InvoiceReferenceRow.id == reference.invoice_id)
+            .where(
+                InvoiceReferenceRow.id == any_(cast([r.invoice_id for r in ordered], ARRAY(Text)))
+            )
             .execution_options(populate_existing=True)
         )
-        assert stored is not None
-        return _reference(stored)
+        return {row.id: _reference(row) for row in rows}

@@ -8,6 +8,7 @@ from service_kit.errors import InvalidArgument, PermissionDenied
 from service_kit.identifiers import require_identifier
 
 MAX_STATES_PER_CALL = 1000
+MAX_REFERENCES_PER_CALL = 1000
 
 
 def _check_state(state: SubscriptionState, prefix: str) -> None:
@@ -68,18 +69,53 @@ async def upsert_subscription_states(
     return await _upsert_states(metering, states, [f"states[{i}]." for i in range(len(states))])
 
 
+def _check_references(references: Sequence[InvoiceReference], prefixes: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for reference, prefix in zip(references, prefixes, strict=True):
+        require_identifier(reference.invoice_id, f"{prefix}invoice_id")
+        require_identifier(reference.service_id, f"{prefix}service_id")
+        require_identifier(reference.user_id, f"{prefix}user_id")
+        if reference.invoice_id in seen:
+            raise InvalidArgument(
+                f"invoice {reference.invoice_id} appears twice", field=f"{prefix}invoice_id"
+            )
+        seen.add(reference.invoice_id)
+
+
+async def _upsert_references(
+    metering: Metering, references: Sequence[InvoiceReference], prefixes: Sequence[str]
+) -> list[InvoiceReference]:
+    _check_references(references, prefixes)
+    async with metering.unit_of_work() as uow:
+        stored = await uow.replicas.upsert_invoices(references, metering.clock.now())
+        for reference, prefix in zip(references, prefixes, strict=True):
+            if stored[reference.invoice_id].merchant_id != reference.merchant_id:
+                raise PermissionDenied(
+                    f"invoice {reference.invoice_id} belongs to another merchant",
+                    field=f"{prefix}invoice_id",
+                )
+        await uow.commit()
+    return [stored[reference.invoice_id] for reference in references]
+
+
 async def upsert_invoice_reference(
     metering: Metering, reference: InvoiceReference
 ) -> InvoiceReference:
-    require_identifier(reference.invoice_id, "invoice.invoice_id")
-    require_identifier(reference.service_id, "invoice.service_id")
-    require_identifier(reference.user_id, "invoice.user_id")
-    async with metering.unit_of_work() as uow:
-        stored = await uow.replicas.upsert_invoice(reference, metering.clock.now())
-        if stored.merchant_id != reference.merchant_id:
-            raise PermissionDenied(
-                f"invoice {reference.invoice_id} belongs to another merchant",
-                field="invoice.invoice_id",
-            )
-        await uow.commit()
+    """Stores the reference, unless another merchant holds the invoice id."""
+    (stored,) = await _upsert_references(metering, [reference], ["invoice."])
     return stored
+
+
+async def upsert_invoice_references(
+    metering: Metering, references: Sequence[InvoiceReference]
+) -> list[InvoiceReference]:
+    """Stores each reference as `upsert_invoice_reference` would, in one transaction: all or
+    none. Returns what is stored, in order."""
+    if not 1 <= len(references) <= MAX_REFERENCES_PER_CALL:
+        raise InvalidArgument(
+            f"between 1 and {MAX_REFERENCES_PER_CALL:,} references are required",
+            field="references",
+        )
+    return await _upsert_references(
+        metering, references, [f"references[{i}]." for i in range(len(references))]
+    )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service_kit.ids import new_id
 from settlement_svc.adapters.tables import JournalEntryRow, JournalTransactionRow
-from settlement_svc.domain.ledger import Entry
+from settlement_svc.domain.ledger import Entry, Posting
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class PostedEntry:
     line_number: int
 
 
+def _key(posting: Posting) -> tuple[str, str]:
+    return posting.kind, posting.reference
+
+
 class JournalStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -36,43 +40,71 @@ class JournalStore:
     ) -> str:
         """Appends the transaction unless this (kind, reference) was posted before; returns its
         id. The database checks at commit that its debits equal its credits."""
-        transaction_id = new_id("jtx")
+        posted = await self.post_many(merchant_id, [Posting(kind, reference, entries)], now)
+        return posted[(kind, reference)]
+
+    async def post_many(
+        self, merchant_id: str, postings: Sequence[Posting], now: datetime
+    ) -> dict[tuple[str, str], str]:
+        """`post` of each posting, in three statements whatever their number; returns the
+        transaction id of each (kind, reference)."""
+        # In one order, so that concurrent calls lock the rows in the same order.
+        ordered = sorted({(p.kind, p.reference): p for p in postings}.values(), key=_key)
+        fresh = {_key(p): new_id("jtx") for p in ordered}
         inserted = await self._session.execute(
             insert(JournalTransactionRow)
             .values(
-                id=transaction_id,
-                merchant_id=merchant_id,
-                kind=kind,
-                reference=reference,
-                create_time=now,
+                [
+                    {
+                        "id": fresh[_key(p)],
+                        "merchant_id": merchant_id,
+                        "kind": p.kind,
+                        "reference": p.reference,
+                        "create_time": now,
+                    }
+                    for p in ordered
+                ]
             )
             .on_conflict_do_nothing(constraint="journal_posted_once")
-            .returning(JournalTransactionRow.id)
+            .returning(
+                JournalTransactionRow.kind,
+                JournalTransactionRow.reference,
+                JournalTransactionRow.id,
+            )
         )
-        if inserted.first() is None:
-            existing = await self._session.scalar(
-                select(JournalTransactionRow.id).where(
+        posted = {(kind, reference): id_ for kind, reference, id_ in inserted}
+        earlier = {key for key in fresh if key not in posted}
+        if earlier:
+            existing = await self._session.execute(
+                select(
+                    JournalTransactionRow.kind,
+                    JournalTransactionRow.reference,
+                    JournalTransactionRow.id,
+                ).where(
                     JournalTransactionRow.merchant_id == merchant_id,
-                    JournalTransactionRow.kind == kind,
-                    JournalTransactionRow.reference == reference,
+                    tuple_(JournalTransactionRow.kind, JournalTransactionRow.reference).in_(
+                        sorted(earlier)
+                    ),
                 )
             )
-            assert existing is not None
-            return existing
-        self._session.add_all(
-            JournalEntryRow(
-                transaction_id=transaction_id,
-                line_number=number,
-                merchant_id=merchant_id,
-                account=entry.account,
-                debit=entry.debit,
-                credit=entry.credit,
-                currency="USDC",
-            )
-            for number, entry in enumerate(entries, start=1)
-        )
-        await self._session.flush()
-        return transaction_id
+            posted.update({(kind, reference): id_ for kind, reference, id_ in existing})
+        entries = [
+            {
+                "transaction_id": posted[_key(p)],
+                "line_number": number,
+                "merchant_id": merchant_id,
+                "account": entry.account,
+                "debit": entry.debit,
+                "credit": entry.credit,
+                "currency": "USDC",
+            }
+            for p in ordered
+            if _key(p) not in earlier
+            for number, entry in enumerate(p.entries, start=1)
+        ]
+        if entries:
+            await self._session.execute(insert(JournalEntryRow), entries)
+        return posted
 
     async def balance(self, merchant_id: str, account: str) -> Decimal:
         """Debits minus credits of the account."""

@@ -57,14 +57,21 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         self, request: pb.RecordInvoiceRequest, context: Context
     ) -> pb.RecordInvoiceResponse:
         posted = await ledger_use_cases.record_invoice(
-            self._service,
-            merchant_id(context),
-            request.invoice_id,
-            request.user_id,
-            request.amount,
-            request.voided,
+            self._service, merchant_id(context), translate.invoice_record_from_proto(request)
         )
         return pb.RecordInvoiceResponse(transaction_id=posted)
+
+    async def BatchRecordInvoices(
+        self, request: pb.BatchRecordInvoicesRequest, context: Context
+    ) -> pb.BatchRecordInvoicesResponse:
+        posted = await ledger_use_cases.record_invoices(
+            self._service,
+            merchant_id(context),
+            [translate.invoice_record_from_proto(invoice) for invoice in request.invoices],
+        )
+        return pb.BatchRecordInvoicesResponse(
+            results=[pb.RecordInvoiceResponse(transaction_id=p) for p in posted]
+        )
 
     async def GetBalance(self, request: pb.GetBalanceRequest, context: Context) -> pb.Balance:
         amount = await ledger_use_cases.balance(

@@ -6,11 +6,15 @@ from billing.settlement.v1 import settlement_pb2 as pb
 from service_kit.proto_time import to_timestamp
 from settlement_svc.adapters.journal_store import PostedEntry
 from settlement_svc.domain.model import Settlement
-from settlement_svc.service_layer.ledger_use_cases import Reconciliation
+from settlement_svc.service_layer.ledger_use_cases import InvoiceRecord, Reconciliation
 
 
 def money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.000001')):f}"
+
+
+def invoice_record_from_proto(request: pb.RecordInvoiceRequest) -> InvoiceRecord:
+    return InvoiceRecord(request.invoice_id, request.user_id, request.amount, request.voided)
 
 
 def settlement_to_proto(settlement: Settlement) -> pb.Settlement:

@@ -28,6 +28,15 @@ class Entry:
     credit: Decimal = ZERO
 
 
+@dataclass(frozen=True)
+class Posting:
+    """The entries of one business event, posted once per (kind, reference)."""
+
+    kind: str
+    reference: str
+    entries: Sequence[Entry]
+
+
 def is_balanced(entries: Sequence[Entry]) -> bool:
     return sum(e.debit for e in entries) == sum(e.credit for e in entries)
 

@@ -1,5 +1,6 @@
 """The ledger: posting invoices, reading balances and entries, reconciling with invoicing."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -12,35 +13,78 @@ from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.service_layer.unit_of_work import Settlements
 
 MAX_AMOUNT = Decimal(10) ** 15
+MAX_INVOICES_PER_CALL = 1000
 _ACCOUNT_PREFIXES = ("receivable:", "credit:")
 
 
-async def record_invoice(
+@dataclass(frozen=True)
+class InvoiceRecord:
+    """A finalized or voided invoice, as invoicing reports it."""
+
+    invoice_id: str
+    user_id: str
+    amount: str
+    voided: bool
+
+
+async def _record_invoices(
     settlements: Settlements,
     merchant_id: str,
-    invoice_id: str,
-    user_id: str,
-    amount_text: str,
-    voided: bool,
-) -> str:
+    invoices: Sequence[InvoiceRecord],
+    prefixes: Sequence[str],
+) -> list[str]:
+    postings: list[ledger.Posting] = []
+    # Per invoice, the posting whose transaction answers for it; None for a zero invoice.
+    answers: list[ledger.Posting | None] = []
+    seen: set[str] = set()
+    for invoice, prefix in zip(invoices, prefixes, strict=True):
+        formats.reference(invoice.invoice_id, f"{prefix}invoice_id")
+        formats.reference(invoice.user_id, f"{prefix}user_id")
+        amount = parse_decimal(
+            invoice.amount, field=f"{prefix}amount", max_places=6, max_value=MAX_AMOUNT
+        )
+        if invoice.invoice_id in seen:
+            raise InvalidArgument(
+                f"invoice {invoice.invoice_id} appears twice", field=f"{prefix}invoice_id"
+            )
+        seen.add(invoice.invoice_id)
+        if amount == 0:
+            answers.append(None)
+            continue
+        user, reference = invoice.user_id, invoice.invoice_id
+        postings.append(ledger.Posting("invoice", reference, ledger.invoice_posting(user, amount)))
+        if invoice.voided:
+            postings.append(
+                ledger.Posting("invoice_void", reference, ledger.void_posting(user, amount))
+            )
+        answers.append(postings[-1])
+    if not postings:
+        return ["" for _ in invoices]
+    async with settlements.unit_of_work() as uow:
+        posted = await uow.journal.post_many(merchant_id, postings, settlements.clock.now())
+        await uow.commit()
+    return [posted[(p.kind, p.reference)] if p else "" for p in answers]
+
+
+async def record_invoice(settlements: Settlements, merchant_id: str, invoice: InvoiceRecord) -> str:
     """Posts a finalized invoice once (debit receivable, credit revenue); a voided one that was
     posted is reversed once. A zero invoice moves nothing. Returns the journal transaction."""
-    formats.reference(invoice_id, "invoice_id")
-    formats.reference(user_id, "user_id")
-    amount = parse_decimal(amount_text, field="amount", max_places=6, max_value=MAX_AMOUNT)
-    if amount == 0:
-        return ""
-    now = settlements.clock.now()
-    async with settlements.unit_of_work() as uow:
-        posted = await uow.journal.post(
-            merchant_id, "invoice", invoice_id, ledger.invoice_posting(user_id, amount), now
-        )
-        if voided:
-            posted = await uow.journal.post(
-                merchant_id, "invoice_void", invoice_id, ledger.void_posting(user_id, amount), now
-            )
-        await uow.commit()
+    (posted,) = await _record_invoices(settlements, merchant_id, [invoice], [""])
     return posted
+
+
+async def record_invoices(
+    settlements: Settlements, merchant_id: str, invoices: Sequence[InvoiceRecord]
+) -> list[str]:
+    """Records each invoice as `record_invoice` would, in one transaction: all or none.
+    Returns each one's journal transaction, in order."""
+    if not 1 <= len(invoices) <= MAX_INVOICES_PER_CALL:
+        raise InvalidArgument(
+            f"between 1 and {MAX_INVOICES_PER_CALL:,} invoices are required", field="invoices"
+        )
+    return await _record_invoices(
+        settlements, merchant_id, invoices, [f"invoices[{i}]." for i in range(len(invoices))]
+    )
 
 
 def _check_account(account: str) -> str:

@@ -81,6 +81,18 @@ def state(o: Owned) -> mpb.SubscriptionState:
     )
 
 
+def foreign_reference(o: Owned) -> mpb.InvoiceReference:
+    """The owner's invoice id, claimed for another service and subscriber."""
+    return mpb.InvoiceReference(
+        invoice_id=o.invoice.id, service_id="svc_other", user_id="usr_other"
+    )
+
+
+def foreign_invoice(o: Owned) -> spb.RecordInvoiceRequest:
+    """The owner's invoice id, recorded in the other merchant's ledger."""
+    return spb.RecordInvoiceRequest(invoice_id=o.invoice.id, user_id="usr_other", amount="5")
+
+
 PROBES: dict[str, dict[str, tuple[Request, str]]] = {
     "MeteringService": {
         "CreateMeter": (
@@ -124,11 +136,11 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             DENIED,
         ),
         "UpsertInvoiceReference": (
-            lambda o: mpb.UpsertInvoiceReferenceRequest(
-                invoice=mpb.InvoiceReference(
-                    invoice_id=o.invoice.id, service_id="svc_other", user_id="usr_other"
-                )
-            ),
+            lambda o: mpb.UpsertInvoiceReferenceRequest(invoice=foreign_reference(o)),
+            DENIED,
+        ),
+        "BatchUpsertInvoiceReferences": (
+            lambda o: mpb.BatchUpsertInvoiceReferencesRequest(references=[foreign_reference(o)]),
             DENIED,
         ),
     },
@@ -246,10 +258,9 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: spb.ListSettlementsRequest(invoice_id=o.invoice.id),
             EMPTY,
         ),
-        "RecordInvoice": (
-            lambda o: spb.RecordInvoiceRequest(
-                invoice_id=o.invoice.id, user_id="usr_other", amount="5"
-            ),
+        "RecordInvoice": (foreign_invoice, HARMLESS),
+        "BatchRecordInvoices": (
+            lambda o: spb.BatchRecordInvoicesRequest(invoices=[foreign_invoice(o)]),
             HARMLESS,
         ),
         "GetBalance": (lambda o: spb.GetBalanceRequest(account=o.account), EMPTY),

@@ -1,4 +1,5 @@
-"""The batch RPCs of the period close: summaries of many windows, replicas of many subscriptions."""
+"""The batch RPCs of the period close and of invoicing's outbox: summaries of many windows,
+replicas of many subscriptions and invoices."""
 
 from __future__ import annotations
 
@@ -260,3 +261,77 @@ async def test_batch_upsert_refuses_bad_states_by_position(tenant: Tenant) -> No
     # Nothing of the refused batches was stored.
     answer = await tenant.set_state(pb.SUBSCRIPTION_STATUS_ACTIVE, version=1)
     assert answer.version == 1
+
+
+def reference(tenant: Tenant, invoice_id: str, **fields: str) -> pb.InvoiceReference:
+    values = {"invoice_id": invoice_id, "service_id": tenant.service_id, "user_id": tenant.user_id}
+    values.update(fields)
+    return pb.InvoiceReference(**values)
+
+
+def upsert_references(tenant: Tenant, *references: pb.InvoiceReference) -> Awaitable[Any]:
+    return tenant.stub.BatchUpsertInvoiceReferences(
+        pb.BatchUpsertInvoiceReferencesRequest(references=references), metadata=tenant.metadata
+    )
+
+
+async def stored_references(db: asyncpg.Connection, tenant: Tenant) -> list[tuple[str, ...]]:
+    rows = await db.fetch(
+        "SELECT id, service_id, user_id FROM metering.invoice_references"
+        " WHERE merchant_id = $1 ORDER BY id",
+        tenant.merchant_id,
+    )
+    return [tuple(row) for row in rows]
+
+
+async def test_batch_references_are_stored_in_order_and_a_repeat_changes_nothing(
+    tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    first, second = f"in_{tenant.merchant_id}_b", f"in_{tenant.merchant_id}_a"
+    batch = [reference(tenant, first), reference(tenant, second, user_id="usr_other")]
+    answer = await upsert_references(tenant, *batch)
+    again = await upsert_references(tenant, *batch)
+    assert list(answer.references) == list(again.references) == batch
+    assert await stored_references(db, tenant) == [
+        (second, tenant.service_id, "usr_other"),
+        (first, tenant.service_id, tenant.user_id),
+    ]
+    # As UpsertInvoiceReference, a reference is rewritten, and events link to it.
+    moved = await upsert_references(tenant, reference(tenant, second))
+    assert list(moved.references) == [reference(tenant, second)]
+    linked = await tenant.record("2", invoice_id=second)
+    assert linked.outcome == pb.USAGE_EVENT_OUTCOME_ACCEPTED
+
+
+async def test_batch_references_refuse_bad_items_by_position_and_store_none(
+    tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    good = reference(tenant, f"in_{tenant.merchant_id}_good")
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    assert await refused(upsert_references(tenant)) == (invalid, "references")
+    assert await refused(upsert_references(tenant, *[good] * 1001)) == (invalid, "references")
+    assert await refused(upsert_references(tenant, good, good)) == (
+        invalid,
+        "references[1].invoice_id",
+    )
+    assert await refused(upsert_references(tenant, good, reference(tenant, ""))) == (
+        invalid,
+        "references[1].invoice_id",
+    )
+    assert await refused(
+        upsert_references(tenant, good, reference(tenant, "in_x", user_id="usr\x00"))
+    ) == (invalid, "references[1].user_id")
+    assert await refused(
+        upsert_references(tenant, good, pb.InvoiceReference(invoice_id="in_y", user_id="usr_1"))
+    ) == (invalid, "references[1].service_id")
+    # Another merchant's invoice refuses the whole batch.
+    held = f"in_{tenant.merchant_id}_held"
+    await tenant.stub.UpsertInvoiceReference(
+        pb.UpsertInvoiceReferenceRequest(invoice=reference(tenant, held)),
+        metadata=(("x-merchant-id", "mer_intruder"),),
+    )
+    assert await refused(upsert_references(tenant, good, reference(tenant, held))) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "",
+    )
+    assert await stored_references(db, tenant) == []

@@ -40,7 +40,10 @@ async def nothing_stored(db: asyncpg.Connection, tenant: Tenant) -> None:
 
 
 @pytest.mark.parametrize("payload", GARBAGE)
-@pytest.mark.parametrize("name", ["RecordUsageEvent", "BatchRecordUsageEvents", "CreateMeter"])
+@pytest.mark.parametrize(
+    "name",
+    ["RecordUsageEvent", "BatchRecordUsageEvents", "CreateMeter", "BatchUpsertInvoiceReferences"],
+)
 async def test_malformed_bytes_are_invalid_argument(
     channel: grpc.aio.Channel, tenant: Tenant, db: asyncpg.Connection, name: str, payload: bytes
 ) -> None:
@@ -108,6 +111,25 @@ async def test_ten_megabyte_strings_are_invalid_argument(
     tenant: Tenant, db: asyncpg.Connection, fields: dict[str, object], field: str
 ) -> None:
     await refused(tenant.record("1", **fields), INVALID, field)
+    await nothing_stored(db, tenant)
+
+
+@pytest.mark.parametrize("field", ["invoice_id", "service_id", "user_id"])
+async def test_a_ten_megabyte_invoice_reference_is_invalid_argument_by_position(
+    tenant: Tenant, db: asyncpg.Connection, field: str
+) -> None:
+    good = pb.InvoiceReference(
+        invoice_id="in_1", service_id=tenant.service_id, user_id=tenant.user_id
+    )
+    hostile = pb.InvoiceReference()
+    hostile.CopyFrom(good)
+    hostile.invoice_id = "in_2"
+    setattr(hostile, field, "x" * TEN_MB)
+    call = tenant.stub.BatchUpsertInvoiceReferences(
+        pb.BatchUpsertInvoiceReferencesRequest(references=[good, hostile]),
+        metadata=tenant.metadata,
+    )
+    await refused(call, INVALID, f"references[1].{field}")
     await nothing_stored(db, tenant)
 
 

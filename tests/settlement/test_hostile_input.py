@@ -54,7 +54,9 @@ def submission(shop: Shop, **fields: str) -> pb.SubmitSettlementRequest:
 
 
 @pytest.mark.parametrize("payload", GARBAGE)
-@pytest.mark.parametrize("name", ["SubmitSettlement", "RecordInvoice", "GetBalance"])
+@pytest.mark.parametrize(
+    "name", ["SubmitSettlement", "RecordInvoice", "BatchRecordInvoices", "GetBalance"]
+)
 async def test_malformed_bytes_are_invalid_argument(
     channel: grpc.aio.Channel, shop: Shop, db: asyncpg.Connection, name: str, payload: bytes
 ) -> None:
@@ -111,6 +113,21 @@ async def test_hostile_invoice_amounts_are_invalid_argument(
     await refused(
         shop.platform.stub.RecordInvoice(request, metadata=shop.metadata), INVALID, "amount"
     )
+    await nothing_stored(db, shop)
+
+
+@pytest.mark.parametrize("amount", BAD_DECIMALS)
+async def test_a_hostile_amount_in_a_batch_names_its_position_and_records_nothing(
+    shop: Shop, db: asyncpg.Connection, amount: str
+) -> None:
+    request = pb.BatchRecordInvoicesRequest(
+        invoices=[
+            pb.RecordInvoiceRequest(invoice_id="in_1", user_id="usr_1", amount="1"),
+            pb.RecordInvoiceRequest(invoice_id="in_2", user_id="usr_1", amount=amount),
+        ]
+    )
+    call = shop.platform.stub.BatchRecordInvoices(request, metadata=shop.metadata)
+    await refused(call, INVALID, "invoices[1].amount")
     await nothing_stored(db, shop)
 
 

@@ -3,11 +3,13 @@
 from decimal import Decimal
 
 import asyncpg
+import grpc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.settlement.v1 import settlement_pb2 as pb
+from service_kit.grpc_errors import field_of
 from settlement_svc.domain import ledger
 from tests.settlement.conftest import Shop
 
@@ -66,6 +68,78 @@ async def test_posting_an_invoice_twice_records_it_once(shop: Shop) -> None:
     await shop.platform.stub.RecordInvoice(voided, metadata=shop.metadata)
     await shop.platform.stub.RecordInvoice(voided, metadata=shop.metadata)
     assert await shop.balance("receivable:usr_1") == "0.000000"
+    assert await shop.balance("revenue") == "0.000000"
+
+
+def invoice(invoice_id: str, amount: str, **fields: object) -> pb.RecordInvoiceRequest:
+    values: dict[str, object] = {"invoice_id": invoice_id, "user_id": "usr_1", "amount": amount}
+    values.update(fields)
+    return pb.RecordInvoiceRequest(**values)  # type: ignore[arg-type]
+
+
+async def record_batch(shop: Shop, *invoices: pb.RecordInvoiceRequest) -> list[str]:
+    answer = await shop.platform.stub.BatchRecordInvoices(
+        pb.BatchRecordInvoicesRequest(invoices=invoices), metadata=shop.metadata
+    )
+    return [result.transaction_id for result in answer.results]
+
+
+async def journal(db: asyncpg.Connection, shop: Shop) -> list[tuple[str, str, str]]:
+    """(kind, reference, transaction id) of each journal transaction of the shop."""
+    rows = await db.fetch(
+        "SELECT kind, reference, id FROM settlement.journal_transactions"
+        " WHERE merchant_id = $1 ORDER BY reference, kind",
+        shop.merchant.merchant_id,
+    )
+    return [tuple(row) for row in rows]
+
+
+async def test_a_batch_records_each_invoice_as_record_invoice_does_once(
+    shop: Shop, db: asyncpg.Connection
+) -> None:
+    batch = [
+        invoice("in_a", "2.5"),
+        invoice("in_b", "1.25", user_id="usr_2", voided=True),
+        invoice("in_zero", "0"),
+    ]
+    first = await record_batch(shop, *batch)
+    again = await record_batch(shop, *batch)
+    single = await shop.platform.stub.RecordInvoice(batch[0], metadata=shop.metadata)
+    posted = await journal(db, shop)
+    assert [kind for kind, _, _ in posted] == ["invoice", "invoice", "invoice_void"]
+    by_posting = {(kind, reference): id_ for kind, reference, id_ in posted}
+    # A voided invoice answers with its reversal; a zero invoice moves nothing.
+    assert first == again == [by_posting["invoice", "in_a"], by_posting["invoice_void", "in_b"], ""]
+    assert single.transaction_id == first[0]
+    entries = await db.fetchval(
+        "SELECT count(*) FROM settlement.journal_entries WHERE merchant_id = $1",
+        shop.merchant.merchant_id,
+    )
+    assert entries == 6
+    assert await shop.balance("receivable:usr_1") == "2.500000"
+    assert await shop.balance("receivable:usr_2") == "0.000000"
+    assert await shop.balance("revenue") == "-2.500000"
+
+
+async def test_a_batch_refuses_bad_invoices_by_position_and_records_none(
+    shop: Shop, db: asyncpg.Connection
+) -> None:
+    good = invoice("in_good", "1")
+
+    async def refused(*invoices: pb.RecordInvoiceRequest) -> tuple[grpc.StatusCode, str]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await record_batch(shop, *invoices)
+        return caught.value.code(), field_of(caught.value)
+
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    assert await refused() == (invalid, "invoices")
+    assert await refused(*[good] * 1001) == (invalid, "invoices")
+    assert await refused(good, good) == (invalid, "invoices[1].invoice_id")
+    assert await refused(good, invoice("", "1")) == (invalid, "invoices[1].invoice_id")
+    assert await refused(good, invoice("in_x", "1", user_id="")) == (invalid, "invoices[1].user_id")
+    assert await refused(good, invoice("in_x", "0.0000001")) == (invalid, "invoices[1].amount")
+    assert await refused(good, invoice("in_x", "-1")) == (invalid, "invoices[1].amount")
+    assert await journal(db, shop) == []
     assert await shop.balance("revenue") == "0.000000"
 
 

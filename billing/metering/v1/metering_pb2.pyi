@@ -1018,3 +1018,47 @@ class UpsertInvoiceReferenceRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpsertInvoiceReferenceRequest: _TypeAlias = UpsertInvoiceReferenceRequest  # noqa: Y015
+
+@_typing.final
+class BatchUpsertInvoiceReferencesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def references(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceReference]:
+        """Required. 1-1,000 references of distinct invoices."""
+
+    def __init__(
+        self,
+        *,
+        references: _abc.Iterable[Global___InvoiceReference] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["references", b"references"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchUpsertInvoiceReferencesRequest: _TypeAlias = BatchUpsertInvoiceReferencesRequest  # noqa: Y015
+
+@_typing.final
+class BatchUpsertInvoiceReferencesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def references(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceReference]:
+        """Output only. The reference stored for each invoice, in the order of the request."""
+
+    def __init__(
+        self,
+        *,
+        references: _abc.Iterable[Global___InvoiceReference] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["references", b"references"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchUpsertInvoiceReferencesResponse: _TypeAlias = BatchUpsertInvoiceReferencesResponse  # noqa: Y015

@@ -103,6 +103,11 @@ class MeteringServiceStub:
                 request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.UpsertInvoiceReferenceRequest.SerializeToString,
                 response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.InvoiceReference.FromString,
                 _registered_method=True)
+        self.BatchUpsertInvoiceReferences = channel.unary_unary(
+                '/billing.metering.v1.MeteringService/BatchUpsertInvoiceReferences',
+                request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertInvoiceReferencesRequest.SerializeToString,
+                response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertInvoiceReferencesResponse.FromString,
+                _registered_method=True)
 
 
 class MeteringServiceServicer:
@@ -206,6 +211,14 @@ class MeteringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchUpsertInvoiceReferences(self, request, context):
+        """Writes the replicas of up to 1,000 invoices in one transaction, each as
+        UpsertInvoiceReference would; stores none if any is refused. Called by invoicing's outbox.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MeteringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -273,6 +286,11 @@ def add_MeteringServiceServicer_to_server(servicer, server):
                     servicer.UpsertInvoiceReference,
                     request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.UpsertInvoiceReferenceRequest.FromString,
                     response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.InvoiceReference.SerializeToString,
+            ),
+            'BatchUpsertInvoiceReferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchUpsertInvoiceReferences,
+                    request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertInvoiceReferencesRequest.FromString,
+                    response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertInvoiceReferencesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -630,6 +648,33 @@ class MeteringService:
             '/billing.metering.v1.MeteringService/UpsertInvoiceReference',
             billing_dot_metering_dot_v1_dot_metering__pb2.UpsertInvoiceReferenceRequest.SerializeToString,
             billing_dot_metering_dot_v1_dot_metering__pb2.InvoiceReference.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchUpsertInvoiceReferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.metering.v1.MeteringService/BatchUpsertInvoiceReferences',
+            billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertInvoiceReferencesRequest.SerializeToString,
+            billing_dot_metering_dot_v1_dot_metering__pb2.BatchUpsertInvoiceReferencesResponse.FromString,
             options,
             channel_credentials,
             insecure,

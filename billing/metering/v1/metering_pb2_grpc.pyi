@@ -69,6 +69,10 @@ class MeteringServiceStub:
     """
     UpsertInvoiceReference: _grpc.UnaryUnaryMultiCallable[_metering_pb2.UpsertInvoiceReferenceRequest, _metering_pb2.InvoiceReference]
     """Writes metering's local replica of an invoice, so events may be linked to it."""
+    BatchUpsertInvoiceReferences: _grpc.UnaryUnaryMultiCallable[_metering_pb2.BatchUpsertInvoiceReferencesRequest, _metering_pb2.BatchUpsertInvoiceReferencesResponse]
+    """Writes the replicas of up to 1,000 invoices in one transaction, each as
+    UpsertInvoiceReference would; stores none if any is refused. Called by invoicing's outbox.
+    """
 
 @_typing.type_check_only
 class MeteringServiceAsyncStub(MeteringServiceStub):
@@ -111,6 +115,10 @@ class MeteringServiceAsyncStub(MeteringServiceStub):
     """
     UpsertInvoiceReference: _aio.UnaryUnaryMultiCallable[_metering_pb2.UpsertInvoiceReferenceRequest, _metering_pb2.InvoiceReference]  # type: ignore[assignment]
     """Writes metering's local replica of an invoice, so events may be linked to it."""
+    BatchUpsertInvoiceReferences: _aio.UnaryUnaryMultiCallable[_metering_pb2.BatchUpsertInvoiceReferencesRequest, _metering_pb2.BatchUpsertInvoiceReferencesResponse]  # type: ignore[assignment]
+    """Writes the replicas of up to 1,000 invoices in one transaction, each as
+    UpsertInvoiceReference would; stores none if any is refused. Called by invoicing's outbox.
+    """
 
 class MeteringServiceServicer(metaclass=_abc_1.ABCMeta):
     """Usage metering: meters, usage events, and usage summaries per subscription.
@@ -228,5 +236,15 @@ class MeteringServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_metering_pb2.InvoiceReference, _abc.Awaitable[_metering_pb2.InvoiceReference]]:
         """Writes metering's local replica of an invoice, so events may be linked to it."""
+
+    @_abc_1.abstractmethod
+    def BatchUpsertInvoiceReferences(
+        self,
+        request: _metering_pb2.BatchUpsertInvoiceReferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metering_pb2.BatchUpsertInvoiceReferencesResponse, _abc.Awaitable[_metering_pb2.BatchUpsertInvoiceReferencesResponse]]:
+        """Writes the replicas of up to 1,000 invoices in one transaction, each as
+        UpsertInvoiceReference would; stores none if any is refused. Called by invoicing's outbox.
+        """
 
 def add_MeteringServiceServicer_to_server(servicer: MeteringServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -327,6 +327,50 @@ class RecordInvoiceResponse(_message.Message):
 Global___RecordInvoiceResponse: _TypeAlias = RecordInvoiceResponse  # noqa: Y015
 
 @_typing.final
+class BatchRecordInvoicesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def invoices(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordInvoiceRequest]:
+        """Required. 1-1,000 invoices, distinct by invoice_id."""
+
+    def __init__(
+        self,
+        *,
+        invoices: _abc.Iterable[Global___RecordInvoiceRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoices", b"invoices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchRecordInvoicesRequest: _TypeAlias = BatchRecordInvoicesRequest  # noqa: Y015
+
+@_typing.final
+class BatchRecordInvoicesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordInvoiceResponse]:
+        """Output only. The answer for each invoice, in the order of the request."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___RecordInvoiceResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchRecordInvoicesResponse: _TypeAlias = BatchRecordInvoicesResponse  # noqa: Y015
+
+@_typing.final
 class GetBalanceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -60,6 +60,11 @@ class SettlementServiceStub:
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceRequest.SerializeToString,
                 response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceResponse.FromString,
                 _registered_method=True)
+        self.BatchRecordInvoices = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/BatchRecordInvoices',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesResponse.FromString,
+                _registered_method=True)
         self.GetBalance = channel.unary_unary(
                 '/billing.settlement.v1.SettlementService/GetBalance',
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetBalanceRequest.SerializeToString,
@@ -114,6 +119,14 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchRecordInvoices(self, request, context):
+        """Records up to 1,000 invoices in one transaction, each as RecordInvoice would; records none
+        if any is refused. Called by invoicing's outbox.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetBalance(self, request, context):
         """Balance of one ledger account.
         """
@@ -158,6 +171,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.RecordInvoice,
                     request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceRequest.FromString,
                     response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceResponse.SerializeToString,
+            ),
+            'BatchRecordInvoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchRecordInvoices,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesResponse.SerializeToString,
             ),
             'GetBalance': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBalance,
@@ -289,6 +307,33 @@ class SettlementService:
             '/billing.settlement.v1.SettlementService/RecordInvoice',
             billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceRequest.SerializeToString,
             billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchRecordInvoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/BatchRecordInvoices',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,10 @@ class SettlementServiceStub:
     ListSettlements: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]
     RecordInvoice: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordInvoiceRequest, _settlement_pb2.RecordInvoiceResponse]
     """Called by invoicing when an invoice is finalized or voided: posts it to the ledger."""
+    BatchRecordInvoices: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.BatchRecordInvoicesRequest, _settlement_pb2.BatchRecordInvoicesResponse]
+    """Records up to 1,000 invoices in one transaction, each as RecordInvoice would; records none
+    if any is refused. Called by invoicing's outbox.
+    """
     GetBalance: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.Balance]
     """Balance of one ledger account."""
     ListEntries: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListEntriesRequest, _settlement_pb2.ListEntriesResponse]
@@ -77,6 +81,10 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     ListSettlements: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]  # type: ignore[assignment]
     RecordInvoice: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordInvoiceRequest, _settlement_pb2.RecordInvoiceResponse]  # type: ignore[assignment]
     """Called by invoicing when an invoice is finalized or voided: posts it to the ledger."""
+    BatchRecordInvoices: _aio.UnaryUnaryMultiCallable[_settlement_pb2.BatchRecordInvoicesRequest, _settlement_pb2.BatchRecordInvoicesResponse]  # type: ignore[assignment]
+    """Records up to 1,000 invoices in one transaction, each as RecordInvoice would; records none
+    if any is refused. Called by invoicing's outbox.
+    """
     GetBalance: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.Balance]  # type: ignore[assignment]
     """Balance of one ledger account."""
     ListEntries: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListEntriesRequest, _settlement_pb2.ListEntriesResponse]  # type: ignore[assignment]
@@ -127,6 +135,16 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.RecordInvoiceResponse, _abc.Awaitable[_settlement_pb2.RecordInvoiceResponse]]:
         """Called by invoicing when an invoice is finalized or voided: posts it to the ledger."""
+
+    @_abc_1.abstractmethod
+    def BatchRecordInvoices(
+        self,
+        request: _settlement_pb2.BatchRecordInvoicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.BatchRecordInvoicesResponse, _abc.Awaitable[_settlement_pb2.BatchRecordInvoicesResponse]]:
+        """Records up to 1,000 invoices in one transaction, each as RecordInvoice would; records none
+        if any is refused. Called by invoicing's outbox.
+        """
 
     @_abc_1.abstractmethod
     def GetBalance(
