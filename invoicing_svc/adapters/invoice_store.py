@@ -1,9 +1,10 @@
 """Invoices and their lines."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Text, any_, cast, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import InvoiceLineRow, InvoiceRow, SubscriptionRow
@@ -152,11 +153,25 @@ class InvoiceStore:
         query = select(InvoiceRow).where(InvoiceRow.merchant_id == merchant_id)
         if subscription_id:
             query = query.where(InvoiceRow.subscription_id == subscription_id)
-        rows = list(
-            await self._session.scalars(
-                in_creation_order(query, InvoiceRow.create_time, InvoiceRow.id, after, limit)
-            )
+        rows = await self._session.scalars(
+            in_creation_order(query, InvoiceRow.create_time, InvoiceRow.id, after, limit)
         )
+        return await self._with_lines(list(rows))
+
+    async def invoices_by_id(self, merchant_id: str, ids: Collection[str]) -> list[Invoice]:
+        """The merchant's invoices among `ids`, as they are now, in id order."""
+        rows = await self._session.scalars(
+            select(InvoiceRow)
+            .where(
+                InvoiceRow.id == any_(cast(sorted(ids), ARRAY(Text))),
+                InvoiceRow.merchant_id == merchant_id,
+            )
+            .order_by(InvoiceRow.id)
+            .execution_options(populate_existing=True)
+        )
+        return await self._with_lines(list(rows))
+
+    async def _with_lines(self, rows: list[InvoiceRow]) -> list[Invoice]:
         lines = await self._session.scalars(
             select(InvoiceLineRow).where(InvoiceLineRow.invoice_id.in_([row.id for row in rows]))
         )

@@ -6,14 +6,12 @@ from decimal import Decimal
 
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
+from invoicing_svc.adapters.batch_calls import per_call
 from invoicing_svc.domain.model import Invoice, Subscription
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
-
-# Metering's limit of items per batch call.
-BATCH_LIMIT = 1000
 
 
 def _state(subscription: Subscription) -> pb.SubscriptionState:
@@ -29,18 +27,6 @@ def _state(subscription: Subscription) -> pb.SubscriptionState:
     if subscription.test_clock_time is not None:
         state.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
     return state
-
-
-def _per_call(subscriptions: Sequence[Subscription]) -> list[tuple[str, list[Subscription]]]:
-    """(merchant, up to BATCH_LIMIT of its subscriptions): a batch call names one merchant."""
-    by_merchant: dict[str, list[Subscription]] = {}
-    for subscription in subscriptions:
-        by_merchant.setdefault(subscription.merchant_id, []).append(subscription)
-    return [
-        (merchant_id, found[i : i + BATCH_LIMIT])
-        for merchant_id, found in by_merchant.items()
-        for i in range(0, len(found), BATCH_LIMIT)
-    ]
 
 
 class MeteringClient:
@@ -71,7 +57,7 @@ class MeteringClient:
                 timeout=self._deadline,
             )
 
-        await asyncio.gather(*(push(m, chunk) for m, chunk in _per_call(subscriptions)))
+        await asyncio.gather(*(push(m, chunk) for m, chunk in per_call(subscriptions)))
 
     async def period_usages(
         self, subscriptions: Sequence[Subscription]
@@ -100,19 +86,28 @@ class MeteringClient:
                 }
 
         usages: dict[str, Mapping[str, Decimal]] = {}
-        await asyncio.gather(*(read(m, chunk) for m, chunk in _per_call(subscriptions)))
+        await asyncio.gather(*(read(m, chunk) for m, chunk in per_call(subscriptions)))
         return [usages[s.id] for s in subscriptions]
 
-    async def push_invoice(self, invoice: Invoice) -> None:
-        await self._stub.UpsertInvoiceReference(
-            pb.UpsertInvoiceReferenceRequest(
-                invoice=pb.InvoiceReference(
-                    invoice_id=invoice.id, service_id=invoice.service_id, user_id=invoice.user_id
-                )
-            ),
-            metadata=self._metadata(invoice.merchant_id),
-            timeout=self._deadline,
-        )
+    async def push_invoices(self, invoices: Sequence[Invoice]) -> None:
+        """References to the invoices, so events may be linked to them; one call per merchant
+        (and 1,000)."""
+
+        async def push(merchant_id: str, chunk: list[Invoice]) -> None:
+            await self._stub.BatchUpsertInvoiceReferences(
+                pb.BatchUpsertInvoiceReferencesRequest(
+                    references=[
+                        pb.InvoiceReference(
+                            invoice_id=i.id, service_id=i.service_id, user_id=i.user_id
+                        )
+                        for i in chunk
+                    ]
+                ),
+                metadata=self._metadata(merchant_id),
+                timeout=self._deadline,
+            )
+
+        await asyncio.gather(*(push(m, chunk) for m, chunk in per_call(invoices)))
 
     async def close(self) -> None:
         await self._channel.close()

@@ -1,9 +1,10 @@
 """Checkout sessions and subscriptions."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import Text, any_, cast, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import CheckoutSessionRow, SubscriptionRow
@@ -167,6 +168,21 @@ class SubscriptionStore:
             query = query.with_for_update()
         row = await self._session.scalar(query.execution_options(populate_existing=True))
         return _subscription(row) if row else None
+
+    async def subscriptions_by_id(
+        self, merchant_id: str, ids: Collection[str]
+    ) -> list[Subscription]:
+        """The merchant's subscriptions among `ids`, as they are now, in id order."""
+        rows = await self._session.scalars(
+            select(SubscriptionRow)
+            .where(
+                SubscriptionRow.id == any_(cast(sorted(ids), ARRAY(Text))),
+                SubscriptionRow.merchant_id == merchant_id,
+            )
+            .order_by(SubscriptionRow.id)
+            .execution_options(populate_existing=True)
+        )
+        return [_subscription(row) for row in rows]
 
     async def subscriptions(
         self,

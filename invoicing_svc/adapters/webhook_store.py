@@ -1,16 +1,32 @@
 """Webhook endpoints, deliveries (one per event and endpoint) and their attempts."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import any_, literal, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, cast, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
 from service_kit.ids import new_id
 from service_kit.pagination import in_creation_order
+
+# Pending deliveries, one array per column; an event already delivered to an endpoint adds none.
+_INSERT_DELIVERIES = text("""
+    INSERT INTO invoicing.webhook_deliveries (
+        id, merchant_id, endpoint_id, event_id, event_type, body, status, next_attempt_time,
+        create_time)
+    SELECT t.id, :merchant_id, t.endpoint_id, t.event_id, t.event_type, t.body, 'PENDING',
+        :now, :now
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:endpoint_ids AS text[]), CAST(:event_ids AS text[]),
+        CAST(:event_types AS text[]), CAST(:bodies AS text[]))
+        AS t(id, endpoint_id, event_id, event_type, body)
+    ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING
+    RETURNING id
+""")
 
 
 @dataclass(frozen=True)
@@ -21,6 +37,15 @@ class WebhookEndpoint:
     event_types: tuple[str, ...]
     secret: str
     create_time: datetime
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """An event to deliver to every endpoint subscribed to its type; `body` is what is sent."""
+
+    id: str
+    type: str
+    body: str
 
 
 @dataclass(frozen=True)
@@ -106,40 +131,39 @@ class WebhookStore:
         )
         return [self._endpoint(row) for row in rows]
 
-    async def fan_out(
-        self, merchant_id: str, event_id: str, event_type: str, body: str, now: datetime
-    ) -> int:
-        """One pending delivery per endpoint subscribed to the event type; a repeat of the same
-        event adds none (unique per endpoint and event)."""
+    async def fan_out(self, merchant_id: str, events: Sequence[WebhookEvent], now: datetime) -> int:
+        """One pending delivery per event and endpoint subscribed to its type, in one statement;
+        a repeat of an event adds none (unique per endpoint and event). Returns how many were
+        added."""
+        types = sorted({event.type for event in events})
         endpoints = await self._session.scalars(
             select(WebhookEndpointRow).where(
                 WebhookEndpointRow.merchant_id == merchant_id,
-                or_(
-                    literal(event_type) == any_(WebhookEndpointRow.event_types),
-                    literal("*") == any_(WebhookEndpointRow.event_types),
-                ),
+                WebhookEndpointRow.event_types.overlap(cast([*types, "*"], ARRAY(Text))),
             )
         )
-        created = 0
-        for endpoint in endpoints:
-            inserted = await self._session.execute(
-                insert(WebhookDeliveryRow)
-                .values(
-                    id=new_id("whd"),
-                    merchant_id=merchant_id,
-                    endpoint_id=endpoint.id,
-                    event_id=event_id,
-                    event_type=event_type,
-                    body=body,
-                    status="PENDING",
-                    next_attempt_time=now,
-                    create_time=now,
-                )
-                .on_conflict_do_nothing(constraint="webhook_deliveries_once")
-                .returning(WebhookDeliveryRow.id)
-            )
-            created += len(inserted.all())
-        return created
+        subscribed = [(endpoint.id, set(endpoint.event_types)) for endpoint in endpoints]
+        rows = [
+            (event, endpoint_id)
+            for event in events
+            for endpoint_id, event_types in subscribed
+            if event.type in event_types or "*" in event_types
+        ]
+        if not rows:
+            return 0
+        inserted = await self._session.execute(
+            _INSERT_DELIVERIES,
+            {
+                "ids": [new_id("whd") for _ in rows],
+                "merchant_id": merchant_id,
+                "endpoint_ids": [endpoint_id for _, endpoint_id in rows],
+                "event_ids": [event.id for event, _ in rows],
+                "event_types": [event.type for event, _ in rows],
+                "bodies": [event.body for event, _ in rows],
+                "now": now,
+            },
+        )
+        return len(inserted.all())
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[DueDelivery]:
         """Leases due deliveries to this worker, so no other replica sends them meanwhile."""

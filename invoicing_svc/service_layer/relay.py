@@ -1,13 +1,17 @@
-"""What the outbox relay does with each topic. Every handler is idempotent."""
+"""What the outbox relay does with each topic, a batch of one merchant's messages at a time.
+Every handler is idempotent, and sends the current state of what its messages name, once per
+object however many messages name it."""
 
 import json
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.subscription_store import SubscriptionStore
 from invoicing_svc.adapters.tables import outbox
-from invoicing_svc.adapters.webhook_store import WebhookStore
+from invoicing_svc.adapters.webhook_store import WebhookEvent, WebhookStore
+from invoicing_svc.domain.model import Invoice, Subscription
 from invoicing_svc.service_layer.unit_of_work import (
     POST_INVOICE,
     PUSH_INVOICE,
@@ -18,44 +22,63 @@ from invoicing_svc.service_layer.unit_of_work import (
 from service_kit.outbox import Handler, Outbox, OutboxMessage, OutboxRelay
 
 
+def _named(messages: Sequence[OutboxMessage], key: str) -> set[str]:
+    return {message.payload[key] for message in messages}
+
+
+def _require_all(ids: set[str], found: Sequence[Invoice | Subscription]) -> None:
+    """A message naming what does not exist fails (and is retried) alone."""
+    missing = ids - {item.id for item in found}
+    if missing:
+        raise LookupError(f"not found: {', '.join(sorted(missing))}")
+
+
+def _merchant(messages: Sequence[OutboxMessage]) -> str:
+    return messages[0].merchant_id
+
+
+async def _invoices(session: AsyncSession, messages: Sequence[OutboxMessage]) -> list[Invoice]:
+    ids = _named(messages, "invoice_id")
+    found = await InvoiceStore(session).invoices_by_id(_merchant(messages), ids)
+    _require_all(ids, found)
+    return found
+
+
 def outbox_relay(invoicing: Invoicing) -> OutboxRelay:
-    async def push_subscription(session: AsyncSession, message: OutboxMessage) -> None:
-        # The current state, whatever version the message was written for: metering keeps the
-        # newest version it has seen.
-        subscription = await SubscriptionStore(session).subscription(
-            message.merchant_id, message.payload["subscription_id"]
-        )
-        assert subscription is not None
-        await invoicing.metering.push_subscription(subscription)
+    async def push_subscriptions(session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
+        # The current states, whatever versions the messages were written for: metering keeps
+        # the newest version it has seen.
+        ids = _named(messages, "subscription_id")
+        found = await SubscriptionStore(session).subscriptions_by_id(_merchant(messages), ids)
+        _require_all(ids, found)
+        await invoicing.metering.push_subscriptions(found)
 
-    async def push_invoice(session: AsyncSession, message: OutboxMessage) -> None:
-        invoice = await InvoiceStore(session).get(
-            message.merchant_id, message.payload["invoice_id"]
-        )
-        assert invoice is not None
-        await invoicing.metering.push_invoice(invoice)
+    async def push_invoices(session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
+        await invoicing.metering.push_invoices(await _invoices(session, messages))
 
-    async def fan_out_webhook(session: AsyncSession, message: OutboxMessage) -> None:
-        event = message.payload
-        body = json.dumps(
-            {"type": event["type"], "timestamp": event["timestamp"], "data": event["data"]},
-            separators=(",", ":"),
-        )
+    async def post_invoices(session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
+        await invoicing.settlement.post_invoices(await _invoices(session, messages))
+
+    async def fan_out_webhooks(session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
+        events = [
+            WebhookEvent(
+                id=event["id"],
+                type=event["type"],
+                body=json.dumps(
+                    {"type": event["type"], "timestamp": event["timestamp"], "data": event["data"]},
+                    separators=(",", ":"),
+                ),
+            )
+            for event in (message.payload for message in messages)
+        ]
         await WebhookStore(session, invoicing.secrets).fan_out(
-            message.merchant_id, event["id"], event["type"], body, invoicing.clock.now()
+            _merchant(messages), events, invoicing.clock.now()
         )
-
-    async def post_invoice(session: AsyncSession, message: OutboxMessage) -> None:
-        invoice = await InvoiceStore(session).get(
-            message.merchant_id, message.payload["invoice_id"]
-        )
-        assert invoice is not None
-        await invoicing.settlement.post_invoice(invoice)
 
     handlers: dict[str, Handler] = {
-        PUSH_SUBSCRIPTION: push_subscription,
-        PUSH_INVOICE: push_invoice,
-        POST_INVOICE: post_invoice,
-        WEBHOOK_EVENT: fan_out_webhook,
+        PUSH_SUBSCRIPTION: push_subscriptions,
+        PUSH_INVOICE: push_invoices,
+        POST_INVOICE: post_invoices,
+        WEBHOOK_EVENT: fan_out_webhooks,
     }
     return OutboxRelay(invoicing.sessions, Outbox(outbox), handlers, invoicing.clock)

@@ -1,9 +1,10 @@
 """What the outbox relay does with each topic: tell invoicing the outcome of a verification.
-Both calls are idempotent on the settlement id."""
+Both calls are idempotent on the settlement id. Invoicing has no batch form of them, and a
+verification outcome comes one at a time, so each message is one call."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service_kit.outbox import Handler, Outbox, OutboxMessage, OutboxRelay
+from service_kit.outbox import Handler, Outbox, OutboxMessage, OutboxRelay, one_at_a_time
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
 from settlement_svc.domain.model import Settlement
@@ -24,5 +25,8 @@ def outbox_relay(settlements: Settlements) -> OutboxRelay:
     async def failed(session: AsyncSession, message: OutboxMessage) -> None:
         await settlements.invoicing.failed(await load(session, message))
 
-    handlers: dict[str, Handler] = {SETTLED: settled, FAILED: failed}
+    handlers: dict[str, Handler] = {
+        SETTLED: one_at_a_time(settled),
+        FAILED: one_at_a_time(failed),
+    }
     return OutboxRelay(settlements.sessions, Outbox(outbox), handlers, settlements.clock)
