@@ -14,17 +14,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.domain.model import StoredUsageEvent, UsageEvent
-
-_CLAIM_KEYS = text("""
-    INSERT INTO metering.usage_event_keys (subscription_id, idempotency_key, merchant_id, event_id)
-    SELECT t.subscription_id, t.idempotency_key, :merchant_id, t.event_id
-    FROM unnest(
-        CAST(:subscription_ids AS text[]), CAST(:keys AS text[]), CAST(:event_ids AS text[]))
-        AS t(subscription_id, idempotency_key, event_id)
-    ORDER BY 1, 2
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-""")
+from service_kit.errors import Unavailable
 
 _EXISTING_KEYS = text("""
     SELECT k.subscription_id, k.idempotency_key, k.event_id
@@ -56,22 +46,14 @@ _STAGED_COLUMNS = [
 _staging_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
-def _roll_up(name: str, table: str, unit: str) -> str:
-    """A CTE folding the stored events into the rollups of one granularity (hour or minute).
-    Hour rows are always locked before the minute rows within them (the CTEs run in the order
-    the final SELECT reads them), as cancellation does."""
+def _roll_up(name: str, table: str, source: str) -> str:
+    """A CTE adding `source`'s aggregates (rows of the rollup's own shape) to a rollup table."""
     return f"""
     {name} AS (
         INSERT INTO metering.{table} AS r (
             subscription_id, event_key, bucket_start, merchant_id, total, event_count,
             max_quantity, last_quantity, last_occurred_at, last_seq)
-        SELECT subscription_id, event_key, date_trunc('{unit}', occurred_at, 'UTC'), :merchant_id,
-            sum(quantity), count(*), max(quantity),
-            (array_agg(quantity ORDER BY occurred_at DESC, seq DESC))[1],
-            max(occurred_at),
-            (array_agg(seq ORDER BY occurred_at DESC, seq DESC))[1]
-        FROM stored
-        GROUP BY 1, 2, 3
+        {source}
         ORDER BY 1, 2, 3
         ON CONFLICT (subscription_id, event_key, bucket_start) DO UPDATE SET
             total = r.total + excluded.total,
@@ -88,18 +70,62 @@ def _roll_up(name: str, table: str, unit: str) -> str:
     )"""
 
 
-_INSERT_EVENTS = text(f"""
-    WITH stored AS (
+# One statement claims the staged events' idempotency keys, stores the events that won their
+# claim (and those without a key), and folds them into the rollups. The events are aggregated
+# once, per minute; the hours add up their minutes. The final SELECT reads the CTEs in the order
+# they lock: keys, events, hour rows, then the minute rows within them (as cancellation does).
+_STORE_EVENTS = text(f"""
+    WITH claimed AS (
+        INSERT INTO metering.usage_event_keys
+            (subscription_id, idempotency_key, merchant_id, event_id)
+        SELECT t.subscription_id, t.idempotency_key, :merchant_id, t.id
+        FROM pg_temp.ingest_staging t
+        WHERE t.idempotency_key IS NOT NULL
+        ORDER BY 1, 2
+        ON CONFLICT DO NOTHING
+        RETURNING event_id
+    ),
+    stored AS (
         INSERT INTO metering.usage_events (
             subscription_id, id, occurred_at, merchant_id, service_id, user_id, event_key,
             quantity, invoice_id, idempotency_key, properties, receive_time)
         SELECT t.subscription_id, t.id, t.occurred_at, :merchant_id, t.service_id, t.user_id,
             t.event_key, t.quantity, t.invoice_id, t.idempotency_key, t.properties, :receive_time
         FROM pg_temp.ingest_staging t
+        WHERE t.idempotency_key IS NULL OR t.id IN (SELECT event_id FROM claimed)
         RETURNING subscription_id, service_id, event_key, occurred_at, quantity, seq, properties
     ),
-{_roll_up("rolled", "usage_rollups", "hour")},
-{_roll_up("rolled_minutes", "usage_minute_rollups", "minute")},
+    minutes AS (
+        SELECT subscription_id, event_key, date_trunc('minute', occurred_at, 'UTC') AS minute,
+            sum(quantity) AS total, count(*) AS event_count, max(quantity) AS max_quantity,
+            (array_agg(quantity ORDER BY occurred_at DESC, seq DESC))[1] AS last_quantity,
+            max(occurred_at) AS last_occurred_at,
+            (array_agg(seq ORDER BY occurred_at DESC, seq DESC))[1] AS last_seq
+        FROM stored
+        GROUP BY 1, 2, 3
+    ),
+{
+    _roll_up(
+        "rolled",
+        "usage_rollups",
+        '''SELECT subscription_id, event_key, date_trunc('hour', minute, 'UTC'), :merchant_id,
+            sum(total), sum(event_count), max(max_quantity),
+            (array_agg(last_quantity ORDER BY last_occurred_at DESC, last_seq DESC))[1],
+            max(last_occurred_at),
+            (array_agg(last_seq ORDER BY last_occurred_at DESC, last_seq DESC))[1]
+        FROM minutes
+        GROUP BY 1, 2, 3''',
+    )
+},
+{
+    _roll_up(
+        "rolled_minutes",
+        "usage_minute_rollups",
+        '''SELECT subscription_id, event_key, minute, :merchant_id, total, event_count,
+            max_quantity, last_quantity, last_occurred_at, last_seq
+        FROM minutes''',
+    )
+},
     uniques AS (
         INSERT INTO metering.usage_unique_values AS u (
             subscription_id, event_key, property, bucket_start, value, merchant_id, event_count)
@@ -118,7 +144,11 @@ _INSERT_EVENTS = text(f"""
     )
     SELECT (SELECT count(*) FROM rolled) AS buckets,
         (SELECT count(*) FROM rolled_minutes) AS minutes,
-        (SELECT count(*) FROM uniques) AS uniques
+        (SELECT count(*) FROM uniques) AS uniques,
+        ARRAY(
+            SELECT t.id FROM pg_temp.ingest_staging t WHERE t.idempotency_key IS NOT NULL
+            EXCEPT SELECT event_id FROM claimed
+        ) AS unclaimed
 """)
 
 _EVENT_COLUMNS = """
@@ -238,42 +268,15 @@ class EventStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def claim_idempotency_keys(
-        self, merchant_id: str, events: Sequence[UsageEvent]
-    ) -> dict[tuple[str, str], str]:
-        """Claims each event's (subscription, key). Returns, for keys recorded before, the id of
-        the event first recorded with them. A claim by a concurrent transaction is waited for."""
-        if not events:
-            return {}
-        columns = {
-            "subscription_ids": [e.subscription_id for e in events],
-            "keys": [e.idempotency_key for e in events],
-        }
-        claimed = await self._session.execute(
-            _CLAIM_KEYS,
-            {**columns, "event_ids": [e.id for e in events], "merchant_id": merchant_id},
-        )
-        claimed_ids = set(claimed.scalars())
-        taken = [e for e in events if e.id not in claimed_ids]
-        if not taken:
-            return {}
-        # A new statement: it sees the claims that concurrent transactions committed meanwhile.
-        existing = await self._session.execute(
-            _EXISTING_KEYS,
-            {
-                "subscription_ids": [e.subscription_id for e in taken],
-                "keys": [e.idempotency_key for e in taken],
-            },
-        )
-        return {(row.subscription_id, row.idempotency_key): row.event_id for row in existing}
-
-    async def insert(
+    async def store_new(
         self, merchant_id: str, events: Sequence[UsageEvent], receive_time: datetime
-    ) -> None:
-        """Stores events and folds them into the hour and minute rollups, in the caller's
-        transaction."""
+    ) -> dict[tuple[str, str], str]:
+        """Stores the events whose (subscription, idempotency key) no earlier event holds, and
+        those without a key, and folds them into the hour and minute rollups, in the caller's
+        transaction. Returns, for each key recorded before, the id of the event first recorded
+        with it. A claim by a concurrent transaction is waited for."""
         if not events:
-            return
+            return {}
         connection = await self._session.connection()
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
@@ -299,9 +302,26 @@ class EventStore:
                 for e in events
             ],
         )
-        await self._session.execute(
-            _INSERT_EVENTS, {"merchant_id": merchant_id, "receive_time": receive_time}
+        outcome = await self._session.execute(
+            _STORE_EVENTS, {"merchant_id": merchant_id, "receive_time": receive_time}
         )
+        unclaimed = set(outcome.one().unclaimed)
+        if not unclaimed:
+            return {}
+        taken = [e for e in events if e.id in unclaimed]
+        # A new statement: it sees the claims that concurrent transactions committed meanwhile.
+        existing = await self._session.execute(
+            _EXISTING_KEYS,
+            {
+                "subscription_ids": [e.subscription_id for e in taken],
+                "keys": [e.idempotency_key for e in taken],
+            },
+        )
+        earlier = {(row.subscription_id, row.idempotency_key): row.event_id for row in existing}
+        if len(earlier) < len(taken):
+            # Keys are never deleted: a claim that lost and yet finds no key is not answerable.
+            raise Unavailable("an idempotency key claim could not be resolved; retry")
+        return earlier
 
     async def find(self, merchant_id: str, event_id: str) -> StoredUsageEvent | None:
         row = (

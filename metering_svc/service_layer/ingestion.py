@@ -81,25 +81,23 @@ async def record_usage_events(
                 first_with_key[key] = event
             fresh.append((index, event))
 
-        recorded_before = await uow.events.claim_idempotency_keys(
-            merchant_id, list(first_with_key.values())
+        recorded_before = await uow.events.store_new(
+            merchant_id, [event for _, event in fresh], now
         )
-        to_store: list[UsageEvent] = []
+        stored = 0
         for index, event in fresh:
             earlier = recorded_before.get((event.subscription_id, event.idempotency_key))
             if earlier is None:
-                to_store.append(event)
+                stored += 1
                 results[index] = EventResult(index, EventOutcome.ACCEPTED, event_id=event.id)
             else:
                 results[index] = EventResult(index, EventOutcome.DUPLICATE, event_id=earlier)
         for index, key in repeats:
             first_id = recorded_before.get(key, first_with_key[key].id)
             results[index] = EventResult(index, EventOutcome.DUPLICATE, event_id=first_id)
-
-        await uow.events.insert(merchant_id, to_store, now)
         await uow.commit()
     metering.metrics.events_recorded(
-        ingested=len(to_store),
+        ingested=stored,
         deduplicated=sum(r.outcome is EventOutcome.DUPLICATE for r in results.values()),
     )
     return [results[index] for index in range(len(drafts))]
