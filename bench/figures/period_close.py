@@ -18,8 +18,11 @@ claims 250 due subscriptions, pushes their next states to metering in one
 BatchUpsertSubscriptionStates call and reads their usage in one BatchGetUsageSummaries call)
 closes the periods. The figure is the time until all 10,000 invoices exist (polled every 0.5 s);
 then every invoice amount is checked against round(sum(quantity) x 0.000010, 6) of its
-subscription's raw events, and the outbox messages the closes left undelivered (metering and
-settlement pushes, webhooks, which the outbox relay delivers afterwards) are printed to stderr.
+subscription's raw events. The closes write outbox messages (metering and settlement pushes,
+webhooks) that invoicing's relays deliver meanwhile and afterwards: two more figures are the
+time from the last invoice until the outbox holds none undelivered (polled every 0.5 s, given up
+after 600 s with what is left printed), and the close's messages per second from the first one
+written to the last one delivered (so bound by the close itself when the relays keep up).
 
 The baseline is that aggregation as one SQL statement over the same events, each of two forms
 run twice, the faster second run counting: `SELECT subscription_id, sum(quantity) ... WHERE
@@ -64,6 +67,11 @@ EVENTS = SUBSCRIPTIONS * EVENTS_EACH
 UNIT_PRICE = Decimal("0.000010")
 UNITS = [Decimal(units) for units in range(1, 1001)]
 POLL_SECONDS, GIVE_UP_SECONDS, TARGET_SECONDS = 0.5, 600.0, 60.0
+_UNDELIVERED = "SELECT count(*) FROM invoicing.outbox WHERE delivered_time IS NULL"
+_RELAYED = """
+    SELECT count(delivered_time), extract(epoch FROM max(delivered_time) - min(create_time))
+    FROM invoicing.outbox WHERE merchant_id = $1 AND create_time >= $2
+"""
 
 _INVOICED = """
     SELECT count(*) FROM invoicing.invoices
@@ -182,6 +190,22 @@ async def _wait_for_invoices(connection: asyncpg.Connection, service: str) -> fl
         await asyncio.sleep(POLL_SECONDS)
 
 
+async def _wait_for_outbox(connection: asyncpg.Connection) -> tuple[float, int]:
+    """Seconds until invoicing's outbox has nothing undelivered (or GIVE_UP_SECONDS), and how
+    many messages are left then."""
+    began = time.perf_counter()
+    reported = began
+    while True:
+        left = int(await connection.fetchval(_UNDELIVERED))
+        elapsed = time.perf_counter() - began
+        if left == 0 or elapsed > GIVE_UP_SECONDS:
+            return elapsed, left
+        if time.perf_counter() - reported >= 10:
+            reported = time.perf_counter()
+            _log(f"{left:,} outbox messages undelivered after {elapsed:.0f} s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
 async def _timed_twice(connection: asyncpg.Connection, query: str, ids: list[str]) -> float:
     """Seconds of the second of two runs (the first warms the cache)."""
     for _ in range(2):
@@ -200,15 +224,23 @@ async def measure(stack: Stack) -> list[Figure]:
     began = time.perf_counter()
     await _load(stack, service, plan, ids, start, end)
     loaded, ago = time.perf_counter() - began, datetime.now(UTC) - end
+    closing = datetime.now(UTC)
     _log(f"loaded in {loaded:.1f} s; the periods ended {ago} ago")
     connection = await asyncpg.connect(stack.dsn)
     try:
         seconds = await _wait_for_invoices(connection, service)
         _log(f"{SUBSCRIPTIONS:,} periods closed in {seconds:.1f} s")
-        backlog = await connection.fetchval(
-            "SELECT count(*) FROM invoicing.outbox WHERE delivered_time IS NULL"
-        )
+        backlog = int(await connection.fetchval(_UNDELIVERED))
         _log(f"outbox messages not yet delivered: {backlog:,}")
+        drain, left = await _wait_for_outbox(connection)
+        relayed = await connection.fetchrow(_RELAYED, MERCHANT, closing)
+        assert relayed is not None
+        messages, relay_seconds = relayed[0], float(relayed[1])
+        _log(
+            f"outbox empty {drain:.1f} s after the last invoice ({left:,} left); the close's"
+            f" {messages:,} delivered messages relayed in {relay_seconds:.1f} s from the first"
+            " written"
+        )
         row = await connection.fetchrow(_CHECK, MERCHANT, service, UNIT_PRICE, ids)
         assert row is not None
         expected = sum(
@@ -241,5 +273,17 @@ async def measure(stack: Stack) -> list[Figure]:
             baseline_value=SUBSCRIPTIONS / baseline,
             target=f">= {SUBSCRIPTIONS / TARGET_SECONDS:.0f} /s",
             met=seconds <= TARGET_SECONDS,
+        ),
+        Figure(
+            f"outbox empty after the last invoice ({backlog:,} undelivered then"
+            + (f", {left:,} left" if left else "")
+            + ")",
+            drain,
+            "s",
+        ),
+        Figure(
+            f"close's {messages:,} outbox messages relayed per second",
+            messages / relay_seconds,
+            "messages/s",
         ),
     ]
