@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import structlog
 
-from service_kit.grpc_handlers import behavior_of, invocation_value, with_behavior
+from service_kit.grpc_handlers import behavior_of, with_behavior
 from service_kit.metrics import ServiceMetrics
 from service_kit.request_ids import REQUEST_ID_METADATA_KEY, bind_request_id
 from service_kit.service_auth import HEALTH_METHOD_PREFIX
@@ -31,7 +31,14 @@ def _status(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | 
     return grpc.StatusCode.UNKNOWN.name if error else grpc.StatusCode.OK.name
 
 
-class CallObserver(grpc.aio.ServerInterceptor):
+def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_METADATA_KEY:
+            return value if isinstance(value, str) else None
+    return None
+
+
+class CallObserver:
     def __init__(self, metrics: ServiceMetrics) -> None:
         self._metrics = metrics
 
@@ -50,22 +57,14 @@ class CallObserver(grpc.aio.ServerInterceptor):
         level("rpc", method=method, code=code, duration_ms=round(seconds * 1000, 3))
         structlog.contextvars.unbind_contextvars("request_id")
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        request_id = invocation_value(handler_call_details, REQUEST_ID_METADATA_KEY)
+    def observed(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """The handler of `method`, its calls observed."""
         finish = self._finish
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            bind_request_id(request_id if isinstance(request_id, str) else None)
+            bind_request_id(_request_id(context))
             started, error = time.perf_counter(), None
             try:
                 return await behavior(request, context)
@@ -78,7 +77,7 @@ class CallObserver(grpc.aio.ServerInterceptor):
         async def streaming(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            bind_request_id(request_id if isinstance(request_id, str) else None)
+            bind_request_id(_request_id(context))
             started, error = time.perf_counter(), None
             try:
                 async for response in behavior(request, context):

@@ -1,10 +1,9 @@
 """The server side of the internal service credential: every call but a health check must carry
-`authorization: Bearer <token>`, else it fails UNAUTHENTICATED before its handler runs."""
+`authorization: Bearer <token>`, else it fails UNAUTHENTICATED before its request is parsed."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -19,7 +18,7 @@ MISSING = "missing service credential: send metadata `authorization: Bearer <ser
 INVALID = "invalid service credential"
 
 
-def _refusal(
+def refusing(
     handler: grpc.RpcMethodHandler[Any, Any], message: str
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of the same shape that fails at once, without parsing the request."""
@@ -30,24 +29,16 @@ def _refusal(
     return with_behavior(handler, refuse, request_deserializer=None)
 
 
-class ServiceTokenInterceptor(grpc.aio.ServerInterceptor):
+class ServiceTokenCheck:
     def __init__(self, authorization: str) -> None:
         self._expected = authorization.encode()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(HEALTH_METHOD_PREFIX):
-            return handler
-        presented = invocation_value(handler_call_details, AUTHORIZATION_METADATA_KEY)
+    def refusal(self, details: grpc.HandlerCallDetails) -> str | None:
+        """Why the call is refused (MISSING or INVALID); None when it may run."""
+        if details.method.startswith(HEALTH_METHOD_PREFIX):
+            return None
+        presented = invocation_value(details, AUTHORIZATION_METADATA_KEY)
         if presented is None:
-            return _refusal(handler, MISSING)
+            return MISSING
         candidate = presented if isinstance(presented, bytes) else presented.encode()
-        if not hmac.compare_digest(candidate, self._expected):
-            return _refusal(handler, INVALID)
-        return handler
+        return None if hmac.compare_digest(candidate, self._expected) else INVALID
