@@ -1,8 +1,10 @@
-"""The unary baseline: a trivial grpc.aio server answering RecordUsageEvent with an empty
-response, doing nothing else. `python -m bench.echo_server PORT`."""
+"""The baselines of the gRPC paths: a trivial grpc.aio server answering RecordUsageEvent with an
+empty response, and each message of a StreamUsageEvents stream with an empty result, doing nothing
+else. `python -m bench.echo_server PORT`."""
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -14,6 +16,13 @@ async def echo(request: pb.RecordUsageEventRequest, context: Any) -> pb.RecordUs
     return pb.RecordUsageEventResponse()
 
 
+async def echo_stream(
+    requests: AsyncIterator[pb.UsageEventInput], context: Any
+) -> AsyncIterator[pb.UsageEventResult]:
+    async for _ in requests:
+        yield pb.UsageEventResult()
+
+
 async def serve(port: int) -> None:
     server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
@@ -23,7 +32,12 @@ async def serve(port: int) -> None:
                 echo,
                 request_deserializer=pb.RecordUsageEventRequest.FromString,
                 response_serializer=pb.RecordUsageEventResponse.SerializeToString,
-            )
+            ),
+            "StreamUsageEvents": grpc.stream_stream_rpc_method_handler(
+                echo_stream,
+                request_deserializer=pb.UsageEventInput.FromString,
+                response_serializer=pb.UsageEventResult.SerializeToString,
+            ),
         },
     )
     server.add_generic_rpc_handlers((handler,))

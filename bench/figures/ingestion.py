@@ -1,7 +1,8 @@
 """Ingestion: unary RecordUsageEvent under h2load (vs a trivial grpc.aio echo server, same load),
 and BatchRecordUsageEvents / StreamUsageEvents from an asyncio grpc.aio client (vs raw asyncpg
-COPY of the same rows into a same-shaped table with the same unique key). Every run is checked:
-the stored count and sum equal what was acknowledged."""
+COPY of the same rows into a same-shaped table with the same unique key; the stream also vs the
+echo server's stream, from the same client). Every run is checked: the stored count and sum equal
+what was acknowledged."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -124,6 +126,21 @@ def _check(what: str, stored: tuple[int, Decimal], acknowledged: int) -> None:
         raise RuntimeError(f"{what}: stored {stored}, acknowledged {expected}: not exact")
 
 
+@asynccontextmanager
+async def _echo_server() -> AsyncIterator[int]:
+    """The trivial grpc.aio server of bench/echo_server.py, running; yields its port."""
+    port = free_port()
+    echo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.echo_server", str(port)
+    )
+    try:
+        await asyncio.sleep(1.5)
+        yield port
+    finally:
+        echo.terminate()
+        await echo.wait()
+
+
 async def unary(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> list[Figure]:
     await _subscribe(stub, "sub_unary")
     folder = Path(tempfile.mkdtemp(prefix="h2load-"))
@@ -138,16 +155,8 @@ async def unary(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) 
     _check("unary", await _stored(stack.dsn, "sub_unary"), succeeded)
     if succeeded != UNARY_REQUESTS:
         raise RuntimeError(f"unary: only {succeeded} of {UNARY_REQUESTS} requests succeeded")
-    echo_port = free_port()
-    echo = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.echo_server", str(echo_port)
-    )
-    try:
-        await asyncio.sleep(1.5)
+    async with _echo_server() as echo_port:
         _, echo_rate, echo_latencies = _h2load(echo_port, body, folder / "echo-log", authorization)
-    finally:
-        echo.terminate()
-        await echo.wait()
     return [
         Figure(
             "unary RecordUsageEvent, c=64 (h2load)",
@@ -200,20 +209,43 @@ async def batches(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub
     return BATCHES * BATCH_SIZE / elapsed
 
 
-async def stream(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> float:
-    await _subscribe(stub, "sub_stream")
+async def _send_stream(
+    stub: metering_pb2_grpc.MeteringServiceAsyncStub, subscription: str
+) -> tuple[int, int, float]:
+    """(results received, events accepted, seconds) of one stream of STREAM_EVENTS events."""
 
     def events() -> Iterator[pb.UsageEventInput]:
         for i in range(STREAM_EVENTS):
-            yield _event("sub_stream", f"s{i}")
+            yield _event(subscription, f"s{i}")
 
     started = time.perf_counter()
-    acknowledged = 0
+    received = accepted = 0
     async for result in stub.StreamUsageEvents(events(), metadata=METADATA):
-        acknowledged += result.outcome == pb.USAGE_EVENT_OUTCOME_ACCEPTED
-    elapsed = time.perf_counter() - started
-    _check("stream", await _stored(stack.dsn, "sub_stream"), acknowledged)
-    return acknowledged / elapsed
+        received += 1
+        accepted += result.outcome == pb.USAGE_EVENT_OUTCOME_ACCEPTED
+    return received, accepted, time.perf_counter() - started
+
+
+async def stream(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> float:
+    await _subscribe(stub, "sub_stream")
+    _, accepted, seconds = await _send_stream(stub, "sub_stream")
+    _check("stream", await _stored(stack.dsn, "sub_stream"), accepted)
+    return accepted / seconds
+
+
+async def echo_stream(stack: Stack) -> float:
+    """The same stream, from the same client, into the trivial grpc.aio echo stream: what
+    grpc.aio itself allows for one message per event."""
+    async with (
+        _echo_server() as port,
+        open_channel(f"127.0.0.1:{port}", stack.credentials) as channel,
+    ):
+        received, _, seconds = await _send_stream(
+            metering_pb2_grpc.MeteringServiceStub(channel), "sub_echo"
+        )
+    if received != STREAM_EVENTS:
+        raise RuntimeError(f"echo stream: {received} of {STREAM_EVENTS} answered")
+    return received / seconds
 
 
 async def copy_baseline(stack: Stack) -> float:
@@ -263,6 +295,7 @@ async def measure(stack: Stack) -> list[Figure]:
         figures = await unary(stack, stub)
         batch_rate = await batches(stack, stub)
         stream_rate = await stream(stack, stub)
+    echo_stream_rate = await echo_stream(stack)
     copy_rate = await copy_baseline(stack)
     target = ">= 100,000/s and >= 0.5 x COPY"
     return [
@@ -284,5 +317,12 @@ async def measure(stack: Stack) -> list[Figure]:
             copy_rate,
             target,
             stream_rate >= 100_000 and stream_rate >= 0.5 * copy_rate,
+        ),
+        Figure(
+            "StreamUsageEvents vs an echo stream (one message per event)",
+            stream_rate,
+            "events/s",
+            "grpc.aio echo stream",
+            echo_stream_rate,
         ),
     ]
