@@ -202,3 +202,16 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         reference = translate.invoice_reference_from_proto(request.invoice, merchant_id(context))
         stored = await replicas.upsert_invoice_reference(self._metering, reference)
         return translate.invoice_reference_to_proto(stored)
+
+    async def BatchUpsertInvoiceReferences(
+        self, request: pb.BatchUpsertInvoiceReferencesRequest, context: Context
+    ) -> pb.BatchUpsertInvoiceReferencesResponse:
+        merchant = merchant_id(context)
+        references = [
+            translate.invoice_reference_from_proto(reference, merchant)
+            for reference in request.references
+        ]
+        stored = await replicas.upsert_invoice_references(self._metering, references)
+        return pb.BatchUpsertInvoiceReferencesResponse(
+            references=[translate.invoice_reference_to_proto(reference) for reference in stored]
+        )
