@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import structlog
 
-from service_kit.grpc_handlers import behavior_of, with_behavior
+from service_kit.grpc_handlers import behavior_of, invocation_value, with_behavior
 from service_kit.metrics import ServiceMetrics
 from service_kit.request_ids import REQUEST_ID_METADATA_KEY, bind_request_id
 from service_kit.service_auth import HEALTH_METHOD_PREFIX
@@ -31,14 +31,7 @@ def _status(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | 
     return grpc.StatusCode.UNKNOWN.name if error else grpc.StatusCode.OK.name
 
 
-def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_METADATA_KEY:
-            return value if isinstance(value, str) else None
-    return None
-
-
-class CallObserver:
+class CallObserver(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: ServiceMetrics) -> None:
         self._metrics = metrics
 
@@ -57,14 +50,22 @@ class CallObserver:
         level("rpc", method=method, code=code, duration_ms=round(seconds * 1000, 3))
         structlog.contextvars.unbind_contextvars("request_id")
 
-    def observed(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        """The handler of `method`, its calls observed."""
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        request_id = invocation_value(handler_call_details, REQUEST_ID_METADATA_KEY)
         finish = self._finish
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            bind_request_id(_request_id(context))
+            bind_request_id(request_id if isinstance(request_id, str) else None)
             started, error = time.perf_counter(), None
             try:
                 return await behavior(request, context)
@@ -77,7 +78,7 @@ class CallObserver:
         async def streaming(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            bind_request_id(_request_id(context))
+            bind_request_id(request_id if isinstance(request_id, str) else None)
             started, error = time.perf_counter(), None
             try:
                 async for response in behavior(request, context):

@@ -1,4 +1,4 @@
-"""Maps domain errors to gRPC status with google.rpc error details."""
+"""Maps domain errors to gRPC status with google.rpc error details, in one interceptor."""
 
 from __future__ import annotations
 
@@ -123,14 +123,24 @@ def _wrap_streaming(
     return wrapped
 
 
-def mapping_errors(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-    """The handler with a DomainError turned into its status code with details, anything else
-    into INTERNAL, and a request the deserializer refused (service_kit.request_guard) into
-    INVALID_ARGUMENT."""
-    admit = checked_stream if handler.request_streaming else checked
-    wrap = _wrap_streaming if handler.response_streaming else _wrap_unary
-    return with_behavior(
-        handler,
-        wrap(behavior_of(handler), admit),
-        request_deserializer=tolerant(handler.request_deserializer),
-    )
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Turns a DomainError into its status code with details; anything else into INTERNAL.
+    A request the deserializer refused (service_kit.request_guard) is INVALID_ARGUMENT."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        admit = checked_stream if handler.request_streaming else checked
+        wrap = _wrap_streaming if handler.response_streaming else _wrap_unary
+        return with_behavior(
+            handler,
+            wrap(behavior_of(handler), admit),
+            request_deserializer=tolerant(handler.request_deserializer),
+        )

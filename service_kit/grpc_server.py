@@ -13,8 +13,10 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service_kit.call_pipeline import CallPipeline
+from service_kit.call_observer import CallObserver
+from service_kit.grpc_errors import DomainErrorInterceptor
 from service_kit.metrics import MetricsEndpoint, ServiceMetrics
+from service_kit.service_auth import ServiceTokenInterceptor
 from service_kit.settings import ServiceSettings
 
 log = structlog.get_logger()
@@ -61,7 +63,12 @@ async def start_server(
     service token."""
     credentials = settings.service_credentials()
     server = grpc.aio.server(
-        interceptors=[CallPipeline(credentials.authorization, metrics)],
+        # The observer comes first, so that refused calls are logged and counted too.
+        interceptors=[
+            CallObserver(metrics),
+            ServiceTokenInterceptor(credentials.authorization),
+            DomainErrorInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -1,9 +1,10 @@
 """The server side of the internal service credential: every call but a health check must carry
-`authorization: Bearer <token>`, else it fails UNAUTHENTICATED before its request is parsed."""
+`authorization: Bearer <token>`, else it fails UNAUTHENTICATED before its handler runs."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -18,7 +19,7 @@ MISSING = "missing service credential: send metadata `authorization: Bearer <ser
 INVALID = "invalid service credential"
 
 
-def refusing(
+def _refusal(
     handler: grpc.RpcMethodHandler[Any, Any], message: str
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of the same shape that fails at once, without parsing the request."""
@@ -29,16 +30,24 @@ def refusing(
     return with_behavior(handler, refuse, request_deserializer=None)
 
 
-class ServiceTokenCheck:
+class ServiceTokenInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authorization: str) -> None:
         self._expected = authorization.encode()
 
-    def refusal(self, details: grpc.HandlerCallDetails) -> str | None:
-        """Why the call is refused (MISSING or INVALID); None when it may run."""
-        if details.method.startswith(HEALTH_METHOD_PREFIX):
-            return None
-        presented = invocation_value(details, AUTHORIZATION_METADATA_KEY)
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(HEALTH_METHOD_PREFIX):
+            return handler
+        presented = invocation_value(handler_call_details, AUTHORIZATION_METADATA_KEY)
         if presented is None:
-            return MISSING
+            return _refusal(handler, MISSING)
         candidate = presented if isinstance(presented, bytes) else presented.encode()
-        return None if hmac.compare_digest(candidate, self._expected) else INVALID
+        if not hmac.compare_digest(candidate, self._expected):
+            return _refusal(handler, INVALID)
+        return handler
