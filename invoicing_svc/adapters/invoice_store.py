@@ -3,13 +3,13 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, any_, cast, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import InvoiceLineRow, InvoiceRow, SubscriptionRow
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
 from service_kit.pagination import in_creation_order
+from service_kit.sql_filters import id_in
 
 # New invoices and their lines, one array per column; a period invoiced already keeps its invoice.
 _INSERT_INVOICES = text("""
@@ -163,7 +163,7 @@ class InvoiceStore:
         rows = await self._session.scalars(
             select(InvoiceRow)
             .where(
-                InvoiceRow.id == any_(cast(sorted(ids), ARRAY(Text))),
+                id_in(InvoiceRow.id, ids),
                 InvoiceRow.merchant_id == merchant_id,
             )
             .order_by(InvoiceRow.id)

@@ -3,8 +3,7 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Text, any_, cast, or_, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import CheckoutSessionRow, SubscriptionRow
@@ -16,6 +15,7 @@ from invoicing_svc.domain.model import (
     SubscriptionStatus,
 )
 from service_kit.pagination import in_creation_order
+from service_kit.sql_filters import id_in
 
 _UPDATE_SUBSCRIPTIONS = text("""
     UPDATE invoicing.subscriptions s SET status = t.status, period_index = t.period_index,
@@ -176,7 +176,7 @@ class SubscriptionStore:
         rows = await self._session.scalars(
             select(SubscriptionRow)
             .where(
-                SubscriptionRow.id == any_(cast(sorted(ids), ARRAY(Text))),
+                id_in(SubscriptionRow.id, ids),
                 SubscriptionRow.merchant_id == merchant_id,
             )
             .order_by(SubscriptionRow.id)

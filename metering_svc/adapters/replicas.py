@@ -3,12 +3,12 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, any_, cast, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.adapters.tables import InvoiceReferenceRow, SubscriptionRow
 from metering_svc.domain.model import InvoiceReference, SubscriptionState, SubscriptionStatus
+from service_kit.sql_filters import id_in
 
 # Both upserts write rows in id order, so that concurrent batches lock them in the same order.
 _UPSERT_SUBSCRIPTIONS = text("""
@@ -96,7 +96,7 @@ class ReplicaRepository:
         """The merchant's subscriptions among `ids`; another merchant's are absent."""
         rows = await self._session.scalars(
             select(SubscriptionRow).where(
-                SubscriptionRow.id == any_(cast(sorted(ids), ARRAY(Text))),
+                id_in(SubscriptionRow.id, ids),
                 SubscriptionRow.merchant_id == merchant_id,
             )
         )
@@ -125,9 +125,7 @@ class ReplicaRepository:
         )
         rows = await self._session.scalars(
             select(SubscriptionRow)
-            .where(
-                SubscriptionRow.id == any_(cast([s.subscription_id for s in ordered], ARRAY(Text)))
-            )
+            .where(id_in(SubscriptionRow.id, [s.subscription_id for s in ordered]))
             .execution_options(populate_existing=True)
         )
         return {row.id: _state(row) for row in rows}
@@ -161,9 +159,7 @@ class ReplicaRepository:
         )
         rows = await self._session.scalars(
             select(InvoiceReferenceRow)
-            .where(
-                InvoiceReferenceRow.id == any_(cast([r.invoice_id for r in ordered], ARRAY(Text)))
-            )
+            .where(id_in(InvoiceReferenceRow.id, [r.invoice_id for r in ordered]))
             .execution_options(populate_existing=True)
         )
         return {row.id: _reference(row) for row in rows}
