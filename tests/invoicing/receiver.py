@@ -4,6 +4,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    # The webhook worker sends a whole batch of deliveries at once.
+    request_queue_size = 128
+
+
 class Receiver:
     """A merchant's webhook endpoint: records every request it gets."""
 
@@ -22,7 +27,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> "Receiver":

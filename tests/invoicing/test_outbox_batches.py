@@ -10,6 +10,7 @@ from decimal import Decimal
 import asyncpg
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from devstack.postgres import free_port
 from invoicing_svc.service_layer.relay import outbox_relay
 from invoicing_svc.service_layer.unit_of_work import (
     POST_INVOICE,
@@ -17,8 +18,10 @@ from invoicing_svc.service_layer.unit_of_work import (
     PUSH_SUBSCRIPTION,
     WEBHOOK_EVENT,
 )
+from invoicing_svc.service_layer.webhooks import deliver_due_webhooks
 from tests.conftest import Platform
 from tests.invoicing.conftest import Merchant
+from tests.invoicing.receiver import Receiver
 from tests.kit.test_observability import Samples, scrape, value
 
 METERING, SETTLEMENT = (
@@ -53,14 +56,12 @@ def _ok(samples: Samples, rpc: str) -> float:
     return value(samples, "grpc_requests_total", service=service, method=rpc, code="OK")
 
 
-async def shop(platform: Platform, name: str) -> Shop:
-    """A webhook endpoint for every event and three subscriptions, relayed."""
+async def shop(platform: Platform, name: str, hooks: str) -> Shop:
+    """A webhook endpoint (at `hooks`) for every event and three subscriptions, relayed."""
     merchant = Merchant(platform.invoicing, platform.invoicing_stub, platform.metering_stub, name)
     plan = await merchant.plan(pricing_type=pb.PRICING_TYPE_USAGE_BASED, amount="0.00001")
     await merchant.stub.CreateWebhookEndpoint(
-        pb.CreateWebhookEndpointRequest(
-            endpoint=pb.WebhookEndpoint(url="https://merchant.example/hooks", event_types=["*"])
-        ),
+        pb.CreateWebhookEndpointRequest(endpoint=pb.WebhookEndpoint(url=hooks, event_types=["*"])),
         metadata=merchant.metadata,
     )
     return Shop(merchant, plan, [await merchant.subscribe(plan) for _ in range(3)])
@@ -92,7 +93,9 @@ async def test_two_merchants_messages_are_delivered_once_in_a_batch_per_topic(
     platform: Platform, db: asyncpg.Connection
 ) -> None:
     relay = outbox_relay(platform.invoicing)
-    shops = [await shop(platform, f"mer_outbox_batches_{n}") for n in (1, 2)]
+    receiver = Receiver(free_port())
+    hooks = f"http://127.0.0.1:{receiver.port}/hooks"
+    shops = [await shop(platform, f"mer_outbox_batches_{n}", hooks) for n in (1, 2)]
     while await relay.relay_once():  # what the set-up and earlier tests left
         pass
     merchants = [s.merchant.merchant_id for s in shops]
@@ -183,3 +186,16 @@ async def test_two_merchants_messages_are_delivered_once_in_a_batch_per_topic(
         WEBHOOK_EVENT,
     )
     assert [tuple(row) for row in fanned_out] == [(2 * 11, 2 * 11)]
+
+    # The deliveries go out, so that none of this test's is left pending for later tests.
+    with receiver:
+        while await deliver_due_webhooks(platform.invoicing):
+            pass
+    statuses = await db.fetch(
+        "SELECT status, count(*) FROM invoicing.webhook_deliveries WHERE merchant_id = ANY($1)"
+        " GROUP BY 1",
+        merchants,
+    )
+    # Per merchant: the 11 events above and the 6 of its three checkouts.
+    assert {row["status"]: row["count"] for row in statuses} == {"SUCCEEDED": 2 * 17}
+    assert len(receiver.received) == 2 * 17
