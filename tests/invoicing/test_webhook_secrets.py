@@ -7,6 +7,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.engine import make_url
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from invoicing_svc.adapters.secret_box import SecretBox
@@ -54,7 +55,11 @@ async def test_the_migration_seals_secrets_stored_in_clear(
     database_url: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await db.execute("CREATE DATABASE sealing_migration")
-    url = database_url.rsplit("/", 1)[0] + "/sealing_migration"
+    url = (
+        make_url(database_url)
+        .set(database="sealing_migration")
+        .render_as_string(hide_password=False)
+    )
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
         await _upgrade(url, "0001")

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from service_kit import migrations
 
@@ -23,7 +24,11 @@ async def test_the_migration_fills_minute_rollups_without_canceled_events(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     await db.execute("CREATE DATABASE minute_rollups_migration")
-    url = database_url.rsplit("/", 1)[0] + "/minute_rollups_migration"
+    url = (
+        make_url(database_url)
+        .set(database="minute_rollups_migration")
+        .render_as_string(hide_password=False)
+    )
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
         await asyncio.to_thread(migrations.upgrade, MIGRATIONS, url, "0003")
