@@ -15,6 +15,7 @@ import asyncpg
 import grpc
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
 
 from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2_grpc
@@ -78,6 +79,22 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
     yield connection
     await connection.close()
+
+
+@asynccontextmanager
+async def scratch_database(
+    db: asyncpg.Connection, database_url: str, name: str
+) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+    """A fresh, empty database in the session's cluster (to migrate from an old revision): its
+    URL and a connection to it. Dropped afterwards."""
+    await db.execute(f"CREATE DATABASE {name}")
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        yield url, connection
+    finally:
+        await connection.close()
+        await db.execute(f"DROP DATABASE {name}")
 
 
 @asynccontextmanager

@@ -7,12 +7,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy.engine import make_url
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from invoicing_svc.adapters.secret_box import SecretBox
 from service_kit import migrations
-from tests.conftest import SECRETS_KEY
+from tests.conftest import SECRETS_KEY, scratch_database
 from tests.invoicing.conftest import Merchant
 
 MIGRATIONS = Path(__file__).parents[2] / "invoicing_svc" / "migrations"
@@ -54,14 +53,7 @@ def test_a_new_key_seals_and_the_old_one_still_opens() -> None:
 async def test_the_migration_seals_secrets_stored_in_clear(
     database_url: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await db.execute("CREATE DATABASE sealing_migration")
-    url = (
-        make_url(database_url)
-        .set(database="sealing_migration")
-        .render_as_string(hide_password=False)
-    )
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    try:
+    async with scratch_database(db, database_url, "sealing_migration") as (url, connection):
         await _upgrade(url, "0001")
         await connection.execute(
             "INSERT INTO invoicing.webhook_endpoints (id, merchant_id, url, event_types, secret,"
@@ -73,9 +65,6 @@ async def test_the_migration_seals_secrets_stored_in_clear(
         sealed = await connection.fetchval(
             "SELECT sealed_secret FROM invoicing.webhook_endpoints WHERE id = 'we_1'"
         )
-    finally:
-        await connection.close()
-        await db.execute("DROP DATABASE sealing_migration")
     assert SecretBox(SECRETS_KEY).open(sealed) == "whsec_clear"
 
 

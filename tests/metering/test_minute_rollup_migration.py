@@ -6,9 +6,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from service_kit import migrations
+from tests.conftest import scratch_database
 
 MIGRATIONS = Path(__file__).parents[2] / "metering_svc" / "migrations"
 EVENTS = [
@@ -23,14 +23,7 @@ EVENTS = [
 async def test_the_migration_fills_minute_rollups_without_canceled_events(
     database_url: str, db: asyncpg.Connection
 ) -> None:
-    await db.execute("CREATE DATABASE minute_rollups_migration")
-    url = (
-        make_url(database_url)
-        .set(database="minute_rollups_migration")
-        .render_as_string(hide_password=False)
-    )
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    try:
+    async with scratch_database(db, database_url, "minute_rollups_migration") as (url, connection):
         await asyncio.to_thread(migrations.upgrade, MIGRATIONS, url, "0003")
         await connection.execute(
             "CREATE TABLE metering.usage_events_2026_11 PARTITION OF metering.usage_events"
@@ -56,9 +49,6 @@ async def test_the_migration_fills_minute_rollups_without_canceled_events(
             " event_count, max_quantity, last_quantity"
             " FROM metering.usage_minute_rollups ORDER BY bucket_start"
         )
-    finally:
-        await connection.close()
-        await db.execute("DROP DATABASE minute_rollups_migration")
     assert [tuple(row) for row in rows] == [
         ("10:15", Decimal("8.5"), 2, Decimal("7"), Decimal("7")),
         ("10:16", Decimal("0.000000000001"), 1, Decimal("1E-12"), Decimal("1E-12")),
