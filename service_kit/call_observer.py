@@ -6,13 +6,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import structlog
 
-from service_kit.grpc_handlers import behavior_of, invocation_value, with_behavior
+from service_kit.grpc_handlers import (
+    HandlerInterceptor,
+    behavior_of,
+    invocation_value,
+    with_behavior,
+)
 from service_kit.metrics import ServiceMetrics
 from service_kit.request_ids import REQUEST_ID_METADATA_KEY, bind_request_id
 from service_kit.service_auth import HEALTH_METHOD_PREFIX
@@ -31,7 +36,7 @@ def _status(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | 
     return grpc.StatusCode.UNKNOWN.name if error else grpc.StatusCode.OK.name
 
 
-class CallObserver(grpc.aio.ServerInterceptor):
+class CallObserver(HandlerInterceptor):
     def __init__(self, metrics: ServiceMetrics) -> None:
         self._metrics = metrics
 
@@ -50,16 +55,11 @@ class CallObserver(grpc.aio.ServerInterceptor):
         level("rpc", method=method, code=code, duration_ms=round(seconds * 1000, 3))
         structlog.contextvars.unbind_contextvars("request_id")
 
-    async def intercept_service(
+    def rebuild(
         self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
+        handler: grpc.RpcMethodHandler[Any, Any],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         method = handler_call_details.method
         request_id = invocation_value(handler_call_details, REQUEST_ID_METADATA_KEY)
         finish = self._finish

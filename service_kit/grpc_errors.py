@@ -19,7 +19,7 @@ from service_kit.errors import (
     InvalidArgument,
     NotFound,
 )
-from service_kit.grpc_handlers import behavior_of, with_behavior
+from service_kit.grpc_handlers import HandlerInterceptor, behavior_of, with_behavior
 from service_kit.request_guard import checked, checked_stream, tolerant
 
 log = structlog.get_logger()
@@ -123,20 +123,15 @@ def _wrap_streaming(
     return wrapped
 
 
-class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+class DomainErrorInterceptor(HandlerInterceptor):
     """Turns a DomainError into its status code with details; anything else into INTERNAL.
     A request the deserializer refused (service_kit.request_guard) is INVALID_ARGUMENT."""
 
-    async def intercept_service(
+    def rebuild(
         self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
+        handler: grpc.RpcMethodHandler[Any, Any],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         admit = checked_stream if handler.request_streaming else checked
         wrap = _wrap_streaming if handler.response_streaming else _wrap_unary
         return with_behavior(

@@ -1,8 +1,10 @@
-"""What server interceptors share: the metadata of a call, and rebuilding a method handler
-around a new behavior."""
+"""What server interceptors share: the metadata of a call, rebuilding a method handler around a
+new behavior, and the interceptor shape that does so for every call to a known method."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -52,3 +54,25 @@ def with_behavior(
         response_serializer=handler.response_serializer,
     )
     return rebuilt
+
+
+class HandlerInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that rebuilds the handler of each call to a known method."""
+
+    @abstractmethod
+    def rebuild(
+        self,
+        handler: grpc.RpcMethodHandler[Any, Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """The handler this call runs instead of `handler`."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        return None if handler is None else self.rebuild(handler, handler_call_details)

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
 
 from service_kit.credentials import AUTHORIZATION_METADATA_KEY
-from service_kit.grpc_handlers import invocation_value, with_behavior
+from service_kit.grpc_handlers import HandlerInterceptor, invocation_value, with_behavior
 
 # Orchestrators probe health without the credential; reflection describes the API, so it needs it.
 HEALTH_METHOD_PREFIX = f"/{health_pb2.DESCRIPTOR.services_by_name['Health'].full_name}/"
@@ -30,19 +29,16 @@ def _refusal(
     return with_behavior(handler, refuse, request_deserializer=None)
 
 
-class ServiceTokenInterceptor(grpc.aio.ServerInterceptor):
+class ServiceTokenInterceptor(HandlerInterceptor):
     def __init__(self, authorization: str) -> None:
         self._expected = authorization.encode()
 
-    async def intercept_service(
+    def rebuild(
         self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
+        handler: grpc.RpcMethodHandler[Any, Any],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(HEALTH_METHOD_PREFIX):
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        if handler_call_details.method.startswith(HEALTH_METHOD_PREFIX):
             return handler
         presented = invocation_value(handler_call_details, AUTHORIZATION_METADATA_KEY)
         if presented is None:
