@@ -13,16 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import grpc
 from cryptography.fernet import Fernet
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.chain import Anvil, MockUsdc
 from devstack.postgres import PrivateCluster, free_port
+from devstack.processes import grpc_serving
 from service_kit import migrations
-from service_kit.channels import open_blocking_channel
 from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,16 +45,6 @@ class Stack:
     def dsn(self) -> str:
         """The database URL for asyncpg itself."""
         return self.database_url.replace("postgresql+asyncpg", "postgresql")
-
-
-def _serving(address: str, credentials: ServiceCredentials) -> bool:
-    with open_blocking_channel(address, credentials) as channel:
-        stub: Any = health_pb2_grpc.HealthStub(channel)  # its typing stubs lack Check
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-        except grpc.RpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 async def _deploy_usdc(anvil: Anvil) -> str:
@@ -117,7 +104,7 @@ def running_stack() -> Iterator[Stack]:
             )
         addresses = [f"127.0.0.1:{ports[s]}" for s in SERVICES[:3]]
         deadline = time.monotonic() + 60
-        while not all(_serving(address, credentials) for address in addresses):
+        while not all(grpc_serving(address, credentials) for address in addresses):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the services did not start; see the logs in {workdir}")
             time.sleep(0.1)

