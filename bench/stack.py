@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from devstack.chain import Anvil, MockUsdc
-from devstack.postgres import PrivateCluster, free_port
+from devstack.postgres import PrivateCluster, free_port, libpq_dsn
 from devstack.processes import grpc_serving
 from service_kit import migrations
 from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
@@ -44,7 +44,7 @@ class Stack:
     @property
     def dsn(self) -> str:
         """The database URL for asyncpg itself."""
-        return self.database_url.replace("postgresql+asyncpg", "postgresql")
+        return libpq_dsn(self.database_url)
 
 
 async def _deploy_usdc(anvil: Anvil) -> str:

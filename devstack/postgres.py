@@ -18,6 +18,11 @@ CLUSTER_USER = "embedded_postgres"
 RUNUSER = shutil.which("runuser")
 
 
+def libpq_dsn(url: str) -> str:
+    """The plain `postgresql://` DSN (what asyncpg and psql take) of a SQLAlchemy URL."""
+    return url.replace("postgresql+asyncpg", "postgresql")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

