@@ -160,7 +160,9 @@ class OutboxRelay:
                         delivered.append(message.id)
                     else:
                         log.warning("outbox.retry", topic=topic, id=message.id, error=error)
-                        await self._postpone(session, message.id, attempts[message.id] + 1, error)
+                        await self._postpone(
+                            session, message.id, attempts[message.id] + 1, error, now
+                        )
             if delivered:
                 await session.execute(
                     update(self._table)
@@ -170,14 +172,14 @@ class OutboxRelay:
         return len(delivered)
 
     async def _postpone(
-        self, session: AsyncSession, message_id: int, attempts: int, error: str
+        self, session: AsyncSession, message_id: int, attempts: int, error: str, now: datetime
     ) -> None:
         await session.execute(
             update(self._table)
             .where(self._table.c.id == message_id)
             .values(
                 attempts=attempts,
-                available_time=self._clock.now() + backoff(attempts),
+                available_time=now + backoff(attempts),
                 last_error=error[:2000],
             )
         )
