@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2_grpc
-from billing.settlement.v1 import settlement_pb2_grpc
+from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from devstack.chain import Anvil, MockUsdc
 from devstack.postgres import PrivateCluster, free_port, libpq_dsn
 from invoicing_svc import bootstrap as invoicing_bootstrap
@@ -173,6 +173,16 @@ class Platform:
     metrics_ports: tuple[int, int, int]
 
 
+async def register_payout_wallet(platform: Platform, merchant_id: str) -> str:
+    """Registers a fresh wallet (nobody's key, so only transfers fill it) as the merchant's payout
+    wallet, as `python -m gateway create-key --wallet` does; returns it checksummed."""
+    found = await platform.stub.SetPayoutWallet(
+        settlement_pb2.SetPayoutWalletRequest(wallet_address="0x" + secrets.token_hex(20)),
+        metadata=(("x-merchant-id", merchant_id),),
+    )
+    return str(found.wallet_address)
+
+
 @pytest.fixture(scope="session")
 async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIterator[Platform]:
     clock = ManualClock(TEST_START)
@@ -188,6 +198,9 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
                 settlement_address=f"127.0.0.1:{settlement_port}",
                 test_clock_enabled=True,
                 secrets_key=SECRETS_KEY,
+                # Webhook receivers in tests listen on loopback, over plain http.
+                webhook_allow_private_targets=True,
+                webhook_allow_http=True,
             ),
             clock=clock,
         )

@@ -32,6 +32,14 @@ class Chain:
     async def chain_id(self) -> int:
         return int(await self._w3.eth.chain_id)
 
+    async def known(self, transaction_hash: str) -> bool:
+        """Whether the node has the transaction, mined or waiting in its mempool."""
+        try:
+            await self._w3.eth.get_transaction(transaction_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        return True
+
     async def facts(self, transaction_hash: str) -> TransactionFacts | None:
         """None while the transaction is not in the canonical chain (unknown, pending, or
         dropped by a reorg)."""

@@ -63,10 +63,23 @@ class SettlementStore:
             return None
         taken = await self._session.scalar(
             select(SettlementRow.id).where(
-                SettlementRow.transaction_hash == settlement.transaction_hash
+                SettlementRow.merchant_id == settlement.merchant_id,
+                SettlementRow.transaction_hash == settlement.transaction_hash,
+                SettlementRow.status != SettlementStatus.FAILED.value,
             )
         )
         return "transaction_hash" if taken else "live_settlement"
+
+    async def confirmed_elsewhere(self, settlement: Settlement) -> bool:
+        """Whether another settlement, of any merchant, is confirmed by the same transaction."""
+        other = await self._session.scalar(
+            select(SettlementRow.id).where(
+                SettlementRow.transaction_hash == settlement.transaction_hash,
+                SettlementRow.status == SettlementStatus.CONFIRMED.value,
+                SettlementRow.id != settlement.id,
+            )
+        )
+        return other is not None
 
     async def record_verdict(self, settlement: Settlement) -> None:
         await self._session.execute(

@@ -39,6 +39,14 @@ class SettlementRow(Base):
     confirm_time: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+class PayoutWalletRow(Base):
+    __tablename__ = "payout_wallets"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    wallet_address: Mapped[str] = mapped_column(Text)
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
 class JournalTransactionRow(Base):
     __tablename__ = "journal_transactions"
 

@@ -8,7 +8,7 @@ from billing.settlement.v1 import settlement_pb2 as pb
 from billing.settlement.v1 import settlement_pb2_grpc
 from service_kit.tenancy import merchant_id
 from settlement_svc.api import translate
-from settlement_svc.service_layer import ledger_use_cases, settlements
+from settlement_svc.service_layer import ledger_use_cases, payout_wallets, settlements
 from settlement_svc.service_layer.unit_of_work import Settlements
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -52,6 +52,20 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return pb.ListSettlementsResponse(
             settlements=[translate.settlement_to_proto(s) for s in page], next_page_token=token
         )
+
+    async def SetPayoutWallet(
+        self, request: pb.SetPayoutWalletRequest, context: Context
+    ) -> pb.PayoutWallet:
+        wallet = await payout_wallets.set_payout_wallet(
+            self._service, merchant_id(context), request.wallet_address
+        )
+        return translate.payout_wallet_to_proto(wallet)
+
+    async def GetPayoutWallet(
+        self, request: pb.GetPayoutWalletRequest, context: Context
+    ) -> pb.PayoutWallet:
+        wallet = await payout_wallets.get_payout_wallet(self._service, merchant_id(context))
+        return translate.payout_wallet_to_proto(wallet)
 
     async def RecordInvoice(
         self, request: pb.RecordInvoiceRequest, context: Context

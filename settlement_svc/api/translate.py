@@ -5,7 +5,7 @@ from decimal import Decimal
 from billing.settlement.v1 import settlement_pb2 as pb
 from service_kit.proto_time import to_timestamp
 from settlement_svc.adapters.journal_store import PostedEntry
-from settlement_svc.domain.model import Settlement
+from settlement_svc.domain.model import PayoutWallet, Settlement
 from settlement_svc.service_layer.ledger_use_cases import InvoiceRecord, Reconciliation
 
 
@@ -42,6 +42,12 @@ def settlement_to_proto(settlement: Settlement) -> pb.Settlement:
     if settlement.confirm_time is not None:
         message.confirm_time.CopyFrom(to_timestamp(settlement.confirm_time))
     return message
+
+
+def payout_wallet_to_proto(wallet: PayoutWallet) -> pb.PayoutWallet:
+    return pb.PayoutWallet(
+        wallet_address=wallet.wallet_address, update_time=to_timestamp(wallet.update_time)
+    )
 
 
 def entry_to_proto(entry: PostedEntry) -> pb.JournalEntry:

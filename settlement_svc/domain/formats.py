@@ -29,6 +29,15 @@ def wallet(value: str, field: str) -> str:
     return str(to_checksum_address(value))
 
 
+def payout_wallet(value: str, field: str) -> str:
+    """A wallet that can be paid: a valid address other than the zero address, where a transfer
+    burns the USDC."""
+    address = wallet(value, field)
+    if int(address, 16) == 0:
+        raise InvalidArgument(f"{field} must not be the zero address", field=field)
+    return address
+
+
 def reference(value: str, field: str) -> str:
     """The id of another service's object (an invoice, a checkout session, a user): required,
     and no longer than any id is."""

@@ -20,6 +20,7 @@ class FailureReason(StrEnum):
     WRONG_RECIPIENT = "WRONG_RECIPIENT"
     SHORT_AMOUNT = "SHORT_AMOUNT"
     EXPIRED = "EXPIRED"
+    TRANSACTION_USED = "TRANSACTION_USED"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ class Settlement:
     block_number: int | None = None
     confirmations: int = 0
     confirm_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PayoutWallet:
+    """The wallet a merchant is paid in, from the platform's records."""
+
+    merchant_id: str
+    wallet_address: str
+    update_time: datetime
 
 
 @dataclass(frozen=True)

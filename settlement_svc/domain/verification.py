@@ -46,9 +46,11 @@ def judge(
     *,
     required_confirmations: int,
     expired: bool,
+    used_elsewhere: bool = False,
 ) -> Verdict:
     """Nothing is final before the transaction has `required_confirmations`: until then a reorg
-    may drop or change it. A transaction that never shows up expires."""
+    may drop or change it. A transaction that never shows up expires. One transaction settles
+    one payment: `used_elsewhere` says another settlement is confirmed by it already."""
     if facts is None:
         if expired:
             return Verdict(
@@ -59,6 +61,8 @@ def judge(
     if confirmations < required_confirmations:
         return Verdict(SettlementStatus.PENDING, block_number=block, confirmations=confirmations)
     failure = _failure(terms, facts)
+    if failure is None and used_elsewhere:
+        failure = FailureReason.TRANSACTION_USED, "the transaction already settles another payment"
     if failure is not None:
         reason, detail = failure
         return Verdict(

@@ -1,10 +1,18 @@
 """Submitting a payment proof, and reading settlements."""
 
 from service_kit import pagination
-from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from service_kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from service_kit.ids import new_id
+from settlement_svc.adapters.invoicing_client import Payable
 from settlement_svc.domain import formats
 from settlement_svc.domain.model import Settlement, SettlementStatus
+from settlement_svc.service_layer.payout_wallets import payee
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify_pending
 
@@ -20,7 +28,9 @@ async def submit_settlement(
     payer_wallet_address: str,
     merchant_wallet_address: str,
 ) -> Settlement:
-    """Records the proof as PENDING, then checks the chain once right away."""
+    """Records the proof as PENDING, then checks the chain once right away. The payee is the
+    merchant's payout wallet on record; `merchant_wallet_address`, when given, is only checked
+    against it."""
     if bool(invoice_id) == bool(checkout_session_id):
         raise InvalidArgument(
             "exactly one of invoice_id and checkout_session_id is required", field="invoice_id"
@@ -32,29 +42,21 @@ async def submit_settlement(
     reference = formats.bytes32(reference_hash, "reference_hash")
     transaction = formats.bytes32(transaction_hash, "transaction_hash")
     payer = formats.wallet(payer_wallet_address, "payer_wallet_address")
-    merchant = formats.wallet(merchant_wallet_address, "merchant_wallet_address")
-    if invoice_id:
-        payable = await settlements.invoicing.invoice(merchant_id, invoice_id)
-        if payable.status != "OPEN":
-            raise FailedPrecondition(
-                f"invoice {invoice_id} is {payable.status}, not OPEN", field="invoice_id"
-            )
-    else:
-        payable = await settlements.invoicing.checkout(merchant_id, checkout_session_id)
-        if payable.status not in ("OPEN", "AWAITING_PAYMENT"):
-            raise FailedPrecondition(
-                f"checkout session {checkout_session_id} is {payable.status}: nothing to pay",
-                field="checkout_session_id",
-            )
-        # A session waiting for a proof waits for that one; an open one takes this proof next.
-        if payable.status == "AWAITING_PAYMENT" and (
-            payable.transaction_hash.lower(),
-            payable.payer_wallet_address.lower(),
-        ) != (transaction, payer.lower()):
-            raise InvalidArgument(
-                "the checkout session was completed with another payment proof",
-                field="transaction_hash",
-            )
+    named = (
+        formats.wallet(merchant_wallet_address, "merchant_wallet_address")
+        if merchant_wallet_address
+        else ""
+    )
+    payable = await _payable(settlements, merchant_id, invoice_id, checkout_session_id)
+    async with settlements.unit_of_work() as uow:
+        merchant = await payee(uow, merchant_id)
+    if named and named != merchant:
+        raise InvalidArgument(
+            "merchant_wallet_address is not the merchant's payout wallet on record",
+            field="merchant_wallet_address",
+        )
+    if checkout_session_id:
+        await _require_known(settlements, transaction, payable, payer)
     settlement = Settlement(
         id=new_id("stl"),
         merchant_id=merchant_id,
@@ -70,6 +72,8 @@ async def submit_settlement(
         create_time=settlements.clock.now(),
     )
     async with settlements.unit_of_work() as uow:
+        # Unique among this merchant's live settlements only: another merchant's proof of the
+        # same public transaction neither blocks this one nor is revealed by the answer.
         conflict = await uow.settlements.add(settlement)
         if conflict == "transaction_hash":
             raise AlreadyExists(
@@ -83,6 +87,50 @@ async def submit_settlement(
         await uow.commit()
     await verify_pending(settlements, settlement.id)
     return await get_settlement(settlements, merchant_id, settlement.id)
+
+
+async def _payable(
+    settlements: Settlements, merchant_id: str, invoice_id: str, checkout_session_id: str
+) -> Payable:
+    if invoice_id:
+        payable = await settlements.invoicing.invoice(merchant_id, invoice_id)
+        if payable.status != "OPEN":
+            raise FailedPrecondition(
+                f"invoice {invoice_id} is {payable.status}, not OPEN", field="invoice_id"
+            )
+        return payable
+    payable = await settlements.invoicing.checkout(merchant_id, checkout_session_id)
+    if payable.status not in ("OPEN", "AWAITING_PAYMENT"):
+        raise FailedPrecondition(
+            f"checkout session {checkout_session_id} is {payable.status}: nothing to pay",
+            field="checkout_session_id",
+        )
+    return payable
+
+
+async def _require_known(
+    settlements: Settlements, transaction: str, payable: Payable, payer: str
+) -> None:
+    """A checkout proof comes from a public page: a made-up hash must not hold the session while
+    it waits to expire, so the node must know the transaction (mined or in its mempool) already.
+    A session waiting for a proof waits for that one."""
+    if payable.status == "AWAITING_PAYMENT" and (
+        payable.transaction_hash.lower(),
+        payable.payer_wallet_address.lower(),
+    ) != (transaction, payer.lower()):
+        raise InvalidArgument(
+            "the checkout session was completed with another payment proof",
+            field="transaction_hash",
+        )
+    try:
+        known = await settlements.chain.known(transaction)
+    except Exception as error:
+        raise Unavailable(f"the chain cannot be reached: {type(error).__name__}") from None
+    if not known:
+        raise InvalidArgument(
+            "the chain does not know this transaction; submit it once it is broadcast",
+            field="transaction_hash",
+        )
 
 
 async def get_settlement(

@@ -11,6 +11,7 @@ from service_kit.outbox import Outbox
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.invoicing_client import InvoicingClient
 from settlement_svc.adapters.journal_store import JournalStore
+from settlement_svc.adapters.payout_wallet_store import PayoutWalletStore
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
 from settlement_svc.settings import SettlementSettings
@@ -25,6 +26,7 @@ class SettlementUnitOfWork(UnitOfWork):
         await super().__aenter__()
         self.settlements = SettlementStore(self.session)
         self.journal = JournalStore(self.session)
+        self.payout_wallets = PayoutWalletStore(self.session)
         self.outbox = Outbox(outbox)
         return self
 

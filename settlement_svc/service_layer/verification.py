@@ -38,6 +38,7 @@ async def verify_pending(settlements: Settlements, settlement_id: str | None = N
             except Exception as error:
                 log.warning("chain.unreachable", settlement=settlement.id, error=str(error))
                 continue
+            final = facts is not None and facts.confirmations >= settings.required_confirmations
             verdict = judge(
                 PaymentTerms(
                     token=token,
@@ -48,6 +49,7 @@ async def verify_pending(settlements: Settlements, settlement_id: str | None = N
                 facts,
                 required_confirmations=settings.required_confirmations,
                 expired=now - settlement.create_time >= settings.settlement_expiry,
+                used_elsewhere=final and await uow.settlements.confirmed_elsewhere(settlement),
             )
             judged = replace(
                 settlement,

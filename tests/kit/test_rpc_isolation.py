@@ -17,7 +17,7 @@ from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.metering.v1 import metering_pb2 as mpb
 from billing.settlement.v1 import settlement_pb2 as spb
 from service_kit.proto_time import to_timestamp
-from tests.conftest import TEST_START, Platform
+from tests.conftest import TEST_START, Platform, register_payout_wallet
 from tests.invoicing.conftest import Merchant
 
 # Only in the owner's names and texts: it must never reach the other merchant.
@@ -43,6 +43,8 @@ class Owned:
     event: mpb.UsageEventInput
     event_id: str
     settlement: spb.Settlement
+    # The owner's payout wallet.
+    wallet: str
 
     @property
     def account(self) -> str:
@@ -254,6 +256,12 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             NOT_FOUND,
         ),
         "GetSettlement": (lambda o: spb.GetSettlementRequest(id=o.settlement.id), NOT_FOUND),
+        # A wallet pays one merchant: the owner's cannot become the other's.
+        "SetPayoutWallet": (
+            lambda o: spb.SetPayoutWalletRequest(wallet_address=o.wallet),
+            "ALREADY_EXISTS",
+        ),
+        "GetPayoutWallet": (lambda o: spb.GetPayoutWalletRequest(), NOT_FOUND),
         "ListSettlements": (
             lambda o: spb.ListSettlementsRequest(invoice_id=o.invoice.id),
             EMPTY,
@@ -360,13 +368,13 @@ async def owned(platform: Platform) -> Owned:
     recorded = await merchant.metering.RecordUsageEvent(
         mpb.RecordUsageEventRequest(event=event), metadata=md
     )
+    wallet = await register_payout_wallet(platform, merchant.merchant_id)
     settlement = await platform.stub.SubmitSettlement(
         spb.SubmitSettlementRequest(
             invoice_id=invoice.id,
             reference_hash="0x" + secrets.token_hex(32),
             transaction_hash="0x" + secrets.token_hex(32),
             payer_wallet_address="0x" + "33" * 20,
-            merchant_wallet_address="0x" + "44" * 20,
         ),
         metadata=md,
     )
@@ -382,6 +390,7 @@ async def owned(platform: Platform) -> Owned:
         event,
         recorded.event_id,
         settlement,
+        wallet,
     )
 
 
@@ -396,6 +405,7 @@ async def snapshot(platform: Platform, o: Owned) -> list[Message]:
             spb.GetSettlementRequest(id=o.settlement.id), metadata=md
         ),
         await platform.stub.GetBalance(spb.GetBalanceRequest(account=o.account), metadata=md),
+        await platform.stub.GetPayoutWallet(spb.GetPayoutWalletRequest(), metadata=md),
         await platform.metering_stub.GetMeter(mpb.GetMeterRequest(id=o.meter.id), metadata=md),
         await platform.metering_stub.ListUsageEvents(
             mpb.ListUsageEventsRequest(subscription_id=o.subscription.id), metadata=md

@@ -12,7 +12,7 @@ from billing.settlement.v1 import settlement_pb2 as pb
 from devstack.chain import Anvil, MockUsdc
 from settlement_svc.service_layer.relay import outbox_relay
 from settlement_svc.service_layer.verification import verify_pending
-from tests.conftest import CONFIRMATIONS, Platform
+from tests.conftest import CONFIRMATIONS, Platform, register_payout_wallet
 from tests.invoicing.conftest import Merchant
 
 _shops = iter(range(1, 10_000))
@@ -68,7 +68,6 @@ class Shop:
             "reference_hash": "0x" + "5e" * 32,
             "transaction_hash": transaction_hash,
             "payer_wallet_address": self.payer,
-            "merchant_wallet_address": self.wallet,
         }
         values.update(fields)
         return await self.platform.stub.SubmitSettlement(
@@ -96,12 +95,25 @@ class Shop:
         return found.debit_balance
 
 
-@pytest.fixture
-async def shop(platform: Platform, usdc: MockUsdc, anvil: Anvil) -> Shop:
+async def open_shop(
+    platform: Platform, usdc: MockUsdc, anvil: Anvil, *, payout_wallet: bool = True
+) -> Shop:
+    """A new merchant, with a payout wallet of its own unless `payout_wallet` is False."""
     merchant = Merchant(
         platform.invoicing,
         platform.invoicing_stub,
         platform.metering_stub,
         f"mer_shop{next(_shops)}",
     )
-    return Shop(merchant, platform, usdc, anvil.accounts[0], anvil.accounts[1], anvil.accounts[2])
+    wallet = await register_payout_wallet(platform, merchant.merchant_id) if payout_wallet else ""
+    return Shop(merchant, platform, usdc, anvil.accounts[0], anvil.accounts[1], wallet)
+
+
+@pytest.fixture
+async def shop(platform: Platform, usdc: MockUsdc, anvil: Anvil) -> Shop:
+    return await open_shop(platform, usdc, anvil)
+
+
+@pytest.fixture
+async def other_shop(platform: Platform, usdc: MockUsdc, anvil: Anvil) -> Shop:
+    return await open_shop(platform, usdc, anvil)

@@ -25,51 +25,57 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&billing/settlement/v1/settlement.proto\x12\x15\x62illing.settlement.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n\nSettlement\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ninvoice_id\x18\x02 \x01(\t\x12\x1b\n\x13\x63heckout_session_id\x18\x03 \x01(\t\x12\x16\n\x0ereference_hash\x18\x04 \x01(\t\x12\x18\n\x10transaction_hash\x18\x05 \x01(\t\x12\x1c\n\x14payer_wallet_address\x18\x06 \x01(\t\x12\x1f\n\x17merchant_wallet_address\x18\x07 \x01(\t\x12\x37\n\x06status\x18\x08 \x01(\x0e\x32\'.billing.settlement.v1.SettlementStatus\x12<\n\x0e\x66\x61ilure_reason\x18\t \x01(\x0e\x32$.billing.settlement.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\n \x01(\t\x12\x12\n\namount_due\x18\x0b \x01(\t\x12\x13\n\x0b\x61mount_paid\x18\x0c \x01(\t\x12\x14\n\x0c\x62lock_number\x18\r \x01(\x03\x12\x15\n\rconfirmations\x18\x0e \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onfirm_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x11 \x01(\t\"\xbb\x01\n\x17SubmitSettlementRequest\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x1b\n\x13\x63heckout_session_id\x18\x02 \x01(\t\x12\x16\n\x0ereference_hash\x18\x03 \x01(\t\x12\x18\n\x10transaction_hash\x18\x04 \x01(\t\x12\x1c\n\x14payer_wallet_address\x18\x05 \x01(\t\x12\x1f\n\x17merchant_wallet_address\x18\x06 \x01(\t\"\"\n\x14GetSettlementRequest\x12\n\n\x02id\x18\x01 \x01(\t\"S\n\x16ListSettlementsRequest\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x17ListSettlementsResponse\x12\x36\n\x0bsettlements\x18\x01 \x03(\x0b\x32!.billing.settlement.v1.Settlement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x14RecordInvoiceRequest\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x0e\n\x06voided\x18\x04 \x01(\x08\"/\n\x15RecordInvoiceResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\"[\n\x1a\x42\x61tchRecordInvoicesRequest\x12=\n\x08invoices\x18\x01 \x03(\x0b\x32+.billing.settlement.v1.RecordInvoiceRequest\"\\\n\x1b\x42\x61tchRecordInvoicesResponse\x12=\n\x07results\x18\x01 \x03(\x0b\x32,.billing.settlement.v1.RecordInvoiceResponse\"$\n\x11GetBalanceRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"C\n\x07\x42\x61lance\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x15\n\rdebit_balance\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\"\xba\x01\n\x0cJournalEntry\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\r\n\x05\x64\x65\x62it\x18\x05 \x01(\t\x12\x0e\n\x06\x63redit\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x12ListEntriesRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x13ListEntriesResponse\x12\x34\n\x07\x65ntries\x18\x01 \x03(\x0b\x32#.billing.settlement.v1.JournalEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x12\n\x10ReconcileRequest\"O\n\nDifference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x10\n\x08\x65xpected\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x04 \x01(\t\"\x82\x01\n\x11ReconcileResponse\x12\x36\n\x0b\x64ifferences\x18\x01 \x03(\x0b\x32!.billing.settlement.v1.Difference\x12\x18\n\x10invoices_checked\x18\x02 \x01(\x03\x12\x1b\n\x13settlements_checked\x18\x03 \x01(\x03*\x93\x01\n\x10SettlementStatus\x12!\n\x1dSETTLEMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19SETTLEMENT_STATUS_PENDING\x10\x01\x12\x1f\n\x1bSETTLEMENT_STATUS_CONFIRMED\x10\x02\x12\x1c\n\x18SETTLEMENT_STATUS_FAILED\x10\x03*\x8d\x02\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46\x41ILURE_REASON_REVERTED\x10\x01\x12\x1e\n\x1a\x46\x41ILURE_REASON_NO_TRANSFER\x10\x02\x12\x1e\n\x1a\x46\x41ILURE_REASON_WRONG_TOKEN\x10\x03\x12\x1e\n\x1a\x46\x41ILURE_REASON_WRONG_PAYER\x10\x04\x12\"\n\x1e\x46\x41ILURE_REASON_WRONG_RECIPIENT\x10\x05\x12\x1f\n\x1b\x46\x41ILURE_REASON_SHORT_AMOUNT\x10\x06\x12\x1a\n\x16\x46\x41ILURE_REASON_EXPIRED\x10\x07\x32\xd5\x06\n\x11SettlementService\x12\x65\n\x10SubmitSettlement\x12..billing.settlement.v1.SubmitSettlementRequest\x1a!.billing.settlement.v1.Settlement\x12_\n\rGetSettlement\x12+.billing.settlement.v1.GetSettlementRequest\x1a!.billing.settlement.v1.Settlement\x12p\n\x0fListSettlements\x12-.billing.settlement.v1.ListSettlementsRequest\x1a..billing.settlement.v1.ListSettlementsResponse\x12j\n\rRecordInvoice\x12+.billing.settlement.v1.RecordInvoiceRequest\x1a,.billing.settlement.v1.RecordInvoiceResponse\x12|\n\x13\x42\x61tchRecordInvoices\x12\x31.billing.settlement.v1.BatchRecordInvoicesRequest\x1a\x32.billing.settlement.v1.BatchRecordInvoicesResponse\x12V\n\nGetBalance\x12(.billing.settlement.v1.GetBalanceRequest\x1a\x1e.billing.settlement.v1.Balance\x12\x64\n\x0bListEntries\x12).billing.settlement.v1.ListEntriesRequest\x1a*.billing.settlement.v1.ListEntriesResponse\x12^\n\tReconcile\x12\'.billing.settlement.v1.ReconcileRequest\x1a(.billing.settlement.v1.ReconcileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&billing/settlement/v1/settlement.proto\x12\x15\x62illing.settlement.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n\nSettlement\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ninvoice_id\x18\x02 \x01(\t\x12\x1b\n\x13\x63heckout_session_id\x18\x03 \x01(\t\x12\x16\n\x0ereference_hash\x18\x04 \x01(\t\x12\x18\n\x10transaction_hash\x18\x05 \x01(\t\x12\x1c\n\x14payer_wallet_address\x18\x06 \x01(\t\x12\x1f\n\x17merchant_wallet_address\x18\x07 \x01(\t\x12\x37\n\x06status\x18\x08 \x01(\x0e\x32\'.billing.settlement.v1.SettlementStatus\x12<\n\x0e\x66\x61ilure_reason\x18\t \x01(\x0e\x32$.billing.settlement.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\n \x01(\t\x12\x12\n\namount_due\x18\x0b \x01(\t\x12\x13\n\x0b\x61mount_paid\x18\x0c \x01(\t\x12\x14\n\x0c\x62lock_number\x18\r \x01(\x03\x12\x15\n\rconfirmations\x18\x0e \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onfirm_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x11 \x01(\t\"\xbb\x01\n\x17SubmitSettlementRequest\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x1b\n\x13\x63heckout_session_id\x18\x02 \x01(\t\x12\x16\n\x0ereference_hash\x18\x03 \x01(\t\x12\x18\n\x10transaction_hash\x18\x04 \x01(\t\x12\x1c\n\x14payer_wallet_address\x18\x05 \x01(\t\x12\x1f\n\x17merchant_wallet_address\x18\x06 \x01(\t\"0\n\x16SetPayoutWalletRequest\x12\x16\n\x0ewallet_address\x18\x01 \x01(\t\"\x18\n\x16GetPayoutWalletRequest\"W\n\x0cPayoutWallet\x12\x16\n\x0ewallet_address\x18\x01 \x01(\t\x12/\n\x0bupdate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x14GetSettlementRequest\x12\n\n\x02id\x18\x01 \x01(\t\"S\n\x16ListSettlementsRequest\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x17ListSettlementsResponse\x12\x36\n\x0bsettlements\x18\x01 \x03(\x0b\x32!.billing.settlement.v1.Settlement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x14RecordInvoiceRequest\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x0e\n\x06voided\x18\x04 \x01(\x08\"/\n\x15RecordInvoiceResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\"[\n\x1a\x42\x61tchRecordInvoicesRequest\x12=\n\x08invoices\x18\x01 \x03(\x0b\x32+.billing.settlement.v1.RecordInvoiceRequest\"\\\n\x1b\x42\x61tchRecordInvoicesResponse\x12=\n\x07results\x18\x01 \x03(\x0b\x32,.billing.settlement.v1.RecordInvoiceResponse\"$\n\x11GetBalanceRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"C\n\x07\x42\x61lance\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x15\n\rdebit_balance\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\"\xba\x01\n\x0cJournalEntry\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\r\n\x05\x64\x65\x62it\x18\x05 \x01(\t\x12\x0e\n\x06\x63redit\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x12ListEntriesRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x13ListEntriesResponse\x12\x34\n\x07\x65ntries\x18\x01 \x03(\x0b\x32#.billing.settlement.v1.JournalEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x12\n\x10ReconcileRequest\"O\n\nDifference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x10\n\x08\x65xpected\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x04 \x01(\t\"\x82\x01\n\x11ReconcileResponse\x12\x36\n\x0b\x64ifferences\x18\x01 \x03(\x0b\x32!.billing.settlement.v1.Difference\x12\x18\n\x10invoices_checked\x18\x02 \x01(\x03\x12\x1b\n\x13settlements_checked\x18\x03 \x01(\x03*\x93\x01\n\x10SettlementStatus\x12!\n\x1dSETTLEMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19SETTLEMENT_STATUS_PENDING\x10\x01\x12\x1f\n\x1bSETTLEMENT_STATUS_CONFIRMED\x10\x02\x12\x1c\n\x18SETTLEMENT_STATUS_FAILED\x10\x03*\xb2\x02\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46\x41ILURE_REASON_REVERTED\x10\x01\x12\x1e\n\x1a\x46\x41ILURE_REASON_NO_TRANSFER\x10\x02\x12\x1e\n\x1a\x46\x41ILURE_REASON_WRONG_TOKEN\x10\x03\x12\x1e\n\x1a\x46\x41ILURE_REASON_WRONG_PAYER\x10\x04\x12\"\n\x1e\x46\x41ILURE_REASON_WRONG_RECIPIENT\x10\x05\x12\x1f\n\x1b\x46\x41ILURE_REASON_SHORT_AMOUNT\x10\x06\x12\x1a\n\x16\x46\x41ILURE_REASON_EXPIRED\x10\x07\x12#\n\x1f\x46\x41ILURE_REASON_TRANSACTION_USED\x10\x08\x32\xa3\x08\n\x11SettlementService\x12\x65\n\x10SubmitSettlement\x12..billing.settlement.v1.SubmitSettlementRequest\x1a!.billing.settlement.v1.Settlement\x12_\n\rGetSettlement\x12+.billing.settlement.v1.GetSettlementRequest\x1a!.billing.settlement.v1.Settlement\x12p\n\x0fListSettlements\x12-.billing.settlement.v1.ListSettlementsRequest\x1a..billing.settlement.v1.ListSettlementsResponse\x12\x65\n\x0fSetPayoutWallet\x12-.billing.settlement.v1.SetPayoutWalletRequest\x1a#.billing.settlement.v1.PayoutWallet\x12\x65\n\x0fGetPayoutWallet\x12-.billing.settlement.v1.GetPayoutWalletRequest\x1a#.billing.settlement.v1.PayoutWallet\x12j\n\rRecordInvoice\x12+.billing.settlement.v1.RecordInvoiceRequest\x1a,.billing.settlement.v1.RecordInvoiceResponse\x12|\n\x13\x42\x61tchRecordInvoices\x12\x31.billing.settlement.v1.BatchRecordInvoicesRequest\x1a\x32.billing.settlement.v1.BatchRecordInvoicesResponse\x12V\n\nGetBalance\x12(.billing.settlement.v1.GetBalanceRequest\x1a\x1e.billing.settlement.v1.Balance\x12\x64\n\x0bListEntries\x12).billing.settlement.v1.ListEntriesRequest\x1a*.billing.settlement.v1.ListEntriesResponse\x12^\n\tReconcile\x12\'.billing.settlement.v1.ReconcileRequest\x1a(.billing.settlement.v1.ReconcileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'billing.settlement.v1.settlement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SETTLEMENTSTATUS']._serialized_start=2091
-  _globals['_SETTLEMENTSTATUS']._serialized_end=2238
-  _globals['_FAILUREREASON']._serialized_start=2241
-  _globals['_FAILUREREASON']._serialized_end=2510
+  _globals['_SETTLEMENTSTATUS']._serialized_start=2256
+  _globals['_SETTLEMENTSTATUS']._serialized_end=2403
+  _globals['_FAILUREREASON']._serialized_start=2406
+  _globals['_FAILUREREASON']._serialized_end=2712
   _globals['_SETTLEMENT']._serialized_start=99
   _globals['_SETTLEMENT']._serialized_end=630
   _globals['_SUBMITSETTLEMENTREQUEST']._serialized_start=633
   _globals['_SUBMITSETTLEMENTREQUEST']._serialized_end=820
-  _globals['_GETSETTLEMENTREQUEST']._serialized_start=822
-  _globals['_GETSETTLEMENTREQUEST']._serialized_end=856
-  _globals['_LISTSETTLEMENTSREQUEST']._serialized_start=858
-  _globals['_LISTSETTLEMENTSREQUEST']._serialized_end=941
-  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_start=943
-  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_end=1049
-  _globals['_RECORDINVOICEREQUEST']._serialized_start=1051
-  _globals['_RECORDINVOICEREQUEST']._serialized_end=1142
-  _globals['_RECORDINVOICERESPONSE']._serialized_start=1144
-  _globals['_RECORDINVOICERESPONSE']._serialized_end=1191
-  _globals['_BATCHRECORDINVOICESREQUEST']._serialized_start=1193
-  _globals['_BATCHRECORDINVOICESREQUEST']._serialized_end=1284
-  _globals['_BATCHRECORDINVOICESRESPONSE']._serialized_start=1286
-  _globals['_BATCHRECORDINVOICESRESPONSE']._serialized_end=1378
-  _globals['_GETBALANCEREQUEST']._serialized_start=1380
-  _globals['_GETBALANCEREQUEST']._serialized_end=1416
-  _globals['_BALANCE']._serialized_start=1418
-  _globals['_BALANCE']._serialized_end=1485
-  _globals['_JOURNALENTRY']._serialized_start=1488
-  _globals['_JOURNALENTRY']._serialized_end=1674
-  _globals['_LISTENTRIESREQUEST']._serialized_start=1676
-  _globals['_LISTENTRIESREQUEST']._serialized_end=1752
-  _globals['_LISTENTRIESRESPONSE']._serialized_start=1754
-  _globals['_LISTENTRIESRESPONSE']._serialized_end=1854
-  _globals['_RECONCILEREQUEST']._serialized_start=1856
-  _globals['_RECONCILEREQUEST']._serialized_end=1874
-  _globals['_DIFFERENCE']._serialized_start=1876
-  _globals['_DIFFERENCE']._serialized_end=1955
-  _globals['_RECONCILERESPONSE']._serialized_start=1958
-  _globals['_RECONCILERESPONSE']._serialized_end=2088
-  _globals['_SETTLEMENTSERVICE']._serialized_start=2513
-  _globals['_SETTLEMENTSERVICE']._serialized_end=3366
+  _globals['_SETPAYOUTWALLETREQUEST']._serialized_start=822
+  _globals['_SETPAYOUTWALLETREQUEST']._serialized_end=870
+  _globals['_GETPAYOUTWALLETREQUEST']._serialized_start=872
+  _globals['_GETPAYOUTWALLETREQUEST']._serialized_end=896
+  _globals['_PAYOUTWALLET']._serialized_start=898
+  _globals['_PAYOUTWALLET']._serialized_end=985
+  _globals['_GETSETTLEMENTREQUEST']._serialized_start=987
+  _globals['_GETSETTLEMENTREQUEST']._serialized_end=1021
+  _globals['_LISTSETTLEMENTSREQUEST']._serialized_start=1023
+  _globals['_LISTSETTLEMENTSREQUEST']._serialized_end=1106
+  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_start=1108
+  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_end=1214
+  _globals['_RECORDINVOICEREQUEST']._serialized_start=1216
+  _globals['_RECORDINVOICEREQUEST']._serialized_end=1307
+  _globals['_RECORDINVOICERESPONSE']._serialized_start=1309
+  _globals['_RECORDINVOICERESPONSE']._serialized_end=1356
+  _globals['_BATCHRECORDINVOICESREQUEST']._serialized_start=1358
+  _globals['_BATCHRECORDINVOICESREQUEST']._serialized_end=1449
+  _globals['_BATCHRECORDINVOICESRESPONSE']._serialized_start=1451
+  _globals['_BATCHRECORDINVOICESRESPONSE']._serialized_end=1543
+  _globals['_GETBALANCEREQUEST']._serialized_start=1545
+  _globals['_GETBALANCEREQUEST']._serialized_end=1581
+  _globals['_BALANCE']._serialized_start=1583
+  _globals['_BALANCE']._serialized_end=1650
+  _globals['_JOURNALENTRY']._serialized_start=1653
+  _globals['_JOURNALENTRY']._serialized_end=1839
+  _globals['_LISTENTRIESREQUEST']._serialized_start=1841
+  _globals['_LISTENTRIESREQUEST']._serialized_end=1917
+  _globals['_LISTENTRIESRESPONSE']._serialized_start=1919
+  _globals['_LISTENTRIESRESPONSE']._serialized_end=2019
+  _globals['_RECONCILEREQUEST']._serialized_start=2021
+  _globals['_RECONCILEREQUEST']._serialized_end=2039
+  _globals['_DIFFERENCE']._serialized_start=2041
+  _globals['_DIFFERENCE']._serialized_end=2120
+  _globals['_RECONCILERESPONSE']._serialized_start=2123
+  _globals['_RECONCILERESPONSE']._serialized_end=2253
+  _globals['_SETTLEMENTSERVICE']._serialized_start=2715
+  _globals['_SETTLEMENTSERVICE']._serialized_end=3774
 # @@protoc_insertion_point(module_scope)

@@ -66,6 +66,8 @@ class _FailureReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Failure
     """Less USDC than the amount due."""
     FAILURE_REASON_EXPIRED: _FailureReason.ValueType  # 7
     """The transaction did not appear (or not with enough confirmations) before the deadline."""
+    FAILURE_REASON_TRANSACTION_USED: _FailureReason.ValueType  # 8
+    """The transaction already settles another confirmed payment."""
 
 class FailureReason(_FailureReason, metaclass=_FailureReasonEnumTypeWrapper): ...
 
@@ -84,6 +86,8 @@ FAILURE_REASON_SHORT_AMOUNT: FailureReason.ValueType  # 6
 """Less USDC than the amount due."""
 FAILURE_REASON_EXPIRED: FailureReason.ValueType  # 7
 """The transaction did not appear (or not with enough confirmations) before the deadline."""
+FAILURE_REASON_TRANSACTION_USED: FailureReason.ValueType  # 8
+"""The transaction already settles another confirmed payment."""
 Global___FailureReason: _TypeAlias = FailureReason  # noqa: Y015
 
 @_typing.final
@@ -118,8 +122,9 @@ class Settlement(_message.Message):
     transaction_hash: _builtins.str
     """0x + 64 hex digits. One transaction settles at most one payment."""
     payer_wallet_address: _builtins.str
-    """0x + 40 hex digits, as submitted (checksummed or lowercase)."""
+    """0x + 40 hex digits, EIP-55 checksummed."""
     merchant_wallet_address: _builtins.str
+    """Output only. The merchant's payout wallet on record when the proof was submitted."""
     status: Global___SettlementStatus.ValueType
     failure_reason: Global___FailureReason.ValueType
     failure_detail: _builtins.str
@@ -187,7 +192,9 @@ class SubmitSettlementRequest(_message.Message):
     payer_wallet_address: _builtins.str
     """Required. 0x + 40 hex digits; a mixed-case address must carry a valid EIP-55 checksum."""
     merchant_wallet_address: _builtins.str
-    """Required. Same format."""
+    """Optional. Only checked: when set it must be the merchant's payout wallet on record
+    (INVALID_ARGUMENT otherwise); the payee always comes from the record.
+    """
     def __init__(
         self,
         *,
@@ -205,6 +212,69 @@ class SubmitSettlementRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitSettlementRequest: _TypeAlias = SubmitSettlementRequest  # noqa: Y015
+
+@_typing.final
+class SetPayoutWalletRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    wallet_address: _builtins.str
+    """Required. 0x + 40 hex digits (EIP-55 checksum if mixed case); not the zero address."""
+    def __init__(
+        self,
+        *,
+        wallet_address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wallet_address", b"wallet_address"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPayoutWalletRequest: _TypeAlias = SetPayoutWalletRequest  # noqa: Y015
+
+@_typing.final
+class GetPayoutWalletRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPayoutWalletRequest: _TypeAlias = GetPayoutWalletRequest  # noqa: Y015
+
+@_typing.final
+class PayoutWallet(_message.Message):
+    """The wallet a merchant is paid in: every settlement of the merchant must pay it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    wallet_address: _builtins.str
+    """Output only. EIP-55 checksummed."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was last set."""
+
+    def __init__(
+        self,
+        *,
+        wallet_address: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time", "wallet_address", b"wallet_address"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayoutWallet: _TypeAlias = PayoutWallet  # noqa: Y015
 
 @_typing.final
 class GetSettlementRequest(_message.Message):

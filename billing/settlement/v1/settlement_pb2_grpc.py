@@ -55,6 +55,16 @@ class SettlementServiceStub:
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.SerializeToString,
                 response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.FromString,
                 _registered_method=True)
+        self.SetPayoutWallet = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/SetPayoutWallet',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.SetPayoutWalletRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.PayoutWallet.FromString,
+                _registered_method=True)
+        self.GetPayoutWallet = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/GetPayoutWallet',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetPayoutWalletRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.PayoutWallet.FromString,
+                _registered_method=True)
         self.RecordInvoice = channel.unary_unary(
                 '/billing.settlement.v1.SettlementService/RecordInvoice',
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RecordInvoiceRequest.SerializeToString,
@@ -94,7 +104,8 @@ class SettlementServiceServicer:
     def SubmitSettlement(self, request, context):
         """Records a payment proof for an OPEN invoice (or a checkout session awaiting its up-front
         payment) as a PENDING settlement and verifies it on chain: it becomes CONFIRMED once the
-        transfer has the configured confirmations, or FAILED with a reason.
+        transfer has the configured confirmations, or FAILED with a reason. The payee is the
+        merchant's payout wallet on record (SetPayoutWallet), never a field of the request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,6 +119,22 @@ class SettlementServiceServicer:
 
     def ListSettlements(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPayoutWallet(self, request, context):
+        """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
+        only: ALREADY_EXISTS when another merchant has it. Called by the operator's tooling
+        (`python -m gateway create-key --wallet`), not exposed to merchants over REST.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayoutWallet(self, request, context):
+        """The merchant's payout wallet; NOT_FOUND before one is registered.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -166,6 +193,16 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.ListSettlements,
                     request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.FromString,
                     response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.SerializeToString,
+            ),
+            'SetPayoutWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPayoutWallet,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.SetPayoutWalletRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.PayoutWallet.SerializeToString,
+            ),
+            'GetPayoutWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayoutWallet,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetPayoutWalletRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.PayoutWallet.SerializeToString,
             ),
             'RecordInvoice': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordInvoice,
@@ -280,6 +317,60 @@ class SettlementService:
             '/billing.settlement.v1.SettlementService/ListSettlements',
             billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.SerializeToString,
             billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPayoutWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/SetPayoutWallet',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.SetPayoutWalletRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.PayoutWallet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayoutWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/GetPayoutWallet',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.GetPayoutWalletRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.PayoutWallet.FromString,
             options,
             channel_credentials,
             insecure,

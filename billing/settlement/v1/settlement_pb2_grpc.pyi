@@ -42,10 +42,18 @@ class SettlementServiceStub:
     SubmitSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitSettlementRequest, _settlement_pb2.Settlement]
     """Records a payment proof for an OPEN invoice (or a checkout session awaiting its up-front
     payment) as a PENDING settlement and verifies it on chain: it becomes CONFIRMED once the
-    transfer has the configured confirmations, or FAILED with a reason.
+    transfer has the configured confirmations, or FAILED with a reason. The payee is the
+    merchant's payout wallet on record (SetPayoutWallet), never a field of the request.
     """
     GetSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.Settlement]
     ListSettlements: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]
+    SetPayoutWallet: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SetPayoutWalletRequest, _settlement_pb2.PayoutWallet]
+    """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
+    only: ALREADY_EXISTS when another merchant has it. Called by the operator's tooling
+    (`python -m gateway create-key --wallet`), not exposed to merchants over REST.
+    """
+    GetPayoutWallet: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetPayoutWalletRequest, _settlement_pb2.PayoutWallet]
+    """The merchant's payout wallet; NOT_FOUND before one is registered."""
     RecordInvoice: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordInvoiceRequest, _settlement_pb2.RecordInvoiceResponse]
     """Called by invoicing when an invoice is finalized or voided: posts it to the ledger."""
     BatchRecordInvoices: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.BatchRecordInvoicesRequest, _settlement_pb2.BatchRecordInvoicesResponse]
@@ -75,10 +83,18 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     SubmitSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitSettlementRequest, _settlement_pb2.Settlement]  # type: ignore[assignment]
     """Records a payment proof for an OPEN invoice (or a checkout session awaiting its up-front
     payment) as a PENDING settlement and verifies it on chain: it becomes CONFIRMED once the
-    transfer has the configured confirmations, or FAILED with a reason.
+    transfer has the configured confirmations, or FAILED with a reason. The payee is the
+    merchant's payout wallet on record (SetPayoutWallet), never a field of the request.
     """
     GetSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.Settlement]  # type: ignore[assignment]
     ListSettlements: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]  # type: ignore[assignment]
+    SetPayoutWallet: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SetPayoutWalletRequest, _settlement_pb2.PayoutWallet]  # type: ignore[assignment]
+    """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
+    only: ALREADY_EXISTS when another merchant has it. Called by the operator's tooling
+    (`python -m gateway create-key --wallet`), not exposed to merchants over REST.
+    """
+    GetPayoutWallet: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetPayoutWalletRequest, _settlement_pb2.PayoutWallet]  # type: ignore[assignment]
+    """The merchant's payout wallet; NOT_FOUND before one is registered."""
     RecordInvoice: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordInvoiceRequest, _settlement_pb2.RecordInvoiceResponse]  # type: ignore[assignment]
     """Called by invoicing when an invoice is finalized or voided: posts it to the ledger."""
     BatchRecordInvoices: _aio.UnaryUnaryMultiCallable[_settlement_pb2.BatchRecordInvoicesRequest, _settlement_pb2.BatchRecordInvoicesResponse]  # type: ignore[assignment]
@@ -111,7 +127,8 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_settlement_pb2.Settlement, _abc.Awaitable[_settlement_pb2.Settlement]]:
         """Records a payment proof for an OPEN invoice (or a checkout session awaiting its up-front
         payment) as a PENDING settlement and verifies it on chain: it becomes CONFIRMED once the
-        transfer has the configured confirmations, or FAILED with a reason.
+        transfer has the configured confirmations, or FAILED with a reason. The payee is the
+        merchant's payout wallet on record (SetPayoutWallet), never a field of the request.
         """
 
     @_abc_1.abstractmethod
@@ -127,6 +144,25 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.ListSettlementsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.ListSettlementsResponse, _abc.Awaitable[_settlement_pb2.ListSettlementsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetPayoutWallet(
+        self,
+        request: _settlement_pb2.SetPayoutWalletRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.PayoutWallet, _abc.Awaitable[_settlement_pb2.PayoutWallet]]:
+        """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
+        only: ALREADY_EXISTS when another merchant has it. Called by the operator's tooling
+        (`python -m gateway create-key --wallet`), not exposed to merchants over REST.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPayoutWallet(
+        self,
+        request: _settlement_pb2.GetPayoutWalletRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.PayoutWallet, _abc.Awaitable[_settlement_pb2.PayoutWallet]]:
+        """The merchant's payout wallet; NOT_FOUND before one is registered."""
 
     @_abc_1.abstractmethod
     def RecordInvoice(
