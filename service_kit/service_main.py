@@ -16,6 +16,13 @@ from service_kit.settings import ServiceSettings
 log = structlog.get_logger()
 
 Cleanup = Callable[[], Awaitable[None]]
+
+
+class CannotServe(Exception):
+    """A service finds at its start that it must not serve (a misconfiguration), said in one
+    line."""
+
+
 Serve = Callable[[], Awaitable[tuple[RunningServer, Cleanup]]]
 
 
@@ -61,4 +68,7 @@ def run_service(
         await running.stop(settings.shutdown_grace_seconds)
         await cleanup()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except CannotServe as error:
+        parser.exit(2, f"{name} cannot serve: {error}\n")

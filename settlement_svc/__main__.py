@@ -11,7 +11,7 @@ from settlement_svc.settings import SettlementSettings
 async def serve(settings: SettlementSettings) -> tuple[RunningServer, Cleanup]:
     service = bootstrap.build(settings)
     running = await bootstrap.start(service)
-    background = bootstrap.start_background_work(service)
+    background = bootstrap.start_background_work(service, running)
     return hosted(running, background, lambda: bootstrap.close(service))
 
 

@@ -2,6 +2,8 @@
 
 import asyncio
 
+from grpc_health.v1 import health_pb2
+
 from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from service_kit.background import every
 from service_kit.clock import Clock, SystemClock
@@ -10,25 +12,31 @@ from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
 from service_kit.metric_probes import outbox_probe, status_probe
 from service_kit.metrics import ServiceMetrics
 from service_kit.outbox import start_relays
+from service_kit.service_main import CannotServe
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.invoicing_client import InvoicingClient
 from settlement_svc.adapters.tables import SettlementRow, outbox
 from settlement_svc.api.servicer import SettlementServicer
 from settlement_svc.domain.model import SettlementStatus
+from settlement_svc.service_layer.chain_check import ChainCheck
 from settlement_svc.service_layer.relay import outbox_relay
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify_pending
 from settlement_svc.settings import SettlementSettings
 
+SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"]
+
 
 def build(settings: SettlementSettings, clock: Clock | None = None) -> Settlements:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    chain = Chain(settings.chain_rpc_url, settings.chain_timeout_seconds)
     return Settlements(
         engine=engine,
         sessions=session_factory(engine),
         clock=clock or SystemClock(),
         settings=settings,
-        chain=Chain(settings.chain_rpc_url, settings.chain_timeout_seconds),
+        chain=chain,
+        chain_check=ChainCheck(chain, settings.chain_rpc_url, settings.chain_id),
         invoicing=InvoicingClient(
             settings.invoicing_address,
             settings.service_credentials(),
@@ -38,8 +46,10 @@ def build(settings: SettlementSettings, clock: Clock | None = None) -> Settlemen
 
 
 async def start(service: Settlements) -> RunningServer:
+    """Serves settlement. A node on another chain than SETTLEMENT_CHAIN_ID refuses the start
+    (CannotServe); a node that cannot be reached yet leaves it NOT_SERVING until it answers."""
     binding = ServiceBinding.of(
-        settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"],
+        SERVICE,
         SettlementServicer(service),
         settlement_pb2_grpc.add_SettlementServiceServicer_to_server,
     )
@@ -49,14 +59,38 @@ async def start(service: Settlements) -> RunningServer:
         status_probe(metrics, sessions, "settlements", SettlementRow.status, SettlementStatus)
     )
     metrics.add_probe(outbox_probe(metrics, sessions, outbox, service.clock))
-    return await start_server([binding], service.settings, metrics)
+    running = await start_server([binding], service.settings, metrics)
+    if not await _report_readiness(service, running) and service.chain_check.mismatch:
+        await running.stop(0)
+        raise CannotServe(service.chain_check.mismatch)
+    return running
 
 
-def start_background_work(service: Settlements) -> list[asyncio.Task[None]]:
-    """The verifier re-checking pending settlements, and the outbox relays."""
+async def _report_readiness(service: Settlements, running: RunningServer) -> bool:
+    """SERVING once the node is the configured chain, NOT_SERVING before."""
+    ready = await service.chain_check.check()
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if ready
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE.full_name):
+        await running.health.set(name, status)
+    return ready
+
+
+def start_background_work(service: Settlements, running: RunningServer) -> list[asyncio.Task[None]]:
+    """The verifier re-checking pending settlements, the outbox relays, and the chain check of
+    a node that could not be reached at the start."""
     interval = service.settings.poll_interval_seconds
     relay = outbox_relay(service)
+
+    async def check_chain() -> None:
+        if not service.chain_check.matched:
+            await _report_readiness(service, running)
+
     return [
+        asyncio.create_task(every(interval, "chain_check", check_chain)),
         asyncio.create_task(every(interval, "verify_settlements", lambda: verify_pending(service))),
         *start_relays(relay, interval, service.settings.outbox_relay_workers),
     ]

@@ -1,6 +1,5 @@
 """Payout wallets: the wallet each merchant is paid in."""
 
-
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError

@@ -47,6 +47,7 @@ async def submit_settlement(
         if merchant_wallet_address
         else ""
     )
+    await settlements.chain_check.require()
     payable = await _payable(settlements, merchant_id, invoice_id, checkout_session_id)
     async with settlements.unit_of_work() as uow:
         merchant = await payee(uow, merchant_id)

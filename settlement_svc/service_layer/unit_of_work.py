@@ -14,6 +14,7 @@ from settlement_svc.adapters.journal_store import JournalStore
 from settlement_svc.adapters.payout_wallet_store import PayoutWalletStore
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
+from settlement_svc.service_layer.chain_check import ChainCheck
 from settlement_svc.settings import SettlementSettings
 
 # Outbox topics: invoicing learns the outcome of a verification.
@@ -40,6 +41,8 @@ class Settlements:
     clock: Clock
     settings: SettlementSettings
     chain: Chain
+    # Whether `chain` is the configured chain: nothing is read from it before.
+    chain_check: ChainCheck
     invoicing: InvoicingClient
 
     def unit_of_work(self) -> SettlementUnitOfWork:

@@ -26,7 +26,9 @@ BATCH = 20
 
 async def verify_pending(settlements: Settlements, settlement_id: str | None = None) -> int:
     """One pass over pending settlements (or one of them). Returns how many reached a verdict.
-    While the chain cannot be reached they stay PENDING."""
+    While the chain cannot be reached, or is not the configured one, they stay PENDING."""
+    if not await settlements.chain_check.check():
+        return 0
     settings = settlements.settings
     token = str(to_checksum_address(settings.usdc_contract_address))
     decided = 0
