@@ -8,6 +8,7 @@ from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
 from invoicing_svc.adapters.batch_calls import per_call
 from invoicing_svc.domain.model import Invoice, Subscription
+from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
 from service_kit.proto_time import to_timestamp
@@ -41,20 +42,26 @@ class MeteringClient:
         return ((MERCHANT_METADATA_KEY, merchant_id),)
 
     async def push_subscription(self, subscription: Subscription) -> None:
-        await self._stub.UpsertSubscriptionState(
-            pb.UpsertSubscriptionStateRequest(state=_state(subscription)),
-            metadata=self._metadata(subscription.merchant_id),
-            timeout=self._deadline,
+        await answer_of(
+            self._stub.UpsertSubscriptionState(
+                pb.UpsertSubscriptionStateRequest(state=_state(subscription)),
+                metadata=self._metadata(subscription.merchant_id),
+                timeout=self._deadline,
+            ),
+            "metering",
         )
 
     async def push_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
         """The states of many subscriptions, in one call per merchant (and 1,000)."""
 
         async def push(merchant_id: str, chunk: list[Subscription]) -> None:
-            await self._stub.BatchUpsertSubscriptionStates(
-                pb.BatchUpsertSubscriptionStatesRequest(states=[_state(s) for s in chunk]),
-                metadata=self._metadata(merchant_id),
-                timeout=self._deadline,
+            await answer_of(
+                self._stub.BatchUpsertSubscriptionStates(
+                    pb.BatchUpsertSubscriptionStatesRequest(states=[_state(s) for s in chunk]),
+                    metadata=self._metadata(merchant_id),
+                    timeout=self._deadline,
+                ),
+                "metering",
             )
 
         await asyncio.gather(*(push(m, chunk) for m, chunk in per_call(subscriptions)))
@@ -66,19 +73,22 @@ class MeteringClient:
         its meter (SUM without one); one call per merchant (and 1,000)."""
 
         async def read(merchant_id: str, chunk: list[Subscription]) -> None:
-            response = await self._stub.BatchGetUsageSummaries(
-                pb.BatchGetUsageSummariesRequest(
-                    requests=[
-                        pb.GetUsageSummaryRequest(
-                            subscription_id=s.id,
-                            start_time=to_timestamp(s.current_period_start),
-                            end_time=to_timestamp(s.current_period_end),
-                        )
-                        for s in chunk
-                    ]
+            response = await answer_of(
+                self._stub.BatchGetUsageSummaries(
+                    pb.BatchGetUsageSummariesRequest(
+                        requests=[
+                            pb.GetUsageSummaryRequest(
+                                subscription_id=s.id,
+                                start_time=to_timestamp(s.current_period_start),
+                                end_time=to_timestamp(s.current_period_end),
+                            )
+                            for s in chunk
+                        ]
+                    ),
+                    metadata=self._metadata(merchant_id),
+                    timeout=self._deadline,
                 ),
-                metadata=self._metadata(merchant_id),
-                timeout=self._deadline,
+                "metering",
             )
             for subscription, answer in zip(chunk, response.responses, strict=True):
                 usages[subscription.id] = {
@@ -94,17 +104,20 @@ class MeteringClient:
         (and 1,000)."""
 
         async def push(merchant_id: str, chunk: list[Invoice]) -> None:
-            await self._stub.BatchUpsertInvoiceReferences(
-                pb.BatchUpsertInvoiceReferencesRequest(
-                    references=[
-                        pb.InvoiceReference(
-                            invoice_id=i.id, service_id=i.service_id, user_id=i.user_id
-                        )
-                        for i in chunk
-                    ]
+            await answer_of(
+                self._stub.BatchUpsertInvoiceReferences(
+                    pb.BatchUpsertInvoiceReferencesRequest(
+                        references=[
+                            pb.InvoiceReference(
+                                invoice_id=i.id, service_id=i.service_id, user_id=i.user_id
+                            )
+                            for i in chunk
+                        ]
+                    ),
+                    metadata=self._metadata(merchant_id),
+                    timeout=self._deadline,
                 ),
-                metadata=self._metadata(merchant_id),
-                timeout=self._deadline,
+                "metering",
             )
 
         await asyncio.gather(*(push(m, chunk) for m, chunk in per_call(invoices)))

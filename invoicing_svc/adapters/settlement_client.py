@@ -7,6 +7,7 @@ from billing.settlement.v1 import settlement_pb2 as pb
 from billing.settlement.v1 import settlement_pb2_grpc
 from invoicing_svc.adapters.batch_calls import per_call
 from invoicing_svc.domain.model import Invoice, InvoiceStatus
+from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
 from service_kit.tenancy import MERCHANT_METADATA_KEY
@@ -25,20 +26,23 @@ class SettlementClient:
         1,000)."""
 
         async def post(merchant_id: str, chunk: list[Invoice]) -> None:
-            await self._stub.BatchRecordInvoices(
-                pb.BatchRecordInvoicesRequest(
-                    invoices=[
-                        pb.RecordInvoiceRequest(
-                            invoice_id=invoice.id,
-                            user_id=invoice.user_id,
-                            amount=f"{invoice.amount:f}",
-                            voided=invoice.status is InvoiceStatus.VOID,
-                        )
-                        for invoice in chunk
-                    ]
+            await answer_of(
+                self._stub.BatchRecordInvoices(
+                    pb.BatchRecordInvoicesRequest(
+                        invoices=[
+                            pb.RecordInvoiceRequest(
+                                invoice_id=invoice.id,
+                                user_id=invoice.user_id,
+                                amount=f"{invoice.amount:f}",
+                                voided=invoice.status is InvoiceStatus.VOID,
+                            )
+                            for invoice in chunk
+                        ]
+                    ),
+                    metadata=((MERCHANT_METADATA_KEY, merchant_id),),
+                    timeout=self._deadline,
                 ),
-                metadata=((MERCHANT_METADATA_KEY, merchant_id),),
-                timeout=self._deadline,
+                "settlement",
             )
 
         await asyncio.gather(*(post(m, chunk) for m, chunk in per_call(invoices)))

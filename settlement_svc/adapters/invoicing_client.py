@@ -1,22 +1,15 @@
 """Settlement's calls to invoicing: what is owed, and what a verified payment settles."""
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
-from typing import TypeVar
-
-import grpc
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from billing.invoicing.v1 import invoicing_pb2_grpc
+from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
-from service_kit.errors import NotFound, Unavailable
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 from settlement_svc.domain.model import Settlement
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,28 +42,19 @@ class InvoicingClient:
         self._stub = invoicing_pb2_grpc.InvoicingServiceStub(self._channel)
         self._deadline = deadline_seconds
 
-    async def _call(self, call: Callable[[], Awaitable[T]], what: str, field: str) -> T:
-        try:
-            return await call()
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound(f"{what} not found", field=field) from None
-            raise Unavailable(
-                f"invoicing could not be asked about {what}: {error.code().name}"
-            ) from None
-
     def _metadata(self, merchant_id: str) -> tuple[tuple[str, str]]:
         return ((MERCHANT_METADATA_KEY, merchant_id),)
 
     async def invoice(self, merchant_id: str, invoice_id: str) -> Payable:
-        invoice = await self._call(
-            lambda: self._stub.GetInvoice(
+        invoice = await answer_of(
+            self._stub.GetInvoice(
                 pb.GetInvoiceRequest(id=invoice_id),
                 metadata=self._metadata(merchant_id),
                 timeout=self._deadline,
             ),
-            f"invoice {invoice_id}",
-            "invoice_id",
+            "invoicing",
+            what=f"invoice {invoice_id}",
+            field="invoice_id",
         )
         return Payable(
             pb.InvoiceStatus.Name(invoice.status).removeprefix("INVOICE_STATUS_"),
@@ -79,14 +63,15 @@ class InvoicingClient:
         )
 
     async def checkout(self, merchant_id: str, session_id: str) -> Payable:
-        session = await self._call(
-            lambda: self._stub.GetCheckoutSession(
+        session = await answer_of(
+            self._stub.GetCheckoutSession(
                 pb.GetCheckoutSessionRequest(id=session_id),
                 metadata=self._metadata(merchant_id),
                 timeout=self._deadline,
             ),
-            f"checkout session {session_id}",
-            "checkout_session_id",
+            "invoicing",
+            what=f"checkout session {session_id}",
+            field="checkout_session_id",
         )
         return Payable(
             pb.CheckoutSessionStatus.Name(session.status).removeprefix("CHECKOUT_SESSION_STATUS_"),
@@ -100,15 +85,13 @@ class InvoicingClient:
         found: list[InvoiceRecord] = []
         token = ""
         while True:
-            page = await self._call(
-                partial(
-                    self._stub.ListInvoices,
+            page = await answer_of(
+                self._stub.ListInvoices(
                     pb.ListInvoicesRequest(page_size=1000, page_token=token),
                     metadata=self._metadata(merchant_id),
                     timeout=self._deadline,
                 ),
-                "invoices",
-                "",
+                "invoicing",
             )
             found += [
                 InvoiceRecord(
@@ -130,29 +113,38 @@ class InvoicingClient:
         summary = summary_of(settlement)
         metadata = self._metadata(settlement.merchant_id)
         if settlement.invoice_id:
-            await self._stub.MarkInvoicePaid(
-                pb.MarkInvoicePaidRequest(
-                    id=settlement.invoice_id, settlement_id=settlement.id, settlement=summary
+            await answer_of(
+                self._stub.MarkInvoicePaid(
+                    pb.MarkInvoicePaidRequest(
+                        id=settlement.invoice_id, settlement_id=settlement.id, settlement=summary
+                    ),
+                    metadata=metadata,
+                    timeout=self._deadline,
                 ),
-                metadata=metadata,
-                timeout=self._deadline,
+                "invoicing",
             )
         else:
-            await self._stub.ConfirmCheckoutPayment(
-                pb.ConfirmCheckoutPaymentRequest(
-                    id=settlement.checkout_session_id,
-                    settlement_id=settlement.id,
-                    settlement=summary,
+            await answer_of(
+                self._stub.ConfirmCheckoutPayment(
+                    pb.ConfirmCheckoutPaymentRequest(
+                        id=settlement.checkout_session_id,
+                        settlement_id=settlement.id,
+                        settlement=summary,
+                    ),
+                    metadata=metadata,
+                    timeout=self._deadline,
                 ),
-                metadata=metadata,
-                timeout=self._deadline,
+                "invoicing",
             )
 
     async def failed(self, settlement: Settlement) -> None:
-        await self._stub.ReportSettlementFailure(
-            pb.ReportSettlementFailureRequest(settlement=summary_of(settlement)),
-            metadata=self._metadata(settlement.merchant_id),
-            timeout=self._deadline,
+        await answer_of(
+            self._stub.ReportSettlementFailure(
+                pb.ReportSettlementFailureRequest(settlement=summary_of(settlement)),
+                metadata=self._metadata(settlement.merchant_id),
+                timeout=self._deadline,
+            ),
+            "invoicing",
         )
 
     async def close(self) -> None:
