@@ -4,10 +4,12 @@ import json
 from datetime import timedelta
 
 import asyncpg
+import grpc
+import pytest
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.settlement.v1 import settlement_pb2 as pb
-from tests.conftest import CONFIRMATIONS
+from tests.conftest import CONFIRMATIONS, field_violation
 from tests.settlement.conftest import Shop
 
 
@@ -150,4 +152,50 @@ async def test_a_failed_checkout_payment_opens_the_checkout_again(shop: Shop) ->
         ipb.GetCheckoutSessionRequest(id=session.id), metadata=shop.metadata
     )
     assert paid.status == pb.SETTLEMENT_STATUS_CONFIRMED
+    assert done.status == ipb.CHECKOUT_SESSION_STATUS_COMPLETE
+
+
+async def test_a_made_up_transaction_does_not_hold_a_checkout(shop: Shop) -> None:
+    """The checkout page is public: a proof of a transaction the node does not know is refused at
+    once, so the session never waits for it and the real payment goes through."""
+    merchant = shop.merchant
+    plan = await merchant.plan(pricing_type=ipb.PRICING_TYPE_FIXED_RECURRING, amount="5")
+    session = await merchant.checkout(plan)
+
+    def proof(transaction: str) -> pb.SubmitSettlementRequest:
+        return pb.SubmitSettlementRequest(
+            checkout_session_id=session.id,
+            reference_hash="0x" + "77" * 32,
+            transaction_hash=transaction,
+            payer_wallet_address=shop.payer,
+        )
+
+    with pytest.raises(grpc.aio.AioRpcError) as made_up:
+        await shop.platform.stub.SubmitSettlement(proof("0x" + "de" * 32), metadata=shop.metadata)
+    assert (made_up.value.code(), field_violation(made_up.value), made_up.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "transaction_hash",
+        "the chain does not know this transaction; submit it once it is broadcast",
+    )
+    still_open = await merchant.stub.GetCheckoutSession(
+        ipb.GetCheckoutSessionRequest(id=session.id), metadata=shop.metadata
+    )
+    assert still_open.status == ipb.CHECKOUT_SESSION_STATUS_OPEN
+
+    settlement = await shop.platform.stub.SubmitSettlement(
+        proof(await shop.pay(5_000_000)), metadata=shop.metadata
+    )
+    await merchant.stub.CompleteCheckoutSession(
+        ipb.CompleteCheckoutSessionRequest(
+            id=session.id,
+            payment=ipb.PaymentProof(
+                transaction_hash=settlement.transaction_hash, payer_wallet_address=shop.payer
+            ),
+        ),
+        metadata=shop.metadata,
+    )
+    await shop.settle()
+    done = await merchant.stub.GetCheckoutSession(
+        ipb.GetCheckoutSessionRequest(id=session.id), metadata=shop.metadata
+    )
     assert done.status == ipb.CHECKOUT_SESSION_STATUS_COMPLETE
