@@ -39,7 +39,7 @@ def platform_env(
 ) -> dict[str, str]:
     """The environment of every service process: where each service and the chain listen, the
     database, the shared service credential, the key sealing webhook secrets. Test clocks on;
-    rate limits out of the way."""
+    webhooks to receivers on this machine over plain http; rate limits out of the way."""
     address = {module: f"127.0.0.1:{ports[module]}" for module in GRPC_SERVICES}
     env = {
         **os.environ,
@@ -56,6 +56,8 @@ def platform_env(
         "SETTLEMENT_CHAIN_RPC_URL": chain_rpc_url,
         "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
         "INVOICING_TEST_CLOCK_ENABLED": "true",
+        "INVOICING_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        "INVOICING_WEBHOOK_ALLOW_HTTP": "true",
         "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
         "GATEWAY_RATE_LIMIT_BURST": "100000000",
     }

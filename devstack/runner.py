@@ -227,6 +227,9 @@ def up() -> int:
             "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
             # A local platform is for trying things: test clocks let a demo run months in seconds.
             "INVOICING_TEST_CLOCK_ENABLED": "true",
+            # ... and webhooks to a receiver on this machine (never in production).
+            "INVOICING_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "INVOICING_WEBHOOK_ALLOW_HTTP": "true",
             "INVOICING_SECRETS_KEY": secrets_key(),
             **addresses(),
         }

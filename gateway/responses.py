@@ -236,6 +236,14 @@ class WebhookEndpoint(Reply):
     event_types: list[str]
     secret: Annotated[str, Field(description="Shown once, in the answer to its creation.")]
     create_time: datetime
+    status: Annotated[
+        Literal["ENABLED", "DISABLED"] | None,
+        Field(description="DISABLED once every attempt has failed for days: it is sent nothing."),
+    ]
+    failing_since: Annotated[
+        datetime | Absent, Field(description="Since when every attempt has failed.")
+    ] = None
+    disable_time: datetime | Absent = None
 
 
 class WebhookAttempt(Reply):

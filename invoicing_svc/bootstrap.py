@@ -14,7 +14,7 @@ from invoicing_svc.domain.model import InvoiceStatus
 from invoicing_svc.service_layer.period_close import close_due_periods, mark_overdue
 from invoicing_svc.service_layer.relay import outbox_relay
 from invoicing_svc.service_layer.unit_of_work import Invoicing
-from invoicing_svc.service_layer.webhooks import deliver_due_webhooks
+from invoicing_svc.service_layer.webhooks import keep_delivering_webhooks
 from invoicing_svc.settings import InvoicingSettings
 from service_kit.background import every
 from service_kit.clock import Clock, SystemClock
@@ -39,7 +39,12 @@ def build(settings: InvoicingSettings, clock: Clock | None = None) -> Invoicing:
         settlement=SettlementClient(
             settings.settlement_address, credentials, settings.metering_deadline_seconds
         ),
-        webhook_sender=WebhookSender(settings.webhook_timeout_seconds),
+        webhook_sender=WebhookSender(
+            settings.webhook_timeout_seconds,
+            allow_http=settings.webhook_allow_http,
+            allow_private=settings.webhook_allow_private_targets,
+            max_connections=settings.webhook_concurrency,
+        ),
         render=webhook_renderer(settings.checkout_base_url),
         secrets=SecretBox(settings.secrets_key.get_secret_value()),
     )
@@ -69,7 +74,7 @@ def start_background_work(invoicing: Invoicing) -> list[asyncio.Task[None]]:
 
     return [
         asyncio.create_task(every(interval, "period_close", schedule)),
-        asyncio.create_task(every(interval, "webhooks", lambda: deliver_due_webhooks(invoicing))),
+        asyncio.create_task(keep_delivering_webhooks(invoicing)),
         *start_relays(relay, interval, invoicing.settings.outbox_relay_workers),
     ]
 

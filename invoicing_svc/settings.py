@@ -31,6 +31,17 @@ class InvoicingSettings(ServiceSettings):
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     # Relay loops working the outbox at once (each delivery waits for its consumer).
     outbox_relay_workers: int = Field(default=4, ge=1, le=32)
+    # The whole of one webhook attempt: connecting, sending, the first bytes of the answer.
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Webhooks sent at once by one replica, and at most to one endpoint (across replicas), so a
+    # merchant's backlog or slow endpoint takes its own share and never the others'.
+    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
+    webhook_endpoint_concurrency: int = Field(default=10, ge=1, le=100)
+    # Local development only (a receiver on this machine), never in production, where merchants
+    # could reach internal services: webhooks to loopback and private addresses, and plain http.
+    webhook_allow_private_targets: bool = False
+    webhook_allow_http: bool = False
+    # An endpoint failing every attempt for this long is disabled (webhook_endpoint.disabled).
+    webhook_disable_after: timedelta = timedelta(days=3)
     # A webhook is retried with backoff until it is this old, then marked FAILED.
     webhook_retry_horizon: timedelta = timedelta(days=3)

@@ -147,6 +147,10 @@ class WebhookEndpointRow(Base):
     # Encrypted by adapters/secret_box.py.
     sealed_secret: Mapped[bytes] = mapped_column(LargeBinary)
     create_time: Mapped[datetime] = mapped_column(Timestamp)
+    # The first failed attempt since the last success; None while the endpoint succeeds.
+    failing_since: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Set once it has failed for too long; a disabled endpoint gets no deliveries.
+    disable_time: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class WebhookDeliveryRow(Base):

@@ -12,6 +12,7 @@ from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
 from service_kit.ids import new_id
 from service_kit.pagination import in_creation_order
+from service_kit.sql_filters import id_in
 
 # Pending deliveries, one array per column; an event already delivered to an endpoint adds none.
 _INSERT_DELIVERIES = text("""
@@ -28,6 +29,29 @@ _INSERT_DELIVERIES = text("""
     RETURNING id
 """)
 
+# Due deliveries in fair turns: every enabled endpoint's oldest first (at most :per_endpoint of
+# its earliest, counting those another worker is sending), then each merchant in turn, so no
+# endpoint's or merchant's backlog stands before another's. One index probe per endpoint.
+_FAIR_DUE = text("""
+    WITH due AS (
+        SELECT d.id, d.merchant_id, d.next_attempt_time, d.turn
+        FROM invoicing.webhook_endpoints e
+        CROSS JOIN LATERAL (
+            SELECT id, merchant_id, next_attempt_time, lease_until,
+                row_number() OVER (ORDER BY next_attempt_time, id) AS turn
+            FROM invoicing.webhook_deliveries
+            WHERE endpoint_id = e.id AND status = 'PENDING' AND next_attempt_time <= :now
+            ORDER BY next_attempt_time, id
+            LIMIT :per_endpoint
+        ) d
+        WHERE e.disable_time IS NULL AND (d.lease_until IS NULL OR d.lease_until <= :now)
+    )
+    SELECT id FROM due
+    ORDER BY row_number() OVER (PARTITION BY merchant_id ORDER BY turn, next_attempt_time, id),
+        next_attempt_time, id
+    LIMIT :limit
+""")
+
 
 @dataclass(frozen=True)
 class WebhookEndpoint:
@@ -37,6 +61,13 @@ class WebhookEndpoint:
     event_types: tuple[str, ...]
     secret: str
     create_time: datetime
+    # The first failed attempt since the last success, and when it was disabled for failing.
+    failing_since: datetime | None = None
+    disable_time: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "ENABLED" if self.disable_time is None else "DISABLED"
 
 
 @dataclass(frozen=True)
@@ -54,6 +85,7 @@ class DueDelivery:
 
     id: str
     merchant_id: str
+    endpoint_id: str
     event_id: str
     body: str
     attempt_count: int
@@ -101,6 +133,8 @@ class WebhookStore:
             tuple(row.event_types),
             self._secrets.open(row.sealed_secret),
             row.create_time,
+            row.failing_since,
+            row.disable_time,
         )
 
     async def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
@@ -132,13 +166,14 @@ class WebhookStore:
         return [self._endpoint(row) for row in rows]
 
     async def fan_out(self, merchant_id: str, events: Sequence[WebhookEvent], now: datetime) -> int:
-        """One pending delivery per event and endpoint subscribed to its type, in one statement;
-        a repeat of an event adds none (unique per endpoint and event). Returns how many were
-        added."""
+        """One pending delivery per event and enabled endpoint subscribed to its type, in one
+        statement; a repeat of an event adds none (unique per endpoint and event). Returns how
+        many were added."""
         types = sorted({event.type for event in events})
         endpoints = await self._session.scalars(
             select(WebhookEndpointRow).where(
                 WebhookEndpointRow.merchant_id == merchant_id,
+                WebhookEndpointRow.disable_time.is_(None),
                 WebhookEndpointRow.event_types.overlap(cast([*types, "*"], ARRAY(Text))),
             )
         )
@@ -165,26 +200,32 @@ class WebhookStore:
         )
         return len(inserted.all())
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[DueDelivery]:
-        """Leases due deliveries to this worker, so no other replica sends them meanwhile."""
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int, per_endpoint: int
+    ) -> list[DueDelivery]:
+        """Leases up to `limit` due deliveries to this worker in fair turns (_FAIR_DUE), so no
+        other replica sends them meanwhile."""
+        fair = await self._session.scalars(
+            _FAIR_DUE, {"now": now, "per_endpoint": per_endpoint, "limit": limit}
+        )
+        # Chosen without locks (window functions refuse them); locked and checked again here.
         rows = await self._session.execute(
             select(WebhookDeliveryRow, WebhookEndpointRow.url, WebhookEndpointRow.sealed_secret)
             .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
             .where(
+                id_in(WebhookDeliveryRow.id, list(fair)),
                 WebhookDeliveryRow.status == "PENDING",
-                WebhookDeliveryRow.next_attempt_time <= now,
                 or_(
                     WebhookDeliveryRow.lease_until.is_(None), WebhookDeliveryRow.lease_until <= now
                 ),
             )
-            .order_by(WebhookDeliveryRow.next_attempt_time)
-            .limit(limit)
             .with_for_update(of=WebhookDeliveryRow, skip_locked=True)
         )
         claimed = [
             DueDelivery(
                 id=row.WebhookDeliveryRow.id,
                 merchant_id=row.WebhookDeliveryRow.merchant_id,
+                endpoint_id=row.WebhookDeliveryRow.endpoint_id,
                 event_id=row.WebhookDeliveryRow.event_id,
                 body=row.WebhookDeliveryRow.body,
                 attempt_count=row.WebhookDeliveryRow.attempt_count,
@@ -197,7 +238,7 @@ class WebhookStore:
         if claimed:
             await self._session.execute(
                 update(WebhookDeliveryRow)
-                .where(WebhookDeliveryRow.id.in_([d.id for d in claimed]))
+                .where(id_in(WebhookDeliveryRow.id, [d.id for d in claimed]))
                 .values(lease_until=now + lease)
             )
         return claimed
@@ -237,6 +278,48 @@ class WebhookStore:
                 lease_until=None,
             )
         )
+
+    async def endpoint_succeeded(self, endpoint_id: str) -> None:
+        """A success stops the endpoint's failure clock."""
+        await self._session.execute(
+            update(WebhookEndpointRow)
+            .where(
+                WebhookEndpointRow.id == endpoint_id, WebhookEndpointRow.failing_since.is_not(None)
+            )
+            .values(failing_since=None)
+        )
+
+    async def endpoint_failed(
+        self, endpoint_id: str, now: datetime, disable_after: timedelta
+    ) -> WebhookEndpoint | None:
+        """Starts the endpoint's failure clock, or disables it once it has run for
+        `disable_after`: then its pending deliveries fail, and it is returned (once)."""
+        await self._session.execute(
+            update(WebhookEndpointRow)
+            .where(WebhookEndpointRow.id == endpoint_id, WebhookEndpointRow.failing_since.is_(None))
+            .values(failing_since=now)
+        )
+        disabled = await self._session.scalar(
+            update(WebhookEndpointRow)
+            .where(
+                WebhookEndpointRow.id == endpoint_id,
+                WebhookEndpointRow.disable_time.is_(None),
+                WebhookEndpointRow.failing_since <= now - disable_after,
+            )
+            .values(disable_time=now)
+            .returning(WebhookEndpointRow)
+        )
+        if disabled is None:
+            return None
+        await self._session.execute(
+            update(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.endpoint_id == endpoint_id,
+                WebhookDeliveryRow.status == "PENDING",
+            )
+            .values(status="FAILED", last_error="webhook endpoint disabled", lease_until=None)
+        )
+        return self._endpoint(disabled)
 
     async def deliveries(
         self, merchant_id: str, endpoint_id: str, after: tuple[datetime, str] | None, limit: int

@@ -235,13 +235,19 @@ def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
 
 
 def endpoint_to_proto(endpoint: WebhookEndpoint, *, with_secret: bool) -> pb.WebhookEndpoint:
-    return pb.WebhookEndpoint(
+    message = pb.WebhookEndpoint(
         id=endpoint.id,
         url=endpoint.url,
         event_types=list(endpoint.event_types),
         secret=endpoint.secret if with_secret else "",
         create_time=to_timestamp(endpoint.create_time),
+        status=pb.WebhookEndpointStatus.Value(f"WEBHOOK_ENDPOINT_STATUS_{endpoint.status}"),
     )
+    for name in ("failing_since", "disable_time"):
+        moment = getattr(endpoint, name)
+        if moment is not None:
+            getattr(message, name).CopyFrom(to_timestamp(moment))
+    return message
 
 
 def delivery_to_proto(row: WebhookDelivery) -> pb.WebhookDelivery:
@@ -292,6 +298,8 @@ def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any
             message = subscription_to_proto(subject)
         elif isinstance(subject, CheckoutSession):
             message = checkout_to_proto(subject, checkout_base_url)
+        elif isinstance(subject, WebhookEndpoint):
+            message = endpoint_to_proto(subject, with_secret=False)
         else:
             raise TypeError(f"no webhook form for {type(subject).__name__}")
         return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)

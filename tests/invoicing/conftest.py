@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -15,11 +15,13 @@ from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2 as mpb
 from billing.metering.v1 import metering_pb2_grpc
 from invoicing_svc import bootstrap
+from invoicing_svc.adapters.webhook_store import WebhookEvent
 from invoicing_svc.service_layer.period_close import close_due_periods
 from invoicing_svc.service_layer.relay import outbox_relay
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from invoicing_svc.settings import InvoicingSettings
 from service_kit.clock import ManualClock
+from service_kit.ids import new_id
 from tests.conftest import (
     SECRETS_KEY,
     SERVICE_TOKEN,
@@ -60,6 +62,9 @@ async def invoicing(
         late_event_grace=GRACE,
         test_clock_enabled=True,
         webhook_timeout_seconds=2,
+        # The merchants' receivers in these tests listen on loopback, over plain http.
+        webhook_allow_private_targets=True,
+        webhook_allow_http=True,
         secrets_key=SECRETS_KEY,
     )
     service = bootstrap.build(settings, clock=billing_clock)
@@ -153,6 +158,37 @@ class Merchant:
         relay = outbox_relay(self.invoicing)
         while await relay.relay_once():
             pass
+
+    async def webhook_endpoint(
+        self, url: str, event_types: Sequence[str] = ("*",)
+    ) -> pb.WebhookEndpoint:
+        return await self.stub.CreateWebhookEndpoint(
+            pb.CreateWebhookEndpointRequest(
+                endpoint=pb.WebhookEndpoint(url=url, event_types=event_types)
+            ),
+            metadata=self.metadata,
+        )
+
+    async def fan_out_webhooks(self, count: int, event_type: str = "invoice.paid") -> int:
+        """`count` new events, fanned out to the endpoints as the outbox relay does. Returns
+        how many deliveries they added."""
+        events = [WebhookEvent(new_id("msg"), event_type, f'{{"n":{n}}}') for n in range(count)]
+        async with self.invoicing.unit_of_work() as uow:
+            added = await uow.webhooks.fan_out(self.merchant_id, events, self.invoicing.clock.now())
+            await uow.commit()
+        return added
+
+    async def webhook_endpoints(self) -> dict[str, pb.WebhookEndpoint]:
+        listed = await self.stub.ListWebhookEndpoints(
+            pb.ListWebhookEndpointsRequest(), metadata=self.metadata
+        )
+        return {endpoint.id: endpoint for endpoint in listed.endpoints}
+
+    async def deliveries(self, endpoint: pb.WebhookEndpoint) -> list[pb.WebhookDelivery]:
+        listed = await self.stub.ListWebhookDeliveries(
+            pb.ListWebhookDeliveriesRequest(endpoint_id=endpoint.id), metadata=self.metadata
+        )
+        return list(listed.deliveries)
 
     async def record(self, subscription: pb.Subscription, event_key: str, quantity: str) -> None:
         response = await self.metering.RecordUsageEvent(

@@ -10,9 +10,17 @@ class _Server(ThreadingHTTPServer):
 
 
 class Receiver:
-    """A merchant's webhook endpoint: records every request it gets."""
+    """A merchant's webhook endpoint: records every request it gets, and answers `status` with
+    `answer` (204 and nothing by default); while `hold` is given and not set, it answers
+    nothing (a slow endpoint)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        status: int = 204,
+        answer: bytes = b"",
+        hold: threading.Event | None = None,
+    ) -> None:
         self.port = port
         self.received: list[tuple[dict[str, str], str]] = []
         received = self.received
@@ -21,8 +29,14 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"])).decode()
                 received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
+                if hold is not None:
+                    hold.wait()
+                self.send_response(status)
+                self.send_header("x-internal-token", "s3cr3t-header")
+                if status != 204:
+                    self.send_header("content-length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args: object) -> None:
                 return None

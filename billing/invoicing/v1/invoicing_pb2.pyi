@@ -171,6 +171,27 @@ INVOICE_STATUS_VOID: InvoiceStatus.ValueType  # 4
 INVOICE_STATUS_UNCOLLECTIBLE: InvoiceStatus.ValueType  # 5
 Global___InvoiceStatus: _TypeAlias = InvoiceStatus  # noqa: Y015
 
+class _WebhookEndpointStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WebhookEndpointStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WebhookEndpointStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WEBHOOK_ENDPOINT_STATUS_UNSPECIFIED: _WebhookEndpointStatus.ValueType  # 0
+    WEBHOOK_ENDPOINT_STATUS_ENABLED: _WebhookEndpointStatus.ValueType  # 1
+    """Sent every event it subscribes to."""
+    WEBHOOK_ENDPOINT_STATUS_DISABLED: _WebhookEndpointStatus.ValueType  # 2
+    """Failed for too long; sent nothing."""
+
+class WebhookEndpointStatus(_WebhookEndpointStatus, metaclass=_WebhookEndpointStatusEnumTypeWrapper): ...
+
+WEBHOOK_ENDPOINT_STATUS_UNSPECIFIED: WebhookEndpointStatus.ValueType  # 0
+WEBHOOK_ENDPOINT_STATUS_ENABLED: WebhookEndpointStatus.ValueType  # 1
+"""Sent every event it subscribes to."""
+WEBHOOK_ENDPOINT_STATUS_DISABLED: WebhookEndpointStatus.ValueType  # 2
+"""Failed for too long; sent nothing."""
+Global___WebhookEndpointStatus: _TypeAlias = WebhookEndpointStatus  # noqa: Y015
+
 class _DeliveryStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1353,13 +1374,25 @@ class WebhookEndpoint(_message.Message):
     EVENT_TYPES_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILING_SINCE_FIELD_NUMBER: _builtins.int
+    DISABLE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "we_" + 26 characters."""
     url: _builtins.str
-    """Required. http(s) URL receiving POSTs."""
+    """Required. https URL receiving POSTs, at most 2,000 characters, without credentials; its
+    host is a public name or address (not loopback, private, link-local or reserved, nor
+    localhost or *.internal). http and private hosts only where INVOICING_WEBHOOK_ALLOW_HTTP
+    and INVOICING_WEBHOOK_ALLOW_PRIVATE_TARGETS allow them (local development).
+    """
     secret: _builtins.str
     """Output only, returned on creation only: "whsec_" + base64 key for the
     Standard Webhooks signature.
+    """
+    status: Global___WebhookEndpointStatus.ValueType
+    """Output only. ENABLED, or DISABLED once every attempt has failed for
+    INVOICING_WEBHOOK_DISABLE_AFTER (3 days by default): then it is sent nothing more, and
+    the merchant's other endpoints get a "webhook_endpoint.disabled" event.
     """
     @_builtins.property
     def event_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -1367,6 +1400,14 @@ class WebhookEndpoint(_message.Message):
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def failing_since(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Since when every attempt has failed; unset after a success."""
+
+    @_builtins.property
+    def disable_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was disabled; unset while ENABLED."""
+
     def __init__(
         self,
         *,
@@ -1375,10 +1416,13 @@ class WebhookEndpoint(_message.Message):
         event_types: _abc.Iterable[_builtins.str] | None = ...,
         secret: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        status: Global___WebhookEndpointStatus.ValueType = ...,
+        failing_since: _timestamp_pb2.Timestamp | None = ...,
+        disable_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "disable_time", b"disable_time", "failing_since", b"failing_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "event_types", b"event_types", "id", b"id", "secret", b"secret", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "disable_time", b"disable_time", "event_types", b"event_types", "failing_since", b"failing_since", "id", b"id", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
