@@ -293,7 +293,8 @@ class WebhookStore:
         self, endpoint_id: str, now: datetime, disable_after: timedelta
     ) -> WebhookEndpoint | None:
         """Starts the endpoint's failure clock, or disables it once it has run for
-        `disable_after`: then its pending deliveries fail, and it is returned (once)."""
+        `disable_after` and returns it (once). A disabled endpoint's pending deliveries fail,
+        those that were in flight when it was disabled too."""
         await self._session.execute(
             update(WebhookEndpointRow)
             .where(WebhookEndpointRow.id == endpoint_id, WebhookEndpointRow.failing_since.is_(None))
@@ -309,17 +310,23 @@ class WebhookStore:
             .values(disable_time=now)
             .returning(WebhookEndpointRow)
         )
-        if disabled is None:
-            return None
+        is_disabled = (
+            select(WebhookEndpointRow.id)
+            .where(
+                WebhookEndpointRow.id == endpoint_id, WebhookEndpointRow.disable_time.is_not(None)
+            )
+            .exists()
+        )
         await self._session.execute(
             update(WebhookDeliveryRow)
             .where(
                 WebhookDeliveryRow.endpoint_id == endpoint_id,
                 WebhookDeliveryRow.status == "PENDING",
+                is_disabled,
             )
             .values(status="FAILED", last_error="webhook endpoint disabled", lease_until=None)
         )
-        return self._endpoint(disabled)
+        return None if disabled is None else self._endpoint(disabled)
 
     async def deliveries(
         self, merchant_id: str, endpoint_id: str, after: tuple[datetime, str] | None, limit: int
