@@ -87,6 +87,7 @@ def running_stack() -> Iterator[Stack]:
             "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
             "INVOICING_TEST_CLOCK_ENABLED": "true",
             "INVOICING_SECRETS_KEY": Fernet.generate_key().decode(),
+            "GATEWAY_SECRETS_KEY": Fernet.generate_key().decode(),
             # The benchmark measures throughput, not the rate limit.
             "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
             "GATEWAY_RATE_LIMIT_BURST": "100000000",

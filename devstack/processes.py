@@ -38,14 +38,16 @@ def platform_env(
     secrets_key: str,
 ) -> dict[str, str]:
     """The environment of every service process: where each service and the chain listen, the
-    database, the shared service credential, the key sealing webhook secrets. Test clocks on;
-    webhooks to receivers on this machine over plain http; rate limits out of the way."""
+    database, the shared service credential, the key sealing secrets at rest (webhook secrets,
+    the gateway's stored answers). Test clocks on; webhooks to receivers on this machine over
+    plain http; rate limits out of the way."""
     address = {module: f"127.0.0.1:{ports[module]}" for module in GRPC_SERVICES}
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         TOKEN_VARIABLE: service_token,
         "INVOICING_SECRETS_KEY": secrets_key,
+        "GATEWAY_SECRETS_KEY": secrets_key,
         "GATEWAY_HTTP_PORT": str(ports["gateway"]),
         "INVOICING_METERING_ADDRESS": address["metering_svc"],
         "INVOICING_SETTLEMENT_ADDRESS": address["settlement_svc"],

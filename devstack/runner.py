@@ -177,13 +177,14 @@ async def deploy_demo_usdc(anvil: Anvil) -> str:
     return usdc.address
 
 
-def secrets_key() -> str:
-    """The key that encrypts webhook secrets, kept beside the database whose rows it seals."""
-    path = STATE_DIR / "invoicing-secrets-key"
+def secrets_key(variable: str) -> str:
+    """The key of `variable` (INVOICING_SECRETS_KEY seals webhook secrets, GATEWAY_SECRETS_KEY
+    stored answers), kept beside the database whose rows it seals."""
+    path = STATE_DIR / variable.lower().replace("_", "-")
     if not path.exists():
         path.write_text(Fernet.generate_key().decode())
         path.chmod(0o600)
-    return os.environ.get("INVOICING_SECRETS_KEY") or path.read_text().strip()
+    return os.environ.get(variable) or path.read_text().strip()
 
 
 def addresses() -> dict[str, str]:
@@ -230,7 +231,8 @@ def up() -> int:
             # ... and webhooks to a receiver on this machine (never in production).
             "INVOICING_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "INVOICING_WEBHOOK_ALLOW_HTTP": "true",
-            "INVOICING_SECRETS_KEY": secrets_key(),
+            "INVOICING_SECRETS_KEY": secrets_key("INVOICING_SECRETS_KEY"),
+            "GATEWAY_SECRETS_KEY": secrets_key("GATEWAY_SECRETS_KEY"),
             **addresses(),
         }
         for service in [*GRPC_SERVICES, GATEWAY]:

@@ -1,5 +1,7 @@
-"""The ASGI application: routers, the error envelope, and the request observer."""
+"""The ASGI application: routers, the error envelope, the request observer, and the background
+work (the purge of expired idempotent answers, the poll of API key revocations)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,16 +12,18 @@ from starlette.exceptions import HTTPException
 
 from gateway import hosted_checkout, openapi_bodies
 from gateway.backends import Backends
-from gateway.context import Gateway
+from gateway.context import Gateway, purge_expired_answers
 from gateway.errors import ApiError, camel
 from gateway.merchants import KeyCache
 from gateway.middleware import ObserveRequests
-from gateway.rate_limit import RateLimiter
+from gateway.rate_limit import FailureThrottle, RateLimiter
 from gateway.routes import billing, catalog, operations, payments, usage
 from gateway.settings import GatewaySettings
 from gateway.usage_batcher import UsageBatcher
+from service_kit.background import every
 from service_kit.clock import Clock, SystemClock
 from service_kit.database import create_engine, database_unavailable, session_factory
+from service_kit.secret_box import SecretBox
 
 
 def _envelope(error: ApiError) -> JSONResponse:
@@ -30,21 +34,51 @@ def _envelope(error: ApiError) -> JSONResponse:
 def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # First: without the key the gateway refuses to start (a ValueError naming it).
+        secrets = SecretBox(settings.secrets_key.get_secret_value(), setting="GATEWAY_SECRETS_KEY")
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         sessions = session_factory(engine)
         backends = Backends(settings)
-        app.state.gateway = Gateway(
+        gateway = Gateway(
             settings=settings,
             sessions=sessions,
             backends=backends,
             usage=UsageBatcher(backends),
             keys=KeyCache(sessions, settings.api_key_cache_seconds),
+            auth_failures=FailureThrottle(
+                settings.auth_failures_per_minute, settings.auth_failure_burst
+            ),
             limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+            secrets=secrets,
             clock=clock or SystemClock(),
         )
-        yield
-        await app.state.gateway.backends.close()
-        await engine.dispose()
+        app.state.gateway = gateway
+        # Before serving: every key looked up is then tagged with a version read from the table.
+        await gateway.keys.poll_revocations()
+        background = [
+            asyncio.create_task(
+                every(
+                    settings.idempotency_purge_seconds,
+                    "idempotency_purge",
+                    lambda: purge_expired_answers(gateway),
+                )
+            ),
+            asyncio.create_task(
+                every(
+                    settings.revocation_poll_seconds,
+                    "revocation_poll",
+                    gateway.keys.poll_revocations,
+                )
+            ),
+        ]
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await backends.close()
+            await engine.dispose()
 
     app = FastAPI(
         title="USDC billing API",

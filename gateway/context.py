@@ -1,31 +1,34 @@
-"""What every merchant request goes through: the API key, the rate limit, the body (size,
-exact JSON), and for POSTs the Idempotency-Key replay."""
+"""What every merchant request goes through: the API key (and the throttle of failed ones), the
+rate limit, the body (size, exact JSON), and for POSTs the Idempotency-Key replay."""
 
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.backends import Backends
 from gateway.errors import ApiError, camel
-from gateway.merchants import KeyCache, Merchant
-from gateway.rate_limit import RateLimiter
+from gateway.json_body import parse_exact_json
+from gateway.merchants import KEY_PREFIX, KeyCache, Merchant, key_id_of
+from gateway.rate_limit import FailureThrottle, RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.tables import IdempotentResponseRow
 from gateway.usage_batcher import UsageBatcher
 from service_kit.clock import Clock
+from service_kit.secret_box import SecretBox
 
 M = TypeVar("M", bound=BaseModel)
 MAX_IDEMPOTENCY_KEY = 255
+# Stored answers deleted per statement once past their TTL.
+PURGE_BATCH = 1_000
 
 
 @dataclass(frozen=True)
@@ -36,23 +39,12 @@ class Gateway:
     sessions: async_sessionmaker[AsyncSession]
     backends: Backends
     keys: KeyCache
+    auth_failures: FailureThrottle
     usage: UsageBatcher
     limiter: RateLimiter
+    # Seals stored answers: one may carry a webhook signing secret.
+    secrets: SecretBox
     clock: Clock
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def parse_exact_json(body: bytes) -> Any:
-    """JSON with every number kept exact (Decimal), NaN and Infinity refused."""
-    try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(
-            400, "invalid_request_error", "invalid_json", f"the body is not valid JSON: {error}"
-        ) from None
 
 
 @dataclass
@@ -161,7 +153,7 @@ class MerchantRequest:
                 "this Idempotency-Key was used with another request",
                 "Idempotency-Key",
             )
-        if row.status_code is None or row.body is None:
+        if row.status_code is None or row.sealed_body is None:
             raise ApiError(
                 409,
                 "idempotency_error",
@@ -170,7 +162,7 @@ class MerchantRequest:
                 "Idempotency-Key",
             )
         return JSONResponse(
-            json.loads(row.body),
+            json.loads(self.gateway.secrets.open(row.sealed_body)),
             status_code=row.status_code,
             headers={"Idempotent-Replayed": "true"},
         )
@@ -183,7 +175,7 @@ class MerchantRequest:
                     IdempotentResponseRow.merchant_id == self.merchant.id,
                     IdempotentResponseRow.idempotency_key == key,
                 )
-                .values(status_code=status, body=json.dumps(data).encode())
+                .values(status_code=status, sealed_body=self.gateway.secrets.seal(json.dumps(data)))
             )
 
     async def _release(self, key: str) -> None:
@@ -194,6 +186,55 @@ class MerchantRequest:
                     IdempotentResponseRow.idempotency_key == key,
                 )
             )
+
+
+async def purge_expired_answers(gateway: Gateway) -> int:
+    """Deletes up to PURGE_BATCH stored answers (and abandoned claims) older than their TTL;
+    returns how many, so the caller runs again at once while there are more."""
+    cutoff = gateway.clock.now() - gateway.settings.idempotency_ttl
+    expired = (
+        select(IdempotentResponseRow.merchant_id, IdempotentResponseRow.idempotency_key)
+        .where(IdempotentResponseRow.create_time < cutoff)
+        .limit(PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    async with gateway.sessions() as session, session.begin():
+        deleted = await session.execute(
+            delete(IdempotentResponseRow)
+            .where(
+                tuple_(
+                    IdempotentResponseRow.merchant_id, IdempotentResponseRow.idempotency_key
+                ).in_(expired)
+            )
+            .returning(IdempotentResponseRow.idempotency_key)
+        )
+        return len(deleted.all())
+
+
+async def _authenticate(gateway: Gateway, request: Request, key: str) -> Merchant:
+    """The key's merchant. A key this process validated recently needs no lookup; any other is
+    looked up unless its client address or key id failed too often lately."""
+    merchant = gateway.keys.remembered(key)
+    if merchant is not None:
+        return merchant
+    subjects = [f"address:{request.client.host if request.client else ''}"]
+    if key.startswith(KEY_PREFIX):
+        # Cut short: a made-up id is not kept whole (real ones have 16 characters).
+        subjects.append(f"key:{key_id_of(key)[:32]}")
+    wait = gateway.auth_failures.wait(subjects)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limit_error",
+            "too_many_failed_authentications",
+            "too many failed authentications from this address or with this key; retry later",
+            retry_after=wait,
+        )
+    merchant = await gateway.keys.look_up(key)
+    if merchant is None:
+        gateway.auth_failures.failed(subjects)
+        raise ApiError(401, "authentication_error", "invalid_api_key", "the API key is not valid")
+    return merchant
 
 
 async def merchant_request(request: Request) -> MerchantRequest:
@@ -208,9 +249,7 @@ async def merchant_request(request: Request) -> MerchantRequest:
             "missing_api_key",
             "send your API key as Authorization: Bearer <key>",
         )
-    merchant = await gateway.keys.merchant(key.strip())
-    if merchant is None:
-        raise ApiError(401, "authentication_error", "invalid_api_key", "the API key is not valid")
+    merchant = await _authenticate(gateway, request, key.strip())
     decision = gateway.limiter.take(merchant.id)
     request.state.rate_limit = decision
     if not decision.allowed:

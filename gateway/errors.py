@@ -17,7 +17,6 @@ _STATUS_OF = {
     grpc.StatusCode.ALREADY_EXISTS: (409, "conflict_error"),
     grpc.StatusCode.FAILED_PRECONDITION: (409, "conflict_error"),
     grpc.StatusCode.ABORTED: (409, "conflict_error"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
     grpc.StatusCode.UNAVAILABLE: (503, "api_error"),
     grpc.StatusCode.DEADLINE_EXCEEDED: (503, "api_error"),
 }
@@ -56,6 +55,15 @@ def from_grpc(error: grpc.aio.AioRpcError) -> ApiError:
 
 def from_status(code: grpc.StatusCode, message: str, field: str) -> ApiError:
     """The HTTP error of a gRPC status; a backend failure hides its detail behind 503/502."""
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # No service limits rates (429 is the gateway's own limit): this is a message over a
+        # gRPC size limit, and its text describes the server, not the request.
+        return ApiError(
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            "the request is larger than a billing service accepts",
+        )
     status, kind = _STATUS_OF.get(code, (502, "api_error"))
     if status >= 500:
         return ApiError(

@@ -1,14 +1,26 @@
-"""A token bucket per merchant (in this process: replicas each hold their own buckets)."""
+"""Token buckets (in this process: replicas each hold their own buckets): one per merchant for
+its requests, and one per client address and per API key id for failed authentications."""
 
 import math
 import time
 from dataclasses import dataclass, field
+
+# Failure buckets kept at most before the refilled ones are dropped.
+MAX_FAILURE_BUCKETS = 10_000
 
 
 @dataclass
 class Bucket:
     tokens: float
     updated: float = field(default_factory=time.monotonic)
+
+    def refill(self, now: float, rate: float, burst: int) -> None:
+        self.tokens = min(burst, self.tokens + (now - self.updated) * rate)
+        self.updated = now
+
+    def wait(self, rate: float) -> int:
+        """Seconds until a token is back (0 when one is there)."""
+        return 0 if self.tokens >= 1 else math.ceil((1 - self.tokens) / rate)
 
 
 @dataclass(frozen=True)
@@ -30,10 +42,45 @@ class RateLimiter:
     def take(self, merchant_id: str) -> Decision:
         now = time.monotonic()
         bucket = self._buckets.setdefault(merchant_id, Bucket(float(self._burst), now))
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
-        bucket.updated = now
+        bucket.refill(now, self._rate, self._burst)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return Decision(True, self._limit, int(bucket.tokens), 0)
-        wait = math.ceil((1 - bucket.tokens) / self._rate)
-        return Decision(False, self._limit, 0, wait)
+        return Decision(False, self._limit, 0, bucket.wait(self._rate))
+
+
+class FailureThrottle:
+    """Failed authentications: each takes a token from the bucket of every subject it names (its
+    client address, its key id). A request naming a subject whose bucket is empty is refused
+    before its key is looked up; successes take nothing, so only failures hold a subject up."""
+
+    def __init__(self, per_minute: int, burst: int) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = burst
+        self._buckets: dict[str, Bucket] = {}
+
+    def wait(self, subjects: list[str]) -> int:
+        """Seconds until every subject may try again; 0 when none is held up."""
+        now = time.monotonic()
+        waits = [0]
+        for subject in subjects:
+            bucket = self._buckets.get(subject)
+            if bucket is not None:
+                bucket.refill(now, self._rate, self._burst)
+                waits.append(bucket.wait(self._rate))
+        return max(waits)
+
+    def failed(self, subjects: list[str]) -> None:
+        now = time.monotonic()
+        if len(self._buckets) >= MAX_FAILURE_BUCKETS:
+            self._forget_refilled(now)
+        for subject in subjects:
+            bucket = self._buckets.setdefault(subject, Bucket(float(self._burst), now))
+            bucket.refill(now, self._rate, self._burst)
+            bucket.tokens = max(0.0, bucket.tokens - 1)
+
+    def _forget_refilled(self, now: float) -> None:
+        for subject, bucket in list(self._buckets.items()):
+            bucket.refill(now, self._rate, self._burst)
+            if bucket.tokens >= self._burst:
+                del self._buckets[subject]

@@ -1,26 +1,62 @@
 """Request bodies of the REST API (camelCase JSON). Numbers may be JSON numbers or strings and are
-kept exact; the services validate the rest and their errors name the field."""
+kept exact; the services validate the rest and their errors name the field. Types are strict
+where JSON could blur them: a boolean is no number, a moment names its time zone."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
-Number = Annotated[Decimal, Field(allow_inf_nan=False)]
+from service_kit.decimals import MAX_DECIMAL_TEXT
+
+NUMBER_BOUND = f"must be a number of at most {MAX_DECIMAL_TEXT} characters written out in full"
+
+
+def _plain_length(value: Decimal) -> int:
+    """len(text(value)) of a finite value, from its digits and exponent: nothing is formatted."""
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent >= 0:
+        length = len(digits) + exponent
+    elif len(digits) + exponent > 0:
+        length = len(digits) + 1
+    else:
+        length = 2 - exponent
+    return sign + length
+
+
+def fits(value: Decimal) -> bool:
+    """Whether the value written out in full is a string a service parses (service_kit/decimals.py)
+    at all; the services refuse anything longer, and 1e100000000 would take 100 MB to write."""
+    return value.is_finite() and _plain_length(value) <= MAX_DECIMAL_TEXT
+
+
+def _bounded(value: Decimal) -> Decimal:
+    if not fits(value):
+        raise ValueError(NUMBER_BOUND)
+    return value
+
+
+# A JSON number reaches here as a Decimal (gateway/json_body.py bounded it), a string is bounded
+# here; Decimal refuses booleans.
+Number = Annotated[Decimal, Field(allow_inf_nan=False), AfterValidator(_bounded)]
+Count = Annotated[int, Strict()]
 Id = Annotated[str, Field(max_length=128)]
 Url = Annotated[str, Field(max_length=2000)]
 
 
 def _storable(moment: datetime) -> datetime:
-    """Refuses a moment that leaves years 1-9999 once in UTC (0001-01-01T00:00+01:00), which no
-    protobuf Timestamp holds."""
-    if moment.tzinfo is not None:
-        try:
-            moment.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("out of range once in UTC (years 1 to 9999)") from None
+    """Refuses a moment without a time zone (which instant it means is a guess), and one that
+    leaves years 1-9999 once in UTC (0001-01-01T00:00+01:00), which no protobuf Timestamp
+    holds."""
+    if moment.tzinfo is None:
+        raise ValueError("needs a time zone (e.g. Z or +02:00)")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once in UTC (years 1 to 9999)") from None
     return moment
 
 
@@ -60,7 +96,7 @@ class PlanCreate(Body):
     name: Annotated[str, Field(max_length=200)]
     pricing_type: Literal["FIXED_RECURRING", "USAGE_BASED", "HYBRID"]
     billing_interval: Literal["DAY", "WEEK", "MONTH", "YEAR"]
-    interval_count: Annotated[int, Field(ge=1, le=36)] = 1
+    interval_count: Annotated[Count, Field(ge=1, le=36)] = 1
     amount: Number | None = None
     charges: Annotated[list[ChargeIn], Field(max_length=50)] = []
 
@@ -110,7 +146,7 @@ class UsageEventBatch(Body):
 
 
 class TestClockAdvance(Body):
-    seconds: Annotated[int, Field(ge=1, le=5 * 366 * 86400)]
+    seconds: Annotated[Count, Field(ge=1, le=5 * 366 * 86400)]
 
 
 class InvoiceCreate(Body):
@@ -127,7 +163,8 @@ class SettlementCreate(Body):
     reference_hash: Annotated[str, Field(max_length=66)]
     transaction_hash: Annotated[str, Field(max_length=66)]
     payer_wallet_address: Annotated[str, Field(max_length=42)]
-    merchant_wallet_address: Annotated[str, Field(max_length=42)]
+    # Optional and only checked: the payee is the merchant's payout wallet on record.
+    merchant_wallet_address: Annotated[str, Field(max_length=42)] = ""
 
 
 class WebhookEndpointCreate(Body):

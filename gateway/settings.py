@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from service_kit.settings import CredentialSettings
@@ -28,9 +28,25 @@ class GatewaySettings(CredentialSettings):
     rate_limit_burst: int = Field(default=500, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_batch_events: int = Field(default=1_000, ge=1, le=10_000)
-    # A valid API key is remembered this long; a revoked key stops working within it.
+    # Failed authentications (a wrong API key) per client address and per key id: past the
+    # burst they answer 429 without a database lookup.
+    auth_failures_per_minute: int = Field(default=60, ge=1)
+    auth_failure_burst: int = Field(default=10, ge=1)
+    # A valid API key is remembered this long at most.
     api_key_cache_seconds: float = Field(default=30.0, ge=0)
+    # How often a gateway reads the revocation version: a revoked key stops working within it.
+    revocation_poll_seconds: float = Field(default=1.0, gt=0)
     idempotency_ttl: timedelta = timedelta(hours=24)
-    # A request still without a response this long after it claimed its Idempotency-Key was cut
-    # off (its gateway process died); a retry may claim the key again. Far above any request.
-    idempotency_claim_timeout: timedelta = timedelta(minutes=2)
+    # How often stored answers older than their TTL are deleted.
+    idempotency_purge_seconds: float = Field(default=60.0, gt=0)
+    # Encrypts stored answers at rest (they may carry a webhook secret); required to serve.
+    # Several comma-separated keys rotate: the first seals, any opens.
+    secrets_key: SecretStr = SecretStr("")
+
+    @property
+    def idempotency_claim_timeout(self) -> timedelta:
+        """A request still without a response this long after it claimed its Idempotency-Key was
+        cut off (its gateway died), so a retry may claim the key again. A request makes one
+        backend call, or (a single usage event) waits for the batch in flight and then its own;
+        the margin covers its own database writes."""
+        return timedelta(seconds=2 * self.backend_deadline_seconds + 2)

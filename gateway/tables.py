@@ -1,9 +1,10 @@
-"""The gateway's own schema: merchants, their hashed API keys, stored idempotent responses, and
-which merchant owns each checkout session (for the public hosted page)."""
+"""The gateway's own schema: merchants, their hashed API keys and the revocation version, stored
+idempotent responses, and which merchant owns each checkout session (for the public hosted
+page)."""
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, LargeBinary, MetaData, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, MetaData, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "gateway"
@@ -42,8 +43,19 @@ class IdempotentResponseRow(Base):
     idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
     fingerprint: Mapped[str] = mapped_column(Text)
     status_code: Mapped[int | None] = mapped_column(Integer)
-    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The answer's JSON, sealed (service_kit/secret_box.py): it may carry a webhook secret.
+    sealed_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class KeyRevocationsRow(Base):
+    """One row counting revocations: revoking a key bumps it in the same transaction, and every
+    gateway polls it to drop the keys it remembers once it moved."""
+
+    __tablename__ = "key_revocations"
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class CheckoutOwnerRow(Base):

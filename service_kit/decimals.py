@@ -6,6 +6,8 @@ from fractions import Fraction
 from service_kit.errors import InvalidArgument
 
 USDC_QUANTUM = Decimal("0.000001")
+# The longest decimal string a service parses.
+MAX_DECIMAL_TEXT = 64
 
 
 def parse_decimal(
@@ -20,8 +22,10 @@ def parse_decimal(
 
     `max_value` is exclusive. Exponent notation is accepted ("1e3") as long as the value fits.
     """
-    if not text or len(text) > 64:
-        raise InvalidArgument(f"{field} must be a decimal string of 1-64 characters", field=field)
+    if not text or len(text) > MAX_DECIMAL_TEXT:
+        raise InvalidArgument(
+            f"{field} must be a decimal string of 1-{MAX_DECIMAL_TEXT} characters", field=field
+        )
     try:
         value = Decimal(text.strip())
     except InvalidOperation:

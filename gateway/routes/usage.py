@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from billing.metering.v1 import metering_pb2 as pb
 from gateway import responses as r
 from gateway.backends import to_json
-from gateway.errors import ApiError
+from gateway.errors import ApiError, camel
 from gateway.openapi_bodies import body
 from gateway.routes import Limit, Merchant, StartingAfter, page
 from gateway.schemas import MeterCreate, Moment, UsageEventBatch, UsageEventIn, text
@@ -104,9 +104,20 @@ async def record_usage_events(merchant: Merchant) -> Any:
         request = pb.BatchRecordUsageEventsRequest(
             events=[event_message(e) for e in payload.events]
         )
-        return to_json(await merchant.call(stub.BatchRecordUsageEvents, request))
+        return batch_json(await merchant.call(stub.BatchRecordUsageEvents, request))
 
     return await merchant.created(record)
+
+
+def batch_json(response: pb.BatchRecordUsageEventsResponse) -> dict[str, Any]:
+    """The batch's results, each rejected event's field in the request's spelling ("occurredAt"),
+    as a single event's error names it."""
+    data = to_json(response)
+    for result in data["results"]:
+        error = result.get("error")
+        if error and error.get("field"):
+            error["field"] = camel(error["field"])
+    return data
 
 
 @router.get("/usage-events", **r.documented(r.Page[r.UsageEvent], 404))
@@ -136,14 +147,6 @@ async def usage_summary(
     end: Annotated[Moment, Query(alias="to")],
     event_key: Annotated[str, Query(alias="eventKey", max_length=128)] = "",
 ) -> Any:
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "invalid_field",
-            "from and to need a time zone (e.g. Z)",
-            "from",
-        )
     stub = merchant.gateway.backends.metering
     request = pb.GetUsageSummaryRequest(
         subscription_id=subscription_id,

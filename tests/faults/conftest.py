@@ -201,7 +201,6 @@ async def fault_platform(request: pytest.FixtureRequest) -> AsyncIterator[FaultP
             "INVOICING_POLL_INTERVAL_SECONDS": "0.2",
             "GATEWAY_BACKEND_DEADLINE_SECONDS": "2",
             "GATEWAY_MAX_BODY_BYTES": str(4 * 1024 * 1024),
-            "GATEWAY_IDEMPOTENCY_CLAIM_TIMEOUT": "PT3S",
         }
         for module in SERVICES:
             processes[module] = ServiceProcess(module, env, workdir / f"{module}.log")

@@ -18,18 +18,22 @@ from devstack.postgres import free_port
 from gateway.app import create_app
 from gateway.merchants import create_api_key, create_merchant
 from gateway.settings import GatewaySettings
+from service_kit.clock import Clock
 from service_kit.database import create_engine, session_factory
-from tests.conftest import SERVICE_TOKEN, Platform
+from tests.conftest import SECRETS_KEY, SERVICE_TOKEN, Platform
 
 _merchants = itertools.count(1)
 
 
 @asynccontextmanager
-async def serving(settings: GatewaySettings, platform: Platform) -> AsyncIterator[str]:
-    """The gateway app under uvicorn on a free loopback port; yields its base URL."""
+async def serving(
+    settings: GatewaySettings, platform: Platform, clock: Clock | None = None
+) -> AsyncIterator[str]:
+    """The gateway app under uvicorn on a free loopback port (on the platform's clock unless
+    given another); yields its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, clock=platform.clock),
+        create_app(settings, clock=clock or platform.clock),
         host="127.0.0.1",
         port=port,
         log_config=None,
@@ -56,6 +60,7 @@ def gateway_settings(database_url: str, platform: Platform, **overrides: object)
         "invoicing_address": invoicing,
         "settlement_address": settlement,
         "service_token": SERVICE_TOKEN,
+        "secrets_key": SECRETS_KEY,
     }
     values.update(overrides)
     return GatewaySettings(**values)  # type: ignore[arg-type]

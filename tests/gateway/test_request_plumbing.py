@@ -50,7 +50,10 @@ async def _revoke(database_url: str, key: str) -> bool:
 async def test_a_revoked_key_stops_working_within_the_cache_time(
     database_url: str, platform: Platform, anvil: Anvil
 ) -> None:
-    settings = gateway_settings(database_url, platform, api_key_cache_seconds=0.5)
+    # The revocation version is read at start only: the cache time alone bounds the key's life.
+    settings = gateway_settings(
+        database_url, platform, api_key_cache_seconds=0.5, revocation_poll_seconds=3600
+    )
     _, key = await new_merchant(database_url, anvil.accounts[2])
     async with (
         serving(settings, platform) as url,

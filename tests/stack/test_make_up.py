@@ -120,13 +120,16 @@ def test_the_demo_runs_against_make_up_and_no_secret_reaches_a_log(platform: Pla
     assert '"amount": "0.500000"' in demo.stdout
 
     logs = platform.logs()
-    secrets_key = (platform.workdir / ".devstack" / "invoicing-secrets-key").read_text().strip()
+    state = platform.workdir / ".devstack"
+    secrets_key = (state / "invoicing-secrets-key").read_text().strip()
+    gateway_key = (state / "gateway-secrets-key").read_text().strip()
     printed_once = platform.output.read_text()
     for name, value in {
         "API key": key,
         "API key secret": key.rsplit("_", 1)[1],
         "webhook secret": secret.removeprefix("whsec_"),
         "encryption key": secrets_key,
+        "gateway encryption key": gateway_key,
     }.items():
         assert value not in logs.replace(printed_once, ""), f"the {name} was logged"
     # `make up` prints the token once for the operator; no process logs it.
