@@ -98,12 +98,13 @@ class Api:
         return data
 
 
-def api_key(merchant_wallet: str) -> str:
-    """BILLING_API_KEY, or a new key of the demo merchant (what `make up` prints)."""
+def api_key() -> str:
+    """BILLING_API_KEY, or a new key of the demo merchant (what `make up` prints; `make up`
+    registered its payout wallet)."""
     if key := os.environ.get("BILLING_API_KEY"):
         return key
     command = [sys.executable, "-m", "gateway", "create-key", "--merchant", "mer_demo"]
-    command += ["--name", "Demo AI Token API", "--wallet", merchant_wallet]
+    command += ["--name", "Demo AI Token API"]
     env = {**os.environ, "GATEWAY_DATABASE_URL": DATABASE_URL, "GATEWAY_LOG_LEVEL": "WARNING"}
     created = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     if created.returncode != 0:
@@ -180,7 +181,6 @@ async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> N
         "referenceHash": reference,
         "transactionHash": transaction,
         "payerWalletAddress": payer,
-        "merchantWalletAddress": merchant_wallet,
     }
     settlement = await api.call("POST", "/api/v1/settlements", settlement_body)
 
@@ -208,7 +208,7 @@ async def main() -> int:
         payer, merchant_wallet = str(accounts[1]), str(accounts[2])
         usdc = MockUsdc(w3, USDC_ADDRESS, compile_mock_usdc()[0])
         try:
-            client.headers["Authorization"] = f"Bearer {api_key(merchant_wallet)}"
+            client.headers["Authorization"] = f"Bearer {api_key()}"
             await story(Api(client), usdc, payer, merchant_wallet)
         except DemoError as error:
             print(f"\ndemo failed: {error}", file=sys.stderr)

@@ -138,8 +138,9 @@ def stop(children: list[Child]) -> None:
             child.process.wait()
 
 
-def create_demo_key(database_url: str, wallet: str) -> str:
-    """A fresh API key of the demo merchant (created on first use), paid at `wallet`."""
+def create_demo_key(database_url: str, wallet: str, env: dict[str, str]) -> str:
+    """A fresh API key of the demo merchant (created on first use), paid at `wallet`; `env`
+    names the running settlement service, which records the wallet."""
     created = subprocess.run(
         [
             sys.executable,
@@ -153,7 +154,12 @@ def create_demo_key(database_url: str, wallet: str) -> str:
             "--wallet",
             wallet,
         ],
-        env={**os.environ, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_LOG_LEVEL": "WARNING"},
+        env={
+            **os.environ,
+            **env,
+            "GATEWAY_DATABASE_URL": database_url,
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        },
         check=True,
         capture_output=True,
         text=True,
@@ -254,7 +260,7 @@ def up() -> int:
         ports = ", ".join(f"{s.module} :{s.metrics_port}" for s in GRPC_SERVICES)
         print(f"  {'metrics':<14} http://127.0.0.1:<port>/metrics ({ports}; the gateway's own)")
         print(f"  {'service token':<14} {token} (gRPC metadata authorization: Bearer <token>)")
-        demo_key = create_demo_key(url, anvil.accounts[2])
+        demo_key = create_demo_key(url, anvil.accounts[2], chain)
         print(f"  {'demo API key':<14} {demo_key}")
         print(f"  {'demo merchant':<14} {DEMO_MERCHANT}, paid at {anvil.accounts[2]}")
         print(f"Logs in {STATE_DIR / 'logs'}/. Ctrl-C stops everything.", flush=True)

@@ -1,8 +1,9 @@
 """The hosted checkout page a session's `url` points to: plain HTML, escaped by Jinja2.
 
-A usage-only plan starts with one button. A plan paid up front shows the merchant's wallet and
-the amount, and takes the payer's wallet and transaction hash; the payment is then verified on
-chain by settlement, and the page waits for it before sending the subscriber to successUrl."""
+A usage-only plan starts with one button. A plan paid up front shows the merchant's payout wallet
+(settlement's record) and the amount, and takes the payer's wallet and transaction hash; the
+payment is then verified on chain by settlement, and the page waits for it before sending the
+subscriber to successUrl."""
 
 import hashlib
 from decimal import Decimal
@@ -67,6 +68,20 @@ async def _owner(gateway: Gateway, session_id: str) -> Merchant:
     return found
 
 
+async def _payee(gateway: Gateway, owner: Merchant) -> str:
+    """The wallet the subscriber pays: settlement's record, "" while there is none."""
+    backends = gateway.backends
+    try:
+        found = await backends.call(
+            backends.settlement.GetPayoutWallet, spb.GetPayoutWalletRequest(), owner.id
+        )
+    except ApiError as error:
+        if error.status == 404:
+            return ""
+        raise
+    return str(found.wallet_address)
+
+
 async def _render(
     gateway: Gateway,
     owner: Merchant,
@@ -82,14 +97,19 @@ async def _render(
         backends.invoicing.GetService, ipb.GetServiceRequest(id=plan.service_id), owner.id
     )
     price, charges = _price(plan)
+    paid_up_front = Decimal(session.amount_due) > 0
+    payee = await _payee(gateway, owner) if paid_up_front else ""
+    if paid_up_front and not payee:
+        error = "This merchant cannot take USDC payments yet: it has no payout wallet."
     context: dict[str, Any] = {
         "merchant": owner,
+        "payee": payee,
         "service": service,
         "plan": plan,
         "price": price,
         "charges": charges,
         "session": {"cancelUrl": session.cancel_url},
-        "amount_due": session.amount_due if Decimal(session.amount_due) > 0 else "",
+        "amount_due": session.amount_due if paid_up_front else "",
         "waiting": session.status == ipb.CHECKOUT_SESSION_STATUS_AWAITING_PAYMENT,
         "error": error,
     }
@@ -143,7 +163,6 @@ async def submit_checkout(request: Request, session_id: str) -> Response:
                 reference_hash="0x" + hashlib.sha256(session_id.encode()).hexdigest(),
                 transaction_hash=proof.transaction_hash,
                 payer_wallet_address=proof.payer_wallet_address,
-                merchant_wallet_address=owner.wallet_address,
             ),
             owner.id,
         )

@@ -18,9 +18,10 @@ KEY_PREFIX = "bk_"
 
 @dataclass(frozen=True)
 class Merchant:
+    """A merchant account. The wallet it is paid in is settlement's record (SetPayoutWallet)."""
+
     id: str
     name: str
-    wallet_address: str
 
 
 def _hash(secret: str) -> bytes:
@@ -28,12 +29,10 @@ def _hash(secret: str) -> bytes:
 
 
 async def create_merchant(
-    session: AsyncSession, name: str, wallet_address: str, now: datetime, merchant_id: str = ""
+    session: AsyncSession, name: str, now: datetime, merchant_id: str = ""
 ) -> Merchant:
-    merchant = Merchant(merchant_id or new_id("mer"), name, wallet_address)
-    session.add(
-        MerchantRow(id=merchant.id, name=name, wallet_address=wallet_address, create_time=now)
-    )
+    merchant = Merchant(merchant_id or new_id("mer"), name)
+    session.add(MerchantRow(id=merchant.id, name=name, create_time=now))
     await session.flush()
     return merchant
 
@@ -77,14 +76,14 @@ async def merchant_for_key(session: AsyncSession, key: str) -> Merchant | None:
         return None
     key_id, _, secret = key.removeprefix(KEY_PREFIX).partition("_")
     found = await session.execute(
-        select(ApiKeyRow.secret_hash, MerchantRow.id, MerchantRow.name, MerchantRow.wallet_address)
+        select(ApiKeyRow.secret_hash, MerchantRow.id, MerchantRow.name)
         .join(MerchantRow, MerchantRow.id == ApiKeyRow.merchant_id)
         .where(ApiKeyRow.id == key_id, ApiKeyRow.revoke_time.is_(None))
     )
     match = found.first()
     if match is None or not hmac.compare_digest(match.secret_hash, _hash(secret)):
         return None
-    return Merchant(match.id, match.name, match.wallet_address)
+    return Merchant(match.id, match.name)
 
 
 class KeyCache:
@@ -141,4 +140,4 @@ class _Remembered:
 
 async def merchant(session: AsyncSession, merchant_id: str) -> Merchant | None:
     row = await session.get(MerchantRow, merchant_id)
-    return Merchant(row.id, row.name, row.wallet_address) if row else None
+    return Merchant(row.id, row.name) if row else None

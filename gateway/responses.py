@@ -217,6 +217,7 @@ class Settlement(Reply):
             "WRONG_RECIPIENT",
             "SHORT_AMOUNT",
             "EXPIRED",
+            "TRANSACTION_USED",
         ]
         | None
     )
@@ -228,6 +229,11 @@ class Settlement(Reply):
     create_time: datetime
     confirm_time: datetime | Absent = None
     user_id: str
+
+
+class PayoutWallet(Reply):
+    wallet_address: str
+    update_time: datetime
 
 
 class WebhookEndpoint(Reply):

@@ -20,8 +20,6 @@ class MerchantRow(Base):
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    # Where the merchant is paid in USDC: shown on the hosted checkout page.
-    wallet_address: Mapped[str] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column(Timestamp)
 
 

@@ -20,7 +20,8 @@ router = APIRouter(prefix="/api/v1", tags=["payments"])
 )
 async def create_settlement(merchant: Merchant) -> Any:
     """Records the on-chain payment proof; the answer is PENDING until confirmations, then
-    CONFIRMED (the invoice is PAID) or FAILED with a reason."""
+    CONFIRMED (the invoice is PAID) or FAILED with a reason. The payee is the merchant's payout
+    wallet on record: a `merchantWalletAddress` that differs is refused."""
     payload = merchant.parse(SettlementCreate)
 
     async def create() -> dict[str, Any]:
@@ -52,6 +53,14 @@ async def get_settlement(merchant: Merchant, settlement_id: str) -> Any:
     return to_json(
         await merchant.call(stub.GetSettlement, pb.GetSettlementRequest(id=settlement_id))
     )
+
+
+@router.get("/payout-wallet", **r.documented(r.PayoutWallet, 404))
+async def get_payout_wallet(merchant: Merchant) -> Any:
+    """The wallet this merchant is paid in: every settlement must pay it. The operator sets it
+    (`python -m gateway set-wallet`); no API key can change it."""
+    stub = merchant.gateway.backends.settlement
+    return to_json(await merchant.call(stub.GetPayoutWallet, pb.GetPayoutWalletRequest()))
 
 
 @router.post(

@@ -95,7 +95,7 @@ class FaultPlatform:
     async def api_key(self, merchant_id: str) -> str:
         """A new gateway API key of `merchant_id` (created on first use)."""
         settings = GatewaySettings(database_url=self.database_url)
-        return await issue_key(settings, merchant_id, merchant_id, self.anvil.accounts[2])
+        return await issue_key(settings, merchant_id, merchant_id, wallet="")
 
     def rest_client(self, api_key: str) -> httpx.AsyncClient:
         """A merchant's client of the gateway (no proxy: loopback)."""

@@ -82,6 +82,9 @@ async def test_settlements_wait_for_the_chain_and_confirm_when_it_is_back(
         merchant_id = new_merchant_id("chain_down")
         metadata = fault_platform.metadata(merchant_id)
         usdc, (minter, payer, wallet) = fault_platform.usdc, fault_platform.anvil.accounts[:3]
+        await settlement_rpc.SetPayoutWallet(
+            pb.SetPayoutWalletRequest(wallet_address=wallet), metadata=metadata
+        )
         invoices = [await _open_invoice(invoicing_rpc, metadata, payer) for _ in range(INVOICES)]
         transfers = []
         for _ in invoices:
@@ -97,7 +100,6 @@ async def test_settlements_wait_for_the_chain_and_confirm_when_it_is_back(
                     reference_hash="0x" + "5e" * 32,
                     transaction_hash=transfer,
                     payer_wallet_address=payer,
-                    merchant_wallet_address=wallet,
                 ),
                 metadata=metadata,
             )

@@ -13,14 +13,13 @@ import httpx
 import pytest
 import uvicorn
 
-from devstack.chain import Anvil
 from devstack.postgres import free_port
 from gateway.app import create_app
 from gateway.merchants import create_api_key, create_merchant
 from gateway.settings import GatewaySettings
 from service_kit.clock import Clock
 from service_kit.database import create_engine, session_factory
-from tests.conftest import SECRETS_KEY, SERVICE_TOKEN, Platform
+from tests.conftest import SECRETS_KEY, SERVICE_TOKEN, Platform, register_payout_wallet
 
 _merchants = itertools.count(1)
 
@@ -72,15 +71,17 @@ async def gateway_url(database_url: str, platform: Platform) -> AsyncIterator[st
         yield url
 
 
-async def new_merchant(database_url: str, wallet: str) -> tuple[str, str]:
-    """A merchant and its API key, as `python -m gateway create-key` makes them."""
+async def new_merchant(database_url: str, platform: Platform) -> tuple[str, str, str]:
+    """A merchant, its API key and its payout wallet, as `python -m gateway create-key
+    --wallet` makes them."""
+    merchant_id = f"mer_rest{next(_merchants)}"
+    wallet = await register_payout_wallet(platform, merchant_id)
     engine = create_engine(database_url, pool_size=1)
     try:
         async with session_factory(engine)() as session, session.begin():
-            merchant_id = f"mer_rest{next(_merchants)}"
             now = datetime.now(UTC)
-            await create_merchant(session, f"Merchant {merchant_id}", wallet, now, merchant_id)
-            return merchant_id, await create_api_key(session, merchant_id, now)
+            await create_merchant(session, f"Merchant {merchant_id}", now, merchant_id)
+            return merchant_id, await create_api_key(session, merchant_id, now), wallet
     finally:
         await engine.dispose()
 
@@ -93,6 +94,8 @@ class Api:
     merchant_id: str
     key: str
     platform: Platform
+    # The merchant's payout wallet.
+    wallet: str
 
     async def post(self, path: str, body: object, **headers: str) -> httpx.Response:
         return await self.client.post(path, json=body, headers=headers)
@@ -102,14 +105,12 @@ class Api:
 
 
 @pytest.fixture
-async def api(
-    database_url: str, gateway_url: str, platform: Platform, anvil: Anvil
-) -> AsyncIterator[Api]:
-    merchant_id, key = await new_merchant(database_url, anvil.accounts[2])
+async def api(database_url: str, gateway_url: str, platform: Platform) -> AsyncIterator[Api]:
+    merchant_id, key, wallet = await new_merchant(database_url, platform)
     async with httpx.AsyncClient(
         base_url=gateway_url,
         headers={"Authorization": f"Bearer {key}"},
         trust_env=False,
         timeout=30,
     ) as client:
-        yield Api(client, merchant_id, key, platform)
+        yield Api(client, merchant_id, key, platform, wallet)

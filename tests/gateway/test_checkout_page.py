@@ -151,7 +151,7 @@ async def test_a_fixed_fee_is_paid_in_usdc_and_verified_on_chain(
     )
     assert (session["status"], session["amountDue"]) == ("OPEN", "9.990000")
     checkout_url = f"{gateway_url}/checkout/{session['id']}"
-    wallet, payer, minter = anvil.accounts[2], anvil.accounts[1], anvil.accounts[0]
+    wallet, payer, minter = api.wallet, anvil.accounts[1], anvil.accounts[0]
 
     await page.goto(checkout_url)
     assert await page.locator("#price").inner_text() == "9.99 USDC per month"

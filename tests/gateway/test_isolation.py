@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 
-from devstack.chain import Anvil
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.conftest import Api, new_merchant
@@ -17,6 +16,8 @@ from tests.gateway.test_rest_api import subscribe
 # Only in the owner's names and texts: it must never reach the other merchant.
 MARKER = "owner-only-7f3a"
 NOT_FOUND, EMPTY, REJECTED, OWN = "404", "empty list", "rejected", "created as its own"
+# A record every merchant has one of (its payout wallet): the other merchant gets its own.
+ITS_OWN = "its own record"
 PERIOD = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
 
 
@@ -99,13 +100,13 @@ PROBES: dict[tuple[str, str], Probe] = {
             "referenceHash": "0x" + secrets.token_hex(32),
             "transactionHash": "0x" + secrets.token_hex(32),
             "payerWalletAddress": "0x" + "11" * 20,
-            "merchantWalletAddress": "0x" + "22" * 20,
         },
     ),
     ("GET", "/api/v1/settlements"): Probe(
         "/api/v1/settlements", EMPTY, query={"invoiceId": "{invoice}"}
     ),
     ("GET", "/api/v1/settlements/{settlement_id}"): Probe("/api/v1/settlements/{settlement}"),
+    ("GET", "/api/v1/payout-wallet"): Probe("/api/v1/payout-wallet", ITS_OWN),
     ("POST", "/api/v1/webhook-endpoints"): Probe(
         "/api/v1/webhook-endpoints",
         OWN,
@@ -180,7 +181,6 @@ async def owned_objects(api: Api) -> dict[str, Any]:
             "referenceHash": "0x" + secrets.token_hex(32),
             "transactionHash": "0x" + secrets.token_hex(32),
             "payerWalletAddress": "0x" + "33" * 20,
-            "merchantWalletAddress": "0x" + "44" * 20,
         },
     )
     endpoint = await created(
@@ -211,11 +211,11 @@ def test_every_endpoint_has_an_isolation_probe(database_url: str) -> None:
 
 
 async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
-    api: Api, database_url: str, anvil: Anvil
+    api: Api, database_url: str
 ) -> None:
     objects = await owned_objects(api)
     before = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
-    other_id, other_key = await new_merchant(database_url, anvil.accounts[3])
+    other_id, other_key, _ = await new_merchant(database_url, api.platform)
     headers = {"Authorization": f"Bearer {other_key}", "x-merchant-id": api.merchant_id}
     async with httpx.AsyncClient(
         base_url=str(api.client.base_url), headers=headers, trust_env=False
@@ -249,6 +249,9 @@ async def expect(
     elif probe.answer == EMPTY:
         assert response.status_code == 200, where
         assert (response.json()["data"], response.json()["hasMore"]) == ([], False), where
+    elif probe.answer == ITS_OWN:
+        assert response.status_code == 200, where
+        assert response.json()["walletAddress"] != owner.wallet, where
     elif probe.answer == REJECTED:
         assert response.status_code == 200, where
         [result] = response.json()["results"]

@@ -10,7 +10,6 @@ import httpx
 import structlog
 from structlog.testing import capture_logs
 
-from devstack.chain import Anvil
 from gateway.merchants import revoke_api_key
 from service_kit.database import create_engine, session_factory
 from tests.conftest import Platform
@@ -48,13 +47,13 @@ async def _revoke(database_url: str, key: str) -> bool:
 
 
 async def test_a_revoked_key_stops_working_within_the_cache_time(
-    database_url: str, platform: Platform, anvil: Anvil
+    database_url: str, platform: Platform
 ) -> None:
     # The revocation version is read at start only: the cache time alone bounds the key's life.
     settings = gateway_settings(
         database_url, platform, api_key_cache_seconds=0.5, revocation_poll_seconds=3600
     )
-    _, key = await new_merchant(database_url, anvil.accounts[2])
+    _, key, _ = await new_merchant(database_url, platform)
     async with (
         serving(settings, platform) as url,
         httpx.AsyncClient(

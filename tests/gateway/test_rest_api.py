@@ -106,7 +106,24 @@ async def test_seed_000_through_rest_from_plan_to_paid_invoice(
     assert (invoice["amount"], invoice["status"]) == ("0.500000", "OPEN")
 
     await usdc.mint(anvil.accounts[1], 500_000, anvil.accounts[0])
-    transaction = await usdc.transfer(anvil.accounts[1], anvil.accounts[2], 500_000)
+    transaction = await usdc.transfer(anvil.accounts[1], api.wallet, 500_000)
+    # The payee comes from the record: naming another wallet is refused, naming none is fine.
+    elsewhere = await api.post(
+        "/api/v1/settlements",
+        {
+            "invoiceId": invoice["id"],
+            "referenceHash": "0x" + "5e" * 32,
+            "transactionHash": transaction,
+            "payerWalletAddress": anvil.accounts[1],
+            "merchantWalletAddress": anvil.accounts[1],
+        },
+    )
+    assert (elsewhere.status_code, elsewhere.json()["error"]["param"]) == (
+        400,
+        "merchantWalletAddress",
+    )
+    payout = await api.get("/api/v1/payout-wallet")
+    assert (payout.status_code, payout.json()["walletAddress"]) == (200, api.wallet)
     created = await api.post(
         "/api/v1/settlements",
         {
@@ -114,7 +131,7 @@ async def test_seed_000_through_rest_from_plan_to_paid_invoice(
             "referenceHash": "0x" + "5e" * 32,
             "transactionHash": transaction,
             "payerWalletAddress": anvil.accounts[1],
-            "merchantWalletAddress": anvil.accounts[2],
+            "merchantWalletAddress": api.wallet,
         },
     )
     assert (created.status_code, created.json()["status"]) == (200, "PENDING")
@@ -236,12 +253,12 @@ async def test_a_batch_answers_each_event_and_counts_once_against_the_limit(api:
 
 
 async def test_rate_limit_answers_429_with_retry_after(
-    database_url: str, platform: Platform, anvil: Anvil
+    database_url: str, platform: Platform
 ) -> None:
     settings = gateway_settings(
         database_url, platform, rate_limit_per_minute=60, rate_limit_burst=3
     )
-    _, key = await new_merchant(database_url, anvil.accounts[2])
+    _, key, _ = await new_merchant(database_url, platform)
     async with (
         serving(settings, platform) as url,
         httpx.AsyncClient(
@@ -259,16 +276,14 @@ async def test_rate_limit_answers_429_with_retry_after(
     assert limited.json()["error"]["type"] == "rate_limit_error"
 
 
-async def test_a_stopped_backend_is_503_quickly(
-    database_url: str, platform: Platform, anvil: Anvil
-) -> None:
+async def test_a_stopped_backend_is_503_quickly(database_url: str, platform: Platform) -> None:
     settings = gateway_settings(
         database_url,
         platform,
         settlement_address=f"127.0.0.1:{free_port()}",
         backend_deadline_seconds=1,
     )
-    _, key = await new_merchant(database_url, anvil.accounts[2])
+    _, key, _ = await new_merchant(database_url, platform)
     async with (
         serving(settings, platform) as url,
         httpx.AsyncClient(
@@ -378,7 +393,7 @@ async def test_the_checkout_page_refuses_a_reused_payment_and_stays_open(
         )
     ).json()
     await usdc.mint(anvil.accounts[1], 1_000_000, anvil.accounts[0])
-    transaction = await usdc.transfer(anvil.accounts[1], anvil.accounts[2], 1_000_000)
+    transaction = await usdc.transfer(anvil.accounts[1], api.wallet, 1_000_000)
     invoice_service, invoice_plan = await usage_plan(api)
     subscription = await subscribe(api, invoice_plan)
     invoice = (
@@ -398,7 +413,7 @@ async def test_the_checkout_page_refuses_a_reused_payment_and_stays_open(
             "referenceHash": "0x" + "11" * 32,
             "transactionHash": transaction,
             "payerWalletAddress": anvil.accounts[1],
-            "merchantWalletAddress": anvil.accounts[2],
+            "merchantWalletAddress": api.wallet,
         },
     )
     assert used.status_code == 200
