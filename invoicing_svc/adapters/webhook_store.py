@@ -279,6 +279,16 @@ class WebhookStore:
             )
         )
 
+    async def lock_endpoint(self, endpoint_id: str) -> None:
+        """Takes the endpoint's row lock before any of its deliveries': disabling an endpoint
+        fails all its pending deliveries, so every transaction that records an attempt locks in
+        the same order (endpoint, then delivery) and none deadlocks with another."""
+        await self._session.execute(
+            select(WebhookEndpointRow.id)
+            .where(WebhookEndpointRow.id == endpoint_id)
+            .with_for_update()
+        )
+
     async def endpoint_succeeded(self, endpoint_id: str) -> None:
         """A success stops the endpoint's failure clock."""
         await self._session.execute(

@@ -128,6 +128,7 @@ async def _deliver(invoicing: Invoicing, delivery: DueDelivery) -> bool:
     else:
         status = "PENDING"
     async with invoicing.unit_of_work() as uow:
+        await uow.webhooks.lock_endpoint(delivery.endpoint_id)
         await uow.webhooks.record_attempt(
             delivery,
             attempt_time=now,
