@@ -10,14 +10,27 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway import hosted_checkout, openapi_bodies
+from gateway import hosted_checkout, openapi
 from gateway.backends import Backends
-from gateway.context import Gateway, purge_expired_answers
+from gateway.context import Gateway
 from gateway.errors import ApiError, camel
+from gateway.idempotency import IdempotentAnswers
 from gateway.merchants import KeyCache
 from gateway.middleware import ObserveRequests
 from gateway.rate_limit import FailureThrottle, RateLimiter
-from gateway.routes import billing, catalog, operations, payments, usage
+from gateway.routes import (
+    checkout_sessions,
+    invoices,
+    meters,
+    operations,
+    payout_wallets,
+    plans,
+    services,
+    settlements,
+    subscriptions,
+    usage_events,
+    webhook_endpoints,
+)
 from gateway.settings import GatewaySettings
 from gateway.usage_batcher import UsageBatcher
 from service_kit.background import every
@@ -49,8 +62,7 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
                 settings.auth_failures_per_minute, settings.auth_failure_burst
             ),
             limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-            secrets=secrets,
-            clock=clock or SystemClock(),
+            answers=IdempotentAnswers(sessions, settings, secrets, clock or SystemClock()),
         )
         app.state.gateway = gateway
         # Before serving: every key looked up is then tagged with a version read from the table.
@@ -60,7 +72,7 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
                 every(
                     settings.idempotency_purge_seconds,
                     "idempotency_purge",
-                    lambda: purge_expired_answers(gateway),
+                    gateway.answers.purge_expired,
                 )
             ),
             asyncio.create_task(
@@ -86,9 +98,22 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         description="Usage-based billing settled in USDC: Retempo-compatible REST API.",
         lifespan=lifespan,
     )
-    for module in (catalog, usage, billing, payments, operations, hosted_checkout):
+    for module in (
+        services,
+        plans,
+        meters,
+        usage_events,
+        checkout_sessions,
+        subscriptions,
+        invoices,
+        settlements,
+        payout_wallets,
+        webhook_endpoints,
+        operations,
+        hosted_checkout,
+    ):
         app.include_router(module.router)
-    openapi_bodies.install(app)
+    openapi.install(app)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -100,7 +125,11 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         field = ".".join(camel(str(part)) for part in first["loc"][1:] if not isinstance(part, int))
         return _envelope(
             ApiError(
-                400, "invalid_request_error", "invalid_field", f"{field}: {first['msg']}", field
+                400,
+                "invalid_request_error",
+                "invalid_field",
+                f"{field or 'body'}: {first['msg']}",
+                field,
             )
         )
 

@@ -34,7 +34,7 @@ class ObserveRequests:
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
-                # Set by the merchant authentication (gateway/context.py) once the key is known.
+                # Set by gateway/authentication.py once the key is known.
                 decision = scope.get("state", {}).get("rate_limit")
                 if decision is not None:
                     headers["RateLimit-Limit"] = str(decision.limit)

@@ -39,7 +39,7 @@ def _bounded(value: Decimal) -> Decimal:
     return value
 
 
-# A JSON number reaches here as a Decimal (gateway/json_body.py bounded it), a string is bounded
+# A JSON number reaches here as a Decimal (gateway/json_bodies.py bounded it), a string is bounded
 # here; Decimal refuses booleans.
 Number = Annotated[Decimal, Field(allow_inf_nan=False), AfterValidator(_bounded)]
 Count = Annotated[int, Strict()]

@@ -1,6 +1,6 @@
-"""A request body as JSON: every number exact (Decimal) and bounded, nesting bounded, every key
-once. A refusal answers 400 naming where in the body it is (keys joined by dots, as the field
-errors of the schemas name them).
+"""A request body read within its size limit (413 beyond) and parsed as JSON: every number exact
+(Decimal) and bounded, nesting bounded, every key once. A refusal answers 400 naming where in the
+body it is (keys joined by dots, as the field errors of the schemas name them).
 
 Numbers are bounded while they are parsed, before anything formats them: a short token such as
 1e100000000 would otherwise become a 100-million-digit string on its way to a service."""
@@ -9,6 +9,9 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from fastapi import Request
+from starlette.types import Receive, Scope
 
 from gateway.errors import ApiError
 from gateway.schemas import NUMBER_BOUND, fits
@@ -131,3 +134,41 @@ def _refuse_what_was_marked(value: Any, path: list[str]) -> None:
     elif isinstance(value, list):
         for item in value:
             _refuse_what_was_marked(item, path)
+
+
+class ExactJsonRequest(Request):
+    """A request whose body was read and parsed before FastAPI looks at it: FastAPI validates the
+    route's typed body against `json()`, our exact value, never its own float parse. An empty
+    body reads as the empty object, so a schema whose fields all have defaults needs none."""
+
+    def __init__(self, scope: Scope, receive: Receive, sent: bytes) -> None:
+        super().__init__(scope, receive)
+        self.sent = sent
+        self._value = parse_exact_json(sent) if sent else {}
+
+    async def body(self) -> bytes:
+        return self.sent or b"{}"
+
+    async def json(self) -> Any:
+        return self._value
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is declared or read beyond `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, "invalid_request_error", "body_too_large", f"the body is larger than {limit} bytes"
+    )

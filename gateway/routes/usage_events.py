@@ -1,19 +1,18 @@
-"""Meters, usage events and usage summaries."""
+"""Usage events, and the usage of a subscription they add up to."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from billing.metering.v1 import metering_pb2 as pb
 from gateway import responses as r
 from gateway.backends import to_json
 from gateway.errors import ApiError, camel
-from gateway.openapi_bodies import body
-from gateway.routes import Limit, Merchant, StartingAfter, page
-from gateway.schemas import MeterCreate, Moment, UsageEventBatch, UsageEventIn, text
+from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
+from gateway.schemas import Moment, UsageEventBatch, UsageEventIn, text
 from service_kit.proto_time import to_timestamp
 
-router = APIRouter(prefix="/api/v1", tags=["usage"])
+router = merchant_router("usage events")
 
 
 def event_message(event: UsageEventIn) -> pb.UsageEventInput:
@@ -32,47 +31,9 @@ def event_message(event: UsageEventIn) -> pb.UsageEventInput:
     return message
 
 
-@router.post("/meters", openapi_extra=body(MeterCreate), **r.documented(r.Meter, 404, 409))
-async def create_meter(merchant: Merchant) -> Any:
-    payload = merchant.parse(MeterCreate)
-
-    async def create() -> dict[str, Any]:
-        meter = pb.Meter(
-            service_id=payload.service_id,
-            event_key=payload.event_key,
-            aggregation=pb.Aggregation.Value(f"AGGREGATION_{payload.aggregation}"),
-            unique_property=payload.unique_property,
-            display_name=payload.display_name,
-        )
-        stub = merchant.gateway.backends.metering
-        return to_json(await merchant.call(stub.CreateMeter, pb.CreateMeterRequest(meter=meter)))
-
-    return await merchant.created(create)
-
-
-@router.get("/meters", **r.documented(r.Page[r.Meter], 404))
-async def list_meters(
-    merchant: Merchant,
-    service_id: Annotated[str, Query(alias="serviceId", max_length=128)] = "",
-    limit: Limit = 10,
-    starting_after: StartingAfter = "",
-) -> Any:
-    stub = merchant.gateway.backends.metering
-    request = pb.ListMetersRequest(
-        service_id=service_id, page_size=limit, page_token=starting_after
-    )
-    found = await merchant.call(stub.ListMeters, request)
-    return page([to_json(m) for m in found.meters], found.next_page_token)
-
-
-@router.post(
-    "/usage-events",
-    openapi_extra=body(UsageEventIn),
-    **r.documented(r.UsageEventRecorded, 404, 409),
-)
-async def record_usage_event(merchant: Merchant) -> Any:
+@router.post("/usage-events", **r.documented(r.UsageEventRecorded, 404, 409))
+async def record_usage_event(merchant: Merchant, payload: UsageEventIn) -> Any:
     """Acknowledged once durably committed; a repeated idempotencyKey answers `duplicate`."""
-    payload = merchant.parse(UsageEventIn)
 
     async def record() -> dict[str, Any]:
         event = event_message(payload)
@@ -81,14 +42,9 @@ async def record_usage_event(merchant: Merchant) -> Any:
     return await merchant.created(record)
 
 
-@router.post(
-    "/usage-events/batch",
-    openapi_extra=body(UsageEventBatch),
-    **r.documented(r.UsageEventBatchRecorded, 404, 409),
-)
-async def record_usage_events(merchant: Merchant) -> Any:
+@router.post("/usage-events/batch", **r.documented(r.UsageEventBatchRecorded, 404, 409))
+async def record_usage_events(merchant: Merchant, payload: UsageEventBatch) -> Any:
     """Each event gets its own result; a bad event does not cost the others."""
-    payload = merchant.parse(UsageEventBatch)
     limit = merchant.gateway.settings.max_batch_events
     if len(payload.events) > limit:
         raise ApiError(

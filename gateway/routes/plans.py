@@ -1,0 +1,66 @@
+"""Plans: a service's prices."""
+
+from typing import Any
+
+from billing.invoicing.v1 import invoicing_pb2 as pb
+from gateway import responses as r
+from gateway.backends import to_json
+from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
+from gateway.schemas import PlanCreate, text
+
+router = merchant_router("plans")
+
+
+def plan_message(service_id: str, payload: PlanCreate) -> pb.Plan:
+    return pb.Plan(
+        service_id=service_id,
+        name=payload.name,
+        pricing_type=pb.PricingType.Value(f"PRICING_TYPE_{payload.pricing_type}"),
+        billing_interval=pb.BillingInterval.Value(f"BILLING_INTERVAL_{payload.billing_interval}"),
+        interval_count=payload.interval_count,
+        amount=text(payload.amount),
+        charges=[
+            pb.UsageCharge(
+                event_key=c.event_key,
+                model=pb.ChargeModel.Value(f"CHARGE_MODEL_{c.model}"),
+                unit_price=text(c.unit_price),
+                package_size=text(c.package_size),
+                included_quantity=text(c.included_quantity),
+                tiers=[
+                    pb.Tier(
+                        up_to=text(t.up_to),
+                        unit_price=text(t.unit_price),
+                        flat_fee=text(t.flat_fee),
+                    )
+                    for t in c.tiers
+                ],
+            )
+            for c in payload.charges
+        ],
+    )
+
+
+@router.post("/services/{service_id}/plans", **r.documented(r.Plan, 404, 409))
+async def create_plan(merchant: Merchant, service_id: str, payload: PlanCreate) -> Any:
+    async def create() -> dict[str, Any]:
+        request = pb.CreatePlanRequest(plan=plan_message(service_id, payload))
+        stub = merchant.gateway.backends.invoicing
+        return to_json(await merchant.call(stub.CreatePlan, request))
+
+    return await merchant.created(create)
+
+
+@router.get("/services/{service_id}/plans", **r.documented(r.Page[r.Plan], 404))
+async def list_plans(
+    merchant: Merchant, service_id: str, limit: Limit = 10, starting_after: StartingAfter = ""
+) -> Any:
+    stub = merchant.gateway.backends.invoicing
+    request = pb.ListPlansRequest(service_id=service_id, page_size=limit, page_token=starting_after)
+    found = await merchant.call(stub.ListPlans, request)
+    return page([to_json(p) for p in found.plans], found.next_page_token)
+
+
+@router.get("/plans/{plan_id}", **r.documented(r.Plan, 404))
+async def get_plan(merchant: Merchant, plan_id: str) -> Any:
+    stub = merchant.gateway.backends.invoicing
+    return to_json(await merchant.call(stub.GetPlan, pb.GetPlanRequest(id=plan_id)))

@@ -1,0 +1,53 @@
+"""Subscriptions: a user on a plan, billed period by period."""
+
+from datetime import timedelta
+from typing import Any
+
+from billing.invoicing.v1 import invoicing_pb2 as pb
+from gateway import responses as r
+from gateway.backends import to_json
+from gateway.routes import Merchant, merchant_router
+from gateway.schemas import SubscriptionCancel, TestClockAdvance
+
+router = merchant_router("subscriptions")
+
+
+@router.get("/subscriptions/{subscription_id}", **r.documented(r.Subscription, 404))
+async def get_subscription(merchant: Merchant, subscription_id: str) -> Any:
+    stub = merchant.gateway.backends.invoicing
+    return to_json(
+        await merchant.call(stub.GetSubscription, pb.GetSubscriptionRequest(id=subscription_id))
+    )
+
+
+@router.post("/subscriptions/{subscription_id}/cancel", **r.documented(r.Subscription, 404, 409))
+async def cancel_subscription(
+    merchant: Merchant, subscription_id: str, payload: SubscriptionCancel
+) -> Any:
+    async def cancel() -> dict[str, Any]:
+        stub = merchant.gateway.backends.invoicing
+        request = pb.CancelSubscriptionRequest(
+            id=subscription_id, at_period_end=payload.at_period_end
+        )
+        return to_json(await merchant.call(stub.CancelSubscription, request))
+
+    return await merchant.created(cancel)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/test-clock/advance",
+    **r.documented(r.Subscription, 403, 404, 409),
+)
+async def advance_test_clock(
+    merchant: Merchant, subscription_id: str, payload: TestClockAdvance
+) -> Any:
+    """Test mode only (403 unless INVOICING_TEST_CLOCK_ENABLED): moves the subscription's time
+    forward and closes every billing period that ended by then."""
+
+    async def advance() -> dict[str, Any]:
+        request = pb.AdvanceTestClockRequest(subscription_id=subscription_id)
+        request.advance_by.FromTimedelta(timedelta(seconds=payload.seconds))
+        stub = merchant.gateway.backends.invoicing
+        return to_json(await merchant.call(stub.AdvanceTestClock, request))
+
+    return await merchant.created(advance)
