@@ -141,6 +141,15 @@ class UsageEventIn(Body):
     ] = {}
 
 
+class UsageEventCancel(Body):
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class UsageEventCancelByKey(UsageEventCancel):
+    subscription_id: Id
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=255)]
+
+
 class UsageEventBatch(Body):
     events: Annotated[list[UsageEventIn], Field(min_length=1)]
 

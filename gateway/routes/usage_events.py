@@ -4,12 +4,20 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
+from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.metering.v1 import metering_pb2 as pb
 from gateway import responses as r
 from gateway.backends import to_json
 from gateway.errors import ApiError, camel
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
-from gateway.schemas import Moment, UsageEventBatch, UsageEventIn, text
+from gateway.schemas import (
+    Moment,
+    UsageEventBatch,
+    UsageEventCancel,
+    UsageEventCancelByKey,
+    UsageEventIn,
+    text,
+)
 from service_kit.proto_time import to_timestamp
 
 router = merchant_router("usage events")
@@ -76,14 +84,47 @@ def batch_json(response: pb.BatchRecordUsageEventsResponse) -> dict[str, Any]:
     return data
 
 
+@router.post("/usage-events/{event_id}/cancel", **r.documented(r.UsageEvent, 404, 409))
+async def cancel_usage_event(merchant: Merchant, event_id: str, payload: UsageEventCancel) -> Any:
+    """Corrects a usage event: it leaves every summary (its record stays, with `cancelTime`).
+    Refused (409) once its billing period is closed; canceling it again changes nothing."""
+
+    async def cancel() -> dict[str, Any]:
+        request = pb.CancelUsageEventRequest(id=event_id, reason=payload.reason)
+        stub = merchant.gateway.backends.metering
+        return to_json(await merchant.call(stub.CancelUsageEvent, request))
+
+    return await merchant.created(cancel)
+
+
+@router.post("/usage-events/cancel", **r.documented(r.UsageEvent, 404, 409))
+async def cancel_usage_event_by_key(merchant: Merchant, payload: UsageEventCancelByKey) -> Any:
+    """Cancels the event recorded with this idempotencyKey for the subscription, as
+    `POST /usage-events/{eventId}/cancel` does: for a client that kept its keys, not ids."""
+
+    async def cancel() -> dict[str, Any]:
+        request = pb.CancelUsageEventRequest(
+            subscription_id=payload.subscription_id,
+            idempotency_key=payload.idempotency_key,
+            reason=payload.reason,
+        )
+        stub = merchant.gateway.backends.metering
+        return to_json(await merchant.call(stub.CancelUsageEvent, request))
+
+    return await merchant.created(cancel)
+
+
 @router.get("/usage-events", **r.documented(r.Page[r.UsageEvent], 404))
 async def list_usage_events(
     merchant: Merchant,
     subscription_id: Annotated[str, Query(alias="subscriptionId", min_length=1, max_length=128)],
     event_key: Annotated[str, Query(alias="eventKey", max_length=128)] = "",
+    start: Annotated[Moment | None, Query(alias="from")] = None,
+    end: Annotated[Moment | None, Query(alias="to")] = None,
     limit: Limit = 10,
     starting_after: StartingAfter = "",
 ) -> Any:
+    """Oldest first; `from` (inclusive) and `to` (exclusive) bound when they occurred."""
     stub = merchant.gateway.backends.metering
     request = pb.ListUsageEventsRequest(
         subscription_id=subscription_id,
@@ -91,6 +132,10 @@ async def list_usage_events(
         page_size=limit,
         page_token=starting_after,
     )
+    if start is not None:
+        request.start_time.CopyFrom(to_timestamp(start))
+    if end is not None:
+        request.end_time.CopyFrom(to_timestamp(end))
     found = await merchant.call(stub.ListUsageEvents, request)
     return page([to_json(e) for e in found.events], found.next_page_token)
 
@@ -99,15 +144,21 @@ async def list_usage_events(
 async def usage_summary(
     merchant: Merchant,
     subscription_id: str,
-    start: Annotated[Moment, Query(alias="from")],
-    end: Annotated[Moment, Query(alias="to")],
+    start: Annotated[Moment | None, Query(alias="from")] = None,
+    end: Annotated[Moment | None, Query(alias="to")] = None,
     event_key: Annotated[str, Query(alias="eventKey", max_length=128)] = "",
 ) -> Any:
-    stub = merchant.gateway.backends.metering
-    request = pb.GetUsageSummaryRequest(
-        subscription_id=subscription_id,
-        event_key=event_key,
-        start_time=to_timestamp(start),
-        end_time=to_timestamp(end),
-    )
-    return to_json(await merchant.call(stub.GetUsageSummary, request))
+    """The usage over [`from`, `to`); a bound left out is the current billing period's."""
+    request = pb.GetUsageSummaryRequest(subscription_id=subscription_id, event_key=event_key)
+    if start is None or end is None:
+        subscription = await merchant.call(
+            merchant.gateway.backends.invoicing.GetSubscription,
+            ipb.GetSubscriptionRequest(id=subscription_id),
+        )
+        request.start_time.CopyFrom(subscription.current_period_start)
+        request.end_time.CopyFrom(subscription.current_period_end)
+    if start is not None:
+        request.start_time.CopyFrom(to_timestamp(start))
+    if end is not None:
+        request.end_time.CopyFrom(to_timestamp(end))
+    return to_json(await merchant.call(merchant.gateway.backends.metering.GetUsageSummary, request))

@@ -165,6 +165,12 @@ _FIND_EVENT = text(f"""
     WHERE e.id = :id AND e.merchant_id = :merchant_id
 """)
 
+_EVENT_OF_KEY = text("""
+    SELECT event_id FROM metering.usage_event_keys
+    WHERE subscription_id = :subscription_id AND idempotency_key = :key
+        AND merchant_id = :merchant_id
+""")
+
 _LIST_EVENTS = text(f"""
     SELECT {_EVENT_COLUMNS}
     FROM metering.usage_events e
@@ -322,6 +328,20 @@ class EventStore:
             # Keys are never deleted: a claim that lost and yet finds no key is not answerable.
             raise Unavailable("an idempotency key claim could not be resolved; retry")
         return earlier
+
+    async def id_of_key(
+        self, merchant_id: str, subscription_id: str, idempotency_key: str
+    ) -> str | None:
+        """The id of the event first recorded with this idempotency key for the subscription."""
+        found: str | None = await self._session.scalar(
+            _EVENT_OF_KEY,
+            {
+                "merchant_id": merchant_id,
+                "subscription_id": subscription_id,
+                "key": idempotency_key,
+            },
+        )
+        return found
 
     async def find(self, merchant_id: str, event_id: str) -> StoredUsageEvent | None:
         row = (

@@ -153,7 +153,12 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         self, request: pb.CancelUsageEventRequest, context: Context
     ) -> pb.UsageEvent:
         canceled = await events.cancel_usage_event(
-            self._metering, merchant_id(context), request.id, request.reason
+            self._metering,
+            merchant_id(context),
+            request.id,
+            request.reason,
+            subscription_id=request.subscription_id,
+            idempotency_key=request.idempotency_key,
         )
         return translate.stored_event_to_proto(canceled)
 

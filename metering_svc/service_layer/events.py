@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from metering_svc.domain.model import StoredUsageEvent, SubscriptionStatus
+from metering_svc.domain.model import StoredUsageEvent
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit import pagination
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -47,16 +47,37 @@ async def list_usage_events(
 
 
 async def cancel_usage_event(
-    metering: Metering, merchant_id: str, event_id: str, reason: str
+    metering: Metering,
+    merchant_id: str,
+    event_id: str,
+    reason: str,
+    *,
+    subscription_id: str = "",
+    idempotency_key: str = "",
 ) -> StoredUsageEvent:
-    """Takes an event out of every summary; its record stays. Refused once its period is closed,
-    and once the subscription ended (its final invoice billed every event left)."""
-    require_identifier(event_id, "id")
+    """Takes an event out of every summary; its record stays. Refused once its period is closed.
+    The event is named by its id, or by the idempotency key it was recorded with for its
+    subscription."""
+    if idempotency_key and event_id:
+        raise InvalidArgument("name the event by id or by idempotency_key, not both", field="id")
+    if idempotency_key:
+        require_identifier(subscription_id, "subscription_id")
+    else:
+        require_identifier(event_id, "id")
     if len(reason) > MAX_CANCEL_REASON:
         raise InvalidArgument(
             f"reason is longer than {MAX_CANCEL_REASON} characters", field="reason"
         )
     async with metering.unit_of_work() as uow:
+        if idempotency_key:
+            found = await uow.events.id_of_key(merchant_id, subscription_id, idempotency_key)
+            if found is None:
+                raise NotFound(
+                    f"no usage event of subscription {subscription_id} was recorded with "
+                    "this idempotency key",
+                    field="idempotency_key",
+                )
+            event_id = found
         stored = await uow.events.find(merchant_id, event_id)
         if stored is None:
             raise NotFound(f"usage event {event_id} not found", field="id")
@@ -66,12 +87,6 @@ async def cancel_usage_event(
             merchant_id, {stored.event.subscription_id}
         )
         subscription = subscriptions.get(stored.event.subscription_id)
-        if subscription and subscription.status is SubscriptionStatus.CANCELED:
-            raise FailedPrecondition(
-                "the subscription is canceled and its final invoice billed the event, which can "
-                "no longer be canceled",
-                field="id",
-            )
         if subscription and stored.event.occurred_at < subscription.current_period_start:
             raise FailedPrecondition(
                 "the event belongs to a closed billing period and can no longer be canceled",

@@ -93,6 +93,13 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/api/v1/usage-events"): Probe(
         "/api/v1/usage-events", EMPTY, query={"subscriptionId": "{subscription}"}
     ),
+    ("POST", "/api/v1/usage-events/{event_id}/cancel"): Probe(
+        "/api/v1/usage-events/{event_id}/cancel", body={"reason": "theirs"}
+    ),
+    ("POST", "/api/v1/usage-events/cancel"): Probe(
+        "/api/v1/usage-events/cancel",
+        body={"subscriptionId": "{subscription}", "idempotencyKey": "owned-event"},
+    ),
     ("POST", "/api/v1/settlements"): Probe(
         "/api/v1/settlements",
         body={
@@ -155,8 +162,9 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "userId": subscription["userId"],
         "eventKey": "tokens",
         "quantity": "7",
+        "idempotencyKey": "owned-event",
     }
-    await created("/api/v1/usage-events", event)
+    recorded = await created("/api/v1/usage-events", event)
     await created(
         "/api/v1/meters", {"serviceId": service["id"], "eventKey": "tokens", "aggregation": "SUM"}
     )
@@ -192,6 +200,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "plan": plan["id"],
         "subscription": subscription["id"],
         "event": event,
+        "event_id": recorded["eventId"],
         "session": session["id"],
         "invoice": invoice["id"],
         "settlement": settlement["id"],
@@ -236,7 +245,7 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
     after = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
     assert after == before
     listed = await api.get("/api/v1/usage-events", subscriptionId=objects["subscription"])
-    assert [e["quantity"] for e in listed.json()["data"]] == ["7"]
+    assert [(e["quantity"], "cancelTime" in e) for e in listed.json()["data"]] == [("7", False)]
     assert other_id != api.merchant_id
 
 

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import Platform
 from tests.gateway.conftest import Api, gateway_settings, new_merchant, serving
-from tests.gateway.test_rest_api import subscribe, usage_plan
+from tests.gateway.test_rest_api import event, subscribe, usage_plan
 
 # Per operation and generation mode; where the path names an object, half of them name a real one.
 EXAMPLES = 70
@@ -124,6 +124,7 @@ async def seeded_objects(api: Api) -> dict[str, str]:
     endpoint = await api.post(
         "/api/v1/webhook-endpoints", {"url": "https://m.example/h", "eventTypes": ["*"]}
     )
+    recorded = await api.post("/api/v1/usage-events", event(subscription, 1))
     return {
         "service_id": service["id"],
         "plan_id": plan["id"],
@@ -131,6 +132,7 @@ async def seeded_objects(api: Api) -> dict[str, str]:
         "invoice_id": invoice.json()["id"],
         "session_id": session.json()["id"],
         "endpoint_id": endpoint.json()["id"],
+        "event_id": recorded.json()["eventId"],
     }
 
 
@@ -150,7 +152,7 @@ async def test_every_operation_answers_generated_requests_as_documented(
         report = await asyncio.to_thread(fuzz, url, key, objects)
 
     assert report.failures == [], "\n\n".join(report.failures)
-    assert len(report.operations) == 31
+    assert len(report.operations) == 33
     assert report.requests >= 3000, report.requests
     # Valid requests got through to the services and invalid ones were refused, both documented.
     assert {200, 400, 404} <= set(report.statuses), report.statuses
