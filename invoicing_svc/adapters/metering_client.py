@@ -2,17 +2,22 @@
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
 from invoicing_svc.adapters.batch_calls import per_call
 from invoicing_svc.domain.model import Invoice, Subscription
+from invoicing_svc.domain.periods import BilledUsage, billable_end
 from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
+
+# The end of a window open to the future: the latest time a protobuf Timestamp holds.
+_END_OF_USAGE = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def _state(subscription: Subscription) -> pb.SubscriptionState:
@@ -27,6 +32,8 @@ def _state(subscription: Subscription) -> pb.SubscriptionState:
     )
     if subscription.test_clock_time is not None:
         state.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
+    if (end := billable_end(subscription)) is not None:
+        state.end_time.CopyFrom(to_timestamp(end))
     return state
 
 
@@ -66,23 +73,21 @@ class MeteringClient:
 
         await asyncio.gather(*(push(m, chunk) for m, chunk in per_call(subscriptions)))
 
-    async def period_usages(
-        self, subscriptions: Sequence[Subscription]
-    ) -> list[Mapping[str, Decimal]]:
-        """Per subscription, in order, each event key's aggregate over its current period, per
-        its meter (SUM without one); one call per merchant (and 1,000)."""
+    async def period_usages(self, windows: Sequence[BilledUsage]) -> list[Mapping[str, Decimal]]:
+        """Per window, in order, each event key's aggregate over it, per its meter (SUM without
+        one); one call per merchant (and 1,000)."""
 
-        async def read(merchant_id: str, chunk: list[Subscription]) -> None:
+        async def read(merchant_id: str, chunk: list[BilledUsage]) -> None:
             response = await answer_of(
                 self._stub.BatchGetUsageSummaries(
                     pb.BatchGetUsageSummariesRequest(
                         requests=[
                             pb.GetUsageSummaryRequest(
-                                subscription_id=s.id,
-                                start_time=to_timestamp(s.current_period_start),
-                                end_time=to_timestamp(s.current_period_end),
+                                subscription_id=w.subscription_id,
+                                start_time=to_timestamp(w.start),
+                                end_time=to_timestamp(w.end or _END_OF_USAGE),
                             )
-                            for s in chunk
+                            for w in chunk
                         ]
                     ),
                     metadata=self._metadata(merchant_id),
@@ -90,14 +95,14 @@ class MeteringClient:
                 ),
                 "metering",
             )
-            for subscription, answer in zip(chunk, response.responses, strict=True):
-                usages[subscription.id] = {
+            for window, answer in zip(chunk, response.responses, strict=True):
+                usages[window.subscription_id] = {
                     summary.event_key: Decimal(summary.value) for summary in answer.summaries
                 }
 
         usages: dict[str, Mapping[str, Decimal]] = {}
-        await asyncio.gather(*(read(m, chunk) for m, chunk in per_call(subscriptions)))
-        return [usages[s.id] for s in subscriptions]
+        await asyncio.gather(*(read(m, chunk) for m, chunk in per_call(windows)))
+        return [usages[w.subscription_id] for w in windows]
 
     async def push_invoices(self, invoices: Sequence[Invoice]) -> None:
         """References to the invoices, so events may be linked to them; one call per merchant

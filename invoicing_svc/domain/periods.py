@@ -1,9 +1,11 @@
-"""Billing period boundaries, counted from the subscription's anchor."""
+"""Billing period boundaries, counted from the subscription's anchor, and the usage each
+period's invoice bills."""
 
 import calendar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from invoicing_svc.domain.model import BillingInterval
+from invoicing_svc.domain.model import BillingInterval, Subscription, SubscriptionStatus
 
 
 def _add_months(anchor: datetime, months: int) -> datetime:
@@ -33,4 +35,39 @@ def period_bounds(
     return (
         period_start(anchor, interval, count, index),
         period_start(anchor, interval, count, index + 1),
+    )
+
+
+def billable_end(subscription: Subscription) -> datetime | None:
+    """When the subscription's billable time [start, end) ends, once that is known: at its
+    cancellation, or at the end of the period it is canceled at. Metering refuses events from
+    then on."""
+    if subscription.cancel_time is not None:
+        return subscription.cancel_time
+    return subscription.current_period_end if subscription.cancel_at_period_end else None
+
+
+@dataclass(frozen=True)
+class BilledUsage:
+    """The events a period's invoice bills, by `occurred_at`: [start, end), or every one from
+    `start` on when `end` is None."""
+
+    merchant_id: str
+    subscription_id: str
+    start: datetime
+    end: datetime | None
+
+
+def billed_usage(period: Subscription, following: Subscription) -> BilledUsage:
+    """A period close bills the events of its period; later ones (the clock skew, the grace
+    window) are the next period's. The final invoice, after which the subscription is canceled,
+    bills every event from its period's start on: once canceled (or once its end is known)
+    metering refuses events, so every later one it holds was acknowledged before, and this is
+    the last invoice to bill it."""
+    final = following.status is SubscriptionStatus.CANCELED
+    return BilledUsage(
+        merchant_id=period.merchant_id,
+        subscription_id=period.id,
+        start=period.current_period_start,
+        end=None if final else period.current_period_end,
     )

@@ -1,8 +1,8 @@
 """Closing billing periods: usage read from metering, priced, invoiced once, subscription rolled.
 
 Metering learns the next state of the subscription *before* its usage is read: from then on it
-refuses events of the closed period, and events in flight commit first (its ingestion
-share-locks the subscription), so the usage read is final.
+refuses events of the closed period (every event, once the subscription is canceled), and events
+in flight commit first (its ingestion share-locks the subscription), so the usage read is final.
 
 Periods close in batches: one transaction claims up to CLOSE_BATCH due subscriptions, pushes
 their next states to metering in one call, reads their usage in one call, and writes the
@@ -25,7 +25,7 @@ from invoicing_svc.domain.model import (
     Subscription,
     SubscriptionStatus,
 )
-from invoicing_svc.domain.periods import period_bounds
+from invoicing_svc.domain.periods import billed_usage, period_bounds
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.ids import new_id
 
@@ -60,8 +60,8 @@ async def _plans(
 def _invoice(
     invoicing: Invoicing, ending: PeriodEnd, plan: Plan, usage: Mapping[str, Decimal], now: datetime
 ) -> Invoice:
-    """The period's invoice. The fixed fee is pro-rated to `until`; usage counts every event
-    metering accepted for the period, also one stamped at or just after a cancellation."""
+    """The period's invoice. The fixed fee is pro-rated to `until`; `usage` is what the invoice
+    bills (`billed_usage`: the final invoice also bills events stamped after `until`)."""
     subscription = ending.subscription
     start, end = subscription.current_period_start, subscription.current_period_end
     prepaid = subscription.fee_prepaid_until is not None and subscription.fee_prepaid_until >= end
@@ -102,7 +102,9 @@ async def bill_periods(
     following state. Returns, in order, the invoice of each period, or None for a period that had
     an invoice already."""
     await invoicing.metering.push_subscriptions([ending.following for ending in endings])
-    usages = await invoicing.metering.period_usages([e.subscription for e in endings])
+    usages = await invoicing.metering.period_usages(
+        [billed_usage(e.subscription, e.following) for e in endings]
+    )
     invoices = [
         _invoice(invoicing, ending, plans[ending.subscription.plan_id], usage, now)
         for ending, usage in zip(endings, usages, strict=True)
@@ -166,8 +168,9 @@ def _following(subscription: Subscription, plan: Plan) -> Subscription:
 
 async def close_periods(
     invoicing: Invoicing, uow: InvoicingUnitOfWork, subscriptions: Sequence[Subscription]
-) -> None:
-    """Invoices the ended periods and rolls each subscription to its next one (or ends it)."""
+) -> list[Subscription]:
+    """Invoices the ended periods and rolls each subscription to its next one (or ends it).
+    Returns the following states, in order."""
     now = invoicing.clock.now()
     plans = await _plans(uow, subscriptions)
     endings = [
@@ -183,6 +186,7 @@ async def close_periods(
             else "subscription.updated"
         )
         await uow.emit(following.merchant_id, event_type, following, now)
+    return [ending.following for ending in endings]
 
 
 async def close_due_periods(

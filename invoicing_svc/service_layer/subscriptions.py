@@ -1,10 +1,10 @@
 """Reading, canceling and (in tests and demos) time-travelling subscriptions."""
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from invoicing_svc.domain.model import Subscription, SubscriptionStatus
-from invoicing_svc.service_layer.period_close import bill_period, close_due_periods
+from invoicing_svc.service_layer.period_close import bill_period, close_due_periods, close_periods
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -52,7 +52,9 @@ async def cancel_subscription(
     request: RequestKey | None,
 ) -> Subscription:
     """Now: the partial period is invoiced (actual usage, fixed fee pro-rated by active days)
-    and metering stops taking events. At period end: the period close ends the subscription."""
+    and metering stops taking events. At period end: metering refuses events from the period's
+    end on, and the period close ends the subscription. Either way metering learns the new state
+    before this commits: if it cannot be reached, nothing changes (UNAVAILABLE)."""
     real_now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
         first_id = await uow.idempotency.first_answer(uow.session, merchant_id, request)
@@ -68,20 +70,39 @@ async def cancel_subscription(
                 subscription, cancel_at_period_end=True, version=subscription.version + 1
             )
             await uow.subscriptions.save_subscription(following)
+            await invoicing.metering.push_subscription(following)
             await uow.subscription_changed(following, real_now)
             await uow.emit(merchant_id, "subscription.updated", following, real_now)
         else:
-            ended_at = subscription.now(real_now)
-            following = replace(
-                subscription,
-                status=SubscriptionStatus.CANCELED,
-                cancel_time=ended_at,
-                version=subscription.version + 1,
-            )
-            await bill_period(invoicing, uow, subscription, following, until=ended_at, now=real_now)
-            await uow.emit(merchant_id, "subscription.canceled", following, real_now)
+            following = await _end_now(invoicing, uow, subscription, real_now)
         await uow.idempotency.remember(uow.session, merchant_id, request, subscription.id)
         await uow.commit()
+    return following
+
+
+async def _end_now(
+    invoicing: Invoicing, uow: InvoicingUnitOfWork, subscription: Subscription, real_now: datetime
+) -> Subscription:
+    """Periods that ended but are not closed yet (in their grace window) are closed first, as
+    the scheduler would close them; then the final invoice bills the open period up to now (and
+    every event metering acknowledged after it). A cancellation at the period end that took
+    effect in those closes stands. Returns the canceled subscription."""
+    ended_at = subscription.now(real_now)
+    while (
+        subscription.status is not SubscriptionStatus.CANCELED
+        and subscription.current_period_end < ended_at
+    ):
+        (subscription,) = await close_periods(invoicing, uow, [subscription])
+    if subscription.status is SubscriptionStatus.CANCELED:
+        return subscription
+    following = replace(
+        subscription,
+        status=SubscriptionStatus.CANCELED,
+        cancel_time=ended_at,
+        version=subscription.version + 1,
+    )
+    await bill_period(invoicing, uow, subscription, following, until=ended_at, now=real_now)
+    await uow.emit(subscription.merchant_id, "subscription.canceled", following, real_now)
     return following
 
 

@@ -14,19 +14,21 @@ from service_kit.sql_filters import id_in
 _UPSERT_SUBSCRIPTIONS = text("""
     INSERT INTO metering.subscriptions AS s (
         id, merchant_id, service_id, user_id, status, current_period_start, current_period_end,
-        version, test_clock_time, update_time)
+        version, test_clock_time, end_time, update_time)
     SELECT t.*, :now
     FROM unnest(
         CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:service_ids AS text[]),
         CAST(:user_ids AS text[]), CAST(:statuses AS text[]),
         CAST(:period_starts AS timestamptz[]), CAST(:period_ends AS timestamptz[]),
-        CAST(:versions AS bigint[]), CAST(:test_clock_times AS timestamptz[])) AS t
+        CAST(:versions AS bigint[]), CAST(:test_clock_times AS timestamptz[]),
+        CAST(:end_times AS timestamptz[])) AS t
     ORDER BY 1
     ON CONFLICT (id) DO UPDATE SET
         service_id = excluded.service_id, user_id = excluded.user_id, status = excluded.status,
         current_period_start = excluded.current_period_start,
         current_period_end = excluded.current_period_end, version = excluded.version,
-        test_clock_time = excluded.test_clock_time, update_time = excluded.update_time
+        test_clock_time = excluded.test_clock_time, end_time = excluded.end_time,
+        update_time = excluded.update_time
     WHERE s.merchant_id = excluded.merchant_id AND s.version < excluded.version
 """)
 
@@ -55,6 +57,7 @@ def _state(row: SubscriptionRow) -> SubscriptionState:
         current_period_end=row.current_period_end,
         version=row.version,
         test_clock_time=row.test_clock_time,
+        end_time=row.end_time,
     )
 
 
@@ -120,6 +123,7 @@ class ReplicaRepository:
                 "period_ends": [s.current_period_end for s in ordered],
                 "versions": [s.version for s in ordered],
                 "test_clock_times": [s.test_clock_time for s in ordered],
+                "end_times": [s.end_time for s in ordered],
                 "now": now,
             },
         )

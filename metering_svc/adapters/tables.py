@@ -40,6 +40,7 @@ class SubscriptionRow(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     test_clock_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class InvoiceReferenceRow(Base):

@@ -163,6 +163,7 @@ def subscription_state_from_proto(
         test_clock_time=(
             from_timestamp(message.test_clock_time) if message.HasField("test_clock_time") else None
         ),
+        end_time=from_timestamp(message.end_time) if message.HasField("end_time") else None,
     )
 
 
@@ -178,6 +179,8 @@ def subscription_state_to_proto(state: SubscriptionState) -> pb.SubscriptionStat
     )
     if state.test_clock_time is not None:
         message.test_clock_time.CopyFrom(to_timestamp(state.test_clock_time))
+    if state.end_time is not None:
+        message.end_time.CopyFrom(to_timestamp(state.end_time))
     return message
 
 

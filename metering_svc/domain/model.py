@@ -55,6 +55,9 @@ class SubscriptionState:
     current_period_end: datetime
     version: int
     test_clock_time: datetime | None = None
+    # When its billable time ends, once known (a cancellation at the period end): no event from
+    # then on is billed, so none is accepted.
+    end_time: datetime | None = None
 
     def now(self, real_now: datetime) -> datetime:
         """The subscription's present: a test clock may have moved it ahead of real time."""

@@ -91,9 +91,9 @@ def check_subscription(
     max_clock_skew: timedelta,
 ) -> None:
     """The subscription exists, is ACTIVE, belongs to the service and user, and its open period
-    covers the event, which is not in the subscription's future. (The grace window for late
-    events is applied by invoicing, which moves the open period forward only once the previous
-    one is closed.)"""
+    covers the event, which is not in the subscription's future nor at or after its end, when an
+    end is known (no invoice bills it). (The grace window for late events is applied by
+    invoicing, which moves the open period forward only once the previous one is closed.)"""
     if subscription is None:
         raise NotFound(f"subscription {event.subscription_id} not found", field="subscription_id")
     if subscription.service_id != event.service_id:
@@ -119,6 +119,12 @@ def check_subscription(
         raise FailedPrecondition(
             "occurred_at is before the subscription's open billing period "
             f"(starting {subscription.current_period_start.isoformat()}), which is closed",
+            field="occurred_at",
+        )
+    if subscription.end_time is not None and event.occurred_at >= subscription.end_time:
+        raise FailedPrecondition(
+            f"occurred_at {event.occurred_at.isoformat()} is too late: the subscription ends at "
+            f"{subscription.end_time.isoformat()}",
             field="occurred_at",
         )
 

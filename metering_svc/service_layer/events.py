@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from metering_svc.domain.model import StoredUsageEvent
+from metering_svc.domain.model import StoredUsageEvent, SubscriptionStatus
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit import pagination
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -55,7 +55,8 @@ async def cancel_usage_event(
     subscription_id: str = "",
     idempotency_key: str = "",
 ) -> StoredUsageEvent:
-    """Takes an event out of every summary; its record stays. Refused once its period is closed.
+    """Takes an event out of every summary; its record stays. Refused once its period is closed,
+    and once the subscription ended (its final invoice billed every event left).
     The event is named by its id, or by the idempotency key it was recorded with for its
     subscription."""
     if idempotency_key and event_id:
@@ -87,6 +88,12 @@ async def cancel_usage_event(
             merchant_id, {stored.event.subscription_id}
         )
         subscription = subscriptions.get(stored.event.subscription_id)
+        if subscription and subscription.status is SubscriptionStatus.CANCELED:
+            raise FailedPrecondition(
+                "the subscription is canceled and its final invoice billed the event, which can "
+                "no longer be canceled",
+                field="id",
+            )
         if subscription and stored.event.occurred_at < subscription.current_period_start:
             raise FailedPrecondition(
                 "the event belongs to a closed billing period and can no longer be canceled",

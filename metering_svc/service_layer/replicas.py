@@ -21,6 +21,10 @@ def _check_state(state: SubscriptionState, prefix: str) -> None:
             "current_period_end must be after current_period_start",
             field=f"{prefix}current_period_end",
         )
+    if state.end_time is not None and state.end_time < state.current_period_start:
+        raise InvalidArgument(
+            "end_time must not be before current_period_start", field=f"{prefix}end_time"
+        )
     if state.version < 1:
         raise InvalidArgument("version must be a positive number", field=f"{prefix}version")
 

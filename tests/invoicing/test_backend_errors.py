@@ -53,11 +53,24 @@ async def test_metering_away_is_unavailable_not_internal(database_url: str) -> N
                 pb.CancelSubscriptionRequest(id=started.subscription_id),
                 metadata=merchant.metadata,
             )
+        # Metering must learn the end before it is promised: without it nothing changes.
+        with pytest.raises(grpc.aio.AioRpcError) as pending:
+            await stub.CancelSubscription(
+                pb.CancelSubscriptionRequest(id=started.subscription_id, at_period_end=True),
+                metadata=merchant.metadata,
+            )
+        unchanged = await stub.GetSubscription(
+            pb.GetSubscriptionRequest(id=started.subscription_id), metadata=merchant.metadata
+        )
     finally:
         await channel.close()
         await running.stop(0)
         await bootstrap.close(service)
-    for refused in (advanced.value, canceled.value):
+    assert (unchanged.status, unchanged.cancel_at_period_end) == (
+        pb.SUBSCRIPTION_STATUS_ACTIVE,
+        False,
+    )
+    for refused in (advanced.value, canceled.value, pending.value):
         assert (refused.code(), refused.details()) == (
             grpc.StatusCode.UNAVAILABLE,
             "metering is unavailable (UNAVAILABLE); retry later",

@@ -867,6 +867,7 @@ class SubscriptionState(_message.Message):
     CURRENT_PERIOD_END_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     TEST_CLOCK_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """Required. Subscription id."""
     service_id: _builtins.str
@@ -891,6 +892,13 @@ class SubscriptionState(_message.Message):
         to this time, and may lie up to the allowed clock skew beyond it.
         """
 
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. When the subscription's billable time ends, if known (a cancellation at the period
+        end, or the time of a cancellation): events from then on are rejected. Not before
+        current_period_start; unset while the subscription has no end.
+        """
+
     def __init__(
         self,
         *,
@@ -902,10 +910,11 @@ class SubscriptionState(_message.Message):
         current_period_end: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
         test_clock_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "test_clock_time", b"test_clock_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "test_clock_time", b"test_clock_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "service_id", b"service_id", "status", b"status", "subscription_id", b"subscription_id", "test_clock_time", b"test_clock_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "service_id", b"service_id", "status", b"status", "subscription_id", b"subscription_id", "test_clock_time", b"test_clock_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
