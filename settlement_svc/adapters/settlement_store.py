@@ -1,14 +1,32 @@
 """Settlements."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service_kit.pagination import in_creation_order
 from settlement_svc.adapters.tables import SettlementRow
 from settlement_svc.domain.model import FailureReason, Settlement, SettlementStatus
+
+
+@dataclass(frozen=True)
+class LockedForVerdicts:
+    """What verdicts may be written, under the lock: for the settlements still PENDING (the
+    others were decided by another pass meanwhile), knowing the transactions already CONFIRMED
+    for some settlement."""
+
+    pending: frozenset[str]
+    confirmed_transactions: frozenset[str]
+
+
+def _turn(transaction_hash: str) -> int:
+    """The advisory lock key of a transaction: its hash is a keccak digest, so its first 8
+    bytes are as good a key as any (a collision only makes two passes wait for each other)."""
+    return int.from_bytes(bytes.fromhex(transaction_hash[2:18]), "big", signed=True)
 
 
 def _settlement(row: SettlementRow) -> Settlement:
@@ -70,32 +88,58 @@ class SettlementStore:
         )
         return "transaction_hash" if taken else "live_settlement"
 
-    async def confirmed_elsewhere(self, settlement: Settlement) -> bool:
-        """Whether another settlement, of any merchant, is confirmed by the same transaction."""
-        other = await self._session.scalar(
-            select(SettlementRow.id).where(
-                SettlementRow.transaction_hash == settlement.transaction_hash,
-                SettlementRow.status == SettlementStatus.CONFIRMED.value,
-                SettlementRow.id != settlement.id,
-            )
-        )
-        return other is not None
+    async def lock_for_verdicts(self, settlements: Sequence[Settlement]) -> LockedForVerdicts:
+        """Takes the turn of these settlements' transactions and locks the settlements; answers
+        which are still PENDING and which of the transactions a settlement is CONFIRMED by.
 
-    async def record_verdict(self, settlement: Settlement) -> None:
+        Every writer of verdicts takes the turn of a transaction first (an advisory lock keyed
+        on its hash, in key order), so two passes that read the same settlement, or two
+        settlements of one transaction, from the chain at once write one after the other, and
+        the second sees the first's verdicts."""
+        hashes = sorted({s.transaction_hash for s in settlements})
+        keys = sorted({_turn(h) for h in hashes})
         await self._session.execute(
-            update(SettlementRow)
-            .where(SettlementRow.id == settlement.id)
-            .values(
-                status=settlement.status.value,
-                failure_reason=settlement.failure_reason.value
-                if settlement.failure_reason
-                else None,
-                failure_detail=settlement.failure_detail,
-                amount_paid=settlement.amount_paid,
-                block_number=settlement.block_number,
-                confirmations=settlement.confirmations,
-                confirm_time=settlement.confirm_time,
+            text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"),
+            {"keys": keys},
+        )
+        rows = await self._session.execute(
+            select(SettlementRow.id, SettlementRow.transaction_hash, SettlementRow.status)
+            .where(
+                SettlementRow.id.in_([s.id for s in settlements])
+                | (
+                    SettlementRow.transaction_hash.in_(hashes)
+                    & (SettlementRow.status == SettlementStatus.CONFIRMED.value)
+                )
             )
+            .with_for_update()
+        )
+        pending, confirmed = set(), set()
+        for id_, transaction_hash, status in rows:
+            if status == SettlementStatus.PENDING.value:
+                pending.add(id_)
+            elif status == SettlementStatus.CONFIRMED.value:
+                confirmed.add(transaction_hash)
+        return LockedForVerdicts(frozenset(pending), frozenset(confirmed))
+
+    async def record_verdicts(self, settlements: Sequence[Settlement]) -> None:
+        """Writes each one's verdict (or progress, while PENDING), in one round trip."""
+        if not settlements:
+            return
+        await self._session.execute(
+            update(SettlementRow),
+            [
+                {
+                    "id": s.id,
+                    "status": s.status.value,
+                    "failure_reason": s.failure_reason.value if s.failure_reason else None,
+                    "failure_detail": s.failure_detail,
+                    "amount_paid": s.amount_paid,
+                    "block_number": s.block_number,
+                    "confirmations": s.confirmations,
+                    "confirm_time": s.confirm_time,
+                }
+                for s in settlements
+            ],
         )
 
     async def get(self, merchant_id: str, settlement_id: str) -> Settlement | None:
@@ -130,13 +174,13 @@ class SettlementStore:
         )
         return [_settlement(row) for row in rows]
 
-    async def claim_pending(self, limit: int, settlement_id: str | None = None) -> list[Settlement]:
-        """Locks pending settlements for one verification pass; others' are skipped."""
-        query = select(SettlementRow).where(SettlementRow.status == SettlementStatus.PENDING.value)
-        if settlement_id:
-            query = query.where(SettlementRow.id == settlement_id)
+    async def pending(self, limit: int) -> list[Settlement]:
+        """The oldest pending settlements, for one verification pass. Rows locked right now
+        are skipped: another pass is writing their verdicts."""
         rows = await self._session.scalars(
-            query.order_by(SettlementRow.create_time)
+            select(SettlementRow)
+            .where(SettlementRow.status == SettlementStatus.PENDING.value)
+            .order_by(SettlementRow.create_time)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)

@@ -1,9 +1,15 @@
 """Checking pending settlements against the chain until they are confirmed, failed or expired.
 
-A confirmation posts the payment to the ledger and tells invoicing (through the outbox) in the
-same transaction that records it; a failure tells invoicing too.
+A pass reads its settlements from the database, then the chain, with no transaction open while
+it waits for the node; then it writes every verdict in one short transaction. A confirmation
+posts the payment to the ledger and tells invoicing (through the outbox) in the transaction that
+records it; a failure tells invoicing too. Passes of several replicas (or a submission's own
+check) may read the same settlement at once: the one that writes second finds it decided and
+leaves it, so a verdict is written, posted and announced once.
 """
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -11,49 +17,106 @@ import structlog
 from eth_utils.address import to_checksum_address
 
 from settlement_svc.domain import ledger
-from settlement_svc.domain.model import Settlement, SettlementStatus
+from settlement_svc.domain.model import Settlement, SettlementStatus, TransactionFacts
 from settlement_svc.domain.verification import PaymentTerms, from_base_units, judge, to_base_units
-from settlement_svc.service_layer.unit_of_work import (
-    FAILED,
-    SETTLED,
-    Settlements,
-    SettlementUnitOfWork,
-)
+from settlement_svc.service_layer.unit_of_work import FAILED, SETTLED, Settlements
+from settlement_svc.settings import SettlementSettings
 
 log = structlog.get_logger()
-BATCH = 20
+BATCH = 200
+# Receipts read from the node at once by one pass.
+CHAIN_CONCURRENCY = 16
+# What invoicing hears of a verdict; nothing while PENDING.
+OUTCOME_TOPICS = {SettlementStatus.CONFIRMED: SETTLED, SettlementStatus.FAILED: FAILED}
 
 
-async def verify_pending(settlements: Settlements, settlement_id: str | None = None) -> int:
-    """One pass over pending settlements (or one of them). Returns how many reached a verdict.
+async def verify_pending(settlements: Settlements) -> int:
+    """One pass over the oldest pending settlements. Returns how many reached a verdict.
     While the chain cannot be reached, or is not the configured one, they stay PENDING."""
     if not await settlements.chain_check.check():
         return 0
-    settings = settlements.settings
-    token = str(to_checksum_address(settings.usdc_contract_address))
-    decided = 0
     async with settlements.unit_of_work() as uow:
-        for settlement in await uow.settlements.claim_pending(BATCH, settlement_id):
-            now = settlements.clock.now()
-            try:
-                facts = await settlements.chain.facts(settlement.transaction_hash)
-            except Exception as error:
-                log.warning("chain.unreachable", settlement=settlement.id, error=str(error))
-                continue
-            final = facts is not None and facts.confirmations >= settings.required_confirmations
-            verdict = judge(
-                PaymentTerms(
-                    token=token,
-                    payer=settlement.payer_wallet_address,
-                    merchant=settlement.merchant_wallet_address,
-                    amount_due=to_base_units(settlement.amount_due),
-                ),
-                facts,
-                required_confirmations=settings.required_confirmations,
-                expired=now - settlement.create_time >= settings.settlement_expiry,
-                used_elsewhere=final and await uow.settlements.confirmed_elsewhere(settlement),
-            )
-            judged = replace(
+        pending = await uow.settlements.pending(BATCH)
+    recorded = await verify(settlements, pending)
+    return sum(1 for s in recorded.values() if s.status is not SettlementStatus.PENDING)
+
+
+async def verify(settlements: Settlements, batch: Sequence[Settlement]) -> dict[str, Settlement]:
+    """Checks these pending settlements on chain and records what it shows; answers them as
+    recorded, by id. Left out (and left as they are): those whose chain read failed, and those
+    another pass decided meanwhile. The caller checked `chain_check`."""
+    if not batch:
+        return {}
+    try:
+        found = await settlements.chain.facts(
+            [s.transaction_hash for s in batch], CHAIN_CONCURRENCY
+        )
+    except Exception as error:
+        log.warning("chain.unreachable", settlements=len(batch), error=str(error))
+        return {}
+    read: list[tuple[Settlement, TransactionFacts | None]] = []
+    for settlement, facts in zip(batch, found, strict=True):
+        if isinstance(facts, Exception):
+            log.warning("chain.unreachable", settlement=settlement.id, error=str(facts))
+        else:
+            read.append((settlement, facts))
+    return await _record(settlements, read) if read else {}
+
+
+async def _record(
+    settlements: Settlements, read: Sequence[tuple[Settlement, TransactionFacts | None]]
+) -> dict[str, Settlement]:
+    async with settlements.unit_of_work() as uow:
+        locked = await uow.settlements.lock_for_verdicts([s for s, _ in read])
+        now = settlements.clock.now()
+        judged = _judge_all(
+            settlements.settings,
+            [(s, facts) for s, facts in read if s.id in locked.pending],
+            set(locked.confirmed_transactions),
+            now,
+        )
+        await uow.settlements.record_verdicts(judged)
+        payments: defaultdict[str, list[ledger.Posting]] = defaultdict(list)
+        for settlement in judged:
+            if settlement.status is SettlementStatus.CONFIRMED:
+                payments[settlement.merchant_id].append(_payment(settlement))
+        for merchant_id, postings in payments.items():
+            await uow.journal.post_many(merchant_id, postings, now)
+        for settlement in judged:
+            if topic := OUTCOME_TOPICS.get(settlement.status):
+                payload = {"settlement_id": settlement.id}
+                await uow.outbox.add(uow.session, settlement.merchant_id, topic, payload, now)
+        await uow.commit()
+    return {s.id: s for s in judged}
+
+
+def _judge_all(
+    settings: SettlementSettings,
+    read: Sequence[tuple[Settlement, TransactionFacts | None]],
+    confirmed: set[str],
+    now: datetime,
+) -> list[Settlement]:
+    """Each settlement with its verdict. `confirmed`: the transactions that settle a payment
+    already; one transaction settles one payment, also within the batch (the first one wins)."""
+    token = str(to_checksum_address(settings.usdc_contract_address))
+    judged = []
+    for settlement, facts in read:
+        verdict = judge(
+            PaymentTerms(
+                token=token,
+                payer=settlement.payer_wallet_address,
+                merchant=settlement.merchant_wallet_address,
+                amount_due=to_base_units(settlement.amount_due),
+            ),
+            facts,
+            required_confirmations=settings.required_confirmations,
+            expired=now - settlement.create_time >= settings.settlement_expiry,
+            used_elsewhere=settlement.transaction_hash in confirmed,
+        )
+        if verdict.status is SettlementStatus.CONFIRMED:
+            confirmed.add(settlement.transaction_hash)
+        judged.append(
+            replace(
                 settlement,
                 status=verdict.status,
                 failure_reason=verdict.reason,
@@ -65,32 +128,18 @@ async def verify_pending(settlements: Settlements, settlement_id: str | None = N
                 confirmations=verdict.confirmations,
                 confirm_time=now if verdict.status is SettlementStatus.CONFIRMED else None,
             )
-            await uow.settlements.record_verdict(judged)
-            if judged.status is SettlementStatus.CONFIRMED:
-                await _post_payment(uow, judged, now)
-                await uow.outbox.add(
-                    uow.session, judged.merchant_id, SETTLED, {"settlement_id": judged.id}, now
-                )
-                decided += 1
-            elif judged.status is SettlementStatus.FAILED:
-                await uow.outbox.add(
-                    uow.session, judged.merchant_id, FAILED, {"settlement_id": judged.id}, now
-                )
-                decided += 1
-        await uow.commit()
-    return decided
+        )
+    return judged
 
 
-async def _post_payment(uow: SettlementUnitOfWork, settlement: Settlement, now: datetime) -> None:
+def _payment(settlement: Settlement) -> ledger.Posting:
     assert settlement.amount_paid is not None
     if settlement.invoice_id:
-        kind = "payment"
         entries = ledger.payment_posting(
             settlement.user_id, settlement.amount_due, settlement.amount_paid
         )
-    else:
-        kind = "checkout_payment"
-        entries = ledger.checkout_payment_posting(
-            settlement.user_id, settlement.amount_due, settlement.amount_paid
-        )
-    await uow.journal.post(settlement.merchant_id, kind, settlement.id, entries, now)
+        return ledger.Posting("payment", settlement.id, entries)
+    entries = ledger.checkout_payment_posting(
+        settlement.user_id, settlement.amount_due, settlement.amount_paid
+    )
+    return ledger.Posting("checkout_payment", settlement.id, entries)
