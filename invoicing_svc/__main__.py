@@ -1,8 +1,9 @@
-"""python -m invoicing_svc [serve|migrate]"""
+"""python -m invoicing_svc [serve|migrate|outbox-retry]"""
 
 from pathlib import Path
 
 from invoicing_svc import bootstrap
+from invoicing_svc.adapters.tables import outbox
 from invoicing_svc.settings import InvoicingSettings
 from service_kit.grpc_server import RunningServer
 from service_kit.service_main import Cleanup, hosted, run_service
@@ -18,5 +19,9 @@ async def serve(settings: InvoicingSettings) -> tuple[RunningServer, Cleanup]:
 if __name__ == "__main__":
     settings = InvoicingSettings()
     run_service(
-        "invoicing_svc", settings, Path(__file__).parent / "migrations", lambda: serve(settings)
+        "invoicing_svc",
+        settings,
+        Path(__file__).parent / "migrations",
+        lambda: serve(settings),
+        outbox=outbox,
     )

@@ -40,15 +40,17 @@ def status_probe(
 def outbox_probe(
     metrics: ServiceMetrics, sessions: async_sessionmaker[AsyncSession], outbox: Table, clock: Clock
 ) -> Probe:
-    """The undelivered messages of the service's outbox, and how long the oldest has waited."""
+    """The messages of the service's outbox waiting for delivery and how long the oldest has
+    waited, and the dead letters (parked, not retried: each one an alert)."""
 
     async def probe() -> list[Metric]:
-        undelivered = outbox.c.delivered_time.is_(None)
+        waiting = outbox.c.delivered_time.is_(None) & outbox.c.dead_time.is_(None)
         async with sessions() as session:
             rows = await session.execute(
-                select(func.count(), func.min(outbox.c.create_time)).where(undelivered)
+                select(func.count(), func.min(outbox.c.create_time)).where(waiting)
             )
             count, oldest = rows.one()
+            dead = await session.scalar(select(func.count()).where(outbox.c.dead_time.is_not(None)))
         age = max(0.0, (clock.now() - oldest).total_seconds()) if oldest else 0.0
         return [
             metrics.gauge(
@@ -58,6 +60,11 @@ def outbox_probe(
                 "outbox_oldest_undelivered_seconds",
                 "Age of the oldest undelivered outbox message; 0 without a backlog.",
                 age,
+            ),
+            metrics.gauge(
+                "outbox_dead_messages",
+                "Outbox messages parked as dead letters: refused for good by their consumer.",
+                int(dead or 0),
             ),
         ]
 

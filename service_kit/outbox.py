@@ -4,8 +4,10 @@ causes it, then delivered at least once by a relay; consumers must be idempotent
 Each service keeps the table in its own schema. Relays of several replicas share the work with
 `FOR UPDATE SKIP LOCKED`. A handler delivers a group of messages of one topic and one merchant at
 once (a batch call to the consumer); when the group fails, each of its messages is tried alone,
-so one bad message cannot hold back the others, and a failed one is retried later with
-exponential backoff and jitter.
+so one bad message cannot hold back the others. A message that fails for now (a consumer away,
+a database error) is retried later with exponential backoff and jitter; one its consumer refused
+for good is parked as a dead letter (`dead_time`, `last_error`, an ERROR log line
+`outbox.dead_letter`) until an operator makes it due again (`retry_dead_letters`).
 """
 
 import asyncio
@@ -36,10 +38,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service_kit.background import every
 from service_kit.clock import Clock
+from service_kit.errors import DomainError
 
 log = structlog.get_logger()
 
 MAX_BACKOFF = timedelta(minutes=5)
+# Refusals that the same message would meet again however often it is retried. NOT_FOUND counts:
+# a message names what its own service committed with it, and a consumer's bare NOT_FOUND
+# reaches a handler as UNAVAILABLE (backend_calls.answer_of), so a NotFound a handler raises
+# says the message itself is wrong; `outbox-retry` replays it once that is fixed.
+PERMANENT = frozenset(
+    {
+        "INVALID_ARGUMENT",
+        "FAILED_PRECONDITION",
+        "OUT_OF_RANGE",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+    }
+)
 
 
 def outbox_table(metadata: MetaData, schema: str) -> Table:
@@ -55,8 +72,31 @@ def outbox_table(metadata: MetaData, schema: str) -> Table:
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("delivered_time", DateTime(timezone=True)),
         Column("last_error", Text),
+        # Set when the message was parked as a dead letter; it is not retried while set.
+        Column("dead_time", DateTime(timezone=True)),
         schema=schema,
     )
+
+
+def dead_letter_upgrade(schema: str) -> list[str]:
+    """The migration adding dead letters to a service's outbox table: the column, due messages
+    indexed without them, and an index of them for the metric."""
+    return [
+        f"ALTER TABLE {schema}.outbox ADD COLUMN dead_time timestamptz",
+        f"DROP INDEX {schema}.outbox_due",
+        f"CREATE INDEX outbox_due ON {schema}.outbox (available_time)"
+        " WHERE delivered_time IS NULL AND dead_time IS NULL",
+        f"CREATE INDEX outbox_dead ON {schema}.outbox (id) WHERE dead_time IS NOT NULL",
+    ]
+
+
+def dead_letter_downgrade(schema: str) -> list[str]:
+    return [
+        f"DROP INDEX {schema}.outbox_dead",
+        f"DROP INDEX {schema}.outbox_due",
+        f"CREATE INDEX outbox_due ON {schema}.outbox (available_time) WHERE delivered_time IS NULL",
+        f"ALTER TABLE {schema}.outbox DROP COLUMN dead_time",
+    ]
 
 
 @dataclass(frozen=True)
@@ -82,6 +122,11 @@ def one_at_a_time(
             await deliver(session, message)
 
     return handle
+
+
+def is_permanent(error: Exception) -> bool:
+    """Whether retrying cannot help: a refusal, as opposed to a consumer or database away."""
+    return isinstance(error, DomainError) and error.code in PERMANENT
 
 
 def backoff(attempts: int) -> timedelta:
@@ -135,7 +180,11 @@ class OutboxRelay:
         async with self._sessions() as session, session.begin():
             rows = await session.execute(
                 select(self._table)
-                .where(self._table.c.delivered_time.is_(None), self._table.c.available_time <= now)
+                .where(
+                    self._table.c.delivered_time.is_(None),
+                    self._table.c.dead_time.is_(None),
+                    self._table.c.available_time <= now,
+                )
                 .order_by(self._table.c.id)
                 .limit(self._batch_size)
                 .with_for_update(skip_locked=True)
@@ -153,16 +202,15 @@ class OutboxRelay:
                     if error is None:
                         delivered.extend(message.id for message in group)
                         continue
-                    log.warning("outbox.batch_failed", topic=topic, size=len(group), error=error)
+                    log.warning(
+                        "outbox.batch_failed", topic=topic, size=len(group), error=str(error)
+                    )
                 for message in group:
                     error = await self._deliver(session, topic, [message])
                     if error is None:
                         delivered.append(message.id)
                     else:
-                        log.warning("outbox.retry", topic=topic, id=message.id, error=error)
-                        await self._postpone(
-                            session, message.id, attempts[message.id] + 1, error, now
-                        )
+                        await self._fail(session, message, attempts[message.id] + 1, error, now)
             if delivered:
                 await session.execute(
                     update(self._table)
@@ -171,29 +219,56 @@ class OutboxRelay:
                 )
         return len(delivered)
 
-    async def _postpone(
-        self, session: AsyncSession, message_id: int, attempts: int, error: str, now: datetime
+    async def _fail(
+        self,
+        session: AsyncSession,
+        message: OutboxMessage,
+        attempts: int,
+        error: Exception,
+        now: datetime,
     ) -> None:
+        """Parks a message refused for good; postpones one that may succeed later."""
+        values: dict[str, Any] = {"attempts": attempts, "last_error": str(error)[:2000]}
+        context = {"topic": message.topic, "id": message.id, "merchant_id": message.merchant_id}
+        if is_permanent(error):
+            # The alert: an operator fixes the cause, then replays it with `outbox-retry`.
+            log.error("outbox.dead_letter", **context, attempts=attempts, error=str(error))
+            values["dead_time"] = now
+        else:
+            log.warning("outbox.retry", **context, error=str(error))
+            values["available_time"] = now + backoff(attempts)
         await session.execute(
-            update(self._table)
-            .where(self._table.c.id == message_id)
-            .values(
-                attempts=attempts,
-                available_time=now + backoff(attempts),
-                last_error=error[:2000],
-            )
+            update(self._table).where(self._table.c.id == message.id).values(**values)
         )
 
     async def _deliver(
         self, session: AsyncSession, topic: str, messages: Sequence[OutboxMessage]
-    ) -> str | None:
+    ) -> Exception | None:
         """Calls the topic's handler in a savepoint; returns its error, None once delivered."""
         try:
             async with session.begin_nested():
                 await self._handlers[topic](session, messages)
         except Exception as error:
-            return str(error)
+            return error
         return None
+
+
+async def retry_dead_letters(
+    sessions: async_sessionmaker[AsyncSession], table: Table, message_id: int | None
+) -> list[int]:
+    """Makes the dead letters due again (only `message_id` when given), after their cause was
+    fixed; they keep their attempts and last error. Due since they were written, so the next
+    pass of any relay takes them, whatever its clock reads. Returns their ids."""
+    dead = table.c.dead_time.is_not(None)
+    condition = dead if message_id is None else dead & (table.c.id == message_id)
+    async with sessions() as session, session.begin():
+        rows = await session.execute(
+            update(table)
+            .where(condition)
+            .values(dead_time=None, available_time=table.c.create_time)
+            .returning(table.c.id)
+        )
+        return sorted(rows.scalars())
 
 
 def start_relays(relay: OutboxRelay, interval: float, workers: int) -> list[asyncio.Task[None]]:

@@ -224,11 +224,14 @@ async def test_invoicing_reports_invoices_by_status_and_its_outbox(
         )
         assert change == (1 if status == "DRAFT" else 0), status
     row = await db.fetchrow(
-        "SELECT count(*), min(create_time) FROM invoicing.outbox WHERE delivered_time IS NULL"
+        "SELECT count(*), min(create_time) FROM invoicing.outbox"
+        " WHERE delivered_time IS NULL AND dead_time IS NULL"
     )
+    dead = await db.fetchval("SELECT count(*) FROM invoicing.outbox WHERE dead_time IS NOT NULL")
     assert row is not None
     backlog, oldest = row
     assert value(after, "outbox_backlog_messages", **service) == backlog
+    assert value(after, "outbox_dead_messages", **service) == dead
     assert value(after, "outbox_oldest_undelivered_seconds", **service) == (
         (platform.clock.now() - oldest).total_seconds()
     )
