@@ -1,7 +1,8 @@
 """`make bench`: starts its own platform, measures every figure next to its baseline, stops
 everything, writes bench/results/latest.json and prints a Markdown table.
 
-`python -m bench [FIGURE ...]` runs only the named figure modules of bench/figures/."""
+`python -m bench [FIGURE ...]` runs only the named figure modules of bench/figures/ and prints
+their table without replacing latest.json, the record of the last whole run."""
 
 import asyncio
 import importlib
@@ -52,6 +53,9 @@ def main() -> None:
     names = sys.argv[1:] or FIGURES
     with running_stack() as stack:
         figures = asyncio.run(measure(stack, names))
+    if names != FIGURES:
+        print(table(figures))
+        return
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(
