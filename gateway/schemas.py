@@ -164,6 +164,8 @@ class InvoiceCreate(Body):
     amount: Number
     period_start: Moment | None = None
     period_end: Moment | None = None
+    # Leave it DRAFT (its lines can still be read, and it is finalized, or voided, later).
+    draft: bool = False
 
 
 class SettlementCreate(Body):

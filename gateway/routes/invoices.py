@@ -3,10 +3,12 @@
 from typing import Annotated, Any
 
 from fastapi import Query
+from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from gateway import responses as r
 from gateway.backends import to_json
+from gateway.context import MerchantRequest
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
 from gateway.schemas import InvoiceCreate, text
 from service_kit.proto_time import to_timestamp
@@ -23,6 +25,7 @@ async def create_invoice(merchant: Merchant, payload: InvoiceCreate) -> Any:
             subscription_id=payload.subscription_id,
             payment_plan_id=payload.payment_plan_id,
             amount=text(payload.amount),
+            draft=payload.draft,
         )
         if payload.period_start is not None:
             request.period_start.CopyFrom(to_timestamp(payload.period_start))
@@ -53,3 +56,41 @@ async def list_invoices(
 async def get_invoice(merchant: Merchant, invoice_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing
     return to_json(await merchant.call(stub.GetInvoice, pb.GetInvoiceRequest(id=invoice_id)))
+
+
+@router.get("/invoices/{invoice_id}/lines", **r.documented(r.Page[r.InvoiceLine], 404))
+async def list_invoice_lines(merchant: Merchant, invoice_id: str) -> Any:
+    """What the invoice bills, line by line (a DRAFT's too, before it is finalized); one page."""
+    stub = merchant.gateway.backends.invoicing
+    invoice = await merchant.call(stub.GetInvoice, pb.GetInvoiceRequest(id=invoice_id))
+    return page([to_json(line) for line in invoice.lines], "")
+
+
+@router.post("/invoices/{invoice_id}/finalize", **r.documented(r.Invoice, 404, 409))
+async def finalize_invoice(merchant: Merchant, invoice_id: str) -> Any:
+    """DRAFT -> OPEN: the invoice is owed from now, due after the payment terms."""
+    stub = merchant.gateway.backends.invoicing
+    request = pb.FinalizeInvoiceRequest(id=invoice_id)
+    return await merchant.created(lambda: _changed(merchant, stub.FinalizeInvoice, request))
+
+
+@router.post("/invoices/{invoice_id}/void", **r.documented(r.Invoice, 404, 409))
+async def void_invoice(merchant: Merchant, invoice_id: str) -> Any:
+    """DRAFT, OPEN or UNCOLLECTIBLE -> VOID: nothing is owed any more."""
+    stub = merchant.gateway.backends.invoicing
+    request = pb.VoidInvoiceRequest(id=invoice_id)
+    return await merchant.created(lambda: _changed(merchant, stub.VoidInvoice, request))
+
+
+@router.post("/invoices/{invoice_id}/mark-uncollectible", **r.documented(r.Invoice, 404, 409))
+async def mark_invoice_uncollectible(merchant: Merchant, invoice_id: str) -> Any:
+    """OPEN -> UNCOLLECTIBLE: written off, though a payment still makes it PAID."""
+    stub = merchant.gateway.backends.invoicing
+    request = pb.MarkInvoiceUncollectibleRequest(id=invoice_id)
+    return await merchant.created(
+        lambda: _changed(merchant, stub.MarkInvoiceUncollectible, request)
+    )
+
+
+async def _changed(merchant: MerchantRequest, method: Any, request: Message) -> dict[str, Any]:
+    return to_json(await merchant.call(method, request))

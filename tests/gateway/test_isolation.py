@@ -79,6 +79,14 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/invoices", EMPTY, query={"subscriptionId": "{subscription}"}
     ),
     ("GET", "/api/v1/invoices/{invoice_id}"): Probe("/api/v1/invoices/{invoice}"),
+    ("GET", "/api/v1/invoices/{invoice_id}/lines"): Probe("/api/v1/invoices/{invoice}/lines"),
+    ("POST", "/api/v1/invoices/{invoice_id}/finalize"): Probe(
+        "/api/v1/invoices/{draft}/finalize", body={}
+    ),
+    ("POST", "/api/v1/invoices/{invoice_id}/void"): Probe("/api/v1/invoices/{draft}/void", body={}),
+    ("POST", "/api/v1/invoices/{invoice_id}/mark-uncollectible"): Probe(
+        "/api/v1/invoices/{invoice}/mark-uncollectible", body={}
+    ),
     ("POST", "/api/v1/meters"): Probe(
         "/api/v1/meters",
         OWN,
@@ -182,6 +190,15 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "/api/v1/invoices",
         {"subscriptionId": subscription["id"], "paymentPlanId": plan["id"], "amount": "3"},
     )
+    draft = await created(
+        "/api/v1/invoices",
+        {
+            "subscriptionId": subscription["id"],
+            "paymentPlanId": plan["id"],
+            "amount": "4",
+            "draft": True,
+        },
+    )
     settlement = await created(
         "/api/v1/settlements",
         {
@@ -203,6 +220,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "event_id": recorded["eventId"],
         "session": session["id"],
         "invoice": invoice["id"],
+        "draft": draft["id"],
         "settlement": settlement["id"],
         "endpoint": endpoint["id"],
     }
@@ -244,6 +262,11 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
             await expect(probe, response, api, other, where)
     after = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
     assert after == before
+    statuses = [
+        (await api.get(f"/api/v1/invoices/{objects[kind]}")).json()["status"]
+        for kind in ("invoice", "draft")
+    ]
+    assert statuses == ["OPEN", "DRAFT"]
     listed = await api.get("/api/v1/usage-events", subscriptionId=objects["subscription"])
     assert [(e["quantity"], "cancelTime" in e) for e in listed.json()["data"]] == [("7", False)]
     assert other_id != api.merchant_id
