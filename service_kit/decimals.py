@@ -6,6 +6,9 @@ from fractions import Fraction
 from service_kit.errors import InvalidArgument
 
 USDC_QUANTUM = Decimal("0.000001")
+# The one bound of money, exclusive, in USDC: every price, line, invoice, ledger entry and
+# payment stays below it (10^21 base units on chain; NUMERIC(30, 6) columns hold 10^24).
+MAX_AMOUNT = Decimal(10) ** 15
 # The longest decimal string a service parses.
 MAX_DECIMAL_TEXT = 64
 

@@ -23,6 +23,7 @@ from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from devstack.chain import Anvil, MockUsdc
 from devstack.postgres import PrivateCluster, free_port, libpq_dsn
 from invoicing_svc import bootstrap as invoicing_bootstrap
+from invoicing_svc.service_layer.relay import outbox_relay as invoicing_relay
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from invoicing_svc.settings import InvoicingSettings
 from metering_svc import bootstrap as metering_bootstrap
@@ -34,6 +35,7 @@ from service_kit.clock import ManualClock
 from service_kit.credentials import ServiceCredentials
 from service_kit.grpc_errors import field_of
 from settlement_svc import bootstrap as settlement_bootstrap
+from settlement_svc.service_layer.relay import outbox_relay as settlement_relay
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.settings import SettlementSettings
 
@@ -183,6 +185,43 @@ async def register_payout_wallet(platform: Platform, merchant_id: str) -> str:
     return str(found.wallet_address)
 
 
+async def assert_ledger_reconciled(platform: Platform, database_url: str) -> None:
+    """What the session's flows left: both outboxes relayed (dead letters stay parked), then
+    Reconcile finds no difference for any merchant with invoices. Waiting messages are made due
+    for any clock: tests/invoicing's services, whose settlement is nowhere, ran on a clock of
+    their own (ahead of the platform's) and left their ledger postings waiting."""
+    connection = await asyncpg.connect(libpq_dsn(database_url))
+    try:
+        for schema in ("invoicing", "settlement"):
+            await connection.execute(
+                f"UPDATE {schema}.outbox SET available_time = '-infinity'"
+                " WHERE delivered_time IS NULL AND dead_time IS NULL"
+            )
+        # Left out: merchants with an invoice marked paid by a settlement that settlement never
+        # had, where a test stood in for settlement (tests/invoicing/test_invoices.py calls
+        # MarkInvoicePaid itself): the ledger rightly holds no payment for it.
+        merchants = await connection.fetch(
+            "SELECT DISTINCT merchant_id FROM invoicing.invoices EXCEPT"
+            " SELECT i.merchant_id FROM invoicing.invoices i WHERE i.settlement_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT FROM settlement.settlements s WHERE s.id = i.settlement_id)"
+        )
+    finally:
+        await connection.close()
+    for relay in (settlement_relay(platform.settlements), invoicing_relay(platform.invoicing)):
+        while await relay.relay_once():
+            pass
+    differences = {}
+    for row in merchants:
+        report = await platform.stub.Reconcile(
+            settlement_pb2.ReconcileRequest(), metadata=(("x-merchant-id", row["merchant_id"]),)
+        )
+        if report.differences:
+            differences[row["merchant_id"]] = [
+                (d.kind, d.reference, d.expected, d.actual) for d in report.differences
+            ]
+    assert differences == {}
+
+
 @pytest.fixture(scope="session")
 async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIterator[Platform]:
     clock = ManualClock(TEST_START)
@@ -222,7 +261,7 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
         settlement_server = await settlement_bootstrap.start(settlements)
         invoicing_channel = service_channel(invoicing_server.port)
         settlement_channel = service_channel(settlement_server.port)
-        yield Platform(
+        running = Platform(
             invoicing=invoicing,
             invoicing_stub=invoicing_pb2_grpc.InvoicingServiceStub(invoicing_channel),
             settlements=settlements,
@@ -240,9 +279,13 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
                 settlement_server.metrics.port,
             ),
         )
-        await invoicing_channel.close()
-        await settlement_channel.close()
-        await settlement_server.stop(1)
-        await invoicing_server.stop(1)
-        await settlement_bootstrap.close(settlements)
-        await invoicing_bootstrap.close(invoicing)
+        yield running
+        try:
+            await assert_ledger_reconciled(running, database_url)
+        finally:
+            await invoicing_channel.close()
+            await settlement_channel.close()
+            await settlement_server.stop(1)
+            await invoicing_server.stop(1)
+            await settlement_bootstrap.close(settlements)
+            await invoicing_bootstrap.close(invoicing)

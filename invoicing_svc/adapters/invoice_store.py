@@ -15,7 +15,8 @@ from service_kit.sql_filters import id_in
 _INSERT_INVOICES = text("""
     INSERT INTO invoicing.invoices (
         id, merchant_id, subscription_id, service_id, user_id, plan_id, status, period_start,
-        period_end, currency, amount, create_time, finalize_time, due_time, paid_time)
+        period_end, currency, amount, create_time, finalize_time, due_time, paid_time,
+        hold_reason)
     SELECT * FROM unnest(
         CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:subscription_ids AS text[]),
         CAST(:service_ids AS text[]), CAST(:user_ids AS text[]), CAST(:plan_ids AS text[]),
@@ -23,7 +24,7 @@ _INSERT_INVOICES = text("""
         CAST(:period_ends AS timestamptz[]), CAST(:currencies AS text[]),
         CAST(:amounts AS numeric[]), CAST(:create_times AS timestamptz[]),
         CAST(:finalize_times AS timestamptz[]), CAST(:due_times AS timestamptz[]),
-        CAST(:paid_times AS timestamptz[]))
+        CAST(:paid_times AS timestamptz[]), CAST(:hold_reasons AS text[]))
     ON CONFLICT ON CONSTRAINT invoices_one_per_period DO NOTHING
     RETURNING id
 """)
@@ -59,6 +60,7 @@ def _invoice(row: InvoiceRow, lines: list[InvoiceLineRow]) -> Invoice:
         due_time=row.due_time,
         paid_time=row.paid_time,
         currency=row.currency,
+        hold_reason=row.hold_reason,
     )
 
 
@@ -92,6 +94,7 @@ class InvoiceStore:
                 "finalize_times": [i.finalize_time for i in invoices],
                 "due_times": [i.due_time for i in invoices],
                 "paid_times": [i.paid_time for i in invoices],
+                "hold_reasons": [i.hold_reason for i in invoices],
             },
         )
         created = {row.id for row in rows}

@@ -123,6 +123,7 @@ class InvoiceRow(Base):
     finalize_time: Mapped[datetime | None] = mapped_column(Timestamp)
     due_time: Mapped[datetime | None] = mapped_column(Timestamp)
     paid_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    hold_reason: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class InvoiceLineRow(Base):

@@ -19,6 +19,7 @@ from invoicing_svc.domain.model import (
     PricingType,
     Service,
     Subscription,
+    SubscriptionStatus,
 )
 from invoicing_svc.domain.plans import parse_price
 from invoicing_svc.domain.pricing import PLACES, PricingModel, Tier, UsageCharge
@@ -43,7 +44,16 @@ _ENUMS = {
     "PRICING_TYPE_": pb.PricingType,
     "BILLING_INTERVAL_": pb.BillingInterval,
     "CHARGE_MODEL_": pb.ChargeModel,
+    "SUBSCRIPTION_STATUS_": pb.SubscriptionStatus,
 }
+
+
+def subscription_status_from_proto(value: int) -> SubscriptionStatus | None:
+    """The status a request filters on; None (any) for SUBSCRIPTION_STATUS_UNSPECIFIED."""
+    status: SubscriptionStatus | None = _enum(
+        value, SubscriptionStatus, "SUBSCRIPTION_STATUS_", "status"
+    )
+    return status
 
 
 def enum_name(value: int, prefix: str) -> str:
@@ -226,6 +236,7 @@ def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
         ],
         settlement_id=invoice.settlement_id,
         create_time=to_timestamp(invoice.create_time),
+        hold_reason=invoice.hold_reason,
     )
     for name in ("period_start", "period_end", "finalize_time", "due_time", "paid_time"):
         moment = getattr(invoice, name)

@@ -1,9 +1,13 @@
-"""The legal moves of an invoice's status."""
+"""The legal moves of an invoice's status, and the hold of a period priced beyond the bound of
+money."""
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
-from invoicing_svc.domain.model import Invoice, InvoiceStatus
+from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus
+from service_kit.decimals import MAX_AMOUNT, USDC_QUANTUM
 from service_kit.errors import FailedPrecondition
 
 ALLOWED: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
@@ -26,7 +30,43 @@ def move(invoice: Invoice, target: InvoiceStatus) -> Invoice:
 
 
 def finalize(invoice: Invoice, now: datetime, due_time: datetime) -> Invoice:
+    if invoice.hold_reason:
+        raise FailedPrecondition(
+            f"invoice {invoice.id} is held and cannot be finalized: {invoice.hold_reason}",
+            field="id",
+        )
     return replace(move(invoice, InvoiceStatus.OPEN), finalize_time=now, due_time=due_time)
+
+
+def hold_reason(lines: Sequence[InvoiceLine], total: Decimal) -> str:
+    """Why a period's invoice cannot be issued: a line or the total at or above the bound of
+    money, which no ledger entry, payment or transfer may carry. "" when it fits."""
+    for line in lines:
+        if line.amount >= MAX_AMOUNT:
+            return (
+                f"the line {line.description!r} prices to {line.amount:f} USDC, and an amount"
+                f" must be below {MAX_AMOUNT} USDC"
+            )
+    if total >= MAX_AMOUNT:
+        return f"the total {total:f} USDC must be below {MAX_AMOUNT} USDC"
+    return ""
+
+
+def hold(invoice: Invoice, reason: str) -> Invoice:
+    """The period's invoice kept as a DRAFT that says why: nothing is owed, posted to the ledger
+    or collected. It cannot be finalized (its period's usage is final); the merchant voids it and
+    may bill what is right with CreateInvoice."""
+    return replace(
+        invoice,
+        status=InvoiceStatus.DRAFT,
+        amount=Decimal(0).quantize(USDC_QUANTUM),
+        # Amounts this large cannot be stored as money: the reason names the line.
+        lines=(),
+        finalize_time=None,
+        due_time=None,
+        paid_time=None,
+        hold_reason=f"{reason}; void this invoice and bill the usage with CreateInvoice",
+    )
 
 
 def pay(invoice: Invoice, settlement_id: str, now: datetime) -> Invoice:

@@ -143,3 +143,6 @@ class Invoice:
     due_time: datetime | None = None
     paid_time: datetime | None = None
     currency: str = "USDC"
+    # Why a period's invoice is held as a DRAFT (it priced at or beyond the bound of money);
+    # "" for every other invoice.
+    hold_reason: str = ""

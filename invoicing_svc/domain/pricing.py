@@ -5,18 +5,23 @@ from decimal import Context, Decimal, Inexact, localcontext
 from enum import StrEnum
 from fractions import Fraction
 
-from service_kit.decimals import round_usdc
+from service_kit.decimals import MAX_AMOUNT, round_usdc
 from service_kit.errors import InvalidArgument
 
 PLACES = 12
-MAX_PRICE = Decimal(10) ** 12
+# A price is money: a unit, package, flat fee or plan amount at or above the bound of money
+# could never be invoiced.
+MAX_PRICE = MAX_AMOUNT
 # Metering's bound on usage quantities: a tier bound or free quantity above it is never reached.
 MAX_QUANTITY = Decimal(10) ** 15
 MAX_TIERS = 50
 ZERO = Decimal(0)
-# Validated charges need at most ~53 significant digits (27-digit quantity x 24-digit price, summed
-# over 50 tiers). Trapping Inexact makes an out-of-bounds input fail instead of rounding silently.
-EXACT = Context(prec=60)
+# A period's aggregate is a sum of events, so it may pass metering's per-event bound (10^18
+# events of 10^15 units make 46 digits with the fraction). Up to 70 digits of it times a 27-digit
+# price, summed over 50 tiers, fit in 100: amounts stay exact however far past the bound of
+# money they go (such a period is held, never billed). Trapping Inexact makes anything larger
+# fail instead of rounding silently.
+EXACT = Context(prec=100)
 EXACT.traps[Inexact] = True
 
 
@@ -157,6 +162,6 @@ def charge_amount(charge: UsageCharge, quantity: Decimal) -> Decimal:
 def line_amount(charge: UsageCharge, quantity: Decimal) -> Decimal:
     """The invoice line amount: the exact amount rounded once to 6 decimals, half to even."""
     amount = charge_amount(charge, quantity)
-    # Up to 27 integer digits plus 6 decimals exceed the default 28-digit precision.
-    with localcontext(prec=60):
+    # An amount past the bound of money has more digits than the default 28-digit precision.
+    with localcontext(prec=EXACT.prec):
         return round_usdc(amount)

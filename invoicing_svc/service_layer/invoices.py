@@ -10,12 +10,10 @@ from invoicing_svc.domain import invoices as rules
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
-from service_kit.decimals import parse_decimal
+from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from service_kit.idempotency import RequestKey
 from service_kit.ids import new_id
-
-MAX_AMOUNT = Decimal(10) ** 15
 
 
 async def _invoice(uow: InvoicingUnitOfWork, merchant_id: str, invoice_id: str) -> Invoice:

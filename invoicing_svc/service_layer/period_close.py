@@ -17,6 +17,7 @@ from fractions import Fraction
 
 import structlog
 
+from invoicing_svc.domain import invoices as rules
 from invoicing_svc.domain.billing import active_share, invoice_total, period_lines
 from invoicing_svc.domain.model import (
     Invoice,
@@ -72,7 +73,7 @@ def _invoice(
     issued = subscription.now(now)
     # Nothing to collect: a zero invoice is paid as it is issued.
     status = InvoiceStatus.OPEN if total > 0 else InvoiceStatus.PAID
-    return Invoice(
+    invoice = Invoice(
         id=new_id("in"),
         merchant_id=subscription.merchant_id,
         subscription_id=subscription.id,
@@ -89,6 +90,9 @@ def _invoice(
         due_time=issued + invoicing.settings.payment_terms,
         paid_time=None if total > 0 else issued,
     )
+    # Priced at or beyond the bound of money: held, never posted half-way.
+    reason = rules.hold_reason(lines, total)
+    return rules.hold(invoice, reason) if reason else invoice
 
 
 async def bill_periods(
@@ -121,7 +125,8 @@ async def bill_periods(
             )
             continue
         await uow.invoice_created(invoice, now)
-        for event_type in ("invoice.created", "invoice.finalized"):
+        issued = "invoice.held" if invoice.hold_reason else "invoice.finalized"
+        for event_type in ("invoice.created", issued):
             await uow.emit(invoice.merchant_id, event_type, invoice, now)
         if invoice.status is InvoiceStatus.PAID:
             await uow.emit(invoice.merchant_id, "invoice.paid", invoice, now)

@@ -25,6 +25,7 @@ EVENT_TYPES = frozenset(
         "subscription.canceled",
         "invoice.created",
         "invoice.finalized",
+        "invoice.held",
         "invoice.paid",
         "invoice.voided",
         "invoice.marked_uncollectible",

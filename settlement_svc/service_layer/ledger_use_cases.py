@@ -5,14 +5,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from service_kit import pagination
-from service_kit.decimals import parse_decimal
+from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import InvalidArgument
 from settlement_svc.adapters.journal_store import PostedEntry
 from settlement_svc.domain import formats, ledger
 from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.service_layer.unit_of_work import Settlements
 
-MAX_AMOUNT = Decimal(10) ** 15
 MAX_INVOICES_PER_CALL = 1000
 _ACCOUNT_PREFIXES = ("receivable:", "credit:")
 

@@ -184,9 +184,17 @@ def test_largest_amounts_stay_exact() -> None:
     assert str(line_amount(charge, quantity)) == "999999999999999999999998999.000000"
 
 
+def test_a_period_aggregate_past_metering_s_bound_is_priced_exactly() -> None:
+    """A sum of many events (10^21 units) at a 27-digit price: exact, for the period's hold to
+    name (invoicing_svc/domain/invoices.py), where 60 digits raised Inexact."""
+    charge = UsageCharge("t", PER_UNIT, unit_price=D("999999999999999.999999999999"))
+    quantity = D("1000000000000000000000.000000000001")
+    assert str(line_amount(charge, quantity)) == "999999999999999999999999999000001000.000000"
+
+
 def test_quantities_beyond_the_exact_precision_fail_loudly() -> None:
     with pytest.raises(Inexact):
-        charge_amount(PICO, D("1" * 50 + ".000000000001"))
+        charge_amount(PICO, D("1" * 90 + ".000000000001"))
 
 
 # --- Validation --------------------------------------------------------------------------------
@@ -246,9 +254,9 @@ def test_valid_charges_pass(charge: UsageCharge) -> None:
         ),
         (UsageCharge("t", GRADUATED, tiers=tiers("10.0000000000001", None)), "tiers[0].up_to"),
         # Too large.
-        (UsageCharge("t", PER_UNIT, unit_price=D(10) ** 12), "unit_price"),
-        (UsageCharge("t", VOLUME, tiers=tiers("1E12", None, price="1E12")), "tiers[0].unit_price"),
-        (UsageCharge("t", VOLUME, tiers=(Tier(None, D(1), D("1E12")),)), "tiers[0].flat_fee"),
+        (UsageCharge("t", PER_UNIT, unit_price=D(10) ** 15), "unit_price"),
+        (UsageCharge("t", VOLUME, tiers=tiers("1E12", None, price="1E15")), "tiers[0].unit_price"),
+        (UsageCharge("t", VOLUME, tiers=(Tier(None, D(1), D("1E15")),)), "tiers[0].flat_fee"),
         (UsageCharge("t", PACKAGE, unit_price=D(1), package_size=D("1E15")), "package_size"),
         (UsageCharge("t", PER_UNIT, included_quantity=D("1E15")), "included_quantity"),
         (UsageCharge("t", GRADUATED, tiers=tiers("1E15", None)), "tiers[0].up_to"),

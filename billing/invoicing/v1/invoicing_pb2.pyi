@@ -944,11 +944,20 @@ class ListSubscriptionsRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     service_id: _builtins.str
-    """Optional filters."""
+    """Optional. Only subscriptions to this service."""
     user_id: _builtins.str
+    """Optional. Only subscriptions of this user."""
     page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
     page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call."""
+    plan_id: _builtins.str
+    """Optional. Only subscriptions on this plan."""
+    status: Global___SubscriptionStatus.ValueType
+    """Optional. Only subscriptions in this status; unspecified for any."""
     def __init__(
         self,
         *,
@@ -956,10 +965,12 @@ class ListSubscriptionsRequest(_message.Message):
         user_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        status: Global___SubscriptionStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "service_id", b"service_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "plan_id", b"plan_id", "service_id", b"service_id", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1067,6 +1078,7 @@ class Invoice(_message.Message):
     FINALIZE_TIME_FIELD_NUMBER: _builtins.int
     DUE_TIME_FIELD_NUMBER: _builtins.int
     PAID_TIME_FIELD_NUMBER: _builtins.int
+    HOLD_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "in_" + 26 characters."""
     subscription_id: _builtins.str
@@ -1080,6 +1092,11 @@ class Invoice(_message.Message):
     """Sum of the line amounts, 6 decimals."""
     settlement_id: _builtins.str
     """The confirming settlement once PAID."""
+    hold_reason: _builtins.str
+    """Output only. Why the invoice is held as a DRAFT: its period priced a line or the total at
+    or above the bound of money (10^15 USDC). A held invoice has no lines, amount 0, is not
+    posted to the ledger and cannot be finalized; void it. Empty for every other invoice.
+    """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
         """Billing period covered; unset for a merchant invoice without a period."""
@@ -1115,10 +1132,11 @@ class Invoice(_message.Message):
         finalize_time: _timestamp_pb2.Timestamp | None = ...,
         due_time: _timestamp_pb2.Timestamp | None = ...,
         paid_time: _timestamp_pb2.Timestamp | None = ...,
+        hold_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "due_time", b"due_time", "finalize_time", b"finalize_time", "paid_time", b"paid_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "id", b"id", "lines", b"lines", "paid_time", b"paid_time", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "lines", b"lines", "paid_time", b"paid_time", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
