@@ -1,15 +1,41 @@
 """Subscriptions: a user on a plan, billed period by period."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from fastapi import Query
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from gateway import responses as r
 from gateway.backends import to_json
-from gateway.routes import Merchant, merchant_router
+from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
 from gateway.schemas import SubscriptionCancel, TestClockAdvance
 
 router = merchant_router("subscriptions")
+
+
+@router.get("/subscriptions", **r.documented(r.Page[r.Subscription]))
+async def list_subscriptions(
+    merchant: Merchant,
+    status: Literal["ACTIVE", "PAST_DUE", "CANCELED"] | None = None,
+    user_id: Annotated[str, Query(alias="userId", max_length=128)] = "",
+    plan_id: Annotated[str, Query(alias="planId", max_length=128)] = "",
+    service_id: Annotated[str, Query(alias="serviceId", max_length=128)] = "",
+    limit: Limit = 10,
+    starting_after: StartingAfter = "",
+) -> Any:
+    """Oldest first; each filter given narrows the list."""
+    request = pb.ListSubscriptionsRequest(
+        status=pb.SubscriptionStatus.Value(f"SUBSCRIPTION_STATUS_{status or 'UNSPECIFIED'}"),
+        user_id=user_id,
+        plan_id=plan_id,
+        service_id=service_id,
+        page_size=limit,
+        page_token=starting_after,
+    )
+    stub = merchant.gateway.backends.invoicing
+    found = await merchant.call(stub.ListSubscriptions, request)
+    return page([to_json(s) for s in found.subscriptions], found.next_page_token)
 
 
 @router.get("/subscriptions/{subscription_id}", **r.documented(r.Subscription, 404))

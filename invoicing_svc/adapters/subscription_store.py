@@ -192,12 +192,18 @@ class SubscriptionStore:
         user_id: str | None,
         after: tuple[datetime, str] | None,
         limit: int,
+        plan_id: str | None = None,
+        status: SubscriptionStatus | None = None,
     ) -> list[Subscription]:
         query = select(SubscriptionRow).where(SubscriptionRow.merchant_id == merchant_id)
         if service_id:
             query = query.where(SubscriptionRow.service_id == service_id)
         if user_id:
             query = query.where(SubscriptionRow.user_id == user_id)
+        if plan_id:
+            query = query.where(SubscriptionRow.plan_id == plan_id)
+        if status is not None:
+            query = query.where(SubscriptionRow.status == status.value)
         rows = await self._session.scalars(
             in_creation_order(query, SubscriptionRow.create_time, SubscriptionRow.id, after, limit)
         )

@@ -167,6 +167,8 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             request.user_id,
             request.page_size,
             request.page_token,
+            plan_id=request.plan_id,
+            status=translate.subscription_status_from_proto(request.status),
         )
         return pb.ListSubscriptionsResponse(
             subscriptions=[translate.subscription_to_proto(s) for s in page], next_page_token=token

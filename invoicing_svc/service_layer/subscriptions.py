@@ -30,14 +30,25 @@ async def get_subscription(
 
 
 async def list_subscriptions(
-    invoicing: Invoicing, merchant_id: str, service_id: str, user_id: str, size: int, token: str
+    invoicing: Invoicing,
+    merchant_id: str,
+    service_id: str,
+    user_id: str,
+    size: int,
+    token: str,
+    *,
+    plan_id: str = "",
+    status: SubscriptionStatus | None = None,
 ) -> tuple[list[Subscription], str]:
+    """The merchant's subscriptions, oldest first; each filter given narrows the list."""
     limit = pagination.page_size(size)
     async with invoicing.unit_of_work() as uow:
         found = await uow.subscriptions.subscriptions(
             merchant_id,
             service_id=service_id or None,
             user_id=user_id or None,
+            plan_id=plan_id or None,
+            status=status,
             after=pagination.creation_position(token),
             limit=limit + 1,
         )

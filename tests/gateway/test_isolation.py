@@ -59,6 +59,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/checkout-sessions/{session_id}/complete"): Probe(
         "/api/v1/checkout-sessions/{session}/complete", body={}
     ),
+    ("GET", "/api/v1/subscriptions"): Probe("/api/v1/subscriptions", EMPTY),
     ("GET", "/api/v1/subscriptions/{subscription_id}"): Probe(
         "/api/v1/subscriptions/{subscription}"
     ),

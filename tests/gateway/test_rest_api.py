@@ -31,13 +31,15 @@ async def usage_plan(
     return service, plan.json()
 
 
-async def subscribe(api: Api, plan: dict[str, str]) -> dict[str, str]:
+async def subscribe(
+    api: Api, plan: dict[str, str], user_id: str = "usr_b4e7f812"
+) -> dict[str, str]:
     session = (
         await api.post(
             "/api/v1/checkout-sessions",
             {
                 "planId": plan["id"],
-                "userId": "usr_b4e7f812",
+                "userId": user_id,
                 "successUrl": "https://m.example/ok",
                 "cancelUrl": "https://m.example/no",
             },
