@@ -125,6 +125,8 @@ class Invoice(Reply):
     finalize_time: datetime | Absent = None
     due_time: datetime | Absent = None
     paid_time: datetime | Absent = None
+    # Why a DRAFT is held (its period priced beyond 10^15 USDC); "" otherwise.
+    hold_reason: str
 
 
 class Meter(Reply):
