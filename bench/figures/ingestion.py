@@ -256,7 +256,9 @@ async def streams(
     for n in range(STREAMS):
         body = folder / f"stream-{n}.bin"
         events = (_event("sub_stream", f"s{n}-{i}") for i in range(STREAM_EVENTS))
-        body.write_bytes(_framed(event.SerializeToString() for event in events))
+        body.write_bytes(
+            _framed(pb.StreamUsageEventsRequest(event=e).SerializeToString() for e in events)
+        )
         bodies.append(body)
     authorization = stack.credentials.authorization
     rate = await _h2load_streams(int(stack.metering.rsplit(":", 1)[1]), bodies, authorization)

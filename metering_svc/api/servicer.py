@@ -90,8 +90,8 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         )
 
     async def StreamUsageEvents(
-        self, request_iterator: AsyncIterator[pb.UsageEventInput], context: Context
-    ) -> AsyncIterator[pb.UsageEventResult]:
+        self, request_iterator: AsyncIterator[pb.StreamUsageEventsRequest], context: Context
+    ) -> AsyncIterator[pb.StreamUsageEventsResponse]:
         """Commits events in groups: whatever has arrived, up to stream_group_size, goes into one
         transaction; each event is answered, in order, once its group committed."""
         merchant = merchant_id(context)
@@ -100,8 +100,8 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
 
         async def receive() -> None:
             try:
-                async for event in request_iterator:
-                    await inbox.put(event)
+                async for message in request_iterator:
+                    await inbox.put(message.event)
             finally:
                 await inbox.put(None)
 
@@ -122,7 +122,7 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
                 for result in await ingestion.record_usage_events(self._metering, merchant, drafts):
                     message = translate.result_to_proto(result)
                     message.index = offset + result.index
-                    yield message
+                    yield pb.StreamUsageEventsResponse(result=message)
                 offset += len(drafts)
             # The request stream ended: at its end, or at a message that could not be read,
             # which then fails the call.

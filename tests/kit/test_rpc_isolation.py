@@ -112,7 +112,7 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: mpb.BatchRecordUsageEventsRequest(events=[o.event]),
             REJECTED,
         ),
-        "StreamUsageEvents": (lambda o: o.event, REJECTED),
+        "StreamUsageEvents": (lambda o: mpb.StreamUsageEventsRequest(event=o.event), REJECTED),
         "ListUsageEvents": (
             lambda o: mpb.ListUsageEventsRequest(subscription_id=o.subscription.id),
             EMPTY,
@@ -413,11 +413,11 @@ async def snapshot(platform: Platform, o: Owned) -> list[Message]:
     ]
 
 
-async def stream_once(stub: Any, event: Message) -> Message:
+async def stream_once(stub: Any, request: Message) -> Message:
     async def one() -> AsyncIterator[Message]:
-        yield event
+        yield request
 
-    results: list[Message] = [r async for r in stub.StreamUsageEvents(one(), metadata=OTHER)]
+    results: list[Message] = [r.result async for r in stub.StreamUsageEvents(one(), metadata=OTHER)]
     [result] = results
     return result
 

@@ -52,7 +52,9 @@ async def _get_settlement(channel: grpc.aio.Channel, metadata: Any) -> object:
 
 async def _stream_events(channel: grpc.aio.Channel, metadata: Any) -> object:
     stub = metering_pb2_grpc.MeteringServiceStub(channel)
-    request = metering_pb2.UsageEventInput(event_key="token_generated", quantity="1")
+    request = metering_pb2.StreamUsageEventsRequest(
+        event=metering_pb2.UsageEventInput(event_key="token_generated", quantity="1")
+    )
     return [answer async for answer in stub.StreamUsageEvents(iter([request]), metadata=metadata)]
 
 

@@ -208,14 +208,15 @@ async def test_a_malformed_message_in_a_stream_ends_it_invalid_argument(
     )
 
     async def messages() -> AsyncIterator[bytes]:
-        yield tenant.event("2", idempotency_key="before").SerializeToString()
+        event = tenant.event("2", idempotency_key="before")
+        yield pb.StreamUsageEventsRequest(event=event).SerializeToString()
         yield GARBAGE[0]
 
     answers = call(messages(), metadata=tenant.metadata)
     received = []
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for answer in answers:
-            received.append(pb.UsageEventResult.FromString(answer))
+            received.append(pb.StreamUsageEventsResponse.FromString(answer).result)
     assert caught.value.code() == INVALID, caught.value.details()
     # The event before it was committed and answered; nothing after it.
     assert [r.outcome for r in received] == [pb.USAGE_EVENT_OUTCOME_ACCEPTED]

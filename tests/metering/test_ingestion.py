@@ -103,8 +103,10 @@ async def test_a_stream_is_answered_in_order_after_commit(
         sent[11] = tenant.event("NaN")
         return sent
 
+    requests = [pb.StreamUsageEventsRequest(event=event) for event in events()]
     results = [
-        r async for r in tenant.stub.StreamUsageEvents(iter(events()), metadata=tenant.metadata)
+        r.result
+        async for r in tenant.stub.StreamUsageEvents(iter(requests), metadata=tenant.metadata)
     ]
 
     assert [r.index for r in results] == list(range(2500))

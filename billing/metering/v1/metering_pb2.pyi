@@ -458,6 +458,54 @@ class UsageEventError(_message.Message):
 Global___UsageEventError: _TypeAlias = UsageEventError  # noqa: Y015
 
 @_typing.final
+class StreamUsageEventsRequest(_message.Message):
+    """One message of a StreamUsageEvents stream: one event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___UsageEventInput:
+        """Required. The event, as RecordUsageEvent takes it."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___UsageEventInput | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamUsageEventsRequest: _TypeAlias = StreamUsageEventsRequest  # noqa: Y015
+
+@_typing.final
+class StreamUsageEventsResponse(_message.Message):
+    """The answer to one StreamUsageEventsRequest, in the order of the stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___UsageEventResult:
+        """Output only. The event's result; `index` is its position in the stream, from 0."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___UsageEventResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamUsageEventsResponse: _TypeAlias = StreamUsageEventsResponse  # noqa: Y015
+
+@_typing.final
 class UsageEventResult(_message.Message):
     """The result of one event in a batch or stream, in the order submitted."""
 

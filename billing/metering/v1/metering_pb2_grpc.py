@@ -65,8 +65,8 @@ class MeteringServiceStub:
                 _registered_method=True)
         self.StreamUsageEvents = channel.stream_stream(
                 '/billing.metering.v1.MeteringService/StreamUsageEvents',
-                request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.UsageEventInput.SerializeToString,
-                response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.UsageEventResult.FromString,
+                request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.StreamUsageEventsRequest.SerializeToString,
+                response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.StreamUsageEventsResponse.FromString,
                 _registered_method=True)
         self.ListUsageEvents = channel.unary_unary(
                 '/billing.metering.v1.MeteringService/ListUsageEvents',
@@ -249,8 +249,8 @@ def add_MeteringServiceServicer_to_server(servicer, server):
             ),
             'StreamUsageEvents': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamUsageEvents,
-                    request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.UsageEventInput.FromString,
-                    response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.UsageEventResult.SerializeToString,
+                    request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.StreamUsageEventsRequest.FromString,
+                    response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.StreamUsageEventsResponse.SerializeToString,
             ),
             'ListUsageEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListUsageEvents,
@@ -457,8 +457,8 @@ class MeteringService:
             request_iterator,
             target,
             '/billing.metering.v1.MeteringService/StreamUsageEvents',
-            billing_dot_metering_dot_v1_dot_metering__pb2.UsageEventInput.SerializeToString,
-            billing_dot_metering_dot_v1_dot_metering__pb2.UsageEventResult.FromString,
+            billing_dot_metering_dot_v1_dot_metering__pb2.StreamUsageEventsRequest.SerializeToString,
+            billing_dot_metering_dot_v1_dot_metering__pb2.StreamUsageEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

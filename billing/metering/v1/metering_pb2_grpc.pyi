@@ -47,7 +47,7 @@ class MeteringServiceStub:
     """Records one usage event. Answers after the event is durably committed."""
     BatchRecordUsageEvents: _grpc.UnaryUnaryMultiCallable[_metering_pb2.BatchRecordUsageEventsRequest, _metering_pb2.BatchRecordUsageEventsResponse]
     """Records up to 10,000 events; each gets its own result, a bad event does not affect the others."""
-    StreamUsageEvents: _grpc.StreamStreamMultiCallable[_metering_pb2.UsageEventInput, _metering_pb2.UsageEventResult]
+    StreamUsageEvents: _grpc.StreamStreamMultiCallable[_metering_pb2.StreamUsageEventsRequest, _metering_pb2.StreamUsageEventsResponse]
     """Records a stream of events. The server answers each event, in the order sent, once it is
     committed; events are committed in groups as they arrive.
     """
@@ -93,7 +93,7 @@ class MeteringServiceAsyncStub(MeteringServiceStub):
     """Records one usage event. Answers after the event is durably committed."""
     BatchRecordUsageEvents: _aio.UnaryUnaryMultiCallable[_metering_pb2.BatchRecordUsageEventsRequest, _metering_pb2.BatchRecordUsageEventsResponse]  # type: ignore[assignment]
     """Records up to 10,000 events; each gets its own result, a bad event does not affect the others."""
-    StreamUsageEvents: _aio.StreamStreamMultiCallable[_metering_pb2.UsageEventInput, _metering_pb2.UsageEventResult]  # type: ignore[assignment]
+    StreamUsageEvents: _aio.StreamStreamMultiCallable[_metering_pb2.StreamUsageEventsRequest, _metering_pb2.StreamUsageEventsResponse]  # type: ignore[assignment]
     """Records a stream of events. The server answers each event, in the order sent, once it is
     committed; events are committed in groups as they arrive.
     """
@@ -170,9 +170,9 @@ class MeteringServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def StreamUsageEvents(
         self,
-        request_iterator: _MaybeAsyncIterator[_metering_pb2.UsageEventInput],
+        request_iterator: _MaybeAsyncIterator[_metering_pb2.StreamUsageEventsRequest],
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_metering_pb2.UsageEventResult], _abc.AsyncIterator[_metering_pb2.UsageEventResult]]:
+    ) -> _typing.Union[_abc.Iterator[_metering_pb2.StreamUsageEventsResponse], _abc.AsyncIterator[_metering_pb2.StreamUsageEventsResponse]]:
         """Records a stream of events. The server answers each event, in the order sent, once it is
         committed; events are committed in groups as they arrive.
         """
