@@ -7,6 +7,7 @@ its siblings in the batch are stored.
 from collections.abc import Sequence
 
 from metering_svc.adapters.partitions import month_of
+from metering_svc.domain.deduplication import outcomes, unique_in_batch
 from metering_svc.domain.model import EventOutcome, EventResult, UsageEvent, UsageEventDraft
 from metering_svc.domain.validation import check_invoice, check_subscription, validate_fields
 from metering_svc.service_layer.unit_of_work import Metering
@@ -68,36 +69,15 @@ async def record_usage_events(
         # partition DDL (own connection) waits for ingestions in flight.
         await metering.partitions.ensure({month_of(event.occurred_at) for _, event in valid})
 
-        # Within the batch the first event with a key wins; the others repeat it.
-        first_with_key: dict[tuple[str, str], UsageEvent] = {}
-        repeats: list[tuple[int, tuple[str, str]]] = []
-        fresh: list[tuple[int, UsageEvent]] = []
-        for index, event in valid:
-            if event.idempotency_key:
-                key = (event.subscription_id, event.idempotency_key)
-                if key in first_with_key:
-                    repeats.append((index, key))
-                    continue
-                first_with_key[key] = event
-            fresh.append((index, event))
-
+        batch = unique_in_batch(valid)
         recorded_before = await uow.events.store_new(
-            merchant_id, [event for _, event in fresh], now
+            merchant_id, [event for _, event in batch.fresh], now
         )
-        stored = 0
-        for index, event in fresh:
-            earlier = recorded_before.get((event.subscription_id, event.idempotency_key))
-            if earlier is None:
-                stored += 1
-                results[index] = EventResult(index, EventOutcome.ACCEPTED, event_id=event.id)
-            else:
-                results[index] = EventResult(index, EventOutcome.DUPLICATE, event_id=earlier)
-        for index, key in repeats:
-            first_id = recorded_before.get(key, first_with_key[key].id)
-            results[index] = EventResult(index, EventOutcome.DUPLICATE, event_id=first_id)
+        for result in outcomes(batch, recorded_before):
+            results[result.index] = result
         await uow.commit()
     metering.metrics.events_recorded(
-        ingested=stored,
+        ingested=sum(r.outcome is EventOutcome.ACCEPTED for r in results.values()),
         deduplicated=sum(r.outcome is EventOutcome.DUPLICATE for r in results.values()),
     )
     return [results[index] for index in range(len(drafts))]
