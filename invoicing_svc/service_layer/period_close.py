@@ -18,7 +18,7 @@ from fractions import Fraction
 import structlog
 
 from invoicing_svc.domain import invoices as rules
-from invoicing_svc.domain.billing import active_share, invoice_total, period_lines
+from invoicing_svc.domain.invoice_lines import active_share, invoice_total, period_lines
 from invoicing_svc.domain.model import (
     Invoice,
     InvoiceStatus,
