@@ -92,6 +92,8 @@ Global___FailureReason: _TypeAlias = FailureReason  # noqa: Y015
 
 @_typing.final
 class Settlement(_message.Message):
+    """A payment proof for an invoice or a checkout session, and its verdict from the chain."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -114,35 +116,45 @@ class Settlement(_message.Message):
     id: _builtins.str
     """Output only. "stl_" + 26 characters."""
     invoice_id: _builtins.str
-    """The invoice paid; empty for a checkout payment."""
+    """Output only. The invoice paid; empty for a checkout payment."""
     checkout_session_id: _builtins.str
-    """The checkout session paid up front; empty for an invoice payment."""
+    """Output only. The checkout session paid up front; empty for an invoice payment."""
     reference_hash: _builtins.str
-    """The bytes32 identifier of the on-chain settlement record: 0x + 64 hex digits."""
+    """Output only. The bytes32 identifier of the on-chain settlement record: 0x + 64 hex digits,
+    lowercase.
+    """
     transaction_hash: _builtins.str
-    """0x + 64 hex digits. One transaction settles at most one payment."""
+    """Output only. 0x + 64 hex digits, lowercase. One transaction settles at most one payment."""
     payer_wallet_address: _builtins.str
-    """0x + 40 hex digits, EIP-55 checksummed."""
+    """Output only. 0x + 40 hex digits, EIP-55 checksummed."""
     merchant_wallet_address: _builtins.str
     """Output only. The merchant's payout wallet on record when the proof was submitted."""
     status: Global___SettlementStatus.ValueType
+    """Output only. PENDING until the chain decides, then CONFIRMED or FAILED for good."""
     failure_reason: Global___FailureReason.ValueType
+    """Output only. Why a FAILED settlement failed; FAILURE_REASON_UNSPECIFIED otherwise."""
     failure_detail: _builtins.str
-    """Human-readable detail of the failure."""
+    """Output only. Human-readable detail of the failure; empty otherwise."""
     amount_due: _builtins.str
-    """Amount due, USDC."""
+    """Output only. Amount due, USDC with 6 decimals ("0.500000")."""
     amount_paid: _builtins.str
-    """USDC moved from payer to merchant by the transaction; set once verified."""
+    """Output only. USDC moved from payer to merchant by the transaction, 6 decimals; empty until
+    verified.
+    """
     block_number: _builtins.int
-    """Block of the transaction; set once it was seen."""
+    """Output only. Block of the transaction; 0 until it was seen."""
     confirmations: _builtins.int
-    """Confirmations at the last check."""
+    """Output only. Confirmations at the last check."""
     user_id: _builtins.str
-    """The subscriber paying."""
+    """Output only. The subscriber paying (the invoice's or the checkout session's)."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the proof was submitted."""
+
     @_builtins.property
-    def confirm_time(self) -> _timestamp_pb2.Timestamp: ...
+    def confirm_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the settlement became CONFIRMED; unset otherwise."""
+
     def __init__(
         self,
         *,
@@ -174,6 +186,10 @@ Global___Settlement: _TypeAlias = Settlement  # noqa: Y015
 
 @_typing.final
 class SubmitSettlementRequest(_message.Message):
+    """Request of SubmitSettlement: records the proof that a transaction pays an OPEN invoice or a
+    checkout session, and checks it on chain once right away.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INVOICE_ID_FIELD_NUMBER: _builtins.int
@@ -183,8 +199,14 @@ class SubmitSettlementRequest(_message.Message):
     PAYER_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
     MERCHANT_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
     invoice_id: _builtins.str
-    """Exactly one of invoice_id and checkout_session_id."""
+    """Optional. The OPEN invoice paid, 1-128 characters. Exactly one of invoice_id and
+    checkout_session_id (INVALID_ARGUMENT otherwise).
+    """
     checkout_session_id: _builtins.str
+    """Optional. The checkout session paid up front (OPEN or AWAITING_PAYMENT), 1-128 characters;
+    the chain must know the transaction already. Exactly one of invoice_id and
+    checkout_session_id.
+    """
     reference_hash: _builtins.str
     """Required. 0x + 64 hex digits."""
     transaction_hash: _builtins.str
@@ -215,6 +237,8 @@ Global___SubmitSettlementRequest: _TypeAlias = SubmitSettlementRequest  # noqa: 
 
 @_typing.final
 class SetPayoutWalletRequest(_message.Message):
+    """Request of SetPayoutWallet: registers (or replaces) the wallet the merchant is paid in."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
@@ -235,6 +259,8 @@ Global___SetPayoutWalletRequest: _TypeAlias = SetPayoutWalletRequest  # noqa: Y0
 
 @_typing.final
 class GetPayoutWalletRequest(_message.Message):
+    """Request of GetPayoutWallet: the merchant's payout wallet on record."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -278,10 +304,13 @@ Global___PayoutWallet: _TypeAlias = PayoutWallet  # noqa: Y015
 
 @_typing.final
 class GetSettlementRequest(_message.Message):
+    """Request of GetSettlement: one settlement of the merchant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. "stl_" + 26 characters; NOT_FOUND when it is unknown or another merchant's."""
     def __init__(
         self,
         *,
@@ -297,15 +326,19 @@ Global___GetSettlementRequest: _TypeAlias = GetSettlementRequest  # noqa: Y015
 
 @_typing.final
 class ListSettlementsRequest(_message.Message):
+    """Request of ListSettlements: the merchant's settlements, oldest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INVOICE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     invoice_id: _builtins.str
-    """Optional. Only settlements of this invoice."""
+    """Optional. Only settlements of this invoice; empty for all."""
     page_size: _builtins.int
+    """Optional. 0-1000; 0 means 100."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first page."""
     def __init__(
         self,
         *,
@@ -323,13 +356,18 @@ Global___ListSettlementsRequest: _TypeAlias = ListSettlementsRequest  # noqa: Y0
 
 @_typing.final
 class ListSettlementsResponse(_message.Message):
+    """Response of ListSettlements: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SETTLEMENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. The token of the next page; empty on the last page."""
     @_builtins.property
-    def settlements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Settlement]: ...
+    def settlements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Settlement]:
+        """Output only. Up to page_size settlements, oldest first."""
+
     def __init__(
         self,
         *,
@@ -346,6 +384,10 @@ Global___ListSettlementsResponse: _TypeAlias = ListSettlementsResponse  # noqa: 
 
 @_typing.final
 class RecordInvoiceRequest(_message.Message):
+    """Request of RecordInvoice (and one invoice of BatchRecordInvoices): posts a finalized invoice
+    to the ledger once, or reverses a voided one.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INVOICE_ID_FIELD_NUMBER: _builtins.int
@@ -353,13 +395,15 @@ class RecordInvoiceRequest(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     VOIDED_FIELD_NUMBER: _builtins.int
     invoice_id: _builtins.str
-    """Required."""
+    """Required. The invoice, 1-128 characters; each invoice is posted once."""
     user_id: _builtins.str
-    """Required. The subscriber billed."""
+    """Required. The subscriber billed, 1-128 characters."""
     amount: _builtins.str
-    """Required. Invoice amount, USDC."""
+    """Required. Invoice amount, USDC: a decimal string, >= 0 and below 10^15, at most 6 fractional
+    digits. A zero invoice posts nothing.
+    """
     voided: _builtins.bool
-    """Required. true for a voided invoice: the posting is reversed."""
+    """Optional. true for a voided invoice: its posting, if any, is reversed. Default false."""
     def __init__(
         self,
         *,
@@ -378,11 +422,15 @@ Global___RecordInvoiceRequest: _TypeAlias = RecordInvoiceRequest  # noqa: Y015
 
 @_typing.final
 class RecordInvoiceResponse(_message.Message):
+    """Response of RecordInvoice (and one result of BatchRecordInvoices)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
-    """The journal transaction (existing one when the invoice was recorded before)."""
+    """Output only. The journal transaction (the existing one when the invoice was recorded
+    before); empty for a zero invoice.
+    """
     def __init__(
         self,
         *,
@@ -398,6 +446,10 @@ Global___RecordInvoiceResponse: _TypeAlias = RecordInvoiceResponse  # noqa: Y015
 
 @_typing.final
 class BatchRecordInvoicesRequest(_message.Message):
+    """Request of BatchRecordInvoices: records every invoice as RecordInvoice would, in one
+    transaction; none if any is refused.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INVOICES_FIELD_NUMBER: _builtins.int
@@ -420,6 +472,8 @@ Global___BatchRecordInvoicesRequest: _TypeAlias = BatchRecordInvoicesRequest  # 
 
 @_typing.final
 class BatchRecordInvoicesResponse(_message.Message):
+    """Response of BatchRecordInvoices."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
@@ -442,11 +496,15 @@ Global___BatchRecordInvoicesResponse: _TypeAlias = BatchRecordInvoicesResponse  
 
 @_typing.final
 class GetBalanceRequest(_message.Message):
+    """Request of GetBalance: the balance of one of the merchant's ledger accounts."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     account: _builtins.str
-    """Required. An account: "revenue", "usdc_received", "receivable:<user id>", "credit:<user id>"."""
+    """Required. An account: "revenue", "usdc_received", "receivable:<user id>", "credit:<user id>"
+    (INVALID_ARGUMENT otherwise). An account with no entries has a zero balance.
+    """
     def __init__(
         self,
         *,
@@ -462,15 +520,21 @@ Global___GetBalanceRequest: _TypeAlias = GetBalanceRequest  # noqa: Y015
 
 @_typing.final
 class Balance(_message.Message):
+    """The balance of one ledger account."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     DEBIT_BALANCE_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     account: _builtins.str
+    """Output only. The account asked for."""
     debit_balance: _builtins.str
-    """Debits minus credits, USDC."""
+    """Output only. Debits minus credits, USDC with 6 decimals; negative for an account that is
+    mostly credited (revenue, credit:<user id>).
+    """
     currency: _builtins.str
+    """Output only. Always "USDC"."""
     def __init__(
         self,
         *,
@@ -488,6 +552,8 @@ Global___Balance: _TypeAlias = Balance  # noqa: Y015
 
 @_typing.final
 class JournalEntry(_message.Message):
+    """One line of a balanced journal transaction."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
@@ -499,17 +565,25 @@ class JournalEntry(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
+    """Output only. The journal transaction the entry belongs to; its entries balance."""
     kind: _builtins.str
-    """What the transaction records: "invoice", "invoice_void", "payment", "checkout_payment"."""
+    """Output only. What the transaction records: "invoice", "invoice_void", "payment",
+    "checkout_payment".
+    """
     reference: _builtins.str
-    """The invoice or settlement recorded."""
+    """Output only. The invoice or settlement recorded."""
     account: _builtins.str
+    """Output only. The account debited or credited (see GetBalanceRequest.account)."""
     debit: _builtins.str
-    """One of debit and credit is "0.000000"."""
+    """Output only. USDC with 6 decimals. One of debit and credit is "0.000000"."""
     credit: _builtins.str
+    """Output only. USDC with 6 decimals. One of debit and credit is "0.000000"."""
     currency: _builtins.str
+    """Output only. Always "USDC"."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the transaction was posted."""
+
     def __init__(
         self,
         *,
@@ -532,15 +606,19 @@ Global___JournalEntry: _TypeAlias = JournalEntry  # noqa: Y015
 
 @_typing.final
 class ListEntriesRequest(_message.Message):
+    """Request of ListEntries: the merchant's journal entries, newest transaction first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     account: _builtins.str
-    """Optional. Only entries of this account."""
+    """Optional. Only entries of this account (see GetBalanceRequest.account); empty for all."""
     page_size: _builtins.int
+    """Optional. Whole journal transactions per page, 0-1000; 0 means 100."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first page."""
     def __init__(
         self,
         *,
@@ -558,13 +636,18 @@ Global___ListEntriesRequest: _TypeAlias = ListEntriesRequest  # noqa: Y015
 
 @_typing.final
 class ListEntriesResponse(_message.Message):
+    """Response of ListEntries: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. The token of the next page; empty on the last page."""
     @_builtins.property
-    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]: ...
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]:
+        """Output only. The entries of up to page_size transactions, newest transaction first."""
+
     def __init__(
         self,
         *,
@@ -581,6 +664,10 @@ Global___ListEntriesResponse: _TypeAlias = ListEntriesResponse  # noqa: Y015
 
 @_typing.final
 class ReconcileRequest(_message.Message):
+    """Request of Reconcile: compares the merchant's ledger with invoicing's invoices and the
+    confirmed settlements.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -605,13 +692,18 @@ class Difference(_message.Message):
     EXPECTED_FIELD_NUMBER: _builtins.int
     ACTUAL_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """What disagrees, e.g. "invoice_not_posted", "payment_not_posted", "amount_mismatch",
-    "invoice_not_paid", "unbalanced".
+    """Output only. What disagrees: "invoice_not_posted", "amount_mismatch", "void_not_posted",
+    "paid_without_settlement", "payment_not_posted", "invoice_not_paid", "receivable_mismatch"
+    or "unbalanced".
     """
     reference: _builtins.str
-    """The invoice, settlement or journal transaction concerned."""
+    """Output only. The invoice, settlement, receivable account or journal transaction concerned."""
     expected: _builtins.str
+    """Output only. What the records say: an amount with 6 decimals, a settlement id or "confirmed
+    settlement"; "none" when there is nothing.
+    """
     actual: _builtins.str
+    """Output only. What was found instead, in the same form; "none" when there is nothing."""
     def __init__(
         self,
         *,
@@ -630,15 +722,21 @@ Global___Difference: _TypeAlias = Difference  # noqa: Y015
 
 @_typing.final
 class ReconcileResponse(_message.Message):
+    """Response of Reconcile: every difference found (there should be none)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DIFFERENCES_FIELD_NUMBER: _builtins.int
     INVOICES_CHECKED_FIELD_NUMBER: _builtins.int
     SETTLEMENTS_CHECKED_FIELD_NUMBER: _builtins.int
     invoices_checked: _builtins.int
+    """Output only. Invoices of the merchant compared."""
     settlements_checked: _builtins.int
+    """Output only. Confirmed settlements of the merchant compared."""
     @_builtins.property
-    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___Difference]: ...
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___Difference]:
+        """Output only. Every difference; empty when the ledger agrees."""
+
     def __init__(
         self,
         *,
