@@ -89,12 +89,10 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/invoices/{invoice}/mark-uncollectible", body={}
     ),
     ("POST", "/api/v1/meters"): Probe(
-        "/api/v1/meters",
-        OWN,
-        {"serviceId": "{service}", "eventKey": "seats", "aggregation": "MAX"},
-        listed_at="/api/v1/meters",
+        "/api/v1/meters", body={"serviceId": "{service}", "eventKey": "seats", "aggregation": "MAX"}
     ),
     ("GET", "/api/v1/meters"): Probe("/api/v1/meters", EMPTY, query={"serviceId": "{service}"}),
+    ("GET", "/api/v1/meters/{meter_id}"): Probe("/api/v1/meters/{meter}"),
     ("POST", "/api/v1/usage-events"): Probe("/api/v1/usage-events", body="{event}"),
     ("POST", "/api/v1/usage-events/batch"): Probe(
         "/api/v1/usage-events/batch", REJECTED, {"events": ["{event}"]}
@@ -174,7 +172,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "idempotencyKey": "owned-event",
     }
     recorded = await created("/api/v1/usage-events", event)
-    await created(
+    meter = await created(
         "/api/v1/meters", {"serviceId": service["id"], "eventKey": "tokens", "aggregation": "SUM"}
     )
     session = await created(
@@ -224,6 +222,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "draft": draft["id"],
         "settlement": settlement["id"],
         "endpoint": endpoint["id"],
+        "meter": meter["id"],
     }
 
 

@@ -125,6 +125,9 @@ async def seeded_objects(api: Api) -> dict[str, str]:
         "/api/v1/webhook-endpoints", {"url": "https://m.example/h", "eventTypes": ["*"]}
     )
     recorded = await api.post("/api/v1/usage-events", event(subscription, 1))
+    meter = await api.post(
+        "/api/v1/meters", {"serviceId": service["id"], "eventKey": "seats", "aggregation": "MAX"}
+    )
     return {
         "service_id": service["id"],
         "plan_id": plan["id"],
@@ -133,6 +136,7 @@ async def seeded_objects(api: Api) -> dict[str, str]:
         "session_id": session.json()["id"],
         "endpoint_id": endpoint.json()["id"],
         "event_id": recorded.json()["eventId"],
+        "meter_id": meter.json()["id"],
     }
 
 
@@ -152,7 +156,7 @@ async def test_every_operation_answers_generated_requests_as_documented(
         report = await asyncio.to_thread(fuzz, url, key, objects)
 
     assert report.failures == [], "\n\n".join(report.failures)
-    assert len(report.operations) == 38
+    assert len(report.operations) == 39
     assert report.requests >= 3000, report.requests
     # Valid requests got through to the services and invalid ones were refused, both documented.
     assert {200, 400, 404} <= set(report.statuses), report.statuses
