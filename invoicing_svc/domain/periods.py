@@ -1,11 +1,11 @@
-"""Billing period boundaries, counted from the subscription's anchor, and the usage each
-period's invoice bills."""
+"""Billing period boundaries, counted from the subscription's anchor, the usage each period's
+invoice bills, and the state a subscription moves to when its period ends."""
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from invoicing_svc.domain.model import BillingInterval, Subscription, SubscriptionStatus
+from invoicing_svc.domain.model import BillingInterval, Plan, Subscription, SubscriptionStatus
 
 
 def _add_months(anchor: datetime, months: int) -> datetime:
@@ -70,4 +70,26 @@ def billed_usage(period: Subscription, following: Subscription) -> BilledUsage:
         subscription_id=period.id,
         start=period.current_period_start,
         end=None if final else period.current_period_end,
+    )
+
+
+def following_state(subscription: Subscription, plan: Plan) -> Subscription:
+    """The next state of a subscription whose period ended: the next period, or its end."""
+    if subscription.cancel_at_period_end:
+        return replace(
+            subscription,
+            status=SubscriptionStatus.CANCELED,
+            cancel_time=subscription.current_period_end,
+            version=subscription.version + 1,
+        )
+    index = subscription.period_index + 1
+    start, end = period_bounds(
+        subscription.billing_anchor, plan.billing_interval, plan.interval_count, index
+    )
+    return replace(
+        subscription,
+        period_index=index,
+        current_period_start=start,
+        current_period_end=end,
+        version=subscription.version + 1,
     )

@@ -12,13 +12,9 @@ invoices, lines, subscriptions and outbox messages in a statement each.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
-from fractions import Fraction
 
 import structlog
 
-from invoicing_svc.domain import invoices as rules
-from invoicing_svc.domain.invoice_lines import active_share, invoice_total, period_lines
 from invoicing_svc.domain.model import (
     Invoice,
     InvoiceStatus,
@@ -26,7 +22,8 @@ from invoicing_svc.domain.model import (
     Subscription,
     SubscriptionStatus,
 )
-from invoicing_svc.domain.periods import billed_usage, period_bounds
+from invoicing_svc.domain.period_invoice import period_invoice
+from invoicing_svc.domain.periods import billed_usage, following_state
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.ids import new_id
 
@@ -58,43 +55,6 @@ async def _plans(
     return plans
 
 
-def _invoice(
-    invoicing: Invoicing, ending: PeriodEnd, plan: Plan, usage: Mapping[str, Decimal], now: datetime
-) -> Invoice:
-    """The period's invoice. The fixed fee is pro-rated to `until`; `usage` is what the invoice
-    bills (`billed_usage`: the final invoice also bills events stamped after `until`)."""
-    subscription = ending.subscription
-    start, end = subscription.current_period_start, subscription.current_period_end
-    prepaid = subscription.fee_prepaid_until is not None and subscription.fee_prepaid_until >= end
-    share = Fraction(0) if prepaid else active_share(start, end, ending.until)
-    lines = tuple(period_lines(plan, usage, share))
-    total = invoice_total(list(lines))
-    # On a test clock the invoice lives in the subscription's time, like its period.
-    issued = subscription.now(now)
-    # Nothing to collect: a zero invoice is paid as it is issued.
-    status = InvoiceStatus.OPEN if total > 0 else InvoiceStatus.PAID
-    invoice = Invoice(
-        id=new_id("in"),
-        merchant_id=subscription.merchant_id,
-        subscription_id=subscription.id,
-        service_id=subscription.service_id,
-        user_id=subscription.user_id,
-        plan_id=plan.id,
-        status=status,
-        period_start=start,
-        period_end=ending.until,
-        amount=total,
-        create_time=issued,
-        lines=lines,
-        finalize_time=issued,
-        due_time=issued + invoicing.settings.payment_terms,
-        paid_time=None if total > 0 else issued,
-    )
-    # Priced at or beyond the bound of money: held, never posted half-way.
-    reason = rules.hold_reason(lines, total)
-    return rules.hold(invoice, reason) if reason else invoice
-
-
 async def bill_periods(
     invoicing: Invoicing,
     uow: InvoicingUnitOfWork,
@@ -110,7 +70,15 @@ async def bill_periods(
         [billed_usage(e.subscription, e.following) for e in endings]
     )
     invoices = [
-        _invoice(invoicing, ending, plans[ending.subscription.plan_id], usage, now)
+        period_invoice(
+            ending.subscription,
+            plans[ending.subscription.plan_id],
+            usage,
+            until=ending.until,
+            invoice_id=new_id("in"),
+            now=now,
+            payment_terms=invoicing.settings.payment_terms,
+        )
         for ending, usage in zip(endings, usages, strict=True)
     ]
     created = await uow.invoices.add_many(invoices)
@@ -149,28 +117,6 @@ async def bill_period(
     return invoice
 
 
-def _following(subscription: Subscription, plan: Plan) -> Subscription:
-    """The next state of a subscription whose period ended: the next period, or its end."""
-    if subscription.cancel_at_period_end:
-        return replace(
-            subscription,
-            status=SubscriptionStatus.CANCELED,
-            cancel_time=subscription.current_period_end,
-            version=subscription.version + 1,
-        )
-    index = subscription.period_index + 1
-    start, end = period_bounds(
-        subscription.billing_anchor, plan.billing_interval, plan.interval_count, index
-    )
-    return replace(
-        subscription,
-        period_index=index,
-        current_period_start=start,
-        current_period_end=end,
-        version=subscription.version + 1,
-    )
-
-
 async def close_periods(
     invoicing: Invoicing, uow: InvoicingUnitOfWork, subscriptions: Sequence[Subscription]
 ) -> list[Subscription]:
@@ -179,7 +125,7 @@ async def close_periods(
     now = invoicing.clock.now()
     plans = await _plans(uow, subscriptions)
     endings = [
-        PeriodEnd(s, _following(s, plans[s.plan_id]), until=s.current_period_end)
+        PeriodEnd(s, following_state(s, plans[s.plan_id]), until=s.current_period_end)
         for s in subscriptions
     ]
     await bill_periods(invoicing, uow, endings, plans, now)
