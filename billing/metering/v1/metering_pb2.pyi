@@ -125,7 +125,9 @@ class Meter(_message.Message):
     aggregation: Global___Aggregation.ValueType
     """Required. Aggregation formula."""
     unique_property: _builtins.str
-    """Required for AGGREGATION_UNIQUE_COUNT, empty otherwise. Event property whose distinct values count."""
+    """Optional. Required for AGGREGATION_UNIQUE_COUNT (1-64 characters of [A-Za-z0-9_.:-]), empty
+    otherwise. Event property whose distinct values count.
+    """
     display_name: _builtins.str
     """Optional. Human-readable name, at most 200 characters. Defaults to the event key."""
     @_builtins.property
@@ -154,6 +156,8 @@ Global___Meter: _TypeAlias = Meter  # noqa: Y015
 
 @_typing.final
 class CreateMeterRequest(_message.Message):
+    """Request of CreateMeter: a new meter for one event key of a service."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     METER_FIELD_NUMBER: _builtins.int
@@ -182,11 +186,15 @@ Global___CreateMeterRequest: _TypeAlias = CreateMeterRequest  # noqa: Y015
 
 @_typing.final
 class GetMeterRequest(_message.Message):
+    """Request of GetMeter: one meter of the merchant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Required. Meter id."""
+    """Required. Meter id, "mtr_" + 26 characters; NOT_FOUND when it is unknown or another
+    merchant's.
+    """
     def __init__(
         self,
         *,
@@ -202,17 +210,19 @@ Global___GetMeterRequest: _TypeAlias = GetMeterRequest  # noqa: Y015
 
 @_typing.final
 class ListMetersRequest(_message.Message):
+    """Request of ListMeters: the merchant's meters, oldest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVICE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     service_id: _builtins.str
-    """Optional. Only meters of this service."""
+    """Optional. Only meters of this service; empty for every service."""
     page_size: _builtins.int
     """Optional. Maximum meters returned, 1-1000, default 100."""
     page_token: _builtins.str
-    """Optional. `next_page_token` of a previous call."""
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
     def __init__(
         self,
         *,
@@ -230,15 +240,17 @@ Global___ListMetersRequest: _TypeAlias = ListMetersRequest  # noqa: Y015
 
 @_typing.final
 class ListMetersResponse(_message.Message):
+    """Response of ListMeters: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     METERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Token for the next page, empty on the last page."""
+    """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
     def meters(self) -> _containers.RepeatedCompositeFieldContainer[Global___Meter]:
-        """Meters ordered by creation."""
+        """Output only. Meters ordered by creation."""
 
     def __init__(
         self,
@@ -381,26 +393,38 @@ class UsageEvent(_message.Message):
     id: _builtins.str
     """Output only. Identifier, "evt_" followed by 26 characters."""
     service_id: _builtins.str
+    """Output only. Service the usage belongs to."""
     subscription_id: _builtins.str
+    """Output only. Subscription the event was recorded for."""
     user_id: _builtins.str
+    """Output only. Subscriber who consumed the units."""
     event_key: _builtins.str
+    """Output only. Billable dimension, e.g. "token_generated"."""
     quantity: _builtins.str
-    """Decimal string, normalized to the stored scale of 12 fractional digits."""
+    """Output only. Decimal string without trailing zeros ("5.25"), stored at the scale of 12
+    fractional digits.
+    """
     invoice_id: _builtins.str
+    """Output only. Invoice the event is linked to; empty when none."""
     idempotency_key: _builtins.str
+    """Output only. Deduplication key it was recorded with; empty when none."""
     cancel_reason: _builtins.str
-    """Output only. Why the event was canceled."""
+    """Output only. Why the event was canceled; empty when no reason was given."""
     @_builtins.property
-    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the usage happened (the receive time when the event named none)."""
+
     @_builtins.property
-    def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Output only. The properties it was recorded with."""
+
     @_builtins.property
     def receive_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the event was committed."""
 
     @_builtins.property
     def cancel_time(self) -> _timestamp_pb2.Timestamp:
-        """Output only. Set once the event is canceled."""
+        """Output only. Set once the event is canceled; unset while it counts."""
 
     def __init__(
         self,
@@ -437,11 +461,13 @@ class UsageEventError(_message.Message):
     FIELD_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     code: _builtins.str
-    """gRPC status code name the event would have failed with alone, e.g. "INVALID_ARGUMENT"."""
+    """Output only. gRPC status code name the event would have failed with alone, e.g.
+    "INVALID_ARGUMENT".
+    """
     field: _builtins.str
-    """Offending field, e.g. "quantity"."""
+    """Output only. Offending field, e.g. "quantity"."""
     message: _builtins.str
-    """Human-readable reason."""
+    """Output only. Human-readable reason."""
     def __init__(
         self,
         *,
@@ -516,13 +542,16 @@ class UsageEventResult(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     index: _builtins.int
-    """Position of the event in its batch or stream, from 0."""
+    """Output only. Position of the event in its batch or stream, from 0."""
     outcome: Global___UsageEventOutcome.ValueType
+    """Output only. ACCEPTED, DUPLICATE or REJECTED."""
     event_id: _builtins.str
-    """Id of the stored event (for a duplicate, the event first recorded with that key)."""
+    """Output only. Id of the stored event (for a duplicate, the event first recorded with that
+    key); empty when REJECTED.
+    """
     @_builtins.property
     def error(self) -> Global___UsageEventError:
-        """Set when outcome is REJECTED."""
+        """Output only. Set when outcome is REJECTED."""
 
     def __init__(
         self,
@@ -542,6 +571,8 @@ Global___UsageEventResult: _TypeAlias = UsageEventResult  # noqa: Y015
 
 @_typing.final
 class RecordUsageEventRequest(_message.Message):
+    """Request of RecordUsageEvent: records one usage event, answered once it is committed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
@@ -564,14 +595,18 @@ Global___RecordUsageEventRequest: _TypeAlias = RecordUsageEventRequest  # noqa: 
 
 @_typing.final
 class RecordUsageEventResponse(_message.Message):
+    """Response of RecordUsageEvent."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Id of the stored event (for a duplicate, the event first recorded with that key)."""
+    """Output only. Id of the stored event (for a duplicate, the event first recorded with that
+    key).
+    """
     outcome: Global___UsageEventOutcome.ValueType
-    """ACCEPTED or DUPLICATE. Invalid events fail the call with INVALID_ARGUMENT,
+    """Output only. ACCEPTED or DUPLICATE. Invalid events fail the call with INVALID_ARGUMENT,
     NOT_FOUND or FAILED_PRECONDITION instead.
     """
     def __init__(
@@ -590,12 +625,14 @@ Global___RecordUsageEventResponse: _TypeAlias = RecordUsageEventResponse  # noqa
 
 @_typing.final
 class BatchRecordUsageEventsRequest(_message.Message):
+    """Request of BatchRecordUsageEvents: records many events, each accepted or rejected on its own."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageEventInput]:
-        """Required. 1-10,000 events."""
+        """Required. 1-10,000 events (the service's max_batch_size; INVALID_ARGUMENT beyond it)."""
 
     def __init__(
         self,
@@ -612,6 +649,8 @@ Global___BatchRecordUsageEventsRequest: _TypeAlias = BatchRecordUsageEventsReque
 
 @_typing.final
 class BatchRecordUsageEventsResponse(_message.Message):
+    """Response of BatchRecordUsageEvents."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
@@ -619,12 +658,14 @@ class BatchRecordUsageEventsResponse(_message.Message):
     DUPLICATE_COUNT_FIELD_NUMBER: _builtins.int
     REJECTED_COUNT_FIELD_NUMBER: _builtins.int
     accepted_count: _builtins.int
-    """Counts of each outcome."""
+    """Output only. Counts of each outcome: events ACCEPTED."""
     duplicate_count: _builtins.int
+    """Output only. Events acknowledged as DUPLICATE."""
     rejected_count: _builtins.int
+    """Output only. Events REJECTED (not stored)."""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageEventResult]:
-        """One result per submitted event, in order."""
+        """Output only. One result per submitted event, in order."""
 
     def __init__(
         self,
@@ -644,6 +685,10 @@ Global___BatchRecordUsageEventsResponse: _TypeAlias = BatchRecordUsageEventsResp
 
 @_typing.final
 class ListUsageEventsRequest(_message.Message):
+    """Request of ListUsageEvents: the usage events of one subscription, oldest first (by occurred_at),
+    canceled ones included.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
@@ -655,11 +700,11 @@ class ListUsageEventsRequest(_message.Message):
     subscription_id: _builtins.str
     """Required. Subscription whose events to list."""
     event_key: _builtins.str
-    """Optional. Only events of this key."""
+    """Optional. Only events of this key; empty for every key."""
     page_size: _builtins.int
     """Optional. 1-1000, default 100."""
     page_token: _builtins.str
-    """Optional. `next_page_token` of a previous call."""
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Optional. Only events that occurred at or after this time."""
@@ -688,13 +733,18 @@ Global___ListUsageEventsRequest: _TypeAlias = ListUsageEventsRequest  # noqa: Y0
 
 @_typing.final
 class ListUsageEventsResponse(_message.Message):
+    """Response of ListUsageEvents: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
-    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageEvent]: ...
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageEvent]:
+        """Output only. Up to page_size events, oldest first."""
+
     def __init__(
         self,
         *,
@@ -711,6 +761,11 @@ Global___ListUsageEventsResponse: _TypeAlias = ListUsageEventsResponse  # noqa: 
 
 @_typing.final
 class CancelUsageEventRequest(_message.Message):
+    """Request of CancelUsageEvent: takes one event, named by its id or by its subscription and
+    idempotency key, out of every summary. FAILED_PRECONDITION once its period is closed or its
+    subscription canceled.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -747,6 +802,10 @@ Global___CancelUsageEventRequest: _TypeAlias = CancelUsageEventRequest  # noqa: 
 
 @_typing.final
 class GetUsageSummaryRequest(_message.Message):
+    """Request of GetUsageSummary: the usage of one subscription per event key over [start_time,
+    end_time).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
@@ -754,7 +813,9 @@ class GetUsageSummaryRequest(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
-    """Required. Subscription whose usage to aggregate."""
+    """Required. Subscription whose usage to aggregate; NOT_FOUND when metering has no replica of
+    it.
+    """
     event_key: _builtins.str
     """Optional. One event key; empty for every meter of the service plus every key with usage."""
     @_builtins.property
@@ -796,19 +857,23 @@ class UsageSummary(_message.Message):
     MAX_FIELD_NUMBER: _builtins.int
     LAST_FIELD_NUMBER: _builtins.int
     event_key: _builtins.str
+    """Output only. The event key summarized."""
     meter_id: _builtins.str
-    """Meter of the key; empty when the key has no meter (then aggregation is SUM)."""
+    """Output only. Meter of the key; empty when the key has no meter (then aggregation is SUM)."""
     aggregation: Global___Aggregation.ValueType
+    """Output only. The meter's aggregation, SUM without a meter."""
     value: _builtins.str
-    """The meter's aggregate: decimal string."""
+    """Output only. The meter's aggregate: decimal string without trailing zeros, "0" without
+    events.
+    """
     sum: _builtins.str
-    """Sum of quantities."""
+    """Output only. Sum of quantities, decimal string."""
     event_count: _builtins.int
-    """Number of events."""
+    """Output only. Number of events."""
     max: _builtins.str
-    """Largest quantity, "0" without events."""
+    """Output only. Largest quantity, "0" without events."""
     last: _builtins.str
-    """Quantity of the latest event, "0" without events."""
+    """Output only. Quantity of the latest event, "0" without events."""
     def __init__(
         self,
         *,
@@ -831,17 +896,27 @@ Global___UsageSummary: _TypeAlias = UsageSummary  # noqa: Y015
 
 @_typing.final
 class GetUsageSummaryResponse(_message.Message):
+    """Response of GetUsageSummary (and one answer of BatchGetUsageSummaries)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUMMARIES_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def summaries(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageSummary]: ...
+    def summaries(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageSummary]:
+        """Output only. One summary per event key: the key asked for, or every meter of the service
+        plus every key with usage in the window.
+        """
+
     @_builtins.property
-    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The window's start, as asked."""
+
     @_builtins.property
-    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The window's end, as asked."""
+
     def __init__(
         self,
         *,
@@ -859,6 +934,8 @@ Global___GetUsageSummaryResponse: _TypeAlias = GetUsageSummaryResponse  # noqa: 
 
 @_typing.final
 class BatchGetUsageSummariesRequest(_message.Message):
+    """Request of BatchGetUsageSummaries: many summaries, read in one transaction."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUESTS_FIELD_NUMBER: _builtins.int
@@ -881,12 +958,14 @@ Global___BatchGetUsageSummariesRequest: _TypeAlias = BatchGetUsageSummariesReque
 
 @_typing.final
 class BatchGetUsageSummariesResponse(_message.Message):
+    """Response of BatchGetUsageSummaries."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESPONSES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def responses(self) -> _containers.RepeatedCompositeFieldContainer[Global___GetUsageSummaryResponse]:
-        """One answer per request, in the order of the requests."""
+        """Output only. One answer per request, in the order of the requests."""
 
     def __init__(
         self,
@@ -970,6 +1049,8 @@ Global___SubscriptionState: _TypeAlias = SubscriptionState  # noqa: Y015
 
 @_typing.final
 class UpsertSubscriptionStateRequest(_message.Message):
+    """Request of UpsertSubscriptionState: stores invoicing's latest state of one subscription."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATE_FIELD_NUMBER: _builtins.int
@@ -992,6 +1073,10 @@ Global___UpsertSubscriptionStateRequest: _TypeAlias = UpsertSubscriptionStateReq
 
 @_typing.final
 class BatchUpsertSubscriptionStatesRequest(_message.Message):
+    """Request of BatchUpsertSubscriptionStates: stores many states in one transaction, none if any
+    is refused.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATES_FIELD_NUMBER: _builtins.int
@@ -1014,6 +1099,8 @@ Global___BatchUpsertSubscriptionStatesRequest: _TypeAlias = BatchUpsertSubscript
 
 @_typing.final
 class BatchUpsertSubscriptionStatesResponse(_message.Message):
+    """Response of BatchUpsertSubscriptionStates."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATES_FIELD_NUMBER: _builtins.int
@@ -1068,6 +1155,8 @@ Global___InvoiceReference: _TypeAlias = InvoiceReference  # noqa: Y015
 
 @_typing.final
 class UpsertInvoiceReferenceRequest(_message.Message):
+    """Request of UpsertInvoiceReference: stores the reference of one invoice events may link to."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INVOICE_FIELD_NUMBER: _builtins.int
@@ -1090,6 +1179,10 @@ Global___UpsertInvoiceReferenceRequest: _TypeAlias = UpsertInvoiceReferenceReque
 
 @_typing.final
 class BatchUpsertInvoiceReferencesRequest(_message.Message):
+    """Request of BatchUpsertInvoiceReferences: stores many references in one transaction, none if
+    any is refused.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFERENCES_FIELD_NUMBER: _builtins.int
@@ -1112,6 +1205,8 @@ Global___BatchUpsertInvoiceReferencesRequest: _TypeAlias = BatchUpsertInvoiceRef
 
 @_typing.final
 class BatchUpsertInvoiceReferencesResponse(_message.Message):
+    """Response of BatchUpsertInvoiceReferences."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFERENCES_FIELD_NUMBER: _builtins.int
