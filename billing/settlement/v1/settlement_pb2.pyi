@@ -336,7 +336,7 @@ class ListSettlementsRequest(_message.Message):
     invoice_id: _builtins.str
     """Optional. Only settlements of this invoice; empty for all."""
     page_size: _builtins.int
-    """Optional. 0-1000; 0 means 100."""
+    """Optional. Maximum settlements returned, 1-1000, default 100."""
     page_token: _builtins.str
     """Optional. The next_page_token of the previous page; empty for the first page."""
     def __init__(
@@ -616,7 +616,7 @@ class ListEntriesRequest(_message.Message):
     account: _builtins.str
     """Optional. Only entries of this account (see GetBalanceRequest.account); empty for all."""
     page_size: _builtins.int
-    """Optional. Whole journal transactions per page, 0-1000; 0 means 100."""
+    """Optional. Maximum journal transactions (all their entries) returned, 1-1000, default 100."""
     page_token: _builtins.str
     """Optional. The next_page_token of the previous page; empty for the first page."""
     def __init__(
