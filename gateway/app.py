@@ -20,6 +20,7 @@ from gateway.middleware import ObserveRequests
 from gateway.rate_limit import FailureThrottle, RateLimiter
 from gateway.routes import (
     checkout_sessions,
+    customers,
     invoices,
     meters,
     operations,
@@ -104,6 +105,7 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         meters,
         usage_events,
         checkout_sessions,
+        customers,
         subscriptions,
         invoices,
         settlements,

@@ -101,6 +101,22 @@ class Subscription(Reply):
     test_clock_time: datetime | Absent = None
 
 
+class Customer(Reply):
+    id: Annotated[str, Field(description="The user id subscriptions and usage events name.")]
+    email: str
+    name: str
+    wallet_address: Annotated[
+        str, Field(description="The wallet of the latest checkout payment; empty before any.")
+    ]
+    create_time: datetime
+
+
+class CustomerAccess(Reply):
+    has_access: Annotated[bool, Field(description="Whether a subscription is ACTIVE.")]
+    customers: list[Customer]
+    subscriptions: Annotated[list[Subscription], Field(description="The ACTIVE ones.")]
+
+
 class InvoiceLine(Reply):
     description: str
     event_key: str

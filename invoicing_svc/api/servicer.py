@@ -14,6 +14,7 @@ from invoicing_svc.domain.model import CheckoutSession, CheckoutStatus, Service
 from invoicing_svc.service_layer import (
     catalog,
     checkout,
+    customers,
     invoices,
     settlement_events,
     subscriptions,
@@ -173,6 +174,32 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
         return pb.ListSubscriptionsResponse(
             subscriptions=[translate.subscription_to_proto(s) for s in page], next_page_token=token
         )
+
+    async def GetCustomer(self, request: pb.GetCustomerRequest, context: Context) -> pb.Customer:
+        found = await customers.get_customer(self._invoicing, merchant_id(context), request.id)
+        return translate.customer_to_proto(found)
+
+    async def ListCustomers(
+        self, request: pb.ListCustomersRequest, context: Context
+    ) -> pb.ListCustomersResponse:
+        page, token = await customers.list_customers(
+            self._invoicing,
+            merchant_id(context),
+            request.email,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListCustomersResponse(
+            customers=[translate.customer_to_proto(c) for c in page], next_page_token=token
+        )
+
+    async def GetCustomerAccess(
+        self, request: pb.GetCustomerAccessRequest, context: Context
+    ) -> pb.CustomerAccess:
+        access = await customers.customer_access(
+            self._invoicing, merchant_id(context), request.email
+        )
+        return translate.access_to_proto(access)
 
     async def CancelSubscription(
         self, request: pb.CancelSubscriptionRequest, context: Context

@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from invoicing_svc.adapters.webhook_store import WebhookDelivery, WebhookEndpoint
+from invoicing_svc.domain.customers import Customer, CustomerAccess
 from invoicing_svc.domain.model import (
     BillingInterval,
     CheckoutSession,
@@ -213,6 +214,24 @@ def subscription_to_proto(subscription: Subscription) -> pb.Subscription:
     if subscription.test_clock_time is not None:
         message.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
     return message
+
+
+def customer_to_proto(customer: Customer) -> pb.Customer:
+    return pb.Customer(
+        id=customer.id,
+        email=customer.email,
+        name=customer.name,
+        wallet_address=customer.wallet_address,
+        create_time=to_timestamp(customer.create_time),
+    )
+
+
+def access_to_proto(access: CustomerAccess) -> pb.CustomerAccess:
+    return pb.CustomerAccess(
+        has_access=access.has_access,
+        customers=[customer_to_proto(c) for c in access.customers],
+        subscriptions=[subscription_to_proto(s) for s in access.subscriptions],
+    )
 
 
 def invoice_to_proto(invoice: Invoice) -> pb.Invoice:

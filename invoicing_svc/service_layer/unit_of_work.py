@@ -9,6 +9,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from invoicing_svc.adapters.catalog_store import CatalogStore
+from invoicing_svc.adapters.customer_store import CustomerStore
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.metering_client import MeteringClient
 from invoicing_svc.adapters.secret_box import SecretBox
@@ -45,6 +46,7 @@ class InvoicingUnitOfWork(UnitOfWork):
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.catalog = CatalogStore(self.session)
+        self.customers = CustomerStore(self.session)
         self.subscriptions = SubscriptionStore(self.session)
         self.invoices = InvoiceStore(self.session)
         self.webhooks = WebhookStore(self.session, self._secrets)

@@ -184,6 +184,9 @@ async def test_a_fixed_fee_is_paid_in_usdc_and_verified_on_chain(
     assert done["status"] == "COMPLETE"
     subscription = await ok(await api.get(f"/api/v1/subscriptions/{done['subscriptionId']}"))
     assert (subscription["status"], subscription["userId"]) == ("ACTIVE", "u_fixed")
+    # The customer's wallet is the one it paid from.
+    customer = await ok(await api.get("/api/v1/customers/u_fixed"))
+    assert customer["walletAddress"].lower() == payer.lower()
 
 
 # What a merchant controls and the page shows, each an attempt to run or inject markup.

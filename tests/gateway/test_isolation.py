@@ -16,6 +16,7 @@ from tests.gateway.test_rest_api import subscribe
 # Only in the owner's names and texts: it must never reach the other merchant.
 MARKER = "owner-only-7f3a"
 NOT_FOUND, EMPTY, REJECTED, OWN = "404", "empty list", "rejected", "created as its own"
+NO_ACCESS = "no access"
 # A record every merchant has one of (its payout wallet): the other merchant gets its own.
 ITS_OWN = "its own record"
 PERIOD = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
@@ -60,6 +61,13 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/checkout-sessions/{session}/complete", body={}
     ),
     ("GET", "/api/v1/subscriptions"): Probe("/api/v1/subscriptions", EMPTY),
+    ("GET", "/api/v1/customers"): Probe(
+        "/api/v1/customers", EMPTY, query={"email": f"{MARKER}@example.com"}
+    ),
+    ("GET", "/api/v1/customers/{customer_id}"): Probe("/api/v1/customers/{customer}"),
+    ("GET", "/api/v1/access"): Probe(
+        "/api/v1/access", NO_ACCESS, query={"email": f"{MARKER}@example.com"}
+    ),
     ("GET", "/api/v1/subscriptions/{subscription_id}"): Probe(
         "/api/v1/subscriptions/{subscription}"
     ),
@@ -218,6 +226,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "event": event,
         "event_id": recorded["eventId"],
         "session": session["id"],
+        "customer": session["userId"],
         "invoice": invoice["id"],
         "draft": draft["id"],
         "settlement": settlement["id"],
@@ -281,6 +290,12 @@ async def expect(
     elif probe.answer == EMPTY:
         assert response.status_code == 200, where
         assert (response.json()["data"], response.json()["hasMore"]) == ([], False), where
+    elif probe.answer == NO_ACCESS:
+        assert response.status_code == 200, where
+        data = response.json()
+        assert (data["hasAccess"], data["customers"], data["subscriptions"]) == (False, [], []), (
+            where
+        )
     elif probe.answer == ITS_OWN:
         assert response.status_code == 200, where
         assert response.json()["walletAddress"] != owner.wallet, where

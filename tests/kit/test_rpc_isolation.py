@@ -199,6 +199,15 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: ipb.ListSubscriptionsRequest(service_id=o.service.id),
             EMPTY,
         ),
+        "GetCustomer": (lambda o: ipb.GetCustomerRequest(id=o.session.user_id), NOT_FOUND),
+        "ListCustomers": (
+            lambda o: ipb.ListCustomersRequest(email=f"{MARKER}@example.com"),
+            EMPTY,
+        ),
+        "GetCustomerAccess": (
+            lambda o: ipb.GetCustomerAccessRequest(email=f"{MARKER}@example.com"),
+            EMPTY,
+        ),
         "CancelSubscription": (
             lambda o: ipb.CancelSubscriptionRequest(id=o.subscription.id),
             NOT_FOUND,

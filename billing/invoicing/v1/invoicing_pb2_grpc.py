@@ -164,6 +164,21 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AdvanceTestClockRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
                 _registered_method=True)
+        self.GetCustomer = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetCustomer',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Customer.FromString,
+                _registered_method=True)
+        self.ListCustomers = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListCustomers',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCustomersRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCustomersResponse.FromString,
+                _registered_method=True)
+        self.GetCustomerAccess = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetCustomerAccess',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerAccessRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CustomerAccess.FromString,
+                _registered_method=True)
 
 
 class InvoicingServiceServicer:
@@ -345,6 +360,27 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCustomer(self, request, context):
+        """Customers: the merchant's subscribers, as checkout recorded them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCustomers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCustomerAccess(self, request, context):
+        """Whether the customers with an email have an ACTIVE subscription, and which (Revnu's
+        GET /api/v1/access?email=).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InvoicingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -472,6 +508,21 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.AdvanceTestClock,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AdvanceTestClockRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.SerializeToString,
+            ),
+            'GetCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomer,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Customer.SerializeToString,
+            ),
+            'ListCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCustomers,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCustomersRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCustomersResponse.SerializeToString,
+            ),
+            'GetCustomerAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomerAccess,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerAccessRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CustomerAccess.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1154,6 +1205,87 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/AdvanceTestClock',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AdvanceTestClockRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetCustomer',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Customer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListCustomers',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCustomersRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomerAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetCustomerAccess',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerAccessRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CustomerAccess.FromString,
             options,
             channel_credentials,
             insecure,

@@ -89,6 +89,13 @@ class InvoicingServiceStub:
     """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
     forward and closes every billing period that ended by then.
     """
+    GetCustomer: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetCustomerRequest, _invoicing_pb2.Customer]
+    """Customers: the merchant's subscribers, as checkout recorded them."""
+    ListCustomers: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListCustomersRequest, _invoicing_pb2.ListCustomersResponse]
+    GetCustomerAccess: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetCustomerAccessRequest, _invoicing_pb2.CustomerAccess]
+    """Whether the customers with an email have an ACTIVE subscription, and which (Revnu's
+    GET /api/v1/access?email=).
+    """
 
 @_typing.type_check_only
 class InvoicingServiceAsyncStub(InvoicingServiceStub):
@@ -150,6 +157,13 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     AdvanceTestClock: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.AdvanceTestClockRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
     """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
     forward and closes every billing period that ended by then.
+    """
+    GetCustomer: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetCustomerRequest, _invoicing_pb2.Customer]  # type: ignore[assignment]
+    """Customers: the merchant's subscribers, as checkout recorded them."""
+    ListCustomers: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListCustomersRequest, _invoicing_pb2.ListCustomersResponse]  # type: ignore[assignment]
+    GetCustomerAccess: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetCustomerAccessRequest, _invoicing_pb2.CustomerAccess]  # type: ignore[assignment]
+    """Whether the customers with an email have an ACTIVE subscription, and which (Revnu's
+    GET /api/v1/access?email=).
     """
 
 class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -359,6 +373,31 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_invoicing_pb2.Subscription, _abc.Awaitable[_invoicing_pb2.Subscription]]:
         """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
         forward and closes every billing period that ended by then.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCustomer(
+        self,
+        request: _invoicing_pb2.GetCustomerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Customer, _abc.Awaitable[_invoicing_pb2.Customer]]:
+        """Customers: the merchant's subscribers, as checkout recorded them."""
+
+    @_abc_1.abstractmethod
+    def ListCustomers(
+        self,
+        request: _invoicing_pb2.ListCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListCustomersResponse, _abc.Awaitable[_invoicing_pb2.ListCustomersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCustomerAccess(
+        self,
+        request: _invoicing_pb2.GetCustomerAccessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.CustomerAccess, _abc.Awaitable[_invoicing_pb2.CustomerAccess]]:
+        """Whether the customers with an email have an ACTIVE subscription, and which (Revnu's
+        GET /api/v1/access?email=).
         """
 
 def add_InvoicingServiceServicer_to_server(servicer: InvoicingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
