@@ -10,6 +10,7 @@ from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 from settlement_svc.domain.model import Settlement
+from settlement_svc.domain.reconciliation import ReportedInvoice
 
 
 @dataclass(frozen=True)
@@ -22,16 +23,6 @@ class Payable:
     # For a checkout: the proof the subscriber submitted.
     transaction_hash: str = ""
     payer_wallet_address: str = ""
-
-
-@dataclass(frozen=True)
-class InvoiceRecord:
-    id: str
-    status: str
-    amount: Decimal
-    user_id: str
-    settlement_id: str
-    finalized: bool
 
 
 class InvoicingClient:
@@ -81,8 +72,8 @@ class InvoicingClient:
             session.payment.payer_wallet_address,
         )
 
-    async def invoices(self, merchant_id: str) -> list[InvoiceRecord]:
-        found: list[InvoiceRecord] = []
+    async def invoices(self, merchant_id: str) -> list[ReportedInvoice]:
+        found: list[ReportedInvoice] = []
         token = ""
         while True:
             page = await answer_of(
@@ -94,7 +85,7 @@ class InvoicingClient:
                 "invoicing",
             )
             found += [
-                InvoiceRecord(
+                ReportedInvoice(
                     id=invoice.id,
                     status=pb.InvoiceStatus.Name(invoice.status).removeprefix("INVOICE_STATUS_"),
                     amount=Decimal(invoice.amount),

@@ -8,8 +8,8 @@ from service_kit import pagination
 from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import InvalidArgument
 from settlement_svc.adapters.journal_store import PostedEntry
-from settlement_svc.domain import formats, ledger
-from settlement_svc.domain.model import SettlementStatus
+from settlement_svc.domain import formats, ledger, reconciliation
+from settlement_svc.domain.reconciliation import LedgerTotals, Reconciliation
 from settlement_svc.service_layer.unit_of_work import Settlements
 
 MAX_INVOICES_PER_CALL = 1000
@@ -118,93 +118,14 @@ async def list_entries(
     return entries, token
 
 
-@dataclass(frozen=True)
-class Difference:
-    kind: str
-    reference: str
-    expected: str
-    actual: str
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    differences: list[Difference]
-    invoices_checked: int
-    settlements_checked: int
-
-
-def _text(amount: Decimal | None) -> str:
-    return "none" if amount is None else f"{amount.quantize(Decimal('0.000001')):f}"
-
-
 async def reconcile(settlements: Settlements, merchant_id: str) -> Reconciliation:
-    """The ledger against invoicing's invoices and the confirmed settlements: every finalized
-    invoice posted with its amount, every paid invoice paid by a confirmed and posted settlement,
-    every confirmed settlement's invoice paid, each subscriber's receivable equal to what is open,
-    and every journal transaction balanced."""
+    """The ledger against invoicing's invoices and the confirmed settlements
+    (`domain.reconciliation`)."""
     invoices = await settlements.invoicing.invoices(merchant_id)
     async with settlements.unit_of_work() as uow:
         posted = await uow.journal.posted(merchant_id)
         receivables = await uow.journal.balances(merchant_id, "receivable:")
-        confirmed = {s.id: s for s in await uow.settlements.confirmed(merchant_id)}
+        confirmed = await uow.settlements.confirmed(merchant_id)
         unbalanced = await uow.journal.unbalanced(merchant_id)
-    differences: list[Difference] = []
-    open_by_user: dict[str, Decimal] = {}
-    paid_by: dict[str, str] = {}
-    for invoice in invoices:
-        if not invoice.finalized or invoice.amount == 0:
-            continue
-        recorded = posted.get(("invoice", invoice.id))
-        if recorded != invoice.amount:
-            kind = "invoice_not_posted" if recorded is None else "amount_mismatch"
-            differences.append(Difference(kind, invoice.id, _text(invoice.amount), _text(recorded)))
-        if invoice.status == "VOID" and ("invoice_void", invoice.id) not in posted:
-            differences.append(
-                Difference("void_not_posted", invoice.id, _text(invoice.amount), "none")
-            )
-        if invoice.status in ("OPEN", "UNCOLLECTIBLE"):
-            open_by_user[invoice.user_id] = (
-                open_by_user.get(invoice.user_id, Decimal(0)) + invoice.amount
-            )
-        if invoice.status == "PAID":
-            paid_by[invoice.id] = invoice.settlement_id
-            settlement = confirmed.get(invoice.settlement_id)
-            if settlement is None or settlement.invoice_id != invoice.id:
-                differences.append(
-                    Difference(
-                        "paid_without_settlement",
-                        invoice.id,
-                        "confirmed settlement",
-                        invoice.settlement_id or "none",
-                    )
-                )
-    for settlement in confirmed.values():
-        if settlement.status is not SettlementStatus.CONFIRMED:
-            continue
-        kind = "payment" if settlement.invoice_id else "checkout_payment"
-        if (kind, settlement.id) not in posted:
-            differences.append(
-                Difference(
-                    "payment_not_posted", settlement.id, _text(settlement.amount_paid), "none"
-                )
-            )
-        if settlement.invoice_id and paid_by.get(settlement.invoice_id) != settlement.id:
-            differences.append(
-                Difference(
-                    "invoice_not_paid",
-                    settlement.invoice_id,
-                    settlement.id,
-                    paid_by.get(settlement.invoice_id, "none"),
-                )
-            )
-    for account in sorted(set(receivables) | {ledger.receivable(u) for u in open_by_user}):
-        user_id = account.split(":", 1)[1]
-        expected = open_by_user.get(user_id, Decimal(0))
-        actual = receivables.get(account, Decimal(0))
-        if expected != actual:
-            differences.append(
-                Difference("receivable_mismatch", account, _text(expected), _text(actual))
-            )
-    for transaction_id, difference in unbalanced:
-        differences.append(Difference("unbalanced", transaction_id, "0.000000", _text(difference)))
-    return Reconciliation(differences, len(invoices), len(confirmed))
+    books = LedgerTotals(posted, receivables, unbalanced)
+    return reconciliation.reconcile(invoices, confirmed, books)

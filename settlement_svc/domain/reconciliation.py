@@ -1,0 +1,156 @@
+"""Reconciliation: the ledger held against invoicing's invoices and the confirmed settlements.
+
+Every finalized invoice is posted with its amount (and its void, once voided), every paid invoice
+is paid by a confirmed settlement of it, every confirmed settlement is posted and its invoice
+paid by it, each subscriber's receivable equals what is open, and every journal transaction is
+balanced. Each departure is a Difference.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from settlement_svc.domain import ledger
+from settlement_svc.domain.model import Settlement, SettlementStatus
+
+
+@dataclass(frozen=True)
+class ReportedInvoice:
+    """An invoice as invoicing reports it."""
+
+    id: str
+    status: str
+    amount: Decimal
+    user_id: str
+    settlement_id: str
+    finalized: bool
+
+
+@dataclass(frozen=True)
+class LedgerTotals:
+    """What reconciliation reads of a merchant's ledger."""
+
+    # (kind, reference) -> total debits of each posted transaction.
+    posted: Mapping[tuple[str, str], Decimal]
+    # Each receivable account's balance (debits minus credits).
+    receivables: Mapping[str, Decimal]
+    # (transaction id, debits minus credits) of every transaction that does not balance.
+    unbalanced: Sequence[tuple[str, Decimal]]
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str
+    reference: str
+    expected: str
+    actual: str
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    differences: list[Difference]
+    invoices_checked: int
+    settlements_checked: int
+
+
+def _text(amount: Decimal | None) -> str:
+    return "none" if amount is None else f"{amount.quantize(Decimal('0.000001')):f}"
+
+
+def _invoice_differences(
+    invoices: Sequence[ReportedInvoice],
+    confirmed: Mapping[str, Settlement],
+    posted: Mapping[tuple[str, str], Decimal],
+) -> tuple[list[Difference], dict[str, Decimal], dict[str, str]]:
+    """The invoices' differences, what each subscriber owes, and the settlement that paid each
+    paid invoice."""
+    differences: list[Difference] = []
+    open_by_user: dict[str, Decimal] = {}
+    paid_by: dict[str, str] = {}
+    for invoice in invoices:
+        if not invoice.finalized or invoice.amount == 0:
+            continue
+        recorded = posted.get(("invoice", invoice.id))
+        if recorded != invoice.amount:
+            kind = "invoice_not_posted" if recorded is None else "amount_mismatch"
+            differences.append(Difference(kind, invoice.id, _text(invoice.amount), _text(recorded)))
+        if invoice.status == "VOID" and ("invoice_void", invoice.id) not in posted:
+            differences.append(
+                Difference("void_not_posted", invoice.id, _text(invoice.amount), "none")
+            )
+        if invoice.status in ("OPEN", "UNCOLLECTIBLE"):
+            open_by_user[invoice.user_id] = (
+                open_by_user.get(invoice.user_id, Decimal(0)) + invoice.amount
+            )
+        if invoice.status == "PAID":
+            paid_by[invoice.id] = invoice.settlement_id
+            settlement = confirmed.get(invoice.settlement_id)
+            if settlement is None or settlement.invoice_id != invoice.id:
+                differences.append(
+                    Difference(
+                        "paid_without_settlement",
+                        invoice.id,
+                        "confirmed settlement",
+                        invoice.settlement_id or "none",
+                    )
+                )
+    return differences, open_by_user, paid_by
+
+
+def _settlement_differences(
+    confirmed: Mapping[str, Settlement],
+    posted: Mapping[tuple[str, str], Decimal],
+    paid_by: Mapping[str, str],
+) -> list[Difference]:
+    differences: list[Difference] = []
+    for settlement in confirmed.values():
+        if settlement.status is not SettlementStatus.CONFIRMED:
+            continue
+        kind = "payment" if settlement.invoice_id else "checkout_payment"
+        if (kind, settlement.id) not in posted:
+            differences.append(
+                Difference(
+                    "payment_not_posted", settlement.id, _text(settlement.amount_paid), "none"
+                )
+            )
+        if settlement.invoice_id and paid_by.get(settlement.invoice_id) != settlement.id:
+            differences.append(
+                Difference(
+                    "invoice_not_paid",
+                    settlement.invoice_id,
+                    settlement.id,
+                    paid_by.get(settlement.invoice_id, "none"),
+                )
+            )
+    return differences
+
+
+def _receivable_differences(
+    receivables: Mapping[str, Decimal], open_by_user: Mapping[str, Decimal]
+) -> list[Difference]:
+    differences: list[Difference] = []
+    for account in sorted(set(receivables) | {ledger.receivable(u) for u in open_by_user}):
+        user_id = account.split(":", 1)[1]
+        expected = open_by_user.get(user_id, Decimal(0))
+        actual = receivables.get(account, Decimal(0))
+        if expected != actual:
+            differences.append(
+                Difference("receivable_mismatch", account, _text(expected), _text(actual))
+            )
+    return differences
+
+
+def reconcile(
+    invoices: Sequence[ReportedInvoice], confirmed: Sequence[Settlement], books: LedgerTotals
+) -> Reconciliation:
+    """The differences between the ledger and the invoices and confirmed settlements: the
+    invoices' first, then the settlements', the receivables' and the unbalanced transactions'."""
+    by_id = {settlement.id: settlement for settlement in confirmed}
+    differences, open_by_user, paid_by = _invoice_differences(invoices, by_id, books.posted)
+    differences += _settlement_differences(by_id, books.posted, paid_by)
+    differences += _receivable_differences(books.receivables, open_by_user)
+    differences += [
+        Difference("unbalanced", transaction_id, "0.000000", _text(difference))
+        for transaction_id, difference in books.unbalanced
+    ]
+    return Reconciliation(differences, len(invoices), len(by_id))

@@ -1,0 +1,73 @@
+"""The reconciliation comparison (pure): each kind of difference, in its order."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from settlement_svc.domain.model import Settlement, SettlementStatus
+from settlement_svc.domain.reconciliation import (
+    Difference,
+    LedgerTotals,
+    ReportedInvoice,
+    reconcile,
+)
+
+D = Decimal
+MOMENT = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _settlement(settlement_id: str, invoice_id: str, paid: str) -> Settlement:
+    return Settlement(
+        id=settlement_id,
+        merchant_id="m_1",
+        invoice_id=invoice_id,
+        checkout_session_id="" if invoice_id else "cs_1",
+        user_id="u_1",
+        reference_hash="0x00",
+        transaction_hash="0x01",
+        payer_wallet_address="0x02",
+        merchant_wallet_address="0x03",
+        amount_due=D(paid),
+        status=SettlementStatus.CONFIRMED,
+        create_time=MOMENT,
+        amount_paid=D(paid),
+    )
+
+
+def test_a_ledger_that_matches_has_no_difference() -> None:
+    invoices = [ReportedInvoice("in_1", "PAID", D(5), "u_1", "st_1", True)]
+    books = LedgerTotals(
+        posted={("invoice", "in_1"): D(5), ("payment", "st_1"): D(5)},
+        receivables={"receivable:u_1": D(0)},
+        unbalanced=[],
+    )
+    result = reconcile(invoices, [_settlement("st_1", "in_1", "5")], books)
+    assert (result.differences, result.invoices_checked, result.settlements_checked) == ([], 1, 1)
+
+
+def test_every_difference_is_reported_invoices_first() -> None:
+    invoices = [
+        ReportedInvoice("in_open", "OPEN", D(3), "u_1", "", True),
+        ReportedInvoice("in_void", "VOID", D(2), "u_1", "", True),
+        ReportedInvoice("in_paid", "PAID", D(4), "u_2", "st_other", True),
+        ReportedInvoice("in_draft", "DRAFT", D(9), "u_1", "", False),
+    ]
+    books = LedgerTotals(
+        posted={("invoice", "in_open"): D(1), ("invoice", "in_void"): D(2)},
+        receivables={"receivable:u_3": D(7)},
+        unbalanced=[("jtx_1", D("0.5"))],
+    )
+    confirmed = [_settlement("st_1", "in_paid", "4"), _settlement("st_2", "", "6")]
+    result = reconcile(invoices, confirmed, books)
+    assert result.differences == [
+        Difference("amount_mismatch", "in_open", "3.000000", "1.000000"),
+        Difference("void_not_posted", "in_void", "2.000000", "none"),
+        Difference("invoice_not_posted", "in_paid", "4.000000", "none"),
+        Difference("paid_without_settlement", "in_paid", "confirmed settlement", "st_other"),
+        Difference("payment_not_posted", "st_1", "4.000000", "none"),
+        Difference("invoice_not_paid", "in_paid", "st_1", "st_other"),
+        Difference("payment_not_posted", "st_2", "6.000000", "none"),
+        Difference("receivable_mismatch", "receivable:u_1", "3.000000", "0.000000"),
+        Difference("receivable_mismatch", "receivable:u_3", "0.000000", "7.000000"),
+        Difference("unbalanced", "jtx_1", "0.000000", "0.500000"),
+    ]
+    assert (result.invoices_checked, result.settlements_checked) == (4, 2)
