@@ -7,23 +7,12 @@ be the merchant's; every event and rollup of a subscription is its merchant's.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from metering_svc.domain.aggregation import PartialAggregate, WindowPlan
-
-
-@dataclass(frozen=True)
-class UsageWindow:
-    """The usage of one subscription over a planned window: of one event key, or of every key
-    when `event_key` is empty."""
-
-    subscription_id: str
-    event_key: str
-    plan: WindowPlan
+from metering_svc.domain.aggregation import PartialAggregate, UsageWindow
 
 
 def _ranges(part: str) -> str:

@@ -89,3 +89,13 @@ def plan_window(start: datetime, end: datetime) -> WindowPlan:
             minutes.append(whole)
         edges.extend(partial)
     return WindowPlan(hours, tuple(minutes), tuple(edges))
+
+
+@dataclass(frozen=True)
+class UsageWindow:
+    """The usage of one subscription over a planned window: of one event key, or of every key
+    when `event_key` is empty."""
+
+    subscription_id: str
+    event_key: str
+    plan: WindowPlan

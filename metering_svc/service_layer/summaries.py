@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from metering_svc.adapters.usage_reader import UsageWindow
-from metering_svc.domain.aggregation import PartialAggregate, plan_window
+from metering_svc.domain.aggregation import PartialAggregate, UsageWindow, plan_window
 from metering_svc.domain.model import Aggregation, Meter
 from metering_svc.service_layer.unit_of_work import Metering, MeteringUnitOfWork
 from service_kit.errors import InvalidArgument, NotFound
