@@ -1,7 +1,6 @@
 """The journal: transactions of balanced entries, appended once per business event."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,20 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service_kit.ids import new_id
 from settlement_svc.adapters.tables import JournalEntryRow, JournalTransactionRow
-from settlement_svc.domain.ledger import Entry, Posting
-
-
-@dataclass(frozen=True)
-class PostedEntry:
-    transaction_id: str
-    kind: str
-    reference: str
-    account: str
-    debit: Decimal
-    credit: Decimal
-    currency: str
-    create_time: datetime
-    line_number: int
+from settlement_svc.domain.ledger import Entry, PostedEntry, Posting, PostingKind
 
 
 def _key(posting: Posting) -> tuple[str, str]:
@@ -36,7 +22,12 @@ class JournalStore:
         self._session = session
 
     async def post(
-        self, merchant_id: str, kind: str, reference: str, entries: Sequence[Entry], now: datetime
+        self,
+        merchant_id: str,
+        kind: PostingKind,
+        reference: str,
+        entries: Sequence[Entry],
+        now: datetime,
     ) -> str:
         """Appends the transaction unless this (kind, reference) was posted before; returns its
         id. The database checks at commit that its debits equal its credits."""
@@ -128,7 +119,7 @@ class JournalStore:
         )
         return {account: Decimal(total) for account, total in rows}
 
-    async def posted(self, merchant_id: str) -> dict[tuple[str, str], Decimal]:
+    async def posted(self, merchant_id: str) -> dict[tuple[PostingKind, str], Decimal]:
         """(kind, reference) -> total debits of each posted transaction."""
         rows = await self._session.execute(
             select(
@@ -140,7 +131,7 @@ class JournalStore:
             .where(JournalTransactionRow.merchant_id == merchant_id)
             .group_by(JournalTransactionRow.kind, JournalTransactionRow.reference)
         )
-        return {(kind, reference): Decimal(total) for kind, reference, total in rows}
+        return {(PostingKind(kind), reference): Decimal(total) for kind, reference, total in rows}
 
     async def unbalanced(self, merchant_id: str) -> list[tuple[str, Decimal]]:
         rows = await self._session.execute(
@@ -196,7 +187,7 @@ class JournalStore:
         entries = [
             PostedEntry(
                 transaction_id=row.transaction_id,
-                kind=by_id[row.transaction_id].kind,
+                kind=PostingKind(by_id[row.transaction_id].kind),
                 reference=by_id[row.transaction_id].reference,
                 account=row.account,
                 debit=row.debit,

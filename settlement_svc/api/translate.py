@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from billing.settlement.v1 import settlement_pb2 as pb
 from service_kit.proto_time import to_timestamp
-from settlement_svc.adapters.journal_store import PostedEntry
+from settlement_svc.domain.ledger import PostedEntry
 from settlement_svc.domain.model import PayoutWallet, Settlement
 from settlement_svc.domain.reconciliation import Reconciliation
 from settlement_svc.service_layer.ledger_use_cases import InvoiceRecord

@@ -6,7 +6,9 @@ Accounts per merchant: `revenue`, `usdc_received` (USDC that arrived on chain),
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 REVENUE = "revenue"
 USDC_RECEIVED = "usdc_received"
@@ -21,6 +23,16 @@ def credit(user_id: str) -> str:
     return f"credit:{user_id}"
 
 
+class PostingKind(StrEnum):
+    """The business event a journal transaction records; its reference names the invoice or the
+    settlement."""
+
+    INVOICE = "invoice"
+    INVOICE_VOID = "invoice_void"
+    PAYMENT = "payment"
+    CHECKOUT_PAYMENT = "checkout_payment"
+
+
 @dataclass(frozen=True)
 class Entry:
     account: str
@@ -32,9 +44,24 @@ class Entry:
 class Posting:
     """The entries of one business event, posted once per (kind, reference)."""
 
-    kind: str
+    kind: PostingKind
     reference: str
     entries: Sequence[Entry]
+
+
+@dataclass(frozen=True)
+class PostedEntry:
+    """An entry as the journal holds it, with its transaction."""
+
+    transaction_id: str
+    kind: PostingKind
+    reference: str
+    account: str
+    debit: Decimal
+    credit: Decimal
+    currency: str
+    create_time: datetime
+    line_number: int
 
 
 def is_balanced(entries: Sequence[Entry]) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from settlement_svc.domain import ledger
+from settlement_svc.domain.ledger import PostingKind
 from settlement_svc.domain.model import Settlement, SettlementStatus
 
 
@@ -31,7 +32,7 @@ class LedgerTotals:
     """What reconciliation reads of a merchant's ledger."""
 
     # (kind, reference) -> total debits of each posted transaction.
-    posted: Mapping[tuple[str, str], Decimal]
+    posted: Mapping[tuple[PostingKind, str], Decimal]
     # Each receivable account's balance (debits minus credits).
     receivables: Mapping[str, Decimal]
     # (transaction id, debits minus credits) of every transaction that does not balance.
@@ -60,7 +61,7 @@ def _text(amount: Decimal | None) -> str:
 def _invoice_differences(
     invoices: Sequence[ReportedInvoice],
     confirmed: Mapping[str, Settlement],
-    posted: Mapping[tuple[str, str], Decimal],
+    posted: Mapping[tuple[PostingKind, str], Decimal],
 ) -> tuple[list[Difference], dict[str, Decimal], dict[str, str]]:
     """The invoices' differences, what each subscriber owes, and the settlement that paid each
     paid invoice."""
@@ -70,11 +71,11 @@ def _invoice_differences(
     for invoice in invoices:
         if not invoice.finalized or invoice.amount == 0:
             continue
-        recorded = posted.get(("invoice", invoice.id))
+        recorded = posted.get((PostingKind.INVOICE, invoice.id))
         if recorded != invoice.amount:
             kind = "invoice_not_posted" if recorded is None else "amount_mismatch"
             differences.append(Difference(kind, invoice.id, _text(invoice.amount), _text(recorded)))
-        if invoice.status == "VOID" and ("invoice_void", invoice.id) not in posted:
+        if invoice.status == "VOID" and (PostingKind.INVOICE_VOID, invoice.id) not in posted:
             differences.append(
                 Difference("void_not_posted", invoice.id, _text(invoice.amount), "none")
             )
@@ -99,14 +100,14 @@ def _invoice_differences(
 
 def _settlement_differences(
     confirmed: Mapping[str, Settlement],
-    posted: Mapping[tuple[str, str], Decimal],
+    posted: Mapping[tuple[PostingKind, str], Decimal],
     paid_by: Mapping[str, str],
 ) -> list[Difference]:
     differences: list[Difference] = []
     for settlement in confirmed.values():
         if settlement.status is not SettlementStatus.CONFIRMED:
             continue
-        kind = "payment" if settlement.invoice_id else "checkout_payment"
+        kind = PostingKind.PAYMENT if settlement.invoice_id else PostingKind.CHECKOUT_PAYMENT
         if (kind, settlement.id) not in posted:
             differences.append(
                 Difference(

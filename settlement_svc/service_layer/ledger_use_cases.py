@@ -7,8 +7,8 @@ from decimal import Decimal
 from service_kit import pagination
 from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import InvalidArgument
-from settlement_svc.adapters.journal_store import PostedEntry
 from settlement_svc.domain import formats, ledger, reconciliation
+from settlement_svc.domain.ledger import PostedEntry, PostingKind
 from settlement_svc.domain.reconciliation import LedgerTotals, Reconciliation
 from settlement_svc.service_layer.unit_of_work import Settlements
 
@@ -51,10 +51,14 @@ async def _record_invoices(
             answers.append(None)
             continue
         user, reference = invoice.user_id, invoice.invoice_id
-        postings.append(ledger.Posting("invoice", reference, ledger.invoice_posting(user, amount)))
+        postings.append(
+            ledger.Posting(PostingKind.INVOICE, reference, ledger.invoice_posting(user, amount))
+        )
         if invoice.voided:
             postings.append(
-                ledger.Posting("invoice_void", reference, ledger.void_posting(user, amount))
+                ledger.Posting(
+                    PostingKind.INVOICE_VOID, reference, ledger.void_posting(user, amount)
+                )
             )
         answers.append(postings[-1])
     if not postings:

@@ -138,8 +138,8 @@ def _payment(settlement: Settlement) -> ledger.Posting:
         entries = ledger.payment_posting(
             settlement.user_id, settlement.amount_due, settlement.amount_paid
         )
-        return ledger.Posting("payment", settlement.id, entries)
+        return ledger.Posting(ledger.PostingKind.PAYMENT, settlement.id, entries)
     entries = ledger.checkout_payment_posting(
         settlement.user_id, settlement.amount_due, settlement.amount_paid
     )
-    return ledger.Posting("checkout_payment", settlement.id, entries)
+    return ledger.Posting(ledger.PostingKind.CHECKOUT_PAYMENT, settlement.id, entries)

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from settlement_svc.domain.ledger import PostingKind
 from settlement_svc.domain.model import Settlement, SettlementStatus
 from settlement_svc.domain.reconciliation import (
     Difference,
@@ -12,6 +13,7 @@ from settlement_svc.domain.reconciliation import (
 )
 
 D = Decimal
+INVOICE, PAYMENT = PostingKind.INVOICE, PostingKind.PAYMENT
 MOMENT = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -36,7 +38,7 @@ def _settlement(settlement_id: str, invoice_id: str, paid: str) -> Settlement:
 def test_a_ledger_that_matches_has_no_difference() -> None:
     invoices = [ReportedInvoice("in_1", "PAID", D(5), "u_1", "st_1", True)]
     books = LedgerTotals(
-        posted={("invoice", "in_1"): D(5), ("payment", "st_1"): D(5)},
+        posted={(INVOICE, "in_1"): D(5), (PAYMENT, "st_1"): D(5)},
         receivables={"receivable:u_1": D(0)},
         unbalanced=[],
     )
@@ -52,7 +54,7 @@ def test_every_difference_is_reported_invoices_first() -> None:
         ReportedInvoice("in_draft", "DRAFT", D(9), "u_1", "", False),
     ]
     books = LedgerTotals(
-        posted={("invoice", "in_open"): D(1), ("invoice", "in_void"): D(2)},
+        posted={(INVOICE, "in_open"): D(1), (INVOICE, "in_void"): D(2)},
         receivables={"receivable:u_3": D(7)},
         unbalanced=[("jtx_1", D("0.5"))],
     )
