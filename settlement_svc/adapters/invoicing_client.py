@@ -1,6 +1,5 @@
 """Settlement's calls to invoicing: what is owed, and what a verified payment settles."""
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
@@ -9,20 +8,12 @@ from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
 from service_kit.tenancy import MERCHANT_METADATA_KEY
-from settlement_svc.domain.model import Settlement
+from settlement_svc.domain.model import CheckoutStatus, InvoiceStatus, Payable, Settlement
 from settlement_svc.domain.reconciliation import ReportedInvoice
 
 
-@dataclass(frozen=True)
-class Payable:
-    """An invoice or a checkout session, as far as paying it is concerned."""
-
-    status: str
-    amount_due: Decimal
-    user_id: str
-    # For a checkout: the proof the subscriber submitted.
-    transaction_hash: str = ""
-    payer_wallet_address: str = ""
+def _invoice_status(status: pb.InvoiceStatus.ValueType) -> InvoiceStatus:
+    return InvoiceStatus(pb.InvoiceStatus.Name(status).removeprefix("INVOICE_STATUS_"))
 
 
 class InvoicingClient:
@@ -48,7 +39,7 @@ class InvoicingClient:
             field="invoice_id",
         )
         return Payable(
-            pb.InvoiceStatus.Name(invoice.status).removeprefix("INVOICE_STATUS_"),
+            _invoice_status(invoice.status),
             Decimal(invoice.amount),
             invoice.user_id,
         )
@@ -65,7 +56,11 @@ class InvoicingClient:
             field="checkout_session_id",
         )
         return Payable(
-            pb.CheckoutSessionStatus.Name(session.status).removeprefix("CHECKOUT_SESSION_STATUS_"),
+            CheckoutStatus(
+                pb.CheckoutSessionStatus.Name(session.status).removeprefix(
+                    "CHECKOUT_SESSION_STATUS_"
+                )
+            ),
             Decimal(session.amount_due),
             session.user_id,
             session.payment.transaction_hash,
@@ -87,7 +82,7 @@ class InvoicingClient:
             found += [
                 ReportedInvoice(
                     id=invoice.id,
-                    status=pb.InvoiceStatus.Name(invoice.status).removeprefix("INVOICE_STATUS_"),
+                    status=_invoice_status(invoice.status),
                     amount=Decimal(invoice.amount),
                     user_id=invoice.user_id,
                     settlement_id=invoice.settlement_id,

@@ -12,6 +12,24 @@ class SettlementStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class InvoiceStatus(StrEnum):
+    """An invoice's status at invoicing."""
+
+    DRAFT = "DRAFT"
+    OPEN = "OPEN"
+    PAID = "PAID"
+    VOID = "VOID"
+    UNCOLLECTIBLE = "UNCOLLECTIBLE"
+
+
+class CheckoutStatus(StrEnum):
+    """A checkout session's status at invoicing."""
+
+    OPEN = "OPEN"
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
+    COMPLETE = "COMPLETE"
+
+
 class FailureReason(StrEnum):
     REVERTED = "REVERTED"
     NO_TRANSFER = "NO_TRANSFER"
@@ -43,6 +61,18 @@ class Settlement:
     block_number: int | None = None
     confirmations: int = 0
     confirm_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Payable:
+    """An invoice or a checkout session, as far as paying it is concerned."""
+
+    status: InvoiceStatus | CheckoutStatus
+    amount_due: Decimal
+    user_id: str
+    # For a checkout: the proof the subscriber submitted.
+    transaction_hash: str = ""
+    payer_wallet_address: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from settlement_svc.domain import ledger
 from settlement_svc.domain.ledger import PostingKind
-from settlement_svc.domain.model import Settlement, SettlementStatus
+from settlement_svc.domain.model import InvoiceStatus, Settlement, SettlementStatus
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ReportedInvoice:
     """An invoice as invoicing reports it."""
 
     id: str
-    status: str
+    status: InvoiceStatus
     amount: Decimal
     user_id: str
     settlement_id: str
@@ -75,15 +75,18 @@ def _invoice_differences(
         if recorded != invoice.amount:
             kind = "invoice_not_posted" if recorded is None else "amount_mismatch"
             differences.append(Difference(kind, invoice.id, _text(invoice.amount), _text(recorded)))
-        if invoice.status == "VOID" and (PostingKind.INVOICE_VOID, invoice.id) not in posted:
+        if (
+            invoice.status is InvoiceStatus.VOID
+            and (PostingKind.INVOICE_VOID, invoice.id) not in posted
+        ):
             differences.append(
                 Difference("void_not_posted", invoice.id, _text(invoice.amount), "none")
             )
-        if invoice.status in ("OPEN", "UNCOLLECTIBLE"):
+        if invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
             open_by_user[invoice.user_id] = (
                 open_by_user.get(invoice.user_id, Decimal(0)) + invoice.amount
             )
-        if invoice.status == "PAID":
+        if invoice.status is InvoiceStatus.PAID:
             paid_by[invoice.id] = invoice.settlement_id
             settlement = confirmed.get(invoice.settlement_id)
             if settlement is None or settlement.invoice_id != invoice.id:

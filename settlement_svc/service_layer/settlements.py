@@ -9,9 +9,14 @@ from service_kit.errors import (
     Unavailable,
 )
 from service_kit.ids import new_id
-from settlement_svc.adapters.invoicing_client import Payable
 from settlement_svc.domain import formats
-from settlement_svc.domain.model import Settlement, SettlementStatus
+from settlement_svc.domain.model import (
+    CheckoutStatus,
+    InvoiceStatus,
+    Payable,
+    Settlement,
+    SettlementStatus,
+)
 from settlement_svc.service_layer.payout_wallets import payee
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify
@@ -98,13 +103,13 @@ async def _payable(
 ) -> Payable:
     if invoice_id:
         payable = await settlements.invoicing.invoice(merchant_id, invoice_id)
-        if payable.status != "OPEN":
+        if payable.status is not InvoiceStatus.OPEN:
             raise FailedPrecondition(
                 f"invoice {invoice_id} is {payable.status}, not OPEN", field="invoice_id"
             )
         return payable
     payable = await settlements.invoicing.checkout(merchant_id, checkout_session_id)
-    if payable.status not in ("OPEN", "AWAITING_PAYMENT"):
+    if payable.status not in (CheckoutStatus.OPEN, CheckoutStatus.AWAITING_PAYMENT):
         raise FailedPrecondition(
             f"checkout session {checkout_session_id} is {payable.status}: nothing to pay",
             field="checkout_session_id",
@@ -118,7 +123,7 @@ async def _require_known(
     """A checkout proof comes from a public page: a made-up hash must not hold the session while
     it waits to expire, so the node must know the transaction (mined or in its mempool) already.
     A session waiting for a proof waits for that one."""
-    if payable.status == "AWAITING_PAYMENT" and (
+    if payable.status is CheckoutStatus.AWAITING_PAYMENT and (
         payable.transaction_hash.lower(),
         payable.payer_wallet_address.lower(),
     ) != (transaction, payer.lower()):

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from settlement_svc.domain.ledger import PostingKind
-from settlement_svc.domain.model import Settlement, SettlementStatus
+from settlement_svc.domain.model import InvoiceStatus, Settlement, SettlementStatus
 from settlement_svc.domain.reconciliation import (
     Difference,
     LedgerTotals,
@@ -36,7 +36,7 @@ def _settlement(settlement_id: str, invoice_id: str, paid: str) -> Settlement:
 
 
 def test_a_ledger_that_matches_has_no_difference() -> None:
-    invoices = [ReportedInvoice("in_1", "PAID", D(5), "u_1", "st_1", True)]
+    invoices = [ReportedInvoice("in_1", InvoiceStatus.PAID, D(5), "u_1", "st_1", True)]
     books = LedgerTotals(
         posted={(INVOICE, "in_1"): D(5), (PAYMENT, "st_1"): D(5)},
         receivables={"receivable:u_1": D(0)},
@@ -48,10 +48,10 @@ def test_a_ledger_that_matches_has_no_difference() -> None:
 
 def test_every_difference_is_reported_invoices_first() -> None:
     invoices = [
-        ReportedInvoice("in_open", "OPEN", D(3), "u_1", "", True),
-        ReportedInvoice("in_void", "VOID", D(2), "u_1", "", True),
-        ReportedInvoice("in_paid", "PAID", D(4), "u_2", "st_other", True),
-        ReportedInvoice("in_draft", "DRAFT", D(9), "u_1", "", False),
+        ReportedInvoice("in_open", InvoiceStatus.OPEN, D(3), "u_1", "", True),
+        ReportedInvoice("in_void", InvoiceStatus.VOID, D(2), "u_1", "", True),
+        ReportedInvoice("in_paid", InvoiceStatus.PAID, D(4), "u_2", "st_other", True),
+        ReportedInvoice("in_draft", InvoiceStatus.DRAFT, D(9), "u_1", "", False),
     ]
     books = LedgerTotals(
         posted={(INVOICE, "in_open"): D(1), (INVOICE, "in_void"): D(2)},
