@@ -6,7 +6,8 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install browser bench up demo test lint format protos clean
 
-# Python packages into .venv; anvil (the local EVM node) from npm into node_modules.
+# Python packages into .venv; anvil (the local EVM node) and buf (the proto linter) from npm
+# into node_modules.
 $(INSTALLED): pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -42,6 +43,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	node_modules/.bin/buf lint
 
 format: install
 	$(VENV)/bin/ruff format .
