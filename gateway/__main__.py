@@ -13,7 +13,7 @@ from billing.settlement.v1.settlement_pb2 import SetPayoutWalletRequest
 from billing.settlement.v1.settlement_pb2_grpc import SettlementServiceStub
 from gateway.app import create_app
 from gateway.merchants import create_api_key, create_merchant, merchant, revoke_api_key
-from gateway.settings import GatewaySettings
+from gateway.settings import LOCAL_PLATFORM_ENV, GatewaySettings
 from service_kit import migrations
 from service_kit.channels import open_channel
 from service_kit.clock import SystemClock
@@ -89,7 +89,9 @@ def main() -> None:
     revoke = commands.add_parser("revoke-key", help="revoke an API key")
     revoke.add_argument("key", help='the key, or its "bk_<key id>" prefix')
     arguments = parser.parse_args()
-    settings = GatewaySettings()
+    # An operator command next to a running `make up` finds its platform without variables.
+    local = LOCAL_PLATFORM_ENV if arguments.command != "serve" else None
+    settings = GatewaySettings(_env_file=local if local and local.exists() else None)
     configure_logging(settings.log_level)
     try:
         run(arguments, settings)

@@ -1,11 +1,17 @@
 """Gateway settings, from GATEWAY_* environment variables."""
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from service_kit.settings import CredentialSettings
+
+# Where `make up` writes how to reach its platform (database, services, service token) while it
+# runs, so the operator commands (`python -m gateway create-key`, ...) work with no variables set.
+# Variables that are set win over it.
+LOCAL_PLATFORM_ENV = Path(".devstack/operator.env")
 
 
 class GatewaySettings(CredentialSettings):

@@ -6,6 +6,7 @@ metering."""
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -142,3 +143,35 @@ def test_the_demo_runs_against_make_up_and_no_secret_reaches_a_log(platform: Pla
     }
     assert [line["status"] for line in traced["gateway"]] == [200, 200]
     assert len(traced["metering_svc"]) == 1, traced["metering_svc"]
+
+
+def test_a_second_merchant_is_made_as_make_up_prints_it_with_no_variables(
+    platform: Platform,
+) -> None:
+    [command] = re.findall(r"^  another merchant  (.+)$", platform.output.read_text(), re.M)
+    arguments = shlex.split(command)
+    assert arguments[:3] == [".venv/bin/python", "-m", "gateway"]
+    wallet = arguments[-1]
+    bare = {
+        name: value
+        for name, value in platform.env.items()
+        if not name.startswith("GATEWAY_") and name != "BILLING_SERVICE_TOKEN"
+    }
+    made = subprocess.run(
+        [sys.executable, *arguments[1:]],
+        cwd=platform.workdir,
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("bk_")
+    with httpx.Client(
+        base_url=platform.api_url, headers={"Authorization": f"Bearer {key}"}, trust_env=False
+    ) as client:
+        payout = client.get("/api/v1/payout-wallet")
+    assert (payout.status_code, payout.json()["walletAddress"]) == (200, wallet)
+    # The file that told the command where the platform is holds the run's token: owner only.
+    assert (platform.workdir / ".devstack" / "operator.env").stat().st_mode & 0o777 == 0o600
