@@ -98,6 +98,9 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         version="1.0.0",
         description="Usage-based billing settled in USDC: Retempo-compatible REST API.",
         lifespan=lifespan,
+        # Both default pages load their scripts from a CDN; gateway/openapi.py serves /docs.
+        docs_url=None,
+        redoc_url=None,
     )
     for module in (
         services,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from playwright.async_api import Browser, Page, async_playwright
 
 from devstack.postgres import free_port
 from gateway.app import create_app
@@ -20,6 +23,7 @@ from gateway.settings import GatewaySettings
 from service_kit.clock import Clock
 from service_kit.database import create_engine, session_factory
 from tests.conftest import SECRETS_KEY, SERVICE_TOKEN, Platform, register_payout_wallet
+from tests.gateway.browser import CHROMIUM, CHROMIUM_ARGS
 
 _merchants = itertools.count(1)
 
@@ -114,3 +118,27 @@ async def api(database_url: str, gateway_url: str, platform: Platform) -> AsyncI
         timeout=30,
     ) as client:
         yield Api(client, merchant_id, key, platform, wallet)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context()
+    context.set_default_timeout(10_000)
+    yield await context.new_page()
+    await context.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: $TEST_ARTIFACTS_DIR if set, else the test's tmp_path."""
+    folder = Path(os.environ.get("TEST_ARTIFACTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,45 +10,21 @@ import asyncpg
 import httpx
 import pytest
 from markupsafe import escape
-from playwright.async_api import Browser, Dialog, Page, async_playwright
+from playwright.async_api import Dialog, Page
 
 import invoicing_svc.service_layer.relay
 from devstack.chain import Anvil, MockUsdc
 from settlement_svc.service_layer.relay import outbox_relay
 from settlement_svc.service_layer.verification import verify_pending
 from tests.conftest import CONFIRMATIONS, Platform
-from tests.gateway.browser import CHROMIUM, CHROMIUM_ARGS, THANKS, thanks_server
+from tests.gateway.browser import THANKS, thanks_server
 from tests.gateway.conftest import Api
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context()
-    context.set_default_timeout(10_000)
-    yield await context.new_page()
-    await context.close()
 
 
 @pytest.fixture(scope="session")
 def thanks_url() -> Iterator[str]:
     with thanks_server() as url:
         yield url
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    """Where screenshots go: $TEST_ARTIFACTS_DIR if set, else the test's tmp_path."""
-    folder = Path(os.environ.get("TEST_ARTIFACTS_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def ok(response: httpx.Response) -> dict[str, Any]:
