@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.backends import Backends
+from gateway.backends import Backends, to_json
 from gateway.idempotency import IdempotentAnswers
 from gateway.merchants import KeyCache, Merchant
 from gateway.rate_limit import FailureThrottle, RateLimiter
@@ -43,6 +43,10 @@ class MerchantRequest:
 
     async def call(self, method: Callable[..., Awaitable[Any]], message: Any) -> Any:
         return await self.gateway.backends.call(method, message, self.merchant.id)
+
+    async def answer(self, method: Callable[..., Awaitable[Any]], message: Any) -> dict[str, Any]:
+        """The reply of one call in the API's JSON."""
+        return to_json(await self.call(method, message))
 
     async def created(
         self, produce: Callable[[], Awaitable[dict[str, Any]]], status: int = 200

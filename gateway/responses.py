@@ -268,6 +268,16 @@ class WebhookEndpoint(Reply):
         datetime | Absent, Field(description="Since when every attempt has failed.")
     ] = None
     disable_time: datetime | Absent = None
+    description: str
+    previous_secret_expire_time: Annotated[
+        datetime | Absent,
+        Field(description="Until when the secret before the last roll still signs deliveries."),
+    ] = None
+
+
+class WebhookEndpointDeleted(Reply):
+    id: str
+    deleted: Literal[True]
 
 
 class WebhookAttempt(Reply):

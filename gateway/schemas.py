@@ -178,8 +178,21 @@ class SettlementCreate(Body):
     merchant_wallet_address: Annotated[str, Field(max_length=42)] = ""
 
 
+EventTypes = Annotated[
+    list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=20)
+]
+Description = Annotated[str, Field(max_length=500)]
+
+
 class WebhookEndpointCreate(Body):
     url: Url
-    event_types: Annotated[
-        list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=20)
-    ]
+    event_types: EventTypes
+    description: Description = ""
+
+
+class WebhookEndpointUpdate(Body):
+    """Only the fields sent change."""
+
+    url: Url | None = None
+    event_types: EventTypes | None = None
+    description: Description | None = None

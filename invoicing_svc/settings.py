@@ -45,3 +45,5 @@ class InvoicingSettings(ServiceSettings):
     webhook_disable_after: timedelta = timedelta(days=3)
     # A webhook is retried with backoff until it is this old, then marked FAILED.
     webhook_retry_horizon: timedelta = timedelta(days=3)
+    # How long a rolled secret still signs deliveries next to the new one (Stripe: up to 24 h).
+    webhook_secret_grace: timedelta = timedelta(hours=24)

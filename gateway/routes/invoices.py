@@ -3,12 +3,10 @@
 from typing import Annotated, Any
 
 from fastapi import Query
-from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from gateway import responses as r
 from gateway.backends import to_json
-from gateway.context import MerchantRequest
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
 from gateway.schemas import InvoiceCreate, text
 from service_kit.proto_time import to_timestamp
@@ -71,7 +69,7 @@ async def finalize_invoice(merchant: Merchant, invoice_id: str) -> Any:
     """DRAFT -> OPEN: the invoice is owed from now, due after the payment terms."""
     stub = merchant.gateway.backends.invoicing
     request = pb.FinalizeInvoiceRequest(id=invoice_id)
-    return await merchant.created(lambda: _changed(merchant, stub.FinalizeInvoice, request))
+    return await merchant.created(lambda: merchant.answer(stub.FinalizeInvoice, request))
 
 
 @router.post("/invoices/{invoice_id}/void", **r.documented(r.Invoice, 404, 409))
@@ -79,7 +77,7 @@ async def void_invoice(merchant: Merchant, invoice_id: str) -> Any:
     """DRAFT, OPEN or UNCOLLECTIBLE -> VOID: nothing is owed any more."""
     stub = merchant.gateway.backends.invoicing
     request = pb.VoidInvoiceRequest(id=invoice_id)
-    return await merchant.created(lambda: _changed(merchant, stub.VoidInvoice, request))
+    return await merchant.created(lambda: merchant.answer(stub.VoidInvoice, request))
 
 
 @router.post("/invoices/{invoice_id}/mark-uncollectible", **r.documented(r.Invoice, 404, 409))
@@ -87,10 +85,4 @@ async def mark_invoice_uncollectible(merchant: Merchant, invoice_id: str) -> Any
     """OPEN -> UNCOLLECTIBLE: written off, though a payment still makes it PAID."""
     stub = merchant.gateway.backends.invoicing
     request = pb.MarkInvoiceUncollectibleRequest(id=invoice_id)
-    return await merchant.created(
-        lambda: _changed(merchant, stub.MarkInvoiceUncollectible, request)
-    )
-
-
-async def _changed(merchant: MerchantRequest, method: Any, request: Message) -> dict[str, Any]:
-    return to_json(await merchant.call(method, request))
+    return await merchant.created(lambda: merchant.answer(stub.MarkInvoiceUncollectible, request))

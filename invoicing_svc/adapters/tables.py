@@ -152,6 +152,12 @@ class WebhookEndpointRow(Base):
     failing_since: Mapped[datetime | None] = mapped_column(Timestamp)
     # Set once it has failed for too long; a disabled endpoint gets no deliveries.
     disable_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # The secret before the last roll, which still signs deliveries until its expire time.
+    previous_sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_expire_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    # A deleted endpoint is disabled and found no more; its row keeps its deliveries' history.
+    delete_time: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class WebhookDeliveryRow(Base):

@@ -57,11 +57,16 @@ def excerpt(body: bytes) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
-def signature_headers(secret: str, event_id: str, sent_at: datetime, body: str) -> dict[str, str]:
+def signature_headers(
+    secret: str, event_id: str, sent_at: datetime, body: str, previous_secret: str = ""
+) -> dict[str, str]:
+    """Standard Webhooks headers; within a secret roll's grace the old secret signs as well,
+    space separated, so a receiver that still holds only the old secret verifies too."""
+    secrets = [secret, previous_secret] if previous_secret else [secret]
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(event_id, sent_at, body),
+        "webhook-signature": " ".join(Webhook(s).sign(event_id, sent_at, body) for s in secrets),
         "content-type": "application/json",
     }
 
@@ -130,7 +135,13 @@ class WebhookSender:
         )
 
     async def send(
-        self, url: str, secret: str, event_id: str, body: str, sent_at: datetime
+        self,
+        url: str,
+        secret: str,
+        event_id: str,
+        body: str,
+        sent_at: datetime,
+        previous_secret: str = "",
     ) -> SendOutcome:
         problem = webhook_url_problem(
             url, allow_http=self._allow_http, allow_private=self._allow_private
@@ -141,7 +152,9 @@ class WebhookSender:
         try:
             # The whole attempt is bounded, not each read: a trickling answer cannot hold it.
             async with asyncio.timeout(self._timeout):
-                status, answer = await self._post(url, secret, event_id, body, sent_at)
+                status, answer = await self._post(
+                    url, signature_headers(secret, event_id, sent_at, body, previous_secret), body
+                )
         except DestinationNotAllowed as error:
             return SendOutcome(0, str(error), 0)
         except _SEND_ERRORS as error:
@@ -150,15 +163,13 @@ class WebhookSender:
         elapsed = int((time.perf_counter() - started) * 1000)
         return SendOutcome(status, "" if 200 <= status < 300 else excerpt(answer), elapsed)
 
-    async def _post(
-        self, url: str, secret: str, event_id: str, body: str, sent_at: datetime
-    ) -> tuple[int, bytes]:
+    async def _post(self, url: str, headers: dict[str, str], body: str) -> tuple[int, bytes]:
         """The status and the first bytes of the answer; the rest is never read."""
         timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self._timeout)
         async with self._pool.stream(
             "POST",
             url,
-            headers=list(signature_headers(secret, event_id, sent_at, body).items()),
+            headers=list(headers.items()),
             content=body.encode(),
             extensions={"timeout": timeouts},
         ) as response:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Text, cast, or_, select, text, tuple_, update
+from sqlalchemy import Text, cast, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,6 +64,10 @@ class WebhookEndpoint:
     # The first failed attempt since the last success, and when it was disabled for failing.
     failing_since: datetime | None = None
     disable_time: datetime | None = None
+    description: str = ""
+    # The secret before the last roll, signing deliveries too until its expire time.
+    previous_secret: str = ""
+    previous_secret_expire_time: datetime | None = None
 
     @property
     def status(self) -> str:
@@ -92,6 +96,8 @@ class DueDelivery:
     create_time: datetime
     url: str
     secret: str
+    # Within the grace after a secret roll, the old secret signs too.
+    previous_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,9 @@ class WebhookStore:
             row.create_time,
             row.failing_since,
             row.disable_time,
+            row.description,
+            self._secrets.open(row.previous_sealed_secret) if row.previous_sealed_secret else "",
+            row.previous_secret_expire_time,
         )
 
     async def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
@@ -146,18 +155,149 @@ class WebhookStore:
                 event_types=list(endpoint.event_types),
                 sealed_secret=self._secrets.seal(endpoint.secret),
                 create_time=endpoint.create_time,
+                description=endpoint.description,
             )
         )
         await self._session.flush()
 
-    async def endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
-        row = await self._session.get(WebhookEndpointRow, endpoint_id)
-        return self._endpoint(row) if row and row.merchant_id == merchant_id else None
+    async def endpoint(
+        self, merchant_id: str, endpoint_id: str, *, lock: bool = False
+    ) -> WebhookEndpoint | None:
+        """The merchant's endpoint, unless deleted; `lock` takes its row lock first (the order
+        every change of an endpoint and its deliveries follows, see lock_endpoint)."""
+        row = await self._session.get(WebhookEndpointRow, endpoint_id, with_for_update=lock)
+        if row is None or row.merchant_id != merchant_id or row.delete_time is not None:
+            return None
+        return self._endpoint(row)
+
+    async def change_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        event_types: tuple[str, ...] | None = None,
+        description: str | None = None,
+        secret: str | None = None,
+        previous_secret: str | None = None,
+        previous_secret_expire_time: datetime | None = None,
+    ) -> WebhookEndpoint:
+        """Sets the values given (None leaves a field as it is) of an endpoint found and locked
+        by `endpoint`."""
+        values: dict[str, object] = {}
+        if url is not None:
+            values["url"] = url
+        if event_types is not None:
+            values["event_types"] = list(event_types)
+        if description is not None:
+            values["description"] = description
+        if secret is not None:
+            values["sealed_secret"] = self._secrets.seal(secret)
+        if previous_secret is not None:
+            values["previous_sealed_secret"] = self._secrets.seal(previous_secret)
+            values["previous_secret_expire_time"] = previous_secret_expire_time
+        changed = await self._session.scalar(
+            update(WebhookEndpointRow)
+            .where(WebhookEndpointRow.id == endpoint_id)
+            .values(**values)
+            .returning(WebhookEndpointRow)
+            .execution_options(populate_existing=True)
+        )
+        assert changed is not None
+        return self._endpoint(changed)
+
+    async def disable_endpoint(
+        self, endpoint_id: str, now: datetime, *, delete: bool = False
+    ) -> WebhookEndpoint:
+        """Disables (or deletes) a locked endpoint; its pending deliveries fail."""
+        values: dict[str, object] = {
+            "disable_time": func.coalesce(WebhookEndpointRow.disable_time, now)
+        }
+        if delete:
+            values["delete_time"] = now
+        changed = await self._session.scalar(
+            update(WebhookEndpointRow)
+            .where(WebhookEndpointRow.id == endpoint_id)
+            .values(**values)
+            .returning(WebhookEndpointRow)
+            .execution_options(populate_existing=True)
+        )
+        assert changed is not None
+        await self._session.execute(
+            update(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.endpoint_id == endpoint_id,
+                WebhookDeliveryRow.status == "PENDING",
+            )
+            .values(status="FAILED", last_error="webhook endpoint disabled", lease_until=None)
+        )
+        return self._endpoint(changed)
+
+    async def enable_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        """Enables a locked endpoint; its failure clock starts again."""
+        changed = await self._session.scalar(
+            update(WebhookEndpointRow)
+            .where(WebhookEndpointRow.id == endpoint_id)
+            .values(disable_time=None, failing_since=None)
+            .returning(WebhookEndpointRow)
+            .execution_options(populate_existing=True)
+        )
+        assert changed is not None
+        return self._endpoint(changed)
+
+    async def add_delivery(
+        self, merchant_id: str, endpoint_id: str, event: WebhookEvent, now: datetime
+    ) -> str:
+        """One pending delivery of an event to one endpoint, due now; returns its id."""
+        delivery_id = new_id("whd")
+        await self._session.execute(
+            _INSERT_DELIVERIES,
+            {
+                "ids": [delivery_id],
+                "merchant_id": merchant_id,
+                "endpoint_ids": [endpoint_id],
+                "event_ids": [event.id],
+                "event_types": [event.type],
+                "bodies": [event.body],
+                "now": now,
+            },
+        )
+        return delivery_id
+
+    async def make_due(self, endpoint_id: str, delivery_id: str, now: datetime) -> bool:
+        """Makes a delivery of a locked endpoint PENDING and due now; False while a worker holds
+        its lease (its attempt is in flight)."""
+        changed = await self._session.scalar(
+            update(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.id == delivery_id,
+                WebhookDeliveryRow.endpoint_id == endpoint_id,
+                or_(
+                    WebhookDeliveryRow.lease_until.is_(None), WebhookDeliveryRow.lease_until <= now
+                ),
+            )
+            .values(status="PENDING", next_attempt_time=now, lease_until=None)
+            .returning(WebhookDeliveryRow.id)
+        )
+        return changed is not None
+
+    async def delivery(self, merchant_id: str, delivery_id: str) -> WebhookDelivery | None:
+        rows = list(
+            await self._session.scalars(
+                select(WebhookDeliveryRow).where(
+                    WebhookDeliveryRow.merchant_id == merchant_id,
+                    WebhookDeliveryRow.id == delivery_id,
+                )
+            )
+        )
+        found = await self._with_attempts(rows)
+        return found[0] if found else None
 
     async def endpoints(
         self, merchant_id: str, after: tuple[datetime, str] | None, limit: int
     ) -> list[WebhookEndpoint]:
-        query = select(WebhookEndpointRow).where(WebhookEndpointRow.merchant_id == merchant_id)
+        query = select(WebhookEndpointRow).where(
+            WebhookEndpointRow.merchant_id == merchant_id, WebhookEndpointRow.delete_time.is_(None)
+        )
         rows = await self._session.scalars(
             in_creation_order(
                 query, WebhookEndpointRow.create_time, WebhookEndpointRow.id, after, limit
@@ -210,7 +350,13 @@ class WebhookStore:
         )
         # Chosen without locks (window functions refuse them); locked and checked again here.
         rows = await self._session.execute(
-            select(WebhookDeliveryRow, WebhookEndpointRow.url, WebhookEndpointRow.sealed_secret)
+            select(
+                WebhookDeliveryRow,
+                WebhookEndpointRow.url,
+                WebhookEndpointRow.sealed_secret,
+                WebhookEndpointRow.previous_sealed_secret,
+                WebhookEndpointRow.previous_secret_expire_time,
+            )
             .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
             .where(
                 id_in(WebhookDeliveryRow.id, list(fair)),
@@ -232,6 +378,9 @@ class WebhookStore:
                 create_time=row.WebhookDeliveryRow.create_time,
                 url=row.url,
                 secret=self._secrets.open(row.sealed_secret),
+                previous_secret=self._secrets.open(row.previous_sealed_secret)
+                if row.previous_sealed_secret and row.previous_secret_expire_time > now
+                else "",
             )
             for row in rows
         ]
@@ -356,6 +505,9 @@ class WebhookStore:
                 ).limit(limit)
             )
         )
+        return await self._with_attempts(rows)
+
+    async def _with_attempts(self, rows: list[WebhookDeliveryRow]) -> list[WebhookDelivery]:
         attempts: dict[str, list[WebhookAttempt]] = {}
         for attempt in await self._session.scalars(
             select(WebhookAttemptRow)

@@ -320,6 +320,7 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             event_types=tuple(request.endpoint.event_types),
             secret="",
             create_time=self._now(),
+            description=request.endpoint.description,
         )
         key = RequestKey.of("CreateWebhookEndpoint", request, request.request_id)
         created = await webhooks.create_webhook_endpoint(self._invoicing, endpoint, key)
@@ -335,6 +336,69 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             endpoints=[translate.endpoint_to_proto(e, with_secret=False) for e in page],
             next_page_token=token,
         )
+
+    async def UpdateWebhookEndpoint(
+        self, request: pb.UpdateWebhookEndpointRequest, context: Context
+    ) -> pb.WebhookEndpoint:
+        changes = WebhookEndpoint(
+            id=request.endpoint.id,
+            merchant_id=merchant_id(context),
+            url=request.endpoint.url,
+            event_types=tuple(request.endpoint.event_types),
+            secret="",
+            create_time=self._now(),
+            description=request.endpoint.description,
+        )
+        changed = await webhooks.update_webhook_endpoint(
+            self._invoicing, merchant_id(context), changes, list(request.update_mask.paths)
+        )
+        return translate.endpoint_to_proto(changed, with_secret=False)
+
+    async def DisableWebhookEndpoint(
+        self, request: pb.DisableWebhookEndpointRequest, context: Context
+    ) -> pb.WebhookEndpoint:
+        changed = await webhooks.set_webhook_endpoint_enabled(
+            self._invoicing, merchant_id(context), request.id, enabled=False
+        )
+        return translate.endpoint_to_proto(changed, with_secret=False)
+
+    async def EnableWebhookEndpoint(
+        self, request: pb.EnableWebhookEndpointRequest, context: Context
+    ) -> pb.WebhookEndpoint:
+        changed = await webhooks.set_webhook_endpoint_enabled(
+            self._invoicing, merchant_id(context), request.id, enabled=True
+        )
+        return translate.endpoint_to_proto(changed, with_secret=False)
+
+    async def DeleteWebhookEndpoint(
+        self, request: pb.DeleteWebhookEndpointRequest, context: Context
+    ) -> pb.DeleteWebhookEndpointResponse:
+        await webhooks.delete_webhook_endpoint(self._invoicing, merchant_id(context), request.id)
+        return pb.DeleteWebhookEndpointResponse()
+
+    async def RollWebhookEndpointSecret(
+        self, request: pb.RollWebhookEndpointSecretRequest, context: Context
+    ) -> pb.WebhookEndpoint:
+        rolled = await webhooks.roll_webhook_endpoint_secret(
+            self._invoicing, merchant_id(context), request.id
+        )
+        return translate.endpoint_to_proto(rolled, with_secret=True)
+
+    async def SendTestWebhookEvent(
+        self, request: pb.SendTestWebhookEventRequest, context: Context
+    ) -> pb.WebhookDelivery:
+        delivery = await webhooks.send_test_webhook_event(
+            self._invoicing, merchant_id(context), request.endpoint_id
+        )
+        return translate.delivery_to_proto(delivery)
+
+    async def RetryWebhookDelivery(
+        self, request: pb.RetryWebhookDeliveryRequest, context: Context
+    ) -> pb.WebhookDelivery:
+        delivery = await webhooks.retry_webhook_delivery(
+            self._invoicing, merchant_id(context), request.endpoint_id, request.delivery_id
+        )
+        return translate.delivery_to_proto(delivery)
 
     async def ListWebhookDeliveries(
         self, request: pb.ListWebhookDeliveriesRequest, context: Context

@@ -272,8 +272,9 @@ def endpoint_to_proto(endpoint: WebhookEndpoint, *, with_secret: bool) -> pb.Web
         secret=endpoint.secret if with_secret else "",
         create_time=to_timestamp(endpoint.create_time),
         status=pb.WebhookEndpointStatus.Value(f"WEBHOOK_ENDPOINT_STATUS_{endpoint.status}"),
+        description=endpoint.description,
     )
-    for name in ("failing_since", "disable_time"):
+    for name in ("failing_since", "disable_time", "previous_secret_expire_time"):
         moment = getattr(endpoint, name)
         if moment is not None:
             getattr(message, name).CopyFrom(to_timestamp(moment))

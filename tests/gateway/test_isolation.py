@@ -139,6 +139,27 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): Probe(
         "/api/v1/webhook-endpoints/{endpoint}/deliveries"
     ),
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}"): Probe(
+        "/api/v1/webhook-endpoints/{endpoint}", body={"description": "theirs"}
+    ),
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): Probe(
+        "/api/v1/webhook-endpoints/{endpoint}"
+    ),
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/disable"): Probe(
+        "/api/v1/webhook-endpoints/{endpoint}/disable", body={}
+    ),
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/enable"): Probe(
+        "/api/v1/webhook-endpoints/{endpoint}/enable", body={}
+    ),
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/roll-secret"): Probe(
+        "/api/v1/webhook-endpoints/{endpoint}/roll-secret", body={}
+    ),
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/test"): Probe(
+        "/api/v1/webhook-endpoints/{endpoint}/test", body={}
+    ),
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"): Probe(
+        "/api/v1/webhook-endpoints/{endpoint}/deliveries/whd_x/retry", body={}
+    ),
 }
 
 
@@ -262,6 +283,8 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
             query = fill(probe.query, objects)
             if method == "GET":
                 response = await other.get(path, params=query)
+            elif method == "DELETE":
+                response = await other.delete(path)
             else:
                 # A merchantId in the body is one more way to ask for the owner's account.
                 body = {**fill(probe.body, objects), "merchantId": api.merchant_id}

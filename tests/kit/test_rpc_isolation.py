@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
@@ -198,6 +199,39 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
         "ListSubscriptions": (
             lambda o: ipb.ListSubscriptionsRequest(service_id=o.service.id),
             EMPTY,
+        ),
+        "UpdateWebhookEndpoint": (
+            lambda o: ipb.UpdateWebhookEndpointRequest(
+                endpoint=ipb.WebhookEndpoint(id=o.endpoint.id, description="theirs"),
+                update_mask=FieldMask(paths=["description"]),
+            ),
+            NOT_FOUND,
+        ),
+        "DisableWebhookEndpoint": (
+            lambda o: ipb.DisableWebhookEndpointRequest(id=o.endpoint.id),
+            NOT_FOUND,
+        ),
+        "EnableWebhookEndpoint": (
+            lambda o: ipb.EnableWebhookEndpointRequest(id=o.endpoint.id),
+            NOT_FOUND,
+        ),
+        "DeleteWebhookEndpoint": (
+            lambda o: ipb.DeleteWebhookEndpointRequest(id=o.endpoint.id),
+            NOT_FOUND,
+        ),
+        "RollWebhookEndpointSecret": (
+            lambda o: ipb.RollWebhookEndpointSecretRequest(id=o.endpoint.id),
+            NOT_FOUND,
+        ),
+        "SendTestWebhookEvent": (
+            lambda o: ipb.SendTestWebhookEventRequest(endpoint_id=o.endpoint.id),
+            NOT_FOUND,
+        ),
+        "RetryWebhookDelivery": (
+            lambda o: ipb.RetryWebhookDeliveryRequest(
+                endpoint_id=o.endpoint.id, delivery_id="whd_x"
+            ),
+            NOT_FOUND,
         ),
         "GetCustomer": (lambda o: ipb.GetCustomerRequest(id=o.session.user_id), NOT_FOUND),
         "ListCustomers": (

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -938,6 +939,8 @@ Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y0
 
 @_typing.final
 class ListSubscriptionsRequest(_message.Message):
+    """Request of ListSubscriptions: every filter given narrows the list."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVICE_ID_FIELD_NUMBER: _builtins.int
@@ -1395,6 +1398,8 @@ class WebhookEndpoint(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     FAILING_SINCE_FIELD_NUMBER: _builtins.int
     DISABLE_TIME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "we_" + 26 characters."""
     url: _builtins.str
@@ -1412,6 +1417,8 @@ class WebhookEndpoint(_message.Message):
     INVOICING_WEBHOOK_DISABLE_AFTER (3 days by default): then it is sent nothing more, and
     the merchant's other endpoints get a "webhook_endpoint.disabled" event.
     """
+    description: _builtins.str
+    """Optional. What the endpoint is for, at most 500 characters."""
     @_builtins.property
     def event_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Required. Event types delivered, e.g. "invoice.paid"; "*" for all."""
@@ -1426,6 +1433,12 @@ class WebhookEndpoint(_message.Message):
     def disable_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When it was disabled; unset while ENABLED."""
 
+    @_builtins.property
+    def previous_secret_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Until when the secret before the last roll still signs deliveries; unset when
+        there is none.
+        """
+
     def __init__(
         self,
         *,
@@ -1437,10 +1450,12 @@ class WebhookEndpoint(_message.Message):
         status: Global___WebhookEndpointStatus.ValueType = ...,
         failing_since: _timestamp_pb2.Timestamp | None = ...,
         disable_time: _timestamp_pb2.Timestamp | None = ...,
+        description: _builtins.str = ...,
+        previous_secret_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "disable_time", b"disable_time", "failing_since", b"failing_since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "disable_time", b"disable_time", "failing_since", b"failing_since", "previous_secret_expire_time", b"previous_secret_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "disable_time", b"disable_time", "event_types", b"event_types", "failing_since", b"failing_since", "id", b"id", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "disable_time", b"disable_time", "event_types", b"event_types", "failing_since", b"failing_since", "id", b"id", "previous_secret_expire_time", b"previous_secret_expire_time", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1655,6 +1670,191 @@ class ListWebhookDeliveriesResponse(_message.Message):
 Global___ListWebhookDeliveriesResponse: _TypeAlias = ListWebhookDeliveriesResponse  # noqa: Y015
 
 @_typing.final
+class UpdateWebhookEndpointRequest(_message.Message):
+    """Request of UpdateWebhookEndpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def endpoint(self) -> Global___WebhookEndpoint:
+        """Required. `id` names the endpoint; the fields update_mask names hold their new values
+        (checked as on creation).
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Required. Paths among "url", "event_types" and "description"."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: Global___WebhookEndpoint | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateWebhookEndpointRequest: _TypeAlias = UpdateWebhookEndpointRequest  # noqa: Y015
+
+@_typing.final
+class DisableWebhookEndpointRequest(_message.Message):
+    """Request of DisableWebhookEndpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Endpoint id; disabling a disabled endpoint returns it unchanged."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableWebhookEndpointRequest: _TypeAlias = DisableWebhookEndpointRequest  # noqa: Y015
+
+@_typing.final
+class EnableWebhookEndpointRequest(_message.Message):
+    """Request of EnableWebhookEndpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Endpoint id; its failure clock starts again from zero."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnableWebhookEndpointRequest: _TypeAlias = EnableWebhookEndpointRequest  # noqa: Y015
+
+@_typing.final
+class DeleteWebhookEndpointRequest(_message.Message):
+    """Request of DeleteWebhookEndpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Endpoint id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWebhookEndpointRequest: _TypeAlias = DeleteWebhookEndpointRequest  # noqa: Y015
+
+@_typing.final
+class DeleteWebhookEndpointResponse(_message.Message):
+    """Response of DeleteWebhookEndpoint: nothing more to say."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWebhookEndpointResponse: _TypeAlias = DeleteWebhookEndpointResponse  # noqa: Y015
+
+@_typing.final
+class RollWebhookEndpointSecretRequest(_message.Message):
+    """Request of RollWebhookEndpointSecret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Endpoint id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollWebhookEndpointSecretRequest: _TypeAlias = RollWebhookEndpointSecretRequest  # noqa: Y015
+
+@_typing.final
+class SendTestWebhookEventRequest(_message.Message):
+    """Request of SendTestWebhookEvent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    """Required. Endpoint id; an ENABLED one (a disabled endpoint is sent nothing)."""
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint_id", b"endpoint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendTestWebhookEventRequest: _TypeAlias = SendTestWebhookEventRequest  # noqa: Y015
+
+@_typing.final
+class RetryWebhookDeliveryRequest(_message.Message):
+    """Request of RetryWebhookDelivery."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    DELIVERY_ID_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    """Required. The delivery's endpoint, ENABLED."""
+    delivery_id: _builtins.str
+    """Required. Delivery id."""
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+        delivery_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_id", b"delivery_id", "endpoint_id", b"endpoint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryWebhookDeliveryRequest: _TypeAlias = RetryWebhookDeliveryRequest  # noqa: Y015
+
+@_typing.final
 class AdvanceTestClockRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Test clocks
@@ -1783,6 +1983,8 @@ Global___ListCustomersRequest: _TypeAlias = ListCustomersRequest  # noqa: Y015
 
 @_typing.final
 class ListCustomersResponse(_message.Message):
+    """A page of customers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CUSTOMERS_FIELD_NUMBER: _builtins.int
@@ -1831,6 +2033,8 @@ Global___GetCustomerAccessRequest: _TypeAlias = GetCustomerAccessRequest  # noqa
 
 @_typing.final
 class CustomerAccess(_message.Message):
+    """What an email gives access to now."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HAS_ACCESS_FIELD_NUMBER: _builtins.int

@@ -159,6 +159,41 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.UpdateWebhookEndpoint = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/UpdateWebhookEndpoint',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.DisableWebhookEndpoint = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/DisableWebhookEndpoint',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DisableWebhookEndpointRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.EnableWebhookEndpoint = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/EnableWebhookEndpoint',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.EnableWebhookEndpointRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.DeleteWebhookEndpoint = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/DeleteWebhookEndpoint',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.RollWebhookEndpointSecret = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/RollWebhookEndpointSecret',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.RollWebhookEndpointSecretRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.SendTestWebhookEvent = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/SendTestWebhookEvent',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SendTestWebhookEventRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookDelivery.FromString,
+                _registered_method=True)
+        self.RetryWebhookDelivery = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/RetryWebhookDelivery',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.RetryWebhookDeliveryRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookDelivery.FromString,
+                _registered_method=True)
         self.AdvanceTestClock = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/AdvanceTestClock',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AdvanceTestClockRequest.SerializeToString,
@@ -352,6 +387,55 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateWebhookEndpoint(self, request, context):
+        """Changes an endpoint's url, event types or description (the fields in update_mask).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableWebhookEndpoint(self, request, context):
+        """Stops sending to an endpoint (its pending deliveries fail); enabling it sends again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnableWebhookEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookEndpoint(self, request, context):
+        """Deletes an endpoint: it is sent nothing more and is no longer found.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollWebhookEndpointSecret(self, request, context):
+        """A new signing secret, returned this once; the old one still signs every delivery (both
+        signatures in webhook-signature) for INVOICING_WEBHOOK_SECRET_GRACE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendTestWebhookEvent(self, request, context):
+        """Sends a "webhook_endpoint.test" event to this endpoint only, whatever its event types.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWebhookDelivery(self, request, context):
+        """Sends a delivery again now, whatever its status (a FAILED one is PENDING again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AdvanceTestClock(self, request, context):
         """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
         forward and closes every billing period that ended by then.
@@ -503,6 +587,41 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.ListWebhookDeliveries,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'UpdateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWebhookEndpoint,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdateWebhookEndpointRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'DisableWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableWebhookEndpoint,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DisableWebhookEndpointRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'EnableWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableWebhookEndpoint,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.EnableWebhookEndpointRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'DeleteWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookEndpoint,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteWebhookEndpointRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteWebhookEndpointResponse.SerializeToString,
+            ),
+            'RollWebhookEndpointSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollWebhookEndpointSecret,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.RollWebhookEndpointSecretRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'SendTestWebhookEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTestWebhookEvent,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SendTestWebhookEventRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookDelivery.SerializeToString,
+            ),
+            'RetryWebhookDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWebhookDelivery,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.RetryWebhookDeliveryRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookDelivery.SerializeToString,
             ),
             'AdvanceTestClock': grpc.unary_unary_rpc_method_handler(
                     servicer.AdvanceTestClock,
@@ -1178,6 +1297,195 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/ListWebhookDeliveries',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/UpdateWebhookEndpoint',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdateWebhookEndpointRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/DisableWebhookEndpoint',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DisableWebhookEndpointRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/EnableWebhookEndpoint',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.EnableWebhookEndpointRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/DeleteWebhookEndpoint',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollWebhookEndpointSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/RollWebhookEndpointSecret',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.RollWebhookEndpointSecretRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTestWebhookEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/SendTestWebhookEvent',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SendTestWebhookEventRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookDelivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWebhookDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/RetryWebhookDelivery',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.RetryWebhookDeliveryRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.WebhookDelivery.FromString,
             options,
             channel_credentials,
             insecure,

@@ -85,6 +85,21 @@ class InvoicingServiceStub:
     ListWebhookEndpoints: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookEndpointsRequest, _invoicing_pb2.ListWebhookEndpointsResponse]
     ListWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookDeliveriesRequest, _invoicing_pb2.ListWebhookDeliveriesResponse]
     """Delivery attempts of an endpoint, newest first."""
+    UpdateWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.UpdateWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]
+    """Changes an endpoint's url, event types or description (the fields in update_mask)."""
+    DisableWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.DisableWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]
+    """Stops sending to an endpoint (its pending deliveries fail); enabling it sends again."""
+    EnableWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.EnableWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]
+    DeleteWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.DeleteWebhookEndpointRequest, _invoicing_pb2.DeleteWebhookEndpointResponse]
+    """Deletes an endpoint: it is sent nothing more and is no longer found."""
+    RollWebhookEndpointSecret: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.RollWebhookEndpointSecretRequest, _invoicing_pb2.WebhookEndpoint]
+    """A new signing secret, returned this once; the old one still signs every delivery (both
+    signatures in webhook-signature) for INVOICING_WEBHOOK_SECRET_GRACE.
+    """
+    SendTestWebhookEvent: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.SendTestWebhookEventRequest, _invoicing_pb2.WebhookDelivery]
+    """Sends a "webhook_endpoint.test" event to this endpoint only, whatever its event types."""
+    RetryWebhookDelivery: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.RetryWebhookDeliveryRequest, _invoicing_pb2.WebhookDelivery]
+    """Sends a delivery again now, whatever its status (a FAILED one is PENDING again)."""
     AdvanceTestClock: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.AdvanceTestClockRequest, _invoicing_pb2.Subscription]
     """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
     forward and closes every billing period that ended by then.
@@ -154,6 +169,21 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     ListWebhookEndpoints: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookEndpointsRequest, _invoicing_pb2.ListWebhookEndpointsResponse]  # type: ignore[assignment]
     ListWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookDeliveriesRequest, _invoicing_pb2.ListWebhookDeliveriesResponse]  # type: ignore[assignment]
     """Delivery attempts of an endpoint, newest first."""
+    UpdateWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.UpdateWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]  # type: ignore[assignment]
+    """Changes an endpoint's url, event types or description (the fields in update_mask)."""
+    DisableWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.DisableWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]  # type: ignore[assignment]
+    """Stops sending to an endpoint (its pending deliveries fail); enabling it sends again."""
+    EnableWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.EnableWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]  # type: ignore[assignment]
+    DeleteWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.DeleteWebhookEndpointRequest, _invoicing_pb2.DeleteWebhookEndpointResponse]  # type: ignore[assignment]
+    """Deletes an endpoint: it is sent nothing more and is no longer found."""
+    RollWebhookEndpointSecret: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.RollWebhookEndpointSecretRequest, _invoicing_pb2.WebhookEndpoint]  # type: ignore[assignment]
+    """A new signing secret, returned this once; the old one still signs every delivery (both
+    signatures in webhook-signature) for INVOICING_WEBHOOK_SECRET_GRACE.
+    """
+    SendTestWebhookEvent: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.SendTestWebhookEventRequest, _invoicing_pb2.WebhookDelivery]  # type: ignore[assignment]
+    """Sends a "webhook_endpoint.test" event to this endpoint only, whatever its event types."""
+    RetryWebhookDelivery: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.RetryWebhookDeliveryRequest, _invoicing_pb2.WebhookDelivery]  # type: ignore[assignment]
+    """Sends a delivery again now, whatever its status (a FAILED one is PENDING again)."""
     AdvanceTestClock: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.AdvanceTestClockRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
     """Test clocks (refused unless INVOICING_TEST_CLOCK_ENABLED): moves one subscription's time
     forward and closes every billing period that ended by then.
@@ -364,6 +394,63 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_invoicing_pb2.ListWebhookDeliveriesResponse, _abc.Awaitable[_invoicing_pb2.ListWebhookDeliveriesResponse]]:
         """Delivery attempts of an endpoint, newest first."""
+
+    @_abc_1.abstractmethod
+    def UpdateWebhookEndpoint(
+        self,
+        request: _invoicing_pb2.UpdateWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.WebhookEndpoint, _abc.Awaitable[_invoicing_pb2.WebhookEndpoint]]:
+        """Changes an endpoint's url, event types or description (the fields in update_mask)."""
+
+    @_abc_1.abstractmethod
+    def DisableWebhookEndpoint(
+        self,
+        request: _invoicing_pb2.DisableWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.WebhookEndpoint, _abc.Awaitable[_invoicing_pb2.WebhookEndpoint]]:
+        """Stops sending to an endpoint (its pending deliveries fail); enabling it sends again."""
+
+    @_abc_1.abstractmethod
+    def EnableWebhookEndpoint(
+        self,
+        request: _invoicing_pb2.EnableWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.WebhookEndpoint, _abc.Awaitable[_invoicing_pb2.WebhookEndpoint]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteWebhookEndpoint(
+        self,
+        request: _invoicing_pb2.DeleteWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.DeleteWebhookEndpointResponse, _abc.Awaitable[_invoicing_pb2.DeleteWebhookEndpointResponse]]:
+        """Deletes an endpoint: it is sent nothing more and is no longer found."""
+
+    @_abc_1.abstractmethod
+    def RollWebhookEndpointSecret(
+        self,
+        request: _invoicing_pb2.RollWebhookEndpointSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.WebhookEndpoint, _abc.Awaitable[_invoicing_pb2.WebhookEndpoint]]:
+        """A new signing secret, returned this once; the old one still signs every delivery (both
+        signatures in webhook-signature) for INVOICING_WEBHOOK_SECRET_GRACE.
+        """
+
+    @_abc_1.abstractmethod
+    def SendTestWebhookEvent(
+        self,
+        request: _invoicing_pb2.SendTestWebhookEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.WebhookDelivery, _abc.Awaitable[_invoicing_pb2.WebhookDelivery]]:
+        """Sends a "webhook_endpoint.test" event to this endpoint only, whatever its event types."""
+
+    @_abc_1.abstractmethod
+    def RetryWebhookDelivery(
+        self,
+        request: _invoicing_pb2.RetryWebhookDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.WebhookDelivery, _abc.Awaitable[_invoicing_pb2.WebhookDelivery]]:
+        """Sends a delivery again now, whatever its status (a FAILED one is PENDING again)."""
 
     @_abc_1.abstractmethod
     def AdvanceTestClock(
