@@ -254,6 +254,36 @@ class PayoutWallet(Reply):
     update_time: datetime
 
 
+class Balance(Reply):
+    account: str
+    debit_balance: Annotated[Decimal, Field(description="Debits minus credits.")]
+    currency: str
+
+
+class JournalEntry(Reply):
+    transaction_id: str
+    kind: Annotated[str, Field(examples=["invoice", "invoice_void", "payment"])]
+    reference: str
+    account: str
+    debit: Decimal
+    credit: Decimal
+    currency: str
+    create_time: datetime
+
+
+class Difference(Reply):
+    kind: str
+    reference: str
+    expected: str
+    actual: str
+
+
+class Reconciliation(Reply):
+    differences: list[Difference]
+    invoices_checked: Int64
+    settlements_checked: Int64
+
+
 class WebhookEndpoint(Reply):
     id: str
     url: str

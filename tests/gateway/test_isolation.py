@@ -17,6 +17,8 @@ from tests.gateway.test_rest_api import subscribe
 MARKER = "owner-only-7f3a"
 NOT_FOUND, EMPTY, REJECTED, OWN = "404", "empty list", "rejected", "created as its own"
 NO_ACCESS = "no access"
+# The ledger: the other merchant's account of that name holds nothing; its report is its own.
+ZERO, OWN_REPORT = "zero balance", "its own report"
 # A record every merchant has one of (its payout wallet): the other merchant gets its own.
 ITS_OWN = "its own record"
 PERIOD = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
@@ -129,6 +131,13 @@ PROBES: dict[tuple[str, str], Probe] = {
     ),
     ("GET", "/api/v1/settlements/{settlement_id}"): Probe("/api/v1/settlements/{settlement}"),
     ("GET", "/api/v1/payout-wallet"): Probe("/api/v1/payout-wallet", ITS_OWN),
+    ("GET", "/api/v1/ledger/balances"): Probe(
+        "/api/v1/ledger/balances", ZERO, query={"account": "receivable:{user}"}
+    ),
+    ("GET", "/api/v1/ledger/entries"): Probe(
+        "/api/v1/ledger/entries", EMPTY, query={"account": "receivable:{user}"}
+    ),
+    ("GET", "/api/v1/ledger/reconciliation"): Probe("/api/v1/ledger/reconciliation", OWN_REPORT),
     ("POST", "/api/v1/webhook-endpoints"): Probe(
         "/api/v1/webhook-endpoints",
         OWN,
@@ -248,6 +257,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "event_id": recorded["eventId"],
         "session": session["id"],
         "customer": session["userId"],
+        "user": subscription["userId"],
         "invoice": invoice["id"],
         "draft": draft["id"],
         "settlement": settlement["id"],
@@ -313,6 +323,12 @@ async def expect(
     elif probe.answer == EMPTY:
         assert response.status_code == 200, where
         assert (response.json()["data"], response.json()["hasMore"]) == ([], False), where
+    elif probe.answer == ZERO:
+        assert response.status_code == 200, where
+        assert [b["debitBalance"] for b in response.json()["data"]] == ["0.000000"], where
+    elif probe.answer == OWN_REPORT:
+        assert response.status_code == 200, where
+        assert response.json()["invoicesChecked"] == "0", where
     elif probe.answer == NO_ACCESS:
         assert response.status_code == 200, where
         data = response.json()
