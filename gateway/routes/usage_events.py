@@ -21,6 +21,7 @@ from gateway.schemas import (
 from service_kit.proto_time import to_timestamp
 
 router = merchant_router("usage events")
+_WINDOW_PARAMS = {"startTime": "from", "endTime": "to"}
 
 
 def event_message(event: UsageEventIn) -> pb.UsageEventInput:
@@ -161,4 +162,9 @@ async def usage_summary(
         request.start_time.CopyFrom(to_timestamp(start))
     if end is not None:
         request.end_time.CopyFrom(to_timestamp(end))
-    return to_json(await merchant.call(merchant.gateway.backends.metering.GetUsageSummary, request))
+    try:
+        return await merchant.answer(merchant.gateway.backends.metering.GetUsageSummary, request)
+    except ApiError as error:
+        # Metering names its window's fields; the request named them `from` and `to`.
+        error.param = _WINDOW_PARAMS.get(error.param, error.param)
+        raise

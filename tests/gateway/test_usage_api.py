@@ -112,6 +112,14 @@ async def test_the_usage_without_a_window_is_the_current_period(api: Api) -> Non
     until = await api.get(
         f"/api/v1/subscriptions/{subscription['id']}/usage", to=subscription["currentPeriodStart"]
     )
-    assert (until.status_code, until.json()["error"]["param"]) == (400, "endTime")
+    assert (until.status_code, until.json()["error"]["param"]) == (400, "to")
+    since = await api.get(
+        f"/api/v1/subscriptions/{subscription['id']}/usage",
+        **{"from": subscription["currentPeriodStart"]},
+    )
+    assert (since.json()["endTime"], since.json()["summaries"][0]["value"]) == (
+        subscription["currentPeriodEnd"],
+        "2.5",
+    )
     missing = await api.get("/api/v1/subscriptions/sub_missing/usage")
     assert missing.status_code == 404
