@@ -222,6 +222,8 @@ Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
 class Service(_message.Message):
     """---------------------------------------------------------------------------------------------
     Catalog
+
+    A merchant's product that plans are attached to.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -238,7 +240,7 @@ class Service(_message.Message):
     """Optional. At most 2,000 characters."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """Output only."""
+        """Output only. Creation time."""
 
     def __init__(
         self,
@@ -258,12 +260,16 @@ Global___Service: _TypeAlias = Service  # noqa: Y015
 
 @_typing.final
 class CreateServiceRequest(_message.Message):
+    """Request of CreateService: a new service of the merchant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVICE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Optional. Idempotency key, at most 255 characters."""
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
     @_builtins.property
     def service(self) -> Global___Service:
         """Required. Output-only fields are ignored."""
@@ -284,10 +290,13 @@ Global___CreateServiceRequest: _TypeAlias = CreateServiceRequest  # noqa: Y015
 
 @_typing.final
 class GetServiceRequest(_message.Message):
+    """Request of GetService: one service of the merchant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. "svc_" + 26 characters; NOT_FOUND when it is unknown or another merchant's."""
     def __init__(
         self,
         *,
@@ -303,6 +312,8 @@ Global___GetServiceRequest: _TypeAlias = GetServiceRequest  # noqa: Y015
 
 @_typing.final
 class ListServicesRequest(_message.Message):
+    """Request of ListServices: the merchant's services, oldest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -310,6 +321,7 @@ class ListServicesRequest(_message.Message):
     page_size: _builtins.int
     """Optional. 1-1000, default 100."""
     page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
     def __init__(
         self,
         *,
@@ -326,13 +338,18 @@ Global___ListServicesRequest: _TypeAlias = ListServicesRequest  # noqa: Y015
 
 @_typing.final
 class ListServicesResponse(_message.Message):
+    """Response of ListServices: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVICES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
-    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___Service]: ...
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___Service]:
+        """Output only. Up to page_size services, oldest first."""
+
     def __init__(
         self,
         *,
@@ -349,17 +366,23 @@ Global___ListServicesResponse: _TypeAlias = ListServicesResponse  # noqa: Y015
 
 @_typing.final
 class Tier(_message.Message):
+    """One tier of a GRADUATED or VOLUME charge."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     UP_TO_FIELD_NUMBER: _builtins.int
     UNIT_PRICE_FIELD_NUMBER: _builtins.int
     FLAT_FEE_FIELD_NUMBER: _builtins.int
     up_to: _builtins.str
-    """Inclusive upper bound in billable units, decimal string; empty for the last, open tier."""
+    """Optional. Inclusive upper bound in billable units, decimal string below 10^15; empty for the
+    last, open tier (and only for it).
+    """
     unit_price: _builtins.str
-    """Required. Price per unit in the tier."""
+    """Required. Price per unit in the tier: a decimal string >= 0, at most 12 fractional digits,
+    below 10^15.
+    """
     flat_fee: _builtins.str
-    """Optional. Charged once when the tier is reached."""
+    """Optional. Charged once when the tier is reached; same format as unit_price, default 0."""
     def __init__(
         self,
         *,
@@ -390,16 +413,20 @@ class UsageCharge(_message.Message):
     event_key: _builtins.str
     """Required. Event key whose period aggregate (per its meter; SUM without one) is priced."""
     model: Global___ChargeModel.ValueType
-    """Required."""
+    """Required. How the quantity is priced."""
     unit_price: _builtins.str
-    """PER_UNIT: price per unit. PACKAGE: price per package. Empty for tiered models."""
+    """Optional. PER_UNIT: price per unit. PACKAGE: price per package. A decimal string >= 0, at
+    most 12 fractional digits, below 10^15. Empty for tiered models.
+    """
     package_size: _builtins.str
-    """PACKAGE only: units per package, > 0."""
+    """Optional. PACKAGE only (required there): units per package, > 0 and below 10^15."""
     included_quantity: _builtins.str
-    """Optional. Free units per period, subtracted before pricing."""
+    """Optional. Free units per period, subtracted before pricing; below 10^15, default 0."""
     @_builtins.property
     def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tier]:
-        """GRADUATED and VOLUME only: tiers by increasing `up_to`, the last open-ended."""
+        """Optional. GRADUATED and VOLUME only (required there): at most 50 tiers by increasing
+        `up_to`, the last open-ended.
+        """
 
     def __init__(
         self,
@@ -421,6 +448,8 @@ Global___UsageCharge: _TypeAlias = UsageCharge  # noqa: Y015
 
 @_typing.final
 class Plan(_message.Message):
+    """A price list of a service: a fixed fee, usage charges, or both, per billing period."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -440,25 +469,28 @@ class Plan(_message.Message):
     name: _builtins.str
     """Required. 1-200 characters."""
     pricing_type: Global___PricingType.ValueType
-    """Required."""
+    """Required. What the plan charges: a fee, usage, or both."""
     billing_interval: Global___BillingInterval.ValueType
-    """Required."""
+    """Required. The unit of a billing period."""
     interval_count: _builtins.int
     """Optional. Intervals per period, 1-36, default 1."""
     amount: _builtins.str
-    """FIXED_RECURRING: the fee per period (> 0). HYBRID: the base fee per period (>= 0).
-    USAGE_BASED: the unit price of all metered quantity (Retempo's simple form), or empty when
-    `charges` are given.
+    """Optional. FIXED_RECURRING: the fee per period (> 0, required). HYBRID: the base fee per
+    period (>= 0, required). USAGE_BASED: the unit price of all metered quantity (Retempo's
+    simple form), or empty when `charges` are given. A decimal string, at most 12 fractional
+    digits, below 10^15.
     """
     currency: _builtins.str
     """Output only. Always "USDC"."""
     @_builtins.property
     def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCharge]:
-        """USAGE_BASED (unless `amount` is given) and HYBRID: at least one; one per event key."""
+        """Optional. USAGE_BASED (unless `amount` is given) and HYBRID: 1-50, one per event key.
+        Empty for FIXED_RECURRING.
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """Output only."""
+        """Output only. Creation time."""
 
     def __init__(
         self,
@@ -484,11 +516,16 @@ Global___Plan: _TypeAlias = Plan  # noqa: Y015
 
 @_typing.final
 class CreatePlanRequest(_message.Message):
+    """Request of CreatePlan: a new, immutable plan of one of the merchant's services."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PLAN_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
     @_builtins.property
     def plan(self) -> Global___Plan:
         """Required. Output-only fields are ignored."""
@@ -509,10 +546,13 @@ Global___CreatePlanRequest: _TypeAlias = CreatePlanRequest  # noqa: Y015
 
 @_typing.final
 class GetPlanRequest(_message.Message):
+    """Request of GetPlan: one plan of the merchant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. "plan_" + 26 characters; NOT_FOUND when it is unknown or another merchant's."""
     def __init__(
         self,
         *,
@@ -528,15 +568,19 @@ Global___GetPlanRequest: _TypeAlias = GetPlanRequest  # noqa: Y015
 
 @_typing.final
 class ListPlansRequest(_message.Message):
+    """Request of ListPlans: the merchant's plans, oldest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVICE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     service_id: _builtins.str
-    """Optional. Only plans of this service."""
+    """Optional. Only plans of this service; empty for every service."""
     page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
     page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
     def __init__(
         self,
         *,
@@ -554,13 +598,18 @@ Global___ListPlansRequest: _TypeAlias = ListPlansRequest  # noqa: Y015
 
 @_typing.final
 class ListPlansResponse(_message.Message):
+    """Response of ListPlans: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PLANS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
-    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]: ...
+    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]:
+        """Output only. Up to page_size plans, oldest first."""
+
     def __init__(
         self,
         *,
@@ -629,6 +678,10 @@ Global___NewSubscriber: _TypeAlias = NewSubscriber  # noqa: Y015
 
 @_typing.final
 class CheckoutSession(_message.Message):
+    """A hosted checkout: a subscriber takes a plan (paying its first fixed fee up front) and gets a
+    subscription.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -649,7 +702,9 @@ class CheckoutSession(_message.Message):
     plan_id: _builtins.str
     """Required. Plan subscribed to."""
     user_id: _builtins.str
-    """The subscriber: an existing user id, or output only when `new_subscriber` was given."""
+    """Optional. The subscriber: an existing user id (1-128 characters of [A-Za-z0-9_.:-]), or
+    output only ("usr_" + 26 characters) when `new_subscriber` was given.
+    """
     success_url: _builtins.str
     """Required. Where the hosted page sends the subscriber after success; http(s) URL."""
     cancel_url: _builtins.str
@@ -657,14 +712,14 @@ class CheckoutSession(_message.Message):
     url: _builtins.str
     """Output only. The hosted checkout page."""
     status: Global___CheckoutSessionStatus.ValueType
-    """Output only."""
+    """Output only. OPEN, then AWAITING_PAYMENT (a proof awaits verification) and COMPLETE."""
     amount_due: _builtins.str
     """Output only. Paid up front: the plan's fixed fee of the first period ("0" for usage only)."""
     subscription_id: _builtins.str
-    """Output only. Set once complete."""
+    """Output only. Set once complete; empty before."""
     @_builtins.property
     def new_subscriber(self) -> Global___NewSubscriber:
-        """Input only. Creates a subscriber when `user_id` is empty."""
+        """Optional. Input only: creates a subscriber when `user_id` is empty."""
 
     @_builtins.property
     def payment(self) -> Global___PaymentProof:
@@ -672,11 +727,11 @@ class CheckoutSession(_message.Message):
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """Output only."""
+        """Output only. Creation time."""
 
     @_builtins.property
     def complete_time(self) -> _timestamp_pb2.Timestamp:
-        """Output only."""
+        """Output only. When the session became COMPLETE; unset before."""
 
     def __init__(
         self,
@@ -705,11 +760,18 @@ Global___CheckoutSession: _TypeAlias = CheckoutSession  # noqa: Y015
 
 @_typing.final
 class CreateCheckoutSessionRequest(_message.Message):
+    """Request of CreateCheckoutSession: opens a session for a plan and a (new or existing)
+    subscriber.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
     @_builtins.property
     def session(self) -> Global___CheckoutSession:
         """Required. Output-only fields are ignored."""
@@ -730,10 +792,13 @@ Global___CreateCheckoutSessionRequest: _TypeAlias = CreateCheckoutSessionRequest
 
 @_typing.final
 class GetCheckoutSessionRequest(_message.Message):
+    """Request of GetCheckoutSession: one session of the merchant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. "cs_" + 26 characters; NOT_FOUND when it is unknown or another merchant's."""
     def __init__(
         self,
         *,
@@ -749,6 +814,10 @@ Global___GetCheckoutSessionRequest: _TypeAlias = GetCheckoutSessionRequest  # no
 
 @_typing.final
 class CompleteCheckoutSessionRequest(_message.Message):
+    """Request of CompleteCheckoutSession: completes an OPEN session, with the proof of its
+    up-front payment when it has one.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -757,7 +826,9 @@ class CompleteCheckoutSessionRequest(_message.Message):
     """Required. Session id."""
     @_builtins.property
     def payment(self) -> Global___PaymentProof:
-        """Required when `amount_due` is above zero."""
+        """Optional. Required when `amount_due` is above zero (INVALID_ARGUMENT without it); ignored
+        for a usage-only plan.
+        """
 
     def __init__(
         self,
@@ -775,6 +846,10 @@ Global___CompleteCheckoutSessionRequest: _TypeAlias = CompleteCheckoutSessionReq
 
 @_typing.final
 class ConfirmCheckoutPaymentRequest(_message.Message):
+    """Request of ConfirmCheckoutPayment: settlement reports the up-front payment of an
+    AWAITING_PAYMENT session as confirmed on chain; the session completes.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -821,18 +896,27 @@ class SettlementSummary(_message.Message):
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
     FAILURE_DETAIL_FIELD_NUMBER: _builtins.int
     settlement_id: _builtins.str
+    """Required. The settlement, "stl_" + 26 characters."""
     invoice_id: _builtins.str
+    """Optional. The invoice it pays; empty for a checkout payment."""
     checkout_session_id: _builtins.str
+    """Optional. The checkout session it pays; empty for an invoice payment."""
     transaction_hash: _builtins.str
+    """Optional. 0x + 64 hex digits."""
     reference_hash: _builtins.str
+    """Optional. 0x + 64 hex digits: the on-chain settlement record."""
     payer_wallet_address: _builtins.str
+    """Optional. 0x + 40 hex digits, EIP-55 checksummed."""
     merchant_wallet_address: _builtins.str
+    """Optional. 0x + 40 hex digits, EIP-55 checksummed: the merchant's payout wallet."""
     amount_paid: _builtins.str
-    """USDC moved to the merchant."""
+    """Optional. USDC moved to the merchant, 6 decimals; empty when nothing was verified."""
     block_number: _builtins.int
+    """Optional. Block of the transaction; 0 when it was never seen."""
     failure_reason: _builtins.str
-    """Set for a failed settlement, e.g. "SHORT_AMOUNT"."""
+    """Optional. Set for a failed settlement, e.g. "SHORT_AMOUNT"; empty otherwise."""
     failure_detail: _builtins.str
+    """Optional. Human-readable detail of the failure; empty otherwise."""
     def __init__(
         self,
         *,
@@ -858,6 +942,8 @@ Global___SettlementSummary: _TypeAlias = SettlementSummary  # noqa: Y015
 
 @_typing.final
 class Subscription(_message.Message):
+    """A subscriber's subscription to a plan, made by a completed checkout session."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -874,26 +960,34 @@ class Subscription(_message.Message):
     id: _builtins.str
     """Output only. "sub_" + 26 characters."""
     service_id: _builtins.str
+    """Output only. The service of the plan."""
     plan_id: _builtins.str
+    """Output only. The plan subscribed to."""
     user_id: _builtins.str
+    """Output only. The subscriber."""
     status: Global___SubscriptionStatus.ValueType
+    """Output only. ACTIVE, PAST_DUE (an invoice is past its due time) or CANCELED."""
     cancel_at_period_end: _builtins.bool
-    """The subscription ends at current_period_end."""
+    """Output only. The subscription ends at current_period_end."""
     @_builtins.property
     def current_period_start(self) -> _timestamp_pb2.Timestamp:
-        """Start of the open billing period, inclusive."""
+        """Output only. Start of the open billing period, inclusive."""
 
     @_builtins.property
     def current_period_end(self) -> _timestamp_pb2.Timestamp:
-        """End of the open billing period, exclusive."""
+        """Output only. End of the open billing period, exclusive."""
 
     @_builtins.property
-    def cancel_time(self) -> _timestamp_pb2.Timestamp: ...
+    def cancel_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was canceled; unset while it is not."""
+
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Creation time."""
+
     @_builtins.property
     def test_clock_time(self) -> _timestamp_pb2.Timestamp:
-        """The subscription's own time when a test clock moved it; unset otherwise."""
+        """Output only. The subscription's own time when a test clock moved it; unset otherwise."""
 
     def __init__(
         self,
@@ -920,10 +1014,13 @@ Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
 
 @_typing.final
 class GetSubscriptionRequest(_message.Message):
+    """Request of GetSubscription: one subscription of the merchant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. "sub_" + 26 characters; NOT_FOUND when it is unknown or another merchant's."""
     def __init__(
         self,
         *,
@@ -939,7 +1036,10 @@ Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y0
 
 @_typing.final
 class ListSubscriptionsRequest(_message.Message):
-    """Request of ListSubscriptions: every filter given narrows the list."""
+    """Request of ListSubscriptions: the merchant's subscriptions, oldest first, by the filters
+    given (all of them apply).
+    Request of ListSubscriptions: every filter given narrows the list.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -981,13 +1081,18 @@ Global___ListSubscriptionsRequest: _TypeAlias = ListSubscriptionsRequest  # noqa
 
 @_typing.final
 class ListSubscriptionsResponse(_message.Message):
+    """Response of ListSubscriptions: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
-    def subscriptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscription]: ...
+    def subscriptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscription]:
+        """Output only. Up to page_size subscriptions, oldest first."""
+
     def __init__(
         self,
         *,
@@ -1004,6 +1109,10 @@ Global___ListSubscriptionsResponse: _TypeAlias = ListSubscriptionsResponse  # no
 
 @_typing.final
 class CancelSubscriptionRequest(_message.Message):
+    """Request of CancelSubscription: ends a subscription now or at its period's end;
+    FAILED_PRECONDITION when it is canceled already.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -1012,8 +1121,11 @@ class CancelSubscriptionRequest(_message.Message):
     id: _builtins.str
     """Required. Subscription id."""
     at_period_end: _builtins.bool
-    """Optional. End at the current period's end instead of now."""
+    """Optional. End at the current period's end instead of now. Default false (now)."""
     request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
     def __init__(
         self,
         *,
@@ -1031,6 +1143,8 @@ Global___CancelSubscriptionRequest: _TypeAlias = CancelSubscriptionRequest  # no
 
 @_typing.final
 class InvoiceLine(_message.Message):
+    """One line of an invoice: a fixed fee, a priced usage charge or a merchant-computed amount."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DESCRIPTION_FIELD_NUMBER: _builtins.int
@@ -1038,13 +1152,13 @@ class InvoiceLine(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     description: _builtins.str
-    """What the line bills, e.g. "token_generated: 50000 x 0.00001"."""
+    """Output only. What the line bills, e.g. "token_generated: 50000 x 0.00001"."""
     event_key: _builtins.str
-    """The priced event key; empty for a fixed fee or a merchant-computed amount."""
+    """Output only. The priced event key; empty for a fixed fee or a merchant-computed amount."""
     quantity: _builtins.str
-    """Aggregated quantity of the period, decimal string."""
+    """Output only. Aggregated quantity of the period, decimal string."""
     amount: _builtins.str
-    """Exact amount rounded once to 6 decimals (ROUND_HALF_EVEN)."""
+    """Output only. Exact amount rounded once to 6 decimals (ROUND_HALF_EVEN)."""
     def __init__(
         self,
         *,
@@ -1063,6 +1177,10 @@ Global___InvoiceLine: _TypeAlias = InvoiceLine  # noqa: Y015
 
 @_typing.final
 class Invoice(_message.Message):
+    """What a subscriber owes for a period (or a merchant-computed amount), and its life from DRAFT
+    to PAID, VOID or UNCOLLECTIBLE.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -1085,16 +1203,21 @@ class Invoice(_message.Message):
     id: _builtins.str
     """Output only. "in_" + 26 characters."""
     subscription_id: _builtins.str
+    """Output only. The subscription billed."""
     service_id: _builtins.str
+    """Output only. The service of the subscription's plan."""
     user_id: _builtins.str
+    """Output only. The subscriber billed."""
     payment_plan_id: _builtins.str
-    """The plan of the subscription (Retempo's paymentPlanId)."""
+    """Output only. The plan of the subscription (Retempo's paymentPlanId)."""
     status: Global___InvoiceStatus.ValueType
+    """Output only. DRAFT, OPEN, PAID, VOID or UNCOLLECTIBLE."""
     currency: _builtins.str
+    """Output only. Always "USDC"."""
     amount: _builtins.str
-    """Sum of the line amounts, 6 decimals."""
+    """Output only. Sum of the line amounts, 6 decimals."""
     settlement_id: _builtins.str
-    """The confirming settlement once PAID."""
+    """Output only. The confirming settlement once PAID; empty before."""
     hold_reason: _builtins.str
     """Output only. Why the invoice is held as a DRAFT: its period priced a line or the total at
     or above the bound of money (10^15 USDC). A held invoice has no lines, amount 0, is not
@@ -1102,20 +1225,34 @@ class Invoice(_message.Message):
     """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
-        """Billing period covered; unset for a merchant invoice without a period."""
+        """Output only. Billing period covered, inclusive; unset for a merchant invoice without a
+        period.
+        """
 
     @_builtins.property
-    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """Output only. End of the period covered, exclusive; unset without a period."""
+
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceLine]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceLine]:
+        """Output only. The lines the amount sums; none for a held invoice."""
+
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Creation time."""
+
     @_builtins.property
-    def finalize_time(self) -> _timestamp_pb2.Timestamp: ...
+    def finalize_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it became OPEN; unset for a DRAFT."""
+
     @_builtins.property
-    def due_time(self) -> _timestamp_pb2.Timestamp: ...
+    def due_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When payment is due (finalized plus the payment terms); unset for a DRAFT."""
+
     @_builtins.property
-    def paid_time(self) -> _timestamp_pb2.Timestamp: ...
+    def paid_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it became PAID; unset before."""
+
     def __init__(
         self,
         *,
@@ -1147,6 +1284,10 @@ Global___Invoice: _TypeAlias = Invoice  # noqa: Y015
 
 @_typing.final
 class CreateInvoiceRequest(_message.Message):
+    """Request of CreateInvoice: an invoice of a merchant-computed amount, finalized at once unless
+    `draft`.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
@@ -1157,20 +1298,27 @@ class CreateInvoiceRequest(_message.Message):
     DRAFT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
-    """Required. Subscription billed."""
+    """Required. Subscription billed; NOT_FOUND when it is unknown or another merchant's."""
     payment_plan_id: _builtins.str
     """Required. Must be the subscription's plan."""
     amount: _builtins.str
-    """Required. The merchant-computed amount: > 0, at most 6 decimals."""
+    """Required. The merchant-computed amount: > 0 and below 10^15, at most 6 decimals."""
     draft: _builtins.bool
-    """Optional. Leave the invoice DRAFT instead of finalizing it."""
+    """Optional. Leave the invoice DRAFT instead of finalizing it. Default false."""
     request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
-        """Optional. Period covered; one invoice per subscription and period."""
+        """Optional. Start of the period covered, with period_end; one invoice per subscription and
+        period.
+        """
 
     @_builtins.property
-    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """Optional. End of the period covered, after period_start; set with it or not at all."""
+
     def __init__(
         self,
         *,
@@ -1192,10 +1340,13 @@ Global___CreateInvoiceRequest: _TypeAlias = CreateInvoiceRequest  # noqa: Y015
 
 @_typing.final
 class GetInvoiceRequest(_message.Message):
+    """Request of GetInvoice: one invoice of the merchant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. "in_" + 26 characters; NOT_FOUND when it is unknown or another merchant's."""
     def __init__(
         self,
         *,
@@ -1211,15 +1362,19 @@ Global___GetInvoiceRequest: _TypeAlias = GetInvoiceRequest  # noqa: Y015
 
 @_typing.final
 class ListInvoicesRequest(_message.Message):
+    """Request of ListInvoices: the merchant's invoices, oldest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
-    """Optional. Only invoices of this subscription."""
+    """Optional. Only invoices of this subscription; empty for all."""
     page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
     page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
     def __init__(
         self,
         *,
@@ -1237,13 +1392,18 @@ Global___ListInvoicesRequest: _TypeAlias = ListInvoicesRequest  # noqa: Y015
 
 @_typing.final
 class ListInvoicesResponse(_message.Message):
+    """Response of ListInvoices: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INVOICES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
-    def invoices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Invoice]: ...
+    def invoices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Invoice]:
+        """Output only. Up to page_size invoices, oldest first."""
+
     def __init__(
         self,
         *,
@@ -1260,10 +1420,15 @@ Global___ListInvoicesResponse: _TypeAlias = ListInvoicesResponse  # noqa: Y015
 
 @_typing.final
 class FinalizeInvoiceRequest(_message.Message):
+    """Request of FinalizeInvoice: DRAFT -> OPEN (FAILED_PRECONDITION from another status, or for a
+    held invoice).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. Invoice id."""
     def __init__(
         self,
         *,
@@ -1279,10 +1444,13 @@ Global___FinalizeInvoiceRequest: _TypeAlias = FinalizeInvoiceRequest  # noqa: Y0
 
 @_typing.final
 class VoidInvoiceRequest(_message.Message):
+    """Request of VoidInvoice: DRAFT, OPEN or UNCOLLECTIBLE -> VOID."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. Invoice id."""
     def __init__(
         self,
         *,
@@ -1298,10 +1466,13 @@ Global___VoidInvoiceRequest: _TypeAlias = VoidInvoiceRequest  # noqa: Y015
 
 @_typing.final
 class MarkInvoiceUncollectibleRequest(_message.Message):
+    """Request of MarkInvoiceUncollectible: OPEN -> UNCOLLECTIBLE."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Required. Invoice id."""
     def __init__(
         self,
         *,
@@ -1317,6 +1488,10 @@ Global___MarkInvoiceUncollectibleRequest: _TypeAlias = MarkInvoiceUncollectibleR
 
 @_typing.final
 class MarkInvoicePaidRequest(_message.Message):
+    """Request of MarkInvoicePaid: settlement reports the confirmed payment of an OPEN or
+    UNCOLLECTIBLE invoice.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -1347,6 +1522,10 @@ Global___MarkInvoicePaidRequest: _TypeAlias = MarkInvoicePaidRequest  # noqa: Y0
 
 @_typing.final
 class ReportSettlementFailureRequest(_message.Message):
+    """Request of ReportSettlementFailure: settlement reports a payment that failed verification, so
+    the merchant hears of it (settlement.failed webhook).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SETTLEMENT_FIELD_NUMBER: _builtins.int
@@ -1369,6 +1548,8 @@ Global___ReportSettlementFailureRequest: _TypeAlias = ReportSettlementFailureReq
 
 @_typing.final
 class ReportSettlementFailureResponse(_message.Message):
+    """Response of ReportSettlementFailure: empty."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1386,6 +1567,8 @@ Global___ReportSettlementFailureResponse: _TypeAlias = ReportSettlementFailureRe
 class WebhookEndpoint(_message.Message):
     """---------------------------------------------------------------------------------------------
     Webhooks
+
+    A URL of the merchant that receives signed webhook events.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -1409,8 +1592,8 @@ class WebhookEndpoint(_message.Message):
     and INVOICING_WEBHOOK_ALLOW_PRIVATE_TARGETS allow them (local development).
     """
     secret: _builtins.str
-    """Output only, returned on creation only: "whsec_" + base64 key for the
-    Standard Webhooks signature.
+    """Output only. Returned on creation only: "whsec_" + base64 key for the Standard Webhooks
+    signature.
     """
     status: Global___WebhookEndpointStatus.ValueType
     """Output only. ENABLED, or DISABLED once every attempt has failed for
@@ -1421,10 +1604,14 @@ class WebhookEndpoint(_message.Message):
     """Optional. What the endpoint is for, at most 500 characters."""
     @_builtins.property
     def event_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Required. Event types delivered, e.g. "invoice.paid"; "*" for all."""
+        """Required. Event types delivered, e.g. "invoice.paid"; "*" for all. At least one, each a
+        known type (INVALID_ARGUMENT otherwise).
+        """
 
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Creation time."""
+
     @_builtins.property
     def failing_since(self) -> _timestamp_pb2.Timestamp:
         """Output only. Since when every attempt has failed; unset after a success."""
@@ -1463,13 +1650,20 @@ Global___WebhookEndpoint: _TypeAlias = WebhookEndpoint  # noqa: Y015
 
 @_typing.final
 class CreateWebhookEndpointRequest(_message.Message):
+    """Request of CreateWebhookEndpoint: registers a URL; the answer carries its signing secret."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENDPOINT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
     @_builtins.property
-    def endpoint(self) -> Global___WebhookEndpoint: ...
+    def endpoint(self) -> Global___WebhookEndpoint:
+        """Required. The endpoint; output-only fields are ignored."""
+
     def __init__(
         self,
         *,
@@ -1486,12 +1680,16 @@ Global___CreateWebhookEndpointRequest: _TypeAlias = CreateWebhookEndpointRequest
 
 @_typing.final
 class ListWebhookEndpointsRequest(_message.Message):
+    """Request of ListWebhookEndpoints: the merchant's endpoints, oldest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
     page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
     def __init__(
         self,
         *,
@@ -1508,13 +1706,18 @@ Global___ListWebhookEndpointsRequest: _TypeAlias = ListWebhookEndpointsRequest  
 
 @_typing.final
 class ListWebhookEndpointsResponse(_message.Message):
+    """Response of ListWebhookEndpoints: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENDPOINTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
-    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookEndpoint]: ...
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookEndpoint]:
+        """Output only. Up to page_size endpoints, oldest first; no secrets."""
+
     def __init__(
         self,
         *,
@@ -1541,12 +1744,17 @@ class WebhookAttempt(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
     attempt_number: _builtins.int
+    """Output only. 1 for the first attempt, then counting up."""
     status_code: _builtins.int
-    """HTTP status answered, 0 when there was no answer (refused, timed out)."""
+    """Output only. HTTP status answered, 0 when there was no answer (refused, timed out)."""
     error: _builtins.str
+    """Output only. Why the attempt failed; empty for a 2xx answer."""
     duration_ms: _builtins.int
+    """Output only. How long the attempt took, in milliseconds."""
     @_builtins.property
-    def attempt_time(self) -> _timestamp_pb2.Timestamp: ...
+    def attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the attempt was sent."""
+
     def __init__(
         self,
         *,
@@ -1566,6 +1774,8 @@ Global___WebhookAttempt: _TypeAlias = WebhookAttempt  # noqa: Y015
 
 @_typing.final
 class WebhookDelivery(_message.Message):
+    """One event on its way to one endpoint, with every attempt to deliver it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -1580,22 +1790,34 @@ class WebhookDelivery(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Output only. "whd_" + 26 characters."""
     endpoint_id: _builtins.str
+    """Output only. The endpoint it is sent to."""
     event_id: _builtins.str
-    """The `webhook-id` header: one per event and endpoint, the same on every attempt."""
+    """Output only. The `webhook-id` header: one per event and endpoint, the same on every attempt."""
     event_type: _builtins.str
+    """Output only. The event's type, e.g. "invoice.paid"."""
     status: Global___DeliveryStatus.ValueType
+    """Output only. PENDING, SUCCEEDED or FAILED."""
     attempt_count: _builtins.int
+    """Output only. Attempts made so far."""
     last_status_code: _builtins.int
-    """HTTP status of the latest attempt, 0 when it got no answer."""
+    """Output only. HTTP status of the latest attempt, 0 when it got no answer."""
     last_error: _builtins.str
+    """Output only. Why the latest attempt failed; empty when it succeeded or none was made."""
     @_builtins.property
-    def next_attempt_time(self) -> _timestamp_pb2.Timestamp: ...
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the next attempt is due while PENDING; after SUCCEEDED or FAILED, the
+        time last scheduled.
+        """
+
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the event was queued for the endpoint."""
+
     @_builtins.property
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookAttempt]:
-        """Every attempt, oldest first."""
+        """Output only. Every attempt, oldest first."""
 
     def __init__(
         self,
@@ -1622,15 +1844,21 @@ Global___WebhookDelivery: _TypeAlias = WebhookDelivery  # noqa: Y015
 
 @_typing.final
 class ListWebhookDeliveriesRequest(_message.Message):
+    """Request of ListWebhookDeliveries: the deliveries of one endpoint, newest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENDPOINT_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     endpoint_id: _builtins.str
-    """Required."""
+    """Required. The endpoint, "we_" + 26 characters; NOT_FOUND when it is unknown or another
+    merchant's.
+    """
     page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
     page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
     def __init__(
         self,
         *,
@@ -1648,13 +1876,18 @@ Global___ListWebhookDeliveriesRequest: _TypeAlias = ListWebhookDeliveriesRequest
 
 @_typing.final
 class ListWebhookDeliveriesResponse(_message.Message):
+    """Response of ListWebhookDeliveries: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DELIVERIES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
-    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookDelivery]: ...
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookDelivery]:
+        """Output only. Up to page_size deliveries, newest first."""
+
     def __init__(
         self,
         *,
@@ -1769,7 +2002,9 @@ Global___DeleteWebhookEndpointRequest: _TypeAlias = DeleteWebhookEndpointRequest
 
 @_typing.final
 class DeleteWebhookEndpointResponse(_message.Message):
-    """Response of DeleteWebhookEndpoint: nothing more to say."""
+    """Response of DeleteWebhookEndpoint: empty.
+    Response of DeleteWebhookEndpoint: nothing more to say.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1858,6 +2093,9 @@ Global___RetryWebhookDeliveryRequest: _TypeAlias = RetryWebhookDeliveryRequest  
 class AdvanceTestClockRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Test clocks
+
+    Request of AdvanceTestClock: moves one subscription's time forward and closes every period
+    that ended by then (PERMISSION_DENIED unless INVOICING_TEST_CLOCK_ENABLED).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -1983,7 +2221,9 @@ Global___ListCustomersRequest: _TypeAlias = ListCustomersRequest  # noqa: Y015
 
 @_typing.final
 class ListCustomersResponse(_message.Message):
-    """A page of customers."""
+    """Response of ListCustomers: one page.
+    A page of customers.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -2033,7 +2273,10 @@ Global___GetCustomerAccessRequest: _TypeAlias = GetCustomerAccessRequest  # noqa
 
 @_typing.final
 class CustomerAccess(_message.Message):
-    """What an email gives access to now."""
+    """Response of GetCustomerAccess: whether an email has access, through which customers and
+    subscriptions.
+    What an email gives access to now.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
