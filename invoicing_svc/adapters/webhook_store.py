@@ -1,7 +1,6 @@
 """Webhook endpoints, deliveries (one per event and endpoint) and their attempts."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Text, cast, func, or_, select, text, tuple_, update
@@ -10,6 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
+from invoicing_svc.domain.webhooks import (
+    DeliveryStatus,
+    DueDelivery,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from service_kit.ids import new_id
 from service_kit.pagination import in_creation_order
 from service_kit.sql_filters import id_in
@@ -51,77 +58,6 @@ _FAIR_DUE = text("""
         next_attempt_time, id
     LIMIT :limit
 """)
-
-
-@dataclass(frozen=True)
-class WebhookEndpoint:
-    id: str
-    merchant_id: str
-    url: str
-    event_types: tuple[str, ...]
-    secret: str
-    create_time: datetime
-    # The first failed attempt since the last success, and when it was disabled for failing.
-    failing_since: datetime | None = None
-    disable_time: datetime | None = None
-    description: str = ""
-    # The secret before the last roll, signing deliveries too until its expire time.
-    previous_secret: str = ""
-    previous_secret_expire_time: datetime | None = None
-
-    @property
-    def status(self) -> str:
-        return "ENABLED" if self.disable_time is None else "DISABLED"
-
-
-@dataclass(frozen=True)
-class WebhookEvent:
-    """An event to deliver to every endpoint subscribed to its type; `body` is what is sent."""
-
-    id: str
-    type: str
-    body: str
-
-
-@dataclass(frozen=True)
-class DueDelivery:
-    """A delivery claimed for one attempt, with what it takes to send it."""
-
-    id: str
-    merchant_id: str
-    endpoint_id: str
-    event_id: str
-    body: str
-    attempt_count: int
-    create_time: datetime
-    url: str
-    secret: str
-    # Within the grace after a secret roll, the old secret signs too.
-    previous_secret: str = ""
-
-
-@dataclass(frozen=True)
-class WebhookAttempt:
-    attempt_number: int
-    attempt_time: datetime
-    status_code: int
-    error: str
-    duration_ms: int
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    id: str
-    endpoint_id: str
-    event_id: str
-    event_type: str
-    status: str
-    attempt_count: int
-    last_status_code: int
-    last_error: str
-    next_attempt_time: datetime
-    create_time: datetime
-    attempts: tuple[WebhookAttempt, ...]
 
 
 class WebhookStore:
@@ -226,9 +162,13 @@ class WebhookStore:
             update(WebhookDeliveryRow)
             .where(
                 WebhookDeliveryRow.endpoint_id == endpoint_id,
-                WebhookDeliveryRow.status == "PENDING",
+                WebhookDeliveryRow.status == DeliveryStatus.PENDING.value,
             )
-            .values(status="FAILED", last_error="webhook endpoint disabled", lease_until=None)
+            .values(
+                status=DeliveryStatus.FAILED.value,
+                last_error="webhook endpoint disabled",
+                lease_until=None,
+            )
         )
         return self._endpoint(changed)
 
@@ -275,7 +215,7 @@ class WebhookStore:
                     WebhookDeliveryRow.lease_until.is_(None), WebhookDeliveryRow.lease_until <= now
                 ),
             )
-            .values(status="PENDING", next_attempt_time=now, lease_until=None)
+            .values(status=DeliveryStatus.PENDING.value, next_attempt_time=now, lease_until=None)
             .returning(WebhookDeliveryRow.id)
         )
         return changed is not None
@@ -360,7 +300,7 @@ class WebhookStore:
             .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
             .where(
                 id_in(WebhookDeliveryRow.id, list(fair)),
-                WebhookDeliveryRow.status == "PENDING",
+                WebhookDeliveryRow.status == DeliveryStatus.PENDING.value,
                 or_(
                     WebhookDeliveryRow.lease_until.is_(None), WebhookDeliveryRow.lease_until <= now
                 ),
@@ -400,7 +340,7 @@ class WebhookStore:
         status_code: int,
         error: str,
         duration_ms: int,
-        status: str,
+        status: DeliveryStatus,
         next_attempt_time: datetime,
     ) -> None:
         number = delivery.attempt_count + 1
@@ -419,7 +359,7 @@ class WebhookStore:
             update(WebhookDeliveryRow)
             .where(WebhookDeliveryRow.id == delivery.id)
             .values(
-                status=status,
+                status=status.value,
                 attempt_count=number,
                 last_status_code=status_code,
                 last_error=error,
@@ -480,10 +420,14 @@ class WebhookStore:
             update(WebhookDeliveryRow)
             .where(
                 WebhookDeliveryRow.endpoint_id == endpoint_id,
-                WebhookDeliveryRow.status == "PENDING",
+                WebhookDeliveryRow.status == DeliveryStatus.PENDING.value,
                 is_disabled,
             )
-            .values(status="FAILED", last_error="webhook endpoint disabled", lease_until=None)
+            .values(
+                status=DeliveryStatus.FAILED.value,
+                last_error="webhook endpoint disabled",
+                lease_until=None,
+            )
         )
         return None if disabled is None else self._endpoint(disabled)
 
@@ -529,7 +473,7 @@ class WebhookStore:
                 endpoint_id=row.endpoint_id,
                 event_id=row.event_id,
                 event_type=row.event_type,
-                status=row.status,
+                status=DeliveryStatus(row.status),
                 attempt_count=row.attempt_count,
                 last_status_code=row.last_status_code,
                 last_error=row.last_error,

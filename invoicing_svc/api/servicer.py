@@ -8,9 +8,9 @@ import grpc
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from billing.invoicing.v1 import invoicing_pb2_grpc
-from invoicing_svc.adapters.webhook_store import WebhookEndpoint
 from invoicing_svc.api import translate
 from invoicing_svc.domain.model import CheckoutSession, CheckoutStatus, Service
+from invoicing_svc.domain.webhooks import WebhookEndpoint
 from invoicing_svc.service_layer import (
     catalog,
     checkout,

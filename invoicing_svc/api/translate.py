@@ -9,7 +9,6 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
-from invoicing_svc.adapters.webhook_store import WebhookDelivery, WebhookEndpoint
 from invoicing_svc.domain.customers import Customer, CustomerAccess
 from invoicing_svc.domain.model import (
     BillingInterval,
@@ -24,6 +23,7 @@ from invoicing_svc.domain.model import (
 )
 from invoicing_svc.domain.plans import parse_price
 from invoicing_svc.domain.pricing import PLACES, PricingModel, Tier, UsageCharge
+from invoicing_svc.domain.webhooks import WebhookDelivery, WebhookEndpoint
 from service_kit.decimals import format_decimal, parse_decimal
 from service_kit.errors import InvalidArgument
 from service_kit.proto_time import to_timestamp

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.subscription_store import SubscriptionStore
 from invoicing_svc.adapters.tables import outbox
-from invoicing_svc.adapters.webhook_store import WebhookEvent, WebhookStore
+from invoicing_svc.adapters.webhook_store import WebhookStore
 from invoicing_svc.domain.model import Invoice, Subscription
+from invoicing_svc.domain.webhooks import WebhookEvent
 from invoicing_svc.service_layer.unit_of_work import (
     POST_INVOICE,
     PUSH_INVOICE,

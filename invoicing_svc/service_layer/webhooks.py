@@ -12,13 +12,14 @@ from datetime import timedelta
 
 import structlog
 
-from invoicing_svc.adapters.webhook_store import (
+from invoicing_svc.domain.urls import require_webhook_url
+from invoicing_svc.domain.webhooks import (
+    DeliveryStatus,
     DueDelivery,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
 )
-from invoicing_svc.domain.urls import require_webhook_url
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -289,11 +290,11 @@ async def _deliver(invoicing: Invoicing, delivery: DueDelivery) -> bool:
         delivery.previous_secret,
     )
     if outcome.succeeded:
-        status = "SUCCEEDED"
+        status = DeliveryStatus.SUCCEEDED
     elif now - delivery.create_time >= settings.webhook_retry_horizon:
-        status = "FAILED"
+        status = DeliveryStatus.FAILED
     else:
-        status = "PENDING"
+        status = DeliveryStatus.PENDING
     async with invoicing.unit_of_work() as uow:
         await uow.webhooks.lock_endpoint(delivery.endpoint_id)
         await uow.webhooks.record_attempt(

@@ -15,7 +15,7 @@ from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2 as mpb
 from billing.metering.v1 import metering_pb2_grpc
 from invoicing_svc import bootstrap
-from invoicing_svc.adapters.webhook_store import WebhookEvent
+from invoicing_svc.domain.webhooks import WebhookEvent
 from invoicing_svc.service_layer.period_close import close_due_periods
 from invoicing_svc.service_layer.relay import outbox_relay
 from invoicing_svc.service_layer.unit_of_work import Invoicing
