@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Text, cast, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
@@ -82,6 +83,35 @@ class WebhookStore:
             row.previous_secret_expire_time,
         )
 
+    async def _update_endpoint(
+        self, endpoint_id: str, values: dict[str, object]
+    ) -> WebhookEndpointRow:
+        changed = await self._session.scalar(
+            update(WebhookEndpointRow)
+            .where(WebhookEndpointRow.id == endpoint_id)
+            .values(**values)
+            .returning(WebhookEndpointRow)
+            .execution_options(populate_existing=True)
+        )
+        assert changed is not None
+        return changed
+
+    async def _fail_pending(self, endpoint_id: str, *conditions: ColumnElement[bool]) -> None:
+        """A disabled endpoint's pending deliveries fail: none of them will be sent."""
+        await self._session.execute(
+            update(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.endpoint_id == endpoint_id,
+                WebhookDeliveryRow.status == DeliveryStatus.PENDING.value,
+                *conditions,
+            )
+            .values(
+                status=DeliveryStatus.FAILED.value,
+                last_error="webhook endpoint disabled",
+                lease_until=None,
+            )
+        )
+
     async def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
         self._session.add(
             WebhookEndpointRow(
@@ -131,14 +161,7 @@ class WebhookStore:
         if previous_secret is not None:
             values["previous_sealed_secret"] = self._secrets.seal(previous_secret)
             values["previous_secret_expire_time"] = previous_secret_expire_time
-        changed = await self._session.scalar(
-            update(WebhookEndpointRow)
-            .where(WebhookEndpointRow.id == endpoint_id)
-            .values(**values)
-            .returning(WebhookEndpointRow)
-            .execution_options(populate_existing=True)
-        )
-        assert changed is not None
+        changed = await self._update_endpoint(endpoint_id, values)
         return self._endpoint(changed)
 
     async def disable_endpoint(
@@ -150,39 +173,15 @@ class WebhookStore:
         }
         if delete:
             values["delete_time"] = now
-        changed = await self._session.scalar(
-            update(WebhookEndpointRow)
-            .where(WebhookEndpointRow.id == endpoint_id)
-            .values(**values)
-            .returning(WebhookEndpointRow)
-            .execution_options(populate_existing=True)
-        )
-        assert changed is not None
-        await self._session.execute(
-            update(WebhookDeliveryRow)
-            .where(
-                WebhookDeliveryRow.endpoint_id == endpoint_id,
-                WebhookDeliveryRow.status == DeliveryStatus.PENDING.value,
-            )
-            .values(
-                status=DeliveryStatus.FAILED.value,
-                last_error="webhook endpoint disabled",
-                lease_until=None,
-            )
-        )
+        changed = await self._update_endpoint(endpoint_id, values)
+        await self._fail_pending(endpoint_id)
         return self._endpoint(changed)
 
     async def enable_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         """Enables a locked endpoint; its failure clock starts again."""
-        changed = await self._session.scalar(
-            update(WebhookEndpointRow)
-            .where(WebhookEndpointRow.id == endpoint_id)
-            .values(disable_time=None, failing_since=None)
-            .returning(WebhookEndpointRow)
-            .execution_options(populate_existing=True)
+        return self._endpoint(
+            await self._update_endpoint(endpoint_id, {"disable_time": None, "failing_since": None})
         )
-        assert changed is not None
-        return self._endpoint(changed)
 
     async def add_delivery(
         self, merchant_id: str, endpoint_id: str, event: WebhookEvent, now: datetime
@@ -416,19 +415,7 @@ class WebhookStore:
             )
             .exists()
         )
-        await self._session.execute(
-            update(WebhookDeliveryRow)
-            .where(
-                WebhookDeliveryRow.endpoint_id == endpoint_id,
-                WebhookDeliveryRow.status == DeliveryStatus.PENDING.value,
-                is_disabled,
-            )
-            .values(
-                status=DeliveryStatus.FAILED.value,
-                last_error="webhook endpoint disabled",
-                lease_until=None,
-            )
-        )
+        await self._fail_pending(endpoint_id, is_disabled)
         return None if disabled is None else self._endpoint(disabled)
 
     async def deliveries(
