@@ -175,12 +175,13 @@ class SettlementStore:
         return [_settlement(row) for row in rows]
 
     async def pending(self, limit: int) -> list[Settlement]:
-        """The oldest pending settlements, for one verification pass. Rows locked right now
+        """The oldest pending settlements, for one verification pass, first submitted first (ids
+        grow with time, so they order submissions of one clock reading). Rows locked right now
         are skipped: another pass is writing their verdicts."""
         rows = await self._session.scalars(
             select(SettlementRow)
             .where(SettlementRow.status == SettlementStatus.PENDING.value)
-            .order_by(SettlementRow.create_time)
+            .order_by(SettlementRow.create_time, SettlementRow.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)
