@@ -47,10 +47,13 @@ def outbox_probe(
         waiting = outbox.c.delivered_time.is_(None) & outbox.c.dead_time.is_(None)
         async with sessions() as session:
             rows = await session.execute(
-                select(func.count(), func.min(outbox.c.create_time)).where(waiting)
+                select(
+                    func.count().filter(waiting),
+                    func.min(outbox.c.create_time).filter(waiting),
+                    func.count().filter(outbox.c.dead_time.is_not(None)),
+                ).where(outbox.c.delivered_time.is_(None))
             )
-            count, oldest = rows.one()
-            dead = await session.scalar(select(func.count()).where(outbox.c.dead_time.is_not(None)))
+            count, oldest, dead = rows.one()
         age = max(0.0, (clock.now() - oldest).total_seconds()) if oldest else 0.0
         return [
             metrics.gauge(

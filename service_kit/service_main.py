@@ -21,14 +21,12 @@ from service_kit.settings import ServiceSettings
 log = structlog.get_logger()
 
 Cleanup = Callable[[], Awaitable[None]]
+Serve = Callable[[], Awaitable[tuple[RunningServer, Cleanup]]]
 
 
 class CannotServe(Exception):
     """A service finds at its start that it must not serve (a misconfiguration), said in one
     line."""
-
-
-Serve = Callable[[], Awaitable[tuple[RunningServer, Cleanup]]]
 
 
 def hosted(
