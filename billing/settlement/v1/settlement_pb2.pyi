@@ -90,6 +90,60 @@ FAILURE_REASON_TRANSACTION_USED: FailureReason.ValueType  # 8
 """The transaction already settles another confirmed payment."""
 Global___FailureReason: _TypeAlias = FailureReason  # noqa: Y015
 
+class _SettlementOrigin:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SettlementOriginEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SettlementOrigin.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SETTLEMENT_ORIGIN_UNSPECIFIED: _SettlementOrigin.ValueType  # 0
+    SETTLEMENT_ORIGIN_PROOF: _SettlementOrigin.ValueType  # 1
+    """A transaction hash submitted as proof (SubmitSettlement, the hosted checkout form)."""
+    SETTLEMENT_ORIGIN_RELAY: _SettlementOrigin.ValueType  # 2
+    """An authorization the platform's relayer submitted (RelayAuthorization)."""
+    SETTLEMENT_ORIGIN_WATCHER: _SettlementOrigin.ValueType  # 3
+    """A used authorization the chain watcher found in the token's logs: the payer's own wallet
+    or any other relayer (an x402 facilitator) submitted it.
+    """
+
+class SettlementOrigin(_SettlementOrigin, metaclass=_SettlementOriginEnumTypeWrapper): ...
+
+SETTLEMENT_ORIGIN_UNSPECIFIED: SettlementOrigin.ValueType  # 0
+SETTLEMENT_ORIGIN_PROOF: SettlementOrigin.ValueType  # 1
+"""A transaction hash submitted as proof (SubmitSettlement, the hosted checkout form)."""
+SETTLEMENT_ORIGIN_RELAY: SettlementOrigin.ValueType  # 2
+"""An authorization the platform's relayer submitted (RelayAuthorization)."""
+SETTLEMENT_ORIGIN_WATCHER: SettlementOrigin.ValueType  # 3
+"""A used authorization the chain watcher found in the token's logs: the payer's own wallet
+or any other relayer (an x402 facilitator) submitted it.
+"""
+Global___SettlementOrigin: _TypeAlias = SettlementOrigin  # noqa: Y015
+
+class _PaymentRequestStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentRequestStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentRequestStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_REQUEST_STATUS_UNSPECIFIED: _PaymentRequestStatus.ValueType  # 0
+    PAYMENT_REQUEST_STATUS_OPEN: _PaymentRequestStatus.ValueType  # 1
+    """Payable until expire_time."""
+    PAYMENT_REQUEST_STATUS_PAID: _PaymentRequestStatus.ValueType  # 2
+    """A settlement bound to it is confirmed: settlement_id."""
+    PAYMENT_REQUEST_STATUS_EXPIRED: _PaymentRequestStatus.ValueType  # 3
+    """Past expire_time unpaid. A payment still bound to it is credited to the subscriber."""
+
+class PaymentRequestStatus(_PaymentRequestStatus, metaclass=_PaymentRequestStatusEnumTypeWrapper): ...
+
+PAYMENT_REQUEST_STATUS_UNSPECIFIED: PaymentRequestStatus.ValueType  # 0
+PAYMENT_REQUEST_STATUS_OPEN: PaymentRequestStatus.ValueType  # 1
+"""Payable until expire_time."""
+PAYMENT_REQUEST_STATUS_PAID: PaymentRequestStatus.ValueType  # 2
+"""A settlement bound to it is confirmed: settlement_id."""
+PAYMENT_REQUEST_STATUS_EXPIRED: PaymentRequestStatus.ValueType  # 3
+"""Past expire_time unpaid. A payment still bound to it is credited to the subscriber."""
+Global___PaymentRequestStatus: _TypeAlias = PaymentRequestStatus  # noqa: Y015
+
 @_typing.final
 class Settlement(_message.Message):
     """A payment proof for an invoice or a checkout session, and its verdict from the chain."""
@@ -113,6 +167,7 @@ class Settlement(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CONFIRM_TIME_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "stl_" + 26 characters."""
     invoice_id: _builtins.str
@@ -147,6 +202,8 @@ class Settlement(_message.Message):
     """Output only. Confirmations at the last check."""
     user_id: _builtins.str
     """Output only. The subscriber paying (the invoice's or the checkout session's)."""
+    origin: Global___SettlementOrigin.ValueType
+    """Output only. How the payment reached settlement."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the proof was submitted."""
@@ -175,14 +232,279 @@ class Settlement(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         confirm_time: _timestamp_pb2.Timestamp | None = ...,
         user_id: _builtins.str = ...,
+        origin: Global___SettlementOrigin.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["confirm_time", b"confirm_time", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_due", b"amount_due", "amount_paid", b"amount_paid", "block_number", b"block_number", "checkout_session_id", b"checkout_session_id", "confirm_time", b"confirm_time", "confirmations", b"confirmations", "create_time", b"create_time", "failure_detail", b"failure_detail", "failure_reason", b"failure_reason", "id", b"id", "invoice_id", b"invoice_id", "merchant_wallet_address", b"merchant_wallet_address", "payer_wallet_address", b"payer_wallet_address", "reference_hash", b"reference_hash", "status", b"status", "transaction_hash", b"transaction_hash", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_due", b"amount_due", "amount_paid", b"amount_paid", "block_number", b"block_number", "checkout_session_id", b"checkout_session_id", "confirm_time", b"confirm_time", "confirmations", b"confirmations", "create_time", b"create_time", "failure_detail", b"failure_detail", "failure_reason", b"failure_reason", "id", b"id", "invoice_id", b"invoice_id", "merchant_wallet_address", b"merchant_wallet_address", "origin", b"origin", "payer_wallet_address", b"payer_wallet_address", "reference_hash", b"reference_hash", "status", b"status", "transaction_hash", b"transaction_hash", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Settlement: _TypeAlias = Settlement  # noqa: Y015
+
+@_typing.final
+class PaymentRequest(_message.Message):
+    """What a subscriber pays for one invoice or checkout session, and how the payment is bound to
+    it on chain: an EIP-3009 TransferWithAuthorization whose nonce is reference_hash.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCE_HASH_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    CHECKOUT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    AMOUNT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAYEE_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: _builtins.int
+    CHAIN_ID_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    URI_FIELD_NUMBER: _builtins.int
+    HOSTED_URL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TOKEN_NAME_FIELD_NUMBER: _builtins.int
+    TOKEN_VERSION_FIELD_NUMBER: _builtins.int
+    reference_hash: _builtins.str
+    """Output only. The bytes32 identifier of the on-chain settlement record: 32 random bytes,
+    0x + 64 hex digits, lowercase; unique. It is the authorization's nonce.
+    """
+    invoice_id: _builtins.str
+    """Output only. The invoice to pay; empty for a checkout session."""
+    checkout_session_id: _builtins.str
+    """Output only. The checkout session to pay; empty for an invoice."""
+    user_id: _builtins.str
+    """Output only. The subscriber who owes it."""
+    amount: _builtins.str
+    """Output only. Amount due, USDC with 6 decimals ("0.500000")."""
+    amount_base_units: _builtins.str
+    """Output only. The same amount in base units of the token, a decimal integer string
+    ("500000"): the authorization's value.
+    """
+    payee_wallet_address: _builtins.str
+    """Output only. The payee: the merchant's payout wallet on record when the request was
+    issued, EIP-55 checksummed. The authorization's `to`.
+    """
+    token_address: _builtins.str
+    """Output only. The USDC contract, EIP-55 checksummed: the EIP-712 verifying contract."""
+    chain_id: _builtins.int
+    """Output only. The chain (EIP-155 id) the token lives on."""
+    uri: _builtins.str
+    """Output only. EIP-681 URI of a plain transfer of the amount to the payee, for a QR code:
+    ethereum:<token>@<chain id>/transfer?address=<payee>&uint256=<base units>. A plain transfer
+    carries no reference: it is proved by its transaction hash (SubmitSettlement).
+    """
+    hosted_url: _builtins.str
+    """Output only. The hosted page that pays it (the invoice page or the checkout page)."""
+    status: Global___PaymentRequestStatus.ValueType
+    """Output only. OPEN, PAID or EXPIRED."""
+    settlement_id: _builtins.str
+    """Output only. The confirmed settlement once PAID; empty before."""
+    token_name: _builtins.str
+    """Output only. The EIP-712 domain name of the token ("USD Coin" for USDC)."""
+    token_version: _builtins.str
+    """Output only. The EIP-712 domain version of the token ("2" for USDC)."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Unpaid after this time the request expires; an authorization's validBefore
+        must not be later.
+        """
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was issued."""
+
+    def __init__(
+        self,
+        *,
+        reference_hash: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        checkout_session_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        amount_base_units: _builtins.str = ...,
+        payee_wallet_address: _builtins.str = ...,
+        token_address: _builtins.str = ...,
+        chain_id: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        uri: _builtins.str = ...,
+        hosted_url: _builtins.str = ...,
+        status: Global___PaymentRequestStatus.ValueType = ...,
+        settlement_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        token_name: _builtins.str = ...,
+        token_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "amount_base_units", b"amount_base_units", "chain_id", b"chain_id", "checkout_session_id", b"checkout_session_id", "create_time", b"create_time", "expire_time", b"expire_time", "hosted_url", b"hosted_url", "invoice_id", b"invoice_id", "payee_wallet_address", b"payee_wallet_address", "reference_hash", b"reference_hash", "settlement_id", b"settlement_id", "status", b"status", "token_address", b"token_address", "token_name", b"token_name", "token_version", b"token_version", "uri", b"uri", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentRequest: _TypeAlias = PaymentRequest  # noqa: Y015
+
+@_typing.final
+class GetPaymentRequestRequest(_message.Message):
+    """Request of GetPaymentRequest: the live payment request of one payable of the merchant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    CHECKOUT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """Optional. The invoice, 1-128 characters. Exactly one of invoice_id and checkout_session_id
+    (INVALID_ARGUMENT otherwise); NOT_FOUND when it is unknown or another merchant's.
+    """
+    checkout_session_id: _builtins.str
+    """Optional. The checkout session, 1-128 characters. Exactly one of invoice_id and
+    checkout_session_id.
+    """
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        checkout_session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkout_session_id", b"checkout_session_id", "invoice_id", b"invoice_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPaymentRequestRequest: _TypeAlias = GetPaymentRequestRequest  # noqa: Y015
+
+@_typing.final
+class Authorization(_message.Message):
+    """A signed EIP-3009 TransferWithAuthorization of the token, as a wallet makes it with
+    eth_signTypedData_v4 (EIP-712 domain: the token's name and version, the chain id, the token
+    as verifying contract).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_ADDRESS_FIELD_NUMBER: _builtins.int
+    TO_ADDRESS_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    VALID_AFTER_FIELD_NUMBER: _builtins.int
+    VALID_BEFORE_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    from_address: _builtins.str
+    """Required. The payer (`from`): 0x + 40 hex digits, EIP-55 checksum if mixed case."""
+    to_address: _builtins.str
+    """Required. The payee (`to`): must be the request's payee_wallet_address."""
+    value: _builtins.str
+    """Required. Base units moved, a decimal integer string: must be the request's
+    amount_base_units.
+    """
+    valid_after: _builtins.str
+    """Required. Unix seconds, decimal string ("0" for at once): must be in the past."""
+    valid_before: _builtins.str
+    """Required. Unix seconds, decimal string: at least 60 seconds ahead, and not after the
+    request's expire_time.
+    """
+    nonce: _builtins.str
+    """Required. 0x + 64 hex digits: must be the request's reference_hash."""
+    signature: _builtins.str
+    """Required. The 65-byte signature r || s || v, 0x + 130 hex digits (v 27/28 or 0/1)."""
+    def __init__(
+        self,
+        *,
+        from_address: _builtins.str = ...,
+        to_address: _builtins.str = ...,
+        value: _builtins.str = ...,
+        valid_after: _builtins.str = ...,
+        valid_before: _builtins.str = ...,
+        nonce: _builtins.str = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_address", b"from_address", "nonce", b"nonce", "signature", b"signature", "to_address", b"to_address", "valid_after", b"valid_after", "valid_before", b"valid_before", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Authorization: _TypeAlias = Authorization  # noqa: Y015
+
+@_typing.final
+class RelayAuthorizationRequest(_message.Message):
+    """Request of RelayAuthorization: a signed authorization paying one payable of the merchant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    CHECKOUT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    AUTHORIZATION_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """Optional. The OPEN invoice paid, 1-128 characters. Exactly one of invoice_id and
+    checkout_session_id (INVALID_ARGUMENT otherwise).
+    """
+    checkout_session_id: _builtins.str
+    """Optional. The checkout session paid up front, 1-128 characters."""
+    @_builtins.property
+    def authorization(self) -> Global___Authorization:
+        """Required. The signed authorization (INVALID_ARGUMENT without it)."""
+
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        checkout_session_id: _builtins.str = ...,
+        authorization: Global___Authorization | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["authorization", b"authorization"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorization", b"authorization", "checkout_session_id", b"checkout_session_id", "invoice_id", b"invoice_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelayAuthorizationRequest: _TypeAlias = RelayAuthorizationRequest  # noqa: Y015
+
+@_typing.final
+class LocateInvoiceRequest(_message.Message):
+    """Request of LocateInvoice: whose invoice an id is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """Required. The invoice, 1-128 characters."""
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocateInvoiceRequest: _TypeAlias = LocateInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class InvoiceLocation(_message.Message):
+    """The owner of an invoice, as settlement recorded it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    merchant_id: _builtins.str
+    """Output only. The merchant the invoice belongs to."""
+    def __init__(
+        self,
+        *,
+        merchant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvoiceLocation: _TypeAlias = InvoiceLocation  # noqa: Y015
 
 @_typing.final
 class SubmitSettlementRequest(_message.Message):

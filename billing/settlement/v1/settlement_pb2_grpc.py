@@ -55,6 +55,21 @@ class SettlementServiceStub:
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.SerializeToString,
                 response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.FromString,
                 _registered_method=True)
+        self.GetPaymentRequest = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/GetPaymentRequest',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetPaymentRequestRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.PaymentRequest.FromString,
+                _registered_method=True)
+        self.RelayAuthorization = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/RelayAuthorization',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RelayAuthorizationRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.FromString,
+                _registered_method=True)
+        self.LocateInvoice = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/LocateInvoice',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.LocateInvoiceRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.InvoiceLocation.FromString,
+                _registered_method=True)
         self.SetPayoutWallet = channel.unary_unary(
                 '/billing.settlement.v1.SettlementService/SetPayoutWallet',
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.SetPayoutWalletRequest.SerializeToString,
@@ -119,6 +134,39 @@ class SettlementServiceServicer:
 
     def ListSettlements(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPaymentRequest(self, request, context):
+        """The live payment request of an OPEN invoice or of a checkout session with a fee: what to
+        pay, to whom, on which token and chain, bound by its reference_hash. Issues one when the
+        payable has none or its last one expired. FAILED_PRECONDITION when nothing is payable (the
+        invoice is not OPEN and never had a request, the amount is zero, or the merchant has no
+        payout wallet).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RelayAuthorization(self, request, context):
+        """Relays a subscriber's signed EIP-3009 TransferWithAuthorization for the live payment request
+        of an invoice or checkout session: checks it off chain (signature, payee, amount, validity
+        window, nonce = reference_hash unused, payer balance), then submits
+        transferWithAuthorization from the platform's relayer account, which pays the gas. Answers
+        the PENDING settlement the transaction will confirm. Relaying the same authorization again
+        answers the same settlement and sends nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LocateInvoice(self, request, context):
+        """The merchant an invoice belongs to, for the gateway's public invoice page and relay, which
+        are reached by the invoice id alone. The only RPC that is not scoped to a merchant: it
+        needs no x-merchant-id and answers nothing but the owner. NOT_FOUND for an invoice
+        settlement has not recorded (a draft, a zero invoice, an unknown id).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -193,6 +241,21 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.ListSettlements,
                     request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.FromString,
                     response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.SerializeToString,
+            ),
+            'GetPaymentRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPaymentRequest,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetPaymentRequestRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.PaymentRequest.SerializeToString,
+            ),
+            'RelayAuthorization': grpc.unary_unary_rpc_method_handler(
+                    servicer.RelayAuthorization,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.RelayAuthorizationRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.SerializeToString,
+            ),
+            'LocateInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.LocateInvoice,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.LocateInvoiceRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.InvoiceLocation.SerializeToString,
             ),
             'SetPayoutWallet': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPayoutWallet,
@@ -317,6 +380,87 @@ class SettlementService:
             '/billing.settlement.v1.SettlementService/ListSettlements',
             billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsRequest.SerializeToString,
             billing_dot_settlement_dot_v1_dot_settlement__pb2.ListSettlementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPaymentRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/GetPaymentRequest',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.GetPaymentRequestRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.PaymentRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RelayAuthorization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/RelayAuthorization',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.RelayAuthorizationRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.Settlement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LocateInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/LocateInvoice',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.LocateInvoiceRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.InvoiceLocation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,27 @@ class SettlementServiceStub:
     """
     GetSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.Settlement]
     ListSettlements: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]
+    GetPaymentRequest: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetPaymentRequestRequest, _settlement_pb2.PaymentRequest]
+    """The live payment request of an OPEN invoice or of a checkout session with a fee: what to
+    pay, to whom, on which token and chain, bound by its reference_hash. Issues one when the
+    payable has none or its last one expired. FAILED_PRECONDITION when nothing is payable (the
+    invoice is not OPEN and never had a request, the amount is zero, or the merchant has no
+    payout wallet).
+    """
+    RelayAuthorization: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RelayAuthorizationRequest, _settlement_pb2.Settlement]
+    """Relays a subscriber's signed EIP-3009 TransferWithAuthorization for the live payment request
+    of an invoice or checkout session: checks it off chain (signature, payee, amount, validity
+    window, nonce = reference_hash unused, payer balance), then submits
+    transferWithAuthorization from the platform's relayer account, which pays the gas. Answers
+    the PENDING settlement the transaction will confirm. Relaying the same authorization again
+    answers the same settlement and sends nothing.
+    """
+    LocateInvoice: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.LocateInvoiceRequest, _settlement_pb2.InvoiceLocation]
+    """The merchant an invoice belongs to, for the gateway's public invoice page and relay, which
+    are reached by the invoice id alone. The only RPC that is not scoped to a merchant: it
+    needs no x-merchant-id and answers nothing but the owner. NOT_FOUND for an invoice
+    settlement has not recorded (a draft, a zero invoice, an unknown id).
+    """
     SetPayoutWallet: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SetPayoutWalletRequest, _settlement_pb2.PayoutWallet]
     """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
     only: ALREADY_EXISTS when another merchant has it. Called by the operator's tooling
@@ -88,6 +109,27 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """
     GetSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.Settlement]  # type: ignore[assignment]
     ListSettlements: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]  # type: ignore[assignment]
+    GetPaymentRequest: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetPaymentRequestRequest, _settlement_pb2.PaymentRequest]  # type: ignore[assignment]
+    """The live payment request of an OPEN invoice or of a checkout session with a fee: what to
+    pay, to whom, on which token and chain, bound by its reference_hash. Issues one when the
+    payable has none or its last one expired. FAILED_PRECONDITION when nothing is payable (the
+    invoice is not OPEN and never had a request, the amount is zero, or the merchant has no
+    payout wallet).
+    """
+    RelayAuthorization: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RelayAuthorizationRequest, _settlement_pb2.Settlement]  # type: ignore[assignment]
+    """Relays a subscriber's signed EIP-3009 TransferWithAuthorization for the live payment request
+    of an invoice or checkout session: checks it off chain (signature, payee, amount, validity
+    window, nonce = reference_hash unused, payer balance), then submits
+    transferWithAuthorization from the platform's relayer account, which pays the gas. Answers
+    the PENDING settlement the transaction will confirm. Relaying the same authorization again
+    answers the same settlement and sends nothing.
+    """
+    LocateInvoice: _aio.UnaryUnaryMultiCallable[_settlement_pb2.LocateInvoiceRequest, _settlement_pb2.InvoiceLocation]  # type: ignore[assignment]
+    """The merchant an invoice belongs to, for the gateway's public invoice page and relay, which
+    are reached by the invoice id alone. The only RPC that is not scoped to a merchant: it
+    needs no x-merchant-id and answers nothing but the owner. NOT_FOUND for an invoice
+    settlement has not recorded (a draft, a zero invoice, an unknown id).
+    """
     SetPayoutWallet: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SetPayoutWalletRequest, _settlement_pb2.PayoutWallet]  # type: ignore[assignment]
     """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
     only: ALREADY_EXISTS when another merchant has it. Called by the operator's tooling
@@ -144,6 +186,45 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.ListSettlementsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.ListSettlementsResponse, _abc.Awaitable[_settlement_pb2.ListSettlementsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetPaymentRequest(
+        self,
+        request: _settlement_pb2.GetPaymentRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.PaymentRequest, _abc.Awaitable[_settlement_pb2.PaymentRequest]]:
+        """The live payment request of an OPEN invoice or of a checkout session with a fee: what to
+        pay, to whom, on which token and chain, bound by its reference_hash. Issues one when the
+        payable has none or its last one expired. FAILED_PRECONDITION when nothing is payable (the
+        invoice is not OPEN and never had a request, the amount is zero, or the merchant has no
+        payout wallet).
+        """
+
+    @_abc_1.abstractmethod
+    def RelayAuthorization(
+        self,
+        request: _settlement_pb2.RelayAuthorizationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.Settlement, _abc.Awaitable[_settlement_pb2.Settlement]]:
+        """Relays a subscriber's signed EIP-3009 TransferWithAuthorization for the live payment request
+        of an invoice or checkout session: checks it off chain (signature, payee, amount, validity
+        window, nonce = reference_hash unused, payer balance), then submits
+        transferWithAuthorization from the platform's relayer account, which pays the gas. Answers
+        the PENDING settlement the transaction will confirm. Relaying the same authorization again
+        answers the same settlement and sends nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def LocateInvoice(
+        self,
+        request: _settlement_pb2.LocateInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.InvoiceLocation, _abc.Awaitable[_settlement_pb2.InvoiceLocation]]:
+        """The merchant an invoice belongs to, for the gateway's public invoice page and relay, which
+        are reached by the invoice id alone. The only RPC that is not scoped to a merchant: it
+        needs no x-merchant-id and answers nothing but the owner. NOT_FOUND for an invoice
+        settlement has not recorded (a draft, a zero invoice, an unknown id).
+        """
 
     @_abc_1.abstractmethod
     def SetPayoutWallet(
