@@ -1,8 +1,9 @@
 """Settlement settings, from SETTLEMENT_* environment variables."""
 
 from datetime import timedelta
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from service_kit.settings import ServiceSettings
@@ -28,3 +29,19 @@ class SettlementSettings(ServiceSettings):
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     # Relay loops working the outbox at once (each delivery waits for its consumer).
     outbox_relay_workers: int = Field(default=4, ge=1, le=32)
+    # Payment requests: how long one is payable, and the hosted pages that pay them.
+    payment_request_ttl: timedelta = timedelta(days=7)
+    payment_page_base_url: str = "http://127.0.0.1:8080/pay"
+    checkout_base_url: str = "http://127.0.0.1:8080/checkout"
+    # The token's EIP-712 domain (real USDC: "USD Coin", version "2" on every chain).
+    usdc_eip712_name: str = "USD Coin"
+    usdc_eip712_version: str = "2"
+    # The relayer account that submits signed authorizations and pays their gas: its private
+    # key (0x + 64 hex digits) inline, or in a file (a mounted secret). Without either the
+    # relay answers FAILED_PRECONDITION; the watcher still detects payments relayed elsewhere.
+    relayer_private_key: SecretStr | None = None
+    relayer_private_key_file: Path | None = None
+    # Below this balance (wei) of the relayer, readiness warns and the metric shows it.
+    relayer_low_gas_wei: int = Field(default=10**16, ge=0)
+    # A signed transaction not mined this long after its last send is sent again.
+    relayer_resend_seconds: float = Field(default=15.0, gt=0)

@@ -10,7 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service_kit.pagination import in_creation_order
 from settlement_svc.adapters.tables import SettlementRow
-from settlement_svc.domain.model import FailureReason, Settlement, SettlementStatus
+from settlement_svc.domain.model import (
+    FailureReason,
+    Settlement,
+    SettlementOrigin,
+    SettlementStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ def _settlement(row: SettlementRow) -> Settlement:
         block_number=row.block_number,
         confirmations=row.confirmations,
         confirm_time=row.confirm_time,
+        origin=SettlementOrigin(row.origin),
     )
 
 
@@ -73,6 +79,7 @@ class SettlementStore:
                 amount_due=settlement.amount_due,
                 status=settlement.status.value,
                 create_time=settlement.create_time,
+                origin=settlement.origin.value,
             )
             .on_conflict_do_nothing()
             .returning(SettlementRow.id)

@@ -37,6 +37,23 @@ class SettlementRow(Base):
     confirmations: Mapped[int] = mapped_column(BigInteger)
     create_time: Mapped[datetime] = mapped_column(Timestamp)
     confirm_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    origin: Mapped[str] = mapped_column(Text)
+
+
+class PaymentRequestRow(Base):
+    __tablename__ = "payment_requests"
+
+    reference_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    invoice_id: Mapped[str | None] = mapped_column(Text)
+    checkout_session_id: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    payee_wallet_address: Mapped[str] = mapped_column(Text)
+    token_address: Mapped[str] = mapped_column(Text)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    expire_time: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class PayoutWalletRow(Base):

@@ -35,6 +35,7 @@ def settlement_to_proto(settlement: Settlement) -> pb.Settlement:
         block_number=settlement.block_number or 0,
         confirmations=settlement.confirmations,
         create_time=to_timestamp(settlement.create_time),
+        origin=pb.SettlementOrigin.Value(f"SETTLEMENT_ORIGIN_{settlement.origin.value}"),
     )
     if settlement.failure_reason is not None:
         message.failure_reason = pb.FailureReason.Value(

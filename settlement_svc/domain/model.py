@@ -30,6 +30,17 @@ class CheckoutStatus(StrEnum):
     COMPLETE = "COMPLETE"
 
 
+class SettlementOrigin(StrEnum):
+    """How a payment reached settlement."""
+
+    # A transaction hash submitted as proof.
+    PROOF = "PROOF"
+    # An EIP-3009 authorization our relayer submitted.
+    RELAY = "RELAY"
+    # A used authorization the chain watcher found, whoever submitted it.
+    WATCHER = "WATCHER"
+
+
 class FailureReason(StrEnum):
     REVERTED = "REVERTED"
     NO_TRANSFER = "NO_TRANSFER"
@@ -61,6 +72,7 @@ class Settlement:
     block_number: int | None = None
     confirmations: int = 0
     confirm_time: datetime | None = None
+    origin: SettlementOrigin = SettlementOrigin.PROOF
 
 
 @dataclass(frozen=True)

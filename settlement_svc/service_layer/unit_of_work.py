@@ -11,6 +11,7 @@ from service_kit.outbox import Outbox
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.invoicing_client import InvoicingClient
 from settlement_svc.adapters.journal_store import JournalStore
+from settlement_svc.adapters.payment_request_store import PaymentRequestStore
 from settlement_svc.adapters.payout_wallet_store import PayoutWalletStore
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
@@ -28,6 +29,7 @@ class SettlementUnitOfWork(UnitOfWork):
         self.settlements = SettlementStore(self.session)
         self.journal = JournalStore(self.session)
         self.payout_wallets = PayoutWalletStore(self.session)
+        self.payment_requests = PaymentRequestStore(self.session)
         self.outbox = Outbox(outbox)
         return self
 
