@@ -9,6 +9,7 @@ hundreds of receipts a second.)
 import asyncio
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout
@@ -22,6 +23,13 @@ TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 
 class ChainError(Exception):
     """The node answered a JSON-RPC error."""
+
+
+@dataclass(frozen=True)
+class Block:
+    number: int
+    hash: str
+    timestamp: int
 
 
 def _transfer(log: dict[str, Any]) -> TokenTransfer | None:
@@ -93,6 +101,32 @@ class Chain:
         mined = [r for r in receipts if r is not None and not isinstance(r, Exception)]
         head = int(await self._call("eth_blockNumber"), 16) if mined else 0
         return [r if r is None or isinstance(r, Exception) else _facts(r, head) for r in receipts]
+
+    async def head(self) -> int:
+        """The number of the latest block."""
+        return int(await self._call("eth_blockNumber"), 16)
+
+    async def block(self, number: int | str) -> Block | None:
+        """A canonical block by number (or "latest"); None when the chain is not that long."""
+        tag = number if isinstance(number, str) else hex(number)
+        found = await self._call("eth_getBlockByNumber", tag, False)
+        if found is None:
+            return None
+        return Block(int(found["number"], 16), found["hash"], int(found["timestamp"], 16))
+
+    async def logs(
+        self, address: str, topics: Sequence[Sequence[str] | str | None], first: int, last: int
+    ) -> list[dict[str, Any]]:
+        """The logs `address` emitted in blocks first..last (inclusive) matching `topics`, as the
+        node answers them (eth_getLogs)."""
+        query = {
+            "address": address,
+            "topics": list(topics),
+            "fromBlock": hex(first),
+            "toBlock": hex(last),
+        }
+        found: list[dict[str, Any]] = await self._call("eth_getLogs", query)
+        return found
 
     async def close(self) -> None:
         if self._session is not None:
