@@ -128,6 +128,37 @@ class Chain:
         found: list[dict[str, Any]] = await self._call("eth_getLogs", query)
         return found
 
+    async def call(self, to: str, data: bytes) -> bytes:
+        """eth_call against the latest block: a view function's encoded answer."""
+        found = await self._call("eth_call", {"to": to, "data": "0x" + data.hex()}, "latest")
+        return bytes.fromhex(found[2:])
+
+    async def estimate_gas(self, sender: str, to: str, data: bytes) -> int:
+        """Gas the call would use; raises ChainError with the revert reason when it would
+        revert."""
+        query = {"from": sender, "to": to, "data": "0x" + data.hex()}
+        return int(await self._call("eth_estimateGas", query), 16)
+
+    async def gas_price(self) -> int:
+        return int(await self._call("eth_gasPrice"), 16)
+
+    async def balance(self, address: str) -> int:
+        """The account's ether balance, in wei."""
+        return int(await self._call("eth_getBalance", address, "latest"), 16)
+
+    async def transaction_count(self, address: str) -> int:
+        """The next nonce of the account, counting its transactions still in the mempool."""
+        return int(await self._call("eth_getTransactionCount", address, "pending"), 16)
+
+    async def send_raw(self, raw_transaction: bytes) -> str:
+        """Broadcasts a signed transaction; answers its hash."""
+        found: str = await self._call("eth_sendRawTransaction", "0x" + raw_transaction.hex())
+        return found
+
+    async def mined(self, transaction_hash: str) -> bool:
+        """Whether the transaction is in a canonical block."""
+        return await self._call("eth_getTransactionReceipt", transaction_hash) is not None
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
