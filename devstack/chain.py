@@ -26,14 +26,20 @@ CHAIN_ID = 31337
 class Anvil:
     """An anvil process on a loopback port; its dev accounts come from its --config-out file."""
 
-    def __init__(self, port: int | None = None, state: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, state: Path | None = None, genesis_time: int | None = None
+    ) -> None:
         self.port = port or free_port()
         # Where anvil keeps the chain between runs (loaded at start, written at exit).
         self.state = state
+        # Unix time of the genesis block; later blocks keep anvil's offset from the wall clock.
+        # The tests set their frozen clock's start, so block times and the platform agree.
+        self.genesis_time = genesis_time
         self.url = f"http://127.0.0.1:{self.port}"
         self._config = Path(tempfile.mkdtemp(prefix="anvil-")) / "config.json"
         self._process: subprocess.Popen[bytes] | None = None
         self.accounts: list[str] = []
+        self.private_keys: list[str] = []
 
     def start(self) -> None:
         if not ANVIL.exists():
@@ -41,6 +47,8 @@ class Anvil:
         options = ["--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(CHAIN_ID)]
         if self.state is not None:
             options += ["--state", str(self.state)]
+        if self.genesis_time is not None:
+            options += ["--timestamp", str(self.genesis_time)]
         # A restart waits for the config of its own process, not the one of the last run.
         self._config.unlink(missing_ok=True)
         self._process = subprocess.Popen(
@@ -53,8 +61,12 @@ class Anvil:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"anvil did not start on port {self.port}")
             time.sleep(0.05)
-        raw = json.loads(self._config.read_text())["available_accounts"]
-        self.accounts = [str(AsyncWeb3.to_checksum_address(account)) for account in raw]
+        config = json.loads(self._config.read_text())
+        self.accounts = [
+            str(AsyncWeb3.to_checksum_address(account)) for account in config["available_accounts"]
+        ]
+        # anvil's public dev keys (the same on every anvil), in the order of `accounts`.
+        self.private_keys: list[str] = list(config["private_keys"])
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
