@@ -66,7 +66,7 @@ class Anvil:
             str(AsyncWeb3.to_checksum_address(account)) for account in config["available_accounts"]
         ]
         # anvil's public dev keys (the same on every anvil), in the order of `accounts`.
-        self.private_keys: list[str] = list(config["private_keys"])
+        self.private_keys = list(config["private_keys"])
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
