@@ -3,6 +3,7 @@
 import asyncio
 
 from grpc_health.v1 import health_pb2
+from prometheus_client.metrics_core import Metric
 
 from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from service_kit.background import every
@@ -10,16 +11,20 @@ from service_kit.clock import Clock, SystemClock
 from service_kit.database import create_engine, session_factory
 from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
 from service_kit.metric_probes import outbox_probe, status_probe
-from service_kit.metrics import ServiceMetrics
+from service_kit.metrics import Probe, ServiceMetrics
 from service_kit.outbox import start_relays
 from service_kit.service_main import CannotServe
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.invoicing_client import InvoicingClient
+from settlement_svc.adapters.relayer_key import RelayerKey
 from settlement_svc.adapters.tables import SettlementRow, outbox
+from settlement_svc.adapters.usdc import Usdc
 from settlement_svc.api.servicer import SettlementServicer
 from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.service_layer.chain_check import ChainCheck
 from settlement_svc.service_layer.relay import outbox_relay
+from settlement_svc.service_layer.relayer_health import relayer_gas, relays_by_outcome
+from settlement_svc.service_layer.transactions import resend_unmined
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify_pending
 from settlement_svc.settings import SettlementSettings
@@ -42,6 +47,8 @@ def build(settings: SettlementSettings, clock: Clock | None = None) -> Settlemen
             settings.service_credentials(),
             settings.invoicing_deadline_seconds,
         ),
+        usdc=Usdc(chain, settings.usdc_contract_address),
+        relayer=RelayerKey.of(settings),
     )
 
 
@@ -59,11 +66,39 @@ async def start(service: Settlements) -> RunningServer:
         status_probe(metrics, sessions, "settlements", SettlementRow.status, SettlementStatus)
     )
     metrics.add_probe(outbox_probe(metrics, sessions, outbox, service.clock))
+    metrics.add_probe(_relayer_probe(metrics, service))
     running = await start_server([binding], service.settings, metrics)
     if not await _report_readiness(service, running) and service.chain_check.mismatch:
         await running.stop(0)
         raise CannotServe(service.chain_check.mismatch)
     return running
+
+
+def _relayer_probe(metrics: ServiceMetrics, service: Settlements) -> Probe:
+    async def probe() -> list[Metric]:
+        outcomes = await relays_by_outcome(service)
+        found = [
+            metrics.gauge_by(
+                "settlement_relays", "Relayed payments by settlement status.", "status", outcomes
+            )
+        ]
+        gas = await relayer_gas(service)
+        if gas is not None:
+            found.append(
+                metrics.gauge(
+                    "settlement_relayer_balance_wei", "Gas money of the relayer.", gas.balance_wei
+                )
+            )
+            found.append(
+                metrics.gauge(
+                    "settlement_relayer_low_gas",
+                    "1 when the relayer holds less than SETTLEMENT_RELAYER_LOW_GAS_WEI.",
+                    int(gas.low),
+                )
+            )
+        return found
+
+    return probe
 
 
 async def _report_readiness(service: Settlements, running: RunningServer) -> bool:
@@ -92,6 +127,9 @@ def start_background_work(service: Settlements, running: RunningServer) -> list[
     return [
         asyncio.create_task(every(interval, "chain_check", check_chain)),
         asyncio.create_task(every(interval, "verify_settlements", lambda: verify_pending(service))),
+        asyncio.create_task(
+            every(interval, "resend_transactions", lambda: resend_unmined(service))
+        ),
         *start_relays(relay, interval, service.settings.outbox_relay_workers),
     ]
 

@@ -15,6 +15,7 @@ import asyncpg
 import grpc
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from billing.invoicing.v1 import invoicing_pb2_grpc
@@ -142,11 +143,16 @@ def field_violation(error: grpc.aio.AioRpcError) -> str:
 
 
 CONFIRMATIONS = 3
+# The anvil dev account the platform's relayer sends from (no test uses it as a wallet).
+RELAYER_ACCOUNT = 9
 
 
 @pytest.fixture(scope="session")
 def anvil() -> Iterator[Anvil]:
-    chain = Anvil()
+    # Block times start where the platform's frozen clock does, so an authorization's validity
+    # window (checked by the token against block time) and a payment request's expiry (set by
+    # the clock) agree.
+    chain = Anvil(genesis_time=int(TEST_START.timestamp()))
     chain.start()
     yield chain
     chain.stop()
@@ -255,6 +261,7 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
                 usdc_contract_address=usdc.address,
                 required_confirmations=CONFIRMATIONS,
                 settlement_expiry=timedelta(minutes=30),
+                relayer_private_key=SecretStr(anvil.private_keys[RELAYER_ACCOUNT]),
             ),
             clock=clock,
         )

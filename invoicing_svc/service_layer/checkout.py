@@ -144,7 +144,9 @@ async def confirm_checkout_payment(
     settlement_id: str,
     settlement: dict[str, Any] | None = None,
 ) -> CheckoutSession:
-    """Settlement verified the up-front payment: the subscription starts, its first fee paid."""
+    """Settlement verified the up-front payment: the subscription starts, its first fee paid.
+    A session still OPEN was paid without its page hearing back (settlement's chain watcher
+    found the payment, or the page was closed after the relay): the settlement is its proof."""
     if not settlement_id:
         raise InvalidArgument("settlement_id is required", field="settlement_id")
     now = invoicing.clock.now()
@@ -152,10 +154,17 @@ async def confirm_checkout_payment(
         session = await _checkout(uow, merchant_id, session_id)
         if session.status is CheckoutStatus.COMPLETE and session.settlement_id == settlement_id:
             return session
-        if session.status is not CheckoutStatus.AWAITING_PAYMENT:
+        if session.status is CheckoutStatus.COMPLETE:
             raise FailedPrecondition(
-                f"checkout session {session_id} is {session.status}, not AWAITING_PAYMENT",
-                field="id",
+                f"checkout session {session_id} is COMPLETE with another payment", field="id"
+            )
+        if session.status is CheckoutStatus.OPEN and settlement is not None:
+            session = replace(
+                session,
+                payment=PaymentProof(
+                    settlement.get("transactionHash", ""),
+                    settlement.get("payerWalletAddress", ""),
+                ),
             )
         session = replace(session, settlement_id=settlement_id)
         session = await _start_subscription(uow, session, prepaid=True, now=now)

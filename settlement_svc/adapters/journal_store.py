@@ -97,6 +97,16 @@ class JournalStore:
             await self._session.execute(insert(JournalEntryRow), entries)
         return posted
 
+    async def invoice_owner(self, invoice_id: str) -> str | None:
+        """The merchant whose invoice this id is, if the ledger recorded it."""
+        owner: str | None = await self._session.scalar(
+            select(JournalTransactionRow.merchant_id).where(
+                JournalTransactionRow.kind == PostingKind.INVOICE.value,
+                JournalTransactionRow.reference == invoice_id,
+            )
+        )
+        return owner
+
     async def balance(self, merchant_id: str, account: str) -> Decimal:
         """Debits minus credits of the account."""
         total = await self._session.scalar(

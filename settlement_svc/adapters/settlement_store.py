@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,6 +180,14 @@ class SettlementStore:
             )
         )
         return [_settlement(row) for row in rows]
+
+    async def count_by_status(self, origin: SettlementOrigin) -> dict[SettlementStatus, int]:
+        rows = await self._session.execute(
+            select(SettlementRow.status, func.count())
+            .where(SettlementRow.origin == origin.value)
+            .group_by(SettlementRow.status)
+        )
+        return {SettlementStatus(status): int(count) for status, count in rows}
 
     async def pending(self, limit: int) -> list[Settlement]:
         """The oldest pending settlements, for one verification pass, first submitted first (ids

@@ -3,7 +3,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Numeric, Text
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, MetaData, Numeric, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service_kit.outbox import outbox_table
@@ -62,6 +62,33 @@ class PayoutWalletRow(Base):
     merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
     wallet_address: Mapped[str] = mapped_column(Text)
     update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class OutgoingTransactionRow(Base):
+    __tablename__ = "outgoing_transactions"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    account: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    transaction_hash: Mapped[str] = mapped_column(Text)
+    raw_transaction: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(Text)
+    send_attempts: Mapped[int] = mapped_column(Integer)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    send_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str] = mapped_column(Text)
+
+
+class RelayRow(Base):
+    __tablename__ = "relays"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    reference_hash: Mapped[str] = mapped_column(Text)
+    payer_wallet_address: Mapped[str] = mapped_column(Text)
+    settlement_id: Mapped[str] = mapped_column(Text)
+    outgoing_transaction_id: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class JournalTransactionRow(Base):

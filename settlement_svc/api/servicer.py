@@ -6,9 +6,16 @@ import grpc
 
 from billing.settlement.v1 import settlement_pb2 as pb
 from billing.settlement.v1 import settlement_pb2_grpc
+from service_kit.errors import InvalidArgument
 from service_kit.tenancy import merchant_id
 from settlement_svc.api import translate
-from settlement_svc.service_layer import ledger_use_cases, payout_wallets, settlements
+from settlement_svc.service_layer import (
+    ledger_use_cases,
+    payment_requests,
+    payout_wallets,
+    relays,
+    settlements,
+)
 from settlement_svc.service_layer.unit_of_work import Settlements
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -52,6 +59,36 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return pb.ListSettlementsResponse(
             settlements=[translate.settlement_to_proto(s) for s in page], next_page_token=token
         )
+
+    async def GetPaymentRequest(
+        self, request: pb.GetPaymentRequestRequest, context: Context
+    ) -> pb.PaymentRequest:
+        view = await payment_requests.payment_request(
+            self._service, merchant_id(context), request.invoice_id, request.checkout_session_id
+        )
+        return translate.payment_request_to_proto(view, self._service.settings)
+
+    async def RelayAuthorization(
+        self, request: pb.RelayAuthorizationRequest, context: Context
+    ) -> pb.Settlement:
+        merchant = merchant_id(context)
+        if not request.HasField("authorization"):
+            raise InvalidArgument("authorization is required", field="authorization")
+        relayed = await relays.relay_authorization(
+            self._service,
+            merchant,
+            request.invoice_id,
+            request.checkout_session_id,
+            translate.authorization_from_proto(request.authorization),
+        )
+        return translate.settlement_to_proto(relayed)
+
+    async def LocateInvoice(
+        self, request: pb.LocateInvoiceRequest, context: Context
+    ) -> pb.InvoiceLocation:
+        # Not scoped to a merchant: it answers whose invoice an id is, and nothing else.
+        owner = await payment_requests.locate_invoice(self._service, request.invoice_id)
+        return pb.InvoiceLocation(merchant_id=owner)
 
     async def SetPayoutWallet(
         self, request: pb.SetPayoutWalletRequest, context: Context

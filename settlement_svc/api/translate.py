@@ -4,10 +4,14 @@ from decimal import Decimal
 
 from billing.settlement.v1 import settlement_pb2 as pb
 from service_kit.proto_time import to_timestamp
+from settlement_svc.domain import authorizations
+from settlement_svc.domain.authorizations import Authorization
 from settlement_svc.domain.ledger import PostedEntry
 from settlement_svc.domain.model import PayoutWallet, Settlement
 from settlement_svc.domain.reconciliation import Reconciliation
 from settlement_svc.service_layer.ledger_use_cases import InvoiceRecord
+from settlement_svc.service_layer.payment_requests import RequestView
+from settlement_svc.settings import SettlementSettings
 
 
 def money(value: Decimal) -> str:
@@ -73,4 +77,43 @@ def reconciliation_to_proto(result: Reconciliation) -> pb.ReconcileResponse:
         ],
         invoices_checked=result.invoices_checked,
         settlements_checked=result.settlements_checked,
+    )
+
+
+def payment_request_to_proto(view: RequestView, settings: SettlementSettings) -> pb.PaymentRequest:
+    request = view.request
+    if request.invoice_id:
+        hosted = f"{settings.payment_page_base_url.rstrip('/')}/{request.invoice_id}"
+    else:
+        hosted = f"{settings.checkout_base_url.rstrip('/')}/{request.checkout_session_id}"
+    return pb.PaymentRequest(
+        reference_hash=request.reference_hash,
+        invoice_id=request.invoice_id,
+        checkout_session_id=request.checkout_session_id,
+        user_id=request.user_id,
+        amount=money(request.amount),
+        amount_base_units=str(request.amount_base_units),
+        payee_wallet_address=request.payee,
+        token_address=request.token,
+        chain_id=request.chain_id,
+        expire_time=to_timestamp(request.expire_time),
+        uri=request.uri,
+        hosted_url=hosted,
+        status=pb.PaymentRequestStatus.Value(f"PAYMENT_REQUEST_STATUS_{view.status.value}"),
+        settlement_id=view.settlement_id,
+        create_time=to_timestamp(request.create_time),
+        token_name=settings.usdc_eip712_name,
+        token_version=settings.usdc_eip712_version,
+    )
+
+
+def authorization_from_proto(message: pb.Authorization) -> Authorization:
+    return authorizations.parse(
+        message.from_address,
+        message.to_address,
+        message.value,
+        message.valid_after,
+        message.valid_before,
+        message.nonce,
+        message.signature,
     )

@@ -1,22 +1,11 @@
 """Submitting a payment proof, and reading settlements."""
 
 from service_kit import pagination
-from service_kit.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
+from service_kit.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from service_kit.ids import new_id
 from settlement_svc.domain import formats
-from settlement_svc.domain.model import (
-    CheckoutStatus,
-    InvoiceStatus,
-    Payable,
-    Settlement,
-    SettlementStatus,
-)
+from settlement_svc.domain.model import CheckoutStatus, Payable, Settlement, SettlementStatus
+from settlement_svc.service_layer.payables import one_payable, open_payable
 from settlement_svc.service_layer.payout_wallets import payee
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify
@@ -36,14 +25,7 @@ async def submit_settlement(
     """Records the proof as PENDING, then checks the chain once right away. The payee is the
     merchant's payout wallet on record; `merchant_wallet_address`, when given, is only checked
     against it."""
-    if bool(invoice_id) == bool(checkout_session_id):
-        raise InvalidArgument(
-            "exactly one of invoice_id and checkout_session_id is required", field="invoice_id"
-        )
-    if invoice_id:
-        formats.reference(invoice_id, "invoice_id")
-    else:
-        formats.reference(checkout_session_id, "checkout_session_id")
+    one_payable(invoice_id, checkout_session_id)
     reference = formats.bytes32(reference_hash, "reference_hash")
     transaction = formats.bytes32(transaction_hash, "transaction_hash")
     payer = formats.wallet(payer_wallet_address, "payer_wallet_address")
@@ -53,7 +35,7 @@ async def submit_settlement(
         else ""
     )
     await settlements.chain_check.require()
-    payable = await _payable(settlements, merchant_id, invoice_id, checkout_session_id)
+    payable = await open_payable(settlements, merchant_id, invoice_id, checkout_session_id)
     async with settlements.unit_of_work() as uow:
         merchant = await payee(uow, merchant_id)
     if named and named != merchant:
@@ -96,25 +78,6 @@ async def submit_settlement(
     return recorded.get(settlement.id) or await get_settlement(
         settlements, merchant_id, settlement.id
     )
-
-
-async def _payable(
-    settlements: Settlements, merchant_id: str, invoice_id: str, checkout_session_id: str
-) -> Payable:
-    if invoice_id:
-        payable = await settlements.invoicing.invoice(merchant_id, invoice_id)
-        if payable.status is not InvoiceStatus.OPEN:
-            raise FailedPrecondition(
-                f"invoice {invoice_id} is {payable.status}, not OPEN", field="invoice_id"
-            )
-        return payable
-    payable = await settlements.invoicing.checkout(merchant_id, checkout_session_id)
-    if payable.status not in (CheckoutStatus.OPEN, CheckoutStatus.AWAITING_PAYMENT):
-        raise FailedPrecondition(
-            f"checkout session {checkout_session_id} is {payable.status}: nothing to pay",
-            field="checkout_session_id",
-        )
-    return payable
 
 
 async def _require_known(

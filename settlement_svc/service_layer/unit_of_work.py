@@ -11,10 +11,14 @@ from service_kit.outbox import Outbox
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.invoicing_client import InvoicingClient
 from settlement_svc.adapters.journal_store import JournalStore
+from settlement_svc.adapters.outgoing_transaction_store import OutgoingTransactionStore
 from settlement_svc.adapters.payment_request_store import PaymentRequestStore
 from settlement_svc.adapters.payout_wallet_store import PayoutWalletStore
+from settlement_svc.adapters.relay_store import RelayStore
+from settlement_svc.adapters.relayer_key import RelayerKey
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
+from settlement_svc.adapters.usdc import Usdc
 from settlement_svc.service_layer.chain_check import ChainCheck
 from settlement_svc.settings import SettlementSettings
 
@@ -30,6 +34,8 @@ class SettlementUnitOfWork(UnitOfWork):
         self.journal = JournalStore(self.session)
         self.payout_wallets = PayoutWalletStore(self.session)
         self.payment_requests = PaymentRequestStore(self.session)
+        self.outgoing = OutgoingTransactionStore(self.session)
+        self.relays = RelayStore(self.session)
         self.outbox = Outbox(outbox)
         return self
 
@@ -46,6 +52,9 @@ class Settlements:
     # Whether `chain` is the configured chain: nothing is read from it before.
     chain_check: ChainCheck
     invoicing: InvoicingClient
+    usdc: Usdc
+    # The account that relays authorizations and pays their gas; None when not configured.
+    relayer: RelayerKey | None
 
     def unit_of_work(self) -> SettlementUnitOfWork:
         return SettlementUnitOfWork(self.sessions)

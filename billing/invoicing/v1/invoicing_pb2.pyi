@@ -856,7 +856,9 @@ class ConfirmCheckoutPaymentRequest(_message.Message):
     SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
     SETTLEMENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Required. Session id, AWAITING_PAYMENT."""
+    """Required. Session id, OPEN or AWAITING_PAYMENT (FAILED_PRECONDITION once COMPLETE with
+    another settlement).
+    """
     settlement_id: _builtins.str
     """Required. The confirmed settlement."""
     @_builtins.property

@@ -285,7 +285,9 @@ class InvoicingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ConfirmCheckoutPayment(self, request, context):
-        """Called by settlement once the up-front payment of a session is verified on chain.
+        """Called by settlement once the up-front payment of a session is verified on chain. A session
+        still OPEN (paid by an authorization the chain watcher found) takes the settlement's
+        transaction and payer as its proof.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -55,7 +55,10 @@ class InvoicingServiceStub:
     (status AWAITING_PAYMENT) until ConfirmCheckoutPayment.
     """
     ConfirmCheckoutPayment: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ConfirmCheckoutPaymentRequest, _invoicing_pb2.CheckoutSession]
-    """Called by settlement once the up-front payment of a session is verified on chain."""
+    """Called by settlement once the up-front payment of a session is verified on chain. A session
+    still OPEN (paid by an authorization the chain watcher found) takes the settlement's
+    transaction and payer as its proof.
+    """
     GetSubscription: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetSubscriptionRequest, _invoicing_pb2.Subscription]
     ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListSubscriptionsRequest, _invoicing_pb2.ListSubscriptionsResponse]
     CancelSubscription: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CancelSubscriptionRequest, _invoicing_pb2.Subscription]
@@ -139,7 +142,10 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     (status AWAITING_PAYMENT) until ConfirmCheckoutPayment.
     """
     ConfirmCheckoutPayment: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ConfirmCheckoutPaymentRequest, _invoicing_pb2.CheckoutSession]  # type: ignore[assignment]
-    """Called by settlement once the up-front payment of a session is verified on chain."""
+    """Called by settlement once the up-front payment of a session is verified on chain. A session
+    still OPEN (paid by an authorization the chain watcher found) takes the settlement's
+    transaction and payer as its proof.
+    """
     GetSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
     ListSubscriptions: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListSubscriptionsRequest, _invoicing_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
     CancelSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CancelSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
@@ -280,7 +286,10 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _invoicing_pb2.ConfirmCheckoutPaymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_invoicing_pb2.CheckoutSession, _abc.Awaitable[_invoicing_pb2.CheckoutSession]]:
-        """Called by settlement once the up-front payment of a session is verified on chain."""
+        """Called by settlement once the up-front payment of a session is verified on chain. A session
+        still OPEN (paid by an authorization the chain watcher found) takes the settlement's
+        transaction and payer as its proof.
+        """
 
     @_abc_1.abstractmethod
     def GetSubscription(

@@ -46,6 +46,11 @@ STATEMENTS = [
     ON settlement.payment_requests (checkout_session_id, create_time)
     WHERE checkout_session_id IS NOT NULL
     """,
+    # LocateInvoice: the owner of an invoice, found by its id alone.
+    """
+    CREATE INDEX journal_invoices_by_reference ON settlement.journal_transactions (reference)
+    WHERE kind = 'invoice'
+    """,
     # How a settlement reached us: a submitted proof, our relay, or the chain watcher.
     """
     ALTER TABLE settlement.settlements ADD COLUMN origin text NOT NULL DEFAULT 'PROOF'
@@ -98,3 +103,4 @@ def downgrade() -> None:
     op.execute("DROP INDEX settlement.settlements_by_reference")
     op.execute("ALTER TABLE settlement.settlements DROP COLUMN origin")
     op.execute("DROP TABLE settlement.payment_requests")
+    op.execute("DROP INDEX settlement.journal_invoices_by_reference")
