@@ -74,6 +74,17 @@ class Anvil:
             self._process.wait(10)
 
 
+def split_signature(signature: str) -> tuple[int, bytes, bytes]:
+    """A 65-byte signature (0x + r, s, v in hex, as wallets and x402 give it) as the (v, r, s)
+    that USDC's EIP-3009 and EIP-2612 functions take. A v of 0 or 1 (a bare recovery id, which
+    some wallets give) becomes 27 or 28."""
+    raw = bytes.fromhex(signature.removeprefix("0x"))
+    if len(raw) != 65:
+        raise ValueError(f"a signature is 65 bytes, this one is {len(raw)}")
+    v = raw[64] + 27 if raw[64] < 27 else raw[64]
+    return v, raw[:32], raw[32:64]
+
+
 def compile_mock_usdc() -> tuple[list[dict[str, Any]], str]:
     compiled = vyper.compile_code(MOCK_USDC_SOURCE.read_text(), output_formats=["abi", "bytecode"])
     return compiled["abi"], compiled["bytecode"]
@@ -128,6 +139,45 @@ class MockUsdc:
         tx_hash = await self.contract.functions.transfer(receiver, base_units).transact(options)
         await self.w3.eth.wait_for_transaction_receipt(tx_hash)
         return str(tx_hash.to_0x_hex())
+
+    async def transfer_with_authorization(
+        self, sender_account: str, authorization: dict[str, Any], signature: str
+    ) -> str:
+        """Submits a signed EIP-3009 authorization from the unlocked `sender_account` (anyone may)
+        and waits until it is mined; returns the transaction's hash. `authorization` has x402's
+        shape: from, to, value, validAfter, validBefore (ints or decimal strings) and nonce (0x +
+        64 hex digits). A refused one raises web3's ContractLogicError with the token's reason."""
+        v, r, s = split_signature(signature)
+        tx_hash = await self.contract.functions.transferWithAuthorization(
+            self.w3.to_checksum_address(authorization["from"]),
+            self.w3.to_checksum_address(authorization["to"]),
+            int(authorization["value"]),
+            int(authorization["validAfter"]),
+            int(authorization["validBefore"]),
+            bytes.fromhex(str(authorization["nonce"]).removeprefix("0x")),
+            v,
+            r,
+            s,
+        ).transact({"from": sender_account})
+        await self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        return str(tx_hash.to_0x_hex())
+
+    async def authorization_state(self, authorizer: str, nonce: str) -> bool:
+        """Whether the authorizer's EIP-3009 nonce (0x + 64 hex digits) is used or canceled."""
+        return bool(
+            await self.contract.functions.authorizationState(
+                self.w3.to_checksum_address(authorizer), bytes.fromhex(nonce.removeprefix("0x"))
+            ).call()
+        )
+
+    async def domain_separator(self) -> str:
+        """The token's EIP-712 domain separator (0x + 64 hex digits), as it computes it now."""
+        return "0x" + bytes(await self.contract.functions.DOMAIN_SEPARATOR().call()).hex()
+
+    async def block_time(self) -> int:
+        """The latest block's timestamp: what the token's time checks compare with (next block's
+        time is at least this), which may be far from the wall clock."""
+        return int((await self.w3.eth.get_block("latest"))["timestamp"])
 
     async def balance(self, owner: str) -> int:
         return int(await self.contract.functions.balanceOf(owner).call())
