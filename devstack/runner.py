@@ -198,6 +198,10 @@ async def deploy_demo_usdc(anvil: Anvil) -> str:
     return usdc.address
 
 
+# The anvil dev account the local relayer sends from (accounts 0 and 1 mint and pay the demo).
+RELAYER_ACCOUNT = 9
+
+
 def secrets_key(variable: str) -> str:
     """The key of `variable` (INVOICING_SECRETS_KEY seals webhook secrets, GATEWAY_SECRETS_KEY
     stored answers), kept beside the database whose rows it seals."""
@@ -216,6 +220,8 @@ def addresses() -> dict[str, str]:
         "INVOICING_SETTLEMENT_ADDRESS": settlement,
         "INVOICING_CHECKOUT_BASE_URL": f"http://127.0.0.1:{GATEWAY.port}/checkout",
         "SETTLEMENT_INVOICING_ADDRESS": invoicing,
+        "SETTLEMENT_PAYMENT_PAGE_BASE_URL": f"http://127.0.0.1:{GATEWAY.port}/pay",
+        "SETTLEMENT_CHECKOUT_BASE_URL": f"http://127.0.0.1:{GATEWAY.port}/checkout",
         "GATEWAY_METERING_ADDRESS": metering,
         "GATEWAY_INVOICING_ADDRESS": invoicing,
         "GATEWAY_SETTLEMENT_ADDRESS": settlement,
@@ -247,6 +253,11 @@ def up() -> int:
             TOKEN_VARIABLE: token,
             "SETTLEMENT_CHAIN_RPC_URL": anvil.url,
             "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
+            # The relayer pays the gas of subscribers' authorizations: a local dev account here
+            # (anvil's public key, the same on every anvil); a secret file in production.
+            "SETTLEMENT_RELAYER_PRIVATE_KEY": os.environ.get(
+                "SETTLEMENT_RELAYER_PRIVATE_KEY", anvil.private_keys[RELAYER_ACCOUNT]
+            ),
             # A local platform is for trying things: test clocks let a demo run months in seconds.
             "INVOICING_TEST_CLOCK_ENABLED": "true",
             # ... and webhooks to a receiver on this machine (never in production).
