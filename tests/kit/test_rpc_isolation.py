@@ -25,6 +25,8 @@ from tests.invoicing.conftest import Merchant
 MARKER = "owner-only-4c1e"
 OTHER = (("x-merchant-id", "mer_isolation_other"),)
 NOT_FOUND, EMPTY, REJECTED, HARMLESS = "NOT_FOUND", "empty", "rejected", "harmless"
+# Not scoped to a merchant by design: it answers the owner's id and nothing else.
+UNSCOPED = "unscoped"
 # Metering's replica writes (called by invoicing only) refuse an id another merchant holds.
 DENIED = "PERMISSION_DENIED"
 
@@ -305,6 +307,27 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             "ALREADY_EXISTS",
         ),
         "GetPayoutWallet": (lambda o: spb.GetPayoutWalletRequest(), NOT_FOUND),
+        "GetPaymentRequest": (
+            lambda o: spb.GetPaymentRequestRequest(invoice_id=o.invoice.id),
+            NOT_FOUND,
+        ),
+        "RelayAuthorization": (
+            lambda o: spb.RelayAuthorizationRequest(
+                invoice_id=o.invoice.id,
+                authorization=spb.Authorization(
+                    from_address="0x" + "11" * 20,
+                    to_address=o.wallet,
+                    value="3000000",
+                    valid_after="0",
+                    valid_before=str(2**40),
+                    nonce="0x" + "44" * 32,
+                    signature="0x" + "55" * 64 + "1b",
+                ),
+            ),
+            NOT_FOUND,
+        ),
+        # The public pages' lookup: whose invoice an id is, to anyone holding the id.
+        "LocateInvoice": (lambda o: spb.LocateInvoiceRequest(invoice_id=o.invoice.id), UNSCOPED),
         "ListSettlements": (
             lambda o: spb.ListSettlementsRequest(invoice_id=o.invoice.id),
             EMPTY,
@@ -504,6 +527,9 @@ async def test_another_merchant_sees_nothing_of_the_owner_and_changes_nothing(
             continue
         assert answer not in (NOT_FOUND, DENIED), (where, response)
         assert MARKER not in str(response), where
+        if answer == UNSCOPED:
+            assert [f.name for f, _ in response.ListFields()] == ["merchant_id"], where
+            continue
         assert o.merchant.merchant_id not in str(response), where
         if answer == EMPTY:
             assert is_empty(response), (where, response)
