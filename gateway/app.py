@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway import hosted_checkout, openapi
+from gateway import hosted_checkout, hosted_invoice, invoice_payments, openapi
 from gateway.backends import Backends
 from gateway.context import Gateway
 from gateway.errors import ApiError, camel
@@ -64,6 +64,9 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
                 settings.auth_failures_per_minute, settings.auth_failure_burst
             ),
             limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+            public_limiter=RateLimiter(
+                settings.public_rate_limit_per_minute, settings.public_rate_limit_burst
+            ),
             answers=IdempotentAnswers(sessions, settings, secrets, clock or SystemClock()),
         )
         app.state.gateway = gateway
@@ -118,6 +121,8 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         webhook_endpoints,
         operations,
         hosted_checkout,
+        invoice_payments,
+        hosted_invoice,
     ):
         app.include_router(module.router)
     openapi.install(app)

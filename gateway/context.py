@@ -27,6 +27,8 @@ class Gateway:
     auth_failures: FailureThrottle
     usage: UsageBatcher
     limiter: RateLimiter
+    # The public payment endpoints', per client address.
+    public_limiter: RateLimiter
     answers: IdempotentAnswers
 
 

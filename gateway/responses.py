@@ -124,6 +124,29 @@ class InvoiceLine(Reply):
     amount: Decimal
 
 
+class PaymentRequest(Reply):
+    """What to pay for an invoice and how the payment is bound to it on chain: an EIP-3009
+    TransferWithAuthorization of `tokenAddress` whose nonce is `referenceHash`."""
+
+    reference_hash: str
+    invoice_id: str
+    checkout_session_id: str
+    user_id: str
+    amount: Decimal
+    amount_base_units: str
+    payee_wallet_address: str
+    token_address: str
+    chain_id: Int64
+    expire_time: datetime
+    uri: str
+    hosted_url: str
+    status: Literal["OPEN", "PAID", "EXPIRED"] | None
+    settlement_id: str
+    create_time: datetime
+    token_name: str
+    token_version: str
+
+
 class Invoice(Reply):
     id: str
     subscription_id: str
@@ -143,6 +166,8 @@ class Invoice(Reply):
     paid_time: datetime | Absent = None
     # Why a DRAFT is held (its period priced beyond 10^15 USDC); "" otherwise.
     hold_reason: str
+    # GET /invoices/{id} only (lists leave it out): the request to pay an OPEN or PAID invoice.
+    payment_request: PaymentRequest | None = None
 
 
 class Meter(Reply):
@@ -247,6 +272,7 @@ class Settlement(Reply):
     create_time: datetime
     confirm_time: datetime | Absent = None
     user_id: str
+    origin: Literal["PROOF", "RELAY", "WATCHER"] | None
 
 
 class PayoutWallet(Reply):

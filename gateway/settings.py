@@ -32,6 +32,9 @@ class GatewaySettings(CredentialSettings):
     # Token bucket per merchant: seed 003's 500 requests a minute; a batch counts once.
     rate_limit_per_minute: int = Field(default=500, ge=1)
     rate_limit_burst: int = Field(default=500, ge=1)
+    # The public payment endpoints and pages, per client address.
+    public_rate_limit_per_minute: int = Field(default=120, ge=1)
+    public_rate_limit_burst: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_batch_events: int = Field(default=1_000, ge=1, le=10_000)
     # Failed authentications (a wrong API key) per client address and per key id: past the

@@ -5,8 +5,11 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from billing.settlement.v1 import settlement_pb2 as spb
 from gateway import responses as r
 from gateway.backends import to_json
+from gateway.context import Gateway
+from gateway.errors import ApiError
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
 from gateway.schemas import InvoiceCreate, text
 from service_kit.proto_time import to_timestamp
@@ -50,10 +53,35 @@ async def list_invoices(
     return page([to_json(i) for i in found.invoices], found.next_page_token)
 
 
+async def payment_request(
+    gateway: Gateway, merchant_id: str, invoice: pb.Invoice
+) -> dict[str, Any] | None:
+    """The invoice's payment request (settlement issues it on first sight), or None while
+    nothing is payable: a DRAFT, a VOID, no payout wallet."""
+    if invoice.status not in (pb.INVOICE_STATUS_OPEN, pb.INVOICE_STATUS_PAID):
+        return None
+    backends = gateway.backends
+    try:
+        found = await backends.call(
+            backends.settlement.GetPaymentRequest,
+            spb.GetPaymentRequestRequest(invoice_id=invoice.id),
+            merchant_id,
+        )
+    except ApiError as error:
+        if error.status in (404, 409):
+            return None
+        raise
+    return to_json(found)
+
+
 @router.get("/invoices/{invoice_id}", **r.documented(r.Invoice, 404))
 async def get_invoice(merchant: Merchant, invoice_id: str) -> Any:
+    """With its `paymentRequest`: what to pay, to whom, bound by which reference."""
     stub = merchant.gateway.backends.invoicing
-    return to_json(await merchant.call(stub.GetInvoice, pb.GetInvoiceRequest(id=invoice_id)))
+    invoice = await merchant.call(stub.GetInvoice, pb.GetInvoiceRequest(id=invoice_id))
+    found = to_json(invoice)
+    found["paymentRequest"] = await payment_request(merchant.gateway, merchant.merchant.id, invoice)
+    return found
 
 
 @router.get("/invoices/{invoice_id}/lines", **r.documented(r.Page[r.InvoiceLine], 404))
