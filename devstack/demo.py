@@ -1,13 +1,14 @@
 """`make demo`: Retempo's seed 000 story through the REST API of a running `make up`.
 
 A merchant sells an "AI Token API" at 0.000010 USDC per token; its subscriber uses 50,000 tokens
-in a month, is invoiced 0.500000 USDC and pays it on chain; the platform verifies the transfer
-and marks the invoice paid. Every step prints its request and response. Only the subscriber's
-wallet (the USDC transfer) and the block confirmations use the chain directly.
+in a month, is invoiced 0.500000 USDC and pays it as the hosted invoice page does: the wallet
+signs an EIP-3009 authorization bound to the invoice's payment request, the platform's relay
+submits it and pays the gas, and the platform confirms the payment and marks the invoice paid.
+Every step prints its request and response. Only the subscriber's wallet (the signature) and the
+block confirmations use the chain directly.
 """
 
 import asyncio
-import hashlib
 import json
 import os
 import subprocess
@@ -171,24 +172,58 @@ async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> N
         raise DemoError(f"expected one invoice of {EXPECTED_AMOUNT} USDC, got {amounts}")
     invoice = invoices["data"][0]
 
-    step("8. The subscriber pays 0.5 USDC on chain; the merchant submits the proof")
-    transaction = await usdc.transfer(payer, merchant_wallet, AMOUNT_BASE_UNITS)
-    print(f"USDC transfer {payer} -> {merchant_wallet}: {AMOUNT_BASE_UNITS} base units")
-    print(f"transaction {transaction}")
-    reference = "0x" + hashlib.sha256(invoice["id"].encode()).hexdigest()
-    settlement_body = {
-        "invoiceId": invoice["id"],
-        "referenceHash": reference,
-        "transactionHash": transaction,
-        "payerWalletAddress": payer,
+    step("8. The subscriber pays on the hosted invoice page: the wallet signs, the relay sends")
+    found = await api.call("GET", f"/api/v1/invoices/{invoice['id']}", quiet=True)
+    request = found["paymentRequest"]
+    print(f"payment request: {request['amountBaseUnits']} base units to")
+    print(f"{request['payeeWalletAddress']}, reference {request['referenceHash']}")
+    print(f"hosted page: {request['hostedUrl']}")
+    authorization = {
+        "from": payer,
+        "to": request["payeeWalletAddress"],
+        "value": request["amountBaseUnits"],
+        "validAfter": "0",
+        "validBefore": str(int(time.time()) + 3600),
+        "nonce": request["referenceHash"],
     }
-    settlement = await api.call("POST", "/api/v1/settlements", settlement_body)
+    # What the page's "Pay with your wallet" asks of the wallet (EIP-1193): anvil signs for its
+    # unlocked dev accounts, as a browser wallet would after the subscriber approves.
+    signature = await usdc.w3.provider.make_request(
+        "eth_signTypedData_v4", [payer, json.dumps(typed_data(request, authorization))]
+    )
+    body = {"authorization": authorization, "signature": signature["result"]}
+    settlement = await api.call("POST", f"/api/v1/invoices/{invoice['id']}/pay", body)
 
     step(f"9. {CONFIRMATIONS} blocks confirm the transfer: settlement CONFIRMED, invoice PAID")
     await usdc.mine(CONFIRMATIONS)
     print(f"mined {CONFIRMATIONS} blocks")
     await api.poll(f"/api/v1/settlements/{settlement['id']}", "status", "CONFIRMED")
     await api.poll(f"/api/v1/invoices/{invoice['id']}", "status", "PAID")
+
+
+def typed_data(request: dict[str, Any], message: dict[str, str]) -> dict[str, Any]:
+    """EIP-3009's TransferWithAuthorization under the token's EIP-712 domain."""
+    fields = [("from", "address"), ("to", "address"), ("value", "uint256")]
+    fields += [("validAfter", "uint256"), ("validBefore", "uint256"), ("nonce", "bytes32")]
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TransferWithAuthorization": [{"name": n, "type": t} for n, t in fields],
+        },
+        "primaryType": "TransferWithAuthorization",
+        "domain": {
+            "name": request["tokenName"],
+            "version": request["tokenVersion"],
+            "chainId": int(request["chainId"]),
+            "verifyingContract": request["tokenAddress"],
+        },
+        "message": message,
+    }
 
 
 async def main() -> int:
