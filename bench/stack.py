@@ -85,6 +85,8 @@ def running_stack() -> Iterator[Stack]:
             "GATEWAY_SETTLEMENT_ADDRESS": f"127.0.0.1:{ports['settlement_svc']}",
             "SETTLEMENT_CHAIN_RPC_URL": anvil.url,
             "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
+            # anvil's public dev account 9 pays the gas of relayed authorizations.
+            "SETTLEMENT_RELAYER_PRIVATE_KEY": anvil.private_keys[9],
             "INVOICING_TEST_CLOCK_ENABLED": "true",
             "INVOICING_SECRETS_KEY": Fernet.generate_key().decode(),
             "GATEWAY_SECRETS_KEY": Fernet.generate_key().decode(),
