@@ -27,6 +27,7 @@ from settlement_svc.service_layer.relayer_health import relayer_gas, relays_by_o
 from settlement_svc.service_layer.transactions import resend_unmined
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify_pending
+from settlement_svc.service_layer.watcher import watch_once, watcher_lag
 from settlement_svc.settings import SettlementSettings
 
 SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"]
@@ -82,6 +83,13 @@ def _relayer_probe(metrics: ServiceMetrics, service: Settlements) -> Probe:
                 "settlement_relays", "Relayed payments by settlement status.", "status", outcomes
             )
         ]
+        lag = await watcher_lag(service)
+        if lag is not None:
+            found.append(
+                metrics.gauge(
+                    "settlement_watcher_lag_blocks", "Blocks the chain watcher is behind.", lag
+                )
+            )
         gas = await relayer_gas(service)
         if gas is not None:
             found.append(
@@ -115,8 +123,9 @@ async def _report_readiness(service: Settlements, running: RunningServer) -> boo
 
 
 def start_background_work(service: Settlements, running: RunningServer) -> list[asyncio.Task[None]]:
-    """The verifier re-checking pending settlements, the outbox relays, and the chain check of
-    a node that could not be reached at the start."""
+    """The verifier re-checking pending settlements, the resend pass of the relayer's
+    transactions, the chain watcher, the outbox relays, and the chain check of a node that could
+    not be reached at the start."""
     interval = service.settings.poll_interval_seconds
     relay = outbox_relay(service)
 
@@ -129,6 +138,11 @@ def start_background_work(service: Settlements, running: RunningServer) -> list[
         asyncio.create_task(every(interval, "verify_settlements", lambda: verify_pending(service))),
         asyncio.create_task(
             every(interval, "resend_transactions", lambda: resend_unmined(service))
+        ),
+        *(
+            [asyncio.create_task(every(interval, "watch_chain", lambda: watch_once(service)))]
+            if service.settings.watcher_enabled
+            else []
         ),
         *start_relays(relay, interval, service.settings.outbox_relay_workers),
     ]

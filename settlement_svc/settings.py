@@ -45,3 +45,8 @@ class SettlementSettings(ServiceSettings):
     relayer_low_gas_wei: int = Field(default=10**16, ge=0)
     # A signed transaction not mined this long after its last send is sent again.
     relayer_resend_seconds: float = Field(default=15.0, gt=0)
+    # The chain watcher: whether it runs, the first block it reads (unset: the head when it first
+    # runs), and blocks per eth_getLogs.
+    watcher_enabled: bool = True
+    watcher_start_block: int | None = Field(default=None, ge=0)
+    watcher_max_blocks: int = Field(default=2000, ge=1, le=100_000)

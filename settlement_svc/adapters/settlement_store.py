@@ -79,6 +79,7 @@ class SettlementStore:
                 amount_due=settlement.amount_due,
                 status=settlement.status.value,
                 create_time=settlement.create_time,
+                block_number=settlement.block_number,
                 origin=settlement.origin.value,
             )
             .on_conflict_do_nothing()

@@ -31,6 +31,8 @@ class PostingKind(StrEnum):
     INVOICE_VOID = "invoice_void"
     PAYMENT = "payment"
     CHECKOUT_PAYMENT = "checkout_payment"
+    # A payment bound to a request it could not settle: the subscriber's credit.
+    CREDIT = "credit"
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,9 @@ def checkout_payment_posting(user_id: str, due: Decimal, paid: Decimal) -> list[
     if paid > due:
         entries.append(Entry(credit(user_id), credit=paid - due))
     return entries
+
+
+def credit_posting(user_id: str, amount: Decimal) -> list[Entry]:
+    """USDC arrived that pays nothing owed (an expired or paid request, a short payment): the
+    subscriber's credit."""
+    return [Entry(USDC_RECEIVED, debit=amount), Entry(credit(user_id), credit=amount)]

@@ -19,6 +19,7 @@ from settlement_svc.adapters.relayer_key import RelayerKey
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
 from settlement_svc.adapters.usdc import Usdc
+from settlement_svc.adapters.watcher_store import WatcherStore
 from settlement_svc.service_layer.chain_check import ChainCheck
 from settlement_svc.settings import SettlementSettings
 
@@ -36,6 +37,7 @@ class SettlementUnitOfWork(UnitOfWork):
         self.payment_requests = PaymentRequestStore(self.session)
         self.outgoing = OutgoingTransactionStore(self.session)
         self.relays = RelayStore(self.session)
+        self.watcher = WatcherStore(self.session)
         self.outbox = Outbox(outbox)
         return self
 
