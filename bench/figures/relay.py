@@ -31,6 +31,7 @@ from bench.figures import Figure
 from bench.figures.rest import client, post, subscribe
 from bench.figures.settlement import _rpc
 from bench.stack import MERCHANT, Stack
+from devstack import eip3009
 from devstack.chain import MockUsdc
 
 PAYMENTS = 30
@@ -41,14 +42,6 @@ PAYER = 3
 POLL_SECONDS = 0.02
 TIMEOUT_SECONDS = 60.0
 PAID = "SELECT status FROM invoicing.invoices WHERE merchant_id = $1 AND id = $2"
-TYPES = [
-    {"name": "from", "type": "address"},
-    {"name": "to", "type": "address"},
-    {"name": "value", "type": "uint256"},
-    {"name": "validAfter", "type": "uint256"},
-    {"name": "validBefore", "type": "uint256"},
-    {"name": "nonce", "type": "bytes32"},
-]
 
 
 def _signed(key: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -61,21 +54,15 @@ def _signed(key: str, request: dict[str, Any]) -> dict[str, Any]:
         "validBefore": int(expiry.timestamp()),
         "nonce": request["referenceHash"],
     }
-    signed = Account.sign_typed_data(
+    signature = eip3009.sign(
         key,
-        domain_data={
-            "name": request["tokenName"],
-            "version": request["tokenVersion"],
-            "chainId": int(request["chainId"]),
-            "verifyingContract": request["tokenAddress"],
-        },
-        message_types={"TransferWithAuthorization": TYPES},
-        message_data=message,
+        request["tokenName"],
+        request["tokenVersion"],
+        int(request["chainId"]),
+        request["tokenAddress"],
+        message,
     )
-    return {
-        "authorization": {k: str(v) for k, v in message.items()},
-        "signature": "0x" + bytes(signed.signature).hex(),
-    }
+    return {"authorization": {k: str(v) for k, v in message.items()}, "signature": signature}
 
 
 async def _prepared(stack: Stack, api: httpx.AsyncClient) -> list[tuple[str, dict[str, Any]]]:

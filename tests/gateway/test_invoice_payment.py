@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page
 
+from devstack import eip3009
 from devstack.chain import Anvil, MockUsdc
 from tests.conftest import RELAYER_ACCOUNT
 from tests.gateway.conftest import Api
@@ -73,27 +74,13 @@ async def sign(anvil: Anvil, request: dict[str, Any], **overrides: str) -> dict[
         "nonce": request["referenceHash"],
     }
     authorization.update(overrides)
-    fields = [("from", "address"), ("to", "address"), ("value", "uint256")]
-    fields += [("validAfter", "uint256"), ("validBefore", "uint256"), ("nonce", "bytes32")]
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [{"name": n, "type": t} for n, t in fields],
-        },
-        "primaryType": "TransferWithAuthorization",
-        "domain": {
-            "name": request["tokenName"],
-            "version": request["tokenVersion"],
-            "chainId": int(request["chainId"]),
-            "verifyingContract": request["tokenAddress"],
-        },
-        "message": authorization,
-    }
+    typed = eip3009.typed_data(
+        request["tokenName"],
+        request["tokenVersion"],
+        int(request["chainId"]),
+        request["tokenAddress"],
+        authorization,
+    )
     async with httpx.AsyncClient(trust_env=False) as client:
         answer = await client.post(
             anvil.url,

@@ -1,21 +1,13 @@
 """Signing EIP-3009 authorizations in tests as a wallet does: eth-account's typed-data signer
-over real USDC's TransferWithAuthorization type, written out here rather than taken from
-settlement_svc, so a mistake there cannot hide in both."""
+over real USDC's TransferWithAuthorization type (devstack/eip3009.py, not settlement_svc's copy,
+so a mistake there cannot hide in both)."""
 
 from typing import Any
 
 from eth_account import Account
 
 from billing.settlement.v1 import settlement_pb2 as pb
-
-TRANSFER_WITH_AUTHORIZATION = [
-    {"name": "from", "type": "address"},
-    {"name": "to", "type": "address"},
-    {"name": "value", "type": "uint256"},
-    {"name": "validAfter", "type": "uint256"},
-    {"name": "validBefore", "type": "uint256"},
-    {"name": "nonce", "type": "bytes32"},
-]
+from devstack import eip3009
 
 
 def sign(key: str, request: pb.PaymentRequest, **overrides: Any) -> pb.Authorization:
@@ -30,16 +22,13 @@ def sign(key: str, request: pb.PaymentRequest, **overrides: Any) -> pb.Authoriza
         "nonce": request.reference_hash,
     }
     message.update(overrides)
-    signed = Account.sign_typed_data(
+    signature = eip3009.sign(
         key,
-        domain_data={
-            "name": request.token_name,
-            "version": request.token_version,
-            "chainId": request.chain_id,
-            "verifyingContract": request.token_address,
-        },
-        message_types={"TransferWithAuthorization": TRANSFER_WITH_AUTHORIZATION},
-        message_data=message,
+        request.token_name,
+        request.token_version,
+        request.chain_id,
+        request.token_address,
+        message,
     )
     return pb.Authorization(
         from_address=message["from"],
@@ -48,5 +37,5 @@ def sign(key: str, request: pb.PaymentRequest, **overrides: Any) -> pb.Authoriza
         valid_after=str(message["validAfter"]),
         valid_before=str(message["validBefore"]),
         nonce=message["nonce"],
-        signature="0x" + bytes(signed.signature).hex(),
+        signature=signature,
     )
