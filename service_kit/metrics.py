@@ -12,7 +12,7 @@ from wsgiref.simple_server import WSGIServer
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -99,6 +99,13 @@ class ServiceMetrics:
         """One value of this service, for a probe to return."""
         family = GaugeMetricFamily(name, documentation, labels=["service"])
         family.add_metric([self.service], value)
+        return family
+
+    def counter_value(self, name: str, documentation: str, total: float) -> Metric:
+        """A counter whose total is kept elsewhere (in the database, exact across restarts and
+        replicas), for a probe to return; exposed as `<name>_total`."""
+        family = CounterMetricFamily(name, documentation, labels=["service"])
+        family.add_metric([self.service], total)
         return family
 
     def gauge_by(

@@ -68,6 +68,7 @@ async def start(service: Settlements) -> RunningServer:
     )
     metrics.add_probe(outbox_probe(metrics, sessions, outbox, service.clock))
     metrics.add_probe(_relayer_probe(metrics, service))
+    metrics.add_probe(_watcher_probe(metrics, service))
     running = await start_server([binding], service.settings, metrics)
     if not await _report_readiness(service, running) and service.chain_check.mismatch:
         await running.stop(0)
@@ -83,13 +84,6 @@ def _relayer_probe(metrics: ServiceMetrics, service: Settlements) -> Probe:
                 "settlement_relays", "Relayed payments by settlement status.", "status", outcomes
             )
         ]
-        lag = await watcher_lag(service)
-        if lag is not None:
-            found.append(
-                metrics.gauge(
-                    "settlement_watcher_lag_blocks", "Blocks the chain watcher is behind.", lag
-                )
-            )
         gas = await relayer_gas(service)
         if gas is not None:
             found.append(
@@ -102,6 +96,36 @@ def _relayer_probe(metrics: ServiceMetrics, service: Settlements) -> Probe:
                     "settlement_relayer_low_gas",
                     "1 when the relayer holds less than SETTLEMENT_RELAYER_LOW_GAS_WEI.",
                     int(gas.low),
+                )
+            )
+        return found
+
+    return probe
+
+
+def _watcher_probe(metrics: ServiceMetrics, service: Settlements) -> Probe:
+    async def probe() -> list[Metric]:
+        async with service.unit_of_work() as uow:
+            recognised, credits = await uow.watcher.totals()
+        found: list[Metric] = [
+            metrics.counter_value(
+                "settlement_watcher_payments_recognised",
+                "Payments bound to a request the chain watcher made a settlement of.",
+                recognised,
+            ),
+            metrics.counter_value(
+                "settlement_watcher_credits",
+                "Payments the chain watcher recorded as the subscriber's credit.",
+                credits,
+            ),
+        ]
+        lag = await watcher_lag(service)
+        if lag is not None:
+            found.append(
+                metrics.gauge(
+                    "settlement_watcher_lag_blocks",
+                    "Blocks mined that the chain watcher has not read yet.",
+                    lag,
                 )
             )
         return found
@@ -129,9 +153,14 @@ def start_background_work(service: Settlements, running: RunningServer) -> list[
     interval = service.settings.poll_interval_seconds
     relay = outbox_relay(service)
 
+    # Whether SERVING was reported: the verifier's or the watcher's check may be the one that
+    # finds the node matching, and readiness must follow it all the same.
+    served = service.chain_check.matched
+
     async def check_chain() -> None:
-        if not service.chain_check.matched:
-            await _report_readiness(service, running)
+        nonlocal served
+        if not served:
+            served = await _report_readiness(service, running)
 
     return [
         asyncio.create_task(every(interval, "chain_check", check_chain)),

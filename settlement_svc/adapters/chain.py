@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
-from settlement_svc.domain.model import TokenTransfer, TransactionFacts
-
-TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
+from settlement_svc.domain.chain_logs import transfer
+from settlement_svc.domain.model import TransactionFacts
 
 
 class ChainError(Exception):
@@ -32,26 +29,13 @@ class Block:
     timestamp: int
 
 
-def _transfer(log: dict[str, Any]) -> TokenTransfer | None:
-    """Decodes a standard Transfer(address indexed, address indexed, uint256) log."""
-    topics, data = log["topics"], log["data"]
-    if len(topics) != 3 or topics[0].lower() != TRANSFER_TOPIC or len(data) != 2 + 64:
-        return None
-    return TokenTransfer(
-        token=str(to_checksum_address(log["address"])),
-        sender=str(to_checksum_address("0x" + topics[1][-40:])),
-        receiver=str(to_checksum_address("0x" + topics[2][-40:])),
-        value=int(data, 16),
-    )
-
-
 def _facts(receipt: dict[str, Any], head: int) -> TransactionFacts:
     block = int(receipt["blockNumber"], 16)
     return TransactionFacts(
         succeeded=int(receipt["status"], 16) == 1,
         block_number=block,
         confirmations=head - block,
-        transfers=tuple(t for t in map(_transfer, receipt["logs"]) if t is not None),
+        transfers=tuple(t for t in map(transfer, receipt["logs"]) if t is not None),
     )
 
 

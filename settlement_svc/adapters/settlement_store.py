@@ -58,6 +58,29 @@ def _settlement(row: SettlementRow) -> Settlement:
     )
 
 
+# Rows per multi-row INSERT: 14 parameters each, well inside PostgreSQL's 32,767 per statement.
+ROWS_PER_INSERT = 1000
+
+
+def _new_row(settlement: Settlement) -> dict[str, object]:
+    return {
+        "id": settlement.id,
+        "merchant_id": settlement.merchant_id,
+        "invoice_id": settlement.invoice_id or None,
+        "checkout_session_id": settlement.checkout_session_id or None,
+        "user_id": settlement.user_id,
+        "reference_hash": settlement.reference_hash,
+        "transaction_hash": settlement.transaction_hash,
+        "payer_wallet_address": settlement.payer_wallet_address,
+        "merchant_wallet_address": settlement.merchant_wallet_address,
+        "amount_due": settlement.amount_due,
+        "status": settlement.status.value,
+        "create_time": settlement.create_time,
+        "block_number": settlement.block_number,
+        "origin": settlement.origin.value,
+    }
+
+
 class SettlementStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -66,22 +89,7 @@ class SettlementStore:
         """Stores a new settlement; returns the unique constraint it broke, if any."""
         statement = (
             insert(SettlementRow)
-            .values(
-                id=settlement.id,
-                merchant_id=settlement.merchant_id,
-                invoice_id=settlement.invoice_id or None,
-                checkout_session_id=settlement.checkout_session_id or None,
-                user_id=settlement.user_id,
-                reference_hash=settlement.reference_hash,
-                transaction_hash=settlement.transaction_hash,
-                payer_wallet_address=settlement.payer_wallet_address,
-                merchant_wallet_address=settlement.merchant_wallet_address,
-                amount_due=settlement.amount_due,
-                status=settlement.status.value,
-                create_time=settlement.create_time,
-                block_number=settlement.block_number,
-                origin=settlement.origin.value,
-            )
+            .values(_new_row(settlement))
             .on_conflict_do_nothing()
             .returning(SettlementRow.id)
         )
@@ -95,6 +103,20 @@ class SettlementStore:
             )
         )
         return "transaction_hash" if taken else "live_settlement"
+
+    async def add_many(self, settlements: Sequence[Settlement]) -> set[str]:
+        """Stores new settlements in one statement, in their order; returns the ids stored. One
+        that breaks a unique index (also against an earlier one of the same call) is left out."""
+        stored: set[str] = set()
+        for start in range(0, len(settlements), ROWS_PER_INSERT):
+            inserted = await self._session.scalars(
+                insert(SettlementRow)
+                .values([_new_row(s) for s in settlements[start : start + ROWS_PER_INSERT]])
+                .on_conflict_do_nothing()
+                .returning(SettlementRow.id)
+            )
+            stored.update(inserted)
+        return stored
 
     async def lock_for_verdicts(self, settlements: Sequence[Settlement]) -> LockedForVerdicts:
         """Takes the turn of these settlements' transactions and locks the settlements; answers

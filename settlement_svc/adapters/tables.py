@@ -91,6 +91,43 @@ class RelayRow(Base):
     create_time: Mapped[datetime] = mapped_column(Timestamp)
 
 
+class WatcherCursorRow(Base):
+    __tablename__ = "watcher_cursors"
+
+    token_address: Mapped[str] = mapped_column(Text, primary_key=True)
+    next_block: Mapped[int] = mapped_column(BigInteger)
+    payments_recognised: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_recorded: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WatchedBlockRow(Base):
+    __tablename__ = "watched_blocks"
+
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(Text)
+
+
+class CreditRow(Base):
+    __tablename__ = "credits"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    reference_hash: Mapped[str] = mapped_column(Text)
+    invoice_id: Mapped[str | None] = mapped_column(Text)
+    checkout_session_id: Mapped[str | None] = mapped_column(Text)
+    transaction_hash: Mapped[str] = mapped_column(Text)
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    payer_wallet_address: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    reason: Mapped[str] = mapped_column(Text)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    post_time: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
 class JournalTransactionRow(Base):
     __tablename__ = "journal_transactions"
 

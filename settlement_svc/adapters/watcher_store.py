@@ -1,135 +1,164 @@
-"""The chain watcher's state: cursor, recent block hashes, credits, and what a reorg forgets."""
+"""The chain watcher's state: its cursor, recent block hashes, what it must know of settlements,
+and what a reorg makes it forget."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 
-from sqlalchemy import text
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# Block hashes kept: a reorg deeper than this is beyond what the watcher can walk back.
+from settlement_svc.adapters.tables import (
+    CreditRow,
+    SettlementRow,
+    WatchedBlockRow,
+    WatcherCursorRow,
+)
+from settlement_svc.domain.credits import CreditStatus
+from settlement_svc.domain.model import SettlementOrigin, SettlementStatus
+
+# Block hashes kept, counted back from the newest: a reorg deeper than this rolls the cursor back
+# to the oldest one kept, not to the fork itself.
 KEPT_BLOCKS = 256
 
 
 @dataclass(frozen=True)
-class Credit:
-    transaction_hash: str
-    log_index: int
-    merchant_id: str
-    user_id: str
-    reference_hash: str
-    amount: Decimal
-    reason: str
-    block_number: int
-    block_hash: str
+class Forgotten:
+    settlements: int
+    credits: int
 
 
 class WatcherStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def cursor(self) -> int | None:
-        """The next block to read, locked to the end of the transaction (one watcher at a time);
-        None before the first pass."""
-        found = await self._session.scalar(
-            text("SELECT next_block FROM settlement.watcher_cursor WHERE id = 1 FOR UPDATE")
+    async def cursor(self, token: str) -> int | None:
+        """The next block to read for `token`; None before the first pass."""
+        found: int | None = await self._session.scalar(
+            select(WatcherCursorRow.next_block).where(WatcherCursorRow.token_address == token)
         )
-        return None if found is None else int(found)
+        return found
 
-    async def peek_cursor(self) -> int | None:
-        """The cursor, without waiting for a pass that holds it."""
-        found = await self._session.scalar(
-            text("SELECT next_block FROM settlement.watcher_cursor WHERE id = 1")
+    async def lock_cursor(self, token: str) -> int | None:
+        """The cursor, locked to the end of the transaction: passes of several replicas write
+        one after the other, and each sees whether another moved it meanwhile."""
+        found: int | None = await self._session.scalar(
+            select(WatcherCursorRow.next_block)
+            .where(WatcherCursorRow.token_address == token)
+            .with_for_update()
         )
-        return None if found is None else int(found)
+        return found
 
-    async def move_cursor(self, next_block: int) -> None:
+    async def start_cursor(self, token: str, next_block: int) -> None:
+        """The first cursor of `token`, unless another pass made it first."""
         await self._session.execute(
-            text(
-                "INSERT INTO settlement.watcher_cursor (id, next_block) VALUES (1, :n)"
-                " ON CONFLICT (id) DO UPDATE SET next_block = excluded.next_block"
-            ),
-            {"n": next_block},
+            insert(WatcherCursorRow)
+            .values(token_address=token, next_block=next_block)
+            .on_conflict_do_nothing()
         )
+
+    async def move_cursor(self, token: str, next_block: int, recognised: int, credits: int) -> None:
+        """Past a range, counting what it held (the counters move with the cursor, once)."""
+        await self._session.execute(
+            update(WatcherCursorRow)
+            .where(WatcherCursorRow.token_address == token)
+            .values(
+                next_block=next_block,
+                payments_recognised=WatcherCursorRow.payments_recognised + recognised,
+                credits_recorded=WatcherCursorRow.credits_recorded + credits,
+            )
+        )
+
+    async def totals(self) -> tuple[int, int]:
+        """Payments recognised and credits recorded, over every cursor's life."""
+        row = (
+            await self._session.execute(
+                select(
+                    func.coalesce(func.sum(WatcherCursorRow.payments_recognised), 0),
+                    func.coalesce(func.sum(WatcherCursorRow.credits_recorded), 0),
+                )
+            )
+        ).one()
+        return int(row[0]), int(row[1])
 
     async def recent_blocks(self) -> list[tuple[int, str]]:
         """Stored (number, hash), highest first."""
         rows = await self._session.execute(
-            text("SELECT number, hash FROM settlement.watched_blocks ORDER BY number DESC")
+            select(WatchedBlockRow.number, WatchedBlockRow.hash).order_by(
+                WatchedBlockRow.number.desc()
+            )
         )
-        return [(int(n), str(h)) for n, h in rows]
+        return [(number, hash_) for number, hash_ in rows]
 
-    async def remember_blocks(self, blocks: dict[int, str]) -> None:
+    async def remember_blocks(self, blocks: Mapping[int, str]) -> None:
+        """Stores these blocks' hashes and drops those more than KEPT_BLOCKS below the newest."""
         if not blocks:
             return
-        await self._session.execute(
-            text(
-                "INSERT INTO settlement.watched_blocks (number, hash) VALUES (:number, :hash)"
-                " ON CONFLICT (number) DO UPDATE SET hash = excluded.hash"
-            ),
-            [{"number": n, "hash": h} for n, h in blocks.items()],
+        statement = insert(WatchedBlockRow).values(
+            [{"number": number, "hash": hash_} for number, hash_ in sorted(blocks.items())]
         )
         await self._session.execute(
-            text(
-                "DELETE FROM settlement.watched_blocks WHERE number <"
-                " (SELECT max(number) FROM settlement.watched_blocks) - :kept"
-            ),
-            {"kept": KEPT_BLOCKS},
-        )
-
-    async def forget_above(self, fork: int) -> int:
-        """What vanished in a reorg above block `fork`, never final: stored hashes, pending
-        credits, and the watcher's pending settlements (locked first, as the verifier locks
-        what it judges). Returns the settlements forgotten."""
-        params = {"fork": fork}
-        await self._session.execute(
-            text("DELETE FROM settlement.watched_blocks WHERE number > :fork"), params
-        )
-        await self._session.execute(
-            text(
-                "DELETE FROM settlement.credits WHERE block_number > :fork AND status = 'PENDING'"
-            ),
-            params,
-        )
-        forgotten = await self._session.execute(
-            text(
-                "DELETE FROM settlement.settlements WHERE id IN (SELECT id FROM"
-                " settlement.settlements WHERE origin = 'WATCHER' AND status = 'PENDING'"
-                " AND block_number > :fork FOR UPDATE) RETURNING id"
-            ),
-            params,
-        )
-        return len(forgotten.all())
-
-    async def add_credit(self, credit: Credit, now: datetime) -> None:
-        await self._session.execute(
-            text(
-                "INSERT INTO settlement.credits (transaction_hash, log_index, merchant_id,"
-                " user_id, reference_hash, amount, reason, block_number, block_hash, status,"
-                " create_time) VALUES (:transaction_hash, :log_index, :merchant_id, :user_id,"
-                " :reference_hash, :amount, :reason, :block_number, :block_hash, 'PENDING', :now)"
-                " ON CONFLICT DO NOTHING"
-            ),
-            {**credit.__dict__, "now": now},
-        )
-
-    async def final_credits(self, last_final_block: int) -> list[Credit]:
-        rows = await self._session.execute(
-            text(
-                "SELECT transaction_hash, log_index, merchant_id, user_id, reference_hash,"
-                " amount, reason, block_number, block_hash FROM settlement.credits"
-                " WHERE status = 'PENDING' AND block_number <= :last FOR UPDATE"
-            ),
-            {"last": last_final_block},
-        )
-        return [Credit(*row) for row in rows]
-
-    async def mark_posted(self, credits: list[Credit]) -> None:
-        if credits:
-            await self._session.execute(
-                text(
-                    "UPDATE settlement.credits SET status = 'POSTED'"
-                    " WHERE transaction_hash = :t AND log_index = :i"
-                ),
-                [{"t": c.transaction_hash, "i": c.log_index} for c in credits],
+            statement.on_conflict_do_update(
+                index_elements=[WatchedBlockRow.number], set_={"hash": statement.excluded.hash}
             )
+        )
+        newest = select(func.max(WatchedBlockRow.number)).scalar_subquery()
+        await self._session.execute(
+            delete(WatchedBlockRow).where(WatchedBlockRow.number <= newest - KEPT_BLOCKS)
+        )
+
+    async def forget_above(self, fork: int) -> Forgotten:
+        """What the watcher saw above block `fork`, none of it final: the stored hashes, its
+        pending credits and its pending settlements. The settlements are locked first, as the
+        verifier locks those it judges, so it never judges one forgotten meanwhile."""
+        await self._session.execute(delete(WatchedBlockRow).where(WatchedBlockRow.number > fork))
+        credits = await self._session.scalars(
+            delete(CreditRow)
+            .where(CreditRow.block_number > fork, CreditRow.status == CreditStatus.PENDING.value)
+            .returning(CreditRow.id)
+        )
+        forgotten_credits = len(credits.all())
+        watched = (
+            select(SettlementRow.id)
+            .where(
+                SettlementRow.origin == SettlementOrigin.WATCHER.value,
+                SettlementRow.status == SettlementStatus.PENDING.value,
+                SettlementRow.block_number > fork,
+            )
+            .with_for_update()
+        )
+        ids = list(await self._session.scalars(watched))
+        if ids:
+            await self._session.execute(delete(SettlementRow).where(SettlementRow.id.in_(ids)))
+        return Forgotten(settlements=len(ids), credits=forgotten_credits)
+
+    async def live_transactions(self, hashes: Sequence[str]) -> dict[tuple[str, str], str]:
+        """(merchant, transaction) -> payer of each live settlement of these transactions."""
+        if not hashes:
+            return {}
+        rows = await self._session.execute(
+            select(
+                SettlementRow.merchant_id,
+                SettlementRow.transaction_hash,
+                SettlementRow.payer_wallet_address,
+            ).where(
+                SettlementRow.transaction_hash.in_(hashes),
+                SettlementRow.status != SettlementStatus.FAILED.value,
+            )
+        )
+        return {(merchant, transaction): payer for merchant, transaction, payer in rows}
+
+    async def settled_payables(self, payable_ids: Sequence[str]) -> set[str]:
+        """Those of these invoices and checkout sessions that have a live settlement."""
+        if not payable_ids:
+            return set()
+        rows = await self._session.execute(
+            select(SettlementRow.invoice_id, SettlementRow.checkout_session_id).where(
+                or_(
+                    SettlementRow.invoice_id.in_(payable_ids),
+                    SettlementRow.checkout_session_id.in_(payable_ids),
+                ),
+                SettlementRow.status != SettlementStatus.FAILED.value,
+            )
+        )
+        return {str(invoice_id or checkout_session_id) for invoice_id, checkout_session_id in rows}

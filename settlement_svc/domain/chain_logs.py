@@ -2,9 +2,10 @@
 the transfer it made, judged against the request whose reference hash is its nonce. Pure.
 
 USDC's transferWithAuthorization (and receiveWithAuthorization) emits AuthorizationUsed(authorizer,
-nonce) and then Transfer(authorizer, to, value), in one transaction.
+nonce) and then Transfer(authorizer, to, value), in one call of one transaction.
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -13,15 +14,44 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from settlement_svc.domain.model import TokenTransfer
 from settlement_svc.domain.payment_requests import PaymentRequest
 
 AUTHORIZATION_USED_TOPIC = "0x" + keccak(text="AuthorizationUsed(address,bytes32)").hex()
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 
+Log = Mapping[str, Any]
+
+
+def _address(topic: str) -> str:
+    return str(to_checksum_address("0x" + topic[-40:]))
+
+
+def transfer(log: Log) -> TokenTransfer | None:
+    """Decodes a standard Transfer(address indexed, address indexed, uint256) log."""
+    topics, data = log["topics"], log["data"]
+    if len(topics) != 3 or topics[0].lower() != TRANSFER_TOPIC or len(data) != 2 + 64:
+        return None
+    return TokenTransfer(
+        token=str(to_checksum_address(log["address"])),
+        sender=_address(topics[1]),
+        receiver=_address(topics[2]),
+        value=int(data, 16),
+    )
+
+
+def _authorization(log: Log) -> tuple[str, str] | None:
+    """(authorizer, nonce) of an AuthorizationUsed(address indexed, bytes32 indexed) log."""
+    topics = log["topics"]
+    if len(topics) != 3 or topics[0].lower() != AUTHORIZATION_USED_TOPIC:
+        return None
+    return _address(topics[1]), topics[2].lower()
+
 
 @dataclass(frozen=True)
 class UsedAuthorization:
-    """An authorization the token executed, with the transfer it made."""
+    """An authorization the token executed, with the transfer it made. `log_index` is the
+    Transfer's: with the transaction it names the payment once."""
 
     transaction_hash: str
     log_index: int
@@ -29,16 +59,48 @@ class UsedAuthorization:
     block_hash: str
     authorizer: str
     nonce: str
-    receiver: str
-    value: int
+    transfer: TokenTransfer
+
+
+def used_authorizations(logs: Sequence[Log]) -> list[UsedAuthorization]:
+    """Each AuthorizationUsed paired with the next Transfer from its authorizer in the same
+    transaction, in chain order. Logs a reorg removed (`removed`) are left out."""
+    live = [log for log in logs if not log.get("removed")]
+    ordered = sorted(live, key=lambda log: (int(log["blockNumber"], 16), int(log["logIndex"], 16)))
+    found = []
+    # (transaction, authorizer) -> nonces waiting for their transfer, oldest first.
+    waiting: dict[tuple[str, str], list[str]] = {}
+    for log in ordered:
+        transaction = log["transactionHash"].lower()
+        if (used := _authorization(log)) is not None:
+            authorizer, nonce = used
+            waiting.setdefault((transaction, authorizer), []).append(nonce)
+            continue
+        moved = transfer(log)
+        if moved is None or not (nonces := waiting.get((transaction, moved.sender))):
+            continue
+        found.append(
+            UsedAuthorization(
+                transaction_hash=transaction,
+                log_index=int(log["logIndex"], 16),
+                block_number=int(log["blockNumber"], 16),
+                block_hash=log["blockHash"].lower(),
+                authorizer=moved.sender,
+                nonce=nonces.pop(0),
+                transfer=moved,
+            )
+        )
+    return found
 
 
 class Outcome(StrEnum):
-    # Pays its request: a settlement is made, confirmed by the verifier.
+    # Pays its request: a PENDING settlement is made, which the verifier confirms.
     SETTLE = "SETTLE"
-    # Reached the merchant's wallet but cannot settle the request: the subscriber's credit.
+    # Reached the request's payee but cannot settle it: the subscriber's credit.
     CREDIT = "CREDIT"
-    # Not a payment to any merchant of ours.
+    # Counted already by a settlement of this transaction (our relay's, or a submitted proof).
+    RECORDED = "RECORDED"
+    # No request of ours carries this nonce, or the money went elsewhere: not our merchant's.
     IGNORE = "IGNORE"
 
 
@@ -46,58 +108,43 @@ class CreditReason(StrEnum):
     EXPIRED = "EXPIRED"
     ALREADY_PAID = "ALREADY_PAID"
     SHORT_AMOUNT = "SHORT_AMOUNT"
+    # The transaction settles another payment already (one transaction settles one payment).
+    TRANSACTION_USED = "TRANSACTION_USED"
 
 
-def _address(topic: str) -> str:
-    return str(to_checksum_address("0x" + topic[-40:]))
+@dataclass(frozen=True)
+class Known:
+    """What settlement already holds that bears on one payment."""
 
-
-def used_authorizations(logs: list[dict[str, Any]]) -> list[UsedAuthorization]:
-    """Each AuthorizationUsed log paired with the first Transfer after it, in its transaction,
-    from the same authorizer; logs in the node's order (block, then log index)."""
-    ordered = sorted(logs, key=lambda log: (int(log["blockNumber"], 16), int(log["logIndex"], 16)))
-    found = []
-    for i, log in enumerate(ordered):
-        topics = [t.lower() for t in log["topics"]]
-        if len(topics) != 3 or topics[0] != AUTHORIZATION_USED_TOPIC:
-            continue
-        authorizer = _address(topics[1])
-        for later in ordered[i + 1 :]:
-            if later["transactionHash"] != log["transactionHash"]:
-                break
-            moved = [t.lower() for t in later["topics"]]
-            if len(moved) == 3 and moved[0] == TRANSFER_TOPIC and _address(moved[1]) == authorizer:
-                found.append(
-                    UsedAuthorization(
-                        transaction_hash=log["transactionHash"].lower(),
-                        log_index=int(log["logIndex"], 16),
-                        block_number=int(log["blockNumber"], 16),
-                        block_hash=log["blockHash"].lower(),
-                        authorizer=authorizer,
-                        nonce=topics[2],
-                        receiver=_address(moved[2]),
-                        value=int(later["data"], 16),
-                    )
-                )
-                break
-    return found
+    # The payer of the merchant's live settlement of this transaction, if it has one.
+    transaction_payer: str | None = None
+    # Whether the request's invoice or checkout has a live settlement of another transaction.
+    payable_settled: bool = False
 
 
 def judge(
-    used: UsedAuthorization,
-    request: PaymentRequest | None,
-    block_time: datetime,
-    *,
-    already_paid: bool,
+    used: UsedAuthorization, request: PaymentRequest | None, block_time: datetime, known: Known
 ) -> tuple[Outcome, CreditReason | None]:
     """A payment settles only the request whose reference it carries, only when it reached that
-    request's payee; money that reached the payee but cannot settle is credited, never lost."""
-    if request is None or used.receiver != request.payee:
+    request's payee in its token; money that reached the payee but cannot settle is credited,
+    never lost, and never counted twice. Expiry is judged at the block's time."""
+    moved = used.transfer
+    if (
+        request is None
+        or moved.receiver.lower() != request.payee.lower()
+        or moved.token.lower() != request.token.lower()
+        or moved.value == 0
+    ):
         return Outcome.IGNORE, None
+    if known.transaction_payer is not None:
+        # The verifier counts every transfer of that payer to the wallet in the transaction.
+        if known.transaction_payer.lower() == used.authorizer.lower():
+            return Outcome.RECORDED, None
+        return Outcome.CREDIT, CreditReason.TRANSACTION_USED
+    if known.payable_settled:
+        return Outcome.CREDIT, CreditReason.ALREADY_PAID
     if request.expired(block_time):
         return Outcome.CREDIT, CreditReason.EXPIRED
-    if already_paid:
-        return Outcome.CREDIT, CreditReason.ALREADY_PAID
-    if used.value < request.amount_base_units:
+    if moved.value < request.amount_base_units:
         return Outcome.CREDIT, CreditReason.SHORT_AMOUNT
     return Outcome.SETTLE, None

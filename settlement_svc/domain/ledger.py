@@ -31,7 +31,8 @@ class PostingKind(StrEnum):
     INVOICE_VOID = "invoice_void"
     PAYMENT = "payment"
     CHECKOUT_PAYMENT = "checkout_payment"
-    # A payment bound to a request it could not settle: the subscriber's credit.
+    # A payment bound to a request it could not settle: the subscriber's credit (reference: the
+    # credit's id).
     CREDIT = "credit"
 
 
@@ -97,6 +98,6 @@ def checkout_payment_posting(user_id: str, due: Decimal, paid: Decimal) -> list[
 
 
 def credit_posting(user_id: str, amount: Decimal) -> list[Entry]:
-    """USDC arrived that pays nothing owed (an expired or paid request, a short payment): the
-    subscriber's credit."""
+    """USDC arrived that pays nothing owed (an expired or paid request, a short payment, a
+    transaction that settles another payment): the subscriber's credit."""
     return [Entry(USDC_RECEIVED, debit=amount), Entry(credit(user_id), credit=amount)]

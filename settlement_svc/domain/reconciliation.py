@@ -2,8 +2,9 @@
 
 Every finalized invoice is posted with its amount (and its void, once voided), every paid invoice
 is paid by a confirmed settlement of it, every confirmed settlement is posted and its invoice
-paid by it, each subscriber's receivable equals what is open, and every journal transaction is
-balanced. Each departure is a Difference.
+paid by it, every posted credit (a payment the chain watcher could not settle) is posted with its
+amount and every credit posting is of one, each subscriber's receivable equals what is open, and
+every journal transaction is balanced. Each departure is a Difference.
 """
 
 from collections.abc import Mapping, Sequence
@@ -144,14 +145,39 @@ def _receivable_differences(
     return differences
 
 
+def _credit_differences(
+    credits: Mapping[str, Decimal], posted: Mapping[tuple[PostingKind, str], Decimal]
+) -> list[Difference]:
+    """Every posted credit is in the journal with its amount, and every credit posting is of a
+    posted credit."""
+    differences: list[Difference] = []
+    for credit_id, amount in sorted(credits.items()):
+        recorded = posted.get((PostingKind.CREDIT, credit_id))
+        if recorded != amount:
+            differences.append(
+                Difference("credit_not_posted", credit_id, _text(amount), _text(recorded))
+            )
+    for (kind, reference), amount in sorted(posted.items()):
+        if kind is PostingKind.CREDIT and reference not in credits:
+            differences.append(
+                Difference("credit_posting_without_credit", reference, "none", _text(amount))
+            )
+    return differences
+
+
 def reconcile(
-    invoices: Sequence[ReportedInvoice], confirmed: Sequence[Settlement], books: LedgerTotals
+    invoices: Sequence[ReportedInvoice],
+    confirmed: Sequence[Settlement],
+    books: LedgerTotals,
+    credits: Mapping[str, Decimal] | None = None,
 ) -> Reconciliation:
-    """The differences between the ledger and the invoices and confirmed settlements: the
-    invoices' first, then the settlements', the receivables' and the unbalanced transactions'."""
+    """The differences between the ledger and the invoices, confirmed settlements and posted
+    credits (id -> amount): the invoices' first, then the settlements', the credits', the
+    receivables' and the unbalanced transactions'."""
     by_id = {settlement.id: settlement for settlement in confirmed}
     differences, open_by_user, paid_by = _invoice_differences(invoices, by_id, books.posted)
     differences += _settlement_differences(by_id, books.posted, paid_by)
+    differences += _credit_differences(credits or {}, books.posted)
     differences += _receivable_differences(books.receivables, open_by_user)
     differences += [
         Difference("unbalanced", transaction_id, "0.000000", _text(difference))

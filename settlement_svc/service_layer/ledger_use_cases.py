@@ -123,7 +123,7 @@ async def list_entries(
 
 
 async def reconcile(settlements: Settlements, merchant_id: str) -> Reconciliation:
-    """The ledger against invoicing's invoices and the confirmed settlements
+    """The ledger against invoicing's invoices, the confirmed settlements and the posted credits
     (`domain.reconciliation`)."""
     invoices = await settlements.invoicing.invoices(merchant_id)
     async with settlements.unit_of_work() as uow:
@@ -131,5 +131,6 @@ async def reconcile(settlements: Settlements, merchant_id: str) -> Reconciliatio
         receivables = await uow.journal.balances(merchant_id, "receivable:")
         confirmed = await uow.settlements.confirmed(merchant_id)
         unbalanced = await uow.journal.unbalanced(merchant_id)
+        credits = await uow.credits.posted_amounts(merchant_id)
     books = LedgerTotals(posted, receivables, unbalanced)
-    return reconciliation.reconcile(invoices, confirmed, books)
+    return reconciliation.reconcile(invoices, confirmed, books, credits)

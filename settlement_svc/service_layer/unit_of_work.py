@@ -9,6 +9,7 @@ from service_kit.clock import Clock
 from service_kit.database import UnitOfWork
 from service_kit.outbox import Outbox
 from settlement_svc.adapters.chain import Chain
+from settlement_svc.adapters.credit_store import CreditStore
 from settlement_svc.adapters.invoicing_client import InvoicingClient
 from settlement_svc.adapters.journal_store import JournalStore
 from settlement_svc.adapters.outgoing_transaction_store import OutgoingTransactionStore
@@ -38,6 +39,7 @@ class SettlementUnitOfWork(UnitOfWork):
         self.outgoing = OutgoingTransactionStore(self.session)
         self.relays = RelayStore(self.session)
         self.watcher = WatcherStore(self.session)
+        self.credits = CreditStore(self.session)
         self.outbox = Outbox(outbox)
         return self
 

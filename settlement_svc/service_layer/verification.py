@@ -124,7 +124,9 @@ def _judge_all(
                 amount_paid=None
                 if verdict.amount_paid is None
                 else from_base_units(verdict.amount_paid),
-                block_number=verdict.block_number,
+                # Kept while the receipt is missing: the block it was last seen in is what the
+                # chain watcher's reorg check forgets its pending settlements by.
+                block_number=settlement.block_number if facts is None else verdict.block_number,
                 confirmations=verdict.confirmations,
                 confirm_time=now if verdict.status is SettlementStatus.CONFIRMED else None,
             )

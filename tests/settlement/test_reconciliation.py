@@ -73,3 +73,22 @@ def test_every_difference_is_reported_invoices_first() -> None:
         Difference("unbalanced", "jtx_1", "0.000000", "0.500000"),
     ]
     assert (result.invoices_checked, result.settlements_checked) == (4, 2)
+
+
+def test_posted_credits_reconcile_with_their_postings() -> None:
+    """A credit (a payment the chain watcher could not settle) debits usdc_received and credits
+    credit:<user>: no receivable and no invoice moves, so it matches with no difference."""
+    invoices = [ReportedInvoice("in_1", InvoiceStatus.OPEN, D(5), "u_1", "", True)]
+    books = LedgerTotals(
+        posted={(INVOICE, "in_1"): D(5), (PostingKind.CREDIT, "cre_1"): D("0.75")},
+        receivables={"receivable:u_1": D(5)},
+        unbalanced=[],
+    )
+    assert reconcile(invoices, [], books, {"cre_1": D("0.75")}).differences == []
+    assert reconcile(invoices, [], books, {"cre_1": D("0.5"), "cre_2": D(1)}).differences == [
+        Difference("credit_not_posted", "cre_1", "0.500000", "0.750000"),
+        Difference("credit_not_posted", "cre_2", "1.000000", "none"),
+    ]
+    assert reconcile(invoices, [], books).differences == [
+        Difference("credit_posting_without_credit", "cre_1", "none", "0.750000"),
+    ]
