@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway import hosted_checkout, hosted_invoice, invoice_payments, openapi
+from gateway import hosted_checkout, hosted_invoice, openapi, pages, payment_relay
 from gateway.backends import Backends
 from gateway.context import Gateway
 from gateway.errors import ApiError, camel
@@ -120,11 +120,12 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         ledger,
         webhook_endpoints,
         operations,
+        payment_relay,
         hosted_checkout,
-        invoice_payments,
         hosted_invoice,
     ):
         app.include_router(module.router)
+    app.mount(pages.STATIC, pages.static_files(), name="static")
     openapi.install(app)
 
     @app.exception_handler(ApiError)

@@ -36,9 +36,10 @@ class Backends:
         self.deadline = settings.backend_deadline_seconds
 
     async def call(
-        self, method: Callable[..., Awaitable[T]], request: Message, merchant_id: str
+        self, method: Callable[..., Awaitable[T]], request: Message, merchant_id: str | None
     ) -> T:
-        """One RPC on behalf of a merchant; a gRPC failure becomes the matching ApiError.
+        """One RPC on behalf of a merchant (None only for an RPC scoped to none, such as
+        LocateInvoice); a gRPC failure becomes the matching ApiError.
 
         The call waits (within its deadline) for a backend that is reconnecting, so a restarted
         service is used as soon as it is back instead of failing fast until the channel's next
@@ -46,7 +47,7 @@ class Backends:
         try:
             return await method(
                 request,
-                metadata=((MERCHANT_METADATA_KEY, merchant_id),),
+                metadata=((MERCHANT_METADATA_KEY, merchant_id),) if merchant_id is not None else (),
                 timeout=self.deadline,
                 wait_for_ready=True,
             )

@@ -1,32 +1,33 @@
 """The hosted checkout page a session's `url` points to: plain HTML, escaped by Jinja2.
 
-A usage-only plan starts with one button. A plan paid up front shows the merchant's payout wallet
-(settlement's record) and the amount, and takes the payer's wallet and transaction hash; the
-payment is then verified on chain by settlement, and the page waits for it before sending the
-subscriber to successUrl."""
+A usage-only plan starts with one button. A plan paid up front offers "Pay with your wallet"
+(gateway/static/wallet.js: the wallet signs the session's payment request as an EIP-3009
+authorization, the public relay submits it), and, for a wallet that cannot sign typed data, the
+merchant's payout wallet (settlement's record) with a QR code and a form that takes the payer's
+wallet and transaction hash. Either payment is verified on chain by settlement, and the page waits
+for it before sending the subscriber to successUrl."""
 
 import hashlib
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
-import jinja2
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.settlement.v1 import settlement_pb2 as spb
+from gateway import payment_requests
 from gateway.context import Gateway
 from gateway.errors import ApiError
-from gateway.merchants import Merchant, merchant
-from gateway.tables import CheckoutOwnerRow
+from gateway.merchants import Merchant
+from gateway.pages import qr_code, render
+from gateway.public_routes import checkout_owner, limit_client
 
-router = APIRouter(tags=["checkout page"], include_in_schema=False)
+router = APIRouter(
+    tags=["checkout page"], include_in_schema=False, dependencies=[Depends(limit_client)]
+)
 MAX_FORM_BYTES = 4096
-
-_PAGE = jinja2.Environment(
-    loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True
-).get_template("checkout.html")
 
 
 def _interval(plan: ipb.Plan) -> str:
@@ -59,15 +60,6 @@ def _price(plan: ipb.Plan) -> tuple[str, list[str]]:
     return f"{plan.amount} USDC per {interval}", charges
 
 
-async def _owner(gateway: Gateway, session_id: str) -> Merchant:
-    async with gateway.sessions() as db:
-        owner = await db.get(CheckoutOwnerRow, session_id)
-        found = await merchant(db, owner.merchant_id) if owner else None
-    if found is None:
-        raise ApiError(404, "invalid_request_error", "not_found", "no such checkout session")
-    return found
-
-
 async def _payee(gateway: Gateway, owner: Merchant) -> str:
     """The wallet the subscriber pays: settlement's record, "" while there is none."""
     backends = gateway.backends
@@ -98,9 +90,13 @@ async def _render(
     )
     price, charges = _price(plan)
     paid_up_front = Decimal(session.amount_due) > 0
+    waiting = session.status == ipb.CHECKOUT_SESSION_STATUS_AWAITING_PAYMENT
     payee = await _payee(gateway, owner) if paid_up_front else ""
     if paid_up_front and not payee:
         error = "This merchant cannot take USDC payments yet: it has no payout wallet."
+    payment_request = None
+    if payee and not waiting:
+        payment_request = await payment_requests.of_checkout(backends, owner.id, session)
     context: dict[str, Any] = {
         "merchant": owner,
         "payee": payee,
@@ -110,16 +106,24 @@ async def _render(
         "charges": charges,
         "session": {"cancelUrl": session.cancel_url},
         "amount_due": session.amount_due if paid_up_front else "",
-        "waiting": session.status == ipb.CHECKOUT_SESSION_STATUS_AWAITING_PAYMENT,
+        "waiting": waiting,
         "error": error,
+        "request": payment_request,
+        "qr": qr_code(payment_request["uri"]) if payment_request else "",
+        # The relay makes the session wait for the payment: the page reloads to show it.
+        "wallet": {
+            "request": payment_request,
+            "relay": f"/api/v1/checkout-sessions/{session.id}/pay",
+            "follow": None,
+        },
     }
-    return HTMLResponse(_PAGE.render(context), status_code=status)
+    return render("checkout.html", context, status)
 
 
 @router.get("/checkout/{session_id}")
 async def checkout_page(request: Request, session_id: str) -> Response:
     gateway: Gateway = request.app.state.gateway
-    owner = await _owner(gateway, session_id)
+    owner = await checkout_owner(gateway, session_id)
     session = await gateway.backends.call(
         gateway.backends.invoicing.GetCheckoutSession,
         ipb.GetCheckoutSessionRequest(id=session_id),
@@ -133,7 +137,7 @@ async def checkout_page(request: Request, session_id: str) -> Response:
 @router.post("/checkout/{session_id}")
 async def submit_checkout(request: Request, session_id: str) -> Response:
     gateway: Gateway = request.app.state.gateway
-    owner = await _owner(gateway, session_id)
+    owner = await checkout_owner(gateway, session_id)
     backends = gateway.backends
     body = await request.body()
     form = {k: v[0] for k, v in parse_qs(body[:MAX_FORM_BYTES].decode(errors="replace")).items()}

@@ -1,12 +1,13 @@
 """Token buckets (in this process: replicas each hold their own buckets): one per merchant for
-its requests, and one per client address and per API key id for failed authentications."""
+its requests, one per client address for the public payment endpoints and pages, and one per
+client address and per API key id for failed authentications."""
 
 import math
 import time
 from dataclasses import dataclass, field
 
-# Failure buckets kept at most before the refilled ones are dropped.
-MAX_FAILURE_BUCKETS = 10_000
+# Buckets kept at most before the refilled ones are dropped: client addresses are unbounded.
+MAX_BUCKETS = 10_000
 
 
 @dataclass
@@ -21,6 +22,14 @@ class Bucket:
     def wait(self, rate: float) -> int:
         """Seconds until a token is back (0 when one is there)."""
         return 0 if self.tokens >= 1 else math.ceil((1 - self.tokens) / rate)
+
+
+def _forget_refilled(buckets: dict[str, Bucket], now: float, rate: float, burst: int) -> None:
+    """Drops the full buckets: a subject seen again starts from a full one all the same."""
+    for subject, bucket in list(buckets.items()):
+        bucket.refill(now, rate, burst)
+        if bucket.tokens >= burst:
+            del buckets[subject]
 
 
 @dataclass(frozen=True)
@@ -39,9 +48,12 @@ class RateLimiter:
         self._limit = per_minute
         self._buckets: dict[str, Bucket] = {}
 
-    def take(self, merchant_id: str) -> Decision:
+    def take(self, subject: str) -> Decision:
+        """One request of `subject` (a merchant id, or a client address)."""
         now = time.monotonic()
-        bucket = self._buckets.setdefault(merchant_id, Bucket(float(self._burst), now))
+        if len(self._buckets) >= MAX_BUCKETS:
+            _forget_refilled(self._buckets, now, self._rate, self._burst)
+        bucket = self._buckets.setdefault(subject, Bucket(float(self._burst), now))
         bucket.refill(now, self._rate, self._burst)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
@@ -72,15 +84,9 @@ class FailureThrottle:
 
     def failed(self, subjects: list[str]) -> None:
         now = time.monotonic()
-        if len(self._buckets) >= MAX_FAILURE_BUCKETS:
-            self._forget_refilled(now)
+        if len(self._buckets) >= MAX_BUCKETS:
+            _forget_refilled(self._buckets, now, self._rate, self._burst)
         for subject in subjects:
             bucket = self._buckets.setdefault(subject, Bucket(float(self._burst), now))
             bucket.refill(now, self._rate, self._burst)
             bucket.tokens = max(0.0, bucket.tokens - 1)
-
-    def _forget_refilled(self, now: float) -> None:
-        for subject, bucket in list(self._buckets.items()):
-            bucket.refill(now, self._rate, self._burst)
-            if bucket.tokens >= self._burst:
-                del self._buckets[subject]

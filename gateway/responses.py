@@ -71,6 +71,30 @@ class PaymentProof(Reply):
     payer_wallet_address: str
 
 
+class PaymentRequest(Reply):
+    """What to pay for an invoice or a checkout session and how the payment is bound to it on
+    chain: an EIP-3009 TransferWithAuthorization of `tokenAddress` to `payeeWalletAddress` of
+    `amountBaseUnits`, whose nonce is `referenceHash`, valid until `expireTime` at the latest."""
+
+    reference_hash: str
+    invoice_id: str
+    checkout_session_id: str
+    user_id: str
+    amount: Decimal
+    amount_base_units: str
+    payee_wallet_address: str
+    token_address: str
+    chain_id: Int64
+    expire_time: datetime
+    uri: str
+    hosted_url: str
+    status: Literal["OPEN", "PAID", "EXPIRED"] | None
+    settlement_id: str
+    create_time: datetime
+    token_name: str
+    token_version: str
+
+
 class CheckoutSession(Reply):
     id: str
     plan_id: str
@@ -85,6 +109,8 @@ class CheckoutSession(Reply):
     payment: PaymentProof | Absent = None
     create_time: datetime
     complete_time: datetime | Absent = None
+    # Not in lists: the request to pay a session with an amount due; null otherwise.
+    payment_request: PaymentRequest | None = None
 
 
 class Subscription(Reply):
@@ -124,29 +150,6 @@ class InvoiceLine(Reply):
     amount: Decimal
 
 
-class PaymentRequest(Reply):
-    """What to pay for an invoice and how the payment is bound to it on chain: an EIP-3009
-    TransferWithAuthorization of `tokenAddress` whose nonce is `referenceHash`."""
-
-    reference_hash: str
-    invoice_id: str
-    checkout_session_id: str
-    user_id: str
-    amount: Decimal
-    amount_base_units: str
-    payee_wallet_address: str
-    token_address: str
-    chain_id: Int64
-    expire_time: datetime
-    uri: str
-    hosted_url: str
-    status: Literal["OPEN", "PAID", "EXPIRED"] | None
-    settlement_id: str
-    create_time: datetime
-    token_name: str
-    token_version: str
-
-
 class Invoice(Reply):
     id: str
     subscription_id: str
@@ -166,7 +169,9 @@ class Invoice(Reply):
     paid_time: datetime | Absent = None
     # Why a DRAFT is held (its period priced beyond 10^15 USDC); "" otherwise.
     hold_reason: str
-    # GET /invoices/{id} only (lists leave it out): the request to pay an OPEN or PAID invoice.
+    # Not in lists: the request to pay an OPEN or PAID invoice (null for any other status, or
+    # while the merchant has no payout wallet); only the answers of reads, creation and
+    # finalization carry it.
     payment_request: PaymentRequest | None = None
 
 
@@ -400,8 +405,26 @@ _ERRORS = {
     429: "Rate limited: retry after `Retry-After` seconds.",
     503: "A billing service is unavailable; retry later.",
 }
+# The public payment operations' wording (they take no API key: no 401).
+_PUBLIC_ERRORS = {
+    **_ERRORS,
+    400: "The body or the authorization is invalid; `param` names the field.",
+    404: "No such invoice or checkout session.",
+    409: "Nothing to pay (paid, void, no payout wallet), the authorization's nonce is used on "
+    "chain, the payer lacks the amount, or the relay is not configured.",
+    503: "A billing service or the chain is unavailable; retry later.",
+}
 # Every merchant route can answer these, whatever it does.
 _ALWAYS = (400, 401, 413, 429, 503)
+
+
+def public(model: Any, status: int = 202) -> dict[str, Any]:
+    """Keyword arguments of a public route answering `model` with `status`: no 401 (it takes
+    no API key) and its own wording of each error."""
+    responses: dict[int | str, dict[str, Any]] = {status: {"model": model}}
+    for error in (400, 404, 409, 413, 429, 503):
+        responses[error] = {"model": ErrorEnvelope, "description": _PUBLIC_ERRORS[error]}
+    return {"response_model": None, "status_code": status, "responses": responses}
 
 
 def documented(model: Any, *errors: int) -> dict[str, Any]:

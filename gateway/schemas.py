@@ -196,3 +196,34 @@ class WebhookEndpointUpdate(Body):
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None
+
+
+class Exact(Body):
+    """A body whose every key is known: an unknown one is 400, naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Decimal integers of up to 256 bits (78 digits), as x402 and wallets write them.
+Uint256 = Annotated[str, Field(max_length=78, examples=["500000"])]
+Address = Annotated[
+    str, Field(max_length=42, examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"])
+]
+
+
+class TransferAuthorization(Exact):
+    """An EIP-3009 TransferWithAuthorization as x402's `exact` EVM scheme names its fields."""
+
+    from_: Annotated[Address, Field(alias="from")]
+    to: Address
+    value: Uint256
+    valid_after: Uint256
+    valid_before: Uint256
+    nonce: Annotated[str, Field(max_length=66)]
+
+
+class SignedAuthorization(Exact):
+    """x402's `exact` EVM payload: the authorization and its 65-byte signature (0x + r, s, v)."""
+
+    authorization: TransferAuthorization
+    signature: Annotated[str, Field(max_length=132)]

@@ -3,13 +3,26 @@
 from typing import Any
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from gateway import payment_requests
 from gateway import responses as r
 from gateway.backends import to_json
+from gateway.context import MerchantRequest
 from gateway.routes import Merchant, merchant_router
 from gateway.schemas import CheckoutComplete, CheckoutCreate
 from gateway.tables import CheckoutOwnerRow
 
 router = merchant_router("checkout sessions")
+
+
+async def _with_payment_request(
+    merchant: MerchantRequest, session: pb.CheckoutSession, after_change: bool = False
+) -> dict[str, Any]:
+    """The session's JSON and its `paymentRequest` (null without an amount due)."""
+    found = to_json(session)
+    found["paymentRequest"] = await payment_requests.of_checkout(
+        merchant.gateway.backends, merchant.merchant.id, session, after_change=after_change
+    )
+    return found
 
 
 @router.post("/checkout-sessions", **r.documented(r.CheckoutSession, 404, 409))
@@ -33,7 +46,7 @@ async def create_checkout_session(merchant: Merchant, payload: CheckoutCreate) -
             await db.merge(
                 CheckoutOwnerRow(session_id=created.id, merchant_id=merchant.merchant.id)
             )
-        return to_json(created)
+        return await _with_payment_request(merchant, created, after_change=True)
 
     return await merchant.created(create)
 
@@ -41,9 +54,10 @@ async def create_checkout_session(merchant: Merchant, payload: CheckoutCreate) -
 @router.get("/checkout-sessions/{session_id}", **r.documented(r.CheckoutSession, 404))
 async def get_checkout_session(merchant: Merchant, session_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing
-    return to_json(
-        await merchant.call(stub.GetCheckoutSession, pb.GetCheckoutSessionRequest(id=session_id))
+    session = await merchant.call(
+        stub.GetCheckoutSession, pb.GetCheckoutSessionRequest(id=session_id)
     )
+    return await _with_payment_request(merchant, session)
 
 
 @router.post(
@@ -62,6 +76,7 @@ async def complete_checkout_session(
                 )
             )
         stub = merchant.gateway.backends.invoicing
-        return to_json(await merchant.call(stub.CompleteCheckoutSession, request))
+        session = await merchant.call(stub.CompleteCheckoutSession, request)
+        return await _with_payment_request(merchant, session, after_change=True)
 
     return await merchant.created(complete)

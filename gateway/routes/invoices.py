@@ -5,16 +5,26 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
-from billing.settlement.v1 import settlement_pb2 as spb
+from gateway import payment_requests
 from gateway import responses as r
 from gateway.backends import to_json
-from gateway.context import Gateway
-from gateway.errors import ApiError
+from gateway.context import MerchantRequest
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
 from gateway.schemas import InvoiceCreate, text
 from service_kit.proto_time import to_timestamp
 
 router = merchant_router("invoices")
+
+
+async def _with_payment_request(
+    merchant: MerchantRequest, invoice: pb.Invoice, after_change: bool = False
+) -> dict[str, Any]:
+    """The invoice's JSON and its `paymentRequest` (null while nothing is payable)."""
+    found = to_json(invoice)
+    found["paymentRequest"] = await payment_requests.of_invoice(
+        merchant.gateway.backends, merchant.merchant.id, invoice, after_change=after_change
+    )
+    return found
 
 
 @router.post("/invoices", **r.documented(r.Invoice, 404, 409))
@@ -33,7 +43,8 @@ async def create_invoice(merchant: Merchant, payload: InvoiceCreate) -> Any:
         if payload.period_end is not None:
             request.period_end.CopyFrom(to_timestamp(payload.period_end))
         stub = merchant.gateway.backends.invoicing
-        return to_json(await merchant.call(stub.CreateInvoice, request))
+        invoice = await merchant.call(stub.CreateInvoice, request)
+        return await _with_payment_request(merchant, invoice, after_change=True)
 
     return await merchant.created(create)
 
@@ -53,35 +64,12 @@ async def list_invoices(
     return page([to_json(i) for i in found.invoices], found.next_page_token)
 
 
-async def payment_request(
-    gateway: Gateway, merchant_id: str, invoice: pb.Invoice
-) -> dict[str, Any] | None:
-    """The invoice's payment request (settlement issues it on first sight), or None while
-    nothing is payable: a DRAFT, a VOID, no payout wallet."""
-    if invoice.status not in (pb.INVOICE_STATUS_OPEN, pb.INVOICE_STATUS_PAID):
-        return None
-    backends = gateway.backends
-    try:
-        found = await backends.call(
-            backends.settlement.GetPaymentRequest,
-            spb.GetPaymentRequestRequest(invoice_id=invoice.id),
-            merchant_id,
-        )
-    except ApiError as error:
-        if error.status in (404, 409):
-            return None
-        raise
-    return to_json(found)
-
-
 @router.get("/invoices/{invoice_id}", **r.documented(r.Invoice, 404))
 async def get_invoice(merchant: Merchant, invoice_id: str) -> Any:
-    """With its `paymentRequest`: what to pay, to whom, bound by which reference."""
+    """With its `paymentRequest`: what to pay, to whom, bound on chain by which reference."""
     stub = merchant.gateway.backends.invoicing
     invoice = await merchant.call(stub.GetInvoice, pb.GetInvoiceRequest(id=invoice_id))
-    found = to_json(invoice)
-    found["paymentRequest"] = await payment_request(merchant.gateway, merchant.merchant.id, invoice)
-    return found
+    return await _with_payment_request(merchant, invoice)
 
 
 @router.get("/invoices/{invoice_id}/lines", **r.documented(r.Page[r.InvoiceLine], 404))
@@ -97,7 +85,12 @@ async def finalize_invoice(merchant: Merchant, invoice_id: str) -> Any:
     """DRAFT -> OPEN: the invoice is owed from now, due after the payment terms."""
     stub = merchant.gateway.backends.invoicing
     request = pb.FinalizeInvoiceRequest(id=invoice_id)
-    return await merchant.created(lambda: merchant.answer(stub.FinalizeInvoice, request))
+
+    async def finalize() -> dict[str, Any]:
+        invoice = await merchant.call(stub.FinalizeInvoice, request)
+        return await _with_payment_request(merchant, invoice, after_change=True)
+
+    return await merchant.created(finalize)
 
 
 @router.post("/invoices/{invoice_id}/void", **r.documented(r.Invoice, 404, 409))

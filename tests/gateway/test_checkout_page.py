@@ -19,6 +19,7 @@ from settlement_svc.service_layer.verification import verify_pending
 from tests.conftest import CONFIRMATIONS, Platform
 from tests.gateway.browser import THANKS, thanks_server
 from tests.gateway.conftest import Api
+from tests.gateway.wallet import PAYER, inject_wallet
 
 
 @pytest.fixture(scope="session")
@@ -164,12 +165,72 @@ async def test_a_fixed_fee_is_paid_in_usdc_and_verified_on_chain(
     assert customer["walletAddress"].lower() == payer.lower()
 
 
+async def test_a_fixed_fee_is_paid_with_the_wallet_next_to_the_manual_form(
+    api: Api,
+    gateway_url: str,
+    page: Page,
+    thanks_url: str,
+    artifacts: Path,
+    anvil: Anvil,
+    usdc: MockUsdc,
+) -> None:
+    success_url = f"{thanks_url}/welcome?plan=wallet"
+    session = await open_session(
+        api, "Inference API", "Team", "FIXED_RECURRING", "7.5", success_url, "u_wallet"
+    )
+    checkout_url = f"{gateway_url}/checkout/{session['id']}"
+    payer = anvil.accounts[PAYER]
+    await usdc.mint(payer, 7_500_000, anvil.accounts[0])
+    payer_before = await usdc.balance(payer)
+    wallet = await inject_wallet(page, anvil)
+    shown = await page.goto(checkout_url)
+    assert shown is not None
+    assert shown.headers["content-security-policy"].startswith("default-src 'none';")
+    assert await page.locator("#amount").inner_text() == "7.500000 USDC"
+    assert await page.locator("#merchant-wallet").inner_text() == api.wallet
+    # The manual form stays, for wallets that cannot sign typed data.
+    assert await page.locator("#pay-with-wallet, #qr svg.segno, #payer, #tx").count() == 4
+    await screenshot(page, artifacts / "checkout-wallet.png")
+
+    # The relay makes the session wait for the payment; the page reloads to show it.
+    async with page.expect_navigation(url=checkout_url):
+        await page.click("#pay-with-wallet")
+    assert await page.locator("#waiting").inner_text() == (
+        "Verifying your payment on chain\u2026 this page refreshes by itself."
+    )
+    assert wallet.asked == ["eth_requestAccounts", "eth_signTypedData_v4"]
+    waiting = await ok(await api.get(f"/api/v1/checkout-sessions/{session['id']}"))
+    assert (waiting["status"], waiting["payment"]["payerWalletAddress"]) == (
+        "AWAITING_PAYMENT",
+        payer,
+    )
+    assert await usdc.balance(payer) == payer_before - 7_500_000
+    assert await usdc.balance(api.wallet) == 7_500_000
+
+    await settle(api.platform, usdc)
+    await page.wait_for_url(success_url)
+    done = await ok(await api.get(f"/api/v1/checkout-sessions/{session['id']}"))
+    assert done["status"] == "COMPLETE"
+    subscription = await ok(await api.get(f"/api/v1/subscriptions/{done['subscriptionId']}"))
+    assert (subscription["status"], subscription["userId"]) == ("ACTIVE", "u_wallet")
+    customer = await ok(await api.get("/api/v1/customers/u_wallet"))
+    assert customer["walletAddress"] == payer
+    [settlement] = (await ok(await api.get("/api/v1/settlements")))["data"]
+    assert (settlement["checkoutSessionId"], settlement["status"], settlement["origin"]) == (
+        session["id"],
+        "CONFIRMED",
+        "RELAY",
+    )
+    assert settlement["transactionHash"] == done["payment"]["transactionHash"]
+
+
 # What a merchant controls and the page shows, each an attempt to run or inject markup.
 MERCHANT = "<i>Evil</i> & Co"
 SERVICE = "<script>alert(1)</script>"
 PLAN = "<img src=x onerror=alert(2)>"
 CANCEL_URL = 'https://m.example/no?q="><script>alert(3)</script>'
-INJECTED = "script, img, i, [onerror]"
+# Any element of theirs: our two scripts (the wallet's config and code) aside.
+INJECTED = "script:not(#wallet-config):not([src='/static/wallet.js']), img, i, [onerror]"
 
 
 async def test_every_merchant_text_is_shown_literally_never_run_as_html(
@@ -207,7 +268,9 @@ async def test_every_merchant_text_is_shown_literally_never_run_as_html(
         assert escape(text) in html, text
         assert text not in html, text
     assert f'href="{escape(CANCEL_URL)}"' in html
-    assert html.count("<script") == 0
+    # Ours only: the payment request as JSON and the wallet script.
+    assert html.count("<script") == 2
+    assert '<script src="/static/wallet.js"></script>' in html
 
     dialogs: list[str] = []
 

@@ -1,6 +1,8 @@
 """Every REST endpoint called by a second merchant on the first one's objects: 404 or empty, never
 the other's data; and no client picks its merchant (an x-merchant-id header or a merchantId in
-the body is ignored: what is created lands under the API key's merchant)."""
+the body is ignored: what is created lands under the API key's merchant). The public relay takes
+the merchant from the id it is given, and pays only that payable's own request: another
+merchant's payment posted to the owner's invoice or session is refused and sends nothing."""
 
 import secrets
 from dataclasses import dataclass, field
@@ -8,10 +10,13 @@ from typing import Any
 
 import httpx
 
+from devstack.chain import Anvil, MockUsdc
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.conftest import Api, new_merchant
-from tests.gateway.test_rest_api import subscribe
+from tests.gateway.test_invoice_relay import open_invoice
+from tests.gateway.test_rest_api import relay, subscribe
+from tests.gateway.wallet import PAYER, relayer_nonce, signed
 
 # Only in the owner's names and texts: it must never reach the other merchant.
 MARKER = "owner-only-7f3a"
@@ -21,6 +26,9 @@ NO_ACCESS = "no access"
 ZERO, OWN_REPORT = "zero balance", "its own report"
 # A record every merchant has one of (its payout wallet): the other merchant gets its own.
 ITS_OWN = "its own record"
+# The public relay, given the other merchant's own signed payment for one of the owner's
+# payables: it pays only the payable's own request, so it is refused and sends nothing.
+NOT_ITS_PAYMENT = "refused: another request's payment"
 PERIOD = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
 
 
@@ -34,6 +42,8 @@ class Probe:
     query: dict[str, str] = field(default_factory=dict)
     # For OWN: the list where the created object shows for its creator, not for the owner.
     listed_at: str = ""
+    # Public: no merchant to pick, so no merchantId is added to its body.
+    public: bool = False
 
 
 PROBES: dict[tuple[str, str], Probe] = {
@@ -138,6 +148,15 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/ledger/entries", EMPTY, query={"account": "receivable:{user}"}
     ),
     ("GET", "/api/v1/ledger/reconciliation"): Probe("/api/v1/ledger/reconciliation", OWN_REPORT),
+    ("POST", "/api/v1/invoices/{invoice_id}/pay"): Probe(
+        "/api/v1/invoices/{invoice}/pay", NOT_ITS_PAYMENT, "{their_payment}", public=True
+    ),
+    ("POST", "/api/v1/checkout-sessions/{session_id}/pay"): Probe(
+        "/api/v1/checkout-sessions/{fee_session}/pay",
+        NOT_ITS_PAYMENT,
+        "{their_payment}",
+        public=True,
+    ),
     ("POST", "/api/v1/webhook-endpoints"): Probe(
         "/api/v1/webhook-endpoints",
         OWN,
@@ -223,6 +242,18 @@ async def owned_objects(api: Api) -> dict[str, Any]:
             "cancelUrl": f"https://owner.example/{MARKER}",
         },
     )
+    fee_plan = await created(
+        f"/api/v1/services/{service['id']}/plans",
+        {"name": MARKER, "pricingType": "FIXED_RECURRING", "billingInterval": "MONTH", "amount": 2},
+    )
+    fee_session = await created(
+        "/api/v1/checkout-sessions",
+        {
+            "planId": fee_plan["id"],
+            "successUrl": f"https://owner.example/{MARKER}",
+            "cancelUrl": f"https://owner.example/{MARKER}",
+        },
+    )
     invoice = await created(
         "/api/v1/invoices",
         {"subscriptionId": subscription["id"], "paymentPlanId": plan["id"], "amount": "3"},
@@ -256,6 +287,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "event": event,
         "event_id": recorded["eventId"],
         "session": session["id"],
+        "fee_session": fee_session["id"],
         "customer": session["userId"],
         "user": subscription["userId"],
         "invoice": invoice["id"],
@@ -264,6 +296,19 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "endpoint": endpoint["id"],
         "meter": meter["id"],
     }
+
+
+async def payment_of_a_third_merchant(api: Api, database_url: str, anvil: Anvil) -> Any:
+    """A signed payment of an invoice of a merchant of its own (the other one's lists must stay
+    empty), paying its own request."""
+    merchant_id, key, wallet = await new_merchant(database_url, api.platform)
+    async with httpx.AsyncClient(
+        base_url=str(api.client.base_url),
+        headers={"Authorization": f"Bearer {key}"},
+        trust_env=False,
+    ) as client:
+        invoice = await open_invoice(Api(client, merchant_id, key, api.platform, wallet))
+    return await signed(anvil, invoice["paymentRequest"])
 
 
 def test_every_endpoint_has_an_isolation_probe(database_url: str) -> None:
@@ -278,15 +323,19 @@ def test_every_endpoint_has_an_isolation_probe(database_url: str) -> None:
 
 
 async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
-    api: Api, database_url: str
+    api: Api, database_url: str, usdc: MockUsdc, anvil: Anvil
 ) -> None:
     objects = await owned_objects(api)
+    await relay(api.platform)  # settlement records the owner's invoice: the relay finds it
     before = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
     other_id, other_key, _ = await new_merchant(database_url, api.platform)
     headers = {"Authorization": f"Bearer {other_key}", "x-merchant-id": api.merchant_id}
     async with httpx.AsyncClient(
         base_url=str(api.client.base_url), headers=headers, trust_env=False
     ) as other:
+        objects["their_payment"] = await payment_of_a_third_merchant(api, database_url, anvil)
+        await usdc.mint(anvil.accounts[PAYER], 500_000, anvil.accounts[0])
+        sent = await relayer_nonce(usdc, anvil)
         # What the other merchant creates comes last: its lists must be empty before.
         for (method, route), probe in sorted(PROBES.items(), key=lambda p: p[1].answer == OWN):
             path = fill(probe.path, objects)
@@ -297,11 +346,13 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
                 response = await other.delete(path)
             else:
                 # A merchantId in the body is one more way to ask for the owner's account.
-                body = {**fill(probe.body, objects), "merchantId": api.merchant_id}
+                picked = {} if probe.public else {"merchantId": api.merchant_id}
+                body = {**fill(probe.body, objects), **picked}
                 response = await other.post(path, json=body)
             where = f"{method} {route}: {response.text[:300]}"
             assert MARKER not in response.text, where
             await expect(probe, response, api, other, where)
+    assert await relayer_nonce(usdc, anvil) == sent
     after = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
     assert after == before
     statuses = [
@@ -338,6 +389,9 @@ async def expect(
     elif probe.answer == ITS_OWN:
         assert response.status_code == 200, where
         assert response.json()["walletAddress"] != owner.wallet, where
+    elif probe.answer == NOT_ITS_PAYMENT:
+        assert response.status_code == 400, where
+        assert response.json()["error"]["param"] == "authorization.nonce", where
     elif probe.answer == REJECTED:
         assert response.status_code == 200, where
         [result] = response.json()["results"]

@@ -145,7 +145,12 @@ async def test_every_operation_answers_generated_requests_as_documented(
 ) -> None:
     # No rate limit in the way: thousands of requests in a couple of minutes.
     settings = gateway_settings(
-        database_url, platform, rate_limit_per_minute=1_000_000, rate_limit_burst=1_000_000
+        database_url,
+        platform,
+        rate_limit_per_minute=1_000_000,
+        rate_limit_burst=1_000_000,
+        public_rate_limit_per_minute=1_000_000,
+        public_rate_limit_burst=1_000_000,
     )
     merchant_id, key, wallet = await new_merchant(database_url, platform)
     async with serving(settings, platform) as url:
@@ -156,7 +161,7 @@ async def test_every_operation_answers_generated_requests_as_documented(
         report = await asyncio.to_thread(fuzz, url, key, objects)
 
     assert report.failures == [], "\n\n".join(report.failures)
-    assert len(report.operations) == 52
+    assert len(report.operations) == 54
     assert report.requests >= 3000, report.requests
     # Valid requests got through to the services and invalid ones were refused, both documented.
     assert {200, 400, 404} <= set(report.statuses), report.statuses
