@@ -3,17 +3,15 @@
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from settlement_svc.adapters.tables import CreditRow
 from settlement_svc.domain.chain_logs import CreditReason
 from settlement_svc.domain.credits import Credit, CreditStatus
-
-# 16 parameters a row, well inside PostgreSQL's 32,767 per statement.
-ROWS_PER_INSERT = 1000
 
 
 def _credit(row: CreditRow) -> Credit:
@@ -44,9 +42,14 @@ class CreditStore:
     async def add_many(self, credits: Sequence[Credit]) -> int:
         """Stores new credits; one of a payment credited before is left out. Returns how many
         were stored."""
-        stored = 0
-        for start in range(0, len(credits), ROWS_PER_INSERT):
-            rows = [
+        if not credits:
+            return 0
+        table = cast(Table, CreditRow.__table__)
+        inserted = await self._session.execute(
+            insert(table)
+            .on_conflict_do_nothing(constraint="credits_payment_once")
+            .returning(table.c.id),
+            [
                 {
                     "id": c.id,
                     "merchant_id": c.merchant_id,
@@ -64,16 +67,10 @@ class CreditStore:
                     "status": c.status.value,
                     "create_time": c.create_time,
                 }
-                for c in credits[start : start + ROWS_PER_INSERT]
-            ]
-            inserted = await self._session.scalars(
-                insert(CreditRow)
-                .values(rows)
-                .on_conflict_do_nothing(constraint="credits_payment_once")
-                .returning(CreditRow.id)
-            )
-            stored += len(inserted.all())
-        return stored
+                for c in credits
+            ],
+        )
+        return len(inserted.all())
 
     async def pending_up_to(self, last_block: int) -> list[Credit]:
         """PENDING credits in blocks up to `last_block`, oldest block first."""

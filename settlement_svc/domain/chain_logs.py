@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -23,8 +24,14 @@ TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 Log = Mapping[str, Any]
 
 
+@lru_cache(maxsize=65_536)
+def _checksummed(address: str) -> str:
+    """EIP-55 spelling (a keccak each: cached, the token and busy wallets come back often)."""
+    return str(to_checksum_address(address))
+
+
 def _address(topic: str) -> str:
-    return str(to_checksum_address("0x" + topic[-40:]))
+    return _checksummed("0x" + topic[-40:].lower())
 
 
 def transfer(log: Log) -> TokenTransfer | None:
@@ -33,19 +40,11 @@ def transfer(log: Log) -> TokenTransfer | None:
     if len(topics) != 3 or topics[0].lower() != TRANSFER_TOPIC or len(data) != 2 + 64:
         return None
     return TokenTransfer(
-        token=str(to_checksum_address(log["address"])),
+        token=_checksummed(log["address"].lower()),
         sender=_address(topics[1]),
         receiver=_address(topics[2]),
         value=int(data, 16),
     )
-
-
-def _authorization(log: Log) -> tuple[str, str] | None:
-    """(authorizer, nonce) of an AuthorizationUsed(address indexed, bytes32 indexed) log."""
-    topics = log["topics"]
-    if len(topics) != 3 or topics[0].lower() != AUTHORIZATION_USED_TOPIC:
-        return None
-    return _address(topics[1]), topics[2].lower()
 
 
 @dataclass(frozen=True)
@@ -64,32 +63,35 @@ class UsedAuthorization:
 
 def used_authorizations(logs: Sequence[Log]) -> list[UsedAuthorization]:
     """Each AuthorizationUsed paired with the next Transfer from its authorizer in the same
-    transaction, in chain order. Logs a reorg removed (`removed`) are left out."""
+    transaction, in chain order. Logs a reorg removed (`removed`) are left out. Only paired
+    transfers are decoded: the same query answers every plain transfer of the token too."""
     live = [log for log in logs if not log.get("removed")]
     ordered = sorted(live, key=lambda log: (int(log["blockNumber"], 16), int(log["logIndex"], 16)))
     found = []
-    # (transaction, authorizer) -> nonces waiting for their transfer, oldest first.
+    # (transaction, authorizer's topic) -> nonces waiting for their transfer, oldest first.
     waiting: dict[tuple[str, str], list[str]] = {}
     for log in ordered:
-        transaction = log["transactionHash"].lower()
-        if (used := _authorization(log)) is not None:
-            authorizer, nonce = used
-            waiting.setdefault((transaction, authorizer), []).append(nonce)
+        topics = [topic.lower() for topic in log["topics"]]
+        if len(topics) != 3:
             continue
-        moved = transfer(log)
-        if moved is None or not (nonces := waiting.get((transaction, moved.sender))):
-            continue
-        found.append(
-            UsedAuthorization(
-                transaction_hash=transaction,
-                log_index=int(log["logIndex"], 16),
-                block_number=int(log["blockNumber"], 16),
-                block_hash=log["blockHash"].lower(),
-                authorizer=moved.sender,
-                nonce=nonces.pop(0),
-                transfer=moved,
+        key = (log["transactionHash"].lower(), topics[1])
+        if topics[0] == AUTHORIZATION_USED_TOPIC:
+            waiting.setdefault(key, []).append(topics[2])
+        elif topics[0] == TRANSFER_TOPIC and waiting.get(key):
+            moved = transfer(log)
+            if moved is None:
+                continue
+            found.append(
+                UsedAuthorization(
+                    transaction_hash=key[0],
+                    log_index=int(log["logIndex"], 16),
+                    block_number=int(log["blockNumber"], 16),
+                    block_hash=log["blockHash"].lower(),
+                    authorizer=moved.sender,
+                    nonce=waiting[key].pop(0),
+                    transfer=moved,
+                )
             )
-        )
     return found
 
 
