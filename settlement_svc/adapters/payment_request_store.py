@@ -74,6 +74,15 @@ class PaymentRequestStore:
         )
         return _request(row) if row else None
 
+    async def invoice_owner(self, invoice_id: str) -> str | None:
+        """The merchant of an invoice a request was issued for."""
+        owner: str | None = await self._session.scalar(
+            select(PaymentRequestRow.merchant_id)
+            .where(PaymentRequestRow.invoice_id == invoice_id)
+            .limit(1)
+        )
+        return owner
+
     async def confirmed_settlement(self, invoice_id: str, checkout_session_id: str) -> str | None:
         """The confirmed settlement of the payable, whichever way it was paid (one at most)."""
         column = SettlementRow.invoice_id if invoice_id else SettlementRow.checkout_session_id

@@ -87,10 +87,13 @@ async def _current(
 
 
 async def locate_invoice(settlements: Settlements, invoice_id: str) -> str:
-    """The merchant of an invoice the ledger recorded; NOT_FOUND otherwise."""
+    """The merchant of an invoice with a payment request or recorded by the ledger (a request
+    may be shown before invoicing's outbox has posted the invoice); NOT_FOUND otherwise."""
     formats.reference(invoice_id, "invoice_id")
     async with settlements.unit_of_work() as uow:
-        owner = await uow.journal.invoice_owner(invoice_id)
+        owner = await uow.payment_requests.invoice_owner(
+            invoice_id
+        ) or await uow.journal.invoice_owner(invoice_id)
     if owner is None:
         raise NotFound(f"invoice {invoice_id} not found", field="invoice_id")
     return owner
