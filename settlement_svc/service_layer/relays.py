@@ -20,7 +20,7 @@ from settlement_svc.domain.authorizations import Authorization, TokenDomain
 from settlement_svc.domain.model import Settlement, SettlementOrigin, SettlementStatus
 from settlement_svc.domain.payment_requests import PaymentRequest, PaymentRequestStatus
 from settlement_svc.service_layer import transactions
-from settlement_svc.service_layer.payables import one_payable
+from settlement_svc.service_layer.payables import one_payable, open_payable
 from settlement_svc.service_layer.payment_requests import payment_request
 from settlement_svc.service_layer.settlements import get_settlement
 from settlement_svc.service_layer.unit_of_work import Settlements
@@ -62,6 +62,8 @@ async def relay_authorization(
             f"the payment request is {view.status}: nothing to pay",
             field="invoice_id" if invoice_id else "checkout_session_id",
         )
+    # The request outlives a void: the payable itself must still be open.
+    await open_payable(settlements, merchant_id, invoice_id, checkout_session_id)
     request = view.request
     data = transfer_with_authorization(authorization)
     try:
