@@ -85,6 +85,24 @@ def split_signature(signature: str) -> tuple[int, bytes, bytes]:
     return v, raw[:32], raw[32:64]
 
 
+def authorization_arguments(authorization: dict[str, Any], signature: str) -> tuple[Any, ...]:
+    """The arguments of USDC's transferWithAuthorization and receiveWithAuthorization for an
+    authorization of x402's shape: from, to, value, validAfter, validBefore (ints or decimal
+    strings) and nonce (0x + 64 hex digits), with its 65-byte signature."""
+    v, r, s = split_signature(signature)
+    return (
+        AsyncWeb3.to_checksum_address(authorization["from"]),
+        AsyncWeb3.to_checksum_address(authorization["to"]),
+        int(authorization["value"]),
+        int(authorization["validAfter"]),
+        int(authorization["validBefore"]),
+        bytes.fromhex(str(authorization["nonce"]).removeprefix("0x")),
+        v,
+        r,
+        s,
+    )
+
+
 def compile_mock_usdc() -> tuple[list[dict[str, Any]], str]:
     compiled = vyper.compile_code(MOCK_USDC_SOURCE.read_text(), output_formats=["abi", "bytecode"])
     return compiled["abi"], compiled["bytecode"]
@@ -141,24 +159,22 @@ class MockUsdc:
         return str(tx_hash.to_0x_hex())
 
     async def transfer_with_authorization(
-        self, sender_account: str, authorization: dict[str, Any], signature: str
+        self,
+        sender_account: str,
+        authorization: dict[str, Any],
+        signature: str,
+        gas: int | None = None,
     ) -> str:
-        """Submits a signed EIP-3009 authorization from the unlocked `sender_account` (anyone may)
-        and waits until it is mined; returns the transaction's hash. `authorization` has x402's
-        shape: from, to, value, validAfter, validBefore (ints or decimal strings) and nonce (0x +
-        64 hex digits). A refused one raises web3's ContractLogicError with the token's reason."""
-        v, r, s = split_signature(signature)
+        """Submits a signed EIP-3009 authorization (see `authorization_arguments`) from the
+        unlocked `sender_account` (anyone may) and waits until it is mined; returns the
+        transaction's hash. A refused one raises web3's ContractLogicError with the token's
+        reason; with `gas` set, it is mined as reverted instead."""
+        options: TxParams = {"from": sender_account}
+        if gas is not None:
+            options["gas"] = gas
         tx_hash = await self.contract.functions.transferWithAuthorization(
-            self.w3.to_checksum_address(authorization["from"]),
-            self.w3.to_checksum_address(authorization["to"]),
-            int(authorization["value"]),
-            int(authorization["validAfter"]),
-            int(authorization["validBefore"]),
-            bytes.fromhex(str(authorization["nonce"]).removeprefix("0x")),
-            v,
-            r,
-            s,
-        ).transact({"from": sender_account})
+            *authorization_arguments(authorization, signature)
+        ).transact(options)
         await self.w3.eth.wait_for_transaction_receipt(tx_hash)
         return str(tx_hash.to_0x_hex())
 
