@@ -10,6 +10,7 @@ from asyncpg.exceptions import (
     InternalClientError,
     PostgresConnectionError,
 )
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -93,3 +94,11 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+
+
+async def lock_name(session: AsyncSession, name: str) -> None:
+    """Takes the transaction-scoped advisory lock of `name` (hashed to a key): callers that lock
+    the same name run one after the other until the holder's transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 15))"), {"name": name}
+    )

@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service_kit.database import lock_name
 from settlement_svc.adapters.tables import OutgoingTransactionRow
 
 
@@ -51,10 +52,7 @@ class OutgoingTransactionStore:
     async def lock_account(self, account: str) -> None:
         """One signer of this account at a time, to the end of the transaction: nonces are
         handed out in order, each once."""
-        await self._session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 15))"),
-            {"key": f"account:{account}"},
-        )
+        await lock_name(self._session, f"account:{account}")
 
     async def next_nonce(self, account: str) -> int:
         """One past the highest nonce stored for the account (0 for none)."""

@@ -2,9 +2,10 @@
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service_kit.database import lock_name
 from settlement_svc.adapters.tables import PaymentRequestRow, SettlementRow
 from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.domain.payment_requests import PaymentRequest
@@ -33,10 +34,7 @@ class PaymentRequestStore:
     async def lock_payable(self, payable_id: str) -> None:
         """Serializes issuing requests for one invoice or checkout session, to the end of the
         transaction, so two callers at once issue one request."""
-        await self._session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 15))"),
-            {"key": f"payment_request:{payable_id}"},
-        )
+        await lock_name(self._session, f"payment_request:{payable_id}")
 
     async def add(self, request: PaymentRequest) -> None:
         self._session.add(
