@@ -29,6 +29,16 @@ async def run_module(command: str, env: dict[str, str]) -> asyncio.subprocess.Pr
     )
 
 
+async def read_through_rpc_line(server: asyncio.subprocess.Process) -> bytes:
+    assert server.stdout is not None
+    read = b""
+    while b'"event": "rpc"' not in read:
+        line = await server.stdout.readline()
+        assert line, read
+        read += line
+    return read
+
+
 async def test_the_service_process_serves_and_stops_on_sigterm(database_url: str) -> None:
     port = free_port()
     env = {
@@ -52,8 +62,12 @@ async def test_the_service_process_serves_and_stops_on_sigterm(database_url: str
                     metering_pb2.GetMeterRequest(id="mtr_none"),
                     metadata=(("x-merchant-id", "mer_process"), ("x-request-id", "req_process_1")),
                 )
+        # grpc's abort sends the status before the call's log line is written: wait for the
+        # line, or SIGTERM can be logged first.
+        before_signal = await asyncio.wait_for(read_through_rpc_line(server), 15)
         server.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(server.communicate(), 15)
+        rest, _ = await asyncio.wait_for(server.communicate(), 15)
+        output = before_signal + rest
     finally:
         if server.returncode is None:
             server.kill()
