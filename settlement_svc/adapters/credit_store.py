@@ -72,6 +72,18 @@ class CreditStore:
         )
         return len(inserted.all())
 
+    async def credit_transaction(self, merchant_id: str, transaction_hash: str) -> bool:
+        """Whether a payment of the transaction is the merchant's credit already."""
+        found = await self._session.scalar(
+            select(CreditRow.id)
+            .where(
+                CreditRow.transaction_hash == transaction_hash,
+                CreditRow.merchant_id == merchant_id,
+            )
+            .limit(1)
+        )
+        return found is not None
+
     async def pending_up_to(self, last_block: int) -> list[Credit]:
         """PENDING credits in blocks up to `last_block`, oldest block first."""
         rows = await self._session.scalars(

@@ -49,6 +49,15 @@ class WatcherStore:
         )
         return found
 
+    async def hold_cursor(self, token: str) -> None:
+        """Waits for a pass recording a range to commit, and makes the next wait for this
+        transaction: a proof and a pass then each see what the other stored."""
+        await self._session.execute(
+            select(WatcherCursorRow.next_block)
+            .where(WatcherCursorRow.token_address == token)
+            .with_for_update(read=True)
+        )
+
     async def start_cursor(self, token: str, next_block: int) -> None:
         """The first cursor of `token`, unless another pass made it first."""
         await self._session.execute(

@@ -60,6 +60,14 @@ async def submit_settlement(
         create_time=settlements.clock.now(),
     )
     async with settlements.unit_of_work() as uow:
+        # The watcher may have found this transaction's payment first and made it a credit
+        # (expired request, invoice paid already): the money is counted once, as that credit.
+        await uow.watcher.hold_cursor(settlements.usdc.token)
+        if await uow.credits.credit_transaction(merchant_id, transaction):
+            raise AlreadyExists(
+                "this transaction's payment is recorded already as the subscriber's credit",
+                field="transaction_hash",
+            )
         # Unique among this merchant's live settlements only: another merchant's proof of the
         # same public transaction neither blocks this one nor is revealed by the answer.
         conflict = await uow.settlements.add(settlement)
