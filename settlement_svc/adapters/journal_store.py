@@ -107,6 +107,20 @@ class JournalStore:
         )
         return owner
 
+    async def voided_invoices(self, invoices: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of these (merchant id, invoice id) whose void the ledger recorded."""
+        if not invoices:
+            return set()
+        rows = await self._session.execute(
+            select(JournalTransactionRow.merchant_id, JournalTransactionRow.reference).where(
+                JournalTransactionRow.kind == PostingKind.INVOICE_VOID.value,
+                tuple_(JournalTransactionRow.merchant_id, JournalTransactionRow.reference).in_(
+                    invoices
+                ),
+            )
+        )
+        return {(merchant_id, reference) for merchant_id, reference in rows}
+
     async def balance(self, merchant_id: str, account: str) -> Decimal:
         """Debits minus credits of the account."""
         total = await self._session.scalar(

@@ -112,6 +112,8 @@ class CreditReason(StrEnum):
     SHORT_AMOUNT = "SHORT_AMOUNT"
     # The transaction settles another payment already (one transaction settles one payment).
     TRANSACTION_USED = "TRANSACTION_USED"
+    # The merchant voided the invoice: nothing is owed on it any more.
+    VOIDED = "VOIDED"
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class Known:
     transaction_payer: str | None = None
     # Whether the request's invoice or checkout has a live settlement of another transaction.
     payable_settled: bool = False
+    # Whether the ledger recorded the request's invoice as voided.
+    payable_voided: bool = False
 
 
 def judge(
@@ -145,6 +149,8 @@ def judge(
         return Outcome.CREDIT, CreditReason.TRANSACTION_USED
     if known.payable_settled:
         return Outcome.CREDIT, CreditReason.ALREADY_PAID
+    if known.payable_voided:
+        return Outcome.CREDIT, CreditReason.VOIDED
     if request.expired(block_time):
         return Outcome.CREDIT, CreditReason.EXPIRED
     if moved.value < request.amount_base_units:

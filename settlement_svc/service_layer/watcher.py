@@ -233,6 +233,9 @@ async def _record(
     settled = await uow.watcher.settled_payables(
         sorted({read.requests[p.nonce].payable_id for p in read.payments})
     )
+    voided = await uow.journal.voided_invoices(
+        sorted({(r.merchant_id, r.invoice_id) for r in read.requests.values() if r.invoice_id})
+    )
     made: list[tuple[UsedAuthorization, Settlement]] = []
     credits: list[Credit] = []
     for payment in read.payments:
@@ -244,6 +247,7 @@ async def _record(
             Known(
                 known.get((request.merchant_id, payment.transaction_hash)),
                 request.payable_id in settled,
+                (request.merchant_id, request.invoice_id) in voided,
             ),
         )
         if outcome is Outcome.SETTLE:

@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import grpc
+import pytest
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.settlement.v1 import settlement_pb2 as pb
@@ -252,10 +254,17 @@ async def test_a_payment_to_an_expired_request_is_credited(shop: Shop, anvil: An
         token_version="2",
     )
     valid_until = int((chain_now + timedelta(hours=1)).timestamp())
-    await pay_directly(shop, anvil, PAYER, request, validBefore=valid_until)
+    transaction = await pay_directly(shop, anvil, PAYER, request, validBefore=valid_until)
 
     found = await watch_once(watcher)
     assert (found.settlements, found.credits) == (0, 1)
+    # The money is the credit now: a proof of the same transaction cannot also pay the invoice.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await shop.submit(invoice.id, transaction, payer_wallet_address=anvil.accounts[PAYER])
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert refused.value.details() == (
+        "this transaction's payment is recorded already as the subscriber's credit"
+    )
     assert await settlements_of(shop, invoice.id) == []
     [credit] = await credits_of(shop)
     assert (credit.reason, credit.amount, credit.reference_hash) == (
@@ -288,6 +297,37 @@ async def test_a_short_payment_is_credited_and_the_invoice_stays_open(
     )
     assert still.status == ipb.INVOICE_STATUS_OPEN
     assert await settlements_of(shop, invoice.id) == []
+
+
+async def test_a_payment_to_a_voided_invoices_request_is_credited(shop: Shop, anvil: Anvil) -> None:
+    """The request outlives the void (its expiry is days away) and the payer's wallet can still
+    use it; the invoice owes nothing any more, so the money is the subscriber's credit."""
+    watcher = shop.platform.settlements
+    await caught_up(watcher)
+    invoice = await shop.open_invoice("0.25")
+    request = await request_of(shop, invoice.id)
+    await shop.merchant.stub.VoidInvoice(
+        ipb.VoidInvoiceRequest(id=invoice.id), metadata=shop.metadata
+    )
+    await shop.merchant.relay()  # the ledger records the void
+    await pay_directly(shop, anvil, PAYER, request)
+
+    found = await watch_once(watcher)
+    assert (found.settlements, found.credits) == (0, 1)
+    assert await settlements_of(shop, invoice.id) == []
+    [credit] = await credits_of(shop)
+    assert (credit.reason, credit.amount, credit.invoice_id) == (
+        CreditReason.VOIDED,
+        Decimal("0.250000"),
+        invoice.id,
+    )
+    await final(shop)
+    assert await shop.balance(f"credit:{invoice.user_id}") == "-0.250000"
+    assert await shop.balance(f"receivable:{invoice.user_id}") == "0.000000"
+    voided = await shop.merchant.stub.GetInvoice(
+        ipb.GetInvoiceRequest(id=invoice.id), metadata=shop.metadata
+    )
+    assert voided.status == ipb.INVOICE_STATUS_VOID
 
 
 async def test_money_sent_to_another_wallet_with_our_reference_is_ignored(

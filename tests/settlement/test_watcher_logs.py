@@ -171,6 +171,10 @@ def test_a_payment_that_cannot_settle_its_request_is_credited_with_the_reason() 
         Outcome.CREDIT,
         CreditReason.ALREADY_PAID,
     )
+    assert judge(payment(), request(), AT, Known(payable_voided=True)) == (
+        Outcome.CREDIT,
+        CreditReason.VOIDED,
+    )
     # Paid already and expired: the payable's payment is the reason the merchant needs.
     assert judge(payment(), request(), expiry, Known(payable_settled=True)) == (
         Outcome.CREDIT,

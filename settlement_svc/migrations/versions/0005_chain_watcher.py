@@ -47,7 +47,9 @@ STATEMENTS = [
         payer_wallet_address text NOT NULL,
         amount numeric(30, 6) NOT NULL CHECK (amount > 0),
         reason text NOT NULL
-            CHECK (reason IN ('EXPIRED', 'ALREADY_PAID', 'SHORT_AMOUNT', 'TRANSACTION_USED')),
+            CHECK (reason IN (
+                'EXPIRED', 'ALREADY_PAID', 'SHORT_AMOUNT', 'TRANSACTION_USED', 'VOIDED'
+            )),
         block_number bigint NOT NULL,
         block_hash text NOT NULL,
         status text NOT NULL CHECK (status IN ('PENDING', 'POSTED')),
