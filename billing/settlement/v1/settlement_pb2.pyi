@@ -1015,8 +1015,8 @@ class Difference(_message.Message):
     ACTUAL_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Output only. What disagrees: "invoice_not_posted", "amount_mismatch", "void_not_posted",
-    "paid_without_settlement", "payment_not_posted", "invoice_not_paid", "receivable_mismatch"
-    or "unbalanced".
+    "paid_without_settlement", "payment_not_posted", "invoice_not_paid", "receivable_mismatch",
+    "credit_not_posted", "credit_posting_without_credit" or "unbalanced".
     """
     reference: _builtins.str
     """Output only. The invoice, settlement, receivable account or journal transaction concerned."""
