@@ -14,14 +14,17 @@ from service_kit.metric_probes import outbox_probe, status_probe
 from service_kit.metrics import Probe, ServiceMetrics
 from service_kit.outbox import start_relays
 from service_kit.service_main import CannotServe
+from settlement_svc.adapters.account_key import AccountKey
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.invoicing_client import InvoicingClient
-from settlement_svc.adapters.relayer_key import RelayerKey
+from settlement_svc.adapters.mandate_contract import MandateContract
 from settlement_svc.adapters.tables import SettlementRow, outbox
 from settlement_svc.adapters.usdc import Usdc
 from settlement_svc.api.servicer import SettlementServicer
 from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.service_layer.chain_check import ChainCheck
+from settlement_svc.service_layer.collections import collect_due
+from settlement_svc.service_layer.mandates import refresh_mandates
 from settlement_svc.service_layer.relay import outbox_relay
 from settlement_svc.service_layer.relayer_health import relayer_gas, relays_by_outcome
 from settlement_svc.service_layer.transactions import resend_unmined
@@ -49,7 +52,13 @@ def build(settings: SettlementSettings, clock: Clock | None = None) -> Settlemen
             settings.invoicing_deadline_seconds,
         ),
         usdc=Usdc(chain, settings.usdc_contract_address),
-        relayer=RelayerKey.of(settings),
+        relayer=AccountKey.load(settings.relayer_private_key, settings.relayer_private_key_file),
+        mandates=MandateContract(
+            chain, settings.mandates_contract_address, settings.usdc_contract_address
+        ),
+        collector=AccountKey.load(
+            settings.collector_private_key, settings.collector_private_key_file
+        ),
     )
 
 
@@ -147,9 +156,9 @@ async def _report_readiness(service: Settlements, running: RunningServer) -> boo
 
 
 def start_background_work(service: Settlements, running: RunningServer) -> list[asyncio.Task[None]]:
-    """The verifier re-checking pending settlements, the resend pass of the relayer's
-    transactions, the chain watcher, the outbox relays, and the chain check of a node that could
-    not be reached at the start."""
+    """The verifier re-checking pending settlements, the resend pass of the platform's
+    transactions, the chain watcher, collections under mandates and the mandates' state, the
+    outbox relays, and the chain check of a node that could not be reached at the start."""
     interval = service.settings.poll_interval_seconds
     relay = outbox_relay(service)
 
@@ -173,6 +182,8 @@ def start_background_work(service: Settlements, running: RunningServer) -> list[
             if service.settings.watcher_enabled
             else []
         ),
+        asyncio.create_task(every(interval, "collect_invoices", lambda: collect_due(service))),
+        asyncio.create_task(every(interval, "refresh_mandates", lambda: refresh_mandates(service))),
         *start_relays(relay, interval, service.settings.outbox_relay_workers),
     ]
 

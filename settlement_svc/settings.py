@@ -50,3 +50,13 @@ class SettlementSettings(ServiceSettings):
     watcher_enabled: bool = True
     watcher_start_block: int | None = Field(default=None, ge=0)
     watcher_max_blocks: int = Field(default=2000, ge=1, le=100_000)
+    # Auto-pay: the mandate contract ("" = off), the collector account that relays mandates
+    # and collects under them (its key inline or in a file), and when a failed collection is
+    # tried again, counted from its first failure.
+    mandates_contract_address: str = ""
+    collector_private_key: SecretStr | None = None
+    collector_private_key_file: Path | None = None
+    collection_retry_schedule: list[timedelta] = Field(
+        default=[timedelta(hours=1), timedelta(days=1), timedelta(days=3), timedelta(days=7)],
+        max_length=20,
+    )

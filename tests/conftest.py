@@ -22,6 +22,7 @@ from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2_grpc
 from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from devstack.chain import Anvil, MockUsdc
+from devstack.mandates import Mandates
 from devstack.postgres import PrivateCluster, free_port, libpq_dsn
 from invoicing_svc import bootstrap as invoicing_bootstrap
 from invoicing_svc.service_layer.relay import outbox_relay as invoicing_relay
@@ -143,8 +144,10 @@ def field_violation(error: grpc.aio.AioRpcError) -> str:
 
 
 CONFIRMATIONS = 3
-# The anvil dev account the platform's relayer sends from (no test uses it as a wallet).
+# The anvil dev accounts the platform's relayer and collector send from (no test uses them as
+# wallets).
 RELAYER_ACCOUNT = 9
+COLLECTOR_ACCOUNT = 7
 
 
 @pytest.fixture(scope="session")
@@ -163,6 +166,16 @@ async def usdc(anvil: Anvil) -> AsyncIterator[MockUsdc]:
     token = await MockUsdc.deploy(anvil.url, anvil.accounts[0])
     yield token
     await token.close()
+
+
+@pytest.fixture(scope="session")
+async def mandates(anvil: Anvil, usdc: MockUsdc) -> AsyncIterator[Mandates]:
+    """The platform's mandate contract, collected from by the platform's collector."""
+    contract = await Mandates.deploy(
+        anvil.url, anvil.accounts[0], usdc.address, anvil.accounts[COLLECTOR_ACCOUNT]
+    )
+    yield contract
+    await contract.close()
 
 
 @dataclass
@@ -229,7 +242,9 @@ async def assert_ledger_reconciled(platform: Platform, database_url: str) -> Non
 
 
 @pytest.fixture(scope="session")
-async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIterator[Platform]:
+async def platform(
+    database_url: str, anvil: Anvil, usdc: MockUsdc, mandates: Mandates
+) -> AsyncIterator[Platform]:
     clock = ManualClock(TEST_START)
     settlement_port = free_port()
     async with metering_server(database_url, clock) as metering:
@@ -262,6 +277,8 @@ async def platform(database_url: str, anvil: Anvil, usdc: MockUsdc) -> AsyncIter
                 required_confirmations=CONFIRMATIONS,
                 settlement_expiry=timedelta(minutes=30),
                 relayer_private_key=SecretStr(anvil.private_keys[RELAYER_ACCOUNT]),
+                mandates_contract_address=mandates.address,
+                collector_private_key=SecretStr(anvil.private_keys[COLLECTOR_ACCOUNT]),
             ),
             clock=clock,
         )

@@ -7,6 +7,7 @@ from billing.invoicing.v1 import invoicing_pb2_grpc
 from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
+from service_kit.errors import FailedPrecondition
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 from settlement_svc.domain.model import CheckoutStatus, InvoiceStatus, Payable, Settlement
 from settlement_svc.domain.reconciliation import ReportedInvoice
@@ -66,6 +67,24 @@ class InvoicingClient:
             session.payment.transaction_hash,
             session.payment.payer_wallet_address,
         )
+
+    async def subscriber(self, merchant_id: str, subscription_id: str) -> str:
+        """The user id of the merchant's subscription; FAILED_PRECONDITION when it is canceled."""
+        subscription = await answer_of(
+            self._stub.GetSubscription(
+                pb.GetSubscriptionRequest(id=subscription_id),
+                metadata=self._metadata(merchant_id),
+                timeout=self._deadline,
+            ),
+            "invoicing",
+            what=f"subscription {subscription_id}",
+            field="subscription_id",
+        )
+        if subscription.status == pb.SUBSCRIPTION_STATUS_CANCELED:
+            raise FailedPrecondition(
+                f"subscription {subscription_id} is canceled", field="subscription_id"
+            )
+        return subscription.user_id
 
     async def invoices(self, merchant_id: str) -> list[ReportedInvoice]:
         found: list[ReportedInvoice] = []

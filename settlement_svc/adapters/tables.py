@@ -128,6 +128,54 @@ class CreditRow(Base):
     post_time: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+class MandateRow(Base):
+    __tablename__ = "mandates"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    subscription_id: Mapped[str] = mapped_column(Text)
+    payer_wallet_address: Mapped[str] = mapped_column(Text)
+    merchant_wallet_address: Mapped[str] = mapped_column(Text)
+    contract_address: Mapped[str] = mapped_column(Text)
+    cap: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    period_seconds: Mapped[int] = mapped_column(BigInteger)
+    expire_time: Mapped[datetime] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(Text)
+    transaction_hash: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CollectionRow(Base):
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    invoice_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    mandate_id: Mapped[str] = mapped_column(Text)
+    reference_hash: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    status: Mapped[str] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer)
+    next_attempt_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    first_failure_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    settlement_id: Mapped[str | None] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CollectionAttemptRow(Base):
+    __tablename__ = "collection_attempts"
+
+    collection_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt_time: Mapped[datetime] = mapped_column(Timestamp)
+    failure: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+    next_attempt_time: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
 class JournalTransactionRow(Base):
     __tablename__ = "journal_transactions"
 

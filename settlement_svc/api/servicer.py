@@ -7,10 +7,12 @@ import grpc
 from billing.settlement.v1 import settlement_pb2 as pb
 from billing.settlement.v1 import settlement_pb2_grpc
 from service_kit.errors import InvalidArgument
+from service_kit.proto_time import from_timestamp
 from service_kit.tenancy import merchant_id
 from settlement_svc.api import translate
 from settlement_svc.service_layer import (
     ledger_use_cases,
+    mandates,
     payment_requests,
     payout_wallets,
     relays,
@@ -89,6 +91,29 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         # Not scoped to a merchant: it answers whose invoice an id is, and nothing else.
         owner = await payment_requests.locate_invoice(self._service, request.invoice_id)
         return pb.InvoiceLocation(merchant_id=owner)
+
+    async def CreateMandate(self, request: pb.CreateMandateRequest, context: Context) -> pb.Mandate:
+        for field in ("expire_time", "deadline"):
+            if not request.HasField(field):
+                raise InvalidArgument(f"{field} is required", field=field)
+        created = await mandates.create_mandate(
+            self._service,
+            merchant_id(context),
+            subscription_id=request.subscription_id,
+            payer_wallet_address=request.payer_wallet_address,
+            cap_base_units=request.cap_base_units,
+            period_seconds=request.period_seconds,
+            expire_time=from_timestamp(request.expire_time),
+            deadline=from_timestamp(request.deadline),
+            signature=request.signature,
+        )
+        return translate.mandate_to_proto(created)
+
+    async def GetMandate(self, request: pb.GetMandateRequest, context: Context) -> pb.Mandate:
+        found = await mandates.get_mandate(
+            self._service, merchant_id(context), request.subscription_id
+        )
+        return translate.mandate_to_proto(found)
 
     async def SetPayoutWallet(
         self, request: pb.SetPayoutWalletRequest, context: Context

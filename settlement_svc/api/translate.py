@@ -7,6 +7,7 @@ from service_kit.proto_time import to_timestamp
 from settlement_svc.domain import authorizations
 from settlement_svc.domain.authorizations import Authorization
 from settlement_svc.domain.ledger import PostedEntry
+from settlement_svc.domain.mandates import Mandate
 from settlement_svc.domain.model import PayoutWallet, Settlement
 from settlement_svc.domain.reconciliation import Reconciliation
 from settlement_svc.service_layer.ledger_use_cases import InvoiceRecord
@@ -116,4 +117,22 @@ def authorization_from_proto(message: pb.Authorization) -> Authorization:
         message.valid_before,
         message.nonce,
         message.signature,
+    )
+
+
+def mandate_to_proto(mandate: Mandate) -> pb.Mandate:
+    return pb.Mandate(
+        id=mandate.id,
+        subscription_id=mandate.subscription_id,
+        user_id=mandate.user_id,
+        payer_wallet_address=mandate.payer_wallet_address,
+        merchant_wallet_address=mandate.merchant_wallet_address,
+        contract_address=mandate.contract_address,
+        cap=money(mandate.cap),
+        cap_base_units=str(mandate.cap_base_units),
+        period_seconds=mandate.period_seconds,
+        expire_time=to_timestamp(mandate.expire_time),
+        status=pb.MandateStatus.Value(f"MANDATE_STATUS_{mandate.status.value}"),
+        transaction_hash=mandate.transaction_hash,
+        create_time=to_timestamp(mandate.create_time),
     )

@@ -19,12 +19,8 @@ from settlement_svc.domain.payment_requests import PaymentRequest
 
 # An authorization must stay valid this long after it is checked, so it can still be mined.
 MIN_VALIDITY_SECONDS = 60
-# secp256k1's group order: a signature with s above half of it is the malleable twin of another,
-# which USDC (like OpenZeppelin's ECDSA) refuses.
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MAX_UINT256 = 2**256 - 1
 _UINT = re.compile(r"^[0-9]{1,78}$")
-_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 
 TYPES = {
     "EIP712Domain": [
@@ -94,23 +90,7 @@ def parse(
     signature: str,
 ) -> Authorization:
     """The authorization in its wire form (fields of `authorization.*`), checked for format."""
-    if not _SIGNATURE.match(signature):
-        raise InvalidArgument(
-            "authorization.signature must be 0x followed by 130 hex digits (r, s, v)",
-            field="authorization.signature",
-        )
-    raw = bytearray(bytes.fromhex(signature[2:]))
-    if raw[64] in (0, 1):  # Some wallets give the recovery id, not Ethereum's v.
-        raw[64] += 27
-    if raw[64] not in (27, 28):
-        raise InvalidArgument(
-            "authorization.signature has a v other than 27 or 28", field="authorization.signature"
-        )
-    if int.from_bytes(raw[32:64], "big") > SECP256K1_N // 2:
-        raise InvalidArgument(
-            "authorization.signature is not canonical (s is in the upper half)",
-            field="authorization.signature",
-        )
+    raw = formats.signature(signature, "authorization.signature")
     return Authorization(
         payer=formats.wallet(payer, "authorization.from_address"),
         payee=formats.wallet(payee, "authorization.to_address"),
@@ -118,7 +98,7 @@ def parse(
         valid_after=_uint(valid_after, "authorization.valid_after"),
         valid_before=_uint(valid_before, "authorization.valid_before"),
         nonce=formats.bytes32(nonce, "authorization.nonce"),
-        signature=bytes(raw),
+        signature=raw,
     )
 
 

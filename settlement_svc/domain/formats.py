@@ -8,6 +8,10 @@ from service_kit.errors import InvalidArgument
 
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+# secp256k1's group order: a signature with s above half of it is the malleable twin of another,
+# which USDC (like OpenZeppelin's ECDSA) refuses.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MAX_REFERENCE = 128
 
 
@@ -44,3 +48,20 @@ def reference(value: str, field: str) -> str:
     if not value or len(value) > MAX_REFERENCE:
         raise InvalidArgument(f"{field} must be 1-{MAX_REFERENCE} characters", field=field)
     return value
+
+
+def signature(value: str, field: str) -> bytes:
+    """A 65-byte secp256k1 signature (r, s, v) as 0x + 130 hex digits, with Ethereum's v (27 or
+    28; a recovery id of 0 or 1 is taken as 27 or 28) and a canonical s."""
+    if not _SIGNATURE.match(value):
+        raise InvalidArgument(
+            f"{field} must be 0x followed by 130 hex digits (r, s, v)", field=field
+        )
+    raw = bytearray(bytes.fromhex(value[2:]))
+    if raw[64] in (0, 1):  # Some wallets give the recovery id, not Ethereum's v.
+        raw[64] += 27
+    if raw[64] not in (27, 28):
+        raise InvalidArgument(f"{field} has a v other than 27 or 28", field=field)
+    if int.from_bytes(raw[32:64], "big") > SECP256K1_N // 2:
+        raise InvalidArgument(f"{field} is not canonical (s is in the upper half)", field=field)
+    return bytes(raw)

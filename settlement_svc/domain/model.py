@@ -39,6 +39,8 @@ class SettlementOrigin(StrEnum):
     RELAY = "RELAY"
     # A used authorization the chain watcher found, whoever submitted it.
     WATCHER = "WATCHER"
+    # A collection our collector made under the subscriber's mandate.
+    MANDATE = "MANDATE"
 
 
 class FailureReason(StrEnum):

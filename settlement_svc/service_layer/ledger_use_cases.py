@@ -10,6 +10,7 @@ from service_kit.errors import InvalidArgument
 from settlement_svc.domain import formats, ledger, reconciliation
 from settlement_svc.domain.ledger import PostedEntry, PostingKind
 from settlement_svc.domain.reconciliation import LedgerTotals, Reconciliation
+from settlement_svc.service_layer import collections
 from settlement_svc.service_layer.unit_of_work import Settlements
 
 MAX_INVOICES_PER_CALL = 1000
@@ -33,6 +34,7 @@ async def _record_invoices(
     prefixes: Sequence[str],
 ) -> list[str]:
     postings: list[ledger.Posting] = []
+    owed: list[collections.Owed] = []
     # Per invoice, the posting whose transaction answers for it; None for a zero invoice.
     answers: list[ledger.Posting | None] = []
     seen: set[str] = set()
@@ -60,11 +62,17 @@ async def _record_invoices(
                     PostingKind.INVOICE_VOID, reference, ledger.void_posting(user, amount)
                 )
             )
+        else:
+            owed.append(collections.Owed(invoice.invoice_id, user, amount))
         answers.append(postings[-1])
     if not postings:
         return ["" for _ in invoices]
     async with settlements.unit_of_work() as uow:
-        posted = await uow.journal.post_many(merchant_id, postings, settlements.clock.now())
+        now = settlements.clock.now()
+        posted = await uow.journal.post_many(merchant_id, postings, now)
+        # A subscriber with a mandate is collected from: in this transaction, so a recorded
+        # invoice is never left uncollected.
+        await collections.schedule(uow, merchant_id, owed, now)
         await uow.commit()
     return [posted[(p.kind, p.reference)] if p else "" for p in answers]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import structlog
 
 from service_kit.ids import new_id
+from settlement_svc.adapters.account_key import AccountKey
 from settlement_svc.adapters.outgoing_transaction_store import OutgoingStatus, OutgoingTransaction
-from settlement_svc.adapters.relayer_key import RelayerKey
 from settlement_svc.service_layer.unit_of_work import Settlements, SettlementUnitOfWork
 
 log = structlog.get_logger()
@@ -33,7 +33,7 @@ class GasQuote:
     node_nonce: int
 
 
-async def quote(settlements: Settlements, key: RelayerKey, to: str, data: bytes) -> GasQuote:
+async def quote(settlements: Settlements, key: AccountKey, to: str, data: bytes) -> GasQuote:
     """Gas for the call from the relayer; raises the node's ChainError when it would revert."""
     chain = settlements.chain
     estimate = await chain.estimate_gas(key.address, to, data)
@@ -47,7 +47,7 @@ async def quote(settlements: Settlements, key: RelayerKey, to: str, data: bytes)
 async def sign_next(
     settlements: Settlements,
     uow: SettlementUnitOfWork,
-    key: RelayerKey,
+    key: AccountKey,
     to: str,
     data: bytes,
     gas: GasQuote,

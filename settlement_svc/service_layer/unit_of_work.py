@@ -8,15 +8,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from service_kit.clock import Clock
 from service_kit.database import UnitOfWork
 from service_kit.outbox import Outbox
+from settlement_svc.adapters.account_key import AccountKey
 from settlement_svc.adapters.chain import Chain
+from settlement_svc.adapters.collection_store import CollectionStore
 from settlement_svc.adapters.credit_store import CreditStore
 from settlement_svc.adapters.invoicing_client import InvoicingClient
 from settlement_svc.adapters.journal_store import JournalStore
+from settlement_svc.adapters.mandate_contract import MandateContract
+from settlement_svc.adapters.mandate_store import MandateStore
 from settlement_svc.adapters.outgoing_transaction_store import OutgoingTransactionStore
 from settlement_svc.adapters.payment_request_store import PaymentRequestStore
 from settlement_svc.adapters.payout_wallet_store import PayoutWalletStore
 from settlement_svc.adapters.relay_store import RelayStore
-from settlement_svc.adapters.relayer_key import RelayerKey
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
 from settlement_svc.adapters.usdc import Usdc
@@ -27,6 +30,8 @@ from settlement_svc.settings import SettlementSettings
 # Outbox topics: invoicing learns the outcome of a verification.
 SETTLED = "invoicing.settled"
 FAILED = "invoicing.settlement_failed"
+# ... and of a collection attempt that failed (dunning).
+COLLECTION_FAILED = "invoicing.collection_failed"
 
 
 class SettlementUnitOfWork(UnitOfWork):
@@ -40,6 +45,8 @@ class SettlementUnitOfWork(UnitOfWork):
         self.relays = RelayStore(self.session)
         self.watcher = WatcherStore(self.session)
         self.credits = CreditStore(self.session)
+        self.mandates = MandateStore(self.session)
+        self.collections = CollectionStore(self.session)
         self.outbox = Outbox(outbox)
         return self
 
@@ -58,7 +65,11 @@ class Settlements:
     invoicing: InvoicingClient
     usdc: Usdc
     # The account that relays authorizations and pays their gas; None when not configured.
-    relayer: RelayerKey | None
+    relayer: AccountKey | None
+    # Auto-pay: the mandate contract, and the account that relays mandates and collects under
+    # them (None when not configured).
+    mandates: MandateContract
+    collector: AccountKey | None
 
     def unit_of_work(self) -> SettlementUnitOfWork:
         return SettlementUnitOfWork(self.sessions)

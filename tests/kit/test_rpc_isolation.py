@@ -326,6 +326,22 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             ),
             NOT_FOUND,
         ),
+        "CreateMandate": (
+            lambda o: spb.CreateMandateRequest(
+                subscription_id=o.subscription.id,
+                payer_wallet_address="0x" + "11" * 20,
+                cap_base_units=3_000_000,
+                period_seconds=3600,
+                expire_time=to_timestamp(TEST_START + timedelta(days=400)),
+                deadline=to_timestamp(TEST_START + timedelta(days=400)),
+                signature="0x" + "55" * 64 + "1b",
+            ),
+            NOT_FOUND,
+        ),
+        "GetMandate": (
+            lambda o: spb.GetMandateRequest(subscription_id=o.subscription.id),
+            NOT_FOUND,
+        ),
         # The public pages' lookup: whose invoice an id is, to anyone holding the id.
         "LocateInvoice": (lambda o: spb.LocateInvoiceRequest(invoice_id=o.invoice.id), UNSCOPED),
         "ListSettlements": (

@@ -105,6 +105,8 @@ class _SettlementOriginEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sett
     """A used authorization the chain watcher found in the token's logs: the payer's own wallet
     or any other relayer (an x402 facilitator) submitted it.
     """
+    SETTLEMENT_ORIGIN_MANDATE: _SettlementOrigin.ValueType  # 4
+    """A collection the platform's collector made under the subscriber's mandate."""
 
 class SettlementOrigin(_SettlementOrigin, metaclass=_SettlementOriginEnumTypeWrapper): ...
 
@@ -117,7 +119,38 @@ SETTLEMENT_ORIGIN_WATCHER: SettlementOrigin.ValueType  # 3
 """A used authorization the chain watcher found in the token's logs: the payer's own wallet
 or any other relayer (an x402 facilitator) submitted it.
 """
+SETTLEMENT_ORIGIN_MANDATE: SettlementOrigin.ValueType  # 4
+"""A collection the platform's collector made under the subscriber's mandate."""
 Global___SettlementOrigin: _TypeAlias = SettlementOrigin  # noqa: Y015
+
+class _MandateStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MandateStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MandateStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MANDATE_STATUS_UNSPECIFIED: _MandateStatus.ValueType  # 0
+    MANDATE_STATUS_PENDING: _MandateStatus.ValueType  # 1
+    """Relayed; the contract does not hold it yet."""
+    MANDATE_STATUS_ACTIVE: _MandateStatus.ValueType  # 2
+    """Held by the contract: invoices are collected under it."""
+    MANDATE_STATUS_REVOKED: _MandateStatus.ValueType  # 3
+    """Revoked by the payer on chain, or replaced by a later mandate for the same wallets."""
+    MANDATE_STATUS_EXPIRED: _MandateStatus.ValueType  # 4
+    """Past its expiry."""
+
+class MandateStatus(_MandateStatus, metaclass=_MandateStatusEnumTypeWrapper): ...
+
+MANDATE_STATUS_UNSPECIFIED: MandateStatus.ValueType  # 0
+MANDATE_STATUS_PENDING: MandateStatus.ValueType  # 1
+"""Relayed; the contract does not hold it yet."""
+MANDATE_STATUS_ACTIVE: MandateStatus.ValueType  # 2
+"""Held by the contract: invoices are collected under it."""
+MANDATE_STATUS_REVOKED: MandateStatus.ValueType  # 3
+"""Revoked by the payer on chain, or replaced by a later mandate for the same wallets."""
+MANDATE_STATUS_EXPIRED: MandateStatus.ValueType  # 4
+"""Past its expiry."""
+Global___MandateStatus: _TypeAlias = MandateStatus  # noqa: Y015
 
 class _PaymentRequestStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -241,6 +274,83 @@ class Settlement(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Settlement: _TypeAlias = Settlement  # noqa: Y015
+
+@_typing.final
+class Mandate(_message.Message):
+    """A subscriber's standing authorization, held by the mandate contract, for the platform's
+    collector to pull the subscriber's invoices with the merchant from the payer's wallet to the
+    merchant's, within a cap per period and until an expiry.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAYER_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    MERCHANT_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    CONTRACT_ADDRESS_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    CAP_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TRANSACTION_HASH_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "mdt_" + 26 characters."""
+    subscription_id: _builtins.str
+    """Output only. The subscription it was made for."""
+    user_id: _builtins.str
+    """Output only. The subscriber whose invoices it pays."""
+    payer_wallet_address: _builtins.str
+    """Output only. The payer, EIP-55 checksummed."""
+    merchant_wallet_address: _builtins.str
+    """Output only. The merchant's payout wallet when it was made: the only wallet it pays."""
+    contract_address: _builtins.str
+    """Output only. The mandate contract."""
+    cap: _builtins.str
+    """Output only. The cap per period, USDC with 6 decimals."""
+    cap_base_units: _builtins.str
+    """Output only. The cap in base units, a decimal integer string."""
+    period_seconds: _builtins.int
+    """Output only. The period length in seconds; periods count from when the contract took it."""
+    status: Global___MandateStatus.ValueType
+    """Output only. What the chain last showed."""
+    transaction_hash: _builtins.str
+    """Output only. The collector's transaction that created it."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. After this time it collects nothing."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was relayed."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        payer_wallet_address: _builtins.str = ...,
+        merchant_wallet_address: _builtins.str = ...,
+        contract_address: _builtins.str = ...,
+        cap: _builtins.str = ...,
+        cap_base_units: _builtins.str = ...,
+        period_seconds: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        status: Global___MandateStatus.ValueType = ...,
+        transaction_hash: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap", b"cap", "cap_base_units", b"cap_base_units", "contract_address", b"contract_address", "create_time", b"create_time", "expire_time", b"expire_time", "id", b"id", "merchant_wallet_address", b"merchant_wallet_address", "payer_wallet_address", b"payer_wallet_address", "period_seconds", b"period_seconds", "status", b"status", "subscription_id", b"subscription_id", "transaction_hash", b"transaction_hash", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Mandate: _TypeAlias = Mandate  # noqa: Y015
 
 @_typing.final
 class PaymentRequest(_message.Message):
@@ -461,6 +571,82 @@ class RelayAuthorizationRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RelayAuthorizationRequest: _TypeAlias = RelayAuthorizationRequest  # noqa: Y015
+
+@_typing.final
+class CreateMandateRequest(_message.Message):
+    """Request of CreateMandate: the payer's signature of the mandate contract's
+    Mandate(payer, merchant, cap, period, expiry, nonce, deadline) in its EIP-712 domain
+    {name "Mandates", version "1", chainId, verifyingContract}, where merchant is the merchant's
+    payout wallet and nonce the payer's current `nonces(payer)` on the contract.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PAYER_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    CAP_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. The merchant's ACTIVE or PAST_DUE subscription, 1-128 characters."""
+    payer_wallet_address: _builtins.str
+    """Required. The payer: 0x + 40 hex digits, EIP-55 checksum if mixed case."""
+    cap_base_units: _builtins.int
+    """Required. The cap per period in base units, > 0."""
+    period_seconds: _builtins.int
+    """Required. The period length in seconds, > 0."""
+    signature: _builtins.str
+    """Required. The 65-byte signature r || s || v, 0x + 130 hex digits (v 27/28 or 0/1)."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Required. The mandate's expiry, in the future; whole seconds are signed."""
+
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """Required. The signature's deadline: the contract refuses it after this time."""
+
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        payer_wallet_address: _builtins.str = ...,
+        cap_base_units: _builtins.int = ...,
+        period_seconds: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_base_units", b"cap_base_units", "deadline", b"deadline", "expire_time", b"expire_time", "payer_wallet_address", b"payer_wallet_address", "period_seconds", b"period_seconds", "signature", b"signature", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateMandateRequest: _TypeAlias = CreateMandateRequest  # noqa: Y015
+
+@_typing.final
+class GetMandateRequest(_message.Message):
+    """Request of GetMandate: the mandate of one subscription of the merchant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. The subscription, 1-128 characters."""
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMandateRequest: _TypeAlias = GetMandateRequest  # noqa: Y015
 
 @_typing.final
 class LocateInvoiceRequest(_message.Message):

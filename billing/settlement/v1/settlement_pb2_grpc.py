@@ -70,6 +70,16 @@ class SettlementServiceStub:
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.LocateInvoiceRequest.SerializeToString,
                 response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.InvoiceLocation.FromString,
                 _registered_method=True)
+        self.CreateMandate = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/CreateMandate',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.CreateMandateRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.FromString,
+                _registered_method=True)
+        self.GetMandate = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/GetMandate',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.FromString,
+                _registered_method=True)
         self.SetPayoutWallet = channel.unary_unary(
                 '/billing.settlement.v1.SettlementService/SetPayoutWallet',
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.SetPayoutWalletRequest.SerializeToString,
@@ -171,6 +181,28 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateMandate(self, request, context):
+        """Auto-pay: relays a subscriber's EIP-712 signed mandate to the mandate contract from the
+        platform's collector (which pays the gas), for the merchant's payout wallet on record.
+        Whatever the contract would refuse is refused first: INVALID_ARGUMENT (field signature)
+        for a bad signature or a past deadline, FAILED_PRECONDITION when auto-pay is not configured,
+        the subscription is canceled or the merchant has no payout wallet. Answers the PENDING
+        mandate; it is ACTIVE once the contract holds it. Every invoice of the subscriber with the
+        merchant finalized while it is live is then collected under it, and a failed collection is
+        tried again on the retry schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMandate(self, request, context):
+        """The subscription's newest mandate, in the state the chain last showed; NOT_FOUND when it
+        has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetPayoutWallet(self, request, context):
         """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
         only: ALREADY_EXISTS when another merchant has it. Called by the operator's tooling
@@ -256,6 +288,16 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.LocateInvoice,
                     request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.LocateInvoiceRequest.FromString,
                     response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.InvoiceLocation.SerializeToString,
+            ),
+            'CreateMandate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMandate,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.CreateMandateRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.SerializeToString,
+            ),
+            'GetMandate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMandate,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.SerializeToString,
             ),
             'SetPayoutWallet': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPayoutWallet,
@@ -461,6 +503,60 @@ class SettlementService:
             '/billing.settlement.v1.SettlementService/LocateInvoice',
             billing_dot_settlement_dot_v1_dot_settlement__pb2.LocateInvoiceRequest.SerializeToString,
             billing_dot_settlement_dot_v1_dot_settlement__pb2.InvoiceLocation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMandate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/CreateMandate',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.CreateMandateRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMandate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/GetMandate',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.FromString,
             options,
             channel_credentials,
             insecure,

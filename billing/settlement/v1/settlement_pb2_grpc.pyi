@@ -68,6 +68,20 @@ class SettlementServiceStub:
     needs no x-merchant-id and answers nothing but the owner. NOT_FOUND for an invoice
     settlement has not recorded (a draft, a zero invoice, an unknown id).
     """
+    CreateMandate: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CreateMandateRequest, _settlement_pb2.Mandate]
+    """Auto-pay: relays a subscriber's EIP-712 signed mandate to the mandate contract from the
+    platform's collector (which pays the gas), for the merchant's payout wallet on record.
+    Whatever the contract would refuse is refused first: INVALID_ARGUMENT (field signature)
+    for a bad signature or a past deadline, FAILED_PRECONDITION when auto-pay is not configured,
+    the subscription is canceled or the merchant has no payout wallet. Answers the PENDING
+    mandate; it is ACTIVE once the contract holds it. Every invoice of the subscriber with the
+    merchant finalized while it is live is then collected under it, and a failed collection is
+    tried again on the retry schedule.
+    """
+    GetMandate: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetMandateRequest, _settlement_pb2.Mandate]
+    """The subscription's newest mandate, in the state the chain last showed; NOT_FOUND when it
+    has none.
+    """
     SetPayoutWallet: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SetPayoutWalletRequest, _settlement_pb2.PayoutWallet]
     """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
     only: ALREADY_EXISTS when another merchant has it. Called by the operator's tooling
@@ -129,6 +143,20 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     are reached by the invoice id alone. The only RPC that is not scoped to a merchant: it
     needs no x-merchant-id and answers nothing but the owner. NOT_FOUND for an invoice
     settlement has not recorded (a draft, a zero invoice, an unknown id).
+    """
+    CreateMandate: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CreateMandateRequest, _settlement_pb2.Mandate]  # type: ignore[assignment]
+    """Auto-pay: relays a subscriber's EIP-712 signed mandate to the mandate contract from the
+    platform's collector (which pays the gas), for the merchant's payout wallet on record.
+    Whatever the contract would refuse is refused first: INVALID_ARGUMENT (field signature)
+    for a bad signature or a past deadline, FAILED_PRECONDITION when auto-pay is not configured,
+    the subscription is canceled or the merchant has no payout wallet. Answers the PENDING
+    mandate; it is ACTIVE once the contract holds it. Every invoice of the subscriber with the
+    merchant finalized while it is live is then collected under it, and a failed collection is
+    tried again on the retry schedule.
+    """
+    GetMandate: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetMandateRequest, _settlement_pb2.Mandate]  # type: ignore[assignment]
+    """The subscription's newest mandate, in the state the chain last showed; NOT_FOUND when it
+    has none.
     """
     SetPayoutWallet: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SetPayoutWalletRequest, _settlement_pb2.PayoutWallet]  # type: ignore[assignment]
     """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
@@ -224,6 +252,32 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         are reached by the invoice id alone. The only RPC that is not scoped to a merchant: it
         needs no x-merchant-id and answers nothing but the owner. NOT_FOUND for an invoice
         settlement has not recorded (a draft, a zero invoice, an unknown id).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateMandate(
+        self,
+        request: _settlement_pb2.CreateMandateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.Mandate, _abc.Awaitable[_settlement_pb2.Mandate]]:
+        """Auto-pay: relays a subscriber's EIP-712 signed mandate to the mandate contract from the
+        platform's collector (which pays the gas), for the merchant's payout wallet on record.
+        Whatever the contract would refuse is refused first: INVALID_ARGUMENT (field signature)
+        for a bad signature or a past deadline, FAILED_PRECONDITION when auto-pay is not configured,
+        the subscription is canceled or the merchant has no payout wallet. Answers the PENDING
+        mandate; it is ACTIVE once the contract holds it. Every invoice of the subscriber with the
+        merchant finalized while it is live is then collected under it, and a failed collection is
+        tried again on the retry schedule.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMandate(
+        self,
+        request: _settlement_pb2.GetMandateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.Mandate, _abc.Awaitable[_settlement_pb2.Mandate]]:
+        """The subscription's newest mandate, in the state the chain last showed; NOT_FOUND when it
+        has none.
         """
 
     @_abc_1.abstractmethod

@@ -1,12 +1,13 @@
-"""The relayer account's key, from a setting or a secret file, and the signing it does."""
+"""The keys of the platform's own accounts (the relayer, the collector), from a setting or a
+secret file, and the signing they do."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-
-from settlement_svc.settings import SettlementSettings
+from pydantic import SecretStr
 
 
 @dataclass(frozen=True)
@@ -15,20 +16,20 @@ class SignedTransaction:
     hash: str
 
 
-class RelayerKey:
+class AccountKey:
     """Holds the key in memory only; neither it nor the settings' secret is ever logged."""
 
     def __init__(self, account: LocalAccount) -> None:
         self._account = account
 
     @classmethod
-    def of(cls, settings: SettlementSettings) -> "RelayerKey | None":
-        """The configured key; None when the relay is not configured. A file wins over the
-        inline setting (a mounted secret)."""
-        if settings.relayer_private_key_file is not None:
-            key = settings.relayer_private_key_file.read_text().strip()
-        elif settings.relayer_private_key is not None:
-            key = settings.relayer_private_key.get_secret_value().strip()
+    def load(cls, inline: SecretStr | None, file: Path | None) -> "AccountKey | None":
+        """The configured key; None when neither setting is set. A file wins over the inline
+        setting (a mounted secret)."""
+        if file is not None:
+            key = file.read_text().strip()
+        elif inline is not None:
+            key = inline.get_secret_value().strip()
         else:
             return None
         return cls(Account.from_key(key))
