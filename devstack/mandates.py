@@ -52,6 +52,8 @@ class MandateEvent:
     args: dict[str, Any]
     block_number: int
     log_index: int
+    # 0x + 64 hex digits.
+    transaction_hash: str
 
 
 class Mandates:
@@ -208,7 +210,11 @@ class Mandates:
             raise ValueError(f"not an event of the mandate contract: topic 0x{topic.hex()}")
         decoded = self.contract.events[name]().process_log(log)
         return MandateEvent(
-            name, dict(decoded["args"]), int(log["blockNumber"]), int(log["logIndex"])
+            name,
+            dict(decoded["args"]),
+            int(log["blockNumber"]),
+            int(log["logIndex"]),
+            "0x" + bytes(log["transactionHash"]).hex(),
         )
 
     async def close(self) -> None:
