@@ -3,11 +3,24 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from invoicing_svc.adapters.tables import InvoiceLineRow, InvoiceRow, SubscriptionRow
-from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
+from invoicing_svc.adapters.tables import (
+    InvoiceLineRow,
+    InvoiceRow,
+    PaymentAttemptRow,
+    SubscriptionRow,
+)
+from invoicing_svc.domain.model import (
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    PaymentAttempt,
+    PaymentFailureReason,
+    SubscriptionStatus,
+)
+from service_kit.ids import new_id
 from service_kit.pagination import in_creation_order
 from service_kit.sql_filters import id_in
 
@@ -38,7 +51,19 @@ _INSERT_LINES = text("""
 """)
 
 
-def _invoice(row: InvoiceRow, lines: list[InvoiceLineRow]) -> Invoice:
+def _attempt(row: PaymentAttemptRow) -> PaymentAttempt:
+    return PaymentAttempt(
+        number=row.number,
+        attempt_time=row.attempt_time,
+        reason=PaymentFailureReason(row.reason),
+        detail=row.detail,
+        next_attempt_time=row.next_attempt_time,
+    )
+
+
+def _invoice(
+    row: InvoiceRow, lines: list[InvoiceLineRow], attempts: list[PaymentAttemptRow]
+) -> Invoice:
     return Invoice(
         id=row.id,
         merchant_id=row.merchant_id,
@@ -61,6 +86,7 @@ def _invoice(row: InvoiceRow, lines: list[InvoiceLineRow]) -> Invoice:
         paid_time=row.paid_time,
         currency=row.currency,
         hold_reason=row.hold_reason,
+        payment_attempts=tuple(_attempt(a) for a in sorted(attempts, key=lambda a: a.number)),
     )
 
 
@@ -144,7 +170,10 @@ class InvoiceStore:
         lines = await self._session.scalars(
             select(InvoiceLineRow).where(InvoiceLineRow.invoice_id == invoice_id)
         )
-        return _invoice(row, list(lines))
+        attempts = await self._session.scalars(
+            select(PaymentAttemptRow).where(PaymentAttemptRow.invoice_id == invoice_id)
+        )
+        return _invoice(row, list(lines), list(attempts))
 
     async def page(
         self,
@@ -175,13 +204,38 @@ class InvoiceStore:
         return await self._with_lines(list(rows))
 
     async def _with_lines(self, rows: list[InvoiceRow]) -> list[Invoice]:
+        ids = [row.id for row in rows]
         lines = await self._session.scalars(
-            select(InvoiceLineRow).where(InvoiceLineRow.invoice_id.in_([row.id for row in rows]))
+            select(InvoiceLineRow).where(InvoiceLineRow.invoice_id.in_(ids))
         )
         by_invoice: dict[str, list[InvoiceLineRow]] = {}
         for line in lines:
             by_invoice.setdefault(line.invoice_id, []).append(line)
-        return [_invoice(row, by_invoice.get(row.id, [])) for row in rows]
+        attempts = await self._session.scalars(
+            select(PaymentAttemptRow).where(PaymentAttemptRow.invoice_id.in_(ids))
+        )
+        attempts_of: dict[str, list[PaymentAttemptRow]] = {}
+        for attempt in attempts:
+            attempts_of.setdefault(attempt.invoice_id, []).append(attempt)
+        return [
+            _invoice(row, by_invoice.get(row.id, []), attempts_of.get(row.id, [])) for row in rows
+        ]
+
+    async def add_payment_attempt(self, invoice: Invoice, attempt: PaymentAttempt) -> None:
+        """Stores a failed collection attempt of the invoice (once per number: the database
+        refuses a second)."""
+        await self._session.execute(
+            insert(PaymentAttemptRow).values(
+                id=new_id("pat"),
+                merchant_id=invoice.merchant_id,
+                invoice_id=invoice.id,
+                number=attempt.number,
+                attempt_time=attempt.attempt_time,
+                reason=attempt.reason.value,
+                detail=attempt.detail,
+                next_attempt_time=attempt.next_attempt_time,
+            )
+        )
 
     async def subscriptions_newly_overdue(self, now: datetime) -> list[tuple[str, str]]:
         """(merchant, subscription) of ACTIVE subscriptions with an OPEN invoice past due."""
@@ -199,12 +253,15 @@ class InvoiceStore:
         return [(row.merchant_id, row.id) for row in rows]
 
     async def has_overdue(self, subscription_id: str, now: datetime) -> bool:
+        """Whether an OPEN invoice of the subscription is past due, or failed a collection
+        attempt (either keeps the subscription PAST_DUE)."""
+        failed = exists().where(PaymentAttemptRow.invoice_id == InvoiceRow.id)
         found = await self._session.scalar(
             select(InvoiceRow.id)
             .where(
                 InvoiceRow.subscription_id == subscription_id,
                 InvoiceRow.status == InvoiceStatus.OPEN.value,
-                InvoiceRow.due_time <= now,
+                or_(InvoiceRow.due_time <= now, failed),
             )
             .limit(1)
         )

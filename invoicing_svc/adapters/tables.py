@@ -138,6 +138,28 @@ class InvoiceLineRow(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
 
 
+class PaymentAttemptRow(Base):
+    __tablename__ = "payment_attempts"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    invoice_id: Mapped[str] = mapped_column(Text)
+    number: Mapped[int] = mapped_column(Integer)
+    attempt_time: Mapped[datetime] = mapped_column(Timestamp)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+    # None: the last attempt of the schedule.
+    next_attempt_time: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class MerchantSettingsRow(Base):
+    __tablename__ = "merchant_settings"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    dunning_final_action: Mapped[str] = mapped_column(Text)
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
 class WebhookEndpointRow(Base):
     __tablename__ = "webhook_endpoints"
 

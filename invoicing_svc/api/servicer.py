@@ -15,6 +15,7 @@ from invoicing_svc.service_layer import (
     catalog,
     checkout,
     customers,
+    dunning,
     invoices,
     settlement_events,
     subscriptions,
@@ -307,6 +308,37 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             self._invoicing, merchant_id(context), translate.settlement_data(summary), key
         )
         return pb.ReportSettlementFailureResponse()
+
+    async def ReportPaymentAttemptFailure(
+        self, request: pb.ReportPaymentAttemptFailureRequest, context: Context
+    ) -> pb.Invoice:
+        failed = await dunning.report_payment_attempt_failure(
+            self._invoicing,
+            merchant_id(context),
+            request.invoice_id,
+            number=request.attempt_number,
+            reason=translate.failure_reason_from_proto(request.reason),
+            detail=request.detail,
+            next_attempt_time=translate.optional_time(request, "next_attempt_time"),
+        )
+        return translate.invoice_to_proto(failed)
+
+    # Merchant settings
+
+    async def GetMerchantSettings(
+        self, request: pb.GetMerchantSettingsRequest, context: Context
+    ) -> pb.MerchantSettings:
+        found = await dunning.get_merchant_settings(self._invoicing, merchant_id(context))
+        return translate.settings_to_proto(found)
+
+    async def UpdateMerchantSettings(
+        self, request: pb.UpdateMerchantSettingsRequest, context: Context
+    ) -> pb.MerchantSettings:
+        action = translate.final_action_from_proto(request.settings.dunning_final_action)
+        changed = await dunning.update_merchant_settings(
+            self._invoicing, merchant_id(context), action
+        )
+        return translate.settings_to_proto(changed)
 
     # Webhooks
 

@@ -10,10 +10,13 @@ from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from invoicing_svc.domain.customers import Customer, CustomerAccess
+from invoicing_svc.domain.dunning import DunningFinalAction, MerchantSettings, PaymentFailure
 from invoicing_svc.domain.model import (
     BillingInterval,
     CheckoutSession,
     Invoice,
+    PaymentAttempt,
+    PaymentFailureReason,
     PaymentProof,
     Plan,
     PricingType,
@@ -26,7 +29,7 @@ from invoicing_svc.domain.pricing import PLACES, PricingModel, Tier, UsageCharge
 from invoicing_svc.domain.webhooks import WebhookDelivery, WebhookEndpoint
 from service_kit.decimals import format_decimal, parse_decimal
 from service_kit.errors import InvalidArgument
-from service_kit.proto_time import to_timestamp
+from service_kit.proto_time import from_timestamp, to_timestamp
 
 MAX_QUANTITY = Decimal(10) ** 15
 
@@ -46,6 +49,8 @@ _ENUMS = {
     "BILLING_INTERVAL_": pb.BillingInterval,
     "CHARGE_MODEL_": pb.ChargeModel,
     "SUBSCRIPTION_STATUS_": pb.SubscriptionStatus,
+    "PAYMENT_FAILURE_REASON_": pb.PaymentFailureReason,
+    "DUNNING_FINAL_ACTION_": pb.DunningFinalAction,
 }
 
 
@@ -55,6 +60,35 @@ def subscription_status_from_proto(value: int) -> SubscriptionStatus | None:
         value, SubscriptionStatus, "SUBSCRIPTION_STATUS_", "status"
     )
     return status
+
+
+def failure_reason_from_proto(value: int) -> PaymentFailureReason:
+    reason: PaymentFailureReason | None = _enum(
+        value, PaymentFailureReason, "PAYMENT_FAILURE_REASON_", "reason"
+    )
+    if reason is None:
+        raise InvalidArgument("reason is required", field="reason")
+    return reason
+
+
+def final_action_from_proto(value: int) -> DunningFinalAction:
+    field = "settings.dunning_final_action"
+    action: DunningFinalAction | None = _enum(
+        value, DunningFinalAction, "DUNNING_FINAL_ACTION_", field
+    )
+    if action is None:
+        raise InvalidArgument(f"{field} is required", field=field)
+    return action
+
+
+def optional_time(message: Message, field: str) -> datetime | None:
+    """A timestamp field of a request; None when unset, INVALID_ARGUMENT when out of range."""
+    if not message.HasField(field):
+        return None
+    try:
+        return from_timestamp(getattr(message, field))
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{field} is not a valid time", field=field) from None
 
 
 def enum_name(value: int, prefix: str) -> str:
@@ -256,11 +290,42 @@ def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
         settlement_id=invoice.settlement_id,
         create_time=to_timestamp(invoice.create_time),
         hold_reason=invoice.hold_reason,
+        payment_attempts=[attempt_to_proto(a) for a in invoice.payment_attempts],
     )
-    for name in ("period_start", "period_end", "finalize_time", "due_time", "paid_time"):
+    for name in (
+        "period_start",
+        "period_end",
+        "finalize_time",
+        "due_time",
+        "paid_time",
+        "next_payment_attempt_time",
+    ):
         moment = getattr(invoice, name)
         if moment is not None:
             getattr(message, name).CopyFrom(to_timestamp(moment))
+    return message
+
+
+def attempt_to_proto(attempt: PaymentAttempt) -> pb.PaymentAttempt:
+    message = pb.PaymentAttempt(
+        number=attempt.number,
+        attempt_time=to_timestamp(attempt.attempt_time),
+        reason=pb.PaymentFailureReason.Value(f"PAYMENT_FAILURE_REASON_{attempt.reason.value}"),
+        detail=attempt.detail,
+    )
+    if attempt.next_attempt_time is not None:
+        message.next_attempt_time.CopyFrom(to_timestamp(attempt.next_attempt_time))
+    return message
+
+
+def settings_to_proto(settings: MerchantSettings) -> pb.MerchantSettings:
+    message = pb.MerchantSettings(
+        dunning_final_action=pb.DunningFinalAction.Value(
+            f"DUNNING_FINAL_ACTION_{settings.dunning_final_action.value}"
+        )
+    )
+    if settings.update_time is not None:
+        message.update_time.CopyFrom(to_timestamp(settings.update_time))
     return message
 
 
@@ -323,6 +388,11 @@ def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any
 
     def render(subject: object) -> dict[str, Any]:
         message: Message
+        if isinstance(subject, PaymentFailure):
+            attempt = _json(attempt_to_proto(subject.attempt))
+            # Explicitly null after the last attempt: no retry is coming.
+            attempt.setdefault("nextAttemptTime", None)
+            return {"invoice": render(subject.invoice), "attempt": attempt}
         if isinstance(subject, Invoice):
             message = invoice_to_proto(subject)
         elif isinstance(subject, Subscription):
@@ -333,6 +403,10 @@ def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any
             message = endpoint_to_proto(subject, with_secret=False)
         else:
             raise TypeError(f"no webhook form for {type(subject).__name__}")
-        return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+        return _json(message)
 
     return render
+
+
+def _json(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)

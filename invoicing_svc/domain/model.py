@@ -34,6 +34,18 @@ class SubscriptionStatus(StrEnum):
     CANCELED = "CANCELED"
 
 
+class PaymentFailureReason(StrEnum):
+    """Why settlement's attempt to collect an invoice failed."""
+
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    ALLOWANCE_TOO_LOW = "ALLOWANCE_TOO_LOW"
+    CAP_EXCEEDED = "CAP_EXCEEDED"
+    MANDATE_REVOKED = "MANDATE_REVOKED"
+    MANDATE_EXPIRED = "MANDATE_EXPIRED"
+    NO_MANDATE = "NO_MANDATE"
+    REVERTED = "REVERTED"
+
+
 class InvoiceStatus(StrEnum):
     DRAFT = "DRAFT"
     OPEN = "OPEN"
@@ -125,6 +137,17 @@ class InvoiceLine:
 
 
 @dataclass(frozen=True)
+class PaymentAttempt:
+    """A failed attempt to collect an invoice; `next_attempt_time` None ends the schedule."""
+
+    number: int
+    attempt_time: datetime
+    reason: PaymentFailureReason
+    detail: str
+    next_attempt_time: datetime | None
+
+
+@dataclass(frozen=True)
 class Invoice:
     id: str
     merchant_id: str
@@ -146,3 +169,13 @@ class Invoice:
     # Why a period's invoice is held as a DRAFT (it priced at or beyond the bound of money);
     # "" for every other invoice.
     hold_reason: str = ""
+    # Failed collection attempts (dunning), by number.
+    payment_attempts: tuple[PaymentAttempt, ...] = field(default=())
+
+    @property
+    def next_payment_attempt_time(self) -> datetime | None:
+        """While OPEN, when settlement tries to collect again: the last failed attempt's next
+        time (None after the last attempt, or with no failed attempt)."""
+        if self.status is not InvoiceStatus.OPEN or not self.payment_attempts:
+            return None
+        return self.payment_attempts[-1].next_attempt_time

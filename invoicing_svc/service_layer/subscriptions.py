@@ -85,13 +85,13 @@ async def cancel_subscription(
             await uow.subscription_changed(following, real_now)
             await uow.emit(merchant_id, "subscription.updated", following, real_now)
         else:
-            following = await _end_now(invoicing, uow, subscription, real_now)
+            following = await end_now(invoicing, uow, subscription, real_now)
         await uow.idempotency.remember(uow.session, merchant_id, request, subscription.id)
         await uow.commit()
     return following
 
 
-async def _end_now(
+async def end_now(
     invoicing: Invoicing, uow: InvoicingUnitOfWork, subscription: Subscription, real_now: datetime
 ) -> Subscription:
     """Periods that ended but are not closed yet (in their grace window) are closed first, as

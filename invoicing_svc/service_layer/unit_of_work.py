@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.adapters.customer_store import CustomerStore
 from invoicing_svc.adapters.invoice_store import InvoiceStore
+from invoicing_svc.adapters.merchant_settings_store import MerchantSettingsStore
 from invoicing_svc.adapters.metering_client import MeteringClient
 from invoicing_svc.adapters.secret_box import SecretBox
 from invoicing_svc.adapters.settlement_client import SettlementClient
@@ -49,6 +50,7 @@ class InvoicingUnitOfWork(UnitOfWork):
         self.customers = CustomerStore(self.session)
         self.subscriptions = SubscriptionStore(self.session)
         self.invoices = InvoiceStore(self.session)
+        self.merchant_settings = MerchantSettingsStore(self.session)
         self.webhooks = WebhookStore(self.session, self._secrets)
         self.idempotency = IdempotencyStore(idempotency_records)
         # Messages are written in one statement at commit: a period close emits thousands.

@@ -38,6 +38,7 @@ EVENT_TYPES = frozenset(
         "invoice.finalized",
         "invoice.held",
         "invoice.paid",
+        "invoice.payment_failed",
         "invoice.voided",
         "invoice.marked_uncollectible",
         "settlement.confirmed",

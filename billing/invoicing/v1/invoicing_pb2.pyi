@@ -172,6 +172,48 @@ INVOICE_STATUS_VOID: InvoiceStatus.ValueType  # 4
 INVOICE_STATUS_UNCOLLECTIBLE: InvoiceStatus.ValueType  # 5
 Global___InvoiceStatus: _TypeAlias = InvoiceStatus  # noqa: Y015
 
+class _PaymentFailureReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentFailureReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentFailureReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_FAILURE_REASON_UNSPECIFIED: _PaymentFailureReason.ValueType  # 0
+    PAYMENT_FAILURE_REASON_INSUFFICIENT_BALANCE: _PaymentFailureReason.ValueType  # 1
+    """The payer's USDC balance is below the amount."""
+    PAYMENT_FAILURE_REASON_ALLOWANCE_TOO_LOW: _PaymentFailureReason.ValueType  # 2
+    """The payer's USDC allowance to the mandate contract is below the amount."""
+    PAYMENT_FAILURE_REASON_CAP_EXCEEDED: _PaymentFailureReason.ValueType  # 3
+    """The amount exceeds what the mandate's cap leaves in the current period."""
+    PAYMENT_FAILURE_REASON_MANDATE_REVOKED: _PaymentFailureReason.ValueType  # 4
+    """The payer revoked the mandate."""
+    PAYMENT_FAILURE_REASON_MANDATE_EXPIRED: _PaymentFailureReason.ValueType  # 5
+    """The mandate is past its expiry."""
+    PAYMENT_FAILURE_REASON_NO_MANDATE: _PaymentFailureReason.ValueType  # 6
+    """The payer has no mandate for the merchant's wallet."""
+    PAYMENT_FAILURE_REASON_REVERTED: _PaymentFailureReason.ValueType  # 7
+    """The collection transaction reverted on chain."""
+
+class PaymentFailureReason(_PaymentFailureReason, metaclass=_PaymentFailureReasonEnumTypeWrapper):
+    """Why an attempt to collect an invoice failed, as settlement found it."""
+
+PAYMENT_FAILURE_REASON_UNSPECIFIED: PaymentFailureReason.ValueType  # 0
+PAYMENT_FAILURE_REASON_INSUFFICIENT_BALANCE: PaymentFailureReason.ValueType  # 1
+"""The payer's USDC balance is below the amount."""
+PAYMENT_FAILURE_REASON_ALLOWANCE_TOO_LOW: PaymentFailureReason.ValueType  # 2
+"""The payer's USDC allowance to the mandate contract is below the amount."""
+PAYMENT_FAILURE_REASON_CAP_EXCEEDED: PaymentFailureReason.ValueType  # 3
+"""The amount exceeds what the mandate's cap leaves in the current period."""
+PAYMENT_FAILURE_REASON_MANDATE_REVOKED: PaymentFailureReason.ValueType  # 4
+"""The payer revoked the mandate."""
+PAYMENT_FAILURE_REASON_MANDATE_EXPIRED: PaymentFailureReason.ValueType  # 5
+"""The mandate is past its expiry."""
+PAYMENT_FAILURE_REASON_NO_MANDATE: PaymentFailureReason.ValueType  # 6
+"""The payer has no mandate for the merchant's wallet."""
+PAYMENT_FAILURE_REASON_REVERTED: PaymentFailureReason.ValueType  # 7
+"""The collection transaction reverted on chain."""
+Global___PaymentFailureReason: _TypeAlias = PaymentFailureReason  # noqa: Y015
+
 class _WebhookEndpointStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -217,6 +259,32 @@ DELIVERY_STATUS_SUCCEEDED: DeliveryStatus.ValueType  # 2
 DELIVERY_STATUS_FAILED: DeliveryStatus.ValueType  # 3
 """Retries ran out."""
 Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
+
+class _DunningFinalAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DunningFinalActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DunningFinalAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DUNNING_FINAL_ACTION_UNSPECIFIED: _DunningFinalAction.ValueType  # 0
+    DUNNING_FINAL_ACTION_PAST_DUE: _DunningFinalAction.ValueType  # 1
+    """The subscription stays PAST_DUE (the default): the merchant decides."""
+    DUNNING_FINAL_ACTION_CANCEL: _DunningFinalAction.ValueType  # 2
+    """The subscription is canceled now, as CancelSubscription would (the partial period billed)."""
+
+class DunningFinalAction(_DunningFinalAction, metaclass=_DunningFinalActionEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Merchant settings
+
+    What happens to a subscription once the last attempt to collect one of its invoices failed.
+    """
+
+DUNNING_FINAL_ACTION_UNSPECIFIED: DunningFinalAction.ValueType  # 0
+DUNNING_FINAL_ACTION_PAST_DUE: DunningFinalAction.ValueType  # 1
+"""The subscription stays PAST_DUE (the default): the merchant decides."""
+DUNNING_FINAL_ACTION_CANCEL: DunningFinalAction.ValueType  # 2
+"""The subscription is canceled now, as CancelSubscription would (the partial period billed)."""
+Global___DunningFinalAction: _TypeAlias = DunningFinalAction  # noqa: Y015
 
 @_typing.final
 class Service(_message.Message):
@@ -1202,6 +1270,8 @@ class Invoice(_message.Message):
     DUE_TIME_FIELD_NUMBER: _builtins.int
     PAID_TIME_FIELD_NUMBER: _builtins.int
     HOLD_REASON_FIELD_NUMBER: _builtins.int
+    PAYMENT_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAYMENT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "in_" + 26 characters."""
     subscription_id: _builtins.str
@@ -1255,6 +1325,19 @@ class Invoice(_message.Message):
     def paid_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When it became PAID; unset before."""
 
+    @_builtins.property
+    def payment_attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaymentAttempt]:
+        """Output only. Every failed attempt to collect the invoice, by attempt number; empty when
+        none failed.
+        """
+
+    @_builtins.property
+    def next_payment_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. While OPEN, when the next collection attempt is due: the next_attempt_time of
+        the last failed attempt. Unset when no attempt failed, after the last attempt, and once the
+        invoice is no longer OPEN.
+        """
+
     def __init__(
         self,
         *,
@@ -1275,14 +1358,58 @@ class Invoice(_message.Message):
         due_time: _timestamp_pb2.Timestamp | None = ...,
         paid_time: _timestamp_pb2.Timestamp | None = ...,
         hold_reason: _builtins.str = ...,
+        payment_attempts: _abc.Iterable[Global___PaymentAttempt] | None = ...,
+        next_payment_attempt_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "due_time", b"due_time", "finalize_time", b"finalize_time", "paid_time", b"paid_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "due_time", b"due_time", "finalize_time", b"finalize_time", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "lines", b"lines", "paid_time", b"paid_time", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "lines", b"lines", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "payment_attempts", b"payment_attempts", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Invoice: _TypeAlias = Invoice  # noqa: Y015
+
+@_typing.final
+class PaymentAttempt(_message.Message):
+    """One failed attempt to collect an invoice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    """Output only. 1 for the first attempt, then counting up."""
+    reason: Global___PaymentFailureReason.ValueType
+    """Output only. Why it failed."""
+    detail: _builtins.str
+    """Output only. Human-readable detail from settlement, at most 1,000 characters; may be empty."""
+    @_builtins.property
+    def attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When invoicing recorded the failure."""
+
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When settlement tries again; unset when this was the last attempt."""
+
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: Global___PaymentFailureReason.ValueType = ...,
+        detail: _builtins.str = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_time", b"attempt_time", "next_attempt_time", b"next_attempt_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_time", b"attempt_time", "detail", b"detail", "next_attempt_time", b"next_attempt_time", "number", b"number", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentAttempt: _TypeAlias = PaymentAttempt  # noqa: Y015
 
 @_typing.final
 class CreateInvoiceRequest(_message.Message):
@@ -1564,6 +1691,54 @@ class ReportSettlementFailureResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportSettlementFailureResponse: _TypeAlias = ReportSettlementFailureResponse  # noqa: Y015
+
+@_typing.final
+class ReportPaymentAttemptFailureRequest(_message.Message):
+    """Request of ReportPaymentAttemptFailure: settlement reports a failed attempt to collect an OPEN
+    invoice (FAILED_PRECONDITION for any other status, and for a number after the attempt that
+    ended the schedule). A number already reported returns the invoice unchanged, whatever its
+    status now.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """Required. The invoice, "in_" + 26 characters; NOT_FOUND when it is unknown or another
+    merchant's.
+    """
+    attempt_number: _builtins.int
+    """Required. The attempt's number, 1-100: 1 for the first attempt, then counting up."""
+    reason: Global___PaymentFailureReason.ValueType
+    """Required. Why the attempt failed."""
+    detail: _builtins.str
+    """Optional. Human-readable detail, at most 1,000 characters. Default empty."""
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. When settlement tries again; unset when this was the last attempt (the schedule
+        ends, and the merchant's dunning_final_action applies).
+        """
+
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        attempt_number: _builtins.int = ...,
+        reason: Global___PaymentFailureReason.ValueType = ...,
+        detail: _builtins.str = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_attempt_time", b"next_attempt_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_number", b"attempt_number", "detail", b"detail", "invoice_id", b"invoice_id", "next_attempt_time", b"next_attempt_time", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportPaymentAttemptFailureRequest: _TypeAlias = ReportPaymentAttemptFailureRequest  # noqa: Y015
 
 @_typing.final
 class WebhookEndpoint(_message.Message):
@@ -2090,6 +2265,79 @@ class RetryWebhookDeliveryRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RetryWebhookDeliveryRequest: _TypeAlias = RetryWebhookDeliveryRequest  # noqa: Y015
+
+@_typing.final
+class MerchantSettings(_message.Message):
+    """A merchant's settings of invoicing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DUNNING_FINAL_ACTION_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    dunning_final_action: Global___DunningFinalAction.ValueType
+    """Optional. After the last failed collection attempt of an invoice: PAST_DUE (default) or
+    CANCEL. Required in UpdateMerchantSettings.
+    """
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the settings last changed; unset while every setting is its default."""
+
+    def __init__(
+        self,
+        *,
+        dunning_final_action: Global___DunningFinalAction.ValueType = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dunning_final_action", b"dunning_final_action", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MerchantSettings: _TypeAlias = MerchantSettings  # noqa: Y015
+
+@_typing.final
+class GetMerchantSettingsRequest(_message.Message):
+    """Request of GetMerchantSettings: the settings of the merchant calling."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMerchantSettingsRequest: _TypeAlias = GetMerchantSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateMerchantSettingsRequest(_message.Message):
+    """Request of UpdateMerchantSettings: new values of the merchant's settings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___MerchantSettings:
+        """Required. The settings; dunning_final_action must be set (INVALID_ARGUMENT when
+        unspecified). Output-only fields are ignored.
+        """
+
+    def __init__(
+        self,
+        *,
+        settings: Global___MerchantSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateMerchantSettingsRequest: _TypeAlias = UpdateMerchantSettingsRequest  # noqa: Y015
 
 @_typing.final
 class AdvanceTestClockRequest(_message.Message):

@@ -144,6 +144,21 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureResponse.FromString,
                 _registered_method=True)
+        self.ReportPaymentAttemptFailure = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ReportPaymentAttemptFailure',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportPaymentAttemptFailureRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+                _registered_method=True)
+        self.GetMerchantSettings = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetMerchantSettings',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetMerchantSettingsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MerchantSettings.FromString,
+                _registered_method=True)
+        self.UpdateMerchantSettings = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/UpdateMerchantSettings',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdateMerchantSettingsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MerchantSettings.FromString,
+                _registered_method=True)
         self.CreateWebhookEndpoint = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/CreateWebhookEndpoint',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateWebhookEndpointRequest.SerializeToString,
@@ -369,6 +384,31 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportPaymentAttemptFailure(self, request, context):
+        """Called by settlement when an attempt to collect an OPEN invoice (through the subscriber's
+        mandate) failed: the attempt is listed on the invoice, the merchant gets an
+        invoice.payment_failed webhook, the subscription becomes PAST_DUE, and after the last attempt
+        it is canceled when the merchant's dunning_final_action is CANCEL. Idempotent per invoice and
+        attempt number: repeating a report changes nothing and returns the invoice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMerchantSettings(self, request, context):
+        """The merchant's settings (defaults until it changes one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMerchantSettings(self, request, context):
+        """Changes the merchant's settings; the answer is the settings now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateWebhookEndpoint(self, request, context):
         """Registers a URL that receives signed webhook events; the answer carries its signing secret.
         """
@@ -574,6 +614,21 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.ReportSettlementFailure,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureResponse.SerializeToString,
+            ),
+            'ReportPaymentAttemptFailure': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportPaymentAttemptFailure,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportPaymentAttemptFailureRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'GetMerchantSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMerchantSettings,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetMerchantSettingsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MerchantSettings.SerializeToString,
+            ),
+            'UpdateMerchantSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMerchantSettings,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdateMerchantSettingsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MerchantSettings.SerializeToString,
             ),
             'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateWebhookEndpoint,
@@ -1218,6 +1273,87 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/ReportSettlementFailure',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportSettlementFailureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportPaymentAttemptFailure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ReportPaymentAttemptFailure',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportPaymentAttemptFailureRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMerchantSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetMerchantSettings',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetMerchantSettingsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MerchantSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMerchantSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/UpdateMerchantSettings',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdateMerchantSettingsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MerchantSettings.FromString,
             options,
             channel_credentials,
             insecure,

@@ -83,6 +83,17 @@ class InvoicingServiceStub:
     """Called by settlement when a submitted payment failed verification: notifies the merchant
     (settlement.failed webhook). Repeating it changes nothing.
     """
+    ReportPaymentAttemptFailure: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ReportPaymentAttemptFailureRequest, _invoicing_pb2.Invoice]
+    """Called by settlement when an attempt to collect an OPEN invoice (through the subscriber's
+    mandate) failed: the attempt is listed on the invoice, the merchant gets an
+    invoice.payment_failed webhook, the subscription becomes PAST_DUE, and after the last attempt
+    it is canceled when the merchant's dunning_final_action is CANCEL. Idempotent per invoice and
+    attempt number: repeating a report changes nothing and returns the invoice.
+    """
+    GetMerchantSettings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]
+    """The merchant's settings (defaults until it changes one)."""
+    UpdateMerchantSettings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.UpdateMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]
+    """Changes the merchant's settings; the answer is the settings now."""
     CreateWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]
     """Registers a URL that receives signed webhook events; the answer carries its signing secret."""
     ListWebhookEndpoints: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookEndpointsRequest, _invoicing_pb2.ListWebhookEndpointsResponse]
@@ -170,6 +181,17 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     """Called by settlement when a submitted payment failed verification: notifies the merchant
     (settlement.failed webhook). Repeating it changes nothing.
     """
+    ReportPaymentAttemptFailure: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ReportPaymentAttemptFailureRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
+    """Called by settlement when an attempt to collect an OPEN invoice (through the subscriber's
+    mandate) failed: the attempt is listed on the invoice, the merchant gets an
+    invoice.payment_failed webhook, the subscription becomes PAST_DUE, and after the last attempt
+    it is canceled when the merchant's dunning_final_action is CANCEL. Idempotent per invoice and
+    attempt number: repeating a report changes nothing and returns the invoice.
+    """
+    GetMerchantSettings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]  # type: ignore[assignment]
+    """The merchant's settings (defaults until it changes one)."""
+    UpdateMerchantSettings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.UpdateMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]  # type: ignore[assignment]
+    """Changes the merchant's settings; the answer is the settings now."""
     CreateWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateWebhookEndpointRequest, _invoicing_pb2.WebhookEndpoint]  # type: ignore[assignment]
     """Registers a URL that receives signed webhook events; the answer carries its signing secret."""
     ListWebhookEndpoints: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListWebhookEndpointsRequest, _invoicing_pb2.ListWebhookEndpointsResponse]  # type: ignore[assignment]
@@ -380,6 +402,35 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Called by settlement when a submitted payment failed verification: notifies the merchant
         (settlement.failed webhook). Repeating it changes nothing.
         """
+
+    @_abc_1.abstractmethod
+    def ReportPaymentAttemptFailure(
+        self,
+        request: _invoicing_pb2.ReportPaymentAttemptFailureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Invoice, _abc.Awaitable[_invoicing_pb2.Invoice]]:
+        """Called by settlement when an attempt to collect an OPEN invoice (through the subscriber's
+        mandate) failed: the attempt is listed on the invoice, the merchant gets an
+        invoice.payment_failed webhook, the subscription becomes PAST_DUE, and after the last attempt
+        it is canceled when the merchant's dunning_final_action is CANCEL. Idempotent per invoice and
+        attempt number: repeating a report changes nothing and returns the invoice.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMerchantSettings(
+        self,
+        request: _invoicing_pb2.GetMerchantSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.MerchantSettings, _abc.Awaitable[_invoicing_pb2.MerchantSettings]]:
+        """The merchant's settings (defaults until it changes one)."""
+
+    @_abc_1.abstractmethod
+    def UpdateMerchantSettings(
+        self,
+        request: _invoicing_pb2.UpdateMerchantSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.MerchantSettings, _abc.Awaitable[_invoicing_pb2.MerchantSettings]]:
+        """Changes the merchant's settings; the answer is the settings now."""
 
     @_abc_1.abstractmethod
     def CreateWebhookEndpoint(
