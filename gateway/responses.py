@@ -150,6 +150,29 @@ class InvoiceLine(Reply):
     amount: Decimal
 
 
+class PaymentAttempt(Reply):
+    """A failed attempt to collect the invoice through the subscriber's mandate."""
+
+    number: int
+    attempt_time: datetime
+    reason: (
+        Literal[
+            "INSUFFICIENT_BALANCE",
+            "ALLOWANCE_TOO_LOW",
+            "CAP_EXCEEDED",
+            "MANDATE_REVOKED",
+            "MANDATE_EXPIRED",
+            "NO_MANDATE",
+            "REVERTED",
+        ]
+        | None
+    )
+    detail: str
+    next_attempt_time: Annotated[
+        datetime | Absent, Field(description="Absent after the last attempt.")
+    ] = None
+
+
 class Invoice(Reply):
     id: str
     subscription_id: str
@@ -169,6 +192,13 @@ class Invoice(Reply):
     paid_time: datetime | Absent = None
     # Why a DRAFT is held (its period priced beyond 10^15 USDC); "" otherwise.
     hold_reason: str
+    payment_attempts: Annotated[
+        list[PaymentAttempt], Field(description="Failed collection attempts, by number.")
+    ]
+    next_payment_attempt_time: Annotated[
+        datetime | Absent,
+        Field(description="While OPEN, when the next collection attempt is due."),
+    ] = None
     # Not in lists: the request to pay an OPEN or PAID invoice (null for any other status, or
     # while the merchant has no payout wallet); only the answers of reads, creation and
     # finalization carry it.
@@ -313,6 +343,19 @@ class Reconciliation(Reply):
     differences: list[Difference]
     invoices_checked: Int64
     settlements_checked: Int64
+
+
+class MerchantSettings(Reply):
+    dunning_final_action: Annotated[
+        Literal["CANCEL", "PAST_DUE"] | None,
+        Field(
+            description="After the last failed collection attempt of an invoice: CANCEL its"
+            " subscription now, or leave it PAST_DUE (the default)."
+        ),
+    ]
+    update_time: Annotated[
+        datetime | Absent, Field(description="Absent while every setting is its default.")
+    ] = None
 
 
 class WebhookEndpoint(Reply):

@@ -178,6 +178,10 @@ class SettlementCreate(Body):
     merchant_wallet_address: Annotated[str, Field(max_length=42)] = ""
 
 
+class MerchantSettingsUpdate(Body):
+    dunning_final_action: Literal["CANCEL", "PAST_DUE"]
+
+
 EventTypes = Annotated[
     list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=20)
 ]

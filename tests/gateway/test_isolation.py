@@ -26,6 +26,9 @@ NO_ACCESS = "no access"
 ZERO, OWN_REPORT = "zero balance", "its own report"
 # A record every merchant has one of (its payout wallet): the other merchant gets its own.
 ITS_OWN = "its own record"
+# Settings every merchant has: the other merchant reads and changes its own (the owner's are
+# CANCEL, the other's stay the default PAST_DUE).
+ITS_OWN_SETTINGS = "its own settings"
 # The public relay, given the other merchant's own signed payment for one of the owner's
 # payables: it pays only the payable's own request, so it is refused and sends nothing.
 NOT_ITS_PAYMENT = "refused: another request's payment"
@@ -141,6 +144,10 @@ PROBES: dict[tuple[str, str], Probe] = {
     ),
     ("GET", "/api/v1/settlements/{settlement_id}"): Probe("/api/v1/settlements/{settlement}"),
     ("GET", "/api/v1/payout-wallet"): Probe("/api/v1/payout-wallet", ITS_OWN),
+    ("GET", "/api/v1/merchant-settings"): Probe("/api/v1/merchant-settings", ITS_OWN_SETTINGS),
+    ("PATCH", "/api/v1/merchant-settings"): Probe(
+        "/api/v1/merchant-settings", ITS_OWN_SETTINGS, {"dunningFinalAction": "PAST_DUE"}
+    ),
     ("GET", "/api/v1/ledger/balances"): Probe(
         "/api/v1/ledger/balances", ZERO, query={"account": "receivable:{user}"}
     ),
@@ -280,6 +287,10 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "/api/v1/webhook-endpoints",
         {"url": f"https://owner.example/{MARKER}", "eventTypes": ["*"]},
     )
+    settings = await api.client.patch(
+        "/api/v1/merchant-settings", json={"dunningFinalAction": "CANCEL"}
+    )
+    assert settings.status_code == 200, settings.text
     return {
         "service": service["id"],
         "plan": plan["id"],
@@ -348,7 +359,7 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
                 # A merchantId in the body is one more way to ask for the owner's account.
                 picked = {} if probe.public else {"merchantId": api.merchant_id}
                 body = {**fill(probe.body, objects), **picked}
-                response = await other.post(path, json=body)
+                response = await other.request(method, path, json=body)
             where = f"{method} {route}: {response.text[:300]}"
             assert MARKER not in response.text, where
             await expect(probe, response, api, other, where)
@@ -360,6 +371,8 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
         for kind in ("invoice", "draft")
     ]
     assert statuses == ["OPEN", "DRAFT"]
+    settings = (await api.get("/api/v1/merchant-settings")).json()
+    assert settings["dunningFinalAction"] == "CANCEL"
     listed = await api.get("/api/v1/usage-events", subscriptionId=objects["subscription"])
     assert [(e["quantity"], "cancelTime" in e) for e in listed.json()["data"]] == [("7", False)]
     assert other_id != api.merchant_id
@@ -389,6 +402,9 @@ async def expect(
     elif probe.answer == ITS_OWN:
         assert response.status_code == 200, where
         assert response.json()["walletAddress"] != owner.wallet, where
+    elif probe.answer == ITS_OWN_SETTINGS:
+        assert response.status_code == 200, where
+        assert response.json()["dunningFinalAction"] == "PAST_DUE", where
     elif probe.answer == NOT_ITS_PAYMENT:
         assert response.status_code == 400, where
         assert response.json()["error"]["param"] == "authorization.nonce", where

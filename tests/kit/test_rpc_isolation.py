@@ -273,6 +273,22 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: ipb.ReportSettlementFailureRequest(settlement=summary(o)),
             HARMLESS,
         ),
+        "ReportPaymentAttemptFailure": (
+            lambda o: ipb.ReportPaymentAttemptFailureRequest(
+                invoice_id=o.invoice.id,
+                attempt_number=1,
+                reason=ipb.PAYMENT_FAILURE_REASON_NO_MANDATE,
+            ),
+            NOT_FOUND,
+        ),
+        # The other merchant's own settings: its defaults, then its own change.
+        "GetMerchantSettings": (lambda o: ipb.GetMerchantSettingsRequest(), HARMLESS),
+        "UpdateMerchantSettings": (
+            lambda o: ipb.UpdateMerchantSettingsRequest(
+                settings=ipb.MerchantSettings(dunning_final_action=ipb.DUNNING_FINAL_ACTION_CANCEL)
+            ),
+            HARMLESS,
+        ),
         "CreateWebhookEndpoint": (
             lambda o: ipb.CreateWebhookEndpointRequest(
                 endpoint=ipb.WebhookEndpoint(url="https://other.example/h", event_types=["*"])
