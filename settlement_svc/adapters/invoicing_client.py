@@ -1,5 +1,6 @@
 """Settlement's calls to invoicing: what is owed, and what a verified payment settles."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
@@ -8,6 +9,7 @@ from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
 from service_kit.errors import FailedPrecondition
+from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 from settlement_svc.domain.model import CheckoutStatus, InvoiceStatus, Payable, Settlement
 from settlement_svc.domain.reconciliation import ReportedInvoice
@@ -148,6 +150,31 @@ class InvoicingClient:
                 pb.ReportSettlementFailureRequest(settlement=summary_of(settlement)),
                 metadata=self._metadata(settlement.merchant_id),
                 timeout=self._deadline,
+            ),
+            "invoicing",
+        )
+
+    async def collection_failed(
+        self,
+        merchant_id: str,
+        invoice_id: str,
+        number: int,
+        reason: str,
+        detail: str,
+        next_attempt_time: datetime | None,
+    ) -> None:
+        """A collection attempt failed: invoicing duns (webhook, PAST_DUE, the final action)."""
+        request = pb.ReportPaymentAttemptFailureRequest(
+            invoice_id=invoice_id,
+            attempt_number=number,
+            reason=pb.PaymentFailureReason.Value(f"PAYMENT_FAILURE_REASON_{reason}"),
+            detail=detail,
+        )
+        if next_attempt_time is not None:
+            request.next_attempt_time.CopyFrom(to_timestamp(next_attempt_time))
+        await answer_of(
+            self._stub.ReportPaymentAttemptFailure(
+                request, metadata=self._metadata(merchant_id), timeout=self._deadline
             ),
             "invoicing",
         )

@@ -198,7 +198,13 @@ async def _fail(
                 status=CollectionStatus.DUE if following else CollectionStatus.DONE,
             )
         )
-        payload = {"collection_id": current.id, "number": failures}
+        payload = {
+            "invoice_id": current.invoice_id,
+            "number": failures,
+            "reason": failure.value,
+            "detail": detail,
+            "next_attempt_time": following.isoformat() if following else None,
+        }
         await uow.outbox.add(uow.session, current.merchant_id, COLLECTION_FAILED, payload, now)
         await uow.commit()
     log.info(

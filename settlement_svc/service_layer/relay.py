@@ -1,6 +1,9 @@
-"""What the outbox relay does with each topic: tell invoicing the outcome of a verification.
-Both calls are idempotent on the settlement id. Invoicing has no batch form of them, and a
+"""What the outbox relay does with each topic: tell invoicing the outcome of a verification,
+or of a failed collection attempt (dunning). The calls are idempotent on the settlement id, or
+on the invoice and attempt number. Invoicing has no batch form of them, and a
 verification outcome comes one at a time, so each message is one call."""
+
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -8,7 +11,12 @@ from service_kit.outbox import Handler, Outbox, OutboxMessage, OutboxRelay, one_
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
 from settlement_svc.domain.model import Settlement
-from settlement_svc.service_layer.unit_of_work import FAILED, SETTLED, Settlements
+from settlement_svc.service_layer.unit_of_work import (
+    COLLECTION_FAILED,
+    FAILED,
+    SETTLED,
+    Settlements,
+)
 
 
 def outbox_relay(settlements: Settlements) -> OutboxRelay:
@@ -25,8 +33,21 @@ def outbox_relay(settlements: Settlements) -> OutboxRelay:
     async def failed(session: AsyncSession, message: OutboxMessage) -> None:
         await settlements.invoicing.failed(await load(session, message))
 
+    async def collection_failed(session: AsyncSession, message: OutboxMessage) -> None:
+        attempt = message.payload
+        following = attempt["next_attempt_time"]
+        await settlements.invoicing.collection_failed(
+            message.merchant_id,
+            attempt["invoice_id"],
+            attempt["number"],
+            attempt["reason"],
+            attempt["detail"],
+            datetime.fromisoformat(following) if following else None,
+        )
+
     handlers: dict[str, Handler] = {
         SETTLED: one_at_a_time(settled),
         FAILED: one_at_a_time(failed),
+        COLLECTION_FAILED: one_at_a_time(collection_failed),
     }
     return OutboxRelay(settlements.sessions, Outbox(outbox), handlers, settlements.clock)

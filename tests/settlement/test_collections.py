@@ -23,6 +23,7 @@ from settlement_svc.domain.collections import (
 )
 from settlement_svc.service_layer.collections import CollectPass, collect_due
 from settlement_svc.service_layer.mandates import refresh_mandates
+from settlement_svc.service_layer.relay import outbox_relay
 from tests.conftest import COLLECTOR_ACCOUNT, field_violation
 from tests.settlement.conftest import Shop
 
@@ -119,6 +120,20 @@ async def collection_of(shop: Shop, invoice_id: str) -> tuple[Collection, list[C
         return found, list(await uow.collections.attempts(found.id))
 
 
+async def relay_settlement_outbox(shop: Shop) -> None:
+    relay = outbox_relay(shop.platform.settlements)
+    while await relay.relay_once():
+        pass
+    await shop.merchant.relay()
+
+
+async def subscription_status(shop: Shop, subscription_id: str) -> ipb.SubscriptionStatus.ValueType:
+    found = await shop.merchant.stub.GetSubscription(
+        ipb.GetSubscriptionRequest(id=subscription_id), metadata=shop.metadata
+    )
+    return found.status
+
+
 async def invoice_status(shop: Shop, invoice_id: str) -> ipb.InvoiceStatus.ValueType:
     found = await shop.merchant.stub.GetInvoice(
         ipb.GetInvoiceRequest(id=invoice_id), metadata=shop.metadata
@@ -186,6 +201,19 @@ async def test_a_collection_that_would_fail_costs_no_gas_and_is_tried_again_on_s
             first_failure + timedelta(hours=1),
         )
     ]
+    # Invoicing duns: the attempt on the invoice, the subscription PAST_DUE.
+    await relay_settlement_outbox(shop)
+    dunned = await shop.merchant.stub.GetInvoice(
+        ipb.GetInvoiceRequest(id=invoice.id), metadata=shop.metadata
+    )
+    [reported] = dunned.payment_attempts
+    assert (reported.number, reported.reason, reported.detail) == (
+        1,
+        ipb.PAYMENT_FAILURE_REASON_INSUFFICIENT_BALANCE,
+        "1500000 base units due, the payer holds 0",
+    )
+    assert reported.next_attempt_time.ToDatetime(UTC) == first_failure + timedelta(hours=1)
+    assert (await subscription_status(shop, subscription.id)) == ipb.SUBSCRIPTION_STATUS_PAST_DUE
     # Not due again before the schedule says.
     assert await collect_due(shop.platform.settlements) == CollectPass()
 
@@ -200,6 +228,7 @@ async def test_a_collection_that_would_fail_costs_no_gas_and_is_tried_again_on_s
         (1, CollectionFailure.INSUFFICIENT_BALANCE),
         (2, None),
     ]
+    assert (await subscription_status(shop, subscription.id)) == ipb.SUBSCRIPTION_STATUS_ACTIVE
 
 
 async def test_a_revoked_mandate_collects_nothing_and_a_new_one_collects_the_next_attempt(
