@@ -307,7 +307,23 @@ class Settlement(Reply):
     create_time: datetime
     confirm_time: datetime | Absent = None
     user_id: str
-    origin: Literal["PROOF", "RELAY", "WATCHER"] | None
+    origin: Literal["PROOF", "RELAY", "WATCHER", "MANDATE"] | None
+
+
+class Mandate(Reply):
+    id: str
+    subscription_id: str
+    user_id: str
+    payer_wallet_address: str
+    merchant_wallet_address: str
+    contract_address: str
+    cap: Annotated[Decimal, Field(description="The cap per period, USDC.")]
+    cap_base_units: Annotated[str, Field(description="The cap in base units.")]
+    period_seconds: Int64
+    expire_time: datetime
+    status: Literal["PENDING", "ACTIVE", "REVOKED", "EXPIRED"] | None
+    transaction_hash: str
+    create_time: datetime
 
 
 class PayoutWallet(Reply):

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from billing.settlement.v1 import settlement_pb2 as spb
 from gateway import responses as r
 from gateway.backends import to_json
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
@@ -44,6 +45,14 @@ async def get_subscription(merchant: Merchant, subscription_id: str) -> Any:
     return to_json(
         await merchant.call(stub.GetSubscription, pb.GetSubscriptionRequest(id=subscription_id))
     )
+
+
+@router.get("/subscriptions/{subscription_id}/mandate", **r.documented(r.Mandate, 404))
+async def get_subscription_mandate(merchant: Merchant, subscription_id: str) -> Any:
+    """The subscription's newest auto-pay mandate, in the state the chain last showed."""
+    stub = merchant.gateway.backends.settlement
+    request = spb.GetMandateRequest(subscription_id=subscription_id)
+    return to_json(await merchant.call(stub.GetMandate, request))
 
 
 @router.post("/subscriptions/{subscription_id}/cancel", **r.documented(r.Subscription, 404, 409))

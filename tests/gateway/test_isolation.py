@@ -92,6 +92,9 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/subscriptions/{subscription_id}/test-clock/advance"): Probe(
         "/api/v1/subscriptions/{subscription}/test-clock/advance", body={"seconds": 86400}
     ),
+    ("GET", "/api/v1/subscriptions/{subscription_id}/mandate"): Probe(
+        "/api/v1/subscriptions/{subscription}/mandate"
+    ),
     ("GET", "/api/v1/subscriptions/{subscription_id}/usage"): Probe(
         "/api/v1/subscriptions/{subscription}/usage", query=PERIOD
     ),
