@@ -53,9 +53,7 @@ def build(settings: SettlementSettings, clock: Clock | None = None) -> Settlemen
         ),
         usdc=Usdc(chain, settings.usdc_contract_address),
         relayer=AccountKey.load(settings.relayer_private_key, settings.relayer_private_key_file),
-        mandates=MandateContract(
-            chain, settings.mandates_contract_address, settings.usdc_contract_address
-        ),
+        mandates=MandateContract(chain, settings.mandates_contract_address),
         collector=AccountKey.load(
             settings.collector_private_key, settings.collector_private_key_file
         ),

@@ -2,22 +2,16 @@
 
 from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from settlement_svc.adapters.chain import Chain
+from settlement_svc.adapters.usdc import selector
 from settlement_svc.domain.collections import OnChainMandate
 
-
-def _selector(signature: str) -> bytes:
-    return keccak(text=signature)[:4]
-
-
-MANDATES = _selector("mandates(address,address)")
-COLLECT = _selector("collect(address,address,uint256,bytes32)")
-CREATE_WITH_SIGNATURE = _selector(
+MANDATES = selector("mandates(address,address)")
+COLLECT = selector("collect(address,address,uint256,bytes32)")
+CREATE_WITH_SIGNATURE = selector(
     "create_mandate_with_signature(address,address,uint256,uint256,uint256,uint256,uint8,bytes32,bytes32)"
 )
-ALLOWANCE = _selector("allowance(address,address)")
 MANDATE_TUPLE = "(uint256,uint256,uint256,uint256,uint256,uint256,bool)"
 
 
@@ -56,11 +50,10 @@ def create_with_signature_call(
 
 
 class MandateContract:
-    def __init__(self, chain: Chain, address: str, token: str) -> None:
+    def __init__(self, chain: Chain, address: str) -> None:
         self._chain = chain
         # Checksummed; "" when auto-pay is not configured.
         self.address = str(to_checksum_address(address)) if address else ""
-        self._token = token
 
     async def mandate(self, payer: str, merchant: str) -> OnChainMandate:
         data = MANDATES + encode(["address", "address"], [payer, merchant])
@@ -68,9 +61,3 @@ class MandateContract:
             [MANDATE_TUPLE], await self._chain.call(self.address, data)
         )
         return OnChainMandate(cap, period, start, expiry, index, spent, bool(revoked))
-
-    async def allowance(self, payer: str) -> int:
-        """What the payer allows this contract to move of the token."""
-        data = ALLOWANCE + encode(["address", "address"], [payer, self.address])
-        (allowed,) = decode(["uint256"], await self._chain.call(self._token, data))
-        return int(allowed)

@@ -8,13 +8,15 @@ from settlement_svc.adapters.chain import Chain
 from settlement_svc.domain.authorizations import Authorization
 
 
-def _selector(signature: str) -> bytes:
+def selector(signature: str) -> bytes:
+    """A function's 4-byte ABI selector."""
     return keccak(text=signature)[:4]
 
 
-AUTHORIZATION_STATE = _selector("authorizationState(address,bytes32)")
-BALANCE_OF = _selector("balanceOf(address)")
-TRANSFER_WITH_AUTHORIZATION = _selector(
+AUTHORIZATION_STATE = selector("authorizationState(address,bytes32)")
+BALANCE_OF = selector("balanceOf(address)")
+ALLOWANCE = selector("allowance(address,address)")
+TRANSFER_WITH_AUTHORIZATION = selector(
     "transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
 )
 
@@ -65,3 +67,8 @@ class Usdc:
         data = BALANCE_OF + encode(["address"], [owner])
         (balance,) = decode(["uint256"], await self._chain.call(self.token, data))
         return int(balance)
+
+    async def allowance(self, owner: str, spender: str) -> int:
+        data = ALLOWANCE + encode(["address", "address"], [owner, spender])
+        (allowed,) = decode(["uint256"], await self._chain.call(self.token, data))
+        return int(allowed)

@@ -119,7 +119,7 @@ async def collect_due(settlements: Settlements) -> CollectPass:
         except Exception as error:  # the node cannot be reached: the attempt waits
             log.warning("collection.chain_unreachable", collection=collection.id, error=str(error))
             return CollectPass(sent, failed, stopped)
-        if isinstance(outcome, transactions.GasQuote):
+        if isinstance(outcome, _Collect):
             sent += await _send(settlements, collection, mandate, outcome)
         else:
             failed += await _fail(settlements, collection, *outcome)
@@ -135,10 +135,18 @@ async def _mandate_now(uow: SettlementUnitOfWork, collection: Collection) -> Man
     return found
 
 
+@dataclass(frozen=True)
+class _Collect:
+    """The collect call that passed the checks, and its gas."""
+
+    data: bytes
+    gas: transactions.GasQuote
+
+
 async def _attempt(
     settlements: Settlements, collection: Collection, mandate: Mandate
-) -> transactions.GasQuote | tuple[CollectionFailure, str]:
-    """The collect call's gas, or why it would fail."""
+) -> _Collect | tuple[CollectionFailure, str]:
+    """The collect call, or why it would fail."""
     contract, key = settlements.mandates, settlements.collector
     assert key is not None
     payer, merchant = mandate.payer_wallet_address, mandate.merchant_wallet_address
@@ -149,7 +157,7 @@ async def _attempt(
         await contract.mandate(payer, merchant),
         PayerFunds(
             balance=await settlements.usdc.balance_of(payer),
-            allowance=await contract.allowance(payer),
+            allowance=await settlements.usdc.allowance(payer, contract.address),
         ),
         amount,
         latest.timestamp,
@@ -158,7 +166,7 @@ async def _attempt(
         return refused
     data = collect_call(payer, merchant, amount, collection.reference_hash)
     try:
-        return await transactions.quote(settlements, key, contract.address, data)
+        return _Collect(data, await transactions.quote(settlements, key, contract.address, data))
     except ChainError as error:
         return CollectionFailure.REVERTED, str(error)[:500]
 
@@ -233,20 +241,16 @@ async def _send(
     settlements: Settlements,
     collection: Collection,
     mandate: Mandate,
-    gas: transactions.GasQuote,
+    call: _Collect,
 ) -> int:
     key = settlements.collector
     assert key is not None
-    payer, merchant = mandate.payer_wallet_address, mandate.merchant_wallet_address
-    data = collect_call(
-        payer, merchant, to_base_units(collection.amount), collection.reference_hash
-    )
     async with settlements.unit_of_work() as uow:
         current = await _locked(uow, collection)
         if current is None:
             return 0
         outgoing = await transactions.sign_next(
-            settlements, uow, key, settlements.mandates.address, data, gas
+            settlements, uow, key, settlements.mandates.address, call.data, call.gas
         )
         now = settlements.clock.now()
         settlement = Settlement(
@@ -257,8 +261,8 @@ async def _send(
             user_id=current.user_id,
             reference_hash=current.reference_hash,
             transaction_hash=outgoing.transaction_hash,
-            payer_wallet_address=payer,
-            merchant_wallet_address=merchant,
+            payer_wallet_address=mandate.payer_wallet_address,
+            merchant_wallet_address=mandate.merchant_wallet_address,
             amount_due=current.amount,
             status=SettlementStatus.PENDING,
             create_time=now,
