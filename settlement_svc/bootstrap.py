@@ -24,7 +24,7 @@ from settlement_svc.api.servicer import SettlementServicer
 from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.service_layer.chain_check import ChainCheck
 from settlement_svc.service_layer.collections import collect_due
-from settlement_svc.service_layer.mandates import refresh_mandates
+from settlement_svc.service_layer.mandate_events import refresh_mandates
 from settlement_svc.service_layer.relay import outbox_relay
 from settlement_svc.service_layer.relayer_health import relayer_gas, relays_by_outcome
 from settlement_svc.service_layer.transactions import resend_unmined

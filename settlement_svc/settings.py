@@ -54,6 +54,9 @@ class SettlementSettings(ServiceSettings):
     # and collects under them (its key inline or in a file), and when a failed collection is
     # tried again, counted from its first failure.
     mandates_contract_address: str = ""
+    # The block the watcher starts reading the mandate contract's logs at (its deployment);
+    # unset, the last final block when it first runs.
+    mandates_start_block: int | None = Field(default=None, ge=0)
     collector_private_key: SecretStr | None = None
     collector_private_key_file: Path | None = None
     collection_retry_schedule: list[timedelta] = Field(

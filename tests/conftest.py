@@ -278,6 +278,7 @@ async def platform(
                 settlement_expiry=timedelta(minutes=30),
                 relayer_private_key=SecretStr(anvil.private_keys[RELAYER_ACCOUNT]),
                 mandates_contract_address=mandates.address,
+                mandates_start_block=0,
                 collector_private_key=SecretStr(anvil.private_keys[COLLECTOR_ACCOUNT]),
             ),
             clock=clock,

@@ -24,6 +24,7 @@ from invoicing_svc.service_layer import (
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from service_kit.errors import InvalidArgument
 from service_kit.idempotency import RequestKey
+from service_kit.identifiers import require_identifier
 from service_kit.ids import new_id
 from service_kit.proto_time import from_timestamp
 from service_kit.tenancy import merchant_id
@@ -308,6 +309,26 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             self._invoicing, merchant_id(context), translate.settlement_data(summary), key
         )
         return pb.ReportSettlementFailureResponse()
+
+    async def ReportMandateChange(
+        self, request: pb.ReportMandateChangeRequest, context: Context
+    ) -> pb.ReportMandateChangeResponse:
+        event_type = translate.MANDATE_EVENT_TYPES.get(request.change)
+        if event_type is None:
+            raise InvalidArgument("change is required", field="change")
+        summary = request.mandate
+        for field in ("mandate_id", "subscription_id"):
+            require_identifier(getattr(summary, field), f"mandate.{field}")
+        key = RequestKey.of("ReportMandateChange", request, f"{summary.mandate_id}:{event_type}")
+        assert key is not None
+        await settlement_events.report_mandate_change(
+            self._invoicing,
+            merchant_id(context),
+            event_type,
+            translate.mandate_data(summary),
+            key,
+        )
+        return pb.ReportMandateChangeResponse()
 
     async def ReportPaymentAttemptFailure(
         self, request: pb.ReportPaymentAttemptFailureRequest, context: Context

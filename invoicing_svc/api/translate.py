@@ -376,6 +376,17 @@ def settlement_data(summary: pb.SettlementSummary) -> dict[str, Any]:
     return json_format.MessageToDict(summary, always_print_fields_with_no_presence=True)
 
 
+MANDATE_EVENT_TYPES = {
+    pb.MANDATE_CHANGE_CREATED: "mandate.created",
+    pb.MANDATE_CHANGE_REVOKED: "mandate.revoked",
+}
+
+
+def mandate_data(summary: pb.MandateSummary) -> dict[str, Any]:
+    """A mandate as its webhooks show it."""
+    return json_format.MessageToDict(summary, always_print_fields_with_no_presence=True)
+
+
 def attached_settlement(
     request: pb.ConfirmCheckoutPaymentRequest | pb.MarkInvoicePaidRequest,
 ) -> dict[str, Any] | None:

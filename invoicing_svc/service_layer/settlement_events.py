@@ -5,6 +5,7 @@ from typing import Any
 
 from invoicing_svc.domain.model import CheckoutStatus
 from invoicing_svc.service_layer.unit_of_work import Invoicing
+from service_kit.errors import NotFound
 from service_kit.idempotency import RequestKey
 
 
@@ -33,5 +34,28 @@ async def report_settlement_failure(
             await uow.subscriptions.save_checkout(
                 replace(checkout, status=CheckoutStatus.OPEN, payment=None)
             )
+        await uow.idempotency.remember(uow.session, merchant_id, request, request.request_id)
+        await uow.commit()
+
+
+async def report_mandate_change(
+    invoicing: Invoicing,
+    merchant_id: str,
+    event_type: str,
+    mandate: dict[str, Any],
+    request: RequestKey,
+) -> None:
+    """Sends the mandate.created or mandate.revoked webhook once per mandate and change, however
+    often it is reported; the subscription must be the merchant's."""
+    now = invoicing.clock.now()
+    async with invoicing.unit_of_work() as uow:
+        if await uow.idempotency.first_answer(uow.session, merchant_id, request) is not None:
+            return
+        subscription_id = mandate["subscriptionId"]
+        if await uow.subscriptions.subscription(merchant_id, subscription_id) is None:
+            raise NotFound(
+                f"subscription {subscription_id} not found", field="mandate.subscription_id"
+            )
+        await uow.emit(merchant_id, event_type, mandate, now)
         await uow.idempotency.remember(uow.session, merchant_id, request, request.request_id)
         await uow.commit()

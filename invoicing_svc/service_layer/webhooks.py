@@ -41,6 +41,8 @@ EVENT_TYPES = frozenset(
         "invoice.payment_failed",
         "invoice.voided",
         "invoice.marked_uncollectible",
+        "mandate.created",
+        "mandate.revoked",
         "settlement.confirmed",
         "settlement.failed",
         "webhook_endpoint.disabled",

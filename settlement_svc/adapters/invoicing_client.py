@@ -11,6 +11,7 @@ from service_kit.credentials import ServiceCredentials
 from service_kit.errors import FailedPrecondition
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
+from settlement_svc.domain.mandates import Mandate
 from settlement_svc.domain.model import CheckoutStatus, InvoiceStatus, Payable, Settlement
 from settlement_svc.domain.reconciliation import ReportedInvoice
 
@@ -175,6 +176,29 @@ class InvoicingClient:
         await answer_of(
             self._stub.ReportPaymentAttemptFailure(
                 request, metadata=self._metadata(merchant_id), timeout=self._deadline
+            ),
+            "invoicing",
+        )
+
+    async def mandate_changed(self, mandate: Mandate, change: str, transaction_hash: str) -> None:
+        """The contract holds the mandate now, or no longer (the mandate.* webhooks)."""
+        request = pb.ReportMandateChangeRequest(
+            change=pb.MandateChange.Value(f"MANDATE_CHANGE_{change}"),
+            mandate=pb.MandateSummary(
+                mandate_id=mandate.id,
+                subscription_id=mandate.subscription_id,
+                payer_wallet_address=mandate.payer_wallet_address,
+                merchant_wallet_address=mandate.merchant_wallet_address,
+                contract_address=mandate.contract_address,
+                cap=f"{mandate.cap:f}",
+                period_seconds=mandate.period_seconds,
+                expire_time=to_timestamp(mandate.expire_time),
+                transaction_hash=transaction_hash,
+            ),
+        )
+        await answer_of(
+            self._stub.ReportMandateChange(
+                request, metadata=self._metadata(mandate.merchant_id), timeout=self._deadline
             ),
             "invoicing",
         )

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from settlement_svc.adapters.tables import MandateRow
@@ -87,15 +87,40 @@ class MandateStore:
         row = await self._session.get(MandateRow, mandate_id)
         return _mandate(row) if row else None
 
-    async def live(self, limit: int) -> list[Mandate]:
-        """PENDING and ACTIVE mandates, oldest first: what the chain is asked about."""
+    async def live_of_pairs(
+        self, contract: str, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Mandate]]:
+        """The PENDING and ACTIVE mandates on `contract` of these (payer, merchant wallet) pairs,
+        locked: the watcher's pass moves them."""
+        if not pairs:
+            return {}
         rows = await self._session.scalars(
             select(MandateRow)
-            .where(MandateRow.status.in_(LIVE))
-            .order_by(MandateRow.create_time)
-            .limit(limit)
+            .where(
+                MandateRow.contract_address == contract,
+                tuple_(MandateRow.payer_wallet_address, MandateRow.merchant_wallet_address).in_(
+                    pairs
+                ),
+                MandateRow.status.in_(LIVE),
+            )
+            .order_by(MandateRow.create_time, MandateRow.id)
+            .with_for_update()
         )
-        return [_mandate(row) for row in rows]
+        found: dict[tuple[str, str], list[Mandate]] = {}
+        for row in rows:
+            pair = row.payer_wallet_address, row.merchant_wallet_address
+            found.setdefault(pair, []).append(_mandate(row))
+        return found
+
+    async def expire_due(self, now: datetime) -> int:
+        """Marks EXPIRED the live mandates whose expiry has passed; answers how many."""
+        expired = await self._session.execute(
+            update(MandateRow)
+            .where(MandateRow.status.in_(LIVE), MandateRow.expire_time <= now)
+            .values(status=MandateStatus.EXPIRED.value, update_time=now)
+            .returning(MandateRow.id)
+        )
+        return len(expired.all())
 
     async def set_status(
         self, mandate_id: str, expected: MandateStatus, status: MandateStatus, now: datetime

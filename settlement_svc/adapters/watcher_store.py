@@ -58,13 +58,20 @@ class WatcherStore:
             .with_for_update(read=True)
         )
 
-    async def start_cursor(self, token: str, next_block: int) -> None:
-        """The first cursor of `token`, unless another pass made it first."""
+    async def resume(self, token: str, first: int) -> int:
+        """The next block to read for `token`; `first` when no pass ran yet (unless another
+        pass started it meanwhile)."""
+        found = await self.cursor(token)
+        if found is not None:
+            return found
         await self._session.execute(
             insert(WatcherCursorRow)
-            .values(token_address=token, next_block=next_block)
+            .values(token_address=token, next_block=first)
             .on_conflict_do_nothing()
         )
+        found = await self.cursor(token)
+        assert found is not None
+        return found
 
     async def move_cursor(self, token: str, next_block: int, recognised: int, credits: int) -> None:
         """Past a range, counting what it held (the counters move with the cursor, once)."""

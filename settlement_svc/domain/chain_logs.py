@@ -30,7 +30,8 @@ def _checksummed(address: str) -> str:
     return str(to_checksum_address(address))
 
 
-def _address(topic: str) -> str:
+def address_of(topic: str) -> str:
+    """The address an indexed topic holds, EIP-55 spelled."""
     return _checksummed("0x" + topic[-40:].lower())
 
 
@@ -41,8 +42,8 @@ def transfer(log: Log) -> TokenTransfer | None:
         return None
     return TokenTransfer(
         token=_checksummed(log["address"].lower()),
-        sender=_address(topics[1]),
-        receiver=_address(topics[2]),
+        sender=address_of(topics[1]),
+        receiver=address_of(topics[2]),
         value=int(data, 16),
     )
 

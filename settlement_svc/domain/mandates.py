@@ -6,12 +6,13 @@ The contract holds one mandate per (payer wallet, merchant wallet). The platform
 to the merchant's subscriber: the invoices it collects are that subscriber's with that merchant.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from settlement_svc.domain.collections import OnChainMandate
+from settlement_svc.domain.mandate_logs import MandateChange, MandateEvent
 from settlement_svc.domain.verification import to_base_units
 
 
@@ -45,21 +46,36 @@ class Mandate:
     def cap_base_units(self) -> int:
         return to_base_units(self.cap)
 
-    def held_by(self, on_chain: OnChainMandate) -> bool:
-        """Whether the contract holds this very mandate (not an earlier or a later one)."""
-        return (
-            on_chain.cap == self.cap_base_units
-            and on_chain.period == self.period_seconds
-            and on_chain.expiry == int(self.expire_time.timestamp())
+    def has_terms(self, cap: int, period: int, expiry: int) -> bool:
+        """Whether these are this mandate's terms (base units, seconds, a timestamp)."""
+        return (cap, period, expiry) == (
+            self.cap_base_units,
+            self.period_seconds,
+            int(self.expire_time.timestamp()),
         )
 
-    def now_status(self, on_chain: OnChainMandate, at: int) -> MandateStatus:
-        """What the chain says of this mandate at block time `at`."""
-        if not self.held_by(on_chain):
-            # Never mined yet, or replaced by the payer since.
-            return self.status if self.status is MandateStatus.PENDING else MandateStatus.REVOKED
-        if on_chain.revoked:
-            return MandateStatus.REVOKED
-        if at >= on_chain.expiry:
-            return MandateStatus.EXPIRED
-        return MandateStatus.ACTIVE
+
+def moves_on(live: Sequence[Mandate], event: MandateEvent) -> list[tuple[Mandate, MandateStatus]]:
+    """How the platform's PENDING and ACTIVE records of one (payer, merchant wallet) pair move
+    when the contract shows `event`. A creation is held by the newest PENDING record of its
+    terms (the one relayed), else by an ACTIVE one of the same terms (made again on chain):
+    that one is ACTIVE, and every other ACTIVE one is REVOKED, since the contract holds one
+    mandate per pair. A revocation ends the ACTIVE ones. PENDING records of other terms wait for
+    their own creation."""
+    if event.change is MandateChange.REVOKED:
+        return [(m, MandateStatus.REVOKED) for m in live if m.status is MandateStatus.ACTIVE]
+    matching = [m for m in live if m.has_terms(event.cap, event.period, event.expiry)]
+    pending = [m for m in matching if m.status is MandateStatus.PENDING]
+    holder = max(pending, key=lambda m: (m.create_time, m.id)) if pending else None
+    if holder is None:
+        holder = next((m for m in matching if m.status is MandateStatus.ACTIVE), None)
+    moves = (
+        []
+        if holder is None or holder.status is MandateStatus.ACTIVE
+        else [(holder, MandateStatus.ACTIVE)]
+    )
+    return moves + [
+        (m, MandateStatus.REVOKED)
+        for m in live
+        if m.status is MandateStatus.ACTIVE and m is not holder
+    ]

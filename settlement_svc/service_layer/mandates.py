@@ -1,11 +1,10 @@
-"""Enrolling a subscriber in auto-pay, and following each mandate's state on chain.
+"""Enrolling a subscriber in auto-pay.
 
 The payer signs the mandate (EIP-712, the mandate contract's domain); the collector relays it, so
 the payer pays no gas. Everything the contract will check is tried first with `eth_estimateGas`:
 a bad signature or an expired deadline is refused before anything is signed. The payee is the
 merchant's payout wallet on record, never a value of the request. The mandate is PENDING until
-the contract holds it; a pass reads each live mandate from the contract and records what the
-chain says (ACTIVE, REVOKED by the payer or replaced, EXPIRED).
+the contract holds it (mandate_events follows the contract).
 """
 
 from datetime import UTC, datetime
@@ -24,7 +23,6 @@ from settlement_svc.service_layer.payout_wallets import payee
 from settlement_svc.service_layer.unit_of_work import Settlements
 
 log = structlog.get_logger()
-REFRESH_BATCH = 500
 # Refusals of the contract that are the request's fault, by their revert reason.
 _BAD_SIGNATURE = ("invalid signature", "signature expired")
 
@@ -108,35 +106,3 @@ async def get_mandate(settlements: Settlements, merchant_id: str, subscription_i
     if found is None:
         raise NotFound(f"subscription {subscription_id} has no mandate", field="subscription_id")
     return found
-
-
-async def refresh_mandates(settlements: Settlements) -> int:
-    """One pass: each live mandate as the contract holds it now. Returns how many changed."""
-    contract = settlements.mandates
-    if not contract.address:
-        return 0
-    async with settlements.unit_of_work() as uow:
-        live = await uow.mandates.live(REFRESH_BATCH)
-    if not live:
-        return 0
-    latest = await settlements.chain.block("latest")
-    assert latest is not None
-    moves = []
-    for mandate in live:
-        on_chain = await contract.mandate(
-            mandate.payer_wallet_address, mandate.merchant_wallet_address
-        )
-        status = mandate.now_status(on_chain, latest.timestamp)
-        if status is not mandate.status:
-            moves.append((mandate, status))
-    if not moves:
-        return 0
-    async with settlements.unit_of_work() as uow:
-        now = settlements.clock.now()
-        changed = 0
-        for mandate, status in moves:
-            changed += await uow.mandates.set_status(mandate.id, mandate.status, status, now)
-        await uow.commit()
-    for mandate, status in moves:
-        log.info("mandate.changed", mandate=mandate.id, status=status.value)
-    return changed

@@ -1,19 +1,22 @@
 """What the outbox relay does with each topic: tell invoicing the outcome of a verification,
-or of a failed collection attempt (dunning). The calls are idempotent on the settlement id, or
-on the invoice and attempt number. Invoicing has no batch form of them, and a
-verification outcome comes one at a time, so each message is one call."""
+of a failed collection attempt (dunning), or a mandate's change on chain (webhooks). The calls
+are idempotent on the settlement id, on the invoice and attempt number, or on the mandate and
+change. Invoicing has no batch form of them, and a verification outcome comes one at a time, so
+each message is one call."""
 
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service_kit.outbox import Handler, Outbox, OutboxMessage, OutboxRelay, one_at_a_time
+from settlement_svc.adapters.mandate_store import MandateStore
 from settlement_svc.adapters.settlement_store import SettlementStore
 from settlement_svc.adapters.tables import outbox
 from settlement_svc.domain.model import Settlement
 from settlement_svc.service_layer.unit_of_work import (
     COLLECTION_FAILED,
     FAILED,
+    MANDATE_CHANGED,
     SETTLED,
     Settlements,
 )
@@ -45,9 +48,18 @@ def outbox_relay(settlements: Settlements) -> OutboxRelay:
             datetime.fromisoformat(following) if following else None,
         )
 
+    async def mandate_changed(session: AsyncSession, message: OutboxMessage) -> None:
+        change = message.payload
+        mandate = await MandateStore(session).get(change["mandate_id"])
+        assert mandate is not None
+        await settlements.invoicing.mandate_changed(
+            mandate, change["change"], change["transaction_hash"]
+        )
+
     handlers: dict[str, Handler] = {
         SETTLED: one_at_a_time(settled),
         FAILED: one_at_a_time(failed),
         COLLECTION_FAILED: one_at_a_time(collection_failed),
+        MANDATE_CHANGED: one_at_a_time(mandate_changed),
     }
     return OutboxRelay(settlements.sessions, Outbox(outbox), handlers, settlements.clock)

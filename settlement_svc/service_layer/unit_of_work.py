@@ -32,6 +32,8 @@ SETTLED = "invoicing.settled"
 FAILED = "invoicing.settlement_failed"
 # ... and of a collection attempt that failed (dunning).
 COLLECTION_FAILED = "invoicing.collection_failed"
+# ... and of a mandate the contract now holds, or no longer does (webhooks).
+MANDATE_CHANGED = "invoicing.mandate_changed"
 
 
 class SettlementUnitOfWork(UnitOfWork):

@@ -101,14 +101,8 @@ async def _cursor(
     settlements: Settlements, uow: SettlementUnitOfWork, token: str, head: int
 ) -> int:
     """The next block to read; at the first pass SETTLEMENT_WATCHER_START_BLOCK, or the head."""
-    cursor = await uow.watcher.cursor(token)
-    if cursor is not None:
-        return cursor
     start = settlements.settings.watcher_start_block
-    await uow.watcher.start_cursor(token, head if start is None else start)
-    found = await uow.watcher.cursor(token)
-    assert found is not None
-    return found
+    return await uow.watcher.resume(token, head if start is None else start)
 
 
 async def _follow_reorg(

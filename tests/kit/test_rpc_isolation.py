@@ -281,6 +281,15 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             ),
             NOT_FOUND,
         ),
+        "ReportMandateChange": (
+            lambda o: ipb.ReportMandateChangeRequest(
+                change=ipb.MANDATE_CHANGE_REVOKED,
+                mandate=ipb.MandateSummary(
+                    mandate_id="mdt_probe", subscription_id=o.subscription.id
+                ),
+            ),
+            NOT_FOUND,
+        ),
         # The other merchant's own settings: its defaults, then its own change.
         "GetMerchantSettings": (lambda o: ipb.GetMerchantSettingsRequest(), HARMLESS),
         "UpdateMerchantSettings": (

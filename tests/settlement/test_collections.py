@@ -22,20 +22,22 @@ from settlement_svc.domain.collections import (
     CollectionStatus,
 )
 from settlement_svc.service_layer.collections import CollectPass, collect_due
-from settlement_svc.service_layer.mandates import refresh_mandates
+from settlement_svc.service_layer.mandate_events import refresh_mandates
 from settlement_svc.service_layer.relay import outbox_relay
-from tests.conftest import COLLECTOR_ACCOUNT, field_violation
+from tests.conftest import COLLECTOR_ACCOUNT, CONFIRMATIONS, field_violation
 from tests.settlement.conftest import Shop
 
 PAYER = 5
 CAP = 2_000_000  # 2 USDC a period
 MONTH = 30 * 24 * 3600
+YEAR = 365 * 24 * 3600
 
 
 async def signed_mandate(
-    shop: Shop, anvil: Anvil, mandates: Mandates, signer: int = PAYER
+    shop: Shop, anvil: Anvil, mandates: Mandates, signer: int = PAYER, lasting: int = YEAR
 ) -> tuple[dict[str, Any], str]:
-    """A year's mandate of PAYER for the merchant's payout wallet, signed by `signer`."""
+    """A mandate of PAYER for the merchant's payout wallet for `lasting` seconds, signed by
+    `signer`."""
     now = max(await shop.usdc.block_time(), int(shop.platform.clock.now().timestamp()))
     payer = anvil.accounts[PAYER]
     message = {
@@ -43,7 +45,7 @@ async def signed_mandate(
         "merchant": shop.wallet,
         "cap": CAP,
         "period": MONTH,
-        "expiry": now + 365 * 24 * 3600,
+        "expiry": now + lasting,
         "nonce": await mandates.nonce(payer),
         "deadline": now + 3600,
     }
@@ -79,8 +81,18 @@ async def enrol(
         create_request(subscription_id, message, signature), metadata=shop.metadata
     )
     assert created.status == pb.MANDATE_STATUS_PENDING
-    assert await refresh_mandates(shop.platform.settlements) >= 1
+    assert await follow_mandates(shop) == 1
     return await mandate_of(shop, subscription_id)
+
+
+async def follow_mandates(shop: Shop) -> int:
+    """Mines the confirmations of what the contract did, then follows its logs up to the newest
+    final block; answers how many mandates moved."""
+    await shop.usdc.mine(CONFIRMATIONS - 1)
+    moved = 0
+    while found := await refresh_mandates(shop.platform.settlements):
+        moved += found.changed
+    return moved
 
 
 async def mandate_of(shop: Shop, subscription_id: str) -> pb.Mandate:
@@ -245,7 +257,7 @@ async def test_a_revoked_mandate_collects_nothing_and_a_new_one_collects_the_nex
     assert [(a.failure, a.detail) for a in attempts] == [
         (CollectionFailure.MANDATE_REVOKED, "the payer revoked the mandate")
     ]
-    assert await refresh_mandates(shop.platform.settlements) == 1
+    assert await follow_mandates(shop) == 1
     assert (await mandate_of(shop, subscription.id)).status == pb.MANDATE_STATUS_REVOKED
     assert await shop.usdc.balance(shop.wallet) == 0
 

@@ -214,6 +214,28 @@ PAYMENT_FAILURE_REASON_REVERTED: PaymentFailureReason.ValueType  # 7
 """The collection transaction reverted on chain."""
 Global___PaymentFailureReason: _TypeAlias = PaymentFailureReason  # noqa: Y015
 
+class _MandateChange:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MandateChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MandateChange.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MANDATE_CHANGE_UNSPECIFIED: _MandateChange.ValueType  # 0
+    MANDATE_CHANGE_CREATED: _MandateChange.ValueType  # 1
+    """The contract holds the mandate: the subscription's invoices are collected under it."""
+    MANDATE_CHANGE_REVOKED: _MandateChange.ValueType  # 2
+    """The payer revoked it, or replaced it with a later mandate for the same merchant wallet."""
+
+class MandateChange(_MandateChange, metaclass=_MandateChangeEnumTypeWrapper):
+    """What the mandate contract now shows of a subscriber's mandate."""
+
+MANDATE_CHANGE_UNSPECIFIED: MandateChange.ValueType  # 0
+MANDATE_CHANGE_CREATED: MandateChange.ValueType  # 1
+"""The contract holds the mandate: the subscription's invoices are collected under it."""
+MANDATE_CHANGE_REVOKED: MandateChange.ValueType  # 2
+"""The payer revoked it, or replaced it with a later mandate for the same merchant wallet."""
+Global___MandateChange: _TypeAlias = MandateChange  # noqa: Y015
+
 class _WebhookEndpointStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1691,6 +1713,109 @@ class ReportSettlementFailureResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportSettlementFailureResponse: _TypeAlias = ReportSettlementFailureResponse  # noqa: Y015
+
+@_typing.final
+class MandateSummary(_message.Message):
+    """A subscriber's mandate as its webhooks show it (settlement_svc owns mandates)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANDATE_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PAYER_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    MERCHANT_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    CONTRACT_ADDRESS_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    TRANSACTION_HASH_FIELD_NUMBER: _builtins.int
+    mandate_id: _builtins.str
+    """Required. The mandate, "man_" + 26 characters."""
+    subscription_id: _builtins.str
+    """Required. The merchant's subscription whose invoices it pays; NOT_FOUND when unknown or
+    another merchant's.
+    """
+    payer_wallet_address: _builtins.str
+    """Required. 0x + 40 hex digits, EIP-55 checksummed: the subscriber's wallet."""
+    merchant_wallet_address: _builtins.str
+    """Required. 0x + 40 hex digits, EIP-55 checksummed: the merchant's payout wallet it pays."""
+    contract_address: _builtins.str
+    """Required. 0x + 40 hex digits: the mandate contract."""
+    cap: _builtins.str
+    """Required. The most collected per period, USDC with up to 6 decimals."""
+    period_seconds: _builtins.int
+    """Required. The period's length in seconds."""
+    transaction_hash: _builtins.str
+    """Required. 0x + 64 hex digits: the transaction whose log shows the change."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Required. When the mandate ends."""
+
+    def __init__(
+        self,
+        *,
+        mandate_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        payer_wallet_address: _builtins.str = ...,
+        merchant_wallet_address: _builtins.str = ...,
+        contract_address: _builtins.str = ...,
+        cap: _builtins.str = ...,
+        period_seconds: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        transaction_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap", b"cap", "contract_address", b"contract_address", "expire_time", b"expire_time", "mandate_id", b"mandate_id", "merchant_wallet_address", b"merchant_wallet_address", "payer_wallet_address", b"payer_wallet_address", "period_seconds", b"period_seconds", "subscription_id", b"subscription_id", "transaction_hash", b"transaction_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MandateSummary: _TypeAlias = MandateSummary  # noqa: Y015
+
+@_typing.final
+class ReportMandateChangeRequest(_message.Message):
+    """Request of ReportMandateChange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    MANDATE_FIELD_NUMBER: _builtins.int
+    change: Global___MandateChange.ValueType
+    """Required. What the contract shows."""
+    @_builtins.property
+    def mandate(self) -> Global___MandateSummary:
+        """Required. The mandate; its mandate_id and subscription_id are required."""
+
+    def __init__(
+        self,
+        *,
+        change: Global___MandateChange.ValueType = ...,
+        mandate: Global___MandateSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mandate", b"mandate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "mandate", b"mandate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportMandateChangeRequest: _TypeAlias = ReportMandateChangeRequest  # noqa: Y015
+
+@_typing.final
+class ReportMandateChangeResponse(_message.Message):
+    """Response of ReportMandateChange: empty."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportMandateChangeResponse: _TypeAlias = ReportMandateChangeResponse  # noqa: Y015
 
 @_typing.final
 class ReportPaymentAttemptFailureRequest(_message.Message):

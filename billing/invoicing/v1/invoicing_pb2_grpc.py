@@ -149,6 +149,11 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportPaymentAttemptFailureRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
                 _registered_method=True)
+        self.ReportMandateChange = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ReportMandateChange',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeResponse.FromString,
+                _registered_method=True)
         self.GetMerchantSettings = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/GetMerchantSettings',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetMerchantSettingsRequest.SerializeToString,
@@ -395,6 +400,15 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportMandateChange(self, request, context):
+        """Called by settlement when the mandate contract shows a subscriber's mandate created, or
+        revoked (by the payer, or replaced by a later one): the mandate.created or mandate.revoked
+        webhook. Repeating a report of the same mandate and change sends nothing more.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMerchantSettings(self, request, context):
         """The merchant's settings (defaults until it changes one).
         """
@@ -619,6 +633,11 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.ReportPaymentAttemptFailure,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportPaymentAttemptFailureRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.SerializeToString,
+            ),
+            'ReportMandateChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportMandateChange,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeResponse.SerializeToString,
             ),
             'GetMerchantSettings': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMerchantSettings,
@@ -1300,6 +1319,33 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/ReportPaymentAttemptFailure',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportPaymentAttemptFailureRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportMandateChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ReportMandateChange',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

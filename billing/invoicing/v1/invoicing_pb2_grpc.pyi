@@ -90,6 +90,11 @@ class InvoicingServiceStub:
     it is canceled when the merchant's dunning_final_action is CANCEL. Idempotent per invoice and
     attempt number: repeating a report changes nothing and returns the invoice.
     """
+    ReportMandateChange: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ReportMandateChangeRequest, _invoicing_pb2.ReportMandateChangeResponse]
+    """Called by settlement when the mandate contract shows a subscriber's mandate created, or
+    revoked (by the payer, or replaced by a later one): the mandate.created or mandate.revoked
+    webhook. Repeating a report of the same mandate and change sends nothing more.
+    """
     GetMerchantSettings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]
     """The merchant's settings (defaults until it changes one)."""
     UpdateMerchantSettings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.UpdateMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]
@@ -187,6 +192,11 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     invoice.payment_failed webhook, the subscription becomes PAST_DUE, and after the last attempt
     it is canceled when the merchant's dunning_final_action is CANCEL. Idempotent per invoice and
     attempt number: repeating a report changes nothing and returns the invoice.
+    """
+    ReportMandateChange: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ReportMandateChangeRequest, _invoicing_pb2.ReportMandateChangeResponse]  # type: ignore[assignment]
+    """Called by settlement when the mandate contract shows a subscriber's mandate created, or
+    revoked (by the payer, or replaced by a later one): the mandate.created or mandate.revoked
+    webhook. Repeating a report of the same mandate and change sends nothing more.
     """
     GetMerchantSettings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]  # type: ignore[assignment]
     """The merchant's settings (defaults until it changes one)."""
@@ -414,6 +424,17 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         invoice.payment_failed webhook, the subscription becomes PAST_DUE, and after the last attempt
         it is canceled when the merchant's dunning_final_action is CANCEL. Idempotent per invoice and
         attempt number: repeating a report changes nothing and returns the invoice.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportMandateChange(
+        self,
+        request: _invoicing_pb2.ReportMandateChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ReportMandateChangeResponse, _abc.Awaitable[_invoicing_pb2.ReportMandateChangeResponse]]:
+        """Called by settlement when the mandate contract shows a subscriber's mandate created, or
+        revoked (by the payer, or replaced by a later one): the mandate.created or mandate.revoked
+        webhook. Repeating a report of the same mandate and change sends nothing more.
         """
 
     @_abc_1.abstractmethod
