@@ -17,6 +17,8 @@ COPY invoicing_svc ./invoicing_svc
 COPY settlement_svc ./settlement_svc
 COPY gateway ./gateway
 COPY devstack ./devstack
+# The mandate contract's source: the deploy job compiles it (installed as package data).
+COPY contracts ./contracts
 RUN pip install ".[chain]" && useradd --system --uid 10001 --no-create-home billing
 
 # Run from an empty folder so imports come from the installed package, not /src.

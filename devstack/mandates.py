@@ -15,6 +15,8 @@ from web3.types import TxParams, TxReceipt
 
 from devstack.chain import REPO_ROOT, split_signature
 
+# In a checkout the repository's contracts/; once installed (the image), site-packages/contracts,
+# which pyproject.toml ships as package data.
 MANDATES_SOURCE = REPO_ROOT / "contracts" / "mandates.vy"
 EVENTS = ("MandateCreated", "MandateRevoked", "Collected", "CollectorChanged")
 
