@@ -16,7 +16,16 @@ from pathlib import Path
 from bench.figures import Figure
 from bench.stack import Stack, running_stack
 
-FIGURES = ["ingestion", "rest", "summaries", "period_close", "settlement", "relay", "watcher"]
+FIGURES = [
+    "ingestion",
+    "rest",
+    "summaries",
+    "period_close",
+    "settlement",
+    "relay",
+    "watcher",
+    "collections",
+]
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
 

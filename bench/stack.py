@@ -1,5 +1,6 @@
-"""The benchmark's own platform: a private PostgreSQL, anvil with MockUSDC, and metering,
-invoicing, settlement and the gateway as separate processes, as in production."""
+"""The benchmark's own platform: a private PostgreSQL, anvil with MockUSDC and the mandate
+contract, and metering, invoicing, settlement and the gateway as separate processes, as in
+production."""
 
 import asyncio
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from devstack.chain import Anvil, MockUsdc
+from devstack.mandates import Mandates
 from devstack.postgres import PrivateCluster, free_port, libpq_dsn
 from devstack.processes import grpc_serving
 from service_kit import migrations
@@ -25,6 +27,8 @@ from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("metering_svc", "invoicing_svc", "settlement_svc", "gateway")
 MERCHANT = "mer_bench"
+# anvil's public dev account 7 collects under mandates (and relays them); no figure sends from it.
+COLLECTOR_ACCOUNT = 7
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Stack:
     api_key: str
     anvil: Anvil
     usdc_address: str
+    # The mandate contract, its collector anvil.accounts[COLLECTOR_ACCOUNT].
+    mandates_address: str
     workdir: Path
     # What a client of the services presents (the stack's own token).
     credentials: ServiceCredentials
@@ -47,10 +53,19 @@ class Stack:
         return libpq_dsn(self.database_url)
 
 
-async def _deploy_usdc(anvil: Anvil) -> str:
+async def _deploy_contracts(anvil: Anvil) -> tuple[str, str, int]:
+    """MockUSDC, then the mandate contract for it; answers both addresses and the block of the
+    mandate contract's deployment (where settlement starts following it)."""
     usdc = await MockUsdc.deploy(anvil.url, anvil.accounts[0])
     await usdc.close()
-    return usdc.address
+    mandates = await Mandates.deploy(
+        anvil.url, anvil.accounts[0], usdc.address, anvil.accounts[COLLECTOR_ACCOUNT]
+    )
+    try:
+        deployed = await mandates.w3.eth.block_number
+    finally:
+        await mandates.close()
+    return usdc.address, mandates.address, deployed
 
 
 @contextmanager
@@ -67,7 +82,7 @@ def running_stack() -> Iterator[Stack]:
         for service in SERVICES:
             migrations.upgrade(REPO / service / "migrations", url)
         anvil.start()
-        usdc_address = asyncio.run(_deploy_usdc(anvil))
+        usdc_address, mandates_address, mandates_block = asyncio.run(_deploy_contracts(anvil))
         ports = {service: free_port() for service in SERVICES}
         credentials = ServiceCredentials(secrets.token_hex(32))
         env = {
@@ -87,6 +102,9 @@ def running_stack() -> Iterator[Stack]:
             "SETTLEMENT_USDC_CONTRACT_ADDRESS": usdc_address,
             # anvil's public dev account 9 pays the gas of relayed authorizations.
             "SETTLEMENT_RELAYER_PRIVATE_KEY": anvil.private_keys[9],
+            "SETTLEMENT_MANDATES_CONTRACT_ADDRESS": mandates_address,
+            "SETTLEMENT_MANDATES_START_BLOCK": str(mandates_block),
+            "SETTLEMENT_COLLECTOR_PRIVATE_KEY": anvil.private_keys[COLLECTOR_ACCOUNT],
             "INVOICING_TEST_CLOCK_ENABLED": "true",
             "INVOICING_SECRETS_KEY": Fernet.generate_key().decode(),
             "GATEWAY_SECRETS_KEY": Fernet.generate_key().decode(),
@@ -140,6 +158,7 @@ def running_stack() -> Iterator[Stack]:
             api_key=key,
             anvil=anvil,
             usdc_address=usdc_address,
+            mandates_address=mandates_address,
             workdir=workdir,
             credentials=credentials,
         )
