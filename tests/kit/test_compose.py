@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from devstack import deploy_mandates, deploy_usdc
+from devstack.chain import Anvil
 from devstack.compose_tool import compose_binary
-from devstack.runner import GATEWAY, GRPC_SERVICES
+from devstack.mandates import Mandates
+from devstack.runner import COLLECTOR_ACCOUNT, GATEWAY, GRPC_SERVICES, RELAYER_ACCOUNT
 
 REPO = Path(__file__).parents[2]
 MODULES = [service.module for service in [*GRPC_SERVICES, GATEWAY]]
@@ -105,6 +108,14 @@ def test_ports_health_and_start_order(config: dict[str, Any]) -> None:
     assert conditions["migrate"] == {"postgres": "service_healthy"}
     for name in ("metering", "invoicing", "settlement"):
         assert conditions[name]["migrate"] == "service_completed_successfully"
+    # MockUSDC, then the mandate contract for it, then settlement, which uses both.
+    assert conditions["deploy-usdc"] == {"anvil": "service_healthy"}
+    assert conditions["deploy-mandates"] == {"deploy-usdc": "service_completed_successfully"}
+    assert conditions["settlement"] == {
+        "migrate": "service_completed_successfully",
+        "deploy-usdc": "service_completed_successfully",
+        "deploy-mandates": "service_completed_successfully",
+    }
     assert conditions["gateway"] == {
         "metering": "service_healthy",
         "invoicing": "service_healthy",
@@ -121,3 +132,65 @@ def test_every_secret_must_come_from_the_env_file(tmp_path: Path) -> None:
         done = _compose(env_file, "config", "--quiet")
         assert done.returncode != 0
         assert f"required variable {missing} is missing a value" in done.stderr
+
+
+def _mounted(service: dict[str, Any]) -> dict[str, str]:
+    """The secrets a service mounts, by where it reads them."""
+    return {secret["target"]: secret["source"] for secret in service.get("secrets", [])}
+
+
+def _key(path: str) -> str:
+    return Path(path).read_text().strip()
+
+
+async def test_the_chain_jobs_and_keys_match_what_settlement_is_told(
+    config: dict[str, Any],
+) -> None:
+    services, files = config["services"], config["secrets"]
+    settlement = services["settlement"]
+    environment = settlement["environment"]
+    assert _mounted(settlement) == {
+        "/run/secrets/relayer_key": "relayer_key",
+        "/run/secrets/collector_key": "collector_key",
+    }
+    assert environment["SETTLEMENT_RELAYER_PRIVATE_KEY_FILE"] == "/run/secrets/relayer_key"
+    assert environment["SETTLEMENT_COLLECTOR_PRIVATE_KEY_FILE"] == "/run/secrets/collector_key"
+    assert {name: Path(secret["file"]) for name, secret in files.items()} == {
+        "relayer_key": REPO / "devstack" / "secrets" / "anvil-relayer.key",
+        "collector_key": REPO / "devstack" / "secrets" / "anvil-collector.key",
+    }
+    # The mandate job deploys for the collector of the very key file settlement reads.
+    job = services["deploy-mandates"]
+    assert _mounted(job) == {"/run/secrets/collector_key": "collector_key"}
+    usdc_default = environment["SETTLEMENT_USDC_CONTRACT_ADDRESS"]
+    mandates_default = environment["SETTLEMENT_MANDATES_CONTRACT_ADDRESS"]
+    assert job["command"] == [
+        "python",
+        "-m",
+        "devstack.deploy_mandates",
+        "http://anvil:8545",
+        usdc_default,
+        "/run/secrets/collector_key",
+    ]
+    assert services["deploy-usdc"]["command"][2:] == ["devstack.deploy_usdc", "http://anvil:8545"]
+
+    # On a fresh anvil the key files are dev accounts 9 and 7, and the two jobs run in their
+    # order leave the contracts where settlement's defaults say, the collector that of the file.
+    chain = Anvil()
+    chain.start()
+    try:
+        assert _key(files["relayer_key"]["file"]) == chain.private_keys[RELAYER_ACCOUNT]
+        assert _key(files["collector_key"]["file"]) == chain.private_keys[COLLECTOR_ACCOUNT]
+        usdc = await deploy_usdc.deploy(chain.url)
+        collector = deploy_mandates.collector_address(files["collector_key"]["file"])
+        assert collector == chain.accounts[COLLECTOR_ACCOUNT]
+        assert (usdc, await deploy_mandates.deploy(chain.url, usdc, collector)) == (
+            usdc_default,
+            mandates_default,
+        )
+        deployed = Mandates.at(chain.url, mandates_default)
+        assert await deployed.collector() == collector
+        assert await deployed.contract.functions.token().call() == usdc_default
+        await deployed.close()
+    finally:
+        chain.stop()
