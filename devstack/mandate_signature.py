@@ -1,6 +1,6 @@
 """A mandate as a wallet signs it: the EIP-712 typed data of contracts/mandates.vy's `Mandate`
-under the contract's domain. Wallet-side code (the tests now; the checkout page and the demo
-later) uses this; the contract checks it with its own copy of the type, so a mistake in one
+under the contract's domain. Wallet-side code (the tests, the demo's anvil-signed mandate)
+uses this; the contract checks it with its own copy of the type, so a mistake in one
 shows against the other."""
 
 from typing import Any

@@ -1,8 +1,8 @@
 """The mandate contract (contracts/mandates.vy) on the local chain: compiled offline, deployed,
 and driven as payers and the collector drive it.
 
-Used by the tests now (and by `make up`, the demo and the bench once they deploy it). The
-services will reach it only through settlement_svc's chain adapter, like the token.
+Used by the tests, `make up` (which deploys it), the demo and the bench. The services reach it
+only through settlement_svc's chain adapter, like the token.
 """
 
 from dataclasses import dataclass

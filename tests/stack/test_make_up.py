@@ -119,9 +119,28 @@ def test_the_demo_runs_against_make_up_and_no_secret_reaches_a_log(platform: Pla
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert '"status": "PAID"' in demo.stdout
     assert '"amount": "0.500000"' in demo.stdout
+    # The second month, collected under the mandate on the contract `make up` deployed.
+    mandates = platform.printed["mandates"]
+    assert f'"contractAddress": "{mandates}"' in demo.stdout
+    assert '"amount": "1.200000"' in demo.stdout
+    assert '"origin": "MANDATE"' in demo.stdout
+    assert "collected under the mandate, invoice PAID" in demo.stdout
+    # A fresh chain: the payer started with 1,000 USDC and paid 0.5 by hand, then 1.2 collected.
+    lines = demo.stdout.splitlines()
+    balances = [line.split() for line in lines if line.startswith(("payer ", "merchant "))]
+    assert [(name, was, now) for name, _, was, _, now, *_ in balances] == [
+        ("payer", "999,500,000", "998,300,000"),
+        ("merchant", "500,000", "1,700,000"),
+    ]
+    assert balances[0][1] == platform.printed["payer wallet"]
+    assert (
+        "the mandate's cap left this period (the contract's available): 3,800,000 base units"
+        in (lines)
+    )
+    state = platform.workdir / ".devstack"
+    assert json.loads((state / "mandates.json").read_text())["address"] == mandates
 
     logs = platform.logs()
-    state = platform.workdir / ".devstack"
     secrets_key = (state / "invoicing-secrets-key").read_text().strip()
     gateway_key = (state / "gateway-secrets-key").read_text().strip()
     printed_once = platform.output.read_text()
