@@ -77,6 +77,7 @@ def _plan(row: PlanRow) -> Plan:
         charges=charges_from_json(row.charges),
         create_time=row.create_time,
         currency=row.currency,
+        usage_ceiling=row.usage_ceiling,
     )
 
 
@@ -123,6 +124,7 @@ class CatalogStore:
                 currency=plan.currency,
                 charges=charges_to_json(plan.charges),
                 create_time=plan.create_time,
+                usage_ceiling=plan.usage_ceiling,
             )
         )
         await self._session.flush()
@@ -130,6 +132,17 @@ class CatalogStore:
     async def plan(self, merchant_id: str, plan_id: str) -> Plan | None:
         row = await self._session.get(PlanRow, plan_id)
         return _plan(row) if row and row.merchant_id == merchant_id else None
+
+    async def set_usage_ceiling(
+        self, merchant_id: str, plan_id: str, ceiling: Decimal
+    ) -> Plan | None:
+        """The plan with its new ceiling; None when it is not the merchant's."""
+        row = await self._session.get(PlanRow, plan_id, with_for_update=True)
+        if row is None or row.merchant_id != merchant_id:
+            return None
+        row.usage_ceiling = ceiling
+        await self._session.flush()
+        return _plan(row)
 
     async def plans(
         self,

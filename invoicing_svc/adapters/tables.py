@@ -52,6 +52,7 @@ class PlanRow(Base):
     currency: Mapped[str] = mapped_column(Text)
     charges: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     create_time: Mapped[datetime] = mapped_column(Timestamp)
+    usage_ceiling: Mapped[Decimal] = mapped_column(Numeric(30, 6))
 
 
 class SubscriberRow(Base):

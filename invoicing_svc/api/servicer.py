@@ -79,6 +79,17 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
         found = await catalog.get_plan(self._invoicing, merchant_id(context), request.id)
         return translate.plan_to_proto(found)
 
+    async def UpdatePlan(self, request: pb.UpdatePlanRequest, context: Context) -> pb.Plan:
+        ceiling = translate.usage_ceiling_from_proto(request.plan)
+        changed = await catalog.update_plan_usage_ceiling(
+            self._invoicing,
+            merchant_id(context),
+            request.plan.id,
+            ceiling,
+            list(request.update_mask.paths),
+        )
+        return translate.plan_to_proto(changed)
+
     async def ListPlans(
         self, request: pb.ListPlansRequest, context: Context
     ) -> pb.ListPlansResponse:

@@ -24,7 +24,12 @@ from invoicing_svc.domain.model import (
     Subscription,
     SubscriptionStatus,
 )
-from invoicing_svc.domain.plans import parse_price
+from invoicing_svc.domain.plans import (
+    auto_pay_cap,
+    auto_pay_period_seconds,
+    parse_price,
+    parse_usage_ceiling,
+)
 from invoicing_svc.domain.pricing import PLACES, PricingModel, Tier, UsageCharge
 from invoicing_svc.domain.webhooks import WebhookDelivery, WebhookEndpoint
 from service_kit.decimals import format_decimal, parse_decimal
@@ -147,7 +152,12 @@ def plan_from_proto(message: pb.Plan, *, plan_id: str, merchant_id: str, now: da
             for i, charge in enumerate(message.charges)
         ),
         create_time=now,
+        usage_ceiling=usage_ceiling_from_proto(message),
     )
+
+
+def usage_ceiling_from_proto(message: pb.Plan) -> Decimal:
+    return parse_usage_ceiling(message.usage_ceiling, "plan.usage_ceiling")
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -199,6 +209,9 @@ def plan_to_proto(plan: Plan) -> pb.Plan:
             for c in plan.charges
         ],
         create_time=to_timestamp(plan.create_time),
+        usage_ceiling=_money(plan.usage_ceiling),
+        auto_pay_cap=_money(auto_pay_cap(plan)),
+        auto_pay_period_seconds=auto_pay_period_seconds(plan),
     )
 
 

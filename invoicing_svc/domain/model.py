@@ -77,6 +77,8 @@ class Plan:
     charges: tuple[UsageCharge, ...]
     create_time: datetime
     currency: str = "USDC"
+    # Auto-pay: the most usage a period may add above the fixed fee under a mandate (USDC).
+    usage_ceiling: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)

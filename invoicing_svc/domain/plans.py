@@ -1,17 +1,30 @@
-"""What makes a plan valid, and what it charges as a fixed fee."""
+"""What makes a plan valid, what it charges as a fixed fee, and the auto-pay mandate the hosted
+checkout proposes for it."""
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from invoicing_svc.domain.model import Plan, PricingType
+from invoicing_svc.domain.model import BillingInterval, Plan, PricingType
 from invoicing_svc.domain.pricing import MAX_PRICE, PLACES, UsageCharge, validate_charge
-from service_kit.decimals import parse_decimal
+from service_kit.decimals import parse_decimal, round_usdc
 from service_kit.errors import InvalidArgument
 from service_kit.identifiers import require_identifier
 
 MAX_NAME = 200
 MAX_INTERVAL_COUNT = 36
 MAX_CHARGES = 50
+# A usage ceiling is an amount of USDC: whole base units.
+CEILING_PLACES = 6
+DAY_SECONDS = 86_400
+# The shortest each interval can be: a mandate period no longer than the shortest gap between two
+# period closes holds at most one invoice, so each invoice finds the whole cap (a 31-day period
+# would hold both the January and the February close).
+_SHORTEST_DAYS = {
+    BillingInterval.DAY: 1,
+    BillingInterval.WEEK: 7,
+    BillingInterval.MONTH: 28,
+    BillingInterval.YEAR: 365,
+}
 
 
 def parse_price(text: str, field: str) -> Decimal:
@@ -92,3 +105,22 @@ def simple_unit_price(plan: Plan) -> Decimal | None:
     if plan.pricing_type is PricingType.USAGE_BASED and not plan.charges:
         return plan.amount
     return None
+
+
+def parse_usage_ceiling(text: str, field: str) -> Decimal:
+    """A usage ceiling: USDC >= 0 with at most 6 fractional digits; "" is 0."""
+    if not text:
+        return Decimal(0)
+    return parse_decimal(text, field=field, max_places=CEILING_PLACES, max_value=MAX_PRICE)
+
+
+def auto_pay_cap(plan: Plan) -> Decimal:
+    """The cap per period of the mandate the checkout proposes: the fixed fee as an invoice bills
+    it (rounded once to 6 decimals) plus the usage ceiling, so a period's invoice whose usage
+    stays within the ceiling fits."""
+    return round_usdc(fixed_fee(plan)) + plan.usage_ceiling
+
+
+def auto_pay_period_seconds(plan: Plan) -> int:
+    """The proposed mandate's period: the shortest the plan's billing period can be."""
+    return _SHORTEST_DAYS[plan.billing_interval] * plan.interval_count * DAY_SECONDS

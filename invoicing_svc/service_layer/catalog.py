@@ -1,5 +1,8 @@
 """Services and plans."""
 
+from collections.abc import Collection
+from decimal import Decimal
+
 from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.domain.model import Plan, Service
 from invoicing_svc.domain.plans import PlanTerms, require_name, validate_terms
@@ -54,7 +57,7 @@ async def list_services(
 
 
 async def create_plan(invoicing: Invoicing, plan: Plan, request: RequestKey | None) -> Plan:
-    """Stores a plan of an existing service of the merchant. Plans never change afterwards."""
+    """Stores a plan of an existing service of the merchant. Its prices never change afterwards."""
     require_name(plan.name, "plan.name")
     validate_terms(PlanTerms(plan.pricing_type, plan.amount, plan.charges, plan.interval_count))
     async with invoicing.unit_of_work() as uow:
@@ -77,6 +80,21 @@ async def get_plan(invoicing: Invoicing, merchant_id: str, plan_id: str) -> Plan
     if plan is None:
         raise NotFound(f"plan {plan_id} not found", field="id")
     return plan
+
+
+async def update_plan_usage_ceiling(
+    invoicing: Invoicing, merchant_id: str, plan_id: str, ceiling: Decimal, paths: Collection[str]
+) -> Plan:
+    """Sets the plan's usage ceiling, the one field of a plan that changes: it bounds the
+    mandates the checkout proposes from now on, never what is billed."""
+    if set(paths) != {"usage_ceiling"}:
+        raise InvalidArgument("update_mask must name usage_ceiling alone", field="update_mask")
+    async with invoicing.unit_of_work() as uow:
+        changed = await uow.catalog.set_usage_ceiling(merchant_id, plan_id, ceiling)
+        if changed is None:
+            raise NotFound(f"plan {plan_id} not found", field="plan.id")
+        await uow.commit()
+    return changed
 
 
 async def list_plans(

@@ -552,6 +552,9 @@ class Plan(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     CHARGES_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    USAGE_CEILING_FIELD_NUMBER: _builtins.int
+    AUTO_PAY_CAP_FIELD_NUMBER: _builtins.int
+    AUTO_PAY_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "plan_" + 26 characters."""
     service_id: _builtins.str
@@ -572,6 +575,21 @@ class Plan(_message.Message):
     """
     currency: _builtins.str
     """Output only. Always "USDC"."""
+    usage_ceiling: _builtins.str
+    """Optional. Auto-pay: the most usage one period may add above the fixed fee, USDC, a decimal
+    string with at most 6 fractional digits, >= 0 and below 10^15; default "0" (a mandate then
+    covers the fixed fee alone). The only field UpdatePlan changes.
+    """
+    auto_pay_cap: _builtins.str
+    """Output only. The cap per period the hosted checkout proposes for an auto-pay mandate: the
+    fixed fee rounded to 6 decimals (0 for USAGE_BASED) plus usage_ceiling, USDC with 6
+    decimals. "0.000000" when both are zero: the checkout then offers no mandate.
+    """
+    auto_pay_period_seconds: _builtins.int
+    """Output only. The proposed mandate's period in seconds: the shortest the billing period can
+    be (DAY 86,400; WEEK 7 days; MONTH 28 days; YEAR 365 days; times interval_count), so two
+    invoices never fall in one period of the mandate contract.
+    """
     @_builtins.property
     def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCharge]:
         """Optional. USAGE_BASED (unless `amount` is given) and HYBRID: 1-50, one per event key.
@@ -595,10 +613,13 @@ class Plan(_message.Message):
         currency: _builtins.str = ...,
         charges: _abc.Iterable[Global___UsageCharge] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        usage_ceiling: _builtins.str = ...,
+        auto_pay_cap: _builtins.str = ...,
+        auto_pay_period_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "id", b"id", "interval_count", b"interval_count", "name", b"name", "pricing_type", b"pricing_type", "service_id", b"service_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "id", b"id", "interval_count", b"interval_count", "name", b"name", "pricing_type", b"pricing_type", "service_id", b"service_id", "usage_ceiling", b"usage_ceiling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -633,6 +654,40 @@ class CreatePlanRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreatePlanRequest: _TypeAlias = CreatePlanRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePlanRequest(_message.Message):
+    """Request of UpdatePlan: a new usage ceiling of one plan of the merchant. Prices never change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___Plan:
+        """Required. The plan: id (NOT_FOUND when unknown or another merchant's) and the fields named
+        by update_mask. Output-only fields are ignored.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Required. The fields to change: only "usage_ceiling" (INVALID_ARGUMENT for any other or
+        none).
+        """
+
+    def __init__(
+        self,
+        *,
+        plan: Global___Plan | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePlanRequest: _TypeAlias = UpdatePlanRequest  # noqa: Y015
 
 @_typing.final
 class GetPlanRequest(_message.Message):

@@ -69,6 +69,11 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansResponse.FromString,
                 _registered_method=True)
+        self.UpdatePlan = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/UpdatePlan',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdatePlanRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
+                _registered_method=True)
         self.CreateCheckoutSession = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/CreateCheckoutSession',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateCheckoutSessionRequest.SerializeToString,
@@ -278,6 +283,15 @@ class InvoicingServiceServicer:
 
     def ListPlans(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePlan(self, request, context):
+        """Changes a plan's usage ceiling (what auto-pay mandates proposed from now on may cover above
+        its fee); mandates already signed keep their cap. Setting the same value again changes
+        nothing. The answer is the plan now.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -553,6 +567,11 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.ListPlans,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'UpdatePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePlan,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdatePlanRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.SerializeToString,
             ),
             'CreateCheckoutSession': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCheckoutSession,
@@ -887,6 +906,33 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/ListPlans',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/UpdatePlan',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdatePlanRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
             options,
             channel_credentials,
             insecure,

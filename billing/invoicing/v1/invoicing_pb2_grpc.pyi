@@ -46,6 +46,11 @@ class InvoicingServiceStub:
     """Creates a plan of a service. Plans are immutable: to change a price, create a new plan."""
     GetPlan: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetPlanRequest, _invoicing_pb2.Plan]
     ListPlans: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListPlansRequest, _invoicing_pb2.ListPlansResponse]
+    UpdatePlan: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.UpdatePlanRequest, _invoicing_pb2.Plan]
+    """Changes a plan's usage ceiling (what auto-pay mandates proposed from now on may cover above
+    its fee); mandates already signed keep their cap. Setting the same value again changes
+    nothing. The answer is the plan now.
+    """
     CreateCheckoutSession: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]
     """Opens a checkout session for a plan and a (new or existing) subscriber."""
     GetCheckoutSession: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]
@@ -149,6 +154,11 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     """Creates a plan of a service. Plans are immutable: to change a price, create a new plan."""
     GetPlan: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetPlanRequest, _invoicing_pb2.Plan]  # type: ignore[assignment]
     ListPlans: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListPlansRequest, _invoicing_pb2.ListPlansResponse]  # type: ignore[assignment]
+    UpdatePlan: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.UpdatePlanRequest, _invoicing_pb2.Plan]  # type: ignore[assignment]
+    """Changes a plan's usage ceiling (what auto-pay mandates proposed from now on may cover above
+    its fee); mandates already signed keep their cap. Setting the same value again changes
+    nothing. The answer is the plan now.
+    """
     CreateCheckoutSession: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]  # type: ignore[assignment]
     """Opens a checkout session for a plan and a (new or existing) subscriber."""
     GetCheckoutSession: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]  # type: ignore[assignment]
@@ -285,6 +295,17 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _invoicing_pb2.ListPlansRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_invoicing_pb2.ListPlansResponse, _abc.Awaitable[_invoicing_pb2.ListPlansResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdatePlan(
+        self,
+        request: _invoicing_pb2.UpdatePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Plan, _abc.Awaitable[_invoicing_pb2.Plan]]:
+        """Changes a plan's usage ceiling (what auto-pay mandates proposed from now on may cover above
+        its fee); mandates already signed keep their cap. Setting the same value again changes
+        nothing. The answer is the plan now.
+        """
 
     @_abc_1.abstractmethod
     def CreateCheckoutSession(
