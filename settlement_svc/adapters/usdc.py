@@ -49,6 +49,18 @@ def transfer_with_authorization(authorization: Authorization) -> bytes:
     )
 
 
+PERMIT = selector("permit(address,address,uint256,uint256,uint8,bytes32,bytes32)")
+
+
+def permit_call(owner: str, spender: str, value: int, deadline: int, signature: bytes) -> bytes:
+    """The call data of the owner's EIP-2612 permit (65 bytes r, s, v); anyone may send it."""
+    r, s, v = signature[:32], signature[32:64], signature[64]
+    return PERMIT + encode(
+        ["address", "address", "uint256", "uint256", "uint8", "bytes32", "bytes32"],
+        [owner, spender, value, deadline, v, r, s],
+    )
+
+
 class Usdc:
     def __init__(self, chain: Chain, token: str) -> None:
         self._chain = chain

@@ -106,6 +106,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             expire_time=from_timestamp(request.expire_time),
             deadline=from_timestamp(request.deadline),
             signature=request.signature,
+            permit=translate.permit_from_proto(request.permit)
+            if request.HasField("permit")
+            else None,
         )
         return translate.mandate_to_proto(created)
 
@@ -114,6 +117,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             self._service, merchant_id(context), request.subscription_id
         )
         return translate.mandate_to_proto(found)
+
+    async def GetMandateContract(
+        self, request: pb.GetMandateContractRequest, context: Context
+    ) -> pb.MandateContract:
+        found = await mandates.get_mandate_contract(self._service, merchant_id(context))
+        return translate.mandate_contract_to_proto(found)
 
     async def SetPayoutWallet(
         self, request: pb.SetPayoutWalletRequest, context: Context

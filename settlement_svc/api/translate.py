@@ -3,7 +3,8 @@
 from decimal import Decimal
 
 from billing.settlement.v1 import settlement_pb2 as pb
-from service_kit.proto_time import to_timestamp
+from service_kit.errors import InvalidArgument
+from service_kit.proto_time import from_timestamp, to_timestamp
 from settlement_svc.domain import authorizations
 from settlement_svc.domain.authorizations import Authorization
 from settlement_svc.domain.ledger import PostedEntry
@@ -11,6 +12,7 @@ from settlement_svc.domain.mandates import Mandate
 from settlement_svc.domain.model import PayoutWallet, Settlement
 from settlement_svc.domain.reconciliation import Reconciliation
 from settlement_svc.service_layer.ledger_use_cases import InvoiceRecord
+from settlement_svc.service_layer.mandates import MandateContractInfo, PermitTerms
 from settlement_svc.service_layer.payment_requests import RequestView
 from settlement_svc.settings import SettlementSettings
 
@@ -135,4 +137,21 @@ def mandate_to_proto(mandate: Mandate) -> pb.Mandate:
         status=pb.MandateStatus.Value(f"MANDATE_STATUS_{mandate.status.value}"),
         transaction_hash=mandate.transaction_hash,
         create_time=to_timestamp(mandate.create_time),
+    )
+
+
+def permit_from_proto(message: pb.Permit) -> PermitTerms:
+    if not message.HasField("deadline"):
+        raise InvalidArgument("permit.deadline is required", field="permit.deadline")
+    return PermitTerms(message.value, from_timestamp(message.deadline), message.signature)
+
+
+def mandate_contract_to_proto(found: MandateContractInfo) -> pb.MandateContract:
+    return pb.MandateContract(
+        contract_address=found.contract_address,
+        chain_id=found.chain_id,
+        merchant_wallet_address=found.merchant_wallet_address,
+        token_address=found.token_address,
+        token_name=found.token_name,
+        token_version=found.token_version,
     )

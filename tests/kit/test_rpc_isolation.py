@@ -169,6 +169,13 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             NOT_FOUND,
         ),
         "GetPlan": (lambda o: ipb.GetPlanRequest(id=o.plan.id), NOT_FOUND),
+        "UpdatePlan": (
+            lambda o: ipb.UpdatePlanRequest(
+                plan=ipb.Plan(id=o.plan.id, usage_ceiling="9"),
+                update_mask=FieldMask(paths=["usage_ceiling"]),
+            ),
+            NOT_FOUND,
+        ),
         "ListPlans": (lambda o: ipb.ListPlansRequest(service_id=o.service.id), EMPTY),
         "CreateCheckoutSession": (
             lambda o: ipb.CreateCheckoutSessionRequest(
@@ -367,6 +374,8 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: spb.GetMandateRequest(subscription_id=o.subscription.id),
             NOT_FOUND,
         ),
+        # The other merchant's own record: it has no payout wallet, so nothing to sign for.
+        "GetMandateContract": (lambda o: spb.GetMandateContractRequest(), "FAILED_PRECONDITION"),
         # The public pages' lookup: whose invoice an id is, to anyone holding the id.
         "LocateInvoice": (lambda o: spb.LocateInvoiceRequest(invoice_id=o.invoice.id), UNSCOPED),
         "ListSettlements": (

@@ -589,6 +589,7 @@ class CreateMandateRequest(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    PERMIT_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """Required. The merchant's ACTIVE or PAST_DUE subscription, 1-128 characters."""
     payer_wallet_address: _builtins.str
@@ -607,6 +608,12 @@ class CreateMandateRequest(_message.Message):
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """Required. The signature's deadline: the contract refuses it after this time."""
 
+    @_builtins.property
+    def permit(self) -> Global___Permit:
+        """Optional. The payer's permit for the mandate contract, relayed before the mandate; without
+        it the payer has approved the contract itself.
+        """
+
     def __init__(
         self,
         *,
@@ -617,14 +624,50 @@ class CreateMandateRequest(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         deadline: _timestamp_pb2.Timestamp | None = ...,
         signature: _builtins.str = ...,
+        permit: Global___Permit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "expire_time", b"expire_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "expire_time", b"expire_time", "permit", b"permit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_base_units", b"cap_base_units", "deadline", b"deadline", "expire_time", b"expire_time", "payer_wallet_address", b"payer_wallet_address", "period_seconds", b"period_seconds", "signature", b"signature", "subscription_id", b"subscription_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_base_units", b"cap_base_units", "deadline", b"deadline", "expire_time", b"expire_time", "payer_wallet_address", b"payer_wallet_address", "period_seconds", b"period_seconds", "permit", b"permit", "signature", b"signature", "subscription_id", b"subscription_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateMandateRequest: _TypeAlias = CreateMandateRequest  # noqa: Y015
+
+@_typing.final
+class Permit(_message.Message):
+    """The payer's EIP-2612 permit on the token (domain: the token's EIP-712 name and version, the
+    chain, the token): Permit(owner = payer, spender = the mandate contract, value, nonce = the
+    token's nonces(payer), deadline).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    value: _builtins.str
+    """Required. The allowance in base units, a decimal integer string, > 0 and below 2^256."""
+    signature: _builtins.str
+    """Required. The 65-byte signature r || s || v, 0x + 130 hex digits (v 27/28 or 0/1)."""
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """Required. The permit's deadline: the token refuses it after this time."""
+
+    def __init__(
+        self,
+        *,
+        value: _builtins.str = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "signature", b"signature", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Permit: _TypeAlias = Permit  # noqa: Y015
 
 @_typing.final
 class GetMandateRequest(_message.Message):
@@ -647,6 +690,65 @@ class GetMandateRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMandateRequest: _TypeAlias = GetMandateRequest  # noqa: Y015
+
+@_typing.final
+class GetMandateContractRequest(_message.Message):
+    """Request of GetMandateContract: no fields; the merchant is the caller's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMandateContractRequest: _TypeAlias = GetMandateContractRequest  # noqa: Y015
+
+@_typing.final
+class MandateContract(_message.Message):
+    """Where and for whom a subscriber of the merchant signs a mandate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ADDRESS_FIELD_NUMBER: _builtins.int
+    CHAIN_ID_FIELD_NUMBER: _builtins.int
+    MERCHANT_WALLET_ADDRESS_FIELD_NUMBER: _builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: _builtins.int
+    TOKEN_NAME_FIELD_NUMBER: _builtins.int
+    TOKEN_VERSION_FIELD_NUMBER: _builtins.int
+    contract_address: _builtins.str
+    """Output only. The mandate contract: the verifying contract of the mandate's EIP-712 domain."""
+    chain_id: _builtins.int
+    """Output only. The chain id of both EIP-712 domains."""
+    merchant_wallet_address: _builtins.str
+    """Output only. The merchant's payout wallet: the mandate's `merchant`."""
+    token_address: _builtins.str
+    """Output only. The token the mandate moves, the verifying contract of a permit."""
+    token_name: _builtins.str
+    """Output only. The token's EIP-712 name ("USD Coin" on Circle's mainnet tokens)."""
+    token_version: _builtins.str
+    """Output only. The token's EIP-712 version ("2")."""
+    def __init__(
+        self,
+        *,
+        contract_address: _builtins.str = ...,
+        chain_id: _builtins.int = ...,
+        merchant_wallet_address: _builtins.str = ...,
+        token_address: _builtins.str = ...,
+        token_name: _builtins.str = ...,
+        token_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_id", b"chain_id", "contract_address", b"contract_address", "merchant_wallet_address", b"merchant_wallet_address", "token_address", b"token_address", "token_name", b"token_name", "token_version", b"token_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MandateContract: _TypeAlias = MandateContract  # noqa: Y015
 
 @_typing.final
 class LocateInvoiceRequest(_message.Message):

@@ -80,6 +80,11 @@ class SettlementServiceStub:
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateRequest.SerializeToString,
                 response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.FromString,
                 _registered_method=True)
+        self.GetMandateContract = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/GetMandateContract',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateContractRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.MandateContract.FromString,
+                _registered_method=True)
         self.SetPayoutWallet = channel.unary_unary(
                 '/billing.settlement.v1.SettlementService/SetPayoutWallet',
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.SetPayoutWalletRequest.SerializeToString,
@@ -190,6 +195,11 @@ class SettlementServiceServicer:
         mandate; it is ACTIVE once the contract holds it. Every invoice of the subscriber with the
         merchant finalized while it is live is then collected under it, and a failed collection is
         tried again on the retry schedule.
+        With a permit, the payer's EIP-2612 permit letting the contract move its USDC is relayed
+        first, from the same account (INVALID_ARGUMENT on permit.signature or permit.deadline when
+        the token would refuse it), so the payer needs no ether at all. The same mandate again (a
+        retry, a repeated signature) while the subscription's newest mandate is live with the same
+        payer and terms answers that mandate and relays nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -198,6 +208,15 @@ class SettlementServiceServicer:
     def GetMandate(self, request, context):
         """The subscription's newest mandate, in the state the chain last showed; NOT_FOUND when it
         has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMandateContract(self, request, context):
+        """What a subscriber's wallet signs a mandate for the merchant under: the mandate contract, the
+        chain, the token (for a permit) and the merchant's payout wallet the mandate pays.
+        FAILED_PRECONDITION when auto-pay is not configured or the merchant has no payout wallet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -298,6 +317,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetMandate,
                     request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateRequest.FromString,
                     response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.SerializeToString,
+            ),
+            'GetMandateContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMandateContract,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateContractRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.MandateContract.SerializeToString,
             ),
             'SetPayoutWallet': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPayoutWallet,
@@ -557,6 +581,33 @@ class SettlementService:
             '/billing.settlement.v1.SettlementService/GetMandate',
             billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateRequest.SerializeToString,
             billing_dot_settlement_dot_v1_dot_settlement__pb2.Mandate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMandateContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/GetMandateContract',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.GetMandateContractRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.MandateContract.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,10 +77,20 @@ class SettlementServiceStub:
     mandate; it is ACTIVE once the contract holds it. Every invoice of the subscriber with the
     merchant finalized while it is live is then collected under it, and a failed collection is
     tried again on the retry schedule.
+    With a permit, the payer's EIP-2612 permit letting the contract move its USDC is relayed
+    first, from the same account (INVALID_ARGUMENT on permit.signature or permit.deadline when
+    the token would refuse it), so the payer needs no ether at all. The same mandate again (a
+    retry, a repeated signature) while the subscription's newest mandate is live with the same
+    payer and terms answers that mandate and relays nothing.
     """
     GetMandate: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetMandateRequest, _settlement_pb2.Mandate]
     """The subscription's newest mandate, in the state the chain last showed; NOT_FOUND when it
     has none.
+    """
+    GetMandateContract: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetMandateContractRequest, _settlement_pb2.MandateContract]
+    """What a subscriber's wallet signs a mandate for the merchant under: the mandate contract, the
+    chain, the token (for a permit) and the merchant's payout wallet the mandate pays.
+    FAILED_PRECONDITION when auto-pay is not configured or the merchant has no payout wallet.
     """
     SetPayoutWallet: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SetPayoutWalletRequest, _settlement_pb2.PayoutWallet]
     """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
@@ -153,10 +163,20 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     mandate; it is ACTIVE once the contract holds it. Every invoice of the subscriber with the
     merchant finalized while it is live is then collected under it, and a failed collection is
     tried again on the retry schedule.
+    With a permit, the payer's EIP-2612 permit letting the contract move its USDC is relayed
+    first, from the same account (INVALID_ARGUMENT on permit.signature or permit.deadline when
+    the token would refuse it), so the payer needs no ether at all. The same mandate again (a
+    retry, a repeated signature) while the subscription's newest mandate is live with the same
+    payer and terms answers that mandate and relays nothing.
     """
     GetMandate: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetMandateRequest, _settlement_pb2.Mandate]  # type: ignore[assignment]
     """The subscription's newest mandate, in the state the chain last showed; NOT_FOUND when it
     has none.
+    """
+    GetMandateContract: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetMandateContractRequest, _settlement_pb2.MandateContract]  # type: ignore[assignment]
+    """What a subscriber's wallet signs a mandate for the merchant under: the mandate contract, the
+    chain, the token (for a permit) and the merchant's payout wallet the mandate pays.
+    FAILED_PRECONDITION when auto-pay is not configured or the merchant has no payout wallet.
     """
     SetPayoutWallet: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SetPayoutWalletRequest, _settlement_pb2.PayoutWallet]  # type: ignore[assignment]
     """Registers (or replaces) the wallet the merchant is paid in. A wallet is one merchant's
@@ -268,6 +288,11 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         mandate; it is ACTIVE once the contract holds it. Every invoice of the subscriber with the
         merchant finalized while it is live is then collected under it, and a failed collection is
         tried again on the retry schedule.
+        With a permit, the payer's EIP-2612 permit letting the contract move its USDC is relayed
+        first, from the same account (INVALID_ARGUMENT on permit.signature or permit.deadline when
+        the token would refuse it), so the payer needs no ether at all. The same mandate again (a
+        retry, a repeated signature) while the subscription's newest mandate is live with the same
+        payer and terms answers that mandate and relays nothing.
         """
 
     @_abc_1.abstractmethod
@@ -278,6 +303,17 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_settlement_pb2.Mandate, _abc.Awaitable[_settlement_pb2.Mandate]]:
         """The subscription's newest mandate, in the state the chain last showed; NOT_FOUND when it
         has none.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMandateContract(
+        self,
+        request: _settlement_pb2.GetMandateContractRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.MandateContract, _abc.Awaitable[_settlement_pb2.MandateContract]]:
+        """What a subscriber's wallet signs a mandate for the merchant under: the mandate contract, the
+        chain, the token (for a permit) and the merchant's payout wallet the mandate pays.
+        FAILED_PRECONDITION when auto-pay is not configured or the merchant has no payout wallet.
         """
 
     @_abc_1.abstractmethod
