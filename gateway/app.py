@@ -10,7 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway import hosted_checkout, hosted_invoice, openapi, pages, payment_relay
+from gateway import (
+    hosted_checkout,
+    hosted_invoice,
+    mandate_enrolment,
+    openapi,
+    pages,
+    payment_relay,
+)
 from gateway.backends import Backends
 from gateway.context import Gateway
 from gateway.errors import ApiError, camel
@@ -123,6 +130,7 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         webhook_endpoints,
         operations,
         payment_relay,
+        mandate_enrolment,
         hosted_checkout,
         hosted_invoice,
     ):

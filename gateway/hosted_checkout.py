@@ -5,9 +5,13 @@ A usage-only plan starts with one button. A plan paid up front offers "Pay with 
 authorization, the public relay submits it), and, for a wallet that cannot sign typed data, the
 merchant's payout wallet (settlement's record) with a QR code and a form that takes the payer's
 wallet and transaction hash. Either payment is verified on chain by settlement, and the page waits
-for it before sending the subscriber to successUrl."""
+for it. Once the session is complete the page offers "Pay automatically" when the plan has a cap
+to propose (gateway/mandate_enrolment.py; gateway/static/autopay.js has the wallet sign the permit
+and the mandate, posts them and follows the mandate to ACTIVE) and a link on to successUrl; with
+nothing to propose it sends the subscriber to successUrl at once."""
 
 import hashlib
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,12 +21,15 @@ from fastapi.responses import RedirectResponse, Response
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.settlement.v1 import settlement_pb2 as spb
-from gateway import payment_requests
+from gateway import mandate_enrolment, payment_requests
+from gateway.backends import to_json
 from gateway.context import Gateway
 from gateway.errors import ApiError
+from gateway.mandate_enrolment import Proposal
 from gateway.merchants import Merchant
 from gateway.pages import qr_code, render
 from gateway.public_routes import checkout_owner, limit_client
+from service_kit.decimals import format_decimal
 
 router = APIRouter(
     tags=["checkout page"], include_in_schema=False, dependencies=[Depends(limit_client)]
@@ -72,6 +79,49 @@ async def _payee(gateway: Gateway, owner: Merchant) -> str:
             return ""
         raise
     return str(found.wallet_address)
+
+
+def _days(seconds: int) -> str:
+    days = seconds // 86_400
+    return "day" if days == 1 else f"{days} days"
+
+
+async def _render_complete(
+    gateway: Gateway, owner: Merchant, session: ipb.CheckoutSession, proposal: Proposal
+) -> Response:
+    """The session is complete: "Pay automatically" with the proposal in plain words, or the
+    subscription's mandate once there is one."""
+    backends = gateway.backends
+    plan = await backends.call(
+        backends.invoicing.GetPlan, ipb.GetPlanRequest(id=session.plan_id), owner.id
+    )
+    service = await backends.call(
+        backends.invoicing.GetService, ipb.GetServiceRequest(id=plan.service_id), owner.id
+    )
+    price, charges = _price(plan)
+    mandate = await mandate_enrolment.mandate_of(gateway, owner, session.subscription_id)
+    follow = f"/api/v1/checkout-sessions/{session.id}/mandate"
+    expiry = datetime.fromtimestamp(proposal.expiry, UTC)
+    context: dict[str, Any] = {
+        "merchant": owner,
+        "service": service,
+        "plan": plan,
+        "price": price,
+        "charges": charges,
+        "complete": True,
+        "session": {"successUrl": session.success_url},
+        "terms": {
+            "cap": format_decimal(proposal.cap),
+            "period": _days(proposal.period_seconds),
+            "until": f"{expiry:%-d %B %Y, %H:%M} UTC",
+            "allowance": format_decimal(Decimal(proposal.allowance).scaleb(-6)),
+            "periods": proposal.allowance // proposal.cap_base_units,
+            "wallet": proposal.contract.merchant_wallet_address,
+        },
+        "mandate": to_json(mandate) if mandate else None,
+        "autopay": {"proposal": proposal.to_json(), "relay": follow, "follow": follow},
+    }
+    return render("checkout.html", context)
 
 
 async def _render(
@@ -130,7 +180,10 @@ async def checkout_page(request: Request, session_id: str) -> Response:
         owner.id,
     )
     if session.status == ipb.CHECKOUT_SESSION_STATUS_COMPLETE:
-        return RedirectResponse(session.success_url, status_code=303)
+        proposal = await mandate_enrolment.offer(gateway, owner, session)
+        if proposal is None:
+            return RedirectResponse(session.success_url, status_code=303)
+        return await _render_complete(gateway, owner, session, proposal)
     return await _render(gateway, owner, session)
 
 
@@ -148,12 +201,13 @@ async def submit_checkout(request: Request, session_id: str) -> Response:
     )
     try:
         if Decimal(session.amount_due) == 0:
-            done = await backends.call(
+            await backends.call(
                 backends.invoicing.CompleteCheckoutSession,
                 ipb.CompleteCheckoutSessionRequest(id=session_id),
                 owner.id,
             )
-            return RedirectResponse(done.success_url, status_code=303)
+            # The page, complete now: auto-pay if the plan proposes it, else successUrl.
+            return RedirectResponse(f"/checkout/{session_id}", status_code=303)
         proof = ipb.PaymentProof(
             transaction_hash=form.get("transaction_hash", "").strip(),
             payer_wallet_address=form.get("payer_wallet_address", "").strip(),

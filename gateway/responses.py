@@ -59,6 +59,15 @@ class Plan(Reply):
     currency: str
     charges: list[UsageCharge]
     create_time: datetime
+    usage_ceiling: Annotated[
+        Decimal, Field(description="Auto-pay: the most usage a period may add above the fee.")
+    ]
+    auto_pay_cap: Annotated[
+        Decimal, Field(description="The cap per period the hosted checkout proposes, USDC.")
+    ]
+    auto_pay_period_seconds: Annotated[
+        Int64, Field(description="The proposed mandate's period: the shortest billing period.")
+    ]
 
 
 class NewSubscriber(Reply):
@@ -324,6 +333,31 @@ class Mandate(Reply):
     status: Literal["PENDING", "ACTIVE", "REVOKED", "EXPIRED"] | None
     transaction_hash: str
     create_time: datetime
+
+
+class MandateProposal(Reply):
+    """The mandate the hosted checkout asks the subscriber's wallet to sign, and the permit."""
+
+    subscription_id: str
+    cap: Annotated[Decimal, Field(description="The cap per period: the fee plus the ceiling.")]
+    cap_base_units: Int64
+    period_seconds: Int64
+    expiry: Annotated[Int64, Field(description="Unix seconds: the subscription start plus a year.")]
+    expire_time: datetime
+    allowance_base_units: Annotated[
+        str, Field(description="The permit's value: the cap for every period until the expiry.")
+    ]
+    contract_address: str
+    chain_id: Int64
+    merchant_wallet_address: str
+    token_address: str
+    token_name: str
+    token_version: str
+
+
+class CheckoutMandate(Reply):
+    proposal: MandateProposal | None
+    mandate: Mandate | None
 
 
 class PayoutWallet(Reply):

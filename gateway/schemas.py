@@ -99,6 +99,13 @@ class PlanCreate(Body):
     interval_count: Annotated[Count, Field(ge=1, le=36)] = 1
     amount: Number | None = None
     charges: Annotated[list[ChargeIn], Field(max_length=50)] = []
+    usage_ceiling: Number | None = None
+
+
+class PlanUpdate(Body):
+    """The one field of a plan that changes."""
+
+    usage_ceiling: Number
 
 
 class MeterCreate(Body):
@@ -231,3 +238,24 @@ class SignedAuthorization(Exact):
 
     authorization: TransferAuthorization
     signature: Annotated[str, Field(max_length=132)]
+
+
+class PermitIn(Exact):
+    """The payer's EIP-2612 permit letting the mandate contract move its USDC."""
+
+    value: Uint256
+    deadline: Uint256
+    signature: Annotated[str, Field(max_length=132)]
+
+
+class MandateEnrolment(Exact):
+    """The payer's signed mandate (and permit) for the checkout's proposal: integers as decimal
+    strings, times as unix seconds, as the wallet signed them."""
+
+    payer: Address
+    cap: Uint256
+    period: Uint256
+    expiry: Uint256
+    deadline: Uint256
+    signature: Annotated[str, Field(max_length=132)]
+    permit: PermitIn | None = None

@@ -35,6 +35,9 @@ class GatewaySettings(CredentialSettings):
     # The public payment endpoints and pages, per client address.
     public_rate_limit_per_minute: int = Field(default=120, ge=1)
     public_rate_limit_burst: int = Field(default=60, ge=1)
+    # Auto-pay: the hosted checkout proposes mandates lasting this long from the subscription's
+    # start (its checkout's completion).
+    mandate_lifetime_days: int = Field(default=365, ge=1, le=3650)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_batch_events: int = Field(default=1_000, ge=1, le=10_000)
     # Failed authentications (a wrong API key) per client address and per key id: past the

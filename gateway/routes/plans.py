@@ -2,11 +2,13 @@
 
 from typing import Any
 
+from google.protobuf.field_mask_pb2 import FieldMask
+
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from gateway import responses as r
 from gateway.backends import to_json
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
-from gateway.schemas import PlanCreate, text
+from gateway.schemas import PlanCreate, PlanUpdate, text
 
 router = merchant_router("plans")
 
@@ -37,6 +39,7 @@ def plan_message(service_id: str, payload: PlanCreate) -> pb.Plan:
             )
             for c in payload.charges
         ],
+        usage_ceiling=text(payload.usage_ceiling),
     )
 
 
@@ -64,3 +67,16 @@ async def list_plans(
 async def get_plan(merchant: Merchant, plan_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing
     return to_json(await merchant.call(stub.GetPlan, pb.GetPlanRequest(id=plan_id)))
+
+
+@router.patch("/plans/{plan_id}", **r.documented(r.Plan, 404))
+async def update_plan(merchant: Merchant, plan_id: str, payload: PlanUpdate) -> Any:
+    """`usageCeiling`: the most usage a period may add above the fee under an auto-pay mandate
+    (USDC, at most 6 decimals). It bounds the mandates the hosted checkout proposes from now on;
+    mandates already signed keep their cap. Prices never change."""
+    request = pb.UpdatePlanRequest(
+        plan=pb.Plan(id=plan_id, usage_ceiling=text(payload.usage_ceiling)),
+        update_mask=FieldMask(paths=["usage_ceiling"]),
+    )
+    stub = merchant.gateway.backends.invoicing
+    return await merchant.created(lambda: merchant.answer(stub.UpdatePlan, request))

@@ -153,7 +153,9 @@ async def test_a_fixed_fee_is_paid_in_usdc_and_verified_on_chain(
 
     await settle(api.platform, usdc)
 
-    # The page refreshes itself every 2 seconds and, once the session is complete, redirects.
+    # The page refreshes itself every 2 seconds; once the session is complete it offers auto-pay
+    # (the plan's fee is a cap to propose) and a link on to successUrl.
+    await page.locator("#continue").click()
     await page.wait_for_url(success_url)
     assert await page.locator("body").inner_text() == THANKS
     done = await ok(await api.get(f"/api/v1/checkout-sessions/{session['id']}"))
@@ -208,6 +210,7 @@ async def test_a_fixed_fee_is_paid_with_the_wallet_next_to_the_manual_form(
     assert await usdc.balance(api.wallet) == 7_500_000
 
     await settle(api.platform, usdc)
+    await page.locator("#continue").click()
     await page.wait_for_url(success_url)
     done = await ok(await api.get(f"/api/v1/checkout-sessions/{session['id']}"))
     assert done["status"] == "COMPLETE"

@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 
 from devstack.chain import Anvil, MockUsdc
+from devstack.mandates import Mandates
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.conftest import Api, new_merchant
 from tests.gateway.test_invoice_relay import open_invoice
+from tests.gateway.test_mandate_enrolment import collector_nonce, completed_session, enrolment, view
 from tests.gateway.test_rest_api import relay, subscribe
 from tests.gateway.wallet import PAYER, relayer_nonce, signed
 
@@ -33,6 +35,11 @@ ITS_OWN_SETTINGS = "its own settings"
 # payables: it pays only the payable's own request, so it is refused and sends nothing.
 NOT_ITS_PAYMENT = "refused: another request's payment"
 PERIOD = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
+# Auto-pay enrolment, public: the proposal of the owner's session names the owner's payout wallet
+# whoever asks; a mandate signed for the other merchant's wallet on the owner's terms is refused
+# (the contract's signature check: the wallet comes from the records) and relays nothing.
+OWNERS_PROPOSAL = "the session's own proposal"
+NOT_ITS_MANDATE = "refused: a mandate for another wallet"
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/services/{service}/plans", EMPTY
     ),
     ("GET", "/api/v1/plans/{plan_id}"): Probe("/api/v1/plans/{plan}"),
+    ("PATCH", "/api/v1/plans/{plan_id}"): Probe("/api/v1/plans/{plan}", body={"usageCeiling": 9}),
     ("POST", "/api/v1/checkout-sessions"): Probe(
         "/api/v1/checkout-sessions",
         body={
@@ -167,6 +175,16 @@ PROBES: dict[tuple[str, str], Probe] = {
         "{their_payment}",
         public=True,
     ),
+    # Public: the session's own proposal (the owner's payout wallet) to anyone holding its id.
+    ("GET", "/api/v1/checkout-sessions/{session_id}/mandate"): Probe(
+        "/api/v1/checkout-sessions/{autopay_session}/mandate", OWNERS_PROPOSAL, public=True
+    ),
+    ("POST", "/api/v1/checkout-sessions/{session_id}/mandate"): Probe(
+        "/api/v1/checkout-sessions/{autopay_session}/mandate",
+        NOT_ITS_MANDATE,
+        "{their_mandate}",
+        public=True,
+    ),
     ("POST", "/api/v1/webhook-endpoints"): Probe(
         "/api/v1/webhook-endpoints",
         OWN,
@@ -264,6 +282,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
             "cancelUrl": f"https://owner.example/{MARKER}",
         },
     )
+    autopay = await completed_session(api, "u_owner_autopay")
     invoice = await created(
         "/api/v1/invoices",
         {"subscriptionId": subscription["id"], "paymentPlanId": plan["id"], "amount": "3"},
@@ -302,6 +321,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "event_id": recorded["eventId"],
         "session": session["id"],
         "fee_session": fee_session["id"],
+        "autopay_session": autopay["id"],
         "customer": session["userId"],
         "user": subscription["userId"],
         "invoice": invoice["id"],
@@ -337,12 +357,17 @@ def test_every_endpoint_has_an_isolation_probe(database_url: str) -> None:
 
 
 async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
-    api: Api, database_url: str, usdc: MockUsdc, anvil: Anvil
+    api: Api, database_url: str, usdc: MockUsdc, anvil: Anvil, mandates: Mandates
 ) -> None:
     objects = await owned_objects(api)
     await relay(api.platform)  # settlement records the owner's invoice: the relay finds it
     before = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
-    other_id, other_key, _ = await new_merchant(database_url, api.platform)
+    other_id, other_key, other_wallet = await new_merchant(database_url, api.platform)
+    proposal = (await view(api, objects["autopay_session"]))["proposal"]
+    objects["their_mandate"] = await enrolment(
+        anvil, usdc, mandates, proposal, merchant=other_wallet
+    )
+    collector_sent = await collector_nonce(usdc, anvil)
     headers = {"Authorization": f"Bearer {other_key}", "x-merchant-id": api.merchant_id}
     async with httpx.AsyncClient(
         base_url=str(api.client.base_url), headers=headers, trust_env=False
@@ -367,6 +392,9 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
             assert MARKER not in response.text, where
             await expect(probe, response, api, other, where)
     assert await relayer_nonce(usdc, anvil) == sent
+    assert await collector_nonce(usdc, anvil) == collector_sent
+    plan = (await api.get(f"/api/v1/plans/{objects['plan']}")).json()
+    assert plan["usageCeiling"] == "0.000000"
     after = (await api.get(f"/api/v1/subscriptions/{objects['subscription']}")).json()
     assert after == before
     statuses = [
@@ -411,6 +439,14 @@ async def expect(
     elif probe.answer == NOT_ITS_PAYMENT:
         assert response.status_code == 400, where
         assert response.json()["error"]["param"] == "authorization.nonce", where
+    elif probe.answer == OWNERS_PROPOSAL:
+        assert response.status_code == 200, where
+        found = response.json()
+        assert found["proposal"]["merchantWalletAddress"] == owner.wallet, where
+        assert found["mandate"] is None, where
+    elif probe.answer == NOT_ITS_MANDATE:
+        assert response.status_code == 400, where
+        assert response.json()["error"]["param"] == "signature", where
     elif probe.answer == REJECTED:
         assert response.status_code == 200, where
         [result] = response.json()["results"]
