@@ -1,7 +1,9 @@
 """Wires settlement's real dependencies, hosts it on a gRPC server, runs its background work."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
+import structlog
 from grpc_health.v1 import health_pb2
 from prometheus_client.metrics_core import Metric
 
@@ -26,7 +28,11 @@ from settlement_svc.service_layer.chain_check import ChainCheck
 from settlement_svc.service_layer.collections import collect_due
 from settlement_svc.service_layer.mandate_events import refresh_mandates
 from settlement_svc.service_layer.relay import outbox_relay
-from settlement_svc.service_layer.relayer_health import relayer_gas, relays_by_outcome
+from settlement_svc.service_layer.relayer_health import (
+    LowGasWatch,
+    account_gas,
+    relays_by_outcome,
+)
 from settlement_svc.service_layer.transactions import resend_unmined
 from settlement_svc.service_layer.unit_of_work import Settlements
 from settlement_svc.service_layer.verification import verify_pending
@@ -34,6 +40,7 @@ from settlement_svc.service_layer.watcher import watch_once, watcher_lag
 from settlement_svc.settings import SettlementSettings
 
 SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"]
+log = structlog.get_logger()
 
 
 def build(settings: SettlementSettings, clock: Clock | None = None) -> Settlements:
@@ -91,17 +98,18 @@ def _relayer_probe(metrics: ServiceMetrics, service: Settlements) -> Probe:
                 "settlement_relays", "Relayed payments by settlement status.", "status", outcomes
             )
         ]
-        gas = await relayer_gas(service)
-        if gas is not None:
+        for gas in await account_gas(service):
             found.append(
                 metrics.gauge(
-                    "settlement_relayer_balance_wei", "Gas money of the relayer.", gas.balance_wei
+                    f"settlement_{gas.role}_balance_wei",
+                    f"Gas money of the {gas.role}.",
+                    gas.balance_wei,
                 )
             )
             found.append(
                 metrics.gauge(
-                    "settlement_relayer_low_gas",
-                    "1 when the relayer holds less than SETTLEMENT_RELAYER_LOW_GAS_WEI.",
+                    f"settlement_{gas.role}_low_gas",
+                    f"1 when the {gas.role} holds less than SETTLEMENT_RELAYER_LOW_GAS_WEI.",
                     int(gas.low),
                 )
             )
@@ -153,10 +161,34 @@ async def _report_readiness(service: Settlements, running: RunningServer) -> boo
     return ready
 
 
+def _gas_readiness(service: Settlements, running: RunningServer) -> Callable[[], Awaitable[None]]:
+    """Readiness of each sending account, under its role's name ("relayer", "collector"):
+    NOT_SERVING while it is low on gas. The service itself stays SERVING: its API answers, and
+    what the account signs meanwhile is stored and sent once it holds gas again."""
+    watch = LowGasWatch()
+
+    async def report() -> None:
+        try:
+            readings = await account_gas(service)
+        except Exception as error:  # the node cannot be reached: the last status stands
+            log.warning("chain.unreachable", work="account_gas", error=str(error))
+            return
+        for gas in watch.changed(readings):
+            status = (
+                health_pb2.HealthCheckResponse.NOT_SERVING
+                if gas.low
+                else health_pb2.HealthCheckResponse.SERVING
+            )
+            await running.health.set(gas.role, status)
+
+    return report
+
+
 def start_background_work(service: Settlements, running: RunningServer) -> list[asyncio.Task[None]]:
     """The verifier re-checking pending settlements, the resend pass of the platform's
     transactions, the chain watcher, collections under mandates and the mandates' state, the
-    outbox relays, and the chain check of a node that could not be reached at the start."""
+    outbox relays, the chain check of a node that could not be reached at the start, and the
+    readiness of the relayer's and the collector's gas."""
     interval = service.settings.poll_interval_seconds
     relay = outbox_relay(service)
 
@@ -171,6 +203,7 @@ def start_background_work(service: Settlements, running: RunningServer) -> list[
 
     return [
         asyncio.create_task(every(interval, "chain_check", check_chain)),
+        asyncio.create_task(every(interval, "account_gas", _gas_readiness(service, running))),
         asyncio.create_task(every(interval, "verify_settlements", lambda: verify_pending(service))),
         asyncio.create_task(
             every(interval, "resend_transactions", lambda: resend_unmined(service))
