@@ -1,6 +1,7 @@
 """The platform as real processes for fault injection: a private PostgreSQL cluster, anvil with
-MockUSDC (its state kept in a file, so it survives a restart), and metering, invoicing,
-settlement and the gateway each as its own OS process on a fixed loopback port.
+MockUSDC and the mandate contract (its state kept in a file, so it survives a restart), and
+metering, invoicing, settlement (collecting from anvil account 7, the contract's collector) and
+the gateway each as its own OS process on a fixed loopback port.
 
 It is separate from the session cluster of the other tests, since these tests restart
 PostgreSQL and kill processes. Every test leaves every process running (the autouse fixture
@@ -28,6 +29,7 @@ from billing.metering.v1 import metering_pb2 as mpb
 from billing.metering.v1 import metering_pb2_grpc
 from billing.settlement.v1 import settlement_pb2_grpc
 from devstack.chain import Anvil, MockUsdc
+from devstack.mandates import Mandates
 from devstack.postgres import PrivateCluster, free_port, libpq_dsn
 from devstack.processes import SERVICES, ServiceProcess, platform_env
 from gateway.__main__ import issue_key
@@ -37,7 +39,7 @@ from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
-from tests.conftest import MIGRATIONS, SECRETS_KEY
+from tests.conftest import COLLECTOR_ACCOUNT, MIGRATIONS, SECRETS_KEY
 
 # In-process invoicing on a manual clock, for faults that need clock time to pass (webhooks).
 from tests.invoicing.conftest import billing_clock as billing_clock
@@ -60,6 +62,8 @@ class FaultPlatform:
     processes: dict[str, ServiceProcess]
     credentials: ServiceCredentials
     database_url: str
+    # The mandate contract settlement collects under, from anvil account COLLECTOR_ACCOUNT.
+    mandates: Mandates
 
     @property
     def dsn(self) -> str:
@@ -177,6 +181,7 @@ async def fault_platform(request: pytest.FixtureRequest) -> AsyncIterator[FaultP
     anvil = Anvil(state=workdir / "anvil-state.json")
     processes: dict[str, ServiceProcess] = {}
     usdc: MockUsdc | None = None
+    mandates: Mandates | None = None
     try:
         await asyncio.to_thread(cluster.start)
         await asyncio.to_thread(cluster.create_database, "billing")
@@ -185,6 +190,9 @@ async def fault_platform(request: pytest.FixtureRequest) -> AsyncIterator[FaultP
             await asyncio.to_thread(migrations.upgrade, script_location, url)
         await asyncio.to_thread(anvil.start)
         usdc = await _deploy_usdc(anvil)
+        collector = anvil.accounts[COLLECTOR_ACCOUNT]
+        mandates = await Mandates.deploy(anvil.url, anvil.accounts[0], usdc.address, collector)
+        mandates_block = await mandates.w3.eth.block_number
         credentials = ServiceCredentials(secrets.token_hex(32))
         env = platform_env(
             url,
@@ -201,10 +209,15 @@ async def fault_platform(request: pytest.FixtureRequest) -> AsyncIterator[FaultP
             "INVOICING_POLL_INTERVAL_SECONDS": "0.2",
             "GATEWAY_BACKEND_DEADLINE_SECONDS": "2",
             "GATEWAY_MAX_BODY_BYTES": str(4 * 1024 * 1024),
+            "SETTLEMENT_MANDATES_CONTRACT_ADDRESS": mandates.address,
+            "SETTLEMENT_MANDATES_START_BLOCK": str(mandates_block),
+            "SETTLEMENT_COLLECTOR_PRIVATE_KEY": anvil.private_keys[COLLECTOR_ACCOUNT],
         }
         for module in SERVICES:
             processes[module] = ServiceProcess(module, env, workdir / f"{module}.log")
-        platform = FaultPlatform(workdir, cluster, anvil, usdc, processes, credentials, url)
+        platform = FaultPlatform(
+            workdir, cluster, anvil, usdc, processes, credentials, url, mandates
+        )
         for process in processes.values():
             await platform.start(process)
         yield platform
@@ -213,6 +226,8 @@ async def fault_platform(request: pytest.FixtureRequest) -> AsyncIterator[FaultP
             await asyncio.to_thread(process.stop)
         if usdc is not None:
             await usdc.close()
+        if mandates is not None:
+            await mandates.close()
         anvil.stop()
         await asyncio.to_thread(cluster.stop)
         if request.session.testsfailed:
