@@ -100,17 +100,31 @@ class CollectionStore:
         )
 
     async def add_attempt(self, attempt: CollectionAttempt) -> None:
-        self._session.add(
-            CollectionAttemptRow(
-                collection_id=attempt.collection_id,
-                number=attempt.number,
-                attempt_time=attempt.attempt_time,
-                failure=attempt.failure.value if attempt.failure else None,
-                detail=attempt.detail,
-                next_attempt_time=attempt.next_attempt_time,
-            )
+        """Stores the attempt; one of its number already stored (sent, then reverted on chain)
+        takes its outcome."""
+        values = {
+            "attempt_time": attempt.attempt_time,
+            "failure": attempt.failure.value if attempt.failure else None,
+            "detail": attempt.detail,
+            "next_attempt_time": attempt.next_attempt_time,
+        }
+        await self._session.execute(
+            insert(CollectionAttemptRow)
+            .values(collection_id=attempt.collection_id, number=attempt.number, **values)
+            .on_conflict_do_update(index_elements=["collection_id", "number"], set_=values)
         )
-        await self._session.flush()
+
+    async def lock_sent_by(self, settlement_id: str) -> Collection | None:
+        """The SENT collection whose transaction this settlement follows, locked."""
+        row = await self._session.scalar(
+            select(CollectionRow)
+            .where(
+                CollectionRow.settlement_id == settlement_id,
+                CollectionRow.status == CollectionStatus.SENT.value,
+            )
+            .with_for_update()
+        )
+        return _collection(row) if row else None
 
     async def attempts(self, collection_id: str) -> list[CollectionAttempt]:
         rows = await self._session.scalars(

@@ -186,43 +186,72 @@ async def _locked(uow: SettlementUnitOfWork, collection: Collection) -> Collecti
 async def _fail(
     settlements: Settlements, collection: Collection, failure: CollectionFailure, detail: str
 ) -> int:
-    now = settlements.clock.now()
     async with settlements.unit_of_work() as uow:
         current = await _locked(uow, collection)
         if current is None:
             return 0
-        failures = current.failures + 1
-        first = current.first_failure_time or now
-        following = next_attempt(settlements.settings.collection_retry_schedule, first, failures)
-        await uow.collections.add_attempt(
-            CollectionAttempt(current.id, failures, now, failure, detail, following)
-        )
-        await uow.collections.save(
-            replace(
-                current,
-                failures=failures,
-                first_failure_time=first,
-                next_attempt_time=following,
-                status=CollectionStatus.DUE if following else CollectionStatus.DONE,
-            )
-        )
-        payload = {
-            "invoice_id": current.invoice_id,
-            "number": failures,
-            "reason": failure.value,
-            "detail": detail,
-            "next_attempt_time": following.isoformat() if following else None,
-        }
-        await uow.outbox.add(uow.session, current.merchant_id, COLLECTION_FAILED, payload, now)
+        await _record_failure(settlements, uow, current, failure, detail)
         await uow.commit()
+    return 1
+
+
+async def reopen_failed(
+    settlements: Settlements, uow: SettlementUnitOfWork, failed: Sequence[Settlement]
+) -> None:
+    """In the transaction that records these settlements FAILED: the collection whose
+    transaction one of them followed (it reverted on chain, or never showed up) counts the
+    attempt as failed and is DUE again on the schedule. The contract refuses a second payment
+    of the reference, so trying again can never collect twice."""
+    for settlement in failed:
+        if settlement.origin is not SettlementOrigin.MANDATE:
+            continue
+        current = await uow.collections.lock_sent_by(settlement.id)
+        if current is not None:
+            await _record_failure(
+                settlements, uow, current, CollectionFailure.REVERTED, settlement.failure_detail
+            )
+
+
+async def _record_failure(
+    settlements: Settlements,
+    uow: SettlementUnitOfWork,
+    current: Collection,
+    failure: CollectionFailure,
+    detail: str,
+) -> None:
+    """The attempt failed: recorded with its reason and the next attempt's time (none after
+    the last), and invoicing told (dunning)."""
+    now = settlements.clock.now()
+    failures = current.failures + 1
+    first = current.first_failure_time or now
+    following = next_attempt(settlements.settings.collection_retry_schedule, first, failures)
+    await uow.collections.add_attempt(
+        CollectionAttempt(current.id, failures, now, failure, detail, following)
+    )
+    await uow.collections.save(
+        replace(
+            current,
+            failures=failures,
+            first_failure_time=first,
+            next_attempt_time=following,
+            status=CollectionStatus.DUE if following else CollectionStatus.DONE,
+        )
+    )
+    payload = {
+        "invoice_id": current.invoice_id,
+        "number": failures,
+        "reason": failure.value,
+        "detail": detail,
+        "next_attempt_time": following.isoformat() if following else None,
+    }
+    await uow.outbox.add(uow.session, current.merchant_id, COLLECTION_FAILED, payload, now)
     log.info(
         "collection.failed",
-        collection=collection.id,
-        invoice=collection.invoice_id,
+        collection=current.id,
+        invoice=current.invoice_id,
         reason=failure.value,
         next_attempt=following.isoformat() if following else None,
     )
-    return 1
 
 
 async def _stop(settlements: Settlements, collection: Collection) -> int:

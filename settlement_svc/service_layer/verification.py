@@ -3,7 +3,8 @@
 A pass reads its settlements from the database, then the chain, with no transaction open while
 it waits for the node; then it writes every verdict in one short transaction. A confirmation
 posts the payment to the ledger and tells invoicing (through the outbox) in the transaction that
-records it; a failure tells invoicing too. Passes of several replicas (or a submission's own
+records it; a failure tells invoicing too, and puts a collection whose transaction failed back
+on its retry schedule. Passes of several replicas (or a submission's own
 check) may read the same settlement at once: the one that writes second finds it decided and
 leaves it, so a verdict is written, posted and announced once.
 """
@@ -19,6 +20,7 @@ from eth_utils.address import to_checksum_address
 from settlement_svc.domain import ledger
 from settlement_svc.domain.model import Settlement, SettlementStatus, TransactionFacts
 from settlement_svc.domain.verification import PaymentTerms, from_base_units, judge, to_base_units
+from settlement_svc.service_layer import collections
 from settlement_svc.service_layer.unit_of_work import FAILED, SETTLED, Settlements
 from settlement_svc.settings import SettlementSettings
 
@@ -82,6 +84,9 @@ async def _record(
                 payments[settlement.merchant_id].append(_payment(settlement))
         for merchant_id, postings in payments.items():
             await uow.journal.post_many(merchant_id, postings, now)
+        await collections.reopen_failed(
+            settlements, uow, [s for s in judged if s.status is SettlementStatus.FAILED]
+        )
         for settlement in judged:
             if topic := OUTCOME_TOPICS.get(settlement.status):
                 payload = {"settlement_id": settlement.id}

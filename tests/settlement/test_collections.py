@@ -323,3 +323,53 @@ async def test_a_bad_mandate_signature_is_refused_before_anything_is_sent(
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await mandate_of(shop, subscription.id)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_collection_whose_transaction_reverts_on_chain_is_due_again_on_schedule(
+    shop: Shop, anvil: Anvil, mandates: Mandates
+) -> None:
+    plan, subscription = await subscriber(shop)
+    await enrol(shop, anvil, mandates, subscription.id, funds=3_000_000)
+    payer = anvil.accounts[PAYER]
+    held = await shop.usdc.balance(payer)
+    invoice = await finalized(shop, plan, subscription, "1.5")
+    w3 = shop.usdc.w3
+    await w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        sent_at = shop.platform.clock.now()
+        assert await collect_due(shop.platform.settlements) == CollectPass(sent=1)
+        # Before it is mined the payer moves everything away, paying more for gas: the
+        # collection passed its checks, and reverts on chain.
+        price = 2 * int(await w3.eth.gas_price)
+        transfer = shop.usdc.contract.functions.transfer(shop.minter, held)
+        await transfer.transact({"from": payer, "gasPrice": price, "gas": 100_000})
+        await shop.usdc.mine(1)
+    finally:
+        await w3.provider.make_request("evm_setAutomine", [True])
+    await shop.settle()
+
+    collection, attempts = await collection_of(shop, invoice.id)
+    failed = await shop.get(collection.settlement_id)
+    assert (failed.status, failed.failure_reason) == (
+        pb.SETTLEMENT_STATUS_FAILED,
+        pb.FAILURE_REASON_REVERTED,
+    )
+    assert (collection.status, collection.failures) == (CollectionStatus.DUE, 1)
+    assert [(a.number, a.failure, a.detail) for a in attempts] == [
+        (1, CollectionFailure.REVERTED, "the transaction reverted")
+    ]
+    assert attempts[0].next_attempt_time == sent_at + timedelta(hours=1)
+    assert await invoice_status(shop, invoice.id) == ipb.INVOICE_STATUS_OPEN
+    assert (await subscription_status(shop, subscription.id)) == ipb.SUBSCRIPTION_STATUS_PAST_DUE
+    assert await shop.usdc.balance(shop.wallet) == 0
+
+    # The payer holds funds again: the next attempt, on schedule, collects once.
+    await shop.usdc.mint(payer, 1_500_000, shop.minter)
+    shop.platform.clock.advance(timedelta(hours=1))
+    assert await collect_due(shop.platform.settlements) == CollectPass(sent=1)
+    await shop.settle()
+    assert await invoice_status(shop, invoice.id) == ipb.INVOICE_STATUS_PAID
+    assert await shop.usdc.balance(shop.wallet) == 1_500_000
+    assert await shop.usdc.balance(payer) == 0
+    _, attempts = await collection_of(shop, invoice.id)
+    assert [(a.number, a.failure) for a in attempts] == [(1, CollectionFailure.REVERTED), (2, None)]
