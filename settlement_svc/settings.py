@@ -45,6 +45,11 @@ class SettlementSettings(ServiceSettings):
     relayer_low_gas_wei: int = Field(default=10**16, ge=0)
     # A signed transaction not mined this long after its last send is sent again.
     relayer_resend_seconds: float = Field(default=15.0, gt=0)
+    # One still not in a block this long after it was signed, while the node's gas price is above
+    # its own, is signed again at the same nonce for more (at least GAS_BUMP_PERCENT more, never
+    # above the ceiling).
+    relayer_replace_seconds: float = Field(default=120.0, gt=0)
+    relayer_max_gas_price_wei: int = Field(default=500 * 10**9, gt=0)
     # The chain watcher: whether it runs, the first block it reads (unset: the head when it first
     # runs), and blocks per eth_getLogs.
     watcher_enabled: bool = True

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import rlp  # type: ignore[import-untyped]
 from eth_account import Account
+from eth_utils.address import to_checksum_address
 from eth_account.signers.local import LocalAccount
 from pydantic import SecretStr
 
@@ -41,3 +43,24 @@ class AccountKey:
     def sign(self, transaction: dict[str, Any]) -> SignedTransaction:
         signed = self._account.sign_transaction(transaction)
         return SignedTransaction(bytes(signed.raw_transaction), "0x" + signed.hash.hex())
+
+    def reprice(self, raw: bytes, chain_id: int, gas_price: int) -> SignedTransaction:
+        """The same call at the same nonce, signed again with another gas price (a replacement
+        of a transaction `sign` made: legacy, EIP-155)."""
+        nonce, _, gas, to, value, data, *_ = rlp.decode(raw)
+        return self.sign(
+            {
+                "chainId": chain_id,
+                "nonce": int.from_bytes(nonce),
+                "gasPrice": gas_price,
+                "gas": int.from_bytes(gas),
+                "to": to_checksum_address(to),
+                "value": int.from_bytes(value),
+                "data": data,
+            }
+        )
+
+
+def gas_price_of(raw: bytes) -> int:
+    """The gas price a transaction `AccountKey.sign` made pays."""
+    return int.from_bytes(rlp.decode(raw)[1])

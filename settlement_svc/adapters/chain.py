@@ -139,9 +139,11 @@ class Chain:
         found: str = await self._call("eth_sendRawTransaction", "0x" + raw_transaction.hex())
         return found
 
-    async def mined(self, transaction_hash: str) -> bool:
-        """Whether the transaction is in a canonical block."""
-        return await self._call("eth_getTransactionReceipt", transaction_hash) is not None
+    async def confirmations(self, transaction_hash: str, head: int) -> int:
+        """Blocks from the transaction's (itself counted) up to `head`; 0 while it is not in a
+        canonical block."""
+        receipt = await self._call("eth_getTransactionReceipt", transaction_hash)
+        return 0 if receipt is None else max(0, head - int(receipt["blockNumber"], 16) + 1)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -122,6 +122,14 @@ class MandateStore:
         )
         return len(expired.all())
 
+    async def follow_transaction(self, hashes: Sequence[str], mined_hash: str) -> None:
+        """Mandates relayed by any of these hashes show the one mined."""
+        await self._session.execute(
+            update(MandateRow)
+            .where(MandateRow.transaction_hash.in_(hashes))
+            .values(transaction_hash=mined_hash)
+        )
+
     async def set_status(
         self, mandate_id: str, expected: MandateStatus, status: MandateStatus, now: datetime
     ) -> bool:

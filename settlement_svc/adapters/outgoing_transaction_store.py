@@ -1,11 +1,13 @@
 """The platform's own transactions: stored signed before they are sent, so a crash re-sends the
 same bytes (same hash) instead of signing a second transaction."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service_kit.database import lock_name
@@ -29,6 +31,14 @@ class OutgoingTransaction:
     send_attempts: int
     create_time: datetime
     send_time: datetime | None
+    # When `raw` was signed; the earlier transactions of this nonce it replaced at a higher fee
+    # (any one of them may be the one mined).
+    sign_time: datetime
+    replaced_hashes: tuple[str, ...] = ()
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        return (self.transaction_hash, *self.replaced_hashes)
 
 
 def _transaction(row: OutgoingTransactionRow) -> OutgoingTransaction:
@@ -42,6 +52,8 @@ def _transaction(row: OutgoingTransactionRow) -> OutgoingTransaction:
         row.send_attempts,
         row.create_time,
         row.send_time,
+        row.sign_time,
+        tuple(row.replaced_hashes),
     )
 
 
@@ -76,6 +88,8 @@ class OutgoingTransactionStore:
                 create_time=transaction.create_time,
                 send_time=transaction.send_time,
                 last_error="",
+                replaced_hashes=list(transaction.replaced_hashes),
+                sign_time=transaction.sign_time,
             )
         )
         await self._session.flush()
@@ -114,10 +128,59 @@ class OutgoingTransactionStore:
             .values(values)
         )
 
-    async def mark_mined(self, transaction_ids: list[str]) -> None:
-        if transaction_ids:
-            await self._session.execute(
-                update(OutgoingTransactionRow)
-                .where(OutgoingTransactionRow.id.in_(transaction_ids))
-                .values(status=OutgoingStatus.MINED.value)
+    async def mark_mined(self, transaction_id: str, mined_hash: str) -> None:
+        """Final: `mined_hash`, one of the row's hashes, has the confirmations."""
+        await self._session.execute(
+            update(OutgoingTransactionRow)
+            .where(OutgoingTransactionRow.id == transaction_id)
+            .values(status=OutgoingStatus.MINED.value, transaction_hash=mined_hash)
+        )
+
+    async def replace(
+        self, transaction: OutgoingTransaction, hash_: str, raw: bytes, at: datetime
+    ) -> bool:
+        """The same nonce signed again at a higher fee, to be sent next; False when another
+        pass replaced it or saw it mined meanwhile."""
+        replaced = await self._session.execute(
+            update(OutgoingTransactionRow)
+            .where(
+                OutgoingTransactionRow.id == transaction.id,
+                OutgoingTransactionRow.transaction_hash == transaction.transaction_hash,
+                OutgoingTransactionRow.status != OutgoingStatus.MINED.value,
             )
+            .values(
+                transaction_hash=hash_,
+                raw_transaction=raw,
+                status=OutgoingStatus.SIGNED.value,
+                sign_time=at,
+                replaced_hashes=func.array_append(
+                    OutgoingTransactionRow.replaced_hashes, transaction.transaction_hash
+                ),
+            )
+            .returning(OutgoingTransactionRow.id)
+        )
+        return replaced.first() is not None
+
+    async def siblings(
+        self, hashes: Sequence[str], *, unmined_only: bool = False
+    ) -> dict[str, tuple[str, ...]]:
+        """Each of these hashes that is one of ours, with every hash signed at its nonce; only
+        of transactions not final yet (their manager still sends them) with `unmined_only`."""
+        if not hashes:
+            return {}
+        query = select(
+            OutgoingTransactionRow.transaction_hash, OutgoingTransactionRow.replaced_hashes
+        ).where(
+            or_(
+                OutgoingTransactionRow.transaction_hash.in_(hashes),
+                OutgoingTransactionRow.replaced_hashes.overlap(cast(list(hashes), ARRAY(Text))),
+            )
+        )
+        if unmined_only:
+            query = query.where(OutgoingTransactionRow.status != OutgoingStatus.MINED.value)
+        found: dict[str, tuple[str, ...]] = {}
+        for current, replaced in await self._session.execute(query):
+            every = (current, *replaced)
+            for hash_ in every:
+                found[hash_] = every
+        return {h: found[h] for h in hashes if h in found}

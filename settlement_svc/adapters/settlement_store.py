@@ -168,6 +168,18 @@ class SettlementStore:
             ],
         )
 
+    async def follow_transaction(self, hashes: Sequence[str], mined_hash: str) -> None:
+        """The pending settlements of any of these hashes (one nonce's transaction and those
+        that replaced it) follow the one mined."""
+        await self._session.execute(
+            update(SettlementRow)
+            .where(
+                SettlementRow.transaction_hash.in_(hashes),
+                SettlementRow.status == SettlementStatus.PENDING.value,
+            )
+            .values(transaction_hash=mined_hash)
+        )
+
     async def get(self, merchant_id: str, settlement_id: str) -> Settlement | None:
         row = await self._session.scalar(
             select(SettlementRow)

@@ -4,6 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, MetaData, Numeric, Text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service_kit.outbox import outbox_table
@@ -77,6 +78,8 @@ class OutgoingTransactionRow(Base):
     create_time: Mapped[datetime] = mapped_column(Timestamp)
     send_time: Mapped[datetime | None] = mapped_column(Timestamp)
     last_error: Mapped[str] = mapped_column(Text)
+    replaced_hashes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    sign_time: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class RelayRow(Base):

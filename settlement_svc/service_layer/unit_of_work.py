@@ -75,3 +75,8 @@ class Settlements:
 
     def unit_of_work(self) -> SettlementUnitOfWork:
         return SettlementUnitOfWork(self.sessions)
+
+    def key_of(self, account: str) -> AccountKey | None:
+        """The key of one of the platform's sending accounts, by its address."""
+        keys = (self.relayer, self.collector)
+        return next((k for k in keys if k is not None and k.address == account), None)

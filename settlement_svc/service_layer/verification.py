@@ -71,10 +71,13 @@ async def _record(
     async with settlements.unit_of_work() as uow:
         locked = await uow.settlements.lock_for_verdicts([s for s, _ in read])
         now = settlements.clock.now()
+        # A transaction the platform still sends (or a replacement of it) has not expired.
+        held = await uow.outgoing.siblings([s.transaction_hash for s, _ in read], unmined_only=True)
         judged = _judge_all(
             settlements.settings,
             [(s, facts) for s, facts in read if s.id in locked.pending],
             set(locked.confirmed_transactions),
+            set(held),
             now,
         )
         await uow.settlements.record_verdicts(judged)
@@ -99,10 +102,12 @@ def _judge_all(
     settings: SettlementSettings,
     read: Sequence[tuple[Settlement, TransactionFacts | None]],
     confirmed: set[str],
+    held: set[str],
     now: datetime,
 ) -> list[Settlement]:
     """Each settlement with its verdict. `confirmed`: the transactions that settle a payment
-    already; one transaction settles one payment, also within the batch (the first one wins)."""
+    already; one transaction settles one payment, also within the batch (the first one wins).
+    `held`: the platform's own transactions still being sent, which do not expire."""
     token = str(to_checksum_address(settings.usdc_contract_address))
     judged = []
     for settlement, facts in read:
@@ -115,7 +120,8 @@ def _judge_all(
             ),
             facts,
             required_confirmations=settings.required_confirmations,
-            expired=now - settlement.create_time >= settings.settlement_expiry,
+            expired=now - settlement.create_time >= settings.settlement_expiry
+            and settlement.transaction_hash not in held,
             used_elsewhere=settlement.transaction_hash in confirmed,
         )
         if verdict.status is SettlementStatus.CONFIRMED:

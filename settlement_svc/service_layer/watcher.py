@@ -223,7 +223,7 @@ async def _record(
 ) -> tuple[int, int]:
     """Makes the range's settlements and credits; answers how many of each were stored."""
     now = settlements.clock.now()
-    known = await uow.watcher.live_transactions(sorted({p.transaction_hash for p in read.payments}))
+    known = await _live_transactions(uow, {p.transaction_hash for p in read.payments})
     settled = await uow.watcher.settled_payables(
         sorted({read.requests[p.nonce].payable_id for p in read.payments})
     )
@@ -257,15 +257,25 @@ async def _record(
     if lost:
         # A proof or a relay made a settlement since the lookup: of this very transaction (it
         # counts the payment), or of another for the same payable (then this one is a credit).
-        now_known = await uow.watcher.live_transactions(
-            sorted({p.transaction_hash for p, _ in lost})
-        )
+        now_known = await _live_transactions(uow, {p.transaction_hash for p, _ in lost})
         credits += [
             _credit(read.requests[p.nonce], p, CreditReason.ALREADY_PAID, now)
             for p, s in lost
             if (s.merchant_id, s.transaction_hash) not in now_known
         ]
     return len(stored), await uow.credits.add_many(credits)
+
+
+async def _live_transactions(
+    uow: SettlementUnitOfWork, hashes: set[str]
+) -> dict[tuple[str, str], str]:
+    """(merchant, transaction) -> payer of the live settlements of these transactions. A
+    transaction our relayer replaced at a higher fee counts as the one its settlement names:
+    whichever of one nonce's transactions is mined, the settlement follows it."""
+    siblings = await uow.outgoing.siblings(sorted(hashes))
+    asked_by = {h: seen for seen in hashes for h in siblings.get(seen, (seen,))}
+    live = await uow.watcher.live_transactions(sorted(asked_by))
+    return {(merchant, asked_by[hash_]): payer for (merchant, hash_), payer in live.items()}
 
 
 def _settlement(request: PaymentRequest, payment: UsedAuthorization, now: datetime) -> Settlement:

@@ -3,15 +3,11 @@ stored signed and before the node has it, and after the node has it and before t
 recorded so; the node down during a collection pass; the collector out of gas. Each ends with
 one collection on chain (the payer's and the merchant's balances exact, one Collected event of
 the reference), the invoice PAID once, the payment posted once, and no failed attempt counted
-against the subscriber.
+against the subscriber. A reorg that drops the mined collection before it is final: the same
+signed transaction is sent again (the manager holds it until it has the confirmations).
 
 Settlement reaches anvil through tests/faults/chain_proxy.py, which holds the collection's
-eth_sendRawTransaction at the point a test kills the process.
-
-Not here yet: a reorg that drops the mined collection. The transaction manager marks a
-transaction MINED at its first receipt and never sends a MINED one again, so a collection whose
-block is reverted stays PENDING until it expires (and the collector's next nonce is left with a
-gap below it)."""
+eth_sendRawTransaction at the point a test kills the process."""
 
 from __future__ import annotations
 
@@ -506,3 +502,31 @@ async def test_the_collector_out_of_gas_is_not_ready_and_its_collections_wait(
             "collector out of gas",
             {"sends_refused_while_empty": waiting["send_attempts"], "collected_after_top_up": 1},
         )
+
+
+async def test_a_collection_dropped_by_a_reorg_is_sent_again_and_settles_once(
+    fault_platform: FaultPlatform,
+    proxy: ChainProxy,
+    invoicing_rpc: invoicing_pb2_grpc.InvoicingServiceAsyncStub,
+    settlement_rpc: settlement_pb2_grpc.SettlementServiceAsyncStub,
+    db: asyncpg.Connection,
+) -> None:
+    """The block holding the mined collection is reverted (evm_snapshot / evm_revert) before it
+    has its confirmations: the same signed transaction is sent again and settles once."""
+    async with asyncio.timeout(TEST_TIMEOUT_SECONDS):
+        pay = await _enrolled(fault_platform, invoicing_rpc, settlement_rpc, "col_reorg")
+        before = await fault_platform.usdc.snapshot()
+        invoice_id = await _invoice(invoicing_rpc, pay)
+        first = await _collection(
+            db, pay, invoice_id, lambda row: row["transaction_hash"] is not None
+        )
+        await _mined(fault_platform, first["transaction_hash"])
+        assert await _collected_events(fault_platform, first["reference_hash"]) == 1
+
+        await fault_platform.usdc.revert(before)  # the block holding the collection is gone
+        assert await _collected_events(fault_platform, first["reference_hash"]) == 0
+        assert await fault_platform.usdc.balance(pay.wallet) == 0
+
+        await _paid_after_confirmations(fault_platform, db, pay, invoice_id)
+        collection = await _assert_collected_once(fault_platform, db, pay, invoice_id)
+        assert collection["transaction_hash"] == first["transaction_hash"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+from web3.types import TxParams, Wei
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.settlement.v1 import settlement_pb2 as pb
@@ -342,7 +343,7 @@ async def test_a_collection_whose_transaction_reverts_on_chain_is_due_again_on_s
         # collection passed its checks, and reverts on chain.
         price = 2 * int(await w3.eth.gas_price)
         transfer = shop.usdc.contract.functions.transfer(shop.minter, held)
-        await transfer.transact({"from": payer, "gasPrice": price, "gas": 100_000})
+        await transfer.transact(TxParams({"from": payer, "gasPrice": Wei(price), "gas": 100_000}))
         await shop.usdc.mine(1)
     finally:
         await w3.provider.make_request("evm_setAutomine", [True])
@@ -366,7 +367,9 @@ async def test_a_collection_whose_transaction_reverts_on_chain_is_due_again_on_s
     # The payer holds funds again: the next attempt, on schedule, collects once.
     await shop.usdc.mint(payer, 1_500_000, shop.minter)
     shop.platform.clock.advance(timedelta(hours=1))
-    assert await collect_due(shop.platform.settlements) == CollectPass(sent=1)
+    # (The pass may also meet other tests' collections due by now.)
+    await collect_due(shop.platform.settlements)
+    assert (await collection_of(shop, invoice.id))[0].status is CollectionStatus.SENT
     await shop.settle()
     assert await invoice_status(shop, invoice.id) == ipb.INVOICE_STATUS_PAID
     assert await shop.usdc.balance(shop.wallet) == 1_500_000

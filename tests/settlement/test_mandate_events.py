@@ -146,7 +146,7 @@ async def test_a_mandate_past_its_expiry_is_expired(
     )
     assert await follow_mandates(shop) == 1
     # The contract's clock: the chain's time passes the expiry.
-    await shop.usdc.w3.provider.make_request("evm_increaseTime", [121])
+    await shop.usdc.w3.provider.make_request("evm_setNextBlockTimestamp", [message["expiry"]])
     await shop.usdc.mine(1)
     assert await refresh_mandates(shop.platform.settlements) == MandatePass(
         scanned_blocks=1, expired=1
