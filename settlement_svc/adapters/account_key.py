@@ -7,8 +7,8 @@ from typing import Any
 
 import rlp  # type: ignore[import-untyped]
 from eth_account import Account
-from eth_utils.address import to_checksum_address
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 from pydantic import SecretStr
 
 
