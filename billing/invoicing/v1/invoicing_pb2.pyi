@@ -1349,6 +1349,7 @@ class Invoice(_message.Message):
     HOLD_REASON_FIELD_NUMBER: _builtins.int
     PAYMENT_ATTEMPTS_FIELD_NUMBER: _builtins.int
     NEXT_PAYMENT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    CREDITS_APPLIED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "in_" + 26 characters."""
     subscription_id: _builtins.str
@@ -1364,13 +1365,20 @@ class Invoice(_message.Message):
     currency: _builtins.str
     """Output only. Always "USDC"."""
     amount: _builtins.str
-    """Output only. Sum of the line amounts, 6 decimals."""
+    """Output only. Sum of the line amounts, 6 decimals: what is left to pay once the credits
+    applied (a line of their own, negative) are taken off; never below zero.
+    """
     settlement_id: _builtins.str
     """Output only. The confirming settlement once PAID; empty before."""
     hold_reason: _builtins.str
     """Output only. Why the invoice is held as a DRAFT: its period priced a line or the total at
     or above the bound of money (10^15 USDC). A held invoice has no lines, amount 0, is not
     posted to the ledger and cannot be finalized; void it. Empty for every other invoice.
+    """
+    credits_applied: _builtins.str
+    """Output only. The subscriber's prepaid credits spent on it as it was finalized, 6 decimals
+    ("0.000000" when none): the "Credits applied" line, as a positive amount. An invoice the
+    credits cover whole is PAID as it is finalized, with no settlement.
     """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
@@ -1437,10 +1445,11 @@ class Invoice(_message.Message):
         hold_reason: _builtins.str = ...,
         payment_attempts: _abc.Iterable[Global___PaymentAttempt] | None = ...,
         next_payment_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        credits_applied: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "due_time", b"due_time", "finalize_time", b"finalize_time", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "lines", b"lines", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "payment_attempts", b"payment_attempts", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "credits_applied", b"credits_applied", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "lines", b"lines", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "payment_attempts", b"payment_attempts", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1871,6 +1880,55 @@ class ReportMandateChangeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportMandateChangeResponse: _TypeAlias = ReportMandateChangeResponse  # noqa: Y015
+
+@_typing.final
+class ReportCreditBalanceRequest(_message.Message):
+    """Request of ReportCreditBalance: a subscriber's credit balance with the merchant, as settlement
+    holds it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Required. The subscriber (customer id), 1-128 characters."""
+    balance: _builtins.str
+    """Required. The balance, USDC: a decimal string >= 0 and below 10^15."""
+    version: _builtins.int
+    """Required. >= 1; each change of the subscriber's balance has a higher version than the last."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        balance: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportCreditBalanceRequest: _TypeAlias = ReportCreditBalanceRequest  # noqa: Y015
+
+@_typing.final
+class ReportCreditBalanceResponse(_message.Message):
+    """Response of ReportCreditBalance: empty."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportCreditBalanceResponse: _TypeAlias = ReportCreditBalanceResponse  # noqa: Y015
 
 @_typing.final
 class ReportPaymentAttemptFailureRequest(_message.Message):

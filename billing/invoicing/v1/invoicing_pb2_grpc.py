@@ -159,6 +159,11 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeResponse.FromString,
                 _registered_method=True)
+        self.ReportCreditBalance = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ReportCreditBalance',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceResponse.FromString,
+                _registered_method=True)
         self.GetMerchantSettings = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/GetMerchantSettings',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetMerchantSettingsRequest.SerializeToString,
@@ -423,6 +428,16 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportCreditBalance(self, request, context):
+        """Called by settlement's outbox when a subscriber's credit balance changes. Invoicing spends
+        credits (settlement's ApplyCredits) on the invoices it finalizes for subscribers whose last
+        reported balance is above zero. A report of an older version than the one held changes
+        nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMerchantSettings(self, request, context):
         """The merchant's settings (defaults until it changes one).
         """
@@ -657,6 +672,11 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.ReportMandateChange,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeResponse.SerializeToString,
+            ),
+            'ReportCreditBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportCreditBalance,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceResponse.SerializeToString,
             ),
             'GetMerchantSettings': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMerchantSettings,
@@ -1392,6 +1412,33 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/ReportMandateChange',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportMandateChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportCreditBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ReportCreditBalance',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

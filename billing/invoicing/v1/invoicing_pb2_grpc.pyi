@@ -100,6 +100,12 @@ class InvoicingServiceStub:
     revoked (by the payer, or replaced by a later one): the mandate.created or mandate.revoked
     webhook. Repeating a report of the same mandate and change sends nothing more.
     """
+    ReportCreditBalance: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ReportCreditBalanceRequest, _invoicing_pb2.ReportCreditBalanceResponse]
+    """Called by settlement's outbox when a subscriber's credit balance changes. Invoicing spends
+    credits (settlement's ApplyCredits) on the invoices it finalizes for subscribers whose last
+    reported balance is above zero. A report of an older version than the one held changes
+    nothing.
+    """
     GetMerchantSettings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]
     """The merchant's settings (defaults until it changes one)."""
     UpdateMerchantSettings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.UpdateMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]
@@ -207,6 +213,12 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     """Called by settlement when the mandate contract shows a subscriber's mandate created, or
     revoked (by the payer, or replaced by a later one): the mandate.created or mandate.revoked
     webhook. Repeating a report of the same mandate and change sends nothing more.
+    """
+    ReportCreditBalance: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ReportCreditBalanceRequest, _invoicing_pb2.ReportCreditBalanceResponse]  # type: ignore[assignment]
+    """Called by settlement's outbox when a subscriber's credit balance changes. Invoicing spends
+    credits (settlement's ApplyCredits) on the invoices it finalizes for subscribers whose last
+    reported balance is above zero. A report of an older version than the one held changes
+    nothing.
     """
     GetMerchantSettings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]  # type: ignore[assignment]
     """The merchant's settings (defaults until it changes one)."""
@@ -456,6 +468,18 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Called by settlement when the mandate contract shows a subscriber's mandate created, or
         revoked (by the payer, or replaced by a later one): the mandate.created or mandate.revoked
         webhook. Repeating a report of the same mandate and change sends nothing more.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportCreditBalance(
+        self,
+        request: _invoicing_pb2.ReportCreditBalanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ReportCreditBalanceResponse, _abc.Awaitable[_invoicing_pb2.ReportCreditBalanceResponse]]:
+        """Called by settlement's outbox when a subscriber's credit balance changes. Invoicing spends
+        credits (settlement's ApplyCredits) on the invoices it finalizes for subscribers whose last
+        reported balance is above zero. A report of an older version than the one held changes
+        nothing.
         """
 
     @_abc_1.abstractmethod

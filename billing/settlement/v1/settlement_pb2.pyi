@@ -177,6 +177,56 @@ PAYMENT_REQUEST_STATUS_EXPIRED: PaymentRequestStatus.ValueType  # 3
 """Past expire_time unpaid. A payment still bound to it is credited to the subscriber."""
 Global___PaymentRequestStatus: _TypeAlias = PaymentRequestStatus  # noqa: Y015
 
+class _CreditSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CreditSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CreditSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CREDIT_SOURCE_UNSPECIFIED: _CreditSource.ValueType  # 0
+    CREDIT_SOURCE_PROMOTIONAL: _CreditSource.ValueType  # 1
+    """Granted by the merchant (CreateCreditGrant); may expire."""
+    CREDIT_SOURCE_PAYMENT: _CreditSource.ValueType  # 2
+    """USDC the subscriber paid beyond what it owed (an overpayment, a payment bound to a request
+    that was paid or expired); never expires.
+    """
+
+class CreditSource(_CreditSource, metaclass=_CreditSourceEnumTypeWrapper): ...
+
+CREDIT_SOURCE_UNSPECIFIED: CreditSource.ValueType  # 0
+CREDIT_SOURCE_PROMOTIONAL: CreditSource.ValueType  # 1
+"""Granted by the merchant (CreateCreditGrant); may expire."""
+CREDIT_SOURCE_PAYMENT: CreditSource.ValueType  # 2
+"""USDC the subscriber paid beyond what it owed (an overpayment, a payment bound to a request
+that was paid or expired); never expires.
+"""
+Global___CreditSource: _TypeAlias = CreditSource  # noqa: Y015
+
+class _CreditGrantStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CreditGrantStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CreditGrantStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CREDIT_GRANT_STATUS_UNSPECIFIED: _CreditGrantStatus.ValueType  # 0
+    CREDIT_GRANT_STATUS_ACTIVE: _CreditGrantStatus.ValueType  # 1
+    """Something is left to spend."""
+    CREDIT_GRANT_STATUS_SPENT: _CreditGrantStatus.ValueType  # 2
+    """Spent to zero (it is ACTIVE again if a voided invoice gives some back)."""
+    CREDIT_GRANT_STATUS_EXPIRED: _CreditGrantStatus.ValueType  # 3
+    """Past expire_time: what was left is written off."""
+
+class CreditGrantStatus(_CreditGrantStatus, metaclass=_CreditGrantStatusEnumTypeWrapper): ...
+
+CREDIT_GRANT_STATUS_UNSPECIFIED: CreditGrantStatus.ValueType  # 0
+CREDIT_GRANT_STATUS_ACTIVE: CreditGrantStatus.ValueType  # 1
+"""Something is left to spend."""
+CREDIT_GRANT_STATUS_SPENT: CreditGrantStatus.ValueType  # 2
+"""Spent to zero (it is ACTIVE again if a voided invoice gives some back)."""
+CREDIT_GRANT_STATUS_EXPIRED: CreditGrantStatus.ValueType  # 3
+"""Past expire_time: what was left is written off."""
+Global___CreditGrantStatus: _TypeAlias = CreditGrantStatus  # noqa: Y015
+
 @_typing.final
 class Settlement(_message.Message):
     """A payment proof for an invoice or a checkout session, and its verdict from the chain."""
@@ -1112,8 +1162,8 @@ class GetBalanceRequest(_message.Message):
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     account: _builtins.str
-    """Required. An account: "revenue", "usdc_received", "receivable:<user id>", "credit:<user id>"
-    (INVALID_ARGUMENT otherwise). An account with no entries has a zero balance.
+    """Required. An account: "revenue", "usdc_received", "receivable:<user id>", "credit:<user id>",
+    "promotions" (INVALID_ARGUMENT otherwise). An account with no entries has a zero balance.
     """
     def __init__(
         self,
@@ -1178,10 +1228,12 @@ class JournalEntry(_message.Message):
     """Output only. The journal transaction the entry belongs to; its entries balance."""
     kind: _builtins.str
     """Output only. What the transaction records: "invoice", "invoice_void", "payment",
-    "checkout_payment".
+    "checkout_payment", "credit" (a payment that settled nothing), "credit_grant",
+    "credit_applied" (credits spent on an invoice), "credit_released" (given back: the invoice
+    was voided or asked for less), "credit_expired".
     """
     reference: _builtins.str
-    """Output only. The invoice or settlement recorded."""
+    """Output only. The invoice, settlement, credit, grant or credit application recorded."""
     account: _builtins.str
     """Output only. The account debited or credited (see GetBalanceRequest.account)."""
     debit: _builtins.str
@@ -1304,7 +1356,8 @@ class Difference(_message.Message):
     kind: _builtins.str
     """Output only. What disagrees: "invoice_not_posted", "amount_mismatch", "void_not_posted",
     "paid_without_settlement", "payment_not_posted", "invoice_not_paid", "receivable_mismatch",
-    "credit_not_posted", "credit_posting_without_credit" or "unbalanced".
+    "credit_not_posted", "credit_posting_without_credit", "credit_balance_mismatch" (a
+    credit:<user id> balance that is not what the subscriber's grants hold) or "unbalanced".
     """
     reference: _builtins.str
     """Output only. The invoice, settlement, receivable account or journal transaction concerned."""
@@ -1361,3 +1414,328 @@ class ReconcileResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReconcileResponse: _TypeAlias = ReconcileResponse  # noqa: Y015
+
+@_typing.final
+class CreditGrant(_message.Message):
+    """Credits of one subscriber with the merchant, and what is left of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "crg_" + 26 characters."""
+    user_id: _builtins.str
+    """Output only. The subscriber (customer id) whose invoices it pays."""
+    source: Global___CreditSource.ValueType
+    """Output only. Where the credits came from."""
+    amount: _builtins.str
+    """Output only. The credits granted, USDC with 6 decimals."""
+    remaining: _builtins.str
+    """Output only. What is left to spend, USDC with 6 decimals; "0.000000" once expired."""
+    priority: _builtins.int
+    """Output only. Grants of lower numbers are spent first."""
+    description: _builtins.str
+    """Output only. The merchant's description; for a payment's credits, what the USDC paid."""
+    reference: _builtins.str
+    """Output only. The settlement or credit (see the watcher) whose USDC funded it; empty for a
+    promotional grant.
+    """
+    status: Global___CreditGrantStatus.ValueType
+    """Output only."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Unset for credits that do not expire."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was granted."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        source: Global___CreditSource.ValueType = ...,
+        amount: _builtins.str = ...,
+        remaining: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        description: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        status: Global___CreditGrantStatus.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "description", b"description", "expire_time", b"expire_time", "id", b"id", "priority", b"priority", "reference", b"reference", "remaining", b"remaining", "source", b"source", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditGrant: _TypeAlias = CreditGrant  # noqa: Y015
+
+@_typing.final
+class CreateCreditGrantRequest(_message.Message):
+    """Request of CreateCreditGrant: promotional credits for one subscriber."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Required. The subscriber (customer id), 1-128 characters."""
+    amount: _builtins.str
+    """Required. USDC: a decimal string, > 0 and below 10^15, at most 6 fractional digits."""
+    priority: _builtins.int
+    """Optional. 0-1000; lower numbers are spent first. Default 0 (spent with payments' credits,
+    which have priority 0, soonest to expire first).
+    """
+    description: _builtins.str
+    """Optional. At most 500 characters, e.g. "Launch promotion"."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first grant.
+    """
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. After this time what is left is written off; in the future. Unset: never."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        description: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "expire_time", b"expire_time", "priority", b"priority", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCreditGrantRequest: _TypeAlias = CreateCreditGrantRequest  # noqa: Y015
+
+@_typing.final
+class ListCreditGrantsRequest(_message.Message):
+    """Request of ListCreditGrants: one subscriber's grants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Required. The subscriber (customer id), 1-128 characters."""
+    page_size: _builtins.int
+    """Optional. Maximum grants returned, 1-1000, default 100."""
+    page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCreditGrantsRequest: _TypeAlias = ListCreditGrantsRequest  # noqa: Y015
+
+@_typing.final
+class ListCreditGrantsResponse(_message.Message):
+    """Response of ListCreditGrants: one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDIT_GRANTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Output only. The token of the next page; empty on the last page."""
+    @_builtins.property
+    def credit_grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreditGrant]:
+        """Output only. Up to page_size grants, newest first."""
+
+    def __init__(
+        self,
+        *,
+        credit_grants: _abc.Iterable[Global___CreditGrant] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit_grants", b"credit_grants", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCreditGrantsResponse: _TypeAlias = ListCreditGrantsResponse  # noqa: Y015
+
+@_typing.final
+class GetCreditBalanceRequest(_message.Message):
+    """Request of GetCreditBalance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Required. The subscriber (customer id), 1-128 characters."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCreditBalanceRequest: _TypeAlias = GetCreditBalanceRequest  # noqa: Y015
+
+@_typing.final
+class CreditBalance(_message.Message):
+    """A subscriber's credit balance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    EXPIRING_FIELD_NUMBER: _builtins.int
+    NEXT_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Output only. The subscriber asked for."""
+    balance: _builtins.str
+    """Output only. What its live grants hold, USDC with 6 decimals: the next invoices' amounts
+    fall by up to this much.
+    """
+    expiring: _builtins.str
+    """Output only. The part of balance that expires, USDC with 6 decimals."""
+    currency: _builtins.str
+    """Output only. Always "USDC"."""
+    @_builtins.property
+    def next_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The soonest expiry among its live grants; unset when nothing expires."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        balance: _builtins.str = ...,
+        expiring: _builtins.str = ...,
+        next_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_expire_time", b"next_expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "expiring", b"expiring", "next_expire_time", b"next_expire_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditBalance: _TypeAlias = CreditBalance  # noqa: Y015
+
+@_typing.final
+class CreditApplication(_message.Message):
+    """One invoice to spend credits on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Required. What identifies the invoice across retries of its finalization, 1-200
+    characters: "<subscription id>:<period start>" for a period's invoice, the invoice id for
+    one the merchant made. Credits are spent once per key.
+    """
+    invoice_id: _builtins.str
+    """Required. The invoice, 1-128 characters (the latest finalization's, for a key seen before)."""
+    user_id: _builtins.str
+    """Required. The subscriber billed, 1-128 characters."""
+    amount: _builtins.str
+    """Required. The invoice's amount before credits, USDC: a decimal string, > 0 and below 10^15."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "invoice_id", b"invoice_id", "key", b"key", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditApplication: _TypeAlias = CreditApplication  # noqa: Y015
+
+@_typing.final
+class ApplyCreditsRequest(_message.Message):
+    """Request of ApplyCredits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def applications(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreditApplication]:
+        """Required. 1-1,000 invoices, distinct by key."""
+
+    def __init__(
+        self,
+        *,
+        applications: _abc.Iterable[Global___CreditApplication] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applications", b"applications"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyCreditsRequest: _TypeAlias = ApplyCreditsRequest  # noqa: Y015
+
+@_typing.final
+class ApplyCreditsResponse(_message.Message):
+    """Response of ApplyCredits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def applied(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Output only. The credits spent on each invoice, USDC with 6 decimals ("0.000000" when the
+        subscriber has none), in the order of the request.
+        """
+
+    def __init__(
+        self,
+        *,
+        applied: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyCreditsResponse: _TypeAlias = ApplyCreditsResponse  # noqa: Y015

@@ -105,6 +105,26 @@ class SettlementServiceStub:
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesRequest.SerializeToString,
                 response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesResponse.FromString,
                 _registered_method=True)
+        self.CreateCreditGrant = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/CreateCreditGrant',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.CreateCreditGrantRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.CreditGrant.FromString,
+                _registered_method=True)
+        self.ListCreditGrants = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/ListCreditGrants',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListCreditGrantsRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListCreditGrantsResponse.FromString,
+                _registered_method=True)
+        self.GetCreditBalance = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/GetCreditBalance',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetCreditBalanceRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.CreditBalance.FromString,
+                _registered_method=True)
+        self.ApplyCredits = channel.unary_unary(
+                '/billing.settlement.v1.SettlementService/ApplyCredits',
+                request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ApplyCreditsRequest.SerializeToString,
+                response_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ApplyCreditsResponse.FromString,
+                _registered_method=True)
         self.GetBalance = channel.unary_unary(
                 '/billing.settlement.v1.SettlementService/GetBalance',
                 request_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetBalanceRequest.SerializeToString,
@@ -253,6 +273,43 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCreditGrant(self, request, context):
+        """Prepaid credits: each subscriber's balance with the merchant, in grants (a merchant's
+        promotional grant, or the USDC a payment left beyond what it owed), spent on the
+        subscriber's invoices as they are finalized. The ledger account credit:<user id> holds the
+        balance; its entries (ListEntries) are the balance's history.
+
+        Grants the subscriber promotional credits, spendable until expire_time (what is left then
+        is written off). The same request_id again answers the first grant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCreditGrants(self, request, context):
+        """The subscriber's grants, newest first: spendable, spent, expired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCreditBalance(self, request, context):
+        """The subscriber's credit balance now: what its live grants hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyCredits(self, request, context):
+        """Called by invoicing as it finalizes invoices: spends each subscriber's credits on each
+        invoice, up to its amount, grants of the lowest priority number first (then the soonest to
+        expire, then the oldest), all in one transaction. Spending for the same key again answers
+        what was spent, lowered to the amount asked (the rest goes back to its grants).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetBalance(self, request, context):
         """Balance of one ledger account.
         """
@@ -342,6 +399,26 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.BatchRecordInvoices,
                     request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesRequest.FromString,
                     response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesResponse.SerializeToString,
+            ),
+            'CreateCreditGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCreditGrant,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.CreateCreditGrantRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.CreditGrant.SerializeToString,
+            ),
+            'ListCreditGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCreditGrants,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListCreditGrantsRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ListCreditGrantsResponse.SerializeToString,
+            ),
+            'GetCreditBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCreditBalance,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.GetCreditBalanceRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.CreditBalance.SerializeToString,
+            ),
+            'ApplyCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyCredits,
+                    request_deserializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ApplyCreditsRequest.FromString,
+                    response_serializer=billing_dot_settlement_dot_v1_dot_settlement__pb2.ApplyCreditsResponse.SerializeToString,
             ),
             'GetBalance': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBalance,
@@ -716,6 +793,114 @@ class SettlementService:
             '/billing.settlement.v1.SettlementService/BatchRecordInvoices',
             billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesRequest.SerializeToString,
             billing_dot_settlement_dot_v1_dot_settlement__pb2.BatchRecordInvoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCreditGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/CreateCreditGrant',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.CreateCreditGrantRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.CreditGrant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCreditGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/ListCreditGrants',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ListCreditGrantsRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ListCreditGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCreditBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/GetCreditBalance',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.GetCreditBalanceRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.CreditBalance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.settlement.v1.SettlementService/ApplyCredits',
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ApplyCreditsRequest.SerializeToString,
+            billing_dot_settlement_dot_v1_dot_settlement__pb2.ApplyCreditsResponse.FromString,
             options,
             channel_credentials,
             insecure,

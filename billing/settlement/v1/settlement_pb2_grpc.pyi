@@ -105,6 +105,25 @@ class SettlementServiceStub:
     """Records up to 1,000 invoices in one transaction, each as RecordInvoice would; records none
     if any is refused. Called by invoicing's outbox.
     """
+    CreateCreditGrant: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CreateCreditGrantRequest, _settlement_pb2.CreditGrant]
+    """Prepaid credits: each subscriber's balance with the merchant, in grants (a merchant's
+    promotional grant, or the USDC a payment left beyond what it owed), spent on the
+    subscriber's invoices as they are finalized. The ledger account credit:<user id> holds the
+    balance; its entries (ListEntries) are the balance's history.
+
+    Grants the subscriber promotional credits, spendable until expire_time (what is left then
+    is written off). The same request_id again answers the first grant.
+    """
+    ListCreditGrants: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListCreditGrantsRequest, _settlement_pb2.ListCreditGrantsResponse]
+    """The subscriber's grants, newest first: spendable, spent, expired."""
+    GetCreditBalance: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetCreditBalanceRequest, _settlement_pb2.CreditBalance]
+    """The subscriber's credit balance now: what its live grants hold."""
+    ApplyCredits: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ApplyCreditsRequest, _settlement_pb2.ApplyCreditsResponse]
+    """Called by invoicing as it finalizes invoices: spends each subscriber's credits on each
+    invoice, up to its amount, grants of the lowest priority number first (then the soonest to
+    expire, then the oldest), all in one transaction. Spending for the same key again answers
+    what was spent, lowered to the amount asked (the rest goes back to its grants).
+    """
     GetBalance: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.Balance]
     """Balance of one ledger account."""
     ListEntries: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListEntriesRequest, _settlement_pb2.ListEntriesResponse]
@@ -190,6 +209,25 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     BatchRecordInvoices: _aio.UnaryUnaryMultiCallable[_settlement_pb2.BatchRecordInvoicesRequest, _settlement_pb2.BatchRecordInvoicesResponse]  # type: ignore[assignment]
     """Records up to 1,000 invoices in one transaction, each as RecordInvoice would; records none
     if any is refused. Called by invoicing's outbox.
+    """
+    CreateCreditGrant: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CreateCreditGrantRequest, _settlement_pb2.CreditGrant]  # type: ignore[assignment]
+    """Prepaid credits: each subscriber's balance with the merchant, in grants (a merchant's
+    promotional grant, or the USDC a payment left beyond what it owed), spent on the
+    subscriber's invoices as they are finalized. The ledger account credit:<user id> holds the
+    balance; its entries (ListEntries) are the balance's history.
+
+    Grants the subscriber promotional credits, spendable until expire_time (what is left then
+    is written off). The same request_id again answers the first grant.
+    """
+    ListCreditGrants: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListCreditGrantsRequest, _settlement_pb2.ListCreditGrantsResponse]  # type: ignore[assignment]
+    """The subscriber's grants, newest first: spendable, spent, expired."""
+    GetCreditBalance: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetCreditBalanceRequest, _settlement_pb2.CreditBalance]  # type: ignore[assignment]
+    """The subscriber's credit balance now: what its live grants hold."""
+    ApplyCredits: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ApplyCreditsRequest, _settlement_pb2.ApplyCreditsResponse]  # type: ignore[assignment]
+    """Called by invoicing as it finalizes invoices: spends each subscriber's credits on each
+    invoice, up to its amount, grants of the lowest priority number first (then the soonest to
+    expire, then the oldest), all in one transaction. Spending for the same key again answers
+    what was spent, lowered to the amount asked (the rest goes back to its grants).
     """
     GetBalance: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.Balance]  # type: ignore[assignment]
     """Balance of one ledger account."""
@@ -351,6 +389,49 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_settlement_pb2.BatchRecordInvoicesResponse, _abc.Awaitable[_settlement_pb2.BatchRecordInvoicesResponse]]:
         """Records up to 1,000 invoices in one transaction, each as RecordInvoice would; records none
         if any is refused. Called by invoicing's outbox.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCreditGrant(
+        self,
+        request: _settlement_pb2.CreateCreditGrantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.CreditGrant, _abc.Awaitable[_settlement_pb2.CreditGrant]]:
+        """Prepaid credits: each subscriber's balance with the merchant, in grants (a merchant's
+        promotional grant, or the USDC a payment left beyond what it owed), spent on the
+        subscriber's invoices as they are finalized. The ledger account credit:<user id> holds the
+        balance; its entries (ListEntries) are the balance's history.
+
+        Grants the subscriber promotional credits, spendable until expire_time (what is left then
+        is written off). The same request_id again answers the first grant.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCreditGrants(
+        self,
+        request: _settlement_pb2.ListCreditGrantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ListCreditGrantsResponse, _abc.Awaitable[_settlement_pb2.ListCreditGrantsResponse]]:
+        """The subscriber's grants, newest first: spendable, spent, expired."""
+
+    @_abc_1.abstractmethod
+    def GetCreditBalance(
+        self,
+        request: _settlement_pb2.GetCreditBalanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.CreditBalance, _abc.Awaitable[_settlement_pb2.CreditBalance]]:
+        """The subscriber's credit balance now: what its live grants hold."""
+
+    @_abc_1.abstractmethod
+    def ApplyCredits(
+        self,
+        request: _settlement_pb2.ApplyCreditsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ApplyCreditsResponse, _abc.Awaitable[_settlement_pb2.ApplyCreditsResponse]]:
+        """Called by invoicing as it finalizes invoices: spends each subscriber's credits on each
+        invoice, up to its amount, grants of the lowest priority number first (then the soonest to
+        expire, then the oldest), all in one transaction. Spending for the same key again answers
+        what was spent, lowered to the amount asked (the rest goes back to its grants).
         """
 
     @_abc_1.abstractmethod
