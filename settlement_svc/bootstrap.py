@@ -27,6 +27,7 @@ from settlement_svc.domain.model import SettlementStatus
 from settlement_svc.service_layer.chain_check import ChainCheck
 from settlement_svc.service_layer.collections import collect_due
 from settlement_svc.service_layer.mandate_events import refresh_mandates
+from settlement_svc.service_layer.prepaid_credits import expire_grants
 from settlement_svc.service_layer.relay import outbox_relay
 from settlement_svc.service_layer.relayer_health import (
     LowGasWatch,
@@ -187,8 +188,8 @@ def _gas_readiness(service: Settlements, running: RunningServer) -> Callable[[],
 def start_background_work(service: Settlements, running: RunningServer) -> list[asyncio.Task[None]]:
     """The verifier re-checking pending settlements, the resend pass of the platform's
     transactions, the chain watcher, collections under mandates and the mandates' state, the
-    outbox relays, the chain check of a node that could not be reached at the start, and the
-    readiness of the relayer's and the collector's gas."""
+    expiry of credit grants, the outbox relays, the chain check of a node that could not be
+    reached at the start, and the readiness of the relayer's and the collector's gas."""
     interval = service.settings.poll_interval_seconds
     relay = outbox_relay(service)
 
@@ -215,6 +216,7 @@ def start_background_work(service: Settlements, running: RunningServer) -> list[
         ),
         asyncio.create_task(every(interval, "collect_invoices", lambda: collect_due(service))),
         asyncio.create_task(every(interval, "refresh_mandates", lambda: refresh_mandates(service))),
+        asyncio.create_task(every(interval, "expire_credits", lambda: expire_grants(service))),
         *start_relays(relay, interval, service.settings.outbox_relay_workers),
     ]
 

@@ -203,6 +203,20 @@ class InvoicingClient:
             "invoicing",
         )
 
+    async def credit_balance_changed(
+        self, merchant_id: str, user_id: str, balance: Decimal, version: int
+    ) -> None:
+        """The subscriber's credit balance now: invoicing spends credits only where it is."""
+        request = pb.ReportCreditBalanceRequest(
+            user_id=user_id, balance=f"{balance:f}", version=version
+        )
+        await answer_of(
+            self._stub.ReportCreditBalance(
+                request, metadata=self._metadata(merchant_id), timeout=self._deadline
+            ),
+            "invoicing",
+        )
+
     async def close(self) -> None:
         await self._channel.close()
 

@@ -201,4 +201,51 @@ class JournalEntryRow(Base):
     currency: Mapped[str] = mapped_column(Text)
 
 
+class CreditGrantRow(Base):
+    __tablename__ = "credit_grants"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    remaining: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    expired_amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    priority: Mapped[int] = mapped_column(Integer)
+    expire_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    description: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CreditApplicationRow(Base):
+    __tablename__ = "credit_applications"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CreditUseRow(Base):
+    __tablename__ = "credit_uses"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    grant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+
+
+class CreditAccountRow(Base):
+    __tablename__ = "credit_accounts"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 outbox = outbox_table(Base.metadata, SCHEMA)

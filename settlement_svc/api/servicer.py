@@ -15,6 +15,7 @@ from settlement_svc.service_layer import (
     mandates,
     payment_requests,
     payout_wallets,
+    prepaid_credits,
     relays,
     settlements,
 )
@@ -157,6 +158,46 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return pb.BatchRecordInvoicesResponse(
             results=[pb.RecordInvoiceResponse(transaction_id=p) for p in posted]
         )
+
+    async def CreateCreditGrant(
+        self, request: pb.CreateCreditGrantRequest, context: Context
+    ) -> pb.CreditGrant:
+        grant = await prepaid_credits.create_grant(
+            self._service, merchant_id(context), translate.grant_terms_from_proto(request)
+        )
+        return translate.credit_grant_to_proto(grant, self._service.clock.now())
+
+    async def ListCreditGrants(
+        self, request: pb.ListCreditGrantsRequest, context: Context
+    ) -> pb.ListCreditGrantsResponse:
+        grants, token = await prepaid_credits.list_grants(
+            self._service,
+            merchant_id(context),
+            request.user_id,
+            request.page_size,
+            request.page_token,
+        )
+        now = self._service.clock.now()
+        return pb.ListCreditGrantsResponse(
+            credit_grants=[translate.credit_grant_to_proto(g, now) for g in grants],
+            next_page_token=token,
+        )
+
+    async def GetCreditBalance(
+        self, request: pb.GetCreditBalanceRequest, context: Context
+    ) -> pb.CreditBalance:
+        found = await prepaid_credits.balance(self._service, merchant_id(context), request.user_id)
+        return translate.credit_balance_to_proto(request.user_id, found)
+
+    async def ApplyCredits(
+        self, request: pb.ApplyCreditsRequest, context: Context
+    ) -> pb.ApplyCreditsResponse:
+        applied = await prepaid_credits.apply_credits(
+            self._service,
+            merchant_id(context),
+            [translate.application_from_proto(a) for a in request.applications],
+        )
+        return pb.ApplyCreditsResponse(applied=[translate.money(a) for a in applied])
 
     async def GetBalance(self, request: pb.GetBalanceRequest, context: Context) -> pb.Balance:
         amount = await ledger_use_cases.balance(

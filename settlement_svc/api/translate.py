@@ -1,5 +1,6 @@
 """Protobuf messages <-> settlement domain types."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from billing.settlement.v1 import settlement_pb2 as pb
@@ -7,6 +8,7 @@ from service_kit.errors import InvalidArgument
 from service_kit.proto_time import from_timestamp, to_timestamp
 from settlement_svc.domain import authorizations
 from settlement_svc.domain.authorizations import Authorization
+from settlement_svc.domain.credit_grants import CreditBalance, CreditGrant
 from settlement_svc.domain.ledger import PostedEntry
 from settlement_svc.domain.mandates import Mandate
 from settlement_svc.domain.model import PayoutWallet, Settlement
@@ -14,6 +16,7 @@ from settlement_svc.domain.reconciliation import Reconciliation
 from settlement_svc.service_layer.ledger_use_cases import InvoiceRecord
 from settlement_svc.service_layer.mandates import MandateContractInfo, PermitTerms
 from settlement_svc.service_layer.payment_requests import RequestView
+from settlement_svc.service_layer.prepaid_credits import ApplicationRequest, GrantTerms
 from settlement_svc.settings import SettlementSettings
 
 
@@ -155,3 +158,50 @@ def mandate_contract_to_proto(found: MandateContractInfo) -> pb.MandateContract:
         token_name=found.token_name,
         token_version=found.token_version,
     )
+
+
+def credit_grant_to_proto(grant: CreditGrant, now: datetime) -> pb.CreditGrant:
+    message = pb.CreditGrant(
+        id=grant.id,
+        user_id=grant.user_id,
+        source=pb.CreditSource.Value(f"CREDIT_SOURCE_{grant.source.value}"),
+        amount=money(grant.amount),
+        remaining=money(grant.remaining),
+        priority=grant.priority,
+        description=grant.description,
+        reference=grant.reference,
+        status=pb.CreditGrantStatus.Value(f"CREDIT_GRANT_STATUS_{grant.status(now).value}"),
+        create_time=to_timestamp(grant.create_time),
+    )
+    if grant.expire_time is not None:
+        message.expire_time.CopyFrom(to_timestamp(grant.expire_time))
+    return message
+
+
+def credit_balance_to_proto(user_id: str, found: CreditBalance) -> pb.CreditBalance:
+    message = pb.CreditBalance(
+        user_id=user_id,
+        balance=money(found.balance),
+        expiring=money(found.expiring),
+        currency="USDC",
+    )
+    if found.next_expire_time is not None:
+        message.next_expire_time.CopyFrom(to_timestamp(found.next_expire_time))
+    return message
+
+
+def grant_terms_from_proto(request: pb.CreateCreditGrantRequest) -> GrantTerms:
+    return GrantTerms(
+        user_id=request.user_id,
+        amount=request.amount,
+        priority=request.priority,
+        expire_time=from_timestamp(request.expire_time)
+        if request.HasField("expire_time")
+        else None,
+        description=request.description,
+        request_id=request.request_id,
+    )
+
+
+def application_from_proto(message: pb.CreditApplication) -> ApplicationRequest:
+    return ApplicationRequest(message.key, message.invoice_id, message.user_id, message.amount)

@@ -1,7 +1,9 @@
 """The double-entry ledger: accounts, and the balanced postings each business event makes.
 
 Accounts per merchant: `revenue`, `usdc_received` (USDC that arrived on chain),
-`receivable:<user>` (what a subscriber owes) and `credit:<user>` (what a subscriber overpaid).
+`receivable:<user>` (what a subscriber owes), `credit:<user>` (a subscriber's prepaid credits:
+what it overpaid and what the merchant granted) and `promotions` (what the merchant's grants
+cost it).
 """
 
 from collections.abc import Sequence
@@ -12,6 +14,7 @@ from enum import StrEnum
 
 REVENUE = "revenue"
 USDC_RECEIVED = "usdc_received"
+PROMOTIONS = "promotions"
 ZERO = Decimal("0.000000")
 
 
@@ -34,6 +37,13 @@ class PostingKind(StrEnum):
     # A payment bound to a request it could not settle: the subscriber's credit (reference: the
     # credit's id).
     CREDIT = "credit"
+    # Prepaid credits (domain/credit_grants.py): a merchant's grant (reference: the grant), what
+    # an invoice's finalization spent (the application's key), what it gave back (the key and
+    # the amount spent after it), and a grant's expiry (the grant and what it wrote off in all).
+    CREDIT_GRANT = "credit_grant"
+    CREDIT_APPLIED = "credit_applied"
+    CREDIT_RELEASED = "credit_released"
+    CREDIT_EXPIRED = "credit_expired"
 
 
 @dataclass(frozen=True)
@@ -101,3 +111,24 @@ def credit_posting(user_id: str, amount: Decimal) -> list[Entry]:
     """USDC arrived that pays nothing owed (an expired or paid request, a short payment, a
     transaction that settles another payment): the subscriber's credit."""
     return [Entry(USDC_RECEIVED, debit=amount), Entry(credit(user_id), credit=amount)]
+
+
+def grant_posting(user_id: str, amount: Decimal) -> list[Entry]:
+    """The merchant grants credits: a promotion it pays for with future revenue."""
+    return [Entry(PROMOTIONS, debit=amount), Entry(credit(user_id), credit=amount)]
+
+
+def applied_posting(user_id: str, amount: Decimal) -> list[Entry]:
+    """Credits spent on an invoice as it is finalized: earned from the credits (the invoice
+    itself posts only what is left to pay)."""
+    return [Entry(credit(user_id), debit=amount), Entry(REVENUE, credit=amount)]
+
+
+def released_posting(user_id: str, amount: Decimal) -> list[Entry]:
+    """Credits an application gives back: `applied_posting` reversed."""
+    return [Entry(REVENUE, debit=amount), Entry(credit(user_id), credit=amount)]
+
+
+def expired_posting(user_id: str, amount: Decimal) -> list[Entry]:
+    """What an expired grant had left, written off: `grant_posting` reversed."""
+    return [Entry(credit(user_id), debit=amount), Entry(PROMOTIONS, credit=amount)]

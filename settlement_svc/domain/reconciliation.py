@@ -4,11 +4,12 @@ Every finalized invoice is posted with its amount (and its void, once voided), e
 is paid by a confirmed settlement of it, every confirmed settlement is posted and its invoice
 paid by it, every posted credit (a payment the chain watcher could not settle) is posted with its
 amount and every credit posting is of one, each subscriber's receivable equals what is open, and
-every journal transaction is balanced. Each departure is a Difference.
+every journal transaction is balanced, and each subscriber's credit account holds what its credit
+grants have left. Each departure is a Difference.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from settlement_svc.domain import ledger
@@ -38,6 +39,10 @@ class LedgerTotals:
     receivables: Mapping[str, Decimal]
     # (transaction id, debits minus credits) of every transaction that does not balance.
     unbalanced: Sequence[tuple[str, Decimal]]
+    # Each credit account's balance (debits minus credits), and what each subscriber's credit
+    # grants have left.
+    credit_accounts: Mapping[str, Decimal] = field(default_factory=dict)
+    grants_left: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,20 @@ def _credit_differences(
     return differences
 
 
+def _credit_balance_differences(books: LedgerTotals) -> list[Difference]:
+    """Each subscriber's credit account holds what its grants have left."""
+    differences: list[Difference] = []
+    accounts = set(books.credit_accounts) | {ledger.credit(u) for u in books.grants_left}
+    for account in sorted(accounts):
+        expected = books.grants_left.get(account.split(":", 1)[1], Decimal(0))
+        actual = -books.credit_accounts.get(account, Decimal(0))
+        if expected != actual:
+            differences.append(
+                Difference("credit_balance_mismatch", account, _text(expected), _text(actual))
+            )
+    return differences
+
+
 def reconcile(
     invoices: Sequence[ReportedInvoice],
     confirmed: Sequence[Settlement],
@@ -179,6 +198,7 @@ def reconcile(
     differences += _settlement_differences(by_id, books.posted, paid_by)
     differences += _credit_differences(credits or {}, books.posted)
     differences += _receivable_differences(books.receivables, open_by_user)
+    differences += _credit_balance_differences(books)
     differences += [
         Difference("unbalanced", transaction_id, "0.000000", _text(difference))
         for transaction_id, difference in books.unbalanced

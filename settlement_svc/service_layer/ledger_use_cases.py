@@ -10,7 +10,7 @@ from service_kit.errors import InvalidArgument
 from settlement_svc.domain import formats, ledger, reconciliation
 from settlement_svc.domain.ledger import PostedEntry, PostingKind
 from settlement_svc.domain.reconciliation import LedgerTotals, Reconciliation
-from settlement_svc.service_layer import collections
+from settlement_svc.service_layer import collections, prepaid_credits
 from settlement_svc.service_layer.unit_of_work import Settlements
 
 MAX_INVOICES_PER_CALL = 1000
@@ -65,14 +65,17 @@ async def _record_invoices(
         else:
             owed.append(collections.Owed(invoice.invoice_id, user, amount))
         answers.append(postings[-1])
-    if not postings:
+    # A voided invoice gives back the credits its finalization spent (also one they covered).
+    voided = [i.invoice_id for i in invoices if i.voided]
+    if not postings and not voided:
         return ["" for _ in invoices]
     async with settlements.unit_of_work() as uow:
         now = settlements.clock.now()
-        posted = await uow.journal.post_many(merchant_id, postings, now)
+        posted = await uow.journal.post_many(merchant_id, postings, now) if postings else {}
         # A subscriber with a mandate is collected from: in this transaction, so a recorded
         # invoice is never left uncollected.
         await collections.schedule(uow, merchant_id, owed, now)
+        await prepaid_credits.release_voided(uow, merchant_id, voided, now)
         await uow.commit()
     return [posted[(p.kind, p.reference)] if p else "" for p in answers]
 
@@ -99,12 +102,12 @@ async def record_invoices(
 
 
 def _check_account(account: str) -> str:
-    if account in (ledger.REVENUE, ledger.USDC_RECEIVED):
+    if account in (ledger.REVENUE, ledger.USDC_RECEIVED, ledger.PROMOTIONS):
         return account
     if account.startswith(_ACCOUNT_PREFIXES) and account.split(":", 1)[1]:
         return account
     raise InvalidArgument(
-        "account is revenue, usdc_received, receivable:<user id> or credit:<user id>",
+        "account is revenue, usdc_received, promotions, receivable:<user id> or credit:<user id>",
         field="account",
     )
 
@@ -140,5 +143,7 @@ async def reconcile(settlements: Settlements, merchant_id: str) -> Reconciliatio
         confirmed = await uow.settlements.confirmed(merchant_id)
         unbalanced = await uow.journal.unbalanced(merchant_id)
         credits = await uow.credits.posted_amounts(merchant_id)
-    books = LedgerTotals(posted, receivables, unbalanced)
+        credit_accounts = await uow.journal.balances(merchant_id, "credit:")
+        grants_left = await uow.credit_grants.remaining_by_user(merchant_id)
+    books = LedgerTotals(posted, receivables, unbalanced, credit_accounts, grants_left)
     return reconciliation.reconcile(invoices, confirmed, books, credits)

@@ -1,10 +1,11 @@
-"""What the outbox relay does with each topic: tell invoicing the outcome of a verification,
-of a failed collection attempt (dunning), or a mandate's change on chain (webhooks). The calls
-are idempotent on the settlement id, on the invoice and attempt number, or on the mandate and
-change. Invoicing has no batch form of them, and a verification outcome comes one at a time, so
-each message is one call."""
+"""What the outbox relay does with each topic: tell invoicing the outcome of a verification, of a
+failed collection attempt (dunning), a mandate's change on chain (webhooks), or a subscriber's
+credit balance. The calls are idempotent on the settlement id, on the invoice and attempt
+number, on the mandate and change, or on the balance's version. Invoicing has no batch form of
+them, and a verification outcome comes one at a time, so each message is one call."""
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,7 @@ from settlement_svc.adapters.tables import outbox
 from settlement_svc.domain.model import Settlement
 from settlement_svc.service_layer.unit_of_work import (
     COLLECTION_FAILED,
+    CREDIT_BALANCE,
     FAILED,
     MANDATE_CHANGED,
     SETTLED,
@@ -56,10 +58,17 @@ def outbox_relay(settlements: Settlements) -> OutboxRelay:
             mandate, change["change"], change["transaction_hash"]
         )
 
+    async def credit_balance(session: AsyncSession, message: OutboxMessage) -> None:
+        report = message.payload
+        await settlements.invoicing.credit_balance_changed(
+            message.merchant_id, report["user_id"], Decimal(report["balance"]), report["version"]
+        )
+
     handlers: dict[str, Handler] = {
         SETTLED: one_at_a_time(settled),
         FAILED: one_at_a_time(failed),
         COLLECTION_FAILED: one_at_a_time(collection_failed),
         MANDATE_CHANGED: one_at_a_time(mandate_changed),
+        CREDIT_BALANCE: one_at_a_time(credit_balance),
     }
     return OutboxRelay(settlements.sessions, Outbox(outbox), handlers, settlements.clock)

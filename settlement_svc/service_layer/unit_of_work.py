@@ -11,6 +11,7 @@ from service_kit.outbox import Outbox
 from settlement_svc.adapters.account_key import AccountKey
 from settlement_svc.adapters.chain import Chain
 from settlement_svc.adapters.collection_store import CollectionStore
+from settlement_svc.adapters.credit_grant_store import CreditGrantStore
 from settlement_svc.adapters.credit_store import CreditStore
 from settlement_svc.adapters.invoicing_client import InvoicingClient
 from settlement_svc.adapters.journal_store import JournalStore
@@ -34,6 +35,8 @@ FAILED = "invoicing.settlement_failed"
 COLLECTION_FAILED = "invoicing.collection_failed"
 # ... and of a mandate the contract now holds, or no longer does (webhooks).
 MANDATE_CHANGED = "invoicing.mandate_changed"
+# ... and of a subscriber's credit balance (which invoices to spend credits on).
+CREDIT_BALANCE = "invoicing.credit_balance"
 
 
 class SettlementUnitOfWork(UnitOfWork):
@@ -47,6 +50,7 @@ class SettlementUnitOfWork(UnitOfWork):
         self.relays = RelayStore(self.session)
         self.watcher = WatcherStore(self.session)
         self.credits = CreditStore(self.session)
+        self.credit_grants = CreditGrantStore(self.session)
         self.mandates = MandateStore(self.session)
         self.collections = CollectionStore(self.session)
         self.outbox = Outbox(outbox)

@@ -20,7 +20,7 @@ from eth_utils.address import to_checksum_address
 from settlement_svc.domain import ledger
 from settlement_svc.domain.model import Settlement, SettlementStatus, TransactionFacts
 from settlement_svc.domain.verification import PaymentTerms, from_base_units, judge, to_base_units
-from settlement_svc.service_layer import collections
+from settlement_svc.service_layer import collections, prepaid_credits
 from settlement_svc.service_layer.unit_of_work import FAILED, SETTLED, Settlements
 from settlement_svc.settings import SettlementSettings
 
@@ -87,6 +87,9 @@ async def _record(
                 payments[settlement.merchant_id].append(_payment(settlement))
         for merchant_id, postings in payments.items():
             await uow.journal.post_many(merchant_id, postings, now)
+        # What a payment left beyond what it owed is the subscriber's credit to spend.
+        fundings = [f for s in judged if (f := _excess(s)) is not None]
+        await prepaid_credits.fund(uow, fundings, now)
         await collections.reopen_failed(
             settlements, uow, [s for s in judged if s.status is SettlementStatus.FAILED]
         )
@@ -143,6 +146,22 @@ def _judge_all(
             )
         )
     return judged
+
+
+def _excess(settlement: Settlement) -> prepaid_credits.Funding | None:
+    paid = settlement.amount_paid
+    if settlement.status is not SettlementStatus.CONFIRMED or paid is None:
+        return None
+    if paid <= settlement.amount_due:
+        return None
+    payable = settlement.invoice_id or settlement.checkout_session_id
+    return prepaid_credits.Funding(
+        settlement.merchant_id,
+        settlement.user_id,
+        paid - settlement.amount_due,
+        settlement.id,
+        f"paid beyond what {payable} owed",
+    )
 
 
 def _payment(settlement: Settlement) -> ledger.Posting:

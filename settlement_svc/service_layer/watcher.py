@@ -38,6 +38,7 @@ from settlement_svc.domain.credits import Credit, CreditStatus
 from settlement_svc.domain.model import Settlement, SettlementOrigin, SettlementStatus
 from settlement_svc.domain.payment_requests import PaymentRequest
 from settlement_svc.domain.verification import from_base_units
+from settlement_svc.service_layer import prepaid_credits
 from settlement_svc.service_layer.unit_of_work import Settlements, SettlementUnitOfWork
 
 log = structlog.get_logger()
@@ -347,6 +348,20 @@ async def _post_final_credits(settlements: Settlements, head: int) -> int:
             )
         for merchant_id, merchant_postings in postings.items():
             await uow.journal.post_many(merchant_id, merchant_postings, now)
+        await prepaid_credits.fund(
+            uow,
+            [
+                prepaid_credits.Funding(
+                    c.merchant_id,
+                    c.user_id,
+                    c.amount,
+                    c.id,
+                    f"a payment that settled nothing ({c.reason.value.lower()})",
+                )
+                for c in locked
+            ],
+            now,
+        )
         await uow.credits.mark_posted([c.id for c in locked], now)
         await uow.commit()
     return len(locked)

@@ -387,6 +387,32 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: spb.BatchRecordInvoicesRequest(invoices=[foreign_invoice(o)]),
             HARMLESS,
         ),
+        "CreateCreditGrant": (
+            lambda o: spb.CreateCreditGrantRequest(user_id=o.subscription.user_id, amount="1"),
+            HARMLESS,
+        ),
+        "ListCreditGrants": (
+            lambda o: spb.ListCreditGrantsRequest(user_id=o.subscription.user_id),
+            EMPTY,
+        ),
+        "GetCreditBalance": (
+            lambda o: spb.GetCreditBalanceRequest(user_id=o.subscription.user_id),
+            EMPTY,
+        ),
+        # Spends the caller's own credits (none) on the id: the owner's grant is untouched.
+        "ApplyCredits": (
+            lambda o: spb.ApplyCreditsRequest(
+                applications=[
+                    spb.CreditApplication(
+                        key=o.invoice.id,
+                        invoice_id=o.invoice.id,
+                        user_id=o.subscription.user_id,
+                        amount="3",
+                    )
+                ]
+            ),
+            HARMLESS,
+        ),
         "GetBalance": (lambda o: spb.GetBalanceRequest(account=o.account), EMPTY),
         "ListEntries": (lambda o: spb.ListEntriesRequest(account=o.account), EMPTY),
         "Reconcile": (lambda o: spb.ReconcileRequest(), HARMLESS),
@@ -485,6 +511,10 @@ async def owned(platform: Platform) -> Owned:
         mpb.RecordUsageEventRequest(event=event), metadata=md
     )
     wallet = await register_payout_wallet(platform, merchant.merchant_id)
+    await platform.stub.CreateCreditGrant(
+        spb.CreateCreditGrantRequest(user_id=subscription.user_id, amount="2", description=MARKER),
+        metadata=md,
+    )
     settlement = await platform.stub.SubmitSettlement(
         spb.SubmitSettlementRequest(
             invoice_id=invoice.id,
@@ -522,6 +552,12 @@ async def snapshot(platform: Platform, o: Owned) -> list[Message]:
         ),
         await platform.stub.GetBalance(spb.GetBalanceRequest(account=o.account), metadata=md),
         await platform.stub.GetPayoutWallet(spb.GetPayoutWalletRequest(), metadata=md),
+        await platform.stub.ListCreditGrants(
+            spb.ListCreditGrantsRequest(user_id=o.subscription.user_id), metadata=md
+        ),
+        await platform.stub.GetCreditBalance(
+            spb.GetCreditBalanceRequest(user_id=o.subscription.user_id), metadata=md
+        ),
         await platform.metering_stub.GetMeter(mpb.GetMeterRequest(id=o.meter.id), metadata=md),
         await platform.metering_stub.ListUsageEvents(
             mpb.ListUsageEventsRequest(subscription_id=o.subscription.id), metadata=md
@@ -543,7 +579,7 @@ def is_empty(response: Message) -> bool:
     for descriptor, value in response.ListFields():
         if descriptor.is_repeated and len(value):
             return False
-        if descriptor.name == "debit_balance" and value != "0.000000":
+        if descriptor.name in ("debit_balance", "balance") and value != "0.000000":
             return False
     return True
 
