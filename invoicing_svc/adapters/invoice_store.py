@@ -29,7 +29,7 @@ _INSERT_INVOICES = text("""
     INSERT INTO invoicing.invoices (
         id, merchant_id, subscription_id, service_id, user_id, plan_id, status, period_start,
         period_end, currency, amount, create_time, finalize_time, due_time, paid_time,
-        hold_reason)
+        hold_reason, credits_applied)
     SELECT * FROM unnest(
         CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:subscription_ids AS text[]),
         CAST(:service_ids AS text[]), CAST(:user_ids AS text[]), CAST(:plan_ids AS text[]),
@@ -37,7 +37,8 @@ _INSERT_INVOICES = text("""
         CAST(:period_ends AS timestamptz[]), CAST(:currencies AS text[]),
         CAST(:amounts AS numeric[]), CAST(:create_times AS timestamptz[]),
         CAST(:finalize_times AS timestamptz[]), CAST(:due_times AS timestamptz[]),
-        CAST(:paid_times AS timestamptz[]), CAST(:hold_reasons AS text[]))
+        CAST(:paid_times AS timestamptz[]), CAST(:hold_reasons AS text[]),
+        CAST(:credits_applied AS numeric[]))
     ON CONFLICT ON CONSTRAINT invoices_one_per_period DO NOTHING
     RETURNING id
 """)
@@ -86,6 +87,7 @@ def _invoice(
         paid_time=row.paid_time,
         currency=row.currency,
         hold_reason=row.hold_reason,
+        credits_applied=row.credits_applied,
         payment_attempts=tuple(_attempt(a) for a in sorted(attempts, key=lambda a: a.number)),
     )
 
@@ -121,6 +123,7 @@ class InvoiceStore:
                 "due_times": [i.due_time for i in invoices],
                 "paid_times": [i.paid_time for i in invoices],
                 "hold_reasons": [i.hold_reason for i in invoices],
+                "credits_applied": [i.credits_applied for i in invoices],
             },
         )
         created = {row.id for row in rows}
@@ -155,6 +158,27 @@ class InvoiceStore:
                 finalize_time=invoice.finalize_time,
                 due_time=invoice.due_time,
                 paid_time=invoice.paid_time,
+            )
+        )
+
+    async def add_credits_line(self, invoice: Invoice) -> None:
+        """Stores what credits paid of the invoice: its amount left and its last line, the
+        "Credits applied" one (`credits.with_credits`)."""
+        await self._session.execute(
+            update(InvoiceRow)
+            .where(InvoiceRow.id == invoice.id)
+            .values(amount=invoice.amount, credits_applied=invoice.credits_applied)
+        )
+        line = invoice.lines[-1]
+        await self._session.execute(
+            insert(InvoiceLineRow).values(
+                invoice_id=invoice.id,
+                line_number=len(invoice.lines),
+                merchant_id=invoice.merchant_id,
+                description=line.description,
+                event_key=line.event_key,
+                quantity=line.quantity,
+                amount=line.amount,
             )
         )
 

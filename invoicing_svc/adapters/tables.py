@@ -125,6 +125,19 @@ class InvoiceRow(Base):
     due_time: Mapped[datetime | None] = mapped_column(Timestamp)
     paid_time: Mapped[datetime | None] = mapped_column(Timestamp)
     hold_reason: Mapped[str] = mapped_column(Text, server_default="")
+    credits_applied: Mapped[Decimal] = mapped_column(Numeric(30, 6), server_default="0")
+
+
+class CreditBalanceRow(Base):
+    """A subscriber's credit balance as settlement last reported it."""
+
+    __tablename__ = "credit_balances"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    balance: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    version: Mapped[int] = mapped_column(BigInteger)
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class InvoiceLineRow(Base):

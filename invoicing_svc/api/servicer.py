@@ -17,6 +17,7 @@ from invoicing_svc.service_layer import (
     customers,
     dunning,
     invoices,
+    prepaid_credits,
     settlement_events,
     subscriptions,
     webhooks,
@@ -354,6 +355,14 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             next_attempt_time=translate.optional_time(request, "next_attempt_time"),
         )
         return translate.invoice_to_proto(failed)
+
+    async def ReportCreditBalance(
+        self, request: pb.ReportCreditBalanceRequest, context: Context
+    ) -> pb.ReportCreditBalanceResponse:
+        await prepaid_credits.report_credit_balance(
+            self._invoicing, merchant_id(context), request.user_id, request.balance, request.version
+        )
+        return pb.ReportCreditBalanceResponse()
 
     # Merchant settings
 

@@ -304,6 +304,7 @@ def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
         create_time=to_timestamp(invoice.create_time),
         hold_reason=invoice.hold_reason,
         payment_attempts=[attempt_to_proto(a) for a in invoice.payment_attempts],
+        credits_applied=_money(invoice.credits_applied),
     )
     for name in (
         "period_start",

@@ -173,6 +173,8 @@ class Invoice:
     hold_reason: str = ""
     # Failed collection attempts (dunning), by number.
     payment_attempts: tuple[PaymentAttempt, ...] = field(default=())
+    # The subscriber's prepaid credits spent on it as it was finalized ("Credits applied").
+    credits_applied: Decimal = Decimal(0)
 
     @property
     def next_payment_attempt_time(self) -> datetime | None:

@@ -7,7 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing_svc.domain import invoices as rules
+from invoicing_svc.domain.credits import credit_key
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
+from invoicing_svc.service_layer.prepaid_credits import spend_credits
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
 from service_kit.decimals import MAX_AMOUNT, parse_decimal
@@ -21,6 +23,13 @@ async def _invoice(uow: InvoicingUnitOfWork, merchant_id: str, invoice_id: str) 
     if found is None:
         raise NotFound(f"invoice {invoice_id} not found", field="id")
     return found
+
+
+async def _issued(uow: InvoicingUnitOfWork, invoice: Invoice, now: datetime) -> None:
+    """The webhooks of a finalized invoice: paid too when credits paid all of it."""
+    await uow.emit(invoice.merchant_id, "invoice.finalized", invoice, now)
+    if invoice.status is InvoiceStatus.PAID:
+        await uow.emit(invoice.merchant_id, "invoice.paid", invoice, now)
 
 
 async def create_invoice(
@@ -76,10 +85,13 @@ async def create_invoice(
             raise AlreadyExists(
                 "the subscription already has an invoice for this period", field="period_start"
             )
+        if not draft:
+            key = credit_key(invoice, request.request_id if request else "")
+            (invoice,) = await spend_credits(invoicing, uow, [(invoice, key)])
         await uow.invoice_created(invoice, now)
         await uow.emit(merchant_id, "invoice.created", invoice, now)
         if not draft:
-            await uow.emit(merchant_id, "invoice.finalized", invoice, now)
+            await _issued(uow, invoice, now)
         await uow.idempotency.remember(uow.session, merchant_id, request, invoice.id)
         await uow.commit()
     return invoice
@@ -114,7 +126,7 @@ async def _change(
         changed = change(before, now)
         await uow.invoices.update(changed)
         await uow.emit(merchant_id, event_type, changed, now)
-        # The ledger holds finalized invoices: finalizing posts, voiding a posted one reverses.
+        # The ledger holds finalized invoices: voiding a posted one reverses it.
         if changed.finalize_time is not None:
             await uow.invoice_posted(changed, now)
         await uow.commit()
@@ -122,14 +134,17 @@ async def _change(
 
 
 async def finalize_invoice(invoicing: Invoicing, merchant_id: str, invoice_id: str) -> Invoice:
-    terms = invoicing.settings.payment_terms
-    return await _change(
-        invoicing,
-        merchant_id,
-        invoice_id,
-        lambda invoice, now: rules.finalize(invoice, now, now + terms),
-        "invoice.finalized",
-    )
+    """DRAFT -> OPEN, once the subscriber's credits paid what they could (PAID when all)."""
+    now = invoicing.clock.now()
+    async with invoicing.unit_of_work() as uow:
+        draft = await _invoice(uow, merchant_id, invoice_id)
+        opened = rules.finalize(draft, now, now + invoicing.settings.payment_terms)
+        await uow.invoices.update(opened)
+        (finalized,) = await spend_credits(invoicing, uow, [(opened, credit_key(opened))])
+        await _issued(uow, finalized, now)
+        await uow.invoice_posted(finalized, now)
+        await uow.commit()
+    return finalized
 
 
 async def void_invoice(invoicing: Invoicing, merchant_id: str, invoice_id: str) -> Invoice:

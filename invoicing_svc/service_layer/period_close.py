@@ -5,8 +5,9 @@ refuses events of the closed period (every event, once the subscription is cance
 in flight commit first (its ingestion share-locks the subscription), so the usage read is final.
 
 Periods close in batches: one transaction claims up to CLOSE_BATCH due subscriptions, pushes
-their next states to metering in one call, reads their usage in one call, and writes the
-invoices, lines, subscriptions and outbox messages in a statement each.
+their next states to metering in one call, reads their usage in one call, writes the invoices,
+lines, subscriptions and outbox messages in a statement each, and spends the credits of the
+subscribers who hold some in one call to settlement (none when nobody does).
 """
 
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from datetime import datetime
 
 import structlog
 
+from invoicing_svc.domain.credits import credit_key
 from invoicing_svc.domain.model import (
     Invoice,
     InvoiceStatus,
@@ -24,6 +26,7 @@ from invoicing_svc.domain.model import (
 )
 from invoicing_svc.domain.period_invoice import period_invoice
 from invoicing_svc.domain.periods import billed_usage, following_state
+from invoicing_svc.service_layer.prepaid_credits import spend_credits
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.ids import new_id
 
@@ -69,7 +72,7 @@ async def bill_periods(
     usages = await invoicing.metering.period_usages(
         [billed_usage(e.subscription, e.following) for e in endings]
     )
-    invoices = [
+    priced = [
         period_invoice(
             ending.subscription,
             plans[ending.subscription.plan_id],
@@ -81,7 +84,12 @@ async def bill_periods(
         )
         for ending, usage in zip(endings, usages, strict=True)
     ]
-    created = await uow.invoices.add_many(invoices)
+    created = await uow.invoices.add_many(priced)
+    credited = await spend_credits(
+        invoicing, uow, [(i, credit_key(i)) for i in priced if i.id in created]
+    )
+    by_id = {invoice.id: invoice for invoice in credited}
+    invoices = [by_id.get(invoice.id, invoice) for invoice in priced]
     await uow.subscriptions.update_subscriptions([ending.following for ending in endings])
     for ending, invoice in zip(endings, invoices, strict=True):
         await uow.subscription_changed(ending.following, now)

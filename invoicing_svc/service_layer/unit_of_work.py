@@ -9,6 +9,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from invoicing_svc.adapters.catalog_store import CatalogStore
+from invoicing_svc.adapters.credit_balance_store import CreditBalanceStore
 from invoicing_svc.adapters.customer_store import CustomerStore
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.merchant_settings_store import MerchantSettingsStore
@@ -50,6 +51,7 @@ class InvoicingUnitOfWork(UnitOfWork):
         self.customers = CustomerStore(self.session)
         self.subscriptions = SubscriptionStore(self.session)
         self.invoices = InvoiceStore(self.session)
+        self.credit_balances = CreditBalanceStore(self.session)
         self.merchant_settings = MerchantSettingsStore(self.session)
         self.webhooks = WebhookStore(self.session, self._secrets)
         self.idempotency = IdempotencyStore(idempotency_records)

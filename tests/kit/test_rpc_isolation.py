@@ -288,6 +288,13 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             ),
             NOT_FOUND,
         ),
+        # Writes the caller's own replica of the user's balance; the owner's row is another.
+        "ReportCreditBalance": (
+            lambda o: ipb.ReportCreditBalanceRequest(
+                user_id=o.subscription.user_id, balance="0", version=1_000_000
+            ),
+            HARMLESS,
+        ),
         "ReportMandateChange": (
             lambda o: ipb.ReportMandateChangeRequest(
                 change=ipb.MANDATE_CHANGE_REVOKED,

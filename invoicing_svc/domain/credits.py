@@ -1,0 +1,50 @@
+"""Prepaid credits on an invoice: settlement holds the credits and decides what is spent; an
+invoice shows what they paid of it as one line, and is PAID as it is issued when they paid all."""
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC
+from decimal import Decimal
+
+from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus
+
+CREDITS_LINE = "Credits applied"
+
+
+def credit_key(invoice: Invoice, request_id: str = "") -> str:
+    """What identifies the invoice to settlement across retries of its finalization, so credits
+    are spent on it once: its subscription's period when it has one (a period is invoiced
+    once), else the caller's request id when it sent one, else the invoice itself."""
+    if invoice.period_start is not None:
+        start = invoice.period_start.astimezone(UTC).isoformat()
+        return f"{invoice.subscription_id}:{start}"
+    if request_id:
+        return (
+            f"{invoice.subscription_id}:request:{hashlib.sha256(request_id.encode()).hexdigest()}"
+        )
+    return invoice.id
+
+
+def takes_credits(invoice: Invoice) -> bool:
+    """Only an invoice that is owed: finalized (OPEN) with an amount, never a held one."""
+    return invoice.status is InvoiceStatus.OPEN and invoice.amount > 0
+
+
+def with_credits(invoice: Invoice, applied: Decimal) -> Invoice:
+    """The invoice once `applied` of the subscriber's credits paid part of it: a negative
+    "Credits applied" line, the amount left to pay, and PAID at its finalization when nothing
+    is."""
+    if applied == 0:
+        return invoice
+    if not 0 < applied <= invoice.amount:
+        raise ValueError(f"credits of {applied} cannot apply to an amount of {invoice.amount}")
+    left = invoice.amount - applied
+    paid = left == 0
+    return replace(
+        invoice,
+        lines=(*invoice.lines, InvoiceLine(CREDITS_LINE, "", Decimal(1), -applied)),
+        amount=left,
+        credits_applied=applied,
+        status=InvoiceStatus.PAID if paid else invoice.status,
+        paid_time=invoice.finalize_time if paid else invoice.paid_time,
+    )
