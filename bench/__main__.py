@@ -21,6 +21,7 @@ FIGURES = [
     "rest",
     "summaries",
     "period_close",
+    "credits",
     "settlement",
     "relay",
     "watcher",
