@@ -27,6 +27,7 @@ from gateway.middleware import ObserveRequests
 from gateway.rate_limit import FailureThrottle, RateLimiter
 from gateway.routes import (
     checkout_sessions,
+    credits,
     customers,
     invoices,
     ledger,
@@ -121,6 +122,7 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         usage_events,
         checkout_sessions,
         customers,
+        credits,
         subscriptions,
         invoices,
         settlements,

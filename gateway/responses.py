@@ -208,6 +208,13 @@ class Invoice(Reply):
         datetime | Absent,
         Field(description="While OPEN, when the next collection attempt is due."),
     ] = None
+    credits_applied: Annotated[
+        Decimal,
+        Field(
+            description='Prepaid credits spent on it as it was finalized (its "Credits applied"'
+            " line, as a positive amount); 0.000000 when none."
+        ),
+    ]
     # Not in lists: the request to pay an OPEN or PAID invoice (null for any other status, or
     # while the merchant has no payout wallet); only the answers of reads, creation and
     # finalization carry it.
@@ -382,6 +389,44 @@ class JournalEntry(Reply):
     create_time: datetime
 
 
+class CreditGrant(Reply):
+    """Credits of one customer, spent on its invoices as they are finalized: lower `priority`
+    first, then the soonest to expire, then the oldest."""
+
+    id: str
+    user_id: str
+    source: Annotated[
+        Literal["PROMOTIONAL", "PAYMENT"] | None,
+        Field(description="A merchant's grant, or USDC a payment left beyond what it owed."),
+    ]
+    amount: Annotated[Decimal, Field(description="The credits granted, USDC.")]
+    remaining: Annotated[
+        Decimal, Field(description="What is left to spend; 0.000000 once expired.")
+    ]
+    priority: int
+    expire_time: Annotated[
+        datetime | Absent, Field(description="Absent for credits that do not expire.")
+    ] = None
+    description: str
+    reference: Annotated[
+        str, Field(description="The settlement or credit whose USDC funded it; empty if granted.")
+    ]
+    status: Literal["ACTIVE", "SPENT", "EXPIRED"] | None
+    create_time: datetime
+
+
+class CreditBalance(Reply):
+    user_id: str
+    balance: Annotated[
+        Decimal, Field(description="What the live grants hold: the next invoices fall by it.")
+    ]
+    expiring: Annotated[Decimal, Field(description="The part of the balance that expires.")]
+    next_expire_time: Annotated[
+        datetime | Absent, Field(description="The soonest expiry; absent when nothing expires.")
+    ] = None
+    currency: str
+
+
 class Difference(Reply):
     kind: str
     reference: str
@@ -520,10 +565,10 @@ def public(model: Any, status: int = 202) -> dict[str, Any]:
     return {"response_model": None, "status_code": status, "responses": responses}
 
 
-def documented(model: Any, *errors: int) -> dict[str, Any]:
-    """Keyword arguments of a merchant route answering `model`, the error envelope for the
-    statuses every merchant route has, and the route's own `errors`."""
-    responses: dict[int | str, dict[str, Any]] = {200: {"model": model}}
-    for status in sorted({*_ALWAYS, *errors}):
-        responses[status] = {"model": ErrorEnvelope, "description": _ERRORS[status]}
-    return {"response_model": None, "responses": responses}
+def documented(model: Any, *errors: int, status: int = 200) -> dict[str, Any]:
+    """Keyword arguments of a merchant route answering `model` with `status`, the error envelope
+    for the statuses every merchant route has, and the route's own `errors`."""
+    responses: dict[int | str, dict[str, Any]] = {status: {"model": model}}
+    for error in sorted({*_ALWAYS, *errors}):
+        responses[error] = {"model": ErrorEnvelope, "description": _ERRORS[error]}
+    return {"response_model": None, "status_code": status, "responses": responses}

@@ -209,6 +209,16 @@ class WebhookEndpointUpdate(Body):
     description: Description | None = None
 
 
+class CreditGrantCreate(Body):
+    """Promotional credits for one customer. The priority's range (0-1000) is settlement's rule;
+    the bound here is only what the gRPC field (int32) holds."""
+
+    amount: Number
+    priority: Annotated[Count, Field(ge=-(2**31), le=2**31 - 1)] = 0
+    expire_time: Moment | None = None
+    description: Description = ""
+
+
 class Exact(Body):
     """A body whose every key is known: an unknown one is 400, naming it."""
 

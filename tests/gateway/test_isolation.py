@@ -88,6 +88,19 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/customers", EMPTY, query={"email": f"{MARKER}@example.com"}
     ),
     ("GET", "/api/v1/customers/{customer_id}"): Probe("/api/v1/customers/{customer}"),
+    # Credits: the customer is the owner's (invoicing's records), so 404 before settlement.
+    ("POST", "/api/v1/customers/{customer_id}/credit-grants"): Probe(
+        "/api/v1/customers/{user}/credit-grants", body={"amount": "1", "priority": 1}
+    ),
+    ("GET", "/api/v1/customers/{customer_id}/credit-grants"): Probe(
+        "/api/v1/customers/{user}/credit-grants"
+    ),
+    ("GET", "/api/v1/customers/{customer_id}/credit-balance"): Probe(
+        "/api/v1/customers/{user}/credit-balance"
+    ),
+    ("GET", "/api/v1/customers/{customer_id}/credit-history"): Probe(
+        "/api/v1/customers/{user}/credit-history"
+    ),
     ("GET", "/api/v1/access"): Probe(
         "/api/v1/access", NO_ACCESS, query={"email": f"{MARKER}@example.com"}
     ),
@@ -313,6 +326,11 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "/api/v1/merchant-settings", json={"dunningFinalAction": "CANCEL"}
     )
     assert settings.status_code == 200, settings.text
+    grant = await api.post(
+        f"/api/v1/customers/{subscription['userId']}/credit-grants",
+        {"amount": "5", "description": MARKER},
+    )
+    assert grant.status_code == 201, grant.text
     return {
         "service": service["id"],
         "plan": plan["id"],
@@ -404,6 +422,10 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
     assert statuses == ["OPEN", "DRAFT"]
     settings = (await api.get("/api/v1/merchant-settings")).json()
     assert settings["dunningFinalAction"] == "CANCEL"
+    credits = await api.get(f"/api/v1/customers/{objects['user']}/credit-grants")
+    assert [(g["amount"], g["description"]) for g in credits.json()["data"]] == [
+        ("5.000000", MARKER)
+    ]
     listed = await api.get("/api/v1/usage-events", subscriptionId=objects["subscription"])
     assert [(e["quantity"], "cancelTime" in e) for e in listed.json()["data"]] == [("7", False)]
     assert other_id != api.merchant_id
