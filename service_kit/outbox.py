@@ -147,14 +147,30 @@ class Outbox:
         payload: dict[str, Any],
         now: datetime,
     ) -> None:
+        await self.add_many(session, topic, [(merchant_id, payload)], now)
+
+    async def add_many(
+        self,
+        session: AsyncSession,
+        topic: str,
+        messages: Sequence[tuple[str, dict[str, Any]]],
+        now: datetime,
+    ) -> None:
+        """Messages of one topic, (merchant id, payload) each, in one statement."""
+        if not messages:
+            return
         await session.execute(
-            insert(self.table).values(
-                merchant_id=merchant_id,
-                topic=topic,
-                payload=payload,
-                create_time=now,
-                available_time=now,
-            )
+            insert(self.table),
+            [
+                {
+                    "merchant_id": merchant_id,
+                    "topic": topic,
+                    "payload": payload,
+                    "create_time": now,
+                    "available_time": now,
+                }
+                for merchant_id, payload in messages
+            ],
         )
 
 

@@ -2,8 +2,9 @@
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import exists, func, insert, or_, select, text, update
+from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import (
@@ -161,25 +162,47 @@ class InvoiceStore:
             )
         )
 
-    async def add_credits_line(self, invoice: Invoice) -> None:
-        """Stores what credits paid of the invoice: its amount left and its last line, the
-        "Credits applied" one (`credits.with_credits`)."""
+    async def add_credits(self, invoices: Sequence[Invoice]) -> None:
+        """Stores what credits paid of stored invoices (`credits.with_credits`): the amount
+        left, the status and paid time it makes, and the last line, the "Credits applied" one;
+        two statements whatever the number."""
+        if not invoices:
+            return
+        table = cast(Table, InvoiceRow.__table__)
         await self._session.execute(
-            update(InvoiceRow)
-            .where(InvoiceRow.id == invoice.id)
-            .values(amount=invoice.amount, credits_applied=invoice.credits_applied)
+            update(table)
+            .where(table.c.id == bindparam("invoice_id"))
+            .values(
+                amount=bindparam("left"),
+                credits_applied=bindparam("applied"),
+                status=bindparam("new_status"),
+                paid_time=bindparam("paid"),
+            ),
+            [
+                {
+                    "invoice_id": i.id,
+                    "left": i.amount,
+                    "applied": i.credits_applied,
+                    "new_status": i.status.value,
+                    "paid": i.paid_time,
+                }
+                for i in invoices
+            ],
         )
-        line = invoice.lines[-1]
         await self._session.execute(
-            insert(InvoiceLineRow).values(
-                invoice_id=invoice.id,
-                line_number=len(invoice.lines),
-                merchant_id=invoice.merchant_id,
-                description=line.description,
-                event_key=line.event_key,
-                quantity=line.quantity,
-                amount=line.amount,
-            )
+            insert(InvoiceLineRow),
+            [
+                {
+                    "invoice_id": i.id,
+                    "line_number": len(i.lines),
+                    "merchant_id": i.merchant_id,
+                    "description": i.lines[-1].description,
+                    "event_key": i.lines[-1].event_key,
+                    "quantity": i.lines[-1].quantity,
+                    "amount": i.lines[-1].amount,
+                }
+                for i in invoices
+            ],
         )
 
     async def get(self, merchant_id: str, invoice_id: str, *, lock: bool = False) -> Invoice | None:

@@ -46,10 +46,10 @@ async def spend_credits(
     if not spending:
         return [invoice for invoice, _ in keyed]
     spent = await invoicing.settlement.apply_credits(spending)
-    credited = {}
-    for (invoice, _), applied in zip(spending, spent, strict=True):
-        if applied:
-            credited[invoice.id] = with_credits(invoice, applied)
-            await uow.invoices.add_credits_line(credited[invoice.id])
-            await uow.invoices.update(credited[invoice.id])
+    credited = {
+        invoice.id: with_credits(invoice, applied)
+        for (invoice, _), applied in zip(spending, spent, strict=True)
+        if applied
+    }
+    await uow.invoices.add_credits(list(credited.values()))
     return [credited.get(invoice.id, invoice) for invoice, _ in keyed]

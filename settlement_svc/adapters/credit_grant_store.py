@@ -74,14 +74,15 @@ class CreditGrantStore:
         if not ordered:
             return {}
         table = cast(Table, CreditAccountRow.__table__)
-        statement = insert(table).values(
-            [{"merchant_id": m, "user_id": u, "version": 1} for m, u in ordered]
-        )
+        # Many rows as parameters of one statement, compiled once.
         rows = await self._session.execute(
-            statement.on_conflict_do_update(
+            insert(table)
+            .on_conflict_do_update(
                 index_elements=["merchant_id", "user_id"],
                 set_={"version": table.c.version + 1},
-            ).returning(table.c.merchant_id, table.c.user_id, table.c.version)
+            )
+            .returning(table.c.merchant_id, table.c.user_id, table.c.version),
+            [{"merchant_id": m, "user_id": u, "version": 1} for m, u in ordered],
         )
         return {(m, u): version for m, u, version in rows}
 
@@ -183,7 +184,16 @@ class CreditGrantStore:
         if not applications:
             return
         table = cast(Table, CreditApplicationRow.__table__)
-        statement = insert(table).values(
+        statement = insert(table)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["merchant_id", "key"],
+                set_={
+                    "invoice_id": statement.excluded.invoice_id,
+                    "amount": statement.excluded.amount,
+                    "update_time": statement.excluded.update_time,
+                },
+            ),
             [
                 {
                     "merchant_id": merchant_id,
@@ -194,17 +204,7 @@ class CreditGrantStore:
                     "update_time": now,
                 }
                 for a in applications
-            ]
-        )
-        await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["merchant_id", "key"],
-                set_={
-                    "invoice_id": statement.excluded.invoice_id,
-                    "amount": statement.excluded.amount,
-                    "update_time": statement.excluded.update_time,
-                },
-            )
+            ],
         )
         uses = [
             {
@@ -218,13 +218,13 @@ class CreditGrantStore:
             for position, use in enumerate(a.uses)
         ]
         if uses:
-            uses_table = cast(Table, CreditUseRow.__table__)
-            statement = insert(uses_table).values(uses)
+            uses_statement = insert(cast(Table, CreditUseRow.__table__))
             await self._session.execute(
-                statement.on_conflict_do_update(
+                uses_statement.on_conflict_do_update(
                     index_elements=["merchant_id", "key", "grant_id"],
-                    set_={"amount": statement.excluded.amount},
-                )
+                    set_={"amount": uses_statement.excluded.amount},
+                ),
+                uses,
             )
 
     async def page(

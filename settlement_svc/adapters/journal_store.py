@@ -42,26 +42,26 @@ class JournalStore:
         # In one order, so that concurrent calls lock the rows in the same order.
         ordered = sorted({(p.kind, p.reference): p for p in postings}.values(), key=_key)
         fresh = {_key(p): new_id("jtx") for p in ordered}
+        # Many rows as parameters of one statement, compiled once (a VALUES list of many rows
+        # is compiled anew for each count).
         inserted = await self._session.execute(
             insert(JournalTransactionRow)
-            .values(
-                [
-                    {
-                        "id": fresh[_key(p)],
-                        "merchant_id": merchant_id,
-                        "kind": p.kind,
-                        "reference": p.reference,
-                        "create_time": now,
-                    }
-                    for p in ordered
-                ]
-            )
             .on_conflict_do_nothing(constraint="journal_posted_once")
             .returning(
                 JournalTransactionRow.kind,
                 JournalTransactionRow.reference,
                 JournalTransactionRow.id,
-            )
+            ),
+            [
+                {
+                    "id": fresh[_key(p)],
+                    "merchant_id": merchant_id,
+                    "kind": p.kind,
+                    "reference": p.reference,
+                    "create_time": now,
+                }
+                for p in ordered
+            ],
         )
         posted = {(kind, reference): id_ for kind, reference, id_ in inserted}
         earlier = {key for key in fresh if key not in posted}

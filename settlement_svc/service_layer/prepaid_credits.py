@@ -126,10 +126,12 @@ async def _report(
     now: datetime,
 ) -> None:
     """Tells invoicing each locked subscriber's balance, with its new version."""
+    messages = []
     for (merchant_id, user_id), version in sorted(versions.items()):
         found = credit_grants.balance(books.of(merchant_id, user_id), now)
         payload = {"user_id": user_id, "balance": f"{found.balance:f}", "version": version}
-        await uow.outbox.add(uow.session, merchant_id, CREDIT_BALANCE, payload, now)
+        messages.append((merchant_id, payload))
+    await uow.outbox.add_many(uow.session, CREDIT_BALANCE, messages, now)
 
 
 def _check_terms(terms: GrantTerms, now: datetime) -> Decimal:
