@@ -215,6 +215,10 @@ class Invoice(Reply):
             " line, as a positive amount); 0.000000 when none."
         ),
     ]
+    top_up: Annotated[
+        bool,
+        Field(description="A credit top-up: paying it buys the customer its amount in credits."),
+    ]
     # Not in lists: the request to pay an OPEN or PAID invoice (null for any other status, or
     # while the merchant has no payout wallet); only the answers of reads, creation and
     # finalization carry it.

@@ -173,6 +173,8 @@ class InvoiceCreate(Body):
     period_end: Moment | None = None
     # Leave it DRAFT (its lines can still be read, and it is finalized, or voided, later).
     draft: bool = False
+    # A credit top-up: paying it buys the customer `amount` of prepaid credits (no period).
+    top_up: bool = False
 
 
 class SettlementCreate(Body):

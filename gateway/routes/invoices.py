@@ -29,7 +29,8 @@ async def _with_payment_request(
 
 @router.post("/invoices", **r.documented(r.Invoice, 404, 409))
 async def create_invoice(merchant: Merchant, payload: InvoiceCreate) -> Any:
-    """Retempo's way: the amount is computed by the merchant; paymentPlanId is required."""
+    """Retempo's way: the amount is computed by the merchant; paymentPlanId is required.
+    `topUp` sells the customer that much of prepaid credits instead, granted once it is paid."""
 
     async def create() -> dict[str, Any]:
         request = pb.CreateInvoiceRequest(
@@ -37,6 +38,7 @@ async def create_invoice(merchant: Merchant, payload: InvoiceCreate) -> Any:
             payment_plan_id=payload.payment_plan_id,
             amount=text(payload.amount),
             draft=payload.draft,
+            top_up=payload.top_up,
         )
         if payload.period_start is not None:
             request.period_start.CopyFrom(to_timestamp(payload.period_start))

@@ -30,7 +30,7 @@ _INSERT_INVOICES = text("""
     INSERT INTO invoicing.invoices (
         id, merchant_id, subscription_id, service_id, user_id, plan_id, status, period_start,
         period_end, currency, amount, create_time, finalize_time, due_time, paid_time,
-        hold_reason, credits_applied)
+        hold_reason, credits_applied, top_up)
     SELECT * FROM unnest(
         CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:subscription_ids AS text[]),
         CAST(:service_ids AS text[]), CAST(:user_ids AS text[]), CAST(:plan_ids AS text[]),
@@ -39,7 +39,7 @@ _INSERT_INVOICES = text("""
         CAST(:amounts AS numeric[]), CAST(:create_times AS timestamptz[]),
         CAST(:finalize_times AS timestamptz[]), CAST(:due_times AS timestamptz[]),
         CAST(:paid_times AS timestamptz[]), CAST(:hold_reasons AS text[]),
-        CAST(:credits_applied AS numeric[]))
+        CAST(:credits_applied AS numeric[]), CAST(:top_ups AS boolean[]))
     ON CONFLICT ON CONSTRAINT invoices_one_per_period DO NOTHING
     RETURNING id
 """)
@@ -89,6 +89,7 @@ def _invoice(
         currency=row.currency,
         hold_reason=row.hold_reason,
         credits_applied=row.credits_applied,
+        top_up=row.top_up,
         payment_attempts=tuple(_attempt(a) for a in sorted(attempts, key=lambda a: a.number)),
     )
 
@@ -125,6 +126,7 @@ class InvoiceStore:
                 "paid_times": [i.paid_time for i in invoices],
                 "hold_reasons": [i.hold_reason for i in invoices],
                 "credits_applied": [i.credits_applied for i in invoices],
+                "top_ups": [i.top_up for i in invoices],
             },
         )
         created = {row.id for row in rows}

@@ -48,6 +48,7 @@ class SettlementClient:
                                 user_id=invoice.user_id,
                                 amount=f"{invoice.amount:f}",
                                 voided=invoice.status is InvoiceStatus.VOID,
+                                top_up=invoice.top_up,
                             )
                             for invoice in chunk
                         ]

@@ -126,6 +126,7 @@ class InvoiceRow(Base):
     paid_time: Mapped[datetime | None] = mapped_column(Timestamp)
     hold_reason: Mapped[str] = mapped_column(Text, server_default="")
     credits_applied: Mapped[Decimal] = mapped_column(Numeric(30, 6), server_default="0")
+    top_up: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class CreditBalanceRow(Base):

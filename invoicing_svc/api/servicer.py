@@ -254,6 +254,7 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             amount_text=request.amount,
             period=period,
             draft=request.draft,
+            top_up=request.top_up,
             request=RequestKey.of("CreateInvoice", request, request.request_id),
         )
         return translate.invoice_to_proto(created)

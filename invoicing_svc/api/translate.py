@@ -305,6 +305,7 @@ def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
         hold_reason=invoice.hold_reason,
         payment_attempts=[attempt_to_proto(a) for a in invoice.payment_attempts],
         credits_applied=_money(invoice.credits_applied),
+        top_up=invoice.top_up,
     )
     for name in (
         "period_start",

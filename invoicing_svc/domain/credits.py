@@ -9,6 +9,8 @@ from decimal import Decimal
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus
 
 CREDITS_LINE = "Credits applied"
+# The one line of a top-up invoice.
+TOP_UP_LINE = "Prepaid credits"
 
 
 def credit_key(invoice: Invoice, request_id: str = "") -> str:
@@ -26,8 +28,9 @@ def credit_key(invoice: Invoice, request_id: str = "") -> str:
 
 
 def takes_credits(invoice: Invoice) -> bool:
-    """Only an invoice that is owed: finalized (OPEN) with an amount, never a held one."""
-    return invoice.status is InvoiceStatus.OPEN and invoice.amount > 0
+    """Only an invoice that is owed: finalized (OPEN) with an amount, never a held one, and not
+    a top-up (credits do not buy credits)."""
+    return invoice.status is InvoiceStatus.OPEN and invoice.amount > 0 and not invoice.top_up
 
 
 def with_credits(invoice: Invoice, applied: Decimal) -> Invoice:

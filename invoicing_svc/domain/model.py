@@ -175,6 +175,8 @@ class Invoice:
     payment_attempts: tuple[PaymentAttempt, ...] = field(default=())
     # The subscriber's prepaid credits spent on it as it was finalized ("Credits applied").
     credits_applied: Decimal = Decimal(0)
+    # A credit top-up: paying it buys the subscriber its amount in prepaid credits.
+    top_up: bool = False
 
     @property
     def next_payment_attempt_time(self) -> datetime | None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing_svc.domain import invoices as rules
-from invoicing_svc.domain.credits import credit_key
+from invoicing_svc.domain.credits import TOP_UP_LINE, credit_key
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
 from invoicing_svc.service_layer.prepaid_credits import spend_credits
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
@@ -16,6 +16,8 @@ from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from service_kit.idempotency import RequestKey
 from service_kit.ids import new_id
+
+MERCHANT_LINE = "Amount computed by the merchant"
 
 
 async def _invoice(uow: InvoicingUnitOfWork, merchant_id: str, invoice_id: str) -> Invoice:
@@ -42,14 +44,18 @@ async def create_invoice(
     period: tuple[datetime, datetime] | None,
     draft: bool,
     request: RequestKey | None,
+    top_up: bool = False,
 ) -> Invoice:
-    """An invoice of a merchant-computed amount. `payment_plan_id` must be the subscription's
-    plan; a period, when given, can be invoiced once."""
+    """An invoice of a merchant-computed amount, or a `top_up` selling that much of prepaid
+    credits. `payment_plan_id` must be the subscription's plan; a period, when given, can be
+    invoiced once."""
     if not payment_plan_id:
         raise InvalidArgument("payment_plan_id is required", field="payment_plan_id")
     amount = parse_decimal(
         amount_text, field="amount", max_places=6, max_value=MAX_AMOUNT, allow_zero=False
     )
+    if top_up and period is not None:
+        raise InvalidArgument("a top-up has no period", field="period_start")
     if period is not None and period[1] <= period[0]:
         raise InvalidArgument("period_end must be after period_start", field="period_end")
     now = invoicing.clock.now()
@@ -77,7 +83,8 @@ async def create_invoice(
             period_end=period[1] if period else None,
             amount=amount.quantize(Decimal("0.000001")),
             create_time=now,
-            lines=(InvoiceLine("Amount computed by the merchant", "", Decimal(1), amount),),
+            lines=(InvoiceLine(TOP_UP_LINE if top_up else MERCHANT_LINE, "", Decimal(1), amount),),
+            top_up=top_up,
         )
         if not draft:
             invoice = rules.finalize(invoice, now, now + invoicing.settings.payment_terms)

@@ -5,7 +5,7 @@ order, so that changes of one subscriber's grants never interleave and never dea
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import cast
@@ -19,11 +19,13 @@ from settlement_svc.adapters.tables import (
     CreditApplicationRow,
     CreditGrantRow,
     CreditUseRow,
+    TopUpRow,
 )
 from settlement_svc.domain.credit_grants import (
     CreditApplication,
     CreditGrant,
     CreditSource,
+    TopUp,
     Use,
 )
 
@@ -226,6 +228,35 @@ class CreditGrantStore:
                 ),
                 uses,
             )
+
+    async def add_top_ups(self, top_ups: Sequence[TopUp]) -> None:
+        """Remembers top-up invoices the ledger recorded (each once)."""
+        if not top_ups:
+            return
+        table = cast(Table, TopUpRow.__table__)
+        await self._session.execute(
+            insert(table).on_conflict_do_nothing(),
+            [
+                {
+                    "merchant_id": t.merchant_id,
+                    "invoice_id": t.invoice_id,
+                    "user_id": t.user_id,
+                    "amount": t.amount,
+                }
+                for t in top_ups
+            ],
+        )
+
+    async def top_ups(self, invoices: Collection[tuple[str, str]]) -> list[TopUp]:
+        """The top-ups among these (merchant id, invoice id)."""
+        if not invoices:
+            return []
+        rows = await self._session.scalars(
+            select(TopUpRow).where(
+                tuple_(TopUpRow.merchant_id, TopUpRow.invoice_id).in_(sorted(invoices))
+            )
+        )
+        return [TopUp(r.merchant_id, r.invoice_id, r.user_id, r.amount) for r in rows]
 
     async def page(
         self, merchant_id: str, user_id: str, after: tuple[datetime, str] | None, limit: int

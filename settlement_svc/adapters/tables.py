@@ -240,6 +240,17 @@ class CreditUseRow(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
 
 
+class TopUpRow(Base):
+    """A top-up invoice the ledger recorded; its payment grants `amount` of credits."""
+
+    __tablename__ = "top_ups"
+
+    merchant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+
+
 class CreditAccountRow(Base):
     __tablename__ = "credit_accounts"
 

@@ -25,7 +25,9 @@ def money(value: Decimal) -> str:
 
 
 def invoice_record_from_proto(request: pb.RecordInvoiceRequest) -> InvoiceRecord:
-    return InvoiceRecord(request.invoice_id, request.user_id, request.amount, request.voided)
+    return InvoiceRecord(
+        request.invoice_id, request.user_id, request.amount, request.voided, request.top_up
+    )
 
 
 def settlement_to_proto(settlement: Settlement) -> pb.Settlement:

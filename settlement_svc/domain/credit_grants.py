@@ -1,7 +1,8 @@
 """Prepaid credits: a subscriber's grants with one merchant, and the rules that spend them.
 
-A grant is promotional (the merchant's, with a priority and perhaps an expiry) or a payment's
-(USDC that paid more than was owed; it never expires). The ledger account `credit:<user>` holds
+A grant is promotional (the merchant's, with a priority and perhaps an expiry), a payment's
+(USDC that paid more than was owed) or a top-up's (a paid top-up invoice); the last two never
+expire. The ledger account `credit:<user>` holds
 the sum of what the grants have left. Credits are spent on an invoice as it is finalized, once
 per application key: grants of the lowest priority number first, then the soonest to expire,
 then the oldest. What an application gives back (its invoice voided, or finalized again for
@@ -23,6 +24,17 @@ MAX_DESCRIPTION = 500
 class CreditSource(StrEnum):
     PROMOTIONAL = "PROMOTIONAL"
     PAYMENT = "PAYMENT"
+    TOP_UP = "TOP_UP"
+
+
+@dataclass(frozen=True)
+class TopUp:
+    """A top-up invoice the ledger recorded: once paid, `amount` of credits for the subscriber."""
+
+    merchant_id: str
+    invoice_id: str
+    user_id: str
+    amount: Decimal
 
 
 class CreditGrantStatus(StrEnum):

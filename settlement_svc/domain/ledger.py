@@ -2,8 +2,8 @@
 
 Accounts per merchant: `revenue`, `usdc_received` (USDC that arrived on chain),
 `receivable:<user>` (what a subscriber owes), `credit:<user>` (a subscriber's prepaid credits:
-what it overpaid and what the merchant granted) and `promotions` (what the merchant's grants
-cost it).
+what it overpaid, bought and was granted), `promotions` (what the merchant's grants cost it)
+and `top_ups` (credits sold by top-up invoices not paid yet).
 """
 
 from collections.abc import Sequence
@@ -15,6 +15,7 @@ from enum import StrEnum
 REVENUE = "revenue"
 USDC_RECEIVED = "usdc_received"
 PROMOTIONS = "promotions"
+TOP_UPS = "top_ups"
 ZERO = Decimal("0.000000")
 
 
@@ -44,6 +45,8 @@ class PostingKind(StrEnum):
     CREDIT_APPLIED = "credit_applied"
     CREDIT_RELEASED = "credit_released"
     CREDIT_EXPIRED = "credit_expired"
+    # A top-up invoice paid: the credits it sold granted (reference: the invoice).
+    CREDIT_TOP_UP = "credit_top_up"
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,22 @@ def is_balanced(entries: Sequence[Entry]) -> bool:
     return sum(e.debit for e in entries) == sum(e.credit for e in entries)
 
 
-def invoice_posting(user_id: str, amount: Decimal) -> list[Entry]:
-    """An invoice finalized: the subscriber owes it, the merchant earned it."""
-    return [Entry(receivable(user_id), debit=amount), Entry(REVENUE, credit=amount)]
+def invoice_posting(user_id: str, amount: Decimal, *, top_up: bool = False) -> list[Entry]:
+    """An invoice finalized: the subscriber owes it, the merchant earned it; a top-up is not
+    earned but owes credits once paid."""
+    sold = TOP_UPS if top_up else REVENUE
+    return [Entry(receivable(user_id), debit=amount), Entry(sold, credit=amount)]
 
 
-def void_posting(user_id: str, amount: Decimal) -> list[Entry]:
+def void_posting(user_id: str, amount: Decimal, *, top_up: bool = False) -> list[Entry]:
     """A posted invoice voided: the invoice posting reversed."""
-    return [Entry(REVENUE, debit=amount), Entry(receivable(user_id), credit=amount)]
+    sold = TOP_UPS if top_up else REVENUE
+    return [Entry(sold, debit=amount), Entry(receivable(user_id), credit=amount)]
+
+
+def top_up_posting(user_id: str, amount: Decimal) -> list[Entry]:
+    """A top-up invoice paid (its payment posted as any invoice's): the credits it sold."""
+    return [Entry(TOP_UPS, debit=amount), Entry(credit(user_id), credit=amount)]
 
 
 def payment_posting(user_id: str, due: Decimal, paid: Decimal) -> list[Entry]:

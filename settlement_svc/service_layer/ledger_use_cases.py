@@ -8,6 +8,7 @@ from service_kit import pagination
 from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import InvalidArgument
 from settlement_svc.domain import formats, ledger, reconciliation
+from settlement_svc.domain.credit_grants import TopUp
 from settlement_svc.domain.ledger import PostedEntry, PostingKind
 from settlement_svc.domain.reconciliation import LedgerTotals, Reconciliation
 from settlement_svc.service_layer import collections, prepaid_credits
@@ -25,6 +26,8 @@ class InvoiceRecord:
     user_id: str
     amount: str
     voided: bool
+    # A credit top-up: paying it grants the credits it sold.
+    top_up: bool = False
 
 
 async def _record_invoices(
@@ -35,6 +38,7 @@ async def _record_invoices(
 ) -> list[str]:
     postings: list[ledger.Posting] = []
     owed: list[collections.Owed] = []
+    top_ups: list[TopUp] = []
     # Per invoice, the posting whose transaction answers for it; None for a zero invoice.
     answers: list[ledger.Posting | None] = []
     seen: set[str] = set()
@@ -52,18 +56,24 @@ async def _record_invoices(
         if amount == 0:
             answers.append(None)
             continue
-        user, reference = invoice.user_id, invoice.invoice_id
+        user, reference, top_up = invoice.user_id, invoice.invoice_id, invoice.top_up
         postings.append(
-            ledger.Posting(PostingKind.INVOICE, reference, ledger.invoice_posting(user, amount))
+            ledger.Posting(
+                PostingKind.INVOICE, reference, ledger.invoice_posting(user, amount, top_up=top_up)
+            )
         )
         if invoice.voided:
             postings.append(
                 ledger.Posting(
-                    PostingKind.INVOICE_VOID, reference, ledger.void_posting(user, amount)
+                    PostingKind.INVOICE_VOID,
+                    reference,
+                    ledger.void_posting(user, amount, top_up=top_up),
                 )
             )
         else:
             owed.append(collections.Owed(invoice.invoice_id, user, amount))
+            if top_up:
+                top_ups.append(TopUp(merchant_id, invoice.invoice_id, user, amount))
         answers.append(postings[-1])
     # A voided invoice gives back the credits its finalization spent (also one they covered).
     voided = [i.invoice_id for i in invoices if i.voided]
@@ -75,14 +85,16 @@ async def _record_invoices(
         # A subscriber with a mandate is collected from: in this transaction, so a recorded
         # invoice is never left uncollected.
         await collections.schedule(uow, merchant_id, owed, now)
+        await uow.credit_grants.add_top_ups(top_ups)
         await prepaid_credits.release_voided(uow, merchant_id, voided, now)
         await uow.commit()
     return [posted[(p.kind, p.reference)] if p else "" for p in answers]
 
 
 async def record_invoice(settlements: Settlements, merchant_id: str, invoice: InvoiceRecord) -> str:
-    """Posts a finalized invoice once (debit receivable, credit revenue); a voided one that was
-    posted is reversed once. A zero invoice moves nothing. Returns the journal transaction."""
+    """Posts a finalized invoice once (debit receivable, credit revenue, or top_ups for a
+    top-up); a voided one that was posted is reversed once. A zero invoice moves nothing.
+    Returns the journal transaction."""
     (posted,) = await _record_invoices(settlements, merchant_id, [invoice], [""])
     return posted
 
@@ -102,12 +114,13 @@ async def record_invoices(
 
 
 def _check_account(account: str) -> str:
-    if account in (ledger.REVENUE, ledger.USDC_RECEIVED, ledger.PROMOTIONS):
+    if account in (ledger.REVENUE, ledger.USDC_RECEIVED, ledger.PROMOTIONS, ledger.TOP_UPS):
         return account
     if account.startswith(_ACCOUNT_PREFIXES) and account.split(":", 1)[1]:
         return account
     raise InvalidArgument(
-        "account is revenue, usdc_received, promotions, receivable:<user id> or credit:<user id>",
+        "account is revenue, usdc_received, promotions, top_ups, receivable:<user id> or"
+        " credit:<user id>",
         field="account",
     )
 

@@ -62,14 +62,16 @@ class ApplicationRequest:
 
 @dataclass(frozen=True)
 class Funding:
-    """USDC a payment left beyond what it owed: a grant of the payer's subscriber."""
+    """USDC a payment left beyond what it owed, or a paid top-up: a grant of the payer's
+    subscriber."""
 
     merchant_id: str
     user_id: str
     amount: Decimal
-    # The settlement or credit whose USDC it is.
+    # The settlement or credit whose USDC it is; the invoice of a top-up.
     reference: str
     description: str
+    source: CreditSource = CreditSource.PAYMENT
 
 
 class _Books:
@@ -202,15 +204,56 @@ async def create_grant(
 async def fund(uow: SettlementUnitOfWork, fundings: Sequence[Funding], now: datetime) -> None:
     """Grants of what payments left beyond what they owed, in the transaction that posts those
     payments (their ledger postings credit the subscribers' credit accounts already)."""
-    if not fundings:
+    if fundings:
+        versions, books = await _lock(uow, [(f.merchant_id, f.user_id) for f in fundings])
+        await _grant_funds(uow, versions, books, fundings, now)
+
+
+async def fund_top_ups(
+    uow: SettlementUnitOfWork, paid: Sequence[tuple[str, str]], now: datetime
+) -> None:
+    """Grants what the top-ups among these paid (merchant id, invoice id) sold, once per
+    top-up, in the transaction that posts their payments."""
+    top_ups = await uow.credit_grants.top_ups(paid)
+    if not top_ups:
         return
-    versions, books = await _lock(uow, [(f.merchant_id, f.user_id) for f in fundings])
+    versions, books = await _lock(uow, [(t.merchant_id, t.user_id) for t in top_ups])
+    fundings = [
+        Funding(
+            t.merchant_id,
+            t.user_id,
+            t.amount,
+            t.invoice_id,
+            f"top-up {t.invoice_id}",
+            CreditSource.TOP_UP,
+        )
+        for t in top_ups
+    ]
+    for grant in await _grant_funds(uow, versions, books, fundings, now):
+        books.post(
+            grant.merchant_id,
+            PostingKind.CREDIT_TOP_UP,
+            grant.reference,
+            ledger.top_up_posting(grant.user_id, grant.amount),
+        )
+    await books.save(uow, now)
+
+
+async def _grant_funds(
+    uow: SettlementUnitOfWork,
+    versions: dict[tuple[str, str], int],
+    books: _Books,
+    fundings: Sequence[Funding],
+    now: datetime,
+) -> list[CreditGrant]:
+    """Stores a grant of each funding not granted before; reports the balances. Returns the
+    grants stored."""
     grants = [
         CreditGrant(
             id=new_id("crg"),
             merchant_id=f.merchant_id,
             user_id=f.user_id,
-            source=CreditSource.PAYMENT,
+            source=f.source,
             amount=f.amount,
             remaining=f.amount,
             priority=0,
@@ -224,6 +267,7 @@ async def fund(uow: SettlementUnitOfWork, fundings: Sequence[Funding], now: date
     stored = set(await uow.credit_grants.add(grants))
     books.grants.update({g.id: g for g in grants if g.id in stored})
     await _report(uow, versions, books, now)
+    return [g for g in grants if g.id in stored]
 
 
 def _check_applications(applications: Sequence[ApplicationRequest]) -> list[Decimal]:

@@ -90,6 +90,15 @@ async def _record(
         # What a payment left beyond what it owed is the subscriber's credit to spend.
         fundings = [f for s in judged if (f := _excess(s)) is not None]
         await prepaid_credits.fund(uow, fundings, now)
+        await prepaid_credits.fund_top_ups(
+            uow,
+            [
+                (s.merchant_id, s.invoice_id)
+                for s in judged
+                if s.status is SettlementStatus.CONFIRMED and s.invoice_id
+            ],
+            now,
+        )
         await collections.reopen_failed(
             settlements, uow, [s for s in judged if s.status is SettlementStatus.FAILED]
         )

@@ -1,6 +1,7 @@
 """Prepaid credits through REST: a customer's grants, the balance they hold and its history in the
 ledger; Idempotency-Key; the refusals settlement and the gateway name; another merchant's
-customer of the same id; the credits paying the customer's invoices (`creditsApplied`)."""
+customer of the same id; the credits paying the customer's invoices (`creditsApplied`), and a
+top-up invoice selling them (`topUp`)."""
 
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from settlement_svc.service_layer.relay import outbox_relay as settlement_outbox
 from tests.gateway.conftest import Api, new_merchant
-from tests.gateway.test_rest_api import subscribe, usage_plan
+from tests.gateway.test_rest_api import relay, subscribe, usage_plan
 
 
 def rfc3339(moment: datetime) -> str:
@@ -330,3 +331,56 @@ async def test_credits_pay_the_customers_invoices_and_show_on_them(api: Api) -> 
         ("credit_grant", soon.json()["id"], "0.000000", "3.000000"),
     ]
     assert {e["account"] for e in entries} == {f"credit:{user}"}
+
+
+async def test_a_top_up_invoice_sells_credits_and_credits_never_pay_it(api: Api) -> None:
+    _, plan = await usage_plan(api)
+    subscription = await subscribe(api, plan, "usr_top_up")
+    user = subscription["userId"]
+    assert (
+        await api.post(f"/api/v1/customers/{user}/credit-grants", {"amount": "9"})
+    ).status_code == 201
+    await relay_settlement(api)
+
+    created = await api.post(
+        "/api/v1/invoices",
+        {
+            "subscriptionId": subscription["id"],
+            "paymentPlanId": plan["id"],
+            "amount": "25",
+            "topUp": True,
+        },
+    )
+
+    assert created.status_code == 200, created.text
+    top_up = created.json()
+    assert (top_up["topUp"], top_up["status"], top_up["amount"], top_up["creditsApplied"]) == (
+        True,
+        "OPEN",
+        "25.000000",
+        "0.000000",
+    )
+    assert [(line["description"], line["amount"]) for line in top_up["lines"]] == [
+        ("Prepaid credits", "25.000000")
+    ]
+    # Payable on the hosted invoice page, like any invoice.
+    assert top_up["paymentRequest"]["amount"] == "25.000000"
+    await relay(api.platform)  # the ledger records the top-up
+    found = await api.get("/api/v1/ledger/balances", account=["top_ups", f"receivable:{user}"])
+    assert [(b["account"], b["debitBalance"]) for b in found.json()["data"]] == [
+        ("top_ups", "-25.000000"),
+        (f"receivable:{user}", "25.000000"),
+    ]
+    assert (await balance(api, user))["balance"] == "9.000000"
+    refused = await api.post(
+        "/api/v1/invoices",
+        {
+            "subscriptionId": subscription["id"],
+            "paymentPlanId": plan["id"],
+            "amount": "1",
+            "topUp": True,
+            "periodStart": "2027-01-01T00:00:00Z",
+            "periodEnd": "2027-02-01T00:00:00Z",
+        },
+    )
+    assert (refused.status_code, refused.json()["error"]["param"]) == (400, "periodStart")

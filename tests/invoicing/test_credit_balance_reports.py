@@ -1,6 +1,7 @@
 """Settlement's reports of who holds credits, with invoicing alone (no settlement listens): a
 report is refused field by field, an older version never replaces a newer one, and an invoice
-asks settlement to spend credits only for a subscriber whose last reported balance is above 0."""
+asks settlement to spend credits only for a subscriber whose last reported balance is above 0
+(and never for a top-up)."""
 
 import grpc
 import pytest
@@ -92,3 +93,32 @@ async def test_another_merchants_report_is_not_this_merchants(merchant: Merchant
     invoice = await invoice_for(merchant, plan, subscription)
 
     assert (invoice.amount, invoice.credits_applied) == ("0.500000", "0.000000")
+
+
+async def test_a_top_up_is_never_paid_by_credits_and_has_no_period(merchant: Merchant) -> None:
+    plan = await merchant.plan(pricing_type=pb.PRICING_TYPE_USAGE_BASED, amount="0.000010")
+    subscription = await merchant.subscribe(plan)
+    # Settlement (nowhere here) would be asked for an invoice that credits may pay.
+    await report(merchant, subscription.user_id, "9", 1)
+    request = pb.CreateInvoiceRequest(
+        subscription_id=subscription.id, payment_plan_id=plan.id, amount="5", top_up=True
+    )
+
+    invoice = await merchant.stub.CreateInvoice(request, metadata=merchant.metadata)
+
+    assert (invoice.status, invoice.amount, invoice.credits_applied, invoice.top_up) == (
+        pb.INVOICE_STATUS_OPEN,
+        "5.000000",
+        "0.000000",
+        True,
+    )
+    assert [(line.description, line.amount) for line in invoice.lines] == [
+        ("Prepaid credits", "5.000000")
+    ]
+    request.period_start.FromSeconds(1_800_000_000)
+    request.period_end.FromSeconds(1_800_086_400)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await merchant.stub.CreateInvoice(request, metadata=merchant.metadata)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violation(caught.value) == "period_start"
+    assert len(await merchant.invoices(subscription)) == 1

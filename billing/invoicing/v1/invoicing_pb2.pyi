@@ -1350,6 +1350,7 @@ class Invoice(_message.Message):
     PAYMENT_ATTEMPTS_FIELD_NUMBER: _builtins.int
     NEXT_PAYMENT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     CREDITS_APPLIED_FIELD_NUMBER: _builtins.int
+    TOP_UP_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "in_" + 26 characters."""
     subscription_id: _builtins.str
@@ -1379,6 +1380,10 @@ class Invoice(_message.Message):
     """Output only. The subscriber's prepaid credits spent on it as it was finalized, 6 decimals
     ("0.000000" when none): the "Credits applied" line, as a positive amount. An invoice the
     credits cover whole is PAID as it is finalized, with no settlement.
+    """
+    top_up: _builtins.bool
+    """Output only. A credit top-up (CreateInvoice with top_up): paying it grants the subscriber
+    its amount in prepaid credits.
     """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
@@ -1446,10 +1451,11 @@ class Invoice(_message.Message):
         payment_attempts: _abc.Iterable[Global___PaymentAttempt] | None = ...,
         next_payment_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         credits_applied: _builtins.str = ...,
+        top_up: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "due_time", b"due_time", "finalize_time", b"finalize_time", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "credits_applied", b"credits_applied", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "lines", b"lines", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "payment_attempts", b"payment_attempts", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "credits_applied", b"credits_applied", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "lines", b"lines", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "payment_attempts", b"payment_attempts", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "top_up", b"top_up", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1512,6 +1518,7 @@ class CreateInvoiceRequest(_message.Message):
     PERIOD_END_FIELD_NUMBER: _builtins.int
     DRAFT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TOP_UP_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """Required. Subscription billed; NOT_FOUND when it is unknown or another merchant's."""
     payment_plan_id: _builtins.str
@@ -1523,6 +1530,11 @@ class CreateInvoiceRequest(_message.Message):
     request_id: _builtins.str
     """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
     first answer.
+    """
+    top_up: _builtins.bool
+    """Optional. A credit top-up: the amount buys the subscriber prepaid credits, granted by
+    settlement once the invoice is paid. It has no period (INVALID_ARGUMENT on period_start
+    otherwise) and credits never pay it. Default false.
     """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
@@ -1544,10 +1556,11 @@ class CreateInvoiceRequest(_message.Message):
         period_end: _timestamp_pb2.Timestamp | None = ...,
         draft: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        top_up: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "draft", b"draft", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "request_id", b"request_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "draft", b"draft", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "request_id", b"request_id", "subscription_id", b"subscription_id", "top_up", b"top_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

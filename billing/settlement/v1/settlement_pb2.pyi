@@ -190,6 +190,8 @@ class _CreditSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CreditSo
     """USDC the subscriber paid beyond what it owed (an overpayment, a payment bound to a request
     that was paid or expired); never expires.
     """
+    CREDIT_SOURCE_TOP_UP: _CreditSource.ValueType  # 3
+    """A paid top-up invoice: its amount due; never expires."""
 
 class CreditSource(_CreditSource, metaclass=_CreditSourceEnumTypeWrapper): ...
 
@@ -200,6 +202,8 @@ CREDIT_SOURCE_PAYMENT: CreditSource.ValueType  # 2
 """USDC the subscriber paid beyond what it owed (an overpayment, a payment bound to a request
 that was paid or expired); never expires.
 """
+CREDIT_SOURCE_TOP_UP: CreditSource.ValueType  # 3
+"""A paid top-up invoice: its amount due; never expires."""
 Global___CreditSource: _TypeAlias = CreditSource  # noqa: Y015
 
 class _CreditGrantStatus:
@@ -1054,6 +1058,7 @@ class RecordInvoiceRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     VOIDED_FIELD_NUMBER: _builtins.int
+    TOP_UP_FIELD_NUMBER: _builtins.int
     invoice_id: _builtins.str
     """Required. The invoice, 1-128 characters; each invoice is posted once."""
     user_id: _builtins.str
@@ -1064,6 +1069,10 @@ class RecordInvoiceRequest(_message.Message):
     """
     voided: _builtins.bool
     """Optional. true for a voided invoice: its posting, if any, is reversed. Default false."""
+    top_up: _builtins.bool
+    """Optional. A credit top-up: owed as any invoice, but it sells credits (the account
+    top_ups until it is paid), and its payment grants them. Default false.
+    """
     def __init__(
         self,
         *,
@@ -1071,10 +1080,11 @@ class RecordInvoiceRequest(_message.Message):
         user_id: _builtins.str = ...,
         amount: _builtins.str = ...,
         voided: _builtins.bool = ...,
+        top_up: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "invoice_id", b"invoice_id", "user_id", b"user_id", "voided", b"voided"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "invoice_id", b"invoice_id", "top_up", b"top_up", "user_id", b"user_id", "voided", b"voided"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
