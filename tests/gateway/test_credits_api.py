@@ -366,7 +366,8 @@ async def test_a_top_up_invoice_sells_credits_and_credits_never_pay_it(api: Api)
     # Payable on the hosted invoice page, like any invoice.
     assert top_up["paymentRequest"]["amount"] == "25.000000"
     await relay(api.platform)  # the ledger records the top-up
-    found = await api.get("/api/v1/ledger/balances", account=["top_ups", f"receivable:{user}"])
+    accounts = {"account": ["top_ups", f"receivable:{user}"]}
+    found = await api.client.get("/api/v1/ledger/balances", params=accounts)
     assert [(b["account"], b["debitBalance"]) for b in found.json()["data"]] == [
         ("top_ups", "-25.000000"),
         (f"receivable:{user}", "25.000000"),
