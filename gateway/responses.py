@@ -444,6 +444,17 @@ class Reconciliation(Reply):
     settlements_checked: Int64
 
 
+class AutoTopUp(Reply):
+    subscription_id: str
+    enabled: Annotated[bool, Field(description="false when the subscription has none.")]
+    threshold: Annotated[
+        Decimal | Literal[""],
+        Field(description="A top-up is invoiced when the balance falls below this."),
+    ]
+    amount: Annotated[Decimal | Literal[""], Field(description="What each top-up buys.")]
+    update_time: datetime | Absent = None
+
+
 class MerchantSettings(Reply):
     dunning_final_action: Annotated[
         Literal["CANCEL", "PAST_DUE"] | None,

@@ -187,6 +187,13 @@ class SettlementCreate(Body):
     merchant_wallet_address: Annotated[str, Field(max_length=42)] = ""
 
 
+class AutoTopUpUpdate(Body):
+    # false removes the auto top-up (threshold and amount are then not read).
+    enabled: bool = True
+    threshold: Number | None = None
+    amount: Number | None = None
+
+
 class MerchantSettingsUpdate(Body):
     dunning_final_action: Literal["CANCEL", "PAST_DUE"]
 

@@ -10,7 +10,7 @@ from billing.settlement.v1 import settlement_pb2 as spb
 from gateway import responses as r
 from gateway.backends import to_json
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
-from gateway.schemas import SubscriptionCancel, TestClockAdvance
+from gateway.schemas import AutoTopUpUpdate, SubscriptionCancel, TestClockAdvance, text
 
 router = merchant_router("subscriptions")
 
@@ -53,6 +53,31 @@ async def get_subscription_mandate(merchant: Merchant, subscription_id: str) -> 
     stub = merchant.gateway.backends.settlement
     request = spb.GetMandateRequest(subscription_id=subscription_id)
     return to_json(await merchant.call(stub.GetMandate, request))
+
+
+@router.get("/subscriptions/{subscription_id}/auto-top-up", **r.documented(r.AutoTopUp, 404))
+async def get_auto_top_up(merchant: Merchant, subscription_id: str) -> Any:
+    stub = merchant.gateway.backends.invoicing
+    request = pb.GetAutoTopUpRequest(subscription_id=subscription_id)
+    return to_json(await merchant.call(stub.GetAutoTopUp, request))
+
+
+@router.post("/subscriptions/{subscription_id}/auto-top-up", **r.documented(r.AutoTopUp, 404))
+async def set_auto_top_up(
+    merchant: Merchant, subscription_id: str, payload: AutoTopUpUpdate
+) -> Any:
+    """Whenever the customer's credit balance falls below `threshold` (and at once when it is
+    below already), a top-up invoice of `amount` is finalized, which its auto-pay mandate
+    collects; never two unpaid at a time. `"enabled": false` removes it."""
+
+    async def change() -> dict[str, Any]:
+        request = pb.SetAutoTopUpRequest(subscription_id=subscription_id, enabled=payload.enabled)
+        if payload.enabled:
+            request.threshold, request.amount = text(payload.threshold), text(payload.amount)
+        stub = merchant.gateway.backends.invoicing
+        return to_json(await merchant.call(stub.SetAutoTopUp, request))
+
+    return await merchant.created(change)
 
 
 @router.post("/subscriptions/{subscription_id}/cancel", **r.documented(r.Subscription, 404, 409))

@@ -9,16 +9,27 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import CreditBalanceRow
+from service_kit.database import lock_name
 
 
 class CreditBalanceStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def lock_subscriber(self, merchant_id: str, user_id: str) -> None:
+        """Until commit, no other transaction decides on this subscriber's auto top-up."""
+        await lock_name(self._session, f"invoicing.auto_top_up:{merchant_id}:{user_id}")
+
+    async def balance(self, merchant_id: str, user_id: str) -> Decimal:
+        """The balance last reported; 0 before any report."""
+        row = await self._session.get(CreditBalanceRow, (merchant_id, user_id))
+        return Decimal(0) if row is None else row.balance
+
     async def report(
         self, merchant_id: str, user_id: str, balance: Decimal, version: int, now: datetime
-    ) -> None:
-        """Keeps the report unless a newer version is stored (reports may arrive out of order)."""
+    ) -> bool:
+        """Keeps the report unless a newer version is stored (reports may arrive out of order);
+        answers whether it was kept."""
         statement = insert(CreditBalanceRow).values(
             merchant_id=merchant_id,
             user_id=user_id,
@@ -26,7 +37,7 @@ class CreditBalanceStore:
             version=version,
             update_time=now,
         )
-        await self._session.execute(
+        kept = await self._session.execute(
             statement.on_conflict_do_update(
                 index_elements=[CreditBalanceRow.merchant_id, CreditBalanceRow.user_id],
                 set_={
@@ -35,8 +46,9 @@ class CreditBalanceStore:
                     "update_time": statement.excluded.update_time,
                 },
                 where=CreditBalanceRow.version < statement.excluded.version,
-            )
+            ).returning(CreditBalanceRow.version)
         )
+        return kept.first() is not None
 
     async def holders(self, subscribers: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
         """The (merchant, user) pairs among `subscribers` that hold credits, in one query."""

@@ -301,6 +301,29 @@ class InvoiceStore:
         )
         return [(row.merchant_id, row.id) for row in rows]
 
+    async def has_unpaid_top_up(self, merchant_id: str, user_id: str) -> bool:
+        """Whether a top-up of the subscriber is DRAFT, OPEN or UNCOLLECTIBLE."""
+        found = await self._session.scalar(
+            select(
+                exists().where(
+                    InvoiceRow.merchant_id == merchant_id,
+                    InvoiceRow.user_id == user_id,
+                    InvoiceRow.top_up,
+                    InvoiceRow.status.in_(
+                        [
+                            s.value
+                            for s in (
+                                InvoiceStatus.DRAFT,
+                                InvoiceStatus.OPEN,
+                                InvoiceStatus.UNCOLLECTIBLE,
+                            )
+                        ]
+                    ),
+                )
+            )
+        )
+        return bool(found)
+
     async def has_overdue(self, subscription_id: str, now: datetime) -> bool:
         """Whether an OPEN invoice of the subscription is past due, or failed a collection
         attempt (either keeps the subscription PAST_DUE)."""

@@ -3,10 +3,10 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import exists, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from invoicing_svc.adapters.tables import CheckoutSessionRow, SubscriptionRow
+from invoicing_svc.adapters.tables import CheckoutSessionRow, CreditBalanceRow, SubscriptionRow
 from invoicing_svc.domain.model import (
     CheckoutSession,
     CheckoutStatus,
@@ -210,10 +210,17 @@ class SubscriptionStore:
         return [_subscription(row) for row in rows]
 
     async def claim_due(
-        self, now: datetime, grace: timedelta, limit: int, subscription_id: str | None = None
+        self,
+        now: datetime,
+        grace: timedelta,
+        limit: int,
+        subscription_id: str | None = None,
+        *,
+        holding_credits: bool = True,
     ) -> list[Subscription]:
         """Locks subscriptions whose period ended at least the grace window ago, in their own
-        time (a test clock may be ahead); rows another replica holds are skipped."""
+        time (a test clock may be ahead); rows another replica holds are skipped, and, unless
+        `holding_credits`, those of subscribers whose reported credit balance is above 0."""
         due = or_(
             SubscriptionRow.current_period_end <= now - grace,
             SubscriptionRow.current_period_end <= SubscriptionRow.test_clock_time - grace,
@@ -223,6 +230,14 @@ class SubscriptionStore:
         )
         if subscription_id:
             query = query.where(SubscriptionRow.id == subscription_id)
+        if not holding_credits:
+            query = query.where(
+                ~exists().where(
+                    CreditBalanceRow.merchant_id == SubscriptionRow.merchant_id,
+                    CreditBalanceRow.user_id == SubscriptionRow.user_id,
+                    CreditBalanceRow.balance > 0,
+                )
+            )
         rows = await self._session.scalars(
             query.order_by(SubscriptionRow.current_period_end)
             .limit(limit)

@@ -129,6 +129,17 @@ class InvoiceRow(Base):
     top_up: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
+class AutoTopUpRow(Base):
+    __tablename__ = "auto_top_ups"
+
+    subscription_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    threshold: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    amount: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
 class CreditBalanceRow(Base):
     """A subscriber's credit balance as settlement last reported it."""
 

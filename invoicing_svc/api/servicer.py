@@ -14,10 +14,10 @@ from invoicing_svc.domain.webhooks import WebhookEndpoint
 from invoicing_svc.service_layer import (
     catalog,
     checkout,
+    credit_balances,
     customers,
     dunning,
     invoices,
-    prepaid_credits,
     settlement_events,
     subscriptions,
     webhooks,
@@ -360,10 +360,23 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
     async def ReportCreditBalance(
         self, request: pb.ReportCreditBalanceRequest, context: Context
     ) -> pb.ReportCreditBalanceResponse:
-        await prepaid_credits.report_credit_balance(
+        await credit_balances.report_credit_balance(
             self._invoicing, merchant_id(context), request.user_id, request.balance, request.version
         )
         return pb.ReportCreditBalanceResponse()
+
+    async def SetAutoTopUp(self, request: pb.SetAutoTopUpRequest, context: Context) -> pb.AutoTopUp:
+        terms = (request.threshold, request.amount) if request.enabled else None
+        found = await credit_balances.set_auto_top_up(
+            self._invoicing, merchant_id(context), request.subscription_id, terms
+        )
+        return translate.auto_top_up_to_proto(request.subscription_id, found)
+
+    async def GetAutoTopUp(self, request: pb.GetAutoTopUpRequest, context: Context) -> pb.AutoTopUp:
+        found = await credit_balances.get_auto_top_up(
+            self._invoicing, merchant_id(context), request.subscription_id
+        )
+        return translate.auto_top_up_to_proto(request.subscription_id, found)
 
     # Merchant settings
 

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from invoicing_svc.domain.credits import AutoTopUp
 from invoicing_svc.domain.customers import Customer, CustomerAccess
 from invoicing_svc.domain.dunning import DunningFinalAction, MerchantSettings, PaymentFailure
 from invoicing_svc.domain.model import (
@@ -436,3 +437,15 @@ def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any
 
 def _json(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+def auto_top_up_to_proto(subscription_id: str, auto_top_up: AutoTopUp | None) -> pb.AutoTopUp:
+    if auto_top_up is None:
+        return pb.AutoTopUp(subscription_id=subscription_id)
+    return pb.AutoTopUp(
+        subscription_id=subscription_id,
+        enabled=True,
+        threshold=_money(auto_top_up.threshold),
+        amount=_money(auto_top_up.amount),
+        update_time=to_timestamp(auto_top_up.update_time),
+    )

@@ -1,9 +1,10 @@
 """Prepaid credits on an invoice: settlement holds the credits and decides what is spent; an
-invoice shows what they paid of it as one line, and is PAID as it is issued when they paid all."""
+invoice shows what they paid of it as one line, and is PAID as it is issued when they paid all.
+A top-up invoice sells credits; an auto top-up invoices one whenever they run low."""
 
 import hashlib
-from dataclasses import replace
-from datetime import UTC
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus
@@ -51,3 +52,19 @@ def with_credits(invoice: Invoice, applied: Decimal) -> Invoice:
         status=InvoiceStatus.PAID if paid else invoice.status,
         paid_time=invoice.finalize_time if paid else invoice.paid_time,
     )
+
+
+@dataclass(frozen=True)
+class AutoTopUp:
+    """A subscription's standing order for credits: whenever its subscriber's balance is below
+    `threshold`, a top-up of `amount` is invoiced (and collected by a mandate, if any)."""
+
+    merchant_id: str
+    subscription_id: str
+    user_id: str
+    threshold: Decimal
+    amount: Decimal
+    update_time: datetime
+
+    def wanted(self, balance: Decimal) -> bool:
+        return balance < self.threshold

@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus
+from invoicing_svc.domain.credits import TOP_UP_LINE
+from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, Subscription
 from service_kit.decimals import MAX_AMOUNT, USDC_QUANTUM
 from service_kit.errors import FailedPrecondition
 
@@ -19,6 +20,38 @@ ALLOWED: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
     InvoiceStatus.PAID: frozenset(),
     InvoiceStatus.VOID: frozenset(),
 }
+
+
+MERCHANT_LINE = "Amount computed by the merchant"
+
+
+def merchant_invoice(
+    subscription: Subscription,
+    amount: Decimal,
+    *,
+    invoice_id: str,
+    now: datetime,
+    period: tuple[datetime, datetime] | None = None,
+    top_up: bool = False,
+) -> Invoice:
+    """A DRAFT of the subscription for a merchant-computed amount, or of a top-up selling that
+    much of prepaid credits: one line."""
+    description = TOP_UP_LINE if top_up else MERCHANT_LINE
+    return Invoice(
+        id=invoice_id,
+        merchant_id=subscription.merchant_id,
+        subscription_id=subscription.id,
+        service_id=subscription.service_id,
+        user_id=subscription.user_id,
+        plan_id=subscription.plan_id,
+        status=InvoiceStatus.DRAFT,
+        period_start=period[0] if period else None,
+        period_end=period[1] if period else None,
+        amount=amount.quantize(USDC_QUANTUM),
+        create_time=now,
+        lines=(InvoiceLine(description, "", Decimal(1), amount),),
+        top_up=top_up,
+    )
 
 
 def move(invoice: Invoice, target: InvoiceStatus) -> Invoice:

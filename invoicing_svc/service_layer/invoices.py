@@ -3,12 +3,11 @@
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from invoicing_svc.domain import invoices as rules
-from invoicing_svc.domain.credits import TOP_UP_LINE, credit_key
-from invoicing_svc.domain.model import Invoice, InvoiceLine, InvoiceStatus, SubscriptionStatus
+from invoicing_svc.domain.credits import credit_key
+from invoicing_svc.domain.model import Invoice, InvoiceStatus, SubscriptionStatus
 from invoicing_svc.service_layer.prepaid_credits import spend_credits
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
@@ -16,8 +15,6 @@ from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from service_kit.idempotency import RequestKey
 from service_kit.ids import new_id
-
-MERCHANT_LINE = "Amount computed by the merchant"
 
 
 async def _invoice(uow: InvoicingUnitOfWork, merchant_id: str, invoice_id: str) -> Invoice:
@@ -27,8 +24,9 @@ async def _invoice(uow: InvoicingUnitOfWork, merchant_id: str, invoice_id: str) 
     return found
 
 
-async def _issued(uow: InvoicingUnitOfWork, invoice: Invoice, now: datetime) -> None:
-    """The webhooks of a finalized invoice: paid too when credits paid all of it."""
+async def announce_finalized(uow: InvoicingUnitOfWork, invoice: Invoice, now: datetime) -> None:
+    """The webhooks of a finalized invoice: paid too when credits paid all of it. The caller
+    has stored it (and `invoice_created` or `invoice_posted`)."""
     await uow.emit(invoice.merchant_id, "invoice.finalized", invoice, now)
     if invoice.status is InvoiceStatus.PAID:
         await uow.emit(invoice.merchant_id, "invoice.paid", invoice, now)
@@ -71,20 +69,8 @@ async def create_invoice(
                 f"payment_plan_id must be the subscription's plan {subscription.plan_id}",
                 field="payment_plan_id",
             )
-        invoice = Invoice(
-            id=new_id("in"),
-            merchant_id=merchant_id,
-            subscription_id=subscription.id,
-            service_id=subscription.service_id,
-            user_id=subscription.user_id,
-            plan_id=subscription.plan_id,
-            status=InvoiceStatus.DRAFT,
-            period_start=period[0] if period else None,
-            period_end=period[1] if period else None,
-            amount=amount.quantize(Decimal("0.000001")),
-            create_time=now,
-            lines=(InvoiceLine(TOP_UP_LINE if top_up else MERCHANT_LINE, "", Decimal(1), amount),),
-            top_up=top_up,
+        invoice = rules.merchant_invoice(
+            subscription, amount, invoice_id=new_id("in"), now=now, period=period, top_up=top_up
         )
         if not draft:
             invoice = rules.finalize(invoice, now, now + invoicing.settings.payment_terms)
@@ -98,7 +84,7 @@ async def create_invoice(
         await uow.invoice_created(invoice, now)
         await uow.emit(merchant_id, "invoice.created", invoice, now)
         if not draft:
-            await _issued(uow, invoice, now)
+            await announce_finalized(uow, invoice, now)
         await uow.idempotency.remember(uow.session, merchant_id, request, invoice.id)
         await uow.commit()
     return invoice
@@ -148,7 +134,7 @@ async def finalize_invoice(invoicing: Invoicing, merchant_id: str, invoice_id: s
         opened = rules.finalize(draft, now, now + invoicing.settings.payment_terms)
         await uow.invoices.update(opened)
         (finalized,) = await spend_credits(invoicing, uow, [(opened, credit_key(opened))])
-        await _issued(uow, finalized, now)
+        await announce_finalized(uow, finalized, now)
         await uow.invoice_posted(finalized, now)
         await uow.commit()
     return finalized

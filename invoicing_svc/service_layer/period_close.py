@@ -26,7 +26,7 @@ from invoicing_svc.domain.model import (
 )
 from invoicing_svc.domain.period_invoice import period_invoice
 from invoicing_svc.domain.periods import billed_usage, following_state
-from invoicing_svc.service_layer.prepaid_credits import spend_credits
+from invoicing_svc.service_layer.prepaid_credits import CreditsUnavailable, spend_credits
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.ids import new_id
 
@@ -153,20 +153,30 @@ async def close_due_periods(
 ) -> int:
     """One scheduler pass: closes every period that ended at least the grace window ago, up to
     `batch_size` per transaction. Replicas share the work (SKIP LOCKED). Returns the periods
-    closed."""
+    closed. When settlement cannot spend credits, the pass goes on with the subscribers who hold
+    none, and the others' periods wait for a later pass (a subscription asked for by id raises)."""
     closed = 0
+    holding_credits = True
     while True:
-        async with invoicing.unit_of_work() as uow:
-            due = await uow.subscriptions.claim_due(
-                invoicing.clock.now(),
-                invoicing.settings.late_event_grace,
-                batch_size,
-                subscription_id,
-            )
-            if not due:
-                return closed
-            await close_periods(invoicing, uow, due)
-            await uow.commit()
+        try:
+            async with invoicing.unit_of_work() as uow:
+                due = await uow.subscriptions.claim_due(
+                    invoicing.clock.now(),
+                    invoicing.settings.late_event_grace,
+                    batch_size,
+                    subscription_id,
+                    holding_credits=holding_credits,
+                )
+                if not due:
+                    return closed
+                await close_periods(invoicing, uow, due)
+                await uow.commit()
+        except CreditsUnavailable as error:
+            if subscription_id or not holding_credits:
+                raise
+            log.warning("period_close.credits_unavailable", error=str(error))
+            holding_credits = False
+            continue
         closed += len(due)
 
 

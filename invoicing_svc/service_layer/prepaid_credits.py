@@ -1,9 +1,9 @@
-"""Prepaid credits: settlement's reports of who holds credits, and spending them on invoices as
-they are finalized.
+"""Prepaid credits: spending them on invoices as they are finalized.
 
 Settlement owns the credits (grants, their order, the ledger). Invoicing keeps a replica of each
-subscriber's balance, reported through settlement's outbox, so that closing thousands of periods
-asks settlement only about the subscribers who hold credits (usually none: no call at all).
+subscriber's balance, reported through settlement's outbox (`credit_balances`), so that
+closing thousands of periods asks settlement only about the subscribers who hold credits
+(usually none: no call at all).
 The call happens inside the finalizing transaction: when it fails, nothing is stored and the
 retry sends the same keys, for which settlement answers what it spent before.
 """
@@ -13,24 +13,11 @@ from collections.abc import Sequence
 from invoicing_svc.domain.credits import takes_credits, with_credits
 from invoicing_svc.domain.model import Invoice
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
-from service_kit.decimals import MAX_AMOUNT, parse_decimal
-from service_kit.errors import InvalidArgument
-from service_kit.identifiers import require_identifier
+from service_kit.errors import Unavailable
 
 
-async def report_credit_balance(
-    invoicing: Invoicing, merchant_id: str, user_id: str, balance_text: str, version: int
-) -> None:
-    """Stores settlement's report of the subscriber's balance, unless a newer one is stored."""
-    require_identifier(user_id, "user_id")
-    balance = parse_decimal(balance_text, field="balance", max_places=6, max_value=MAX_AMOUNT)
-    if version < 1:
-        raise InvalidArgument("version must be at least 1", field="version")
-    async with invoicing.unit_of_work() as uow:
-        await uow.credit_balances.report(
-            merchant_id, user_id, balance, version, invoicing.clock.now()
-        )
-        await uow.commit()
+class CreditsUnavailable(Unavailable):
+    """Settlement could not spend a subscriber's credits: its invoice cannot be finalized yet."""
 
 
 async def spend_credits(
@@ -45,7 +32,10 @@ async def spend_credits(
     spending = [(i, key) for i, key in owed if (i.merchant_id, i.user_id) in holders]
     if not spending:
         return [invoice for invoice, _ in keyed]
-    spent = await invoicing.settlement.apply_credits(spending)
+    try:
+        spent = await invoicing.settlement.apply_credits(spending)
+    except Unavailable as error:
+        raise CreditsUnavailable(str(error)) from error
     credited = {
         invoice.id: with_credits(invoice, applied)
         for (invoice, _), applied in zip(spending, spent, strict=True)

@@ -385,3 +385,36 @@ async def test_a_top_up_invoice_sells_credits_and_credits_never_pay_it(api: Api)
         },
     )
     assert (refused.status_code, refused.json()["error"]["param"]) == (400, "periodStart")
+
+
+async def test_an_auto_top_up_over_rest(api: Api) -> None:
+    _, plan = await usage_plan(api)
+    subscription = await subscribe(api, plan, "usr_auto_top_up")
+    path = f"/api/v1/subscriptions/{subscription['id']}/auto-top-up"
+    unset = await api.get(path)
+    assert (unset.status_code, unset.json()) == (
+        200,
+        {"subscriptionId": subscription["id"], "enabled": False, "threshold": "", "amount": ""},
+    )
+
+    refused = await api.post(path, {"threshold": "1", "amount": "0"})
+    assert (refused.status_code, refused.json()["error"]["param"]) == (400, "amount")
+    set_ = await api.post(path, {"threshold": "1", "amount": "20"})
+
+    assert set_.status_code == 200, set_.text
+    assert {k: set_.json()[k] for k in ("enabled", "threshold", "amount")} == {
+        "enabled": True,
+        "threshold": "1.000000",
+        "amount": "20.000000",
+    }
+    assert (await api.get(path)).json() == set_.json()
+    # No credits yet: a top-up is invoiced at once.
+    listed = (await api.get("/api/v1/invoices", subscriptionId=subscription["id"])).json()
+    assert [(i["topUp"], i["amount"], i["status"]) for i in listed["data"]] == [
+        (True, "20.000000", "OPEN")
+    ]
+    removed = await api.post(path, {"enabled": False})
+    assert removed.json()["enabled"] is False
+    assert (await api.get(path)).json()["enabled"] is False
+    missing = await api.get("/api/v1/subscriptions/sub_missing/auto-top-up")
+    assert (missing.status_code, missing.json()["error"]["param"]) == (404, "subscriptionId")

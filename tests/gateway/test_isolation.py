@@ -113,6 +113,13 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/subscriptions/{subscription_id}/test-clock/advance"): Probe(
         "/api/v1/subscriptions/{subscription}/test-clock/advance", body={"seconds": 86400}
     ),
+    ("GET", "/api/v1/subscriptions/{subscription_id}/auto-top-up"): Probe(
+        "/api/v1/subscriptions/{subscription}/auto-top-up"
+    ),
+    ("POST", "/api/v1/subscriptions/{subscription_id}/auto-top-up"): Probe(
+        "/api/v1/subscriptions/{subscription}/auto-top-up",
+        body={"threshold": "1000", "amount": "1"},
+    ),
     ("GET", "/api/v1/subscriptions/{subscription_id}/mandate"): Probe(
         "/api/v1/subscriptions/{subscription}/mandate"
     ),

@@ -3,6 +3,8 @@ report is refused field by field, an older version never replaces a newer one, a
 asks settlement to spend credits only for a subscriber whose last reported balance is above 0
 (and never for a top-up)."""
 
+from datetime import timedelta
+
 import grpc
 import pytest
 
@@ -122,3 +124,45 @@ async def test_a_top_up_is_never_paid_by_credits_and_has_no_period(merchant: Mer
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violation(caught.value) == "period_start"
     assert len(await merchant.invoices(subscription)) == 1
+
+
+async def test_while_settlement_is_away_only_the_periods_of_credit_holders_wait(
+    merchant: Merchant,
+) -> None:
+    plan = await merchant.plan(pricing_type=pb.PRICING_TYPE_USAGE_BASED, amount="0.000010")
+    holder = await merchant.subscribe(plan)
+    other = Merchant(
+        merchant.invoicing, merchant.stub, merchant.metering, merchant.merchant_id + "o"
+    )
+    plain = await other.subscribe(
+        await other.plan(pricing_type=pb.PRICING_TYPE_USAGE_BASED, amount="0.000010")
+    )
+    await report(merchant, holder.user_id, "2", 1)
+    await merchant.record(holder, "tokens", "1000")
+    month = timedelta(days=31, hours=2)
+
+    # Asked for by id, the holder's close says settlement is away; its clock has moved on.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await merchant.advance(holder, month)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    rolled = await other.advance(plain, month)
+
+    # The scheduler closes every other period and leaves the holder's for a later pass.
+    await merchant.close_periods()
+    assert [i.amount for i in await other.invoices(plain)] == ["0.000000"]
+    assert rolled.current_period_start == plain.current_period_end
+    assert await merchant.invoices(holder) == []
+    waiting = await merchant.stub.GetSubscription(
+        pb.GetSubscriptionRequest(id=holder.id), metadata=merchant.metadata
+    )
+    assert waiting.current_period_start == holder.current_period_start
+
+    # Once nothing is left to spend, the holder's period closes too.
+    await report(merchant, holder.user_id, "0", 2)
+    await merchant.close_periods()
+    [invoice] = await merchant.invoices(holder)
+    assert (invoice.period_start, invoice.amount, invoice.credits_applied) == (
+        holder.current_period_start,
+        "0.010000",
+        "0.000000",
+    )

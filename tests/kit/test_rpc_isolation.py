@@ -288,6 +288,16 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             ),
             NOT_FOUND,
         ),
+        "SetAutoTopUp": (
+            lambda o: ipb.SetAutoTopUpRequest(
+                subscription_id=o.subscription.id, enabled=True, threshold="100", amount="1"
+            ),
+            NOT_FOUND,
+        ),
+        "GetAutoTopUp": (
+            lambda o: ipb.GetAutoTopUpRequest(subscription_id=o.subscription.id),
+            NOT_FOUND,
+        ),
         # Writes the caller's own replica of the user's balance; the owner's row is another.
         "ReportCreditBalance": (
             lambda o: ipb.ReportCreditBalanceRequest(

@@ -1895,6 +1895,106 @@ class ReportMandateChangeResponse(_message.Message):
 Global___ReportMandateChangeResponse: _TypeAlias = ReportMandateChangeResponse  # noqa: Y015
 
 @_typing.final
+class AutoTopUp(_message.Message):
+    """A subscription's auto top-up: prepaid credits bought whenever they run low."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Output only. The subscription."""
+    enabled: _builtins.bool
+    """Output only. false when the subscription has none (threshold and amount are then empty)."""
+    threshold: _builtins.str
+    """Output only. A top-up is invoiced when the subscriber's balance falls below this, USDC."""
+    amount: _builtins.str
+    """Output only. What each top-up buys, USDC."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was last set; unset when never."""
+
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        threshold: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "enabled", b"enabled", "subscription_id", b"subscription_id", "threshold", b"threshold", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AutoTopUp: _TypeAlias = AutoTopUp  # noqa: Y015
+
+@_typing.final
+class SetAutoTopUpRequest(_message.Message):
+    """Request of SetAutoTopUp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. The subscription; NOT_FOUND when it is unknown or another merchant's."""
+    enabled: _builtins.bool
+    """Optional. false removes the auto top-up. Default false."""
+    threshold: _builtins.str
+    """Optional. Required when enabled: USDC, a decimal string >= 0 and below 10^15, at most 6
+    decimals.
+    """
+    amount: _builtins.str
+    """Optional. Required when enabled: USDC, a decimal string > 0 and below 10^15, at most 6
+    decimals.
+    """
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        threshold: _builtins.str = ...,
+        amount: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "enabled", b"enabled", "subscription_id", b"subscription_id", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAutoTopUpRequest: _TypeAlias = SetAutoTopUpRequest  # noqa: Y015
+
+@_typing.final
+class GetAutoTopUpRequest(_message.Message):
+    """Request of GetAutoTopUp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. The subscription; NOT_FOUND when it is unknown or another merchant's."""
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAutoTopUpRequest: _TypeAlias = GetAutoTopUpRequest  # noqa: Y015
+
+@_typing.final
 class ReportCreditBalanceRequest(_message.Message):
     """Request of ReportCreditBalance: a subscriber's credit balance with the merchant, as settlement
     holds it.

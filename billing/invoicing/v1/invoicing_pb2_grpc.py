@@ -164,6 +164,16 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceResponse.FromString,
                 _registered_method=True)
+        self.SetAutoTopUp = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/SetAutoTopUp',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SetAutoTopUpRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AutoTopUp.FromString,
+                _registered_method=True)
+        self.GetAutoTopUp = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetAutoTopUp',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetAutoTopUpRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AutoTopUp.FromString,
+                _registered_method=True)
         self.GetMerchantSettings = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/GetMerchantSettings',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetMerchantSettingsRequest.SerializeToString,
@@ -438,6 +448,21 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAutoTopUp(self, request, context):
+        """Sets or removes a subscription's auto top-up: whenever its subscriber's credit balance is
+        reported below the threshold (and at once, when it is below already), a top-up invoice of
+        the amount is finalized, which a mandate collects; never two unpaid top-ups at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAutoTopUp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMerchantSettings(self, request, context):
         """The merchant's settings (defaults until it changes one).
         """
@@ -677,6 +702,16 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.ReportCreditBalance,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceResponse.SerializeToString,
+            ),
+            'SetAutoTopUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAutoTopUp,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SetAutoTopUpRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AutoTopUp.SerializeToString,
+            ),
+            'GetAutoTopUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAutoTopUp,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetAutoTopUpRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AutoTopUp.SerializeToString,
             ),
             'GetMerchantSettings': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMerchantSettings,
@@ -1439,6 +1474,60 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/ReportCreditBalance',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ReportCreditBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAutoTopUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/SetAutoTopUp',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SetAutoTopUpRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AutoTopUp.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAutoTopUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetAutoTopUp',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetAutoTopUpRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.AutoTopUp.FromString,
             options,
             channel_credentials,
             insecure,

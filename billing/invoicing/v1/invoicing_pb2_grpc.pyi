@@ -106,6 +106,12 @@ class InvoicingServiceStub:
     reported balance is above zero. A report of an older version than the one held changes
     nothing.
     """
+    SetAutoTopUp: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.SetAutoTopUpRequest, _invoicing_pb2.AutoTopUp]
+    """Sets or removes a subscription's auto top-up: whenever its subscriber's credit balance is
+    reported below the threshold (and at once, when it is below already), a top-up invoice of
+    the amount is finalized, which a mandate collects; never two unpaid top-ups at a time.
+    """
+    GetAutoTopUp: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetAutoTopUpRequest, _invoicing_pb2.AutoTopUp]
     GetMerchantSettings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]
     """The merchant's settings (defaults until it changes one)."""
     UpdateMerchantSettings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.UpdateMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]
@@ -220,6 +226,12 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     reported balance is above zero. A report of an older version than the one held changes
     nothing.
     """
+    SetAutoTopUp: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.SetAutoTopUpRequest, _invoicing_pb2.AutoTopUp]  # type: ignore[assignment]
+    """Sets or removes a subscription's auto top-up: whenever its subscriber's credit balance is
+    reported below the threshold (and at once, when it is below already), a top-up invoice of
+    the amount is finalized, which a mandate collects; never two unpaid top-ups at a time.
+    """
+    GetAutoTopUp: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetAutoTopUpRequest, _invoicing_pb2.AutoTopUp]  # type: ignore[assignment]
     GetMerchantSettings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]  # type: ignore[assignment]
     """The merchant's settings (defaults until it changes one)."""
     UpdateMerchantSettings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.UpdateMerchantSettingsRequest, _invoicing_pb2.MerchantSettings]  # type: ignore[assignment]
@@ -481,6 +493,24 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         reported balance is above zero. A report of an older version than the one held changes
         nothing.
         """
+
+    @_abc_1.abstractmethod
+    def SetAutoTopUp(
+        self,
+        request: _invoicing_pb2.SetAutoTopUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.AutoTopUp, _abc.Awaitable[_invoicing_pb2.AutoTopUp]]:
+        """Sets or removes a subscription's auto top-up: whenever its subscriber's credit balance is
+        reported below the threshold (and at once, when it is below already), a top-up invoice of
+        the amount is finalized, which a mandate collects; never two unpaid top-ups at a time.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAutoTopUp(
+        self,
+        request: _invoicing_pb2.GetAutoTopUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.AutoTopUp, _abc.Awaitable[_invoicing_pb2.AutoTopUp]]: ...
 
     @_abc_1.abstractmethod
     def GetMerchantSettings(
