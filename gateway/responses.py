@@ -444,6 +444,28 @@ class Reconciliation(Reply):
     settlements_checked: Int64
 
 
+class SubscriptionBalance(Reply):
+    subscription_id: str
+    user_id: str
+    credit_balance: Annotated[
+        Decimal, Field(description="The customer's prepaid credits with the merchant.")
+    ]
+    consumed: Annotated[
+        Decimal,
+        Field(
+            description="What the current period has consumed so far: its invoice, before"
+            " credits, if no more usage came before its end."
+        ),
+    ]
+    balance: Annotated[
+        Decimal, Field(description="creditBalance - consumed; negative once it is exceeded.")
+    ]
+    lines: list[InvoiceLine]
+    period_start: datetime
+    period_end: datetime
+    as_of: datetime
+
+
 class AutoTopUp(Reply):
     subscription_id: str
     enabled: Annotated[bool, Field(description="false when the subscription has none.")]

@@ -55,6 +55,15 @@ async def get_subscription_mandate(merchant: Merchant, subscription_id: str) -> 
     return to_json(await merchant.call(stub.GetMandate, request))
 
 
+@router.get("/subscriptions/{subscription_id}/balance", **r.documented(r.SubscriptionBalance, 404))
+async def get_subscription_balance(merchant: Merchant, subscription_id: str) -> Any:
+    """The customer's credits less what the current period has consumed so far, priced as its
+    invoice would be (tiers included), from the usage acknowledged until now."""
+    stub = merchant.gateway.backends.invoicing
+    request = pb.GetSubscriptionBalanceRequest(subscription_id=subscription_id)
+    return to_json(await merchant.call(stub.GetSubscriptionBalance, request))
+
+
 @router.get("/subscriptions/{subscription_id}/auto-top-up", **r.documented(r.AutoTopUp, 404))
 async def get_auto_top_up(merchant: Merchant, subscription_id: str) -> Any:
     stub = merchant.gateway.backends.invoicing

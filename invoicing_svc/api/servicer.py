@@ -365,6 +365,14 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
         )
         return pb.ReportCreditBalanceResponse()
 
+    async def GetSubscriptionBalance(
+        self, request: pb.GetSubscriptionBalanceRequest, context: Context
+    ) -> pb.SubscriptionBalance:
+        found = await credit_balances.subscription_balance(
+            self._invoicing, merchant_id(context), request.subscription_id
+        )
+        return translate.subscription_balance_to_proto(found)
+
     async def SetAutoTopUp(self, request: pb.SetAutoTopUpRequest, context: Context) -> pb.AutoTopUp:
         terms = (request.threshold, request.amount) if request.enabled else None
         found = await credit_balances.set_auto_top_up(

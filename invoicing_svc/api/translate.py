@@ -9,13 +9,14 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
-from invoicing_svc.domain.credits import AutoTopUp
+from invoicing_svc.domain.credits import AutoTopUp, SubscriptionBalance
 from invoicing_svc.domain.customers import Customer, CustomerAccess
 from invoicing_svc.domain.dunning import DunningFinalAction, MerchantSettings, PaymentFailure
 from invoicing_svc.domain.model import (
     BillingInterval,
     CheckoutSession,
     Invoice,
+    InvoiceLine,
     PaymentAttempt,
     PaymentFailureReason,
     PaymentProof,
@@ -282,6 +283,15 @@ def access_to_proto(access: CustomerAccess) -> pb.CustomerAccess:
     )
 
 
+def line_to_proto(line: InvoiceLine) -> pb.InvoiceLine:
+    return pb.InvoiceLine(
+        description=line.description,
+        event_key=line.event_key,
+        quantity=_decimal_text(line.quantity),
+        amount=_money(line.amount),
+    )
+
+
 def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
     message = pb.Invoice(
         id=invoice.id,
@@ -292,15 +302,7 @@ def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
         status=pb.InvoiceStatus.Value(f"INVOICE_STATUS_{invoice.status.value}"),
         currency=invoice.currency,
         amount=_money(invoice.amount),
-        lines=[
-            pb.InvoiceLine(
-                description=line.description,
-                event_key=line.event_key,
-                quantity=_decimal_text(line.quantity),
-                amount=_money(line.amount),
-            )
-            for line in invoice.lines
-        ],
+        lines=[line_to_proto(line) for line in invoice.lines],
         settlement_id=invoice.settlement_id,
         create_time=to_timestamp(invoice.create_time),
         hold_reason=invoice.hold_reason,
@@ -448,4 +450,18 @@ def auto_top_up_to_proto(subscription_id: str, auto_top_up: AutoTopUp | None) ->
         threshold=_money(auto_top_up.threshold),
         amount=_money(auto_top_up.amount),
         update_time=to_timestamp(auto_top_up.update_time),
+    )
+
+
+def subscription_balance_to_proto(balance: SubscriptionBalance) -> pb.SubscriptionBalance:
+    return pb.SubscriptionBalance(
+        subscription_id=balance.subscription_id,
+        user_id=balance.user_id,
+        credit_balance=_money(balance.credit_balance),
+        consumed=_money(balance.consumed),
+        balance=_money(balance.balance),
+        lines=[line_to_proto(line) for line in balance.lines],
+        period_start=to_timestamp(balance.period_start),
+        period_end=to_timestamp(balance.period_end),
+        as_of=to_timestamp(balance.as_of),
     )

@@ -68,3 +68,21 @@ class AutoTopUp:
 
     def wanted(self, balance: Decimal) -> bool:
         return balance < self.threshold
+
+
+@dataclass(frozen=True)
+class SubscriptionBalance:
+    """The subscriber's credits less what the current period has consumed so far."""
+
+    subscription_id: str
+    user_id: str
+    credit_balance: Decimal
+    consumed: Decimal
+    lines: tuple[InvoiceLine, ...]
+    period_start: datetime
+    period_end: datetime
+    as_of: datetime
+
+    @property
+    def balance(self) -> Decimal:
+        return self.credit_balance - self.consumed

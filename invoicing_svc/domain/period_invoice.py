@@ -7,8 +7,28 @@ from decimal import Decimal
 from fractions import Fraction
 
 from invoicing_svc.domain import invoices as rules
+from invoicing_svc.domain.credits import SubscriptionBalance
 from invoicing_svc.domain.invoice_lines import active_share, invoice_total, period_lines
-from invoicing_svc.domain.model import Invoice, InvoiceStatus, Plan, Subscription
+from invoicing_svc.domain.model import (
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+)
+
+
+def period_charges(
+    subscription: Subscription, plan: Plan, usage: Mapping[str, Decimal], until: datetime
+) -> tuple[tuple[InvoiceLine, ...], Decimal]:
+    """The lines and total of the subscription's current period ending at `until`: the usage
+    priced, and the fixed fee pro-rated to `until` unless it was paid up front."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    prepaid = subscription.fee_prepaid_until is not None and subscription.fee_prepaid_until >= end
+    share = Fraction(0) if prepaid else active_share(start, end, until)
+    lines = tuple(period_lines(plan, usage, share))
+    return lines, invoice_total(list(lines))
 
 
 def period_invoice(
@@ -26,11 +46,7 @@ def period_invoice(
     `usage` maps each event key to what the invoice bills (`periods.billed_usage`). Issued
     OPEN, or PAID when nothing is owed; held as a DRAFT when it prices at or beyond the bound
     of money."""
-    start, end = subscription.current_period_start, subscription.current_period_end
-    prepaid = subscription.fee_prepaid_until is not None and subscription.fee_prepaid_until >= end
-    share = Fraction(0) if prepaid else active_share(start, end, until)
-    lines = tuple(period_lines(plan, usage, share))
-    total = invoice_total(list(lines))
+    lines, total = period_charges(subscription, plan, usage, until)
     # On a test clock the invoice lives in the subscription's time, like its period.
     issued = subscription.now(now)
     # Nothing to collect: a zero invoice is paid as it is issued.
@@ -43,7 +59,7 @@ def period_invoice(
         user_id=subscription.user_id,
         plan_id=plan.id,
         status=status,
-        period_start=start,
+        period_start=subscription.current_period_start,
         period_end=until,
         amount=total,
         create_time=issued,
@@ -55,3 +71,29 @@ def period_invoice(
     # Priced at or beyond the bound of money: held, never posted half-way.
     reason = rules.hold_reason(lines, total)
     return rules.hold(invoice, reason) if reason else invoice
+
+
+def current_balance(
+    subscription: Subscription,
+    plan: Plan,
+    usage: Mapping[str, Decimal],
+    credit_balance: Decimal,
+    now: datetime,
+) -> SubscriptionBalance:
+    """The subscriber's credits less what the current period has consumed: its invoice if no
+    more usage came before its end (`usage`: the period's so far). A canceled subscription has
+    no current period, so nothing is consumed."""
+    lines: tuple[InvoiceLine, ...] = ()
+    consumed = Decimal("0.000000")
+    if subscription.status is not SubscriptionStatus.CANCELED:
+        lines, consumed = period_charges(subscription, plan, usage, subscription.current_period_end)
+    return SubscriptionBalance(
+        subscription_id=subscription.id,
+        user_id=subscription.user_id,
+        credit_balance=credit_balance,
+        consumed=consumed,
+        lines=lines,
+        period_start=subscription.current_period_start,
+        period_end=subscription.current_period_end,
+        as_of=subscription.now(now),
+    )

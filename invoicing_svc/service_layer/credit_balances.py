@@ -1,4 +1,5 @@
-"""Subscribers' credit balances as settlement reports them, and the auto top-ups they drive.
+"""Subscribers' credit balances as settlement reports them, the real-time balance of a
+subscription, and the auto top-ups they drive.
 
 A report is kept unless a newer version is held. Whenever a kept report (or a change of an auto
 top-up) shows a subscriber below the threshold of one of its subscriptions' auto top-ups, a
@@ -11,8 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from invoicing_svc.domain import invoices as rules
-from invoicing_svc.domain.credits import AutoTopUp
+from invoicing_svc.domain.credits import AutoTopUp, SubscriptionBalance
 from invoicing_svc.domain.model import Invoice, SubscriptionStatus
+from invoicing_svc.domain.period_invoice import current_balance
+from invoicing_svc.domain.periods import BilledUsage
 from invoicing_svc.service_layer.invoices import announce_finalized
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.decimals import MAX_AMOUNT, parse_decimal
@@ -79,6 +82,28 @@ async def get_auto_top_up(
         if await uow.subscriptions.subscription(merchant_id, subscription_id) is None:
             raise NotFound(f"subscription {subscription_id} not found", field="subscription_id")
         return await uow.auto_top_ups.of_subscription(subscription_id)
+
+
+async def subscription_balance(
+    invoicing: Invoicing, merchant_id: str, subscription_id: str
+) -> SubscriptionBalance:
+    """The subscriber's credits less what the current period has consumed so far, from
+    metering's summaries of the period (its rollups, current as each event is acknowledged)."""
+    async with invoicing.unit_of_work() as uow:
+        subscription = await uow.subscriptions.subscription(merchant_id, subscription_id)
+        if subscription is None:
+            raise NotFound(f"subscription {subscription_id} not found", field="subscription_id")
+        plan = await uow.catalog.plan(merchant_id, subscription.plan_id)
+        assert plan is not None
+        credits = await uow.credit_balances.balance(merchant_id, subscription.user_id)
+    window = BilledUsage(
+        merchant_id,
+        subscription.id,
+        subscription.current_period_start,
+        subscription.current_period_end,
+    )
+    (usage,) = await invoicing.metering.period_usages([window])
+    return current_balance(subscription, plan, usage, credits, invoicing.clock.now())
 
 
 async def _top_up_when_low(

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from settlement_svc.service_layer.relay import outbox_relay as settlement_outbox
 from tests.gateway.conftest import Api, new_merchant
-from tests.gateway.test_rest_api import relay, subscribe, usage_plan
+from tests.gateway.test_rest_api import event, relay, subscribe, usage_plan
 
 
 def rfc3339(moment: datetime) -> str:
@@ -417,4 +417,34 @@ async def test_an_auto_top_up_over_rest(api: Api) -> None:
     assert removed.json()["enabled"] is False
     assert (await api.get(path)).json()["enabled"] is False
     missing = await api.get("/api/v1/subscriptions/sub_missing/auto-top-up")
+    assert (missing.status_code, missing.json()["error"]["param"]) == (404, "subscriptionId")
+
+
+async def test_the_real_time_balance_burns_down_with_each_event(api: Api) -> None:
+    _, plan = await usage_plan(api)
+    subscription = await subscribe(api, plan, "usr_burn_down")
+    user = subscription["userId"]
+    await api.post(f"/api/v1/customers/{user}/credit-grants", {"amount": "1"})
+    await relay_settlement(api)
+    path = f"/api/v1/subscriptions/{subscription['id']}/balance"
+    assert {
+        k: (await api.get(path)).json()[k] for k in ("creditBalance", "consumed", "balance")
+    } == {
+        "creditBalance": "1.000000",
+        "consumed": "0.000000",
+        "balance": "1.000000",
+    }
+
+    for quantity, balance in (("30000", "0.700000"), ("80000", "-0.100000")):
+        recorded = await api.post("/api/v1/usage-events", event(subscription, quantity))
+        assert recorded.status_code in (200, 201), recorded.text
+        found = (await api.get(path)).json()
+        assert found["balance"] == balance
+
+    assert (found["consumed"], found["lines"][0]["quantity"]) == ("1.100000", "110000")
+    assert (found["periodStart"], found["periodEnd"]) == (
+        subscription["currentPeriodStart"],
+        subscription["currentPeriodEnd"],
+    )
+    missing = await api.get("/api/v1/subscriptions/sub_missing/balance")
     assert (missing.status_code, missing.json()["error"]["param"]) == (404, "subscriptionId")

@@ -113,6 +113,9 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/subscriptions/{subscription_id}/test-clock/advance"): Probe(
         "/api/v1/subscriptions/{subscription}/test-clock/advance", body={"seconds": 86400}
     ),
+    ("GET", "/api/v1/subscriptions/{subscription_id}/balance"): Probe(
+        "/api/v1/subscriptions/{subscription}/balance"
+    ),
     ("GET", "/api/v1/subscriptions/{subscription_id}/auto-top-up"): Probe(
         "/api/v1/subscriptions/{subscription}/auto-top-up"
     ),

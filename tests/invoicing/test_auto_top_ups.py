@@ -3,6 +3,8 @@ invoice finalized whenever the subscriber's reported balance is below the thresh
 when it is already), never while another top-up is unpaid, never for a subscription that is not
 ACTIVE, and none once removed."""
 
+import asyncio
+
 import grpc
 import pytest
 
@@ -164,3 +166,21 @@ async def test_an_unknown_subscription_is_not_found(merchant: Merchant) -> None:
             grpc.StatusCode.NOT_FOUND,
             "subscription_id",
         )
+
+
+async def test_a_subscriber_buys_once_whatever_runs_at_the_same_time(merchant: Merchant) -> None:
+    # Two subscriptions of one subscriber, each with an auto top-up set at the same time as low
+    # balances are reported: one top-up in all.
+    first, second = await subscribed(merchant), await subscribed(merchant)
+    assert first.user_id == second.user_id
+    await report(merchant, first.user_id, "0.5", 1)
+
+    await asyncio.gather(
+        set_auto_top_up(merchant, first, "1", "5"),
+        set_auto_top_up(merchant, second, "1", "7"),
+        *(report(merchant, first.user_id, "0.5", version) for version in range(2, 6)),
+    )
+
+    bought = await top_ups(merchant, first) + await top_ups(merchant, second)
+    assert len(bought) == 1
+    assert bought[0][1] == pb.INVOICE_STATUS_OPEN

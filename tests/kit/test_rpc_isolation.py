@@ -288,6 +288,10 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             ),
             NOT_FOUND,
         ),
+        "GetSubscriptionBalance": (
+            lambda o: ipb.GetSubscriptionBalanceRequest(subscription_id=o.subscription.id),
+            NOT_FOUND,
+        ),
         "SetAutoTopUp": (
             lambda o: ipb.SetAutoTopUpRequest(
                 subscription_id=o.subscription.id, enabled=True, threshold="100", amount="1"

@@ -1182,6 +1182,98 @@ class GetSubscriptionRequest(_message.Message):
 Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y015
 
 @_typing.final
+class GetSubscriptionBalanceRequest(_message.Message):
+    """Request of GetSubscriptionBalance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. "sub_" + 26 characters; NOT_FOUND when it is unknown or another merchant's."""
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionBalanceRequest: _TypeAlias = GetSubscriptionBalanceRequest  # noqa: Y015
+
+@_typing.final
+class SubscriptionBalance(_message.Message):
+    """A subscription's real-time balance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CREDIT_BALANCE_FIELD_NUMBER: _builtins.int
+    CONSUMED_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Output only. The subscription."""
+    user_id: _builtins.str
+    """Output only. Its subscriber."""
+    credit_balance: _builtins.str
+    """Output only. The subscriber's prepaid credits with the merchant, USDC with 6 decimals, as
+    settlement last reported them (within about a second of a change).
+    """
+    consumed: _builtins.str
+    """Output only. What the current period has consumed so far, USDC with 6 decimals: the
+    period's invoice, before credits, if no more usage came before its end (the usage
+    acknowledged until now, priced with the plan's charges, and the fixed fee unless it was
+    paid up front).
+    """
+    balance: _builtins.str
+    """Output only. credit_balance - consumed; negative once the period has consumed more than
+    the credits.
+    """
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceLine]:
+        """Output only. The lines `consumed` adds up, as the invoice would show them."""
+
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The current period."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Its end."""
+
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When this was computed, in the subscription's time (a test clock's, if any)."""
+
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        credit_balance: _builtins.str = ...,
+        consumed: _builtins.str = ...,
+        balance: _builtins.str = ...,
+        lines: _abc.Iterable[Global___InvoiceLine] | None = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "balance", b"balance", "consumed", b"consumed", "credit_balance", b"credit_balance", "lines", b"lines", "period_end", b"period_end", "period_start", b"period_start", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriptionBalance: _TypeAlias = SubscriptionBalance  # noqa: Y015
+
+@_typing.final
 class ListSubscriptionsRequest(_message.Message):
     """Request of ListSubscriptions: the merchant's subscriptions, oldest first, by the filters
     given (all of them apply).

@@ -99,6 +99,11 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
                 _registered_method=True)
+        self.GetSubscriptionBalance = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetSubscriptionBalance',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionBalanceRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SubscriptionBalance.FromString,
+                _registered_method=True)
         self.ListSubscriptions = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/ListSubscriptions',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListSubscriptionsRequest.SerializeToString,
@@ -344,6 +349,14 @@ class InvoicingServiceServicer:
 
     def GetSubscription(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubscriptionBalance(self, request, context):
+        """The subscriber's real-time balance: its prepaid credits less what the current period has
+        consumed so far, priced as the period's invoice would price it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -637,6 +650,11 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.GetSubscription,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.SerializeToString,
+            ),
+            'GetSubscriptionBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscriptionBalance,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionBalanceRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SubscriptionBalance.SerializeToString,
             ),
             'ListSubscriptions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSubscriptions,
@@ -1123,6 +1141,33 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/GetSubscription',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscriptionBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetSubscriptionBalance',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetSubscriptionBalanceRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.SubscriptionBalance.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,10 @@ class InvoicingServiceStub:
     transaction and payer as its proof.
     """
     GetSubscription: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetSubscriptionRequest, _invoicing_pb2.Subscription]
+    GetSubscriptionBalance: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetSubscriptionBalanceRequest, _invoicing_pb2.SubscriptionBalance]
+    """The subscriber's real-time balance: its prepaid credits less what the current period has
+    consumed so far, priced as the period's invoice would price it.
+    """
     ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListSubscriptionsRequest, _invoicing_pb2.ListSubscriptionsResponse]
     CancelSubscription: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CancelSubscriptionRequest, _invoicing_pb2.Subscription]
     """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
@@ -185,6 +189,10 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     transaction and payer as its proof.
     """
     GetSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
+    GetSubscriptionBalance: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetSubscriptionBalanceRequest, _invoicing_pb2.SubscriptionBalance]  # type: ignore[assignment]
+    """The subscriber's real-time balance: its prepaid credits less what the current period has
+    consumed so far, priced as the period's invoice would price it.
+    """
     ListSubscriptions: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListSubscriptionsRequest, _invoicing_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
     CancelSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CancelSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
     """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
@@ -374,6 +382,16 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _invoicing_pb2.GetSubscriptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_invoicing_pb2.Subscription, _abc.Awaitable[_invoicing_pb2.Subscription]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSubscriptionBalance(
+        self,
+        request: _invoicing_pb2.GetSubscriptionBalanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.SubscriptionBalance, _abc.Awaitable[_invoicing_pb2.SubscriptionBalance]]:
+        """The subscriber's real-time balance: its prepaid credits less what the current period has
+        consumed so far, priced as the period's invoice would price it.
+        """
 
     @_abc_1.abstractmethod
     def ListSubscriptions(
