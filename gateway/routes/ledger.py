@@ -25,7 +25,8 @@ async def list_balances(
     ] = OWN_ACCOUNTS,
 ) -> Any:
     """The balance of each `account` asked for (repeat it; "revenue", "usdc_received",
-    "receivable:<userId>", "credit:<userId>"), by default revenue and usdc_received."""
+    "receivable:<userId>", "credit:<userId>", "promotions", "top_ups"), by default revenue and
+    usdc_received."""
     stub = merchant.gateway.backends.settlement
     balances = [
         to_json(await merchant.call(stub.GetBalance, pb.GetBalanceRequest(account=name)))

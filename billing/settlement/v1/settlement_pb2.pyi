@@ -1173,7 +1173,8 @@ class GetBalanceRequest(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """Required. An account: "revenue", "usdc_received", "receivable:<user id>", "credit:<user id>",
-    "promotions" (INVALID_ARGUMENT otherwise). An account with no entries has a zero balance.
+    "promotions", "top_ups" (INVALID_ARGUMENT otherwise). An account with no entries has a zero
+    balance.
     """
     def __init__(
         self,
