@@ -22,6 +22,7 @@ FIGURES = [
     "summaries",
     "period_close",
     "credits",
+    "balance",
     "settlement",
     "relay",
     "watcher",

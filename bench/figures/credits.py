@@ -43,11 +43,10 @@ from bench.figures.load import (
     ensure_partitions,
     spread_events,
     subscriber_of,
+    usage_based_plan,
     vacuum_analyze,
 )
 from bench.stack import MERCHANT, Stack
-from billing.invoicing.v1 import invoicing_pb2 as pb
-from billing.invoicing.v1 import invoicing_pb2_grpc
 from billing.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from invoicing_svc.domain.model import BillingInterval
 from invoicing_svc.domain.periods import period_bounds
@@ -119,29 +118,6 @@ def _owed(index: int) -> Decimal:
 def _granted(index: int) -> Decimal:
     """Half the invoice (paid partly) or twice it (paid whole), in turn."""
     return _owed(index) / 2 if index % 2 == 0 else _owed(index) * 2
-
-
-async def _catalog(stack: Stack, name: str) -> tuple[str, str]:
-    """A service and its USAGE_BASED plan, through invoicing's API."""
-    async with open_channel(stack.invoicing, stack.credentials) as channel:
-        stub = invoicing_pb2_grpc.InvoicingServiceStub(channel)
-        service = await stub.CreateService(
-            pb.CreateServiceRequest(service=pb.Service(name=name)), metadata=METADATA
-        )
-        plan = await stub.CreatePlan(
-            pb.CreatePlanRequest(
-                plan=pb.Plan(
-                    service_id=service.id,
-                    name="per unit",
-                    pricing_type=pb.PRICING_TYPE_USAGE_BASED,
-                    billing_interval=pb.BILLING_INTERVAL_MONTH,
-                    interval_count=1,
-                    amount=str(UNIT_PRICE),
-                )
-            ),
-            metadata=METADATA,
-        )
-    return service.id, plan.id
 
 
 class _Group:
@@ -310,8 +286,8 @@ async def _log_batches(
 
 
 async def measure(stack: Stack) -> list[Figure]:
-    credited_ids = await _catalog(stack, "credits bench: holding credits")
-    uncredited_ids = await _catalog(stack, "credits bench: without credits")
+    credited_ids = await usage_based_plan(stack, "credits bench: holding credits", UNIT_PRICE)
+    uncredited_ids = await usage_based_plan(stack, "credits bench: without credits", UNIT_PRICE)
     start = datetime.now(UTC) - timedelta(days=32)
     credited = _Group("credited", *credited_ids, start)
     # One second earlier: the scheduler (ordered by period end) closes this group first.

@@ -10,7 +10,8 @@ and neither autovacuum nor the checkpointer works off the load during the measur
 generated lazily: memory stays flat whatever the count. Subscriptions due for a period close
 are written the same way, into metering's replica and invoicing's table (the period-close figure
 and the fault test of a killed close share them: checking out thousands through the API and
-waiting a month is not an option).
+waiting a month is not an option). The plan they are billed by is created through invoicing's
+API (`usage_based_plan`).
 """
 
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,12 @@ from decimal import Decimal
 import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.stack import MERCHANT, Stack
+from billing.invoicing.v1 import invoicing_pb2 as pb
+from billing.invoicing.v1 import invoicing_pb2_grpc
 from metering_svc.adapters.partitions import PartitionKeeper, month_of, next_month
+from service_kit.channels import open_channel
+from service_kit.tenancy import MERCHANT_METADATA_KEY
 
 EVENT_KEY = "token_generated"
 # Every column but seq, which takes its default from the sequence, as in ingestion.
@@ -85,6 +91,31 @@ _INVOICING_SUBSCRIPTION = (
     "version",
     "create_time",
 )
+
+
+async def usage_based_plan(stack: Stack, name: str, unit_price: Decimal) -> tuple[str, str]:
+    """A service of mer_bench and its USAGE_BASED plan (`unit_price` a unit of any event key,
+    monthly), through invoicing's API: what the loaded subscriptions are billed by."""
+    metadata = ((MERCHANT_METADATA_KEY, MERCHANT),)
+    async with open_channel(stack.invoicing, stack.credentials) as channel:
+        stub = invoicing_pb2_grpc.InvoicingServiceStub(channel)
+        service = await stub.CreateService(
+            pb.CreateServiceRequest(service=pb.Service(name=name)), metadata=metadata
+        )
+        plan = await stub.CreatePlan(
+            pb.CreatePlanRequest(
+                plan=pb.Plan(
+                    service_id=service.id,
+                    name="per unit",
+                    pricing_type=pb.PRICING_TYPE_USAGE_BASED,
+                    billing_interval=pb.BILLING_INTERVAL_MONTH,
+                    interval_count=1,
+                    amount=str(unit_price),
+                )
+            ),
+            metadata=metadata,
+        )
+    return service.id, plan.id
 
 
 def subscriber_of(subscription_id: str) -> str:

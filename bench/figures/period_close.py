@@ -51,17 +51,13 @@ from bench.figures.load import (
     ensure_partitions,
     spread_events,
     subscriber_of,
+    usage_based_plan,
     vacuum_analyze,
 )
 from bench.stack import MERCHANT, Stack
-from billing.invoicing.v1 import invoicing_pb2 as pb
-from billing.invoicing.v1 import invoicing_pb2_grpc
 from invoicing_svc.domain.model import BillingInterval
 from invoicing_svc.domain.periods import period_bounds
-from service_kit.channels import open_channel
-from service_kit.tenancy import MERCHANT_METADATA_KEY
 
-METADATA = ((MERCHANT_METADATA_KEY, MERCHANT),)
 SUBSCRIPTIONS, EVENTS_EACH = 10_000, 100
 EVENTS = SUBSCRIPTIONS * EVENTS_EACH
 UNIT_PRICE = Decimal("0.000010")
@@ -113,30 +109,6 @@ def _log(message: str) -> None:
 def _units(index: int) -> tuple[Decimal, Decimal]:
     """The two quantities a subscription's events alternate between: totals differ."""
     return UNITS[index % 1000], UNITS[7 * index % 1000]
-
-
-async def _catalog(stack: Stack) -> tuple[str, str]:
-    """A service and its USAGE_BASED plan, through invoicing's API."""
-    async with open_channel(stack.invoicing, stack.credentials) as channel:
-        stub = invoicing_pb2_grpc.InvoicingServiceStub(channel)
-        service = await stub.CreateService(
-            pb.CreateServiceRequest(service=pb.Service(name="period close bench")),
-            metadata=METADATA,
-        )
-        plan = await stub.CreatePlan(
-            pb.CreatePlanRequest(
-                plan=pb.Plan(
-                    service_id=service.id,
-                    name="per unit",
-                    pricing_type=pb.PRICING_TYPE_USAGE_BASED,
-                    billing_interval=pb.BILLING_INTERVAL_MONTH,
-                    interval_count=1,
-                    amount=str(UNIT_PRICE),
-                )
-            ),
-            metadata=METADATA,
-        )
-    return service.id, plan.id
 
 
 async def _load(
@@ -217,7 +189,7 @@ async def _timed_twice(connection: asyncpg.Connection, query: str, ids: list[str
 
 
 async def measure(stack: Stack) -> list[Figure]:
-    service, plan = await _catalog(stack)
+    service, plan = await usage_based_plan(stack, "period close bench", UNIT_PRICE)
     ids = [f"sub_close_{i:05d}" for i in range(SUBSCRIPTIONS)]
     start = datetime.now(UTC) - timedelta(days=32)
     end = period_bounds(start, BillingInterval.MONTH, 1, 0)[1]

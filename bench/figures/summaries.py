@@ -16,7 +16,7 @@ first checked against a SQL sum and count over the raw rows, then called 200 tim
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,7 +24,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from bench.figures import Figure
+from bench.figures import Figure, percentile, timed_calls
 from bench.figures.load import (
     build_rollups,
     copy_events,
@@ -49,10 +49,6 @@ TARGET_RATIO = 1.5
 
 def _log(message: str) -> None:
     print(f"  summaries: {message}", file=sys.stderr, flush=True)
-
-
-def _percentile(sorted_values: list[float], share: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(share * len(sorted_values)))]
 
 
 async def _load(stack: Stack, subscriptions: dict[str, int], start: datetime) -> None:
@@ -109,17 +105,12 @@ async def _latencies(
     """Milliseconds of each of CALLS calls, CONCURRENCY at a time, after WARMUP calls."""
     for _ in range(WARMUP):
         await stub.GetUsageSummary(request, metadata=METADATA)
-    remaining = iter(range(CALLS))
-    latencies: list[float] = []
-
-    async def worker() -> None:
-        for _ in remaining:
-            began = time.perf_counter()
-            await stub.GetUsageSummary(request, metadata=METADATA)
-            latencies.append((time.perf_counter() - began) * 1000)
-
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return sorted(latencies)
+    latencies, _ = await timed_calls(
+        lambda r: stub.GetUsageSummary(r, metadata=METADATA),
+        itertools.repeat(request, CALLS),
+        CONCURRENCY,
+    )
+    return latencies
 
 
 async def measure(stack: Stack) -> list[Figure]:
@@ -160,7 +151,7 @@ async def measure(stack: Stack) -> list[Figure]:
                 stack, await stub.GetUsageSummary(request, metadata=METADATA), subscription, count
             )
             latencies = await _latencies(stub, request)
-            p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+            p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
             percentiles[subscription] = (p50, p99)
             _log(f"{subscription}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {latencies[-1]:.2f} ms")
     small, large = percentiles["sub_summary_10k"], percentiles["sub_summary_10m"]
