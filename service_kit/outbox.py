@@ -135,6 +135,19 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
+def message_row(
+    merchant_id: str, topic: str, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """An outbox row of a new message, deliverable at once."""
+    return {
+        "merchant_id": merchant_id,
+        "topic": topic,
+        "payload": payload,
+        "create_time": now,
+        "available_time": now,
+    }
+
+
 class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -161,16 +174,7 @@ class Outbox:
             return
         await session.execute(
             insert(self.table),
-            [
-                {
-                    "merchant_id": merchant_id,
-                    "topic": topic,
-                    "payload": payload,
-                    "create_time": now,
-                    "available_time": now,
-                }
-                for merchant_id, payload in messages
-            ],
+            [message_row(merchant_id, topic, payload, now) for merchant_id, payload in messages],
         )
 
 

@@ -13,15 +13,24 @@ from decimal import Decimal
 
 from invoicing_svc.domain import invoices as rules
 from invoicing_svc.domain.credits import AutoTopUp, SubscriptionBalance
-from invoicing_svc.domain.model import Invoice, SubscriptionStatus
+from invoicing_svc.domain.model import Invoice, Subscription, SubscriptionStatus
 from invoicing_svc.domain.period_invoice import current_balance
 from invoicing_svc.domain.periods import BilledUsage
-from invoicing_svc.service_layer.invoices import announce_finalized
+from invoicing_svc.service_layer.invoices import announce_created
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import InvalidArgument, NotFound
 from service_kit.identifiers import require_identifier
 from service_kit.ids import new_id
+
+
+async def _subscription(
+    uow: InvoicingUnitOfWork, merchant_id: str, subscription_id: str
+) -> Subscription:
+    found = await uow.subscriptions.subscription(merchant_id, subscription_id)
+    if found is None:
+        raise NotFound(f"subscription {subscription_id} not found", field="subscription_id")
+    return found
 
 
 async def report_credit_balance(
@@ -58,9 +67,7 @@ async def set_auto_top_up(
         parsed = (threshold, amount)
     now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
-        subscription = await uow.subscriptions.subscription(merchant_id, subscription_id)
-        if subscription is None:
-            raise NotFound(f"subscription {subscription_id} not found", field="subscription_id")
+        subscription = await _subscription(uow, merchant_id, subscription_id)
         user_id = subscription.user_id
         await uow.credit_balances.lock_subscriber(merchant_id, user_id)
         if parsed is None:
@@ -79,8 +86,7 @@ async def get_auto_top_up(
     invoicing: Invoicing, merchant_id: str, subscription_id: str
 ) -> AutoTopUp | None:
     async with invoicing.unit_of_work() as uow:
-        if await uow.subscriptions.subscription(merchant_id, subscription_id) is None:
-            raise NotFound(f"subscription {subscription_id} not found", field="subscription_id")
+        await _subscription(uow, merchant_id, subscription_id)
         return await uow.auto_top_ups.of_subscription(subscription_id)
 
 
@@ -90,9 +96,7 @@ async def subscription_balance(
     """The subscriber's credits less what the current period has consumed so far, from
     metering's summaries of the period (its rollups, current as each event is acknowledged)."""
     async with invoicing.unit_of_work() as uow:
-        subscription = await uow.subscriptions.subscription(merchant_id, subscription_id)
-        if subscription is None:
-            raise NotFound(f"subscription {subscription_id} not found", field="subscription_id")
+        subscription = await _subscription(uow, merchant_id, subscription_id)
         plan = await uow.catalog.plan(merchant_id, subscription.plan_id)
         assert plan is not None
         credits = await uow.credit_balances.balance(merchant_id, subscription.user_id)
@@ -130,8 +134,6 @@ async def _top_up_when_low(
         )
         invoice = rules.finalize(draft, now, now + invoicing.settings.payment_terms)
         await uow.invoices.add(invoice)
-        await uow.invoice_created(invoice, now)
-        await uow.emit(merchant_id, "invoice.created", invoice, now)
-        await announce_finalized(uow, invoice, now)
+        await announce_created(uow, invoice, now)
         return invoice
     return None

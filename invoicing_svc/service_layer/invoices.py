@@ -32,6 +32,15 @@ async def announce_finalized(uow: InvoicingUnitOfWork, invoice: Invoice, now: da
         await uow.emit(invoice.merchant_id, "invoice.paid", invoice, now)
 
 
+async def announce_created(uow: InvoicingUnitOfWork, invoice: Invoice, now: datetime) -> None:
+    """A stored merchant invoice reaches metering (and the ledger, once finalized), with the
+    webhooks of its creation and, when finalized, of its finalization."""
+    await uow.invoice_created(invoice, now)
+    await uow.emit(invoice.merchant_id, "invoice.created", invoice, now)
+    if invoice.finalize_time is not None:
+        await announce_finalized(uow, invoice, now)
+
+
 async def create_invoice(
     invoicing: Invoicing,
     merchant_id: str,
@@ -81,10 +90,7 @@ async def create_invoice(
         if not draft:
             key = credit_key(invoice, request.request_id if request else "")
             (invoice,) = await spend_credits(invoicing, uow, [(invoice, key)])
-        await uow.invoice_created(invoice, now)
-        await uow.emit(merchant_id, "invoice.created", invoice, now)
-        if not draft:
-            await announce_finalized(uow, invoice, now)
+        await announce_created(uow, invoice, now)
         await uow.idempotency.remember(uow.session, merchant_id, request, invoice.id)
         await uow.commit()
     return invoice

@@ -27,6 +27,7 @@ from service_kit.clock import Clock
 from service_kit.database import UnitOfWork
 from service_kit.idempotency import IdempotencyStore
 from service_kit.ids import new_id
+from service_kit.outbox import message_row
 
 # Outbox topics.
 PUSH_SUBSCRIPTION = "metering.subscription"
@@ -70,15 +71,7 @@ class InvoicingUnitOfWork(UnitOfWork):
     def _add_message(
         self, merchant_id: str, topic: str, payload: dict[str, Any], now: datetime
     ) -> None:
-        self._messages.append(
-            {
-                "merchant_id": merchant_id,
-                "topic": topic,
-                "payload": payload,
-                "create_time": now,
-                "available_time": now,
-            }
-        )
+        self._messages.append(message_row(merchant_id, topic, payload, now))
 
     async def emit(self, merchant_id: str, event_type: str, subject: object, now: datetime) -> None:
         """A webhook event, snapshotting the subject now (a dict is sent as it is), delivered
