@@ -400,8 +400,11 @@ class CreditGrant(Reply):
     id: str
     user_id: str
     source: Annotated[
-        Literal["PROMOTIONAL", "PAYMENT"] | None,
-        Field(description="A merchant's grant, or USDC a payment left beyond what it owed."),
+        Literal["PROMOTIONAL", "PAYMENT", "TOP_UP"] | None,
+        Field(
+            description="A merchant's grant, USDC a payment left beyond what it owed, or a paid"
+            " top-up invoice."
+        ),
     ]
     amount: Annotated[Decimal, Field(description="The credits granted, USDC.")]
     remaining: Annotated[
@@ -413,7 +416,11 @@ class CreditGrant(Reply):
     ] = None
     description: str
     reference: Annotated[
-        str, Field(description="The settlement or credit whose USDC funded it; empty if granted.")
+        str,
+        Field(
+            description="The settlement or credit whose USDC funded it, or the top-up invoice;"
+            " empty if granted."
+        ),
     ]
     status: Literal["ACTIVE", "SPENT", "EXPIRED"] | None
     create_time: datetime

@@ -54,7 +54,8 @@ class CreditGrant:
     priority: int
     expire_time: datetime | None
     description: str
-    # The settlement or credit whose USDC funded a payment's grant; "" for a promotional one.
+    # The settlement or credit whose USDC funded a payment's grant, the invoice of a top-up's;
+    # "" for a promotional one.
     reference: str
     create_time: datetime
     # What the expiry wrote off, in all.

@@ -1458,8 +1458,8 @@ class CreditGrant(_message.Message):
     description: _builtins.str
     """Output only. The merchant's description; for a payment's credits, what the USDC paid."""
     reference: _builtins.str
-    """Output only. The settlement or credit (see the watcher) whose USDC funded it; empty for a
-    promotional grant.
+    """Output only. The settlement or credit (see the watcher) whose USDC funded it, or the
+    invoice of a top-up; empty for a promotional grant.
     """
     status: Global___CreditGrantStatus.ValueType
     """Output only."""
