@@ -97,6 +97,34 @@ CHARGE_MODEL_VOLUME: ChargeModel.ValueType  # 4
 """All units priced by the tier the total falls in."""
 Global___ChargeModel: _TypeAlias = ChargeModel  # noqa: Y015
 
+class _LimitEnforcement:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LimitEnforcementEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LimitEnforcement.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LIMIT_ENFORCEMENT_UNSPECIFIED: _LimitEnforcement.ValueType  # 0
+    LIMIT_ENFORCEMENT_SOFT: _LimitEnforcement.ValueType  # 1
+    """Reported by CheckEntitlement, which still allows; events beyond it are recorded and billed."""
+    LIMIT_ENFORCEMENT_HARD: _LimitEnforcement.ValueType  # 2
+    """Metering rejects an event that would take the period's aggregate past the limit
+    (FAILED_PRECONDITION naming the limit), exactly, however many replicas ingest at once. On a
+    UNIQUE_COUNT meter a HARD limit is checked but not enforced.
+    """
+
+class LimitEnforcement(_LimitEnforcement, metaclass=_LimitEnforcementEnumTypeWrapper):
+    """How a usage limit is enforced."""
+
+LIMIT_ENFORCEMENT_UNSPECIFIED: LimitEnforcement.ValueType  # 0
+LIMIT_ENFORCEMENT_SOFT: LimitEnforcement.ValueType  # 1
+"""Reported by CheckEntitlement, which still allows; events beyond it are recorded and billed."""
+LIMIT_ENFORCEMENT_HARD: LimitEnforcement.ValueType  # 2
+"""Metering rejects an event that would take the period's aggregate past the limit
+(FAILED_PRECONDITION naming the limit), exactly, however many replicas ingest at once. On a
+UNIQUE_COUNT meter a HARD limit is checked but not enforced.
+"""
+Global___LimitEnforcement: _TypeAlias = LimitEnforcement  # noqa: Y015
+
 class _CheckoutSessionStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -555,6 +583,8 @@ class Plan(_message.Message):
     USAGE_CEILING_FIELD_NUMBER: _builtins.int
     AUTO_PAY_CAP_FIELD_NUMBER: _builtins.int
     AUTO_PAY_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "plan_" + 26 characters."""
     service_id: _builtins.str
@@ -578,7 +608,7 @@ class Plan(_message.Message):
     usage_ceiling: _builtins.str
     """Optional. Auto-pay: the most usage one period may add above the fixed fee, USDC, a decimal
     string with at most 6 fractional digits, >= 0 and below 10^15; default "0" (a mandate then
-    covers the fixed fee alone). The only field UpdatePlan changes.
+    covers the fixed fee alone). UpdatePlan may change it.
     """
     auto_pay_cap: _builtins.str
     """Output only. The cap per period the hosted checkout proposes for an auto-pay mandate: the
@@ -600,6 +630,19 @@ class Plan(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. Creation time."""
 
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. Entitlements: the features the plan includes, at most 50 distinct identifiers
+        (CheckEntitlement answers whether a subscription has one). UpdatePlan may change them.
+        """
+
+    @_builtins.property
+    def limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageLimit]:
+        """Optional. Entitlements: the most of an event key a subscription may use per billing
+        period, at most 50, one per event key. UpdatePlan may change them; the change reaches every
+        subscription of the plan at once.
+        """
+
     def __init__(
         self,
         *,
@@ -616,14 +659,48 @@ class Plan(_message.Message):
         usage_ceiling: _builtins.str = ...,
         auto_pay_cap: _builtins.str = ...,
         auto_pay_period_seconds: _builtins.int = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
+        limits: _abc.Iterable[Global___UsageLimit] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "id", b"id", "interval_count", b"interval_count", "name", b"name", "pricing_type", b"pricing_type", "service_id", b"service_id", "usage_ceiling", b"usage_ceiling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "features", b"features", "id", b"id", "interval_count", b"interval_count", "limits", b"limits", "name", b"name", "pricing_type", b"pricing_type", "service_id", b"service_id", "usage_ceiling", b"usage_ceiling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class UsageLimit(_message.Message):
+    """The most of one event key a subscription may use per billing period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    ENFORCEMENT_FIELD_NUMBER: _builtins.int
+    event_key: _builtins.str
+    """Required. The event key limited: its period aggregate per its meter (SUM without one)."""
+    quantity: _builtins.str
+    """Required. The most per period: a decimal string >= 0, at most 12 fractional digits, below
+    10^15.
+    """
+    enforcement: Global___LimitEnforcement.ValueType
+    """Required. SOFT or HARD."""
+    def __init__(
+        self,
+        *,
+        event_key: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        enforcement: Global___LimitEnforcement.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enforcement", b"enforcement", "event_key", b"event_key", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageLimit: _TypeAlias = UsageLimit  # noqa: Y015
 
 @_typing.final
 class CreatePlanRequest(_message.Message):
@@ -657,7 +734,9 @@ Global___CreatePlanRequest: _TypeAlias = CreatePlanRequest  # noqa: Y015
 
 @_typing.final
 class UpdatePlanRequest(_message.Message):
-    """Request of UpdatePlan: a new usage ceiling of one plan of the merchant. Prices never change."""
+    """Request of UpdatePlan: a new usage ceiling or new entitlements of one plan of the merchant.
+    Prices never change.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -671,8 +750,8 @@ class UpdatePlanRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Required. The fields to change: only "usage_ceiling" (INVALID_ARGUMENT for any other or
-        none).
+        """Required. The fields to change: "usage_ceiling", "features", "limits" (INVALID_ARGUMENT for
+        any other or none).
         """
 
     def __init__(

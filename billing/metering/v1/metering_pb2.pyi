@@ -100,6 +100,76 @@ SUBSCRIPTION_STATUS_PAST_DUE: SubscriptionStatus.ValueType  # 2
 SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus.ValueType  # 3
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
+class _LimitEnforcement:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LimitEnforcementEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LimitEnforcement.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LIMIT_ENFORCEMENT_UNSPECIFIED: _LimitEnforcement.ValueType  # 0
+    LIMIT_ENFORCEMENT_SOFT: _LimitEnforcement.ValueType  # 1
+    """Reported by CheckEntitlement, which still allows; events beyond it are recorded and billed."""
+    LIMIT_ENFORCEMENT_HARD: _LimitEnforcement.ValueType  # 2
+    """An event that would take the period's aggregate past the limit is rejected
+    (FAILED_PRECONDITION naming the limit), exactly, however many replicas ingest at once. On a
+    UNIQUE_COUNT meter a HARD limit is checked but not enforced.
+    """
+
+class LimitEnforcement(_LimitEnforcement, metaclass=_LimitEnforcementEnumTypeWrapper):
+    """How a usage limit is enforced."""
+
+LIMIT_ENFORCEMENT_UNSPECIFIED: LimitEnforcement.ValueType  # 0
+LIMIT_ENFORCEMENT_SOFT: LimitEnforcement.ValueType  # 1
+"""Reported by CheckEntitlement, which still allows; events beyond it are recorded and billed."""
+LIMIT_ENFORCEMENT_HARD: LimitEnforcement.ValueType  # 2
+"""An event that would take the period's aggregate past the limit is rejected
+(FAILED_PRECONDITION naming the limit), exactly, however many replicas ingest at once. On a
+UNIQUE_COUNT meter a HARD limit is checked but not enforced.
+"""
+Global___LimitEnforcement: _TypeAlias = LimitEnforcement  # noqa: Y015
+
+class _EntitlementReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EntitlementReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EntitlementReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENTITLEMENT_REASON_UNSPECIFIED: _EntitlementReason.ValueType  # 0
+    ENTITLEMENT_REASON_FEATURE_INCLUDED: _EntitlementReason.ValueType  # 1
+    """The plan includes the feature."""
+    ENTITLEMENT_REASON_FEATURE_NOT_INCLUDED: _EntitlementReason.ValueType  # 2
+    """The plan does not include the feature (refused)."""
+    ENTITLEMENT_REASON_NO_LIMIT: _EntitlementReason.ValueType  # 3
+    """The plan sets no limit on the event key."""
+    ENTITLEMENT_REASON_WITHIN_LIMIT: _EntitlementReason.ValueType  # 4
+    """The quantity fits within the limit."""
+    ENTITLEMENT_REASON_SOFT_LIMIT_EXCEEDED: _EntitlementReason.ValueType  # 5
+    """The quantity passes a SOFT limit (still allowed)."""
+    ENTITLEMENT_REASON_HARD_LIMIT_EXCEEDED: _EntitlementReason.ValueType  # 6
+    """The quantity passes a HARD limit (refused; ingestion would reject it)."""
+    ENTITLEMENT_REASON_SUBSCRIPTION_INACTIVE: _EntitlementReason.ValueType  # 7
+    """The subscription is not ACTIVE (refused)."""
+
+class EntitlementReason(_EntitlementReason, metaclass=_EntitlementReasonEnumTypeWrapper):
+    """Why CheckEntitlement allows or refuses."""
+
+ENTITLEMENT_REASON_UNSPECIFIED: EntitlementReason.ValueType  # 0
+ENTITLEMENT_REASON_FEATURE_INCLUDED: EntitlementReason.ValueType  # 1
+"""The plan includes the feature."""
+ENTITLEMENT_REASON_FEATURE_NOT_INCLUDED: EntitlementReason.ValueType  # 2
+"""The plan does not include the feature (refused)."""
+ENTITLEMENT_REASON_NO_LIMIT: EntitlementReason.ValueType  # 3
+"""The plan sets no limit on the event key."""
+ENTITLEMENT_REASON_WITHIN_LIMIT: EntitlementReason.ValueType  # 4
+"""The quantity fits within the limit."""
+ENTITLEMENT_REASON_SOFT_LIMIT_EXCEEDED: EntitlementReason.ValueType  # 5
+"""The quantity passes a SOFT limit (still allowed)."""
+ENTITLEMENT_REASON_HARD_LIMIT_EXCEEDED: EntitlementReason.ValueType  # 6
+"""The quantity passes a HARD limit (refused; ingestion would reject it)."""
+ENTITLEMENT_REASON_SUBSCRIPTION_INACTIVE: EntitlementReason.ValueType  # 7
+"""The subscription is not ACTIVE (refused)."""
+Global___EntitlementReason: _TypeAlias = EntitlementReason  # noqa: Y015
+
 @_typing.final
 class Meter(_message.Message):
     """A meter: the aggregation rule for one event key of one service."""
@@ -995,6 +1065,8 @@ class SubscriptionState(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     TEST_CLOCK_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """Required. Subscription id."""
     service_id: _builtins.str
@@ -1026,6 +1098,14 @@ class SubscriptionState(_message.Message):
         current_period_start; unset while the subscription has no end.
         """
 
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. The features its plan includes: at most 50 distinct identifiers."""
+
+    @_builtins.property
+    def limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageLimit]:
+        """Optional. Its plan's usage limits per billing period: at most 50, one per event key."""
+
     def __init__(
         self,
         *,
@@ -1038,14 +1118,142 @@ class SubscriptionState(_message.Message):
         version: _builtins.int = ...,
         test_clock_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
+        limits: _abc.Iterable[Global___UsageLimit] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "test_clock_time", b"test_clock_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "service_id", b"service_id", "status", b"status", "subscription_id", b"subscription_id", "test_clock_time", b"test_clock_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "features", b"features", "limits", b"limits", "service_id", b"service_id", "status", b"status", "subscription_id", b"subscription_id", "test_clock_time", b"test_clock_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubscriptionState: _TypeAlias = SubscriptionState  # noqa: Y015
+
+@_typing.final
+class UsageLimit(_message.Message):
+    """The most of one event key a subscription may use per billing period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    ENFORCEMENT_FIELD_NUMBER: _builtins.int
+    event_key: _builtins.str
+    """Required. The event key limited: its period aggregate per its meter (SUM without one)."""
+    quantity: _builtins.str
+    """Required. The most per period: a decimal string >= 0, at most 12 fractional digits, below
+    10^15.
+    """
+    enforcement: Global___LimitEnforcement.ValueType
+    """Required. SOFT or HARD."""
+    def __init__(
+        self,
+        *,
+        event_key: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        enforcement: Global___LimitEnforcement.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enforcement", b"enforcement", "event_key", b"event_key", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageLimit: _TypeAlias = UsageLimit  # noqa: Y015
+
+@_typing.final
+class CheckEntitlementRequest(_message.Message):
+    """Request of CheckEntitlement: one feature, or one event key and a quantity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    FEATURE_FIELD_NUMBER: _builtins.int
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. The subscription; NOT_FOUND when metering has no replica of it."""
+    feature: _builtins.str
+    """Optional. A feature to check; exactly one of feature and event_key is given."""
+    event_key: _builtins.str
+    """Optional. An event key to check; exactly one of feature and event_key is given."""
+    quantity: _builtins.str
+    """Optional. With event_key: the quantity about to be used, a decimal string >= 0 with at most
+    12 fractional digits; default "1". Must be empty with feature.
+    """
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        feature: _builtins.str = ...,
+        event_key: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_key", b"event_key", "feature", b"feature", "quantity", b"quantity", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckEntitlementRequest: _TypeAlias = CheckEntitlementRequest  # noqa: Y015
+
+@_typing.final
+class CheckEntitlementResponse(_message.Message):
+    """Response of CheckEntitlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    ENFORCEMENT_FIELD_NUMBER: _builtins.int
+    USED_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    allowed: _builtins.bool
+    """Output only. Whether the feature may be used, or the quantity recorded."""
+    reason: Global___EntitlementReason.ValueType
+    """Output only. Why."""
+    limit: _builtins.str
+    """Output only. The limit of the event key, a decimal string; empty without one."""
+    enforcement: Global___LimitEnforcement.ValueType
+    """Output only. SOFT or HARD with a limit; UNSPECIFIED without one."""
+    used: _builtins.str
+    """Output only. The event key's aggregate in the billing period so far, a decimal string; "0"
+    for a feature.
+    """
+    remaining: _builtins.str
+    """Output only. What is left of the limit before the quantity, never below "0"; empty without
+    a limit.
+    """
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The billing period the answer is about: its start."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The billing period the answer is about: its end."""
+
+    def __init__(
+        self,
+        *,
+        allowed: _builtins.bool = ...,
+        reason: Global___EntitlementReason.ValueType = ...,
+        limit: _builtins.str = ...,
+        enforcement: Global___LimitEnforcement.ValueType = ...,
+        used: _builtins.str = ...,
+        remaining: _builtins.str = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "enforcement", b"enforcement", "limit", b"limit", "period_end", b"period_end", "period_start", b"period_start", "reason", b"reason", "remaining", b"remaining", "used", b"used"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckEntitlementResponse: _TypeAlias = CheckEntitlementResponse  # noqa: Y015
 
 @_typing.final
 class UpsertSubscriptionStateRequest(_message.Message):

@@ -88,6 +88,11 @@ class MeteringServiceStub:
                 request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesRequest.SerializeToString,
                 response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesResponse.FromString,
                 _registered_method=True)
+        self.CheckEntitlement = channel.unary_unary(
+                '/billing.metering.v1.MeteringService/CheckEntitlement',
+                request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.CheckEntitlementRequest.SerializeToString,
+                response_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.CheckEntitlementResponse.FromString,
+                _registered_method=True)
         self.UpsertSubscriptionState = channel.unary_unary(
                 '/billing.metering.v1.MeteringService/UpsertSubscriptionState',
                 request_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.UpsertSubscriptionStateRequest.SerializeToString,
@@ -189,6 +194,17 @@ class MeteringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckEntitlement(self, request, context):
+        """Whether a subscription may use a feature, or record a quantity more of an event key in its
+        billing period, under its plan's entitlements. Answered from metering's replica and rollups
+        (cached up to METERING_ENTITLEMENT_CACHE_SECONDS; this replica's own events count at once),
+        with no call to another service: a check for hot paths. A HARD limit is also enforced by
+        ingestion, exactly.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpsertSubscriptionState(self, request, context):
         """Writes metering's local replica of a subscription. Called by invoicing on every state change.
         """
@@ -271,6 +287,11 @@ def add_MeteringServiceServicer_to_server(servicer, server):
                     servicer.BatchGetUsageSummaries,
                     request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesRequest.FromString,
                     response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesResponse.SerializeToString,
+            ),
+            'CheckEntitlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckEntitlement,
+                    request_deserializer=billing_dot_metering_dot_v1_dot_metering__pb2.CheckEntitlementRequest.FromString,
+                    response_serializer=billing_dot_metering_dot_v1_dot_metering__pb2.CheckEntitlementResponse.SerializeToString,
             ),
             'UpsertSubscriptionState': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertSubscriptionState,
@@ -567,6 +588,33 @@ class MeteringService:
             '/billing.metering.v1.MeteringService/BatchGetUsageSummaries',
             billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesRequest.SerializeToString,
             billing_dot_metering_dot_v1_dot_metering__pb2.BatchGetUsageSummariesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckEntitlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.metering.v1.MeteringService/CheckEntitlement',
+            billing_dot_metering_dot_v1_dot_metering__pb2.CheckEntitlementRequest.SerializeToString,
+            billing_dot_metering_dot_v1_dot_metering__pb2.CheckEntitlementResponse.FromString,
             options,
             channel_credentials,
             insecure,

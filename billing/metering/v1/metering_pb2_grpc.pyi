@@ -61,6 +61,13 @@ class MeteringServiceStub:
     """Usage summaries of up to 1,000 subscriptions (or windows) in one call, read in one
     transaction; answers in the order asked. Fails as a whole if any request would fail alone.
     """
+    CheckEntitlement: _grpc.UnaryUnaryMultiCallable[_metering_pb2.CheckEntitlementRequest, _metering_pb2.CheckEntitlementResponse]
+    """Whether a subscription may use a feature, or record a quantity more of an event key in its
+    billing period, under its plan's entitlements. Answered from metering's replica and rollups
+    (cached up to METERING_ENTITLEMENT_CACHE_SECONDS; this replica's own events count at once),
+    with no call to another service: a check for hot paths. A HARD limit is also enforced by
+    ingestion, exactly.
+    """
     UpsertSubscriptionState: _grpc.UnaryUnaryMultiCallable[_metering_pb2.UpsertSubscriptionStateRequest, _metering_pb2.SubscriptionState]
     """Writes metering's local replica of a subscription. Called by invoicing on every state change."""
     BatchUpsertSubscriptionStates: _grpc.UnaryUnaryMultiCallable[_metering_pb2.BatchUpsertSubscriptionStatesRequest, _metering_pb2.BatchUpsertSubscriptionStatesResponse]
@@ -106,6 +113,13 @@ class MeteringServiceAsyncStub(MeteringServiceStub):
     BatchGetUsageSummaries: _aio.UnaryUnaryMultiCallable[_metering_pb2.BatchGetUsageSummariesRequest, _metering_pb2.BatchGetUsageSummariesResponse]  # type: ignore[assignment]
     """Usage summaries of up to 1,000 subscriptions (or windows) in one call, read in one
     transaction; answers in the order asked. Fails as a whole if any request would fail alone.
+    """
+    CheckEntitlement: _aio.UnaryUnaryMultiCallable[_metering_pb2.CheckEntitlementRequest, _metering_pb2.CheckEntitlementResponse]  # type: ignore[assignment]
+    """Whether a subscription may use a feature, or record a quantity more of an event key in its
+    billing period, under its plan's entitlements. Answered from metering's replica and rollups
+    (cached up to METERING_ENTITLEMENT_CACHE_SECONDS; this replica's own events count at once),
+    with no call to another service: a check for hot paths. A HARD limit is also enforced by
+    ingestion, exactly.
     """
     UpsertSubscriptionState: _aio.UnaryUnaryMultiCallable[_metering_pb2.UpsertSubscriptionStateRequest, _metering_pb2.SubscriptionState]  # type: ignore[assignment]
     """Writes metering's local replica of a subscription. Called by invoicing on every state change."""
@@ -209,6 +223,19 @@ class MeteringServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_metering_pb2.BatchGetUsageSummariesResponse, _abc.Awaitable[_metering_pb2.BatchGetUsageSummariesResponse]]:
         """Usage summaries of up to 1,000 subscriptions (or windows) in one call, read in one
         transaction; answers in the order asked. Fails as a whole if any request would fail alone.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckEntitlement(
+        self,
+        request: _metering_pb2.CheckEntitlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metering_pb2.CheckEntitlementResponse, _abc.Awaitable[_metering_pb2.CheckEntitlementResponse]]:
+        """Whether a subscription may use a feature, or record a quantity more of an event key in its
+        billing period, under its plan's entitlements. Answered from metering's replica and rollups
+        (cached up to METERING_ENTITLEMENT_CACHE_SECONDS; this replica's own events count at once),
+        with no call to another service: a check for hot paths. A HARD limit is also enforced by
+        ingestion, exactly.
         """
 
     @_abc_1.abstractmethod
