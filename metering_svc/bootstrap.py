@@ -11,6 +11,7 @@ from metering_svc.settings import MeteringSettings
 from service_kit.background import every
 from service_kit.clock import Clock, SystemClock
 from service_kit.database import create_engine, session_factory
+from service_kit.fresh_cache import FreshCache
 from service_kit.grpc_server import RunningServer, ServiceBinding, start_server
 
 PARTITION_CHECK_SECONDS = 3600
@@ -25,6 +26,7 @@ def build(settings: MeteringSettings, clock: Clock | None = None) -> Metering:
         clock=clock or SystemClock(),
         settings=settings,
         metrics=MeteringMetrics(),
+        entitlements=FreshCache(settings.entitlement_cache_seconds),
     )
 
 

@@ -20,3 +20,7 @@ class MeteringSettings(ServiceSettings):
     max_batch_size: int = Field(default=10_000, ge=1, le=100_000)
     # Events a stream commits together at most; a smaller group commits when no more are waiting.
     stream_group_size: int = Field(default=1_000, ge=1, le=10_000)
+    # How long CheckEntitlement may answer from what it read (events recorded by other replicas
+    # show after at most this long; this replica's own at once). Ingestion enforces hard limits
+    # exactly whatever it is.
+    entitlement_cache_seconds: float = Field(default=1.0, ge=0, le=60)

@@ -6,7 +6,7 @@ handful of statements. Rollups are updated once per (subscription, event key, ho
 
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -328,6 +328,17 @@ class EventStore:
             # Keys are never deleted: a claim that lost and yet finds no key is not answerable.
             raise Unavailable("an idempotency key claim could not be resolved; retry")
         return earlier
+
+    async def recorded_keys(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (subscription, idempotency key) pairs an event was recorded with."""
+        if not keys:
+            return set()
+        ordered = sorted(keys)
+        rows = await self._session.execute(
+            _EXISTING_KEYS,
+            {"subscription_ids": [k[0] for k in ordered], "keys": [k[1] for k in ordered]},
+        )
+        return {(row.subscription_id, row.idempotency_key) for row in rows}
 
     async def id_of_key(
         self, merchant_id: str, subscription_id: str, idempotency_key: str

@@ -1,34 +1,42 @@
 """Metering's local replicas of subscriptions and invoices, written by invoicing."""
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from metering_svc.adapters.tables import InvoiceReferenceRow, SubscriptionRow
-from metering_svc.domain.model import InvoiceReference, SubscriptionState, SubscriptionStatus
+from metering_svc.domain.model import (
+    InvoiceReference,
+    SubscriptionState,
+    SubscriptionStatus,
+    UsageLimit,
+)
 from service_kit.sql_filters import id_in
 
 # Both upserts write rows in id order, so that concurrent batches lock them in the same order.
 _UPSERT_SUBSCRIPTIONS = text("""
     INSERT INTO metering.subscriptions AS s (
         id, merchant_id, service_id, user_id, status, current_period_start, current_period_end,
-        version, test_clock_time, end_time, update_time)
+        version, test_clock_time, end_time, features, limits, update_time)
     SELECT t.*, :now
     FROM unnest(
         CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:service_ids AS text[]),
         CAST(:user_ids AS text[]), CAST(:statuses AS text[]),
         CAST(:period_starts AS timestamptz[]), CAST(:period_ends AS timestamptz[]),
         CAST(:versions AS bigint[]), CAST(:test_clock_times AS timestamptz[]),
-        CAST(:end_times AS timestamptz[])) AS t
+        CAST(:end_times AS timestamptz[]), CAST(:features AS jsonb[]),
+        CAST(:limits AS jsonb[])) AS t
     ORDER BY 1
     ON CONFLICT (id) DO UPDATE SET
         service_id = excluded.service_id, user_id = excluded.user_id, status = excluded.status,
         current_period_start = excluded.current_period_start,
         current_period_end = excluded.current_period_end, version = excluded.version,
         test_clock_time = excluded.test_clock_time, end_time = excluded.end_time,
-        update_time = excluded.update_time
+        features = excluded.features, limits = excluded.limits, update_time = excluded.update_time
     WHERE s.merchant_id = excluded.merchant_id AND s.version < excluded.version
 """)
 
@@ -46,6 +54,25 @@ _UPSERT_INVOICES = text("""
 """)
 
 
+# A lock per subscription, taken in key order (a hash collision only serializes two more).
+_LOCK_USAGE_LIMITS = text("""
+    SELECT pg_advisory_xact_lock(k) FROM (
+        SELECT DISTINCT hashtextextended('metering.usage_limit:' || id, 0) AS k
+        FROM unnest(CAST(:ids AS text[])) AS id
+        ORDER BY k
+    ) keys
+""")
+
+
+def _limits_json(limits: Sequence[UsageLimit]) -> str:
+    return json.dumps(
+        [
+            {"event_key": limit.event_key, "quantity": str(limit.quantity), "hard": limit.hard}
+            for limit in limits
+        ]
+    )
+
+
 def _state(row: SubscriptionRow) -> SubscriptionState:
     return SubscriptionState(
         subscription_id=row.id,
@@ -58,6 +85,11 @@ def _state(row: SubscriptionRow) -> SubscriptionState:
         version=row.version,
         test_clock_time=row.test_clock_time,
         end_time=row.end_time,
+        features=tuple(row.features),
+        limits=tuple(
+            UsageLimit(limit["event_key"], Decimal(limit["quantity"]), limit["hard"])
+            for limit in row.limits
+        ),
     )
 
 
@@ -86,6 +118,11 @@ class ReplicaRepository:
             .with_for_update(read=True)
         )
         return {row.id: _state(row) for row in rows}
+
+    async def lock_usage_limits(self, ids: Collection[str]) -> None:
+        """Takes the subscriptions' usage-limit locks until the transaction ends, in the order
+        of their keys so two transactions never wait on each other's."""
+        await self._session.execute(_LOCK_USAGE_LIMITS, {"ids": list(ids)})
 
     async def subscription(
         self, merchant_id: str, subscription_id: str
@@ -124,6 +161,8 @@ class ReplicaRepository:
                 "versions": [s.version for s in ordered],
                 "test_clock_times": [s.test_clock_time for s in ordered],
                 "end_times": [s.end_time for s in ordered],
+                "features": [json.dumps(list(s.features)) for s in ordered],
+                "limits": [_limits_json(s.limits) for s in ordered],
                 "now": now,
             },
         )

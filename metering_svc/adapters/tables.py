@@ -1,8 +1,10 @@
 """ORM rows of the metering schema. Event tables are reached with bulk SQL (event_store.py)."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service_kit.idempotency import idempotency_table
@@ -41,6 +43,9 @@ class SubscriptionRow(Base):
     update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     test_clock_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    features: Mapped[list[str]] = mapped_column(JSONB)
+    # [{"event_key", "quantity" (a decimal string), "hard"}]
+    limits: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
 
 
 class InvoiceReferenceRow(Base):

@@ -10,7 +10,14 @@ from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
 from metering_svc.api import translate
 from metering_svc.domain.model import EventOutcome
-from metering_svc.service_layer import events, ingestion, meters, replicas, summaries
+from metering_svc.service_layer import (
+    entitlements,
+    events,
+    ingestion,
+    meters,
+    replicas,
+    summaries,
+)
 from metering_svc.service_layer.group_commit import GroupCommitter
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument
@@ -180,6 +187,19 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
                 for query, answer in zip(queries, found, strict=True)
             ]
         )
+
+    async def CheckEntitlement(
+        self, request: pb.CheckEntitlementRequest, context: Context
+    ) -> pb.CheckEntitlementResponse:
+        entitlement = await entitlements.check_entitlement(
+            self._metering,
+            merchant_id(context),
+            request.subscription_id,
+            feature=request.feature,
+            event_key=request.event_key,
+            quantity=request.quantity,
+        )
+        return translate.entitlement_to_proto(entitlement)
 
     async def UpsertSubscriptionState(
         self, request: pb.UpsertSubscriptionStateRequest, context: Context

@@ -1,6 +1,7 @@
 """Protobuf messages <-> metering domain types."""
 
 from billing.metering.v1 import metering_pb2 as pb
+from metering_svc.domain.entitlements import Entitlement
 from metering_svc.domain.model import (
     Aggregation,
     EventOutcome,
@@ -11,7 +12,9 @@ from metering_svc.domain.model import (
     SubscriptionState,
     SubscriptionStatus,
     UsageEventDraft,
+    UsageLimit,
 )
+from metering_svc.domain.validation import parse_quantity
 from metering_svc.service_layer.summaries import SummaryQuery, UsageSummary
 from service_kit.decimals import format_decimal
 from service_kit.errors import InvalidArgument
@@ -164,6 +167,31 @@ def subscription_state_from_proto(
             from_timestamp(message.test_clock_time) if message.HasField("test_clock_time") else None
         ),
         end_time=from_timestamp(message.end_time) if message.HasField("end_time") else None,
+        features=tuple(message.features),
+        limits=tuple(
+            _limit_from_proto(limit, f"{prefix}limits[{index}].")
+            for index, limit in enumerate(message.limits)
+        ),
+    )
+
+
+def _limit_from_proto(message: pb.UsageLimit, prefix: str) -> UsageLimit:
+    if message.enforcement not in (pb.LIMIT_ENFORCEMENT_SOFT, pb.LIMIT_ENFORCEMENT_HARD):
+        raise InvalidArgument(
+            f"{prefix}enforcement must be SOFT or HARD", field=f"{prefix}enforcement"
+        )
+    return UsageLimit(
+        event_key=message.event_key,
+        quantity=parse_quantity(message.quantity, f"{prefix}quantity"),
+        hard=message.enforcement == pb.LIMIT_ENFORCEMENT_HARD,
+    )
+
+
+def limit_to_proto(limit: UsageLimit) -> pb.UsageLimit:
+    return pb.UsageLimit(
+        event_key=limit.event_key,
+        quantity=format_decimal(limit.quantity),
+        enforcement=pb.LIMIT_ENFORCEMENT_HARD if limit.hard else pb.LIMIT_ENFORCEMENT_SOFT,
     )
 
 
@@ -176,6 +204,8 @@ def subscription_state_to_proto(state: SubscriptionState) -> pb.SubscriptionStat
         current_period_start=to_timestamp(state.current_period_start),
         current_period_end=to_timestamp(state.current_period_end),
         version=state.version,
+        features=state.features,
+        limits=[limit_to_proto(limit) for limit in state.limits],
     )
     if state.test_clock_time is not None:
         message.test_clock_time.CopyFrom(to_timestamp(state.test_clock_time))
@@ -199,3 +229,22 @@ def invoice_reference_to_proto(reference: InvoiceReference) -> pb.InvoiceReferen
     return pb.InvoiceReference(
         invoice_id=reference.invoice_id, service_id=reference.service_id, user_id=reference.user_id
     )
+
+
+def entitlement_to_proto(entitlement: Entitlement) -> pb.CheckEntitlementResponse:
+    limit = entitlement.limit
+    remaining = entitlement.remaining
+    message = pb.CheckEntitlementResponse(
+        allowed=entitlement.allowed,
+        reason=pb.EntitlementReason.Value(f"ENTITLEMENT_REASON_{entitlement.reason.value}"),
+        limit=format_decimal(limit.quantity) if limit else "",
+        enforcement=(
+            limit_to_proto(limit).enforcement if limit else pb.LIMIT_ENFORCEMENT_UNSPECIFIED
+        ),
+        used=format_decimal(entitlement.used),
+        remaining=format_decimal(remaining) if remaining is not None else "",
+        period_start=to_timestamp(entitlement.period.start),
+    )
+    if entitlement.period.end is not None:
+        message.period_end.CopyFrom(to_timestamp(entitlement.period.end))
+    return message

@@ -43,6 +43,16 @@ class Meter:
 
 
 @dataclass(frozen=True)
+class UsageLimit:
+    """The most of an event key a subscription may use per billing period: its aggregate per its
+    meter (SUM without one). A hard limit is enforced at ingestion; a soft one only reported."""
+
+    event_key: str
+    quantity: Decimal
+    hard: bool
+
+
+@dataclass(frozen=True)
 class SubscriptionState:
     """Metering's replica of a subscription: what event validation needs, kept locally."""
 
@@ -58,6 +68,12 @@ class SubscriptionState:
     # When its billable time ends, once known (a cancellation at the period end): no event from
     # then on is billed, so none is accepted.
     end_time: datetime | None = None
+    # Its plan's entitlements.
+    features: tuple[str, ...] = ()
+    limits: tuple[UsageLimit, ...] = ()
+
+    def limit_of(self, event_key: str) -> UsageLimit | None:
+        return next((limit for limit in self.limits if limit.event_key == event_key), None)
 
     def now(self, real_now: datetime) -> datetime:
         """The subscription's present: a test clock may have moved it ahead of real time."""

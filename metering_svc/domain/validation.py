@@ -39,10 +39,15 @@ def _check_properties(properties: dict[str, str]) -> None:
             )
 
 
+def parse_quantity(text: str, field: str) -> Decimal:
+    """A quantity of usage: a decimal >= 0 with at most 12 fractional digits, below 10^15."""
+    return parse_decimal(text, field=field, max_places=QUANTITY_PLACES, max_value=MAX_QUANTITY)
+
+
 # Quantities repeat across a batch; only valid ones (at most 64 characters) are remembered.
 @lru_cache(maxsize=4_096)
 def _quantity(text: str) -> Decimal:
-    return parse_decimal(text, field="quantity", max_places=QUANTITY_PLACES, max_value=MAX_QUANTITY)
+    return parse_quantity(text, "quantity")
 
 
 def validate_fields(
@@ -127,6 +132,30 @@ def check_subscription(
             f"{subscription.end_time.isoformat()}",
             field="occurred_at",
         )
+
+
+MAX_ENTITLEMENTS = 50
+
+
+def check_entitlements(state: SubscriptionState, prefix: str) -> None:
+    """At most 50 distinct features and 50 limits, one per event key."""
+    if len(state.features) > MAX_ENTITLEMENTS:
+        raise InvalidArgument(f"at most {MAX_ENTITLEMENTS} features", field=f"{prefix}features")
+    for index, feature in enumerate(state.features):
+        require_identifier(feature, f"{prefix}features[{index}]")
+        if feature in state.features[:index]:
+            raise InvalidArgument(
+                f"feature {feature} appears twice", field=f"{prefix}features[{index}]"
+            )
+    if len(state.limits) > MAX_ENTITLEMENTS:
+        raise InvalidArgument(f"at most {MAX_ENTITLEMENTS} limits", field=f"{prefix}limits")
+    keys: set[str] = set()
+    for index, limit in enumerate(state.limits):
+        field = f"{prefix}limits[{index}].event_key"
+        require_identifier(limit.event_key, field)
+        if limit.event_key in keys:
+            raise InvalidArgument(f"event key {limit.event_key} has two limits", field=field)
+        keys.add(limit.event_key)
 
 
 def check_invoice(event: UsageEvent, invoice: InvoiceReference | None) -> None:

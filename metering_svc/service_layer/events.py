@@ -102,5 +102,6 @@ async def cancel_usage_event(
         await uow.events.cancel(stored, reason, metering.clock.now())
         canceled = await uow.events.find(merchant_id, event_id)
         await uow.commit()
+    metering.entitlements.changed({stored.event.subscription_id})
     assert canceled is not None
     return canceled

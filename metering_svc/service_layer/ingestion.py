@@ -11,6 +11,7 @@ from metering_svc.domain.deduplication import outcomes, unique_in_batch
 from metering_svc.domain.model import EventOutcome, EventResult, UsageEvent, UsageEventDraft
 from metering_svc.domain.validation import check_invoice, check_subscription, validate_fields
 from metering_svc.service_layer.unit_of_work import Metering
+from metering_svc.service_layer.usage_limits import within_hard_limits
 from service_kit.errors import DomainError, InvalidArgument
 from service_kit.ids import new_ids
 
@@ -64,6 +65,7 @@ async def record_usage_events(
                 results[index] = EventResult(index, EventOutcome.REJECTED, error=error)
             else:
                 valid.append((index, event))
+        valid = await within_hard_limits(uow, merchant_id, subscriptions, valid, results)
 
         # Before this transaction takes any lock that another ingestion could wait for: the
         # partition DDL (own connection) waits for ingestions in flight.
@@ -76,6 +78,7 @@ async def record_usage_events(
         for result in outcomes(batch, recorded_before):
             results[result.index] = result
         await uow.commit()
+    metering.entitlements.changed({event.subscription_id for _, event in batch.fresh})
     metering.metrics.events_recorded(
         ingested=sum(r.outcome is EventOutcome.ACCEPTED for r in results.values()),
         deduplicated=sum(r.outcome is EventOutcome.DUPLICATE for r in results.values()),

@@ -12,9 +12,11 @@ from metering_svc.adapters.partitions import PartitionKeeper
 from metering_svc.adapters.replicas import ReplicaRepository
 from metering_svc.adapters.tables import idempotency_records
 from metering_svc.adapters.usage_reader import UsageReader
+from metering_svc.domain.entitlements import UsageSnapshot
 from metering_svc.settings import MeteringSettings
 from service_kit.clock import Clock
 from service_kit.database import UnitOfWork
+from service_kit.fresh_cache import FreshCache
 from service_kit.idempotency import IdempotencyStore
 
 
@@ -39,6 +41,8 @@ class Metering:
     clock: Clock
     settings: MeteringSettings
     metrics: MeteringMetrics
+    # CheckEntitlement's answers, by (subscription, event key or "" for its features).
+    entitlements: FreshCache[UsageSnapshot]
 
     def unit_of_work(self) -> MeteringUnitOfWork:
         return MeteringUnitOfWork(self.sessions)

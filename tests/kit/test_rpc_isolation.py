@@ -132,6 +132,12 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: mpb.BatchGetUsageSummariesRequest(requests=[usage_of(o)]),
             NOT_FOUND,
         ),
+        "CheckEntitlement": (
+            lambda o: mpb.CheckEntitlementRequest(
+                subscription_id=o.subscription.id, event_key="tokens"
+            ),
+            NOT_FOUND,
+        ),
         "BatchUpsertSubscriptionStates": (
             lambda o: mpb.BatchUpsertSubscriptionStatesRequest(states=[state(o)]),
             DENIED,

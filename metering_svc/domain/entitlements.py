@@ -1,0 +1,135 @@
+"""Entitlements: whether a subscription's plan includes a feature, and whether more usage of an
+event key fits the plan's limit for the billing period.
+
+A limit bounds the period's aggregate of the key per its meter. What one more event can make of
+that aggregate depends on the aggregation: SUM adds the quantity, COUNT adds one event, MAX and
+LAST may become the event's quantity. UNIQUE_COUNT depends on whether the event's value was seen
+before, which the check cannot know without the values: a HARD limit on it is checked, never
+enforced at ingestion.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from metering_svc.domain.model import Aggregation, SubscriptionState, SubscriptionStatus, UsageLimit
+from service_kit.decimals import format_decimal
+from service_kit.errors import FailedPrecondition
+
+ZERO = Decimal(0)
+# Where the usage of a period whose end metering does not know yet is read up to.
+END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+class EntitlementReason(StrEnum):
+    FEATURE_INCLUDED = "FEATURE_INCLUDED"
+    FEATURE_NOT_INCLUDED = "FEATURE_NOT_INCLUDED"
+    NO_LIMIT = "NO_LIMIT"
+    WITHIN_LIMIT = "WITHIN_LIMIT"
+    SOFT_LIMIT_EXCEEDED = "SOFT_LIMIT_EXCEEDED"
+    HARD_LIMIT_EXCEEDED = "HARD_LIMIT_EXCEEDED"
+    SUBSCRIPTION_INACTIVE = "SUBSCRIPTION_INACTIVE"
+
+
+@dataclass(frozen=True)
+class BillingPeriod:
+    """The period a moment's usage counts in: the replica's open period, or, from its end until
+    invoicing opens the next one, the time after it (`end` None: not known to metering yet)."""
+
+    start: datetime
+    end: datetime | None
+
+    @property
+    def window_end(self) -> datetime:
+        return self.end or END_OF_TIME
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    allowed: bool
+    reason: EntitlementReason
+    period: BillingPeriod
+    limit: UsageLimit | None = None
+    used: Decimal = ZERO
+
+    @property
+    def remaining(self) -> Decimal | None:
+        """What is left of the limit, never below zero; None without a limit."""
+        return None if self.limit is None else max(self.limit.quantity - self.used, ZERO)
+
+
+@dataclass(frozen=True)
+class UsageSnapshot:
+    """What a check knows of a subscription and its use of one event key in a period (of no key,
+    for a feature)."""
+
+    state: SubscriptionState
+    aggregation: Aggregation
+    used: Decimal
+    period: BillingPeriod
+
+
+def period_of(state: SubscriptionState, moment: datetime) -> BillingPeriod:
+    if moment < state.current_period_end:
+        return BillingPeriod(state.current_period_start, state.current_period_end)
+    return BillingPeriod(state.current_period_end, None)
+
+
+def enforced(limit: UsageLimit | None, aggregation: Aggregation) -> bool:
+    """Whether ingestion refuses events past the limit."""
+    return limit is not None and limit.hard and aggregation is not Aggregation.UNIQUE_COUNT
+
+
+def usage_after(aggregation: Aggregation, used: Decimal, quantity: Decimal) -> Decimal:
+    """The most the aggregate can be once `quantity` more is used: for COUNT and UNIQUE_COUNT,
+    `quantity` counts events or values."""
+    if aggregation in (Aggregation.MAX, Aggregation.LAST):
+        return max(used, quantity)
+    return used + quantity
+
+
+def passes(limit: UsageLimit, used: Decimal, after: Decimal) -> bool:
+    """Whether usage going from `used` to `after` passes the limit: raises the aggregate above
+    it (what a lowered limit already left above it is not made worse by usage that adds
+    nothing)."""
+    return after > limit.quantity and after > used
+
+
+def check_feature(state: SubscriptionState, feature: str, now: datetime) -> Entitlement:
+    period = period_of(state, state.now(now))
+    if state.status is not SubscriptionStatus.ACTIVE:
+        return Entitlement(False, EntitlementReason.SUBSCRIPTION_INACTIVE, period)
+    if feature in state.features:
+        return Entitlement(True, EntitlementReason.FEATURE_INCLUDED, period)
+    return Entitlement(False, EntitlementReason.FEATURE_NOT_INCLUDED, period)
+
+
+def check_usage(
+    state: SubscriptionState,
+    limit: UsageLimit | None,
+    aggregation: Aggregation,
+    used: Decimal,
+    quantity: Decimal,
+    period: BillingPeriod,
+) -> Entitlement:
+    """Whether `quantity` more of the limit's key fits, the period having used `used`."""
+    if state.status is not SubscriptionStatus.ACTIVE:
+        return Entitlement(False, EntitlementReason.SUBSCRIPTION_INACTIVE, period, limit, used)
+    if limit is None:
+        return Entitlement(True, EntitlementReason.NO_LIMIT, period, None, used)
+    if not passes(limit, used, usage_after(aggregation, used, quantity)):
+        return Entitlement(True, EntitlementReason.WITHIN_LIMIT, period, limit, used)
+    if limit.hard:
+        return Entitlement(False, EntitlementReason.HARD_LIMIT_EXCEEDED, period, limit, used)
+    return Entitlement(True, EntitlementReason.SOFT_LIMIT_EXCEEDED, period, limit, used)
+
+
+def limit_exceeded(limit: UsageLimit, used: Decimal, after: Decimal) -> FailedPrecondition:
+    """The rejection of an event that would take its key's usage past a hard limit."""
+    return FailedPrecondition(
+        f"the plan's hard limit on {limit.event_key} is {format_decimal(limit.quantity)} per "
+        f"billing period: this event would take its usage from {format_decimal(used)} to "
+        f"{format_decimal(after)}",
+        field="quantity",
+    )
