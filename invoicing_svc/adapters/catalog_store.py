@@ -1,5 +1,6 @@
 """Services, plans and subscribers."""
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -9,9 +10,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import PlanRow, ServiceRow, SubscriberRow
+from invoicing_svc.domain.entitlements import Enforcement, UsageLimit
 from invoicing_svc.domain.model import BillingInterval, Plan, PricingType, Service
 from invoicing_svc.domain.pricing import PricingModel, Tier, UsageCharge
 from service_kit.pagination import in_creation_order
+from service_kit.sql_filters import id_in
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -60,6 +63,21 @@ def charges_from_json(stored: list[dict[str, Any]]) -> tuple[UsageCharge, ...]:
     )
 
 
+def limits_to_json(limits: tuple[UsageLimit, ...]) -> list[dict[str, str]]:
+    """Quantities as decimal strings: JSON numbers would be read back as floats."""
+    return [
+        {"event_key": u.event_key, "quantity": str(u.quantity), "enforcement": u.enforcement.value}
+        for u in limits
+    ]
+
+
+def limits_from_json(stored: list[dict[str, Any]]) -> tuple[UsageLimit, ...]:
+    return tuple(
+        UsageLimit(u["event_key"], Decimal(u["quantity"]), Enforcement(u["enforcement"]))
+        for u in stored
+    )
+
+
 def _service(row: ServiceRow) -> Service:
     return Service(row.id, row.merchant_id, row.name, row.description, row.create_time)
 
@@ -78,6 +96,8 @@ def _plan(row: PlanRow) -> Plan:
         create_time=row.create_time,
         currency=row.currency,
         usage_ceiling=row.usage_ceiling,
+        features=tuple(row.features),
+        limits=limits_from_json(row.limits),
     )
 
 
@@ -125,24 +145,39 @@ class CatalogStore:
                 charges=charges_to_json(plan.charges),
                 create_time=plan.create_time,
                 usage_ceiling=plan.usage_ceiling,
+                features=list(plan.features),
+                limits=limits_to_json(plan.limits),
             )
         )
         await self._session.flush()
 
-    async def plan(self, merchant_id: str, plan_id: str) -> Plan | None:
-        row = await self._session.get(PlanRow, plan_id)
+    async def plan(self, merchant_id: str, plan_id: str, *, lock: bool = False) -> Plan | None:
+        """The merchant's plan; `lock` holds it FOR UPDATE, which also holds back a subscription
+        being started on it (its foreign key share-locks the plan) until this transaction ends."""
+        row = await self._session.get(PlanRow, plan_id, with_for_update=lock)
         return _plan(row) if row and row.merchant_id == merchant_id else None
 
-    async def set_usage_ceiling(
-        self, merchant_id: str, plan_id: str, ceiling: Decimal
-    ) -> Plan | None:
-        """The plan with its new ceiling; None when it is not the merchant's."""
-        row = await self._session.get(PlanRow, plan_id, with_for_update=True)
-        if row is None or row.merchant_id != merchant_id:
-            return None
-        row.usage_ceiling = ceiling
+    async def plans_by_id(self, keys: Collection[tuple[str, str]]) -> dict[str, Plan]:
+        """The plans named by (merchant id, plan id), by plan id, in one statement, as they are
+        now (not as this session saw them before: a push must not carry older entitlements than
+        the subscription versions read before it)."""
+        rows = await self._session.scalars(
+            select(PlanRow)
+            .where(id_in(PlanRow.id, {plan_id for _, plan_id in keys}))
+            .execution_options(populate_existing=True)
+        )
+        wanted = set(keys)
+        return {row.id: _plan(row) for row in rows if (row.merchant_id, row.id) in wanted}
+
+    async def update_plan(self, plan: Plan) -> None:
+        """Writes the fields of a stored plan that may change: its usage ceiling, features and
+        limits."""
+        row = await self._session.get(PlanRow, plan.id)
+        assert row is not None and row.merchant_id == plan.merchant_id
+        row.usage_ceiling = plan.usage_ceiling
+        row.features = list(plan.features)
+        row.limits = limits_to_json(plan.limits)
         await self._session.flush()
-        return _plan(row)
 
     async def plans(
         self,

@@ -8,11 +8,13 @@ from decimal import Decimal
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
 from invoicing_svc.adapters.batch_calls import per_call
-from invoicing_svc.domain.model import Invoice, Subscription
+from invoicing_svc.domain.entitlements import UsageLimit
+from invoicing_svc.domain.model import Invoice, Plan, Subscription
 from invoicing_svc.domain.periods import BilledUsage, billable_end
 from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
+from service_kit.decimals import format_decimal
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
 
@@ -20,7 +22,18 @@ from service_kit.tenancy import MERCHANT_METADATA_KEY
 _END_OF_USAGE = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
-def _state(subscription: Subscription) -> pb.SubscriptionState:
+def _limit(limit: UsageLimit) -> pb.UsageLimit:
+    return pb.UsageLimit(
+        event_key=limit.event_key,
+        quantity=format_decimal(limit.quantity),
+        enforcement=pb.LimitEnforcement.Value(f"LIMIT_ENFORCEMENT_{limit.enforcement.value}"),
+    )
+
+
+def _state(subscription: Subscription, plan: Plan) -> pb.SubscriptionState:
+    """The replica metering keeps of a subscription, with its plan's entitlements."""
+    if plan.id != subscription.plan_id:
+        raise ValueError(f"plan {plan.id} is not subscription {subscription.id}'s")
     state = pb.SubscriptionState(
         subscription_id=subscription.id,
         service_id=subscription.service_id,
@@ -29,6 +42,8 @@ def _state(subscription: Subscription) -> pb.SubscriptionState:
         current_period_start=to_timestamp(subscription.current_period_start),
         current_period_end=to_timestamp(subscription.current_period_end),
         version=subscription.version,
+        features=plan.features,
+        limits=[_limit(limit) for limit in plan.limits],
     )
     if subscription.test_clock_time is not None:
         state.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
@@ -48,23 +63,30 @@ class MeteringClient:
     def _metadata(self, merchant_id: str) -> tuple[tuple[str, str]]:
         return ((MERCHANT_METADATA_KEY, merchant_id),)
 
-    async def push_subscription(self, subscription: Subscription) -> None:
+    async def push_subscription(self, subscription: Subscription, plan: Plan) -> None:
+        """The subscription's state and its plan's entitlements. Read the plan after the
+        subscription: a change of entitlements raises the versions of the plan's subscriptions
+        in its own transaction, so a plan read later is never older than the version sent."""
         await answer_of(
             self._stub.UpsertSubscriptionState(
-                pb.UpsertSubscriptionStateRequest(state=_state(subscription)),
+                pb.UpsertSubscriptionStateRequest(state=_state(subscription, plan)),
                 metadata=self._metadata(subscription.merchant_id),
                 timeout=self._deadline,
             ),
             "metering",
         )
 
-    async def push_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
-        """The states of many subscriptions, in one call per merchant (and 1,000)."""
+    async def push_subscriptions(
+        self, subscriptions: Sequence[Subscription], plans: Mapping[str, Plan]
+    ) -> None:
+        """The states of many subscriptions (`plans` holds their plans by id, read after them),
+        in one call per merchant (and 1,000)."""
 
         async def push(merchant_id: str, chunk: list[Subscription]) -> None:
+            states = [_state(s, plans[s.plan_id]) for s in chunk]
             await answer_of(
                 self._stub.BatchUpsertSubscriptionStates(
-                    pb.BatchUpsertSubscriptionStatesRequest(states=[_state(s) for s in chunk]),
+                    pb.BatchUpsertSubscriptionStatesRequest(states=states),
                     metadata=self._metadata(merchant_id),
                     timeout=self._deadline,
                 ),

@@ -3,7 +3,7 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, text
+from sqlalchemy import exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import CheckoutSessionRow, CreditBalanceRow, SubscriptionRow
@@ -157,6 +157,23 @@ class SubscriptionStore:
                 "versions": [s.version for s in subscriptions],
             },
         )
+
+    async def bump_versions_of_plan(self, merchant_id: str, plan_id: str) -> list[Subscription]:
+        """Raises by one the version of every subscription of the plan not canceled, in one
+        statement (waiting for those another transaction holds), so metering's replica takes
+        their next push as newer. Returns them as they are now, in id order."""
+        rows = await self._session.scalars(
+            update(SubscriptionRow)
+            .where(
+                SubscriptionRow.merchant_id == merchant_id,
+                SubscriptionRow.plan_id == plan_id,
+                SubscriptionRow.status != SubscriptionStatus.CANCELED.value,
+            )
+            .values(version=SubscriptionRow.version + 1)
+            .returning(SubscriptionRow)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return sorted((_subscription(row) for row in rows), key=lambda s: s.id)
 
     async def subscription(
         self, merchant_id: str, subscription_id: str, *, lock: bool = False

@@ -53,6 +53,8 @@ class PlanRow(Base):
     charges: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     create_time: Mapped[datetime] = mapped_column(Timestamp)
     usage_ceiling: Mapped[Decimal] = mapped_column(Numeric(30, 6))
+    features: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    limits: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
 
 
 class SubscriberRow(Base):

@@ -81,13 +81,9 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
         return translate.plan_to_proto(found)
 
     async def UpdatePlan(self, request: pb.UpdatePlanRequest, context: Context) -> pb.Plan:
-        ceiling = translate.usage_ceiling_from_proto(request.plan)
-        changed = await catalog.update_plan_usage_ceiling(
-            self._invoicing,
-            merchant_id(context),
-            request.plan.id,
-            ceiling,
-            list(request.update_mask.paths),
+        change = translate.plan_change_from_proto(request.plan, request.update_mask.paths)
+        changed = await catalog.update_plan(
+            self._invoicing, merchant_id(context), request.plan.id, change
         )
         return translate.plan_to_proto(changed)
 

@@ -1,6 +1,6 @@
 """Protobuf messages <-> invoicing domain types."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +12,7 @@ from billing.invoicing.v1 import invoicing_pb2 as pb
 from invoicing_svc.domain.credits import AutoTopUp, SubscriptionBalance
 from invoicing_svc.domain.customers import Customer, CustomerAccess
 from invoicing_svc.domain.dunning import DunningFinalAction, MerchantSettings, PaymentFailure
+from invoicing_svc.domain.entitlements import Enforcement, UsageLimit, parse_limit_quantity
 from invoicing_svc.domain.model import (
     BillingInterval,
     CheckoutSession,
@@ -27,6 +28,7 @@ from invoicing_svc.domain.model import (
     SubscriptionStatus,
 )
 from invoicing_svc.domain.plans import (
+    PlanChange,
     auto_pay_cap,
     auto_pay_period_seconds,
     parse_price,
@@ -58,7 +60,10 @@ _ENUMS = {
     "SUBSCRIPTION_STATUS_": pb.SubscriptionStatus,
     "PAYMENT_FAILURE_REASON_": pb.PaymentFailureReason,
     "DUNNING_FINAL_ACTION_": pb.DunningFinalAction,
+    "LIMIT_ENFORCEMENT_": pb.LimitEnforcement,
 }
+# The fields of a plan UpdatePlan may change (its update_mask paths).
+UPDATABLE_PLAN_FIELDS = ("usage_ceiling", "features", "limits")
 
 
 def subscription_status_from_proto(value: int) -> SubscriptionStatus | None:
@@ -134,6 +139,25 @@ def charge_from_proto(message: pb.UsageCharge, field: str) -> UsageCharge:
     )
 
 
+def limit_from_proto(message: pb.UsageLimit, field: str) -> UsageLimit:
+    enforcement = _enum(
+        message.enforcement, Enforcement, "LIMIT_ENFORCEMENT_", f"{field}.enforcement"
+    )
+    if enforcement is None:
+        raise InvalidArgument(f"{field}.enforcement is required", field=f"{field}.enforcement")
+    return UsageLimit(
+        event_key=message.event_key,
+        quantity=parse_limit_quantity(message.quantity, f"{field}.quantity"),
+        enforcement=enforcement,
+    )
+
+
+def limits_from_proto(message: pb.Plan) -> tuple[UsageLimit, ...]:
+    return tuple(
+        limit_from_proto(limit, f"plan.limits[{i}]") for i, limit in enumerate(message.limits)
+    )
+
+
 def plan_from_proto(message: pb.Plan, *, plan_id: str, merchant_id: str, now: datetime) -> Plan:
     interval = _enum(
         message.billing_interval, BillingInterval, "BILLING_INTERVAL_", "plan.billing_interval"
@@ -155,11 +179,30 @@ def plan_from_proto(message: pb.Plan, *, plan_id: str, merchant_id: str, now: da
         ),
         create_time=now,
         usage_ceiling=usage_ceiling_from_proto(message),
+        features=tuple(message.features),
+        limits=limits_from_proto(message),
     )
 
 
 def usage_ceiling_from_proto(message: pb.Plan) -> Decimal:
     return parse_usage_ceiling(message.usage_ceiling, "plan.usage_ceiling")
+
+
+def plan_change_from_proto(message: pb.Plan, paths: Collection[str]) -> PlanChange:
+    """The fields of `message` an UpdatePlan's mask names; INVALID_ARGUMENT for a mask naming
+    none of UPDATABLE_PLAN_FIELDS or any other field."""
+    named = set(paths)
+    allowed = ", ".join(UPDATABLE_PLAN_FIELDS)
+    if not named or not named <= set(UPDATABLE_PLAN_FIELDS):
+        raise InvalidArgument(
+            f"update_mask must name one or more of {allowed}, and nothing else",
+            field="update_mask",
+        )
+    return PlanChange(
+        usage_ceiling=usage_ceiling_from_proto(message) if "usage_ceiling" in named else None,
+        features=tuple(message.features) if "features" in named else None,
+        limits=limits_from_proto(message) if "limits" in named else None,
+    )
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -214,6 +257,15 @@ def plan_to_proto(plan: Plan) -> pb.Plan:
         usage_ceiling=_money(plan.usage_ceiling),
         auto_pay_cap=_money(auto_pay_cap(plan)),
         auto_pay_period_seconds=auto_pay_period_seconds(plan),
+        features=plan.features,
+        limits=[
+            pb.UsageLimit(
+                event_key=u.event_key,
+                quantity=_decimal_text(u.quantity),
+                enforcement=pb.LimitEnforcement.Value(f"LIMIT_ENFORCEMENT_{u.enforcement.value}"),
+            )
+            for u in plan.limits
+        ],
     )
 
 

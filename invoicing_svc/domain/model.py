@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from invoicing_svc.domain.entitlements import UsageLimit
 from invoicing_svc.domain.pricing import UsageCharge
 from service_kit.clock import own_time
 
@@ -79,6 +80,10 @@ class Plan:
     currency: str = "USDC"
     # Auto-pay: the most usage a period may add above the fixed fee under a mandate (USDC).
     usage_ceiling: Decimal = Decimal(0)
+    # Entitlements, enforced by metering: the features included, and the usage limits per event
+    # key and billing period.
+    features: tuple[str, ...] = ()
+    limits: tuple[UsageLimit, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""What makes a plan valid, what it charges as a fixed fee, and the auto-pay mandate the hosted
-checkout proposes for it."""
+"""What makes a plan valid, what it charges as a fixed fee, what of it may change, and the
+auto-pay mandate the hosted checkout proposes for it."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from invoicing_svc.domain.entitlements import UsageLimit, validate_features, validate_limits
 from invoicing_svc.domain.model import BillingInterval, Plan, PricingType
 from invoicing_svc.domain.pricing import MAX_PRICE, PLACES, UsageCharge, validate_charge
 from service_kit.decimals import parse_decimal, round_usdc
@@ -91,6 +92,34 @@ def validate_terms(terms: PlanTerms) -> None:
                 )
             if not charges:
                 raise InvalidArgument("a HYBRID plan needs usage charges", field="plan.charges")
+
+
+def validate_entitlements(features: tuple[str, ...], limits: tuple[UsageLimit, ...]) -> None:
+    validate_features(features)
+    validate_limits(limits)
+
+
+@dataclass(frozen=True)
+class PlanChange:
+    """What UpdatePlan changes; None leaves a field as it is. Prices never change."""
+
+    usage_ceiling: Decimal | None = None
+    features: tuple[str, ...] | None = None
+    limits: tuple[UsageLimit, ...] | None = None
+
+
+def changed_plan(plan: Plan, change: PlanChange) -> Plan:
+    """The plan with the change applied; InvalidArgument when a changed field is not valid."""
+    features = plan.features if change.features is None else change.features
+    limits = plan.limits if change.limits is None else change.limits
+    validate_entitlements(features, limits)
+    ceiling = plan.usage_ceiling if change.usage_ceiling is None else change.usage_ceiling
+    return replace(plan, usage_ceiling=ceiling, features=features, limits=limits)
+
+
+def entitlements_changed(before: Plan, after: Plan) -> bool:
+    """Whether the plan's subscriptions must tell metering (which enforces entitlements)."""
+    return (before.features, before.limits) != (after.features, after.limits)
 
 
 def fixed_fee(plan: Plan) -> Decimal:

@@ -1,11 +1,16 @@
 """Services and plans."""
 
-from collections.abc import Collection
-from decimal import Decimal
-
 from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.domain.model import Plan, Service
-from invoicing_svc.domain.plans import PlanTerms, require_name, validate_terms
+from invoicing_svc.domain.plans import (
+    PlanChange,
+    PlanTerms,
+    changed_plan,
+    entitlements_changed,
+    require_name,
+    validate_entitlements,
+    validate_terms,
+)
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from service_kit import pagination
 from service_kit.errors import InvalidArgument, NotFound
@@ -60,6 +65,7 @@ async def create_plan(invoicing: Invoicing, plan: Plan, request: RequestKey | No
     """Stores a plan of an existing service of the merchant. Its prices never change afterwards."""
     require_name(plan.name, "plan.name")
     validate_terms(PlanTerms(plan.pricing_type, plan.amount, plan.charges, plan.interval_count))
+    validate_entitlements(plan.features, plan.limits)
     async with invoicing.unit_of_work() as uow:
         first_id = await uow.idempotency.first_answer(uow.session, plan.merchant_id, request)
         if first_id is not None:
@@ -82,17 +88,25 @@ async def get_plan(invoicing: Invoicing, merchant_id: str, plan_id: str) -> Plan
     return plan
 
 
-async def update_plan_usage_ceiling(
-    invoicing: Invoicing, merchant_id: str, plan_id: str, ceiling: Decimal, paths: Collection[str]
+async def update_plan(
+    invoicing: Invoicing, merchant_id: str, plan_id: str, change: PlanChange
 ) -> Plan:
-    """Sets the plan's usage ceiling, the one field of a plan that changes: it bounds the
-    mandates the checkout proposes from now on, never what is billed."""
-    if set(paths) != {"usage_ceiling"}:
-        raise InvalidArgument("update_mask must name usage_ceiling alone", field="update_mask")
+    """Changes what of a plan may change; prices never do. The usage ceiling bounds the mandates
+    the checkout proposes from now on, never what is billed. New features or limits reach
+    metering for every subscription of the plan not canceled: in this transaction each one's
+    version goes up and its push is written to the outbox (metering keeps only newer versions)."""
+    now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
-        changed = await uow.catalog.set_usage_ceiling(merchant_id, plan_id, ceiling)
-        if changed is None:
+        # Locked: changes of one plan take turns, and a subscription started on it meanwhile
+        # is either bumped here or reads the new entitlements.
+        plan = await uow.catalog.plan(merchant_id, plan_id, lock=True)
+        if plan is None:
             raise NotFound(f"plan {plan_id} not found", field="plan.id")
+        changed = changed_plan(plan, change)
+        await uow.catalog.update_plan(changed)
+        if entitlements_changed(plan, changed):
+            for subscription in await uow.subscriptions.bump_versions_of_plan(merchant_id, plan_id):
+                await uow.subscription_changed(subscription, now)
         await uow.commit()
     return changed
 

@@ -182,9 +182,11 @@ async def _announce_to_metering(
     subscription now rather than at the outbox's next pass (which delivers it all the same)."""
     async with invoicing.unit_of_work() as uow:
         subscription = await uow.subscriptions.subscription(merchant_id, subscription_id)
-    assert subscription is not None
+        assert subscription is not None
+        plan = await uow.catalog.plan(merchant_id, subscription.plan_id)
+    assert plan is not None
     try:
-        await invoicing.metering.push_subscription(subscription)
+        await invoicing.metering.push_subscription(subscription, plan)
     except Exception as error:
         log.warning("metering.push_deferred", subscription=subscription_id, error=str(error))
 

@@ -50,11 +50,11 @@ class PeriodEnd:
 async def _plans(
     uow: InvoicingUnitOfWork, subscriptions: Sequence[Subscription]
 ) -> dict[str, Plan]:
-    plans = {}
-    for merchant_id, plan_id in sorted({(s.merchant_id, s.plan_id) for s in subscriptions}):
-        plan = await uow.catalog.plan(merchant_id, plan_id)
-        assert plan is not None
-        plans[plan_id] = plan
+    """The subscriptions' plans by id, in one statement, read after the subscriptions (whose
+    pushes carry the plans' entitlements)."""
+    keys = {(s.merchant_id, s.plan_id) for s in subscriptions}
+    plans = await uow.catalog.plans_by_id(keys)
+    assert len(plans) == len(keys)
     return plans
 
 
@@ -68,7 +68,7 @@ async def bill_periods(
     """Invoices each period (`plans` holds the subscriptions' plans by id) and stores each
     following state. Returns, in order, the invoice of each period, or None for a period that had
     an invoice already."""
-    await invoicing.metering.push_subscriptions([ending.following for ending in endings])
+    await invoicing.metering.push_subscriptions([ending.following for ending in endings], plans)
     usages = await invoicing.metering.period_usages(
         [billed_usage(e.subscription, e.following) for e in endings]
     )

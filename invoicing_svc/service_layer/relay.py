@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.subscription_store import SubscriptionStore
 from invoicing_svc.adapters.tables import outbox
@@ -48,11 +49,13 @@ async def _invoices(session: AsyncSession, messages: Sequence[OutboxMessage]) ->
 def outbox_relay(invoicing: Invoicing) -> OutboxRelay:
     async def push_subscriptions(session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
         # The current states, whatever versions the messages were written for: metering keeps
-        # the newest version it has seen.
+        # the newest version it has seen. Their plans (entitlements) are read after them, in
+        # one statement.
         ids = _named(messages, "subscription_id")
         found = await SubscriptionStore(session).subscriptions_by_id(_merchant(messages), ids)
         _require_all(ids, found)
-        await invoicing.metering.push_subscriptions(found)
+        plans = await CatalogStore(session).plans_by_id({(s.merchant_id, s.plan_id) for s in found})
+        await invoicing.metering.push_subscriptions(found, plans)
 
     async def push_invoices(session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
         await invoicing.metering.push_invoices(await _invoices(session, messages))

@@ -3,7 +3,7 @@
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from invoicing_svc.domain.model import Subscription, SubscriptionStatus
+from invoicing_svc.domain.model import Plan, Subscription, SubscriptionStatus
 from invoicing_svc.service_layer.period_close import bill_period, close_due_periods, close_periods
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
@@ -20,6 +20,13 @@ async def _subscription(
     if found is None:
         raise NotFound(f"subscription {subscription_id} not found", field=field)
     return found
+
+
+async def _plan(uow: InvoicingUnitOfWork, subscription: Subscription) -> Plan:
+    """The plan of a subscription this transaction holds (its pushes carry the entitlements)."""
+    plan = await uow.catalog.plan(subscription.merchant_id, subscription.plan_id)
+    assert plan is not None
+    return plan
 
 
 async def get_subscription(
@@ -81,7 +88,7 @@ async def cancel_subscription(
                 subscription, cancel_at_period_end=True, version=subscription.version + 1
             )
             await uow.subscriptions.save_subscription(following)
-            await invoicing.metering.push_subscription(following)
+            await invoicing.metering.push_subscription(following, await _plan(uow, following))
             await uow.subscription_changed(following, real_now)
             await uow.emit(merchant_id, "subscription.updated", following, real_now)
         else:
@@ -137,7 +144,8 @@ async def advance_test_clock(
         )
         await uow.subscriptions.save_subscription(moved)
         await uow.subscription_changed(moved, now)
+        plan = await _plan(uow, moved)
         await uow.commit()
-    await invoicing.metering.push_subscription(moved)
+    await invoicing.metering.push_subscription(moved, plan)
     await close_due_periods(invoicing, subscription_id)
     return await get_subscription(invoicing, merchant_id, subscription_id)
