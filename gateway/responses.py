@@ -48,6 +48,12 @@ class UsageCharge(Reply):
     included_quantity: OptionalDecimal
 
 
+class UsageLimit(Reply):
+    event_key: str
+    quantity: Decimal
+    enforcement: Literal["SOFT", "HARD"] | None
+
+
 class Plan(Reply):
     id: str
     service_id: str
@@ -67,6 +73,11 @@ class Plan(Reply):
     ]
     auto_pay_period_seconds: Annotated[
         Int64, Field(description="The proposed mandate's period: the shortest billing period.")
+    ]
+    features: Annotated[list[str], Field(description="Entitlements: the features included.")]
+    limits: Annotated[
+        list[UsageLimit],
+        Field(description="Entitlements: the most of an event key per billing period."),
     ]
 
 

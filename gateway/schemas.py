@@ -92,6 +92,16 @@ class ChargeIn(Body):
     included_quantity: Number | None = None
 
 
+class UsageLimitIn(Body):
+    event_key: Id
+    quantity: Number
+    enforcement: Literal["SOFT", "HARD"]
+
+
+Features = Annotated[list[Id], Field(max_length=50)]
+Limits = Annotated[list[UsageLimitIn], Field(max_length=50)]
+
+
 class PlanCreate(Body):
     name: Annotated[str, Field(max_length=200)]
     pricing_type: Literal["FIXED_RECURRING", "USAGE_BASED", "HYBRID"]
@@ -100,12 +110,16 @@ class PlanCreate(Body):
     amount: Number | None = None
     charges: Annotated[list[ChargeIn], Field(max_length=50)] = []
     usage_ceiling: Number | None = None
+    features: Features = []
+    limits: Limits = []
 
 
 class PlanUpdate(Body):
-    """The one field of a plan that changes."""
+    """The fields of a plan that change; those present (and not null) are changed."""
 
-    usage_ceiling: Number
+    usage_ceiling: Number | None = None
+    features: Features | None = None
+    limits: Limits | None = None
 
 
 class MeterCreate(Body):

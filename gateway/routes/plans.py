@@ -7,10 +7,22 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from gateway import responses as r
 from gateway.backends import to_json
+from gateway.errors import ApiError
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
-from gateway.schemas import PlanCreate, PlanUpdate, text
+from gateway.schemas import PlanCreate, PlanUpdate, UsageLimitIn, text
 
 router = merchant_router("plans")
+
+
+def limit_messages(limits: list[UsageLimitIn]) -> list[pb.UsageLimit]:
+    return [
+        pb.UsageLimit(
+            event_key=u.event_key,
+            quantity=text(u.quantity),
+            enforcement=pb.LimitEnforcement.Value(f"LIMIT_ENFORCEMENT_{u.enforcement}"),
+        )
+        for u in limits
+    ]
 
 
 def plan_message(service_id: str, payload: PlanCreate) -> pb.Plan:
@@ -40,6 +52,8 @@ def plan_message(service_id: str, payload: PlanCreate) -> pb.Plan:
             for c in payload.charges
         ],
         usage_ceiling=text(payload.usage_ceiling),
+        features=payload.features,
+        limits=limit_messages(payload.limits),
     )
 
 
@@ -71,12 +85,39 @@ async def get_plan(merchant: Merchant, plan_id: str) -> Any:
 
 @router.patch("/plans/{plan_id}", **r.documented(r.Plan, 404))
 async def update_plan(merchant: Merchant, plan_id: str, payload: PlanUpdate) -> Any:
-    """`usageCeiling`: the most usage a period may add above the fee under an auto-pay mandate
+    """Changes the fields present (at least one); prices never change.
+
+    `usageCeiling`: the most usage a period may add above the fee under an auto-pay mandate
     (USDC, at most 6 decimals). It bounds the mandates the hosted checkout proposes from now on;
-    mandates already signed keep their cap. Prices never change."""
+    mandates already signed keep their cap.
+
+    `features` and `limits` replace the plan's entitlements (an empty list removes them all);
+    metering enforces the new ones for every subscription of the plan at once."""
+    paths = [
+        name
+        for name, value in (
+            ("usage_ceiling", payload.usage_ceiling),
+            ("features", payload.features),
+            ("limits", payload.limits),
+        )
+        if value is not None
+    ]
+    if not paths:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "invalid_field",
+            "give at least one of usageCeiling, features and limits",
+            "usageCeiling",
+        )
     request = pb.UpdatePlanRequest(
-        plan=pb.Plan(id=plan_id, usage_ceiling=text(payload.usage_ceiling)),
-        update_mask=FieldMask(paths=["usage_ceiling"]),
+        plan=pb.Plan(
+            id=plan_id,
+            usage_ceiling=text(payload.usage_ceiling),
+            features=payload.features or [],
+            limits=limit_messages(payload.limits or []),
+        ),
+        update_mask=FieldMask(paths=paths),
     )
     stub = merchant.gateway.backends.invoicing
     return await merchant.created(lambda: merchant.answer(stub.UpdatePlan, request))
