@@ -23,6 +23,7 @@ FIGURES = [
     "period_close",
     "credits",
     "balance",
+    "entitlements",
     "settlement",
     "relay",
     "watcher",

@@ -627,3 +627,27 @@ def documented(model: Any, *errors: int, status: int = 200) -> dict[str, Any]:
     for error in sorted({*_ALWAYS, *errors}):
         responses[error] = {"model": ErrorEnvelope, "description": _ERRORS[error]}
     return {"response_model": None, "status_code": status, "responses": responses}
+
+
+class EntitlementCheck(Reply):
+    allowed: Annotated[bool, Field(description="Whether the feature or the quantity may be used.")]
+    reason: Literal[
+        "FEATURE_INCLUDED",
+        "FEATURE_NOT_INCLUDED",
+        "NO_LIMIT",
+        "WITHIN_LIMIT",
+        "SOFT_LIMIT_EXCEEDED",
+        "HARD_LIMIT_EXCEEDED",
+        "SUBSCRIPTION_INACTIVE",
+    ]
+    limit: Annotated[OptionalDecimal, Field(description='The limit per period; "" without one.')]
+    enforcement: Literal["SOFT", "HARD"] | None
+    used: Annotated[Decimal, Field(description="The event key's aggregate in the period so far.")]
+    remaining: Annotated[
+        OptionalDecimal, Field(description='What is left of the limit, at least "0"; "" without.')
+    ]
+    period_start: datetime
+    period_end: Annotated[
+        datetime | Absent,
+        Field(description="Absent while the period after the last one is not opened yet."),
+    ] = None

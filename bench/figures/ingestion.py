@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.figures import Figure
+from bench.figures import Figure, percentile
 from bench.figures.load import COLUMNS
 from bench.stack import MERCHANT, Stack
 from billing.metering.v1 import metering_pb2 as pb
@@ -47,7 +47,12 @@ def _event(subscription: str, key: str = "") -> pb.UsageEventInput:
     )
 
 
-async def _subscribe(stub: metering_pb2_grpc.MeteringServiceAsyncStub, subscription: str) -> None:
+async def subscribe(
+    stub: metering_pb2_grpc.MeteringServiceAsyncStub,
+    subscription: str,
+    limits: Sequence[pb.UsageLimit] = (),
+) -> None:
+    """An ACTIVE replica of the subscription, in the second day of a 30-day period."""
     start = datetime.now(UTC) - timedelta(days=1)
     await stub.UpsertSubscriptionState(
         pb.UpsertSubscriptionStateRequest(
@@ -59,6 +64,7 @@ async def _subscribe(stub: metering_pb2_grpc.MeteringServiceAsyncStub, subscript
                 current_period_start=to_timestamp(start),
                 current_period_end=to_timestamp(start + timedelta(days=30)),
                 version=1,
+                limits=limits,
             )
         ),
         metadata=METADATA,
@@ -96,14 +102,15 @@ def _succeeded(output: str) -> int:
     return int(output.split(" succeeded, ")[0].rsplit(" ", 1)[-1])
 
 
-def _h2load_unary(
-    port: int, body: Path, log: Path, authorization: str
+def h2load_unary(
+    port: int, body: Path, log: Path, authorization: str, method: str = "RecordUsageEvent"
 ) -> tuple[int, float, list[float]]:
-    """(succeeded, requests/s, latencies in ms) of the unary load."""
+    """(succeeded, requests/s, latencies in ms) of the unary load: UNARY_REQUESTS calls of
+    `method`, 64 in flight."""
     log.unlink(missing_ok=True)
     output = _h2load(
         port,
-        "RecordUsageEvent",
+        method,
         body,
         authorization,
         *("-n", str(UNARY_REQUESTS), "-c", str(UNARY_CLIENTS), "-m", str(UNARY_STREAMS)),
@@ -114,7 +121,7 @@ def _h2load_unary(
     return _succeeded(output), rate, latencies
 
 
-def _framed(messages: Iterable[bytes]) -> bytes:
+def framed(messages: Iterable[bytes]) -> bytes:
     """Messages as a gRPC request body: each prefixed by its flag byte and length."""
     return b"".join(b"\x00" + len(m).to_bytes(4, "big") + m for m in messages)
 
@@ -132,10 +139,6 @@ async def _h2load_streams(port: int, bodies: list[Path], authorization: str) -> 
     if sum(map(_succeeded, outputs)) != len(bodies):
         raise RuntimeError("stream: a StreamUsageEvents call failed")
     return len(bodies) * STREAM_EVENTS / elapsed
-
-
-def _percentile(values: list[float], share: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * share))]
 
 
 async def _stored(dsn: str, subscription: str) -> tuple[int, Decimal]:
@@ -159,7 +162,7 @@ def _check(what: str, stored: tuple[int, Decimal], acknowledged: int) -> None:
 
 
 @asynccontextmanager
-async def _echo_server() -> AsyncIterator[int]:
+async def echo_server() -> AsyncIterator[int]:
     """The trivial grpc.aio server of bench/echo_server.py, running; yields its port."""
     port = free_port()
     echo = await asyncio.create_subprocess_exec(
@@ -174,22 +177,22 @@ async def _echo_server() -> AsyncIterator[int]:
 
 
 async def unary(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> list[Figure]:
-    await _subscribe(stub, "sub_unary")
+    await subscribe(stub, "sub_unary")
     folder = Path(tempfile.mkdtemp(prefix="h2load-"))
     body = folder / "request.bin"
     body.write_bytes(
-        _framed([pb.RecordUsageEventRequest(event=_event("sub_unary")).SerializeToString()])
+        framed([pb.RecordUsageEventRequest(event=_event("sub_unary")).SerializeToString()])
     )
     authorization = stack.credentials.authorization
-    succeeded, rate, latencies = _h2load_unary(
+    succeeded, rate, latencies = h2load_unary(
         int(stack.metering.rsplit(":", 1)[1]), body, folder / "log", authorization
     )
     # h2load counts any HTTP 200 as a success, failed gRPC calls included: the database decides.
     _check("unary", await _stored(stack.dsn, "sub_unary"), succeeded)
     if succeeded != UNARY_REQUESTS:
         raise RuntimeError(f"unary: only {succeeded} of {UNARY_REQUESTS} requests succeeded")
-    async with _echo_server() as echo_port:
-        _, echo_rate, echo_latencies = _h2load_unary(
+    async with echo_server() as echo_port:
+        _, echo_rate, echo_latencies = h2load_unary(
             echo_port, body, folder / "echo-log", authorization
         )
     return [
@@ -204,19 +207,19 @@ async def unary(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) 
         ),
         Figure(
             "unary RecordUsageEvent p50",
-            _percentile(latencies, 0.5),
+            percentile(latencies, 0.5),
             "ms",
             "echo p50",
-            _percentile(echo_latencies, 0.5),
+            percentile(echo_latencies, 0.5),
         ),
         Figure(
             "unary RecordUsageEvent p99",
-            _percentile(latencies, 0.99),
+            percentile(latencies, 0.99),
             "ms",
             "echo p99",
-            _percentile(echo_latencies, 0.99),
+            percentile(echo_latencies, 0.99),
             "<= 25 ms",
-            _percentile(latencies, 0.99) <= 25,
+            percentile(latencies, 0.99) <= 25,
         ),
     ]
 
@@ -224,7 +227,7 @@ async def unary(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) 
 async def batches(stack: Stack, stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> float:
     subscriptions = [f"sub_batch_{n}" for n in range(BATCH_CALLERS)]
     for subscription in subscriptions:
-        await _subscribe(stub, subscription)
+        await subscribe(stub, subscription)
 
     async def caller(subscription: str) -> None:
         for n in range(BATCHES // BATCH_CALLERS):
@@ -250,21 +253,21 @@ async def streams(
     """(events/s into StreamUsageEvents, events/s into the echo server's stream) of STREAMS
     streams at once, each of STREAM_EVENTS events with their own idempotency keys, sent by h2load
     as fast as the server reads them (a Python client is slower than the server here)."""
-    await _subscribe(stub, "sub_stream")
+    await subscribe(stub, "sub_stream")
     folder = Path(tempfile.mkdtemp(prefix="h2load-"))
     bodies = []
     for n in range(STREAMS):
         body = folder / f"stream-{n}.bin"
         events = (_event("sub_stream", f"s{n}-{i}") for i in range(STREAM_EVENTS))
         body.write_bytes(
-            _framed(pb.StreamUsageEventsRequest(event=e).SerializeToString() for e in events)
+            framed(pb.StreamUsageEventsRequest(event=e).SerializeToString() for e in events)
         )
         bodies.append(body)
     authorization = stack.credentials.authorization
     rate = await _h2load_streams(int(stack.metering.rsplit(":", 1)[1]), bodies, authorization)
     # Every event is stored once, or the run fails.
     _check("stream", await _stored(stack.dsn, "sub_stream"), STREAMS * STREAM_EVENTS)
-    async with _echo_server() as port:
+    async with echo_server() as port:
         echo_rate = await _h2load_streams(port, bodies, authorization)
     return rate, echo_rate
 

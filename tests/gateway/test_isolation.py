@@ -116,6 +116,10 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/api/v1/subscriptions/{subscription_id}/balance"): Probe(
         "/api/v1/subscriptions/{subscription}/balance"
     ),
+    ("GET", "/api/v1/entitlements/check"): Probe(
+        "/api/v1/entitlements/check",
+        query={"subscriptionId": "{subscription}", "eventKey": "tokens"},
+    ),
     ("GET", "/api/v1/subscriptions/{subscription_id}/auto-top-up"): Probe(
         "/api/v1/subscriptions/{subscription}/auto-top-up"
     ),
