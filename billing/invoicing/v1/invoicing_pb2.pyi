@@ -336,6 +336,84 @@ DUNNING_FINAL_ACTION_CANCEL: DunningFinalAction.ValueType  # 2
 """The subscription is canceled now, as CancelSubscription would (the partial period billed)."""
 Global___DunningFinalAction: _TypeAlias = DunningFinalAction  # noqa: Y015
 
+class _UsageAlertKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UsageAlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UsageAlertKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    USAGE_ALERT_KIND_UNSPECIFIED: _UsageAlertKind.ValueType  # 0
+    USAGE_ALERT_KIND_USAGE_QUANTITY: _UsageAlertKind.ValueType  # 1
+    """The event key's period aggregate (per its meter) reaches `threshold` units:
+    usage.threshold_crossed.
+    """
+    USAGE_ALERT_KIND_INCLUDED_SHARE: _UsageAlertKind.ValueType  # 2
+    """The event key's period aggregate reaches `threshold` percent of the included quantity of the
+    plan's charge of that key: usage.threshold_crossed.
+    """
+    USAGE_ALERT_KIND_SPEND: _UsageAlertKind.ValueType  # 3
+    """What the period's usage has cost so far (its usage lines, the fixed fee aside) reaches
+    `threshold` USDC: usage.threshold_crossed, or with action INVOICE an interim invoice.
+    """
+    USAGE_ALERT_KIND_BALANCE: _UsageAlertKind.ValueType  # 4
+    """The real-time balance (credits less what the period has consumed) falls below `threshold`
+    USDC: credits.balance_low; and at or below zero: credits.exhausted.
+    """
+
+class UsageAlertKind(_UsageAlertKind, metaclass=_UsageAlertKindEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Usage alerts
+
+    What an alert measures in the current billing period.
+    """
+
+USAGE_ALERT_KIND_UNSPECIFIED: UsageAlertKind.ValueType  # 0
+USAGE_ALERT_KIND_USAGE_QUANTITY: UsageAlertKind.ValueType  # 1
+"""The event key's period aggregate (per its meter) reaches `threshold` units:
+usage.threshold_crossed.
+"""
+USAGE_ALERT_KIND_INCLUDED_SHARE: UsageAlertKind.ValueType  # 2
+"""The event key's period aggregate reaches `threshold` percent of the included quantity of the
+plan's charge of that key: usage.threshold_crossed.
+"""
+USAGE_ALERT_KIND_SPEND: UsageAlertKind.ValueType  # 3
+"""What the period's usage has cost so far (its usage lines, the fixed fee aside) reaches
+`threshold` USDC: usage.threshold_crossed, or with action INVOICE an interim invoice.
+"""
+USAGE_ALERT_KIND_BALANCE: UsageAlertKind.ValueType  # 4
+"""The real-time balance (credits less what the period has consumed) falls below `threshold`
+USDC: credits.balance_low; and at or below zero: credits.exhausted.
+"""
+Global___UsageAlertKind: _TypeAlias = UsageAlertKind  # noqa: Y015
+
+class _UsageAlertAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UsageAlertActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UsageAlertAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    USAGE_ALERT_ACTION_UNSPECIFIED: _UsageAlertAction.ValueType  # 0
+    USAGE_ALERT_ACTION_NOTIFY: _UsageAlertAction.ValueType  # 1
+    """Sends the webhook."""
+    USAGE_ALERT_ACTION_INVOICE: _UsageAlertAction.ValueType  # 2
+    """SPEND only: finalizes an interim invoice of the usage so far not yet billed (collected like
+    any invoice, through the mandate when there is one), and sends invoice.created and
+    usage.threshold_crossed.
+    """
+
+class UsageAlertAction(_UsageAlertAction, metaclass=_UsageAlertActionEnumTypeWrapper):
+    """What a crossing does besides being recorded."""
+
+USAGE_ALERT_ACTION_UNSPECIFIED: UsageAlertAction.ValueType  # 0
+USAGE_ALERT_ACTION_NOTIFY: UsageAlertAction.ValueType  # 1
+"""Sends the webhook."""
+USAGE_ALERT_ACTION_INVOICE: UsageAlertAction.ValueType  # 2
+"""SPEND only: finalizes an interim invoice of the usage so far not yet billed (collected like
+any invoice, through the mandate when there is one), and sends invoice.created and
+usage.threshold_crossed.
+"""
+Global___UsageAlertAction: _TypeAlias = UsageAlertAction  # noqa: Y015
+
 @_typing.final
 class Service(_message.Message):
     """---------------------------------------------------------------------------------------------
@@ -1522,6 +1600,7 @@ class Invoice(_message.Message):
     NEXT_PAYMENT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     CREDITS_APPLIED_FIELD_NUMBER: _builtins.int
     TOP_UP_FIELD_NUMBER: _builtins.int
+    INTERIM_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "in_" + 26 characters."""
     subscription_id: _builtins.str
@@ -1555,6 +1634,11 @@ class Invoice(_message.Message):
     top_up: _builtins.bool
     """Output only. A credit top-up (CreateInvoice with top_up): paying it grants the subscriber
     its amount in prepaid credits.
+    """
+    interim: _builtins.bool
+    """Output only. An interim invoice of progressive billing: a SPEND alert with action INVOICE
+    billed the usage of the period so far (no fixed fee); the period's own invoice bills what
+    the period costs less its interim invoices ("Billed in interim invoices").
     """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
@@ -1623,10 +1707,11 @@ class Invoice(_message.Message):
         next_payment_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         credits_applied: _builtins.str = ...,
         top_up: _builtins.bool = ...,
+        interim: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "due_time", b"due_time", "finalize_time", b"finalize_time", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "credits_applied", b"credits_applied", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "lines", b"lines", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "payment_attempts", b"payment_attempts", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "top_up", b"top_up", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "credits_applied", b"credits_applied", "currency", b"currency", "due_time", b"due_time", "finalize_time", b"finalize_time", "hold_reason", b"hold_reason", "id", b"id", "interim", b"interim", "lines", b"lines", "next_payment_attempt_time", b"next_payment_attempt_time", "paid_time", b"paid_time", "payment_attempts", b"payment_attempts", "payment_plan_id", b"payment_plan_id", "period_end", b"period_end", "period_start", b"period_start", "service_id", b"service_id", "settlement_id", b"settlement_id", "status", b"status", "subscription_id", b"subscription_id", "top_up", b"top_up", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3079,3 +3164,349 @@ class CustomerAccess(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CustomerAccess: _TypeAlias = CustomerAccess  # noqa: Y015
+
+@_typing.final
+class UsageAlert(_message.Message):
+    """A threshold watched in each billing period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "alrt_" + 26 characters."""
+    plan_id: _builtins.str
+    """Optional. The plan whose every subscription it watches; exactly one of plan_id and
+    subscription_id is given.
+    """
+    subscription_id: _builtins.str
+    """Optional. The one subscription it watches; exactly one of plan_id and subscription_id is
+    given.
+    """
+    kind: Global___UsageAlertKind.ValueType
+    """Required. What it measures."""
+    event_key: _builtins.str
+    """Optional. USAGE_QUANTITY and INCLUDED_SHARE (required there): the event key measured; for
+    INCLUDED_SHARE the plan must charge it with an included quantity > 0. Empty otherwise.
+    """
+    threshold: _builtins.str
+    """Required. A decimal string > 0 (>= 0 for BALANCE): units (USAGE_QUANTITY, at most 12
+    fractional digits), percent (INCLUDED_SHARE, at most 6), USDC (SPEND and BALANCE, at most
+    6); below 10^15.
+    """
+    action: Global___UsageAlertAction.ValueType
+    """Optional. NOTIFY (default) or, for SPEND, INVOICE."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Creation time."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        kind: Global___UsageAlertKind.ValueType = ...,
+        event_key: _builtins.str = ...,
+        threshold: _builtins.str = ...,
+        action: Global___UsageAlertAction.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "create_time", b"create_time", "event_key", b"event_key", "id", b"id", "kind", b"kind", "plan_id", b"plan_id", "subscription_id", b"subscription_id", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageAlert: _TypeAlias = UsageAlert  # noqa: Y015
+
+@_typing.final
+class UsageAlertCrossing(_message.Message):
+    """A crossing of an alert in one billing period of one subscription."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    CROSS_TIME_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Output only. The alert crossed."""
+    subscription_id: _builtins.str
+    """Output only. The subscription whose period crossed it."""
+    user_id: _builtins.str
+    """Output only. The subscriber."""
+    event_type: _builtins.str
+    """Output only. usage.threshold_crossed, credits.balance_low or credits.exhausted."""
+    kind: Global___UsageAlertKind.ValueType
+    """Output only. The alert's kind."""
+    event_key: _builtins.str
+    """Output only. The alert's event key, empty for SPEND and BALANCE."""
+    threshold: _builtins.str
+    """Output only. The threshold crossed, in the kind's unit (for INCLUDED_SHARE in units: the
+    share of the included quantity); "0" for credits.exhausted.
+    """
+    value: _builtins.str
+    """Output only. What was measured when the crossing was found."""
+    invoice_id: _builtins.str
+    """Output only. The interim invoice an INVOICE action finalized; empty otherwise."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The billing period crossed: its start."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The billing period crossed: its end."""
+
+    @_builtins.property
+    def cross_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the crossing was found."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        event_type: _builtins.str = ...,
+        kind: Global___UsageAlertKind.ValueType = ...,
+        event_key: _builtins.str = ...,
+        threshold: _builtins.str = ...,
+        value: _builtins.str = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        invoice_id: _builtins.str = ...,
+        cross_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cross_time", b"cross_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "cross_time", b"cross_time", "event_key", b"event_key", "event_type", b"event_type", "invoice_id", b"invoice_id", "kind", b"kind", "period_end", b"period_end", "period_start", b"period_start", "subscription_id", b"subscription_id", "threshold", b"threshold", "user_id", b"user_id", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageAlertCrossing: _TypeAlias = UsageAlertCrossing  # noqa: Y015
+
+@_typing.final
+class CreateUsageAlertRequest(_message.Message):
+    """Request of CreateUsageAlert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
+    @_builtins.property
+    def alert(self) -> Global___UsageAlert:
+        """Required. The alert; output-only fields are ignored."""
+
+    def __init__(
+        self,
+        *,
+        alert: Global___UsageAlert | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateUsageAlertRequest: _TypeAlias = CreateUsageAlertRequest  # noqa: Y015
+
+@_typing.final
+class GetUsageAlertRequest(_message.Message):
+    """Request of GetUsageAlert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. "alrt_" + 26 characters; NOT_FOUND when unknown or another merchant's."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageAlertRequest: _TypeAlias = GetUsageAlertRequest  # noqa: Y015
+
+@_typing.final
+class ListUsageAlertsRequest(_message.Message):
+    """Request of ListUsageAlerts: the merchant's alerts, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    """Optional. Only the alerts of this plan."""
+    subscription_id: _builtins.str
+    """Optional. Only the alerts of this subscription."""
+    page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
+    page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "plan_id", b"plan_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUsageAlertsRequest: _TypeAlias = ListUsageAlertsRequest  # noqa: Y015
+
+@_typing.final
+class ListUsageAlertsResponse(_message.Message):
+    """Response of ListUsageAlerts: one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageAlert]:
+        """Output only. Up to page_size alerts, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___UsageAlert] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUsageAlertsResponse: _TypeAlias = ListUsageAlertsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteUsageAlertRequest(_message.Message):
+    """Request of DeleteUsageAlert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. "alrt_" + 26 characters; NOT_FOUND when unknown or another merchant's."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteUsageAlertRequest: _TypeAlias = DeleteUsageAlertRequest  # noqa: Y015
+
+@_typing.final
+class DeleteUsageAlertResponse(_message.Message):
+    """Response of DeleteUsageAlert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteUsageAlertResponse: _TypeAlias = DeleteUsageAlertResponse  # noqa: Y015
+
+@_typing.final
+class ListUsageAlertCrossingsRequest(_message.Message):
+    """Request of ListUsageAlertCrossings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Required. The subscription; NOT_FOUND when unknown or another merchant's."""
+    page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
+    page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUsageAlertCrossingsRequest: _TypeAlias = ListUsageAlertCrossingsRequest  # noqa: Y015
+
+@_typing.final
+class ListUsageAlertCrossingsResponse(_message.Message):
+    """Response of ListUsageAlertCrossings: one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CROSSINGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
+    @_builtins.property
+    def crossings(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageAlertCrossing]:
+        """Output only. Up to page_size crossings, newest first."""
+
+    def __init__(
+        self,
+        *,
+        crossings: _abc.Iterable[Global___UsageAlertCrossing] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crossings", b"crossings", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUsageAlertCrossingsResponse: _TypeAlias = ListUsageAlertCrossingsResponse  # noqa: Y015

@@ -259,6 +259,31 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerAccessRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CustomerAccess.FromString,
                 _registered_method=True)
+        self.CreateUsageAlert = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreateUsageAlert',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateUsageAlertRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UsageAlert.FromString,
+                _registered_method=True)
+        self.GetUsageAlert = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetUsageAlert',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetUsageAlertRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UsageAlert.FromString,
+                _registered_method=True)
+        self.ListUsageAlerts = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListUsageAlerts',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertsResponse.FromString,
+                _registered_method=True)
+        self.DeleteUsageAlert = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/DeleteUsageAlert',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteUsageAlertRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteUsageAlertResponse.FromString,
+                _registered_method=True)
+        self.ListUsageAlertCrossings = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListUsageAlertCrossings',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsResponse.FromString,
+                _registered_method=True)
 
 
 class InvoicingServiceServicer:
@@ -588,6 +613,41 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateUsageAlert(self, request, context):
+        """Usage alerts: thresholds on a plan (each of its subscriptions) or on one subscription. Each
+        crossing is recorded and sent as a webhook once per billing period, however many invoicing
+        replicas check at once; a SPEND alert may bill the usage so far (progressive billing).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsageAlert(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsageAlerts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUsageAlert(self, request, context):
+        """Deletes an alert: no crossing of it is recorded from then on (those recorded stay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsageAlertCrossings(self, request, context):
+        """The crossings recorded for one subscription, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InvoicingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -810,6 +870,31 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.GetCustomerAccess,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerAccessRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CustomerAccess.SerializeToString,
+            ),
+            'CreateUsageAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUsageAlert,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateUsageAlertRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UsageAlert.SerializeToString,
+            ),
+            'GetUsageAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageAlert,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetUsageAlertRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UsageAlert.SerializeToString,
+            ),
+            'ListUsageAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsageAlerts,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertsResponse.SerializeToString,
+            ),
+            'DeleteUsageAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUsageAlert,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteUsageAlertRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteUsageAlertResponse.SerializeToString,
+            ),
+            'ListUsageAlertCrossings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsageAlertCrossings,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2005,6 +2090,141 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/GetCustomerAccess',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCustomerAccessRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CustomerAccess.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUsageAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreateUsageAlert',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateUsageAlertRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UsageAlert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetUsageAlert',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetUsageAlertRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UsageAlert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsageAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListUsageAlerts',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUsageAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/DeleteUsageAlert',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteUsageAlertRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteUsageAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsageAlertCrossings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListUsageAlertCrossings',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

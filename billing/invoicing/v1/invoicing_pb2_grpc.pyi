@@ -151,6 +151,17 @@ class InvoicingServiceStub:
     """Whether the customers with an email have an ACTIVE subscription, and which (Revnu's
     GET /api/v1/access?email=).
     """
+    CreateUsageAlert: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateUsageAlertRequest, _invoicing_pb2.UsageAlert]
+    """Usage alerts: thresholds on a plan (each of its subscriptions) or on one subscription. Each
+    crossing is recorded and sent as a webhook once per billing period, however many invoicing
+    replicas check at once; a SPEND alert may bill the usage so far (progressive billing).
+    """
+    GetUsageAlert: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetUsageAlertRequest, _invoicing_pb2.UsageAlert]
+    ListUsageAlerts: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListUsageAlertsRequest, _invoicing_pb2.ListUsageAlertsResponse]
+    DeleteUsageAlert: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.DeleteUsageAlertRequest, _invoicing_pb2.DeleteUsageAlertResponse]
+    """Deletes an alert: no crossing of it is recorded from then on (those recorded stay)."""
+    ListUsageAlertCrossings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListUsageAlertCrossingsRequest, _invoicing_pb2.ListUsageAlertCrossingsResponse]
+    """The crossings recorded for one subscription, newest first."""
 
 @_typing.type_check_only
 class InvoicingServiceAsyncStub(InvoicingServiceStub):
@@ -275,6 +286,17 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     """Whether the customers with an email have an ACTIVE subscription, and which (Revnu's
     GET /api/v1/access?email=).
     """
+    CreateUsageAlert: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateUsageAlertRequest, _invoicing_pb2.UsageAlert]  # type: ignore[assignment]
+    """Usage alerts: thresholds on a plan (each of its subscriptions) or on one subscription. Each
+    crossing is recorded and sent as a webhook once per billing period, however many invoicing
+    replicas check at once; a SPEND alert may bill the usage so far (progressive billing).
+    """
+    GetUsageAlert: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetUsageAlertRequest, _invoicing_pb2.UsageAlert]  # type: ignore[assignment]
+    ListUsageAlerts: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListUsageAlertsRequest, _invoicing_pb2.ListUsageAlertsResponse]  # type: ignore[assignment]
+    DeleteUsageAlert: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.DeleteUsageAlertRequest, _invoicing_pb2.DeleteUsageAlertResponse]  # type: ignore[assignment]
+    """Deletes an alert: no crossing of it is recorded from then on (those recorded stay)."""
+    ListUsageAlertCrossings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListUsageAlertCrossingsRequest, _invoicing_pb2.ListUsageAlertCrossingsResponse]  # type: ignore[assignment]
+    """The crossings recorded for one subscription, newest first."""
 
 class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
@@ -660,5 +682,46 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Whether the customers with an email have an ACTIVE subscription, and which (Revnu's
         GET /api/v1/access?email=).
         """
+
+    @_abc_1.abstractmethod
+    def CreateUsageAlert(
+        self,
+        request: _invoicing_pb2.CreateUsageAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.UsageAlert, _abc.Awaitable[_invoicing_pb2.UsageAlert]]:
+        """Usage alerts: thresholds on a plan (each of its subscriptions) or on one subscription. Each
+        crossing is recorded and sent as a webhook once per billing period, however many invoicing
+        replicas check at once; a SPEND alert may bill the usage so far (progressive billing).
+        """
+
+    @_abc_1.abstractmethod
+    def GetUsageAlert(
+        self,
+        request: _invoicing_pb2.GetUsageAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.UsageAlert, _abc.Awaitable[_invoicing_pb2.UsageAlert]]: ...
+
+    @_abc_1.abstractmethod
+    def ListUsageAlerts(
+        self,
+        request: _invoicing_pb2.ListUsageAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListUsageAlertsResponse, _abc.Awaitable[_invoicing_pb2.ListUsageAlertsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteUsageAlert(
+        self,
+        request: _invoicing_pb2.DeleteUsageAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.DeleteUsageAlertResponse, _abc.Awaitable[_invoicing_pb2.DeleteUsageAlertResponse]]:
+        """Deletes an alert: no crossing of it is recorded from then on (those recorded stay)."""
+
+    @_abc_1.abstractmethod
+    def ListUsageAlertCrossings(
+        self,
+        request: _invoicing_pb2.ListUsageAlertCrossingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListUsageAlertCrossingsResponse, _abc.Awaitable[_invoicing_pb2.ListUsageAlertCrossingsResponse]]:
+        """The crossings recorded for one subscription, newest first."""
 
 def add_InvoicingServiceServicer_to_server(servicer: InvoicingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
