@@ -11,6 +11,7 @@ from invoicing_svc.adapters.webhook_sender import WebhookSender
 from invoicing_svc.api.servicer import InvoicingServicer
 from invoicing_svc.api.translate import webhook_renderer
 from invoicing_svc.domain.model import InvoiceStatus
+from invoicing_svc.service_layer.alerts import check_alerts
 from invoicing_svc.service_layer.period_close import close_due_periods, mark_overdue
 from invoicing_svc.service_layer.relay import outbox_relay
 from invoicing_svc.service_layer.unit_of_work import Invoicing
@@ -74,6 +75,9 @@ def start_background_work(invoicing: Invoicing) -> list[asyncio.Task[None]]:
 
     return [
         asyncio.create_task(every(interval, "period_close", schedule)),
+        asyncio.create_task(
+            every(invoicing.settings.alert_check_seconds, "alerts", lambda: check_alerts(invoicing))
+        ),
         asyncio.create_task(keep_delivering_webhooks(invoicing)),
         *start_relays(relay, interval, invoicing.settings.outbox_relay_workers),
     ]

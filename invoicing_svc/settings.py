@@ -29,6 +29,8 @@ class InvoicingSettings(ServiceSettings):
     test_clock_enabled: bool = False
     # How often the scheduler, the outbox relay and the webhook worker look for work.
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # How often usage alerts are checked: a crossing is found at most this long after the usage.
+    alert_check_seconds: float = Field(default=1.0, gt=0)
     # Relay loops working the outbox at once (each delivery waits for its consumer).
     outbox_relay_workers: int = Field(default=4, ge=1, le=32)
     # The whole of one webhook attempt: connecting, sending, the first bytes of the answer.

@@ -50,6 +50,23 @@ class CreditBalanceStore:
         )
         return kept.first() is not None
 
+    async def balances(
+        self, subscribers: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], Decimal]:
+        """The balance last reported of each (merchant, user) pair reported; absent is 0."""
+        if not subscribers:
+            return {}
+        rows = await self._session.execute(
+            select(
+                CreditBalanceRow.merchant_id, CreditBalanceRow.user_id, CreditBalanceRow.balance
+            ).where(
+                tuple_(CreditBalanceRow.merchant_id, CreditBalanceRow.user_id).in_(
+                    list(subscribers)
+                )
+            )
+        )
+        return {(row.merchant_id, row.user_id): row.balance for row in rows}
+
     async def holders(self, subscribers: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
         """The (merchant, user) pairs among `subscribers` that hold credits, in one query."""
         if not subscribers:

@@ -2,9 +2,10 @@
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, text, update
+from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import (
@@ -30,7 +31,7 @@ _INSERT_INVOICES = text("""
     INSERT INTO invoicing.invoices (
         id, merchant_id, subscription_id, service_id, user_id, plan_id, status, period_start,
         period_end, currency, amount, create_time, finalize_time, due_time, paid_time,
-        hold_reason, credits_applied, top_up)
+        hold_reason, credits_applied, top_up, interim)
     SELECT * FROM unnest(
         CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:subscription_ids AS text[]),
         CAST(:service_ids AS text[]), CAST(:user_ids AS text[]), CAST(:plan_ids AS text[]),
@@ -39,8 +40,9 @@ _INSERT_INVOICES = text("""
         CAST(:amounts AS numeric[]), CAST(:create_times AS timestamptz[]),
         CAST(:finalize_times AS timestamptz[]), CAST(:due_times AS timestamptz[]),
         CAST(:paid_times AS timestamptz[]), CAST(:hold_reasons AS text[]),
-        CAST(:credits_applied AS numeric[]), CAST(:top_ups AS boolean[]))
-    ON CONFLICT ON CONSTRAINT invoices_one_per_period DO NOTHING
+        CAST(:credits_applied AS numeric[]), CAST(:top_ups AS boolean[]),
+        CAST(:interims AS boolean[]))
+    ON CONFLICT (subscription_id, period_start) WHERE NOT interim DO NOTHING
     RETURNING id
 """)
 _INSERT_LINES = text("""
@@ -90,6 +92,7 @@ def _invoice(
         hold_reason=row.hold_reason,
         credits_applied=row.credits_applied,
         top_up=row.top_up,
+        interim=row.interim,
         payment_attempts=tuple(_attempt(a) for a in sorted(attempts, key=lambda a: a.number)),
     )
 
@@ -127,6 +130,7 @@ class InvoiceStore:
                 "hold_reasons": [i.hold_reason for i in invoices],
                 "credits_applied": [i.credits_applied for i in invoices],
                 "top_ups": [i.top_up for i in invoices],
+                "interims": [i.interim for i in invoices],
             },
         )
         created = {row.id for row in rows}
@@ -300,6 +304,24 @@ class InvoiceStore:
             .distinct()
         )
         return [(row.merchant_id, row.id) for row in rows]
+
+    async def interim_billed(
+        self, periods: Collection[tuple[str, datetime]]
+    ) -> dict[tuple[str, datetime], Decimal]:
+        """What the interim invoices (not voided) of each (subscription, period start) billed;
+        absent when none did."""
+        if not periods:
+            return {}
+        rows = await self._session.execute(
+            select(InvoiceRow.subscription_id, InvoiceRow.period_start, func.sum(InvoiceRow.amount))
+            .where(
+                InvoiceRow.interim,
+                InvoiceRow.status != InvoiceStatus.VOID.value,
+                tuple_(InvoiceRow.subscription_id, InvoiceRow.period_start).in_(list(periods)),
+            )
+            .group_by(InvoiceRow.subscription_id, InvoiceRow.period_start)
+        )
+        return {(row[0], row[1]): row[2] for row in rows if row[1] is not None}
 
     async def has_unpaid_top_up(self, merchant_id: str, user_id: str) -> bool:
         """Whether a top-up of the subscriber is DRAFT, OPEN or UNCOLLECTIBLE."""

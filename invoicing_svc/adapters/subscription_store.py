@@ -186,6 +186,21 @@ class SubscriptionStore:
         row = await self._session.scalar(query.execution_options(populate_existing=True))
         return _subscription(row) if row else None
 
+    async def lock_active(self, ids: Collection[str]) -> list[Subscription]:
+        """The ACTIVE subscriptions among `ids` (of any merchant), locked, in id order; those
+        another transaction holds (a period close) are skipped."""
+        rows = await self._session.scalars(
+            select(SubscriptionRow)
+            .where(
+                id_in(SubscriptionRow.id, ids),
+                SubscriptionRow.status == SubscriptionStatus.ACTIVE.value,
+            )
+            .order_by(SubscriptionRow.id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return [_subscription(row) for row in rows]
+
     async def subscriptions_by_id(
         self, merchant_id: str, ids: Collection[str]
     ) -> list[Subscription]:

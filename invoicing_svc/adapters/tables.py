@@ -129,6 +129,38 @@ class InvoiceRow(Base):
     hold_reason: Mapped[str] = mapped_column(Text, server_default="")
     credits_applied: Mapped[Decimal] = mapped_column(Numeric(30, 6), server_default="0")
     top_up: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    interim: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+
+class UsageAlertRow(Base):
+    __tablename__ = "usage_alerts"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    plan_id: Mapped[str | None] = mapped_column(Text)
+    subscription_id: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    event_key: Mapped[str] = mapped_column(Text)
+    threshold: Mapped[Decimal] = mapped_column(Numeric(40, 12))
+    action: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    delete_time: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class UsageAlertCrossingRow(Base):
+    __tablename__ = "usage_alert_crossings"
+
+    alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    event_type: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    threshold: Mapped[Decimal] = mapped_column(Numeric)
+    value: Mapped[Decimal] = mapped_column(Numeric)
+    period_end: Mapped[datetime] = mapped_column(Timestamp)
+    invoice_id: Mapped[str | None] = mapped_column(Text)
+    cross_time: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class AutoTopUpRow(Base):

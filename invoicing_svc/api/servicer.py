@@ -12,6 +12,7 @@ from invoicing_svc.api import translate
 from invoicing_svc.domain.model import CheckoutSession, CheckoutStatus, Service
 from invoicing_svc.domain.webhooks import WebhookEndpoint
 from invoicing_svc.service_layer import (
+    alerts,
     catalog,
     checkout,
     credit_balances,
@@ -381,6 +382,66 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             self._invoicing, merchant_id(context), request.subscription_id
         )
         return translate.auto_top_up_to_proto(request.subscription_id, found)
+
+    # Usage alerts
+
+    async def CreateUsageAlert(
+        self, request: pb.CreateUsageAlertRequest, context: Context
+    ) -> pb.UsageAlert:
+        alert = request.alert
+        created = await alerts.create_usage_alert(
+            self._invoicing,
+            merchant_id(context),
+            plan_id=alert.plan_id,
+            subscription_id=alert.subscription_id,
+            kind=translate.alert_kind_from_proto(alert.kind),
+            event_key=alert.event_key,
+            threshold=alert.threshold,
+            action=translate.alert_action_from_proto(alert.action),
+            request=RequestKey.of("CreateUsageAlert", request, request.request_id),
+        )
+        return translate.alert_to_proto(created)
+
+    async def GetUsageAlert(
+        self, request: pb.GetUsageAlertRequest, context: Context
+    ) -> pb.UsageAlert:
+        found = await alerts.get_usage_alert(self._invoicing, merchant_id(context), request.id)
+        return translate.alert_to_proto(found)
+
+    async def ListUsageAlerts(
+        self, request: pb.ListUsageAlertsRequest, context: Context
+    ) -> pb.ListUsageAlertsResponse:
+        page, token = await alerts.list_usage_alerts(
+            self._invoicing,
+            merchant_id(context),
+            plan_id=request.plan_id,
+            subscription_id=request.subscription_id,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListUsageAlertsResponse(
+            alerts=[translate.alert_to_proto(a) for a in page], next_page_token=token
+        )
+
+    async def DeleteUsageAlert(
+        self, request: pb.DeleteUsageAlertRequest, context: Context
+    ) -> pb.DeleteUsageAlertResponse:
+        await alerts.delete_usage_alert(self._invoicing, merchant_id(context), request.id)
+        return pb.DeleteUsageAlertResponse()
+
+    async def ListUsageAlertCrossings(
+        self, request: pb.ListUsageAlertCrossingsRequest, context: Context
+    ) -> pb.ListUsageAlertCrossingsResponse:
+        page, token = await alerts.list_alert_crossings(
+            self._invoicing,
+            merchant_id(context),
+            request.subscription_id,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListUsageAlertCrossingsResponse(
+            crossings=[translate.crossing_to_proto(c) for c in page], next_page_token=token
+        )
 
     # Merchant settings
 

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from invoicing_svc.domain.alerts import AlertAction, AlertCrossing, AlertKind, UsageAlert
 from invoicing_svc.domain.credits import AutoTopUp, SubscriptionBalance
 from invoicing_svc.domain.customers import Customer, CustomerAccess
 from invoicing_svc.domain.dunning import DunningFinalAction, MerchantSettings, PaymentFailure
@@ -61,6 +62,8 @@ _ENUMS = {
     "PAYMENT_FAILURE_REASON_": pb.PaymentFailureReason,
     "DUNNING_FINAL_ACTION_": pb.DunningFinalAction,
     "LIMIT_ENFORCEMENT_": pb.LimitEnforcement,
+    "USAGE_ALERT_KIND_": pb.UsageAlertKind,
+    "USAGE_ALERT_ACTION_": pb.UsageAlertAction,
 }
 # The fields of a plan UpdatePlan may change (its update_mask paths).
 UPDATABLE_PLAN_FIELDS = ("usage_ceiling", "features", "limits")
@@ -91,6 +94,47 @@ def final_action_from_proto(value: int) -> DunningFinalAction:
     if action is None:
         raise InvalidArgument(f"{field} is required", field=field)
     return action
+
+
+def alert_kind_from_proto(value: int) -> AlertKind | None:
+    kind: AlertKind | None = _enum(value, AlertKind, "USAGE_ALERT_KIND_", "alert.kind")
+    return kind
+
+
+def alert_action_from_proto(value: int) -> AlertAction | None:
+    action: AlertAction | None = _enum(value, AlertAction, "USAGE_ALERT_ACTION_", "alert.action")
+    return action
+
+
+def alert_to_proto(alert: UsageAlert) -> pb.UsageAlert:
+    return pb.UsageAlert(
+        id=alert.id,
+        plan_id=alert.plan_id,
+        subscription_id=alert.subscription_id,
+        kind=pb.UsageAlertKind.Value(f"USAGE_ALERT_KIND_{alert.kind.value}"),
+        event_key=alert.event_key,
+        threshold=format_decimal(alert.threshold),
+        action=pb.UsageAlertAction.Value(f"USAGE_ALERT_ACTION_{alert.action.value}"),
+        create_time=to_timestamp(alert.create_time),
+    )
+
+
+def crossing_to_proto(crossing: AlertCrossing) -> pb.UsageAlertCrossing:
+    alert = crossing.alert
+    return pb.UsageAlertCrossing(
+        alert_id=alert.id,
+        subscription_id=crossing.subscription_id,
+        user_id=crossing.user_id,
+        event_type=crossing.event_type,
+        kind=pb.UsageAlertKind.Value(f"USAGE_ALERT_KIND_{alert.kind.value}"),
+        event_key=alert.event_key,
+        threshold=format_decimal(crossing.threshold),
+        value=format_decimal(crossing.value),
+        period_start=to_timestamp(crossing.period_start),
+        period_end=to_timestamp(crossing.period_end),
+        invoice_id=crossing.invoice_id,
+        cross_time=to_timestamp(crossing.cross_time),
+    )
 
 
 def optional_time(message: Message, field: str) -> datetime | None:
@@ -361,6 +405,7 @@ def invoice_to_proto(invoice: Invoice) -> pb.Invoice:
         payment_attempts=[attempt_to_proto(a) for a in invoice.payment_attempts],
         credits_applied=_money(invoice.credits_applied),
         top_up=invoice.top_up,
+        interim=invoice.interim,
     )
     for name in (
         "period_start",
@@ -476,6 +521,8 @@ def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any
             return {"invoice": render(subject.invoice), "attempt": attempt}
         if isinstance(subject, Invoice):
             message = invoice_to_proto(subject)
+        elif isinstance(subject, AlertCrossing):
+            message = crossing_to_proto(subject)
         elif isinstance(subject, Subscription):
             message = subscription_to_proto(subject)
         elif isinstance(subject, CheckoutSession):

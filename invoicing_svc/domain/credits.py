@@ -29,9 +29,15 @@ def credit_key(invoice: Invoice, request_id: str = "") -> str:
 
 
 def takes_credits(invoice: Invoice) -> bool:
-    """Only an invoice that is owed: finalized (OPEN) with an amount, never a held one, and not
-    a top-up (credits do not buy credits)."""
-    return invoice.status is InvoiceStatus.OPEN and invoice.amount > 0 and not invoice.top_up
+    """Only an invoice that is owed: finalized (OPEN) with an amount, never a held one, not a
+    top-up (credits do not buy credits), and not an interim invoice (credits meet the period's
+    own invoice, once, by the period's key)."""
+    return (
+        invoice.status is InvoiceStatus.OPEN
+        and invoice.amount > 0
+        and not invoice.top_up
+        and not invoice.interim
+    )
 
 
 def with_credits(invoice: Invoice, applied: Decimal) -> Invoice:

@@ -67,3 +67,9 @@ def invoice_total(lines: list[InvoiceLine]) -> Decimal:
     """The sum of the rounded lines."""
     with localcontext(EXACT):
         return sum((line.amount for line in lines), round_usdc(Decimal(0)))
+
+
+def usage_spend(plan: Plan, usage: Mapping[str, Decimal]) -> tuple[list[InvoiceLine], Decimal]:
+    """What a period's usage has cost so far: its usage lines (no fixed fee) and their total."""
+    lines = period_lines(plan, usage, Fraction(0))
+    return lines, invoice_total(lines)

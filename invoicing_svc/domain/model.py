@@ -182,6 +182,8 @@ class Invoice:
     credits_applied: Decimal = Decimal(0)
     # A credit top-up: paying it buys the subscriber its amount in prepaid credits.
     top_up: bool = False
+    # Progressive billing: the usage of its period so far, billed before the period's end.
+    interim: bool = False
 
     @property
     def next_payment_attempt_time(self) -> datetime | None:

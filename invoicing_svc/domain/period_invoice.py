@@ -8,7 +8,12 @@ from fractions import Fraction
 
 from invoicing_svc.domain import invoices as rules
 from invoicing_svc.domain.credits import SubscriptionBalance
-from invoicing_svc.domain.invoice_lines import active_share, invoice_total, period_lines
+from invoicing_svc.domain.invoice_lines import (
+    active_share,
+    invoice_total,
+    period_lines,
+    usage_spend,
+)
 from invoicing_svc.domain.model import (
     Invoice,
     InvoiceLine,
@@ -17,6 +22,19 @@ from invoicing_svc.domain.model import (
     Subscription,
     SubscriptionStatus,
 )
+
+# Progressive billing: what interim invoices billed of a period, off its later invoices.
+INTERIM_LINE = "Billed in interim invoices"
+
+
+def _less_interim(
+    lines: tuple[InvoiceLine, ...], total: Decimal, billed: Decimal
+) -> tuple[tuple[InvoiceLine, ...], Decimal]:
+    """The lines and total less what interim invoices billed already, never below zero."""
+    if billed <= 0:
+        return lines, total
+    taken = min(billed, total)
+    return (*lines, InvoiceLine(INTERIM_LINE, "", Decimal(1), -taken)), total - taken
 
 
 def period_charges(
@@ -40,13 +58,14 @@ def period_invoice(
     invoice_id: str,
     now: datetime,
     payment_terms: timedelta,
+    interim_billed: Decimal = Decimal(0),
 ) -> Invoice:
     """The invoice of the subscription's current period, which ends at `until` (its end, or the
     cancellation time). The fixed fee is pro-rated to `until` unless it was paid up front;
-    `usage` maps each event key to what the invoice bills (`periods.billed_usage`). Issued
-    OPEN, or PAID when nothing is owed; held as a DRAFT when it prices at or beyond the bound
-    of money."""
-    lines, total = period_charges(subscription, plan, usage, until)
+    `usage` maps each event key to what the invoice bills (`periods.billed_usage`); what
+    interim invoices billed of the period is taken off. Issued OPEN, or PAID when nothing is
+    owed; held as a DRAFT when it prices at or beyond the bound of money."""
+    lines, total = _less_interim(*period_charges(subscription, plan, usage, until), interim_billed)
     # On a test clock the invoice lives in the subscription's time, like its period.
     issued = subscription.now(now)
     # Nothing to collect: a zero invoice is paid as it is issued.
@@ -96,4 +115,41 @@ def current_balance(
         period_start=subscription.current_period_start,
         period_end=subscription.current_period_end,
         as_of=subscription.now(now),
+    )
+
+
+def interim_invoice(
+    subscription: Subscription,
+    plan: Plan,
+    usage: Mapping[str, Decimal],
+    interim_billed: Decimal,
+    *,
+    invoice_id: str,
+    now: datetime,
+    payment_terms: timedelta,
+) -> Invoice | None:
+    """Progressive billing: an OPEN invoice of what the current period's usage has cost so far
+    (no fixed fee: the period's own invoice bills it) less what earlier interim invoices of the
+    period billed; None when that leaves nothing to bill."""
+    usage_lines, spend = usage_spend(plan, usage)
+    lines, total = _less_interim(tuple(usage_lines), spend, interim_billed)
+    if total <= 0 or rules.hold_reason(lines, total):
+        return None
+    issued = subscription.now(now)
+    return Invoice(
+        id=invoice_id,
+        merchant_id=subscription.merchant_id,
+        subscription_id=subscription.id,
+        service_id=subscription.service_id,
+        user_id=subscription.user_id,
+        plan_id=plan.id,
+        status=InvoiceStatus.OPEN,
+        period_start=subscription.current_period_start,
+        period_end=issued,
+        amount=total,
+        create_time=issued,
+        lines=lines,
+        finalize_time=issued,
+        due_time=issued + payment_terms,
+        interim=True,
     )

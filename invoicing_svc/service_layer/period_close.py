@@ -13,6 +13,7 @@ subscribers who hold some in one call to settlement (none when nobody does).
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 import structlog
 
@@ -72,6 +73,11 @@ async def bill_periods(
     usages = await invoicing.metering.period_usages(
         [billed_usage(e.subscription, e.following) for e in endings]
     )
+    # The alert pass that may add an interim invoice holds the subscription's row, as the close
+    # does: what it billed is known here.
+    interim = await uow.invoices.interim_billed(
+        {(e.subscription.id, e.subscription.current_period_start) for e in endings}
+    )
     priced = [
         period_invoice(
             ending.subscription,
@@ -81,6 +87,9 @@ async def bill_periods(
             invoice_id=new_id("in"),
             now=now,
             payment_terms=invoicing.settings.payment_terms,
+            interim_billed=interim.get(
+                (ending.subscription.id, ending.subscription.current_period_start), Decimal(0)
+            ),
         )
         for ending, usage in zip(endings, usages, strict=True)
     ]

@@ -8,6 +8,7 @@ from typing import Any, Self
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from invoicing_svc.adapters.alert_store import AlertStore
 from invoicing_svc.adapters.auto_top_up_store import AutoTopUpStore
 from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.adapters.credit_balance_store import CreditBalanceStore
@@ -55,6 +56,7 @@ class InvoicingUnitOfWork(UnitOfWork):
         self.invoices = InvoiceStore(self.session)
         self.credit_balances = CreditBalanceStore(self.session)
         self.auto_top_ups = AutoTopUpStore(self.session)
+        self.alerts = AlertStore(self.session)
         self.merchant_settings = MerchantSettingsStore(self.session)
         self.webhooks = WebhookStore(self.session, self._secrets)
         self.idempotency = IdempotencyStore(idempotency_records)

@@ -46,6 +46,9 @@ EVENT_TYPES = frozenset(
         "settlement.confirmed",
         "settlement.failed",
         "webhook_endpoint.disabled",
+        "usage.threshold_crossed",
+        "credits.balance_low",
+        "credits.exhausted",
     }
 )
 

@@ -48,6 +48,7 @@ class Owned:
     settlement: spb.Settlement
     # The owner's payout wallet.
     wallet: str
+    alert: ipb.UsageAlert
 
     @property
     def account(self) -> str:
@@ -304,6 +305,21 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             ),
             NOT_FOUND,
         ),
+        "CreateUsageAlert": (
+            lambda o: ipb.CreateUsageAlertRequest(
+                alert=ipb.UsageAlert(
+                    plan_id=o.plan.id, kind=ipb.USAGE_ALERT_KIND_SPEND, threshold="1"
+                )
+            ),
+            NOT_FOUND,
+        ),
+        "GetUsageAlert": (lambda o: ipb.GetUsageAlertRequest(id=o.alert.id), NOT_FOUND),
+        "ListUsageAlerts": (lambda o: ipb.ListUsageAlertsRequest(plan_id=o.plan.id), EMPTY),
+        "DeleteUsageAlert": (lambda o: ipb.DeleteUsageAlertRequest(id=o.alert.id), NOT_FOUND),
+        "ListUsageAlertCrossings": (
+            lambda o: ipb.ListUsageAlertCrossingsRequest(subscription_id=o.subscription.id),
+            NOT_FOUND,
+        ),
         "GetAutoTopUp": (
             lambda o: ipb.GetAutoTopUpRequest(subscription_id=o.subscription.id),
             NOT_FOUND,
@@ -542,6 +558,17 @@ async def owned(platform: Platform) -> Owned:
         spb.CreateCreditGrantRequest(user_id=subscription.user_id, amount="2", description=MARKER),
         metadata=md,
     )
+    alert = await merchant.stub.CreateUsageAlert(
+        ipb.CreateUsageAlertRequest(
+            alert=ipb.UsageAlert(
+                plan_id=plan.id,
+                kind=ipb.USAGE_ALERT_KIND_USAGE_QUANTITY,
+                event_key="tokens",
+                threshold="1",
+            )
+        ),
+        metadata=md,
+    )
     settlement = await platform.stub.SubmitSettlement(
         spb.SubmitSettlementRequest(
             invoice_id=invoice.id,
@@ -564,6 +591,7 @@ async def owned(platform: Platform) -> Owned:
         recorded.event_id,
         settlement,
         wallet,
+        alert,
     )
 
 
@@ -573,6 +601,7 @@ async def snapshot(platform: Platform, o: Owned) -> list[Message]:
     return [
         await stub.GetSubscription(ipb.GetSubscriptionRequest(id=o.subscription.id), metadata=md),
         await stub.GetInvoice(ipb.GetInvoiceRequest(id=o.invoice.id), metadata=md),
+        await stub.GetUsageAlert(ipb.GetUsageAlertRequest(id=o.alert.id), metadata=md),
         await stub.GetCheckoutSession(ipb.GetCheckoutSessionRequest(id=o.session.id), metadata=md),
         await platform.stub.GetSettlement(
             spb.GetSettlementRequest(id=o.settlement.id), metadata=md

@@ -3495,7 +3495,7 @@ class ListUsageAlertCrossingsResponse(_message.Message):
     """Output only. Token for the next page, empty on the last page."""
     @_builtins.property
     def crossings(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageAlertCrossing]:
-        """Output only. Up to page_size crossings, newest first."""
+        """Output only. Up to page_size crossings, oldest first."""
 
     def __init__(
         self,

@@ -642,7 +642,7 @@ class InvoicingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListUsageAlertCrossings(self, request, context):
-        """The crossings recorded for one subscription, newest first.
+        """The crossings recorded for one subscription, oldest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -161,7 +161,7 @@ class InvoicingServiceStub:
     DeleteUsageAlert: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.DeleteUsageAlertRequest, _invoicing_pb2.DeleteUsageAlertResponse]
     """Deletes an alert: no crossing of it is recorded from then on (those recorded stay)."""
     ListUsageAlertCrossings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListUsageAlertCrossingsRequest, _invoicing_pb2.ListUsageAlertCrossingsResponse]
-    """The crossings recorded for one subscription, newest first."""
+    """The crossings recorded for one subscription, oldest first."""
 
 @_typing.type_check_only
 class InvoicingServiceAsyncStub(InvoicingServiceStub):
@@ -296,7 +296,7 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     DeleteUsageAlert: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.DeleteUsageAlertRequest, _invoicing_pb2.DeleteUsageAlertResponse]  # type: ignore[assignment]
     """Deletes an alert: no crossing of it is recorded from then on (those recorded stay)."""
     ListUsageAlertCrossings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListUsageAlertCrossingsRequest, _invoicing_pb2.ListUsageAlertCrossingsResponse]  # type: ignore[assignment]
-    """The crossings recorded for one subscription, newest first."""
+    """The crossings recorded for one subscription, oldest first."""
 
 class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
@@ -722,6 +722,6 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _invoicing_pb2.ListUsageAlertCrossingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_invoicing_pb2.ListUsageAlertCrossingsResponse, _abc.Awaitable[_invoicing_pb2.ListUsageAlertCrossingsResponse]]:
-        """The crossings recorded for one subscription, newest first."""
+        """The crossings recorded for one subscription, oldest first."""
 
 def add_InvoicingServiceServicer_to_server(servicer: InvoicingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
