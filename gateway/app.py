@@ -40,6 +40,7 @@ from gateway.routes import (
     services,
     settlements,
     subscriptions,
+    usage_alerts,
     usage_events,
     webhook_endpoints,
 )
@@ -126,6 +127,7 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> FastAPI
         credits,
         subscriptions,
         entitlements,
+        usage_alerts,
         invoices,
         settlements,
         payout_wallets,

@@ -1,6 +1,7 @@
 """What a route works with: the gateway's dependencies, wired once in create_app, and the
 authenticated merchant's request."""
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,16 @@ class MerchantRequest:
 
     async def call(self, method: Callable[..., Awaitable[Any]], message: Any) -> Any:
         return await self.gateway.backends.call(method, message, self.merchant.id)
+
+    def request_id(self) -> str:
+        """The service's idempotency key of this POST: the same Idempotency-Key with the same
+        request (path and body, as the gateway's stored answer compares them). The service then
+        acts once even when the gateway forgets the key, as it does when the call failed on its
+        side (a deadline passed while the service committed) and the client retries."""
+        if not self.idempotency_key:
+            return ""
+        sent = f"{self.idempotency_key}\n{self.method} {self.path}\n".encode()
+        return "gw_" + hashlib.sha256(sent + self.body).hexdigest()
 
     async def answer(self, method: Callable[..., Awaitable[Any]], message: Any) -> dict[str, Any]:
         """The reply of one call in the API's JSON."""

@@ -230,6 +230,13 @@ class Invoice(Reply):
         bool,
         Field(description="A credit top-up: paying it buys the customer its amount in credits."),
     ]
+    interim: Annotated[
+        bool,
+        Field(
+            description="Progressive billing: a SPEND alert with action INVOICE billed the"
+            " period's usage so far; the period's own invoice bills the rest."
+        ),
+    ]
     # Not in lists: the request to pay an OPEN or PAID invoice (null for any other status, or
     # while the merchant has no payout wallet); only the answers of reads, creation and
     # finalization carry it.
@@ -532,6 +539,64 @@ class WebhookEndpoint(Reply):
 class WebhookEndpointDeleted(Reply):
     id: str
     deleted: Literal[True]
+
+
+AlertKind = Literal["USAGE_QUANTITY", "INCLUDED_SHARE", "SPEND", "BALANCE"]
+
+
+class UsageAlert(Reply):
+    """A threshold watched in each billing period: each crossing is recorded, and sent as a
+    webhook, once per period and subscription."""
+
+    id: str
+    plan_id: Annotated[str, Field(description="The plan whose every subscription it watches.")]
+    subscription_id: Annotated[str, Field(description="Or the one subscription it watches.")]
+    kind: Annotated[
+        AlertKind | None,
+        Field(
+            description="USAGE_QUANTITY: the event key's period aggregate reaches `threshold`"
+            " units; INCLUDED_SHARE: `threshold` percent of the plan's included quantity of the"
+            " key; SPEND: the period's usage costs `threshold` USDC; BALANCE: the real-time"
+            " balance falls below `threshold` USDC (and to zero)."
+        ),
+    ]
+    event_key: Annotated[str, Field(description="USAGE_QUANTITY and INCLUDED_SHARE; else empty.")]
+    threshold: Decimal
+    action: Annotated[
+        Literal["NOTIFY", "INVOICE"] | None,
+        Field(description="NOTIFY sends the webhook; INVOICE (SPEND) bills the usage so far."),
+    ]
+    create_time: datetime
+
+
+class UsageAlertDeleted(Reply):
+    id: str
+    deleted: Literal[True]
+
+
+class UsageAlertCrossing(Reply):
+    """A crossing of an alert in one billing period of one subscription."""
+
+    alert_id: str
+    subscription_id: str
+    user_id: str
+    event_type: Literal["usage.threshold_crossed", "credits.balance_low", "credits.exhausted"]
+    kind: AlertKind | None
+    event_key: str
+    threshold: Annotated[
+        Decimal,
+        Field(
+            description="The threshold crossed, in the kind's unit (INCLUDED_SHARE: in units);"
+            " 0 for credits.exhausted."
+        ),
+    ]
+    value: Annotated[Decimal, Field(description="What was measured when it was found.")]
+    period_start: datetime
+    period_end: datetime
+    invoice_id: Annotated[
+        str, Field(description="The interim invoice an INVOICE action finalized; else empty.")
+    ]
+    cross_time: datetime
 
 
 class WebhookAttempt(Reply):

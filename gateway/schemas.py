@@ -242,6 +242,19 @@ class CreditGrantCreate(Body):
     description: Description = ""
 
 
+class UsageAlertCreate(Body):
+    """A threshold watched in each billing period, of a plan's every subscription or of one:
+    exactly one of planId and subscriptionId (the service checks which)."""
+
+    plan_id: Id = ""
+    subscription_id: Id = ""
+    kind: Literal["USAGE_QUANTITY", "INCLUDED_SHARE", "SPEND", "BALANCE"]
+    event_key: Id = ""
+    threshold: Number
+    # Absent: the service's default, NOTIFY.
+    action: Literal["NOTIFY", "INVOICE"] | None = None
+
+
 class Exact(Body):
     """A body whose every key is known: an unknown one is 400, naming it."""
 

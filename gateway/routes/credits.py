@@ -2,7 +2,6 @@
 in the ledger (settlement owns all three; the customer comes from invoicing's records, so a
 customer the merchant does not have is 404 rather than an empty balance)."""
 
-import hashlib
 from typing import Any
 
 from billing.invoicing.v1 import invoicing_pb2 as invoicing_pb
@@ -23,17 +22,6 @@ async def _require_customer(merchant: MerchantRequest, customer_id: str) -> None
     await merchant.call(stub.GetCustomer, invoicing_pb.GetCustomerRequest(id=customer_id))
 
 
-def _request_id(merchant: MerchantRequest) -> str:
-    """Settlement's idempotency key of this POST: the same Idempotency-Key with the same request
-    (path and body, as the gateway's stored answer compares them). Settlement then grants once
-    even when the gateway forgets the key, as it does when the call failed on its side (a
-    deadline passed while settlement committed) and the client retries."""
-    if not merchant.idempotency_key:
-        return ""
-    sent = f"{merchant.idempotency_key}\n{merchant.method} {merchant.path}\n".encode()
-    return "gw_" + hashlib.sha256(sent + merchant.body).hexdigest()
-
-
 @router.post(
     "/customers/{customer_id}/credit-grants",
     **r.documented(r.CreditGrant, 404, 409, status=201),
@@ -52,7 +40,7 @@ async def create_credit_grant(
             amount=text(payload.amount),
             priority=payload.priority,
             description=payload.description,
-            request_id=_request_id(merchant),
+            request_id=merchant.request_id(),
         )
         if payload.expire_time is not None:
             request.expire_time.CopyFrom(to_timestamp(payload.expire_time))

@@ -120,6 +120,17 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/entitlements/check",
         query={"subscriptionId": "{subscription}", "eventKey": "tokens"},
     ),
+    # Usage alerts: an alert on the owner's plan is 404 (on its subscription too: the test's
+    # end), the owner's alert and its subscription's crossings are 404, the list is empty.
+    ("POST", "/api/v1/usage-alerts"): Probe(
+        "/api/v1/usage-alerts", body={"planId": "{plan}", "kind": "SPEND", "threshold": "1"}
+    ),
+    ("GET", "/api/v1/usage-alerts"): Probe("/api/v1/usage-alerts", EMPTY),
+    ("GET", "/api/v1/usage-alerts/{alert_id}"): Probe("/api/v1/usage-alerts/{alert}"),
+    ("DELETE", "/api/v1/usage-alerts/{alert_id}"): Probe("/api/v1/usage-alerts/{alert}"),
+    ("GET", "/api/v1/subscriptions/{subscription_id}/alert-crossings"): Probe(
+        "/api/v1/subscriptions/{subscription}/alert-crossings"
+    ),
     ("GET", "/api/v1/subscriptions/{subscription_id}/auto-top-up"): Probe(
         "/api/v1/subscriptions/{subscription}/auto-top-up"
     ),
@@ -345,6 +356,10 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         {"amount": "5", "description": MARKER},
     )
     assert grant.status_code == 201, grant.text
+    alert = await created(
+        "/api/v1/usage-alerts",
+        {"planId": plan["id"], "kind": "USAGE_QUANTITY", "eventKey": "tokens", "threshold": 1000},
+    )
     return {
         "service": service["id"],
         "plan": plan["id"],
@@ -361,6 +376,7 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "settlement": settlement["id"],
         "endpoint": endpoint["id"],
         "meter": meter["id"],
+        "alert": alert["id"],
     }
 
 
@@ -423,6 +439,13 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
             where = f"{method} {route}: {response.text[:300]}"
             assert MARKER not in response.text, where
             await expect(probe, response, api, other, where)
+        # One probe per route: the alert on the owner's subscription, rather than its plan.
+        on_subscription = await other.post(
+            "/api/v1/usage-alerts",
+            json={"subscriptionId": objects["subscription"], "kind": "SPEND", "threshold": "1"},
+        )
+        assert on_subscription.status_code == 404, on_subscription.text
+        assert (await other.get("/api/v1/usage-alerts")).json()["data"] == []
     assert await relayer_nonce(usdc, anvil) == sent
     assert await collector_nonce(usdc, anvil) == collector_sent
     plan = (await api.get(f"/api/v1/plans/{objects['plan']}")).json()
@@ -440,6 +463,8 @@ async def test_another_merchant_gets_404_or_empty_and_cannot_pick_a_merchant(
     assert [(g["amount"], g["description"]) for g in credits.json()["data"]] == [
         ("5.000000", MARKER)
     ]
+    alerts = (await api.get("/api/v1/usage-alerts", planId=objects["plan"])).json()["data"]
+    assert [a["id"] for a in alerts] == [objects["alert"]]
     listed = await api.get("/api/v1/usage-events", subscriptionId=objects["subscription"])
     assert [(e["quantity"], "cancelTime" in e) for e in listed.json()["data"]] == [("7", False)]
     assert other_id != api.merchant_id
