@@ -24,6 +24,7 @@ FIGURES = [
     "credits",
     "balance",
     "entitlements",
+    "alerts",
     "settlement",
     "relay",
     "watcher",

@@ -28,28 +28,16 @@ import random
 import sys
 import time
 from collections.abc import Awaitable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import asyncpg
 
 from bench.figures import Figure, percentile, timed_calls
-from bench.figures.load import (
-    build_rollups,
-    copy_events,
-    copy_invoicing_subscriptions,
-    copy_metering_replicas,
-    ensure_partitions,
-    spread_events,
-    subscriber_of,
-    usage_based_plan,
-    vacuum_analyze,
-)
+from bench.figures.load import load_current_period, subscriber_of, usage_based_plan
 from bench.stack import MERCHANT, Stack
 from billing.invoicing.v1 import invoicing_pb2, invoicing_pb2_grpc
 from billing.metering.v1 import metering_pb2, metering_pb2_grpc
-from invoicing_svc.domain.model import BillingInterval
-from invoicing_svc.domain.periods import period_bounds
 from service_kit.channels import open_channel
 from service_kit.proto_time import to_timestamp
 from service_kit.tenancy import MERCHANT_METADATA_KEY
@@ -92,30 +80,10 @@ def _draws(seed: int) -> Iterator[int]:
         yield draw.randrange(SUBSCRIPTIONS)
 
 
-async def _load(
-    connection: asyncpg.Connection,
-    service: str,
-    plan: str,
-    ids: Sequence[str],
-    start: datetime,
-    end: datetime,
-) -> None:
-    """Metering's replicas, events and rollups, analyzed; then invoicing's subscriptions and
-    the credit balances, in one transaction."""
+async def _copy_credits(connection: asyncpg.Connection, ids: Sequence[str]) -> None:
+    """The credit balances reported to invoicing, version 1, as ReportCreditBalance keeps them."""
     now = datetime.now(UTC)
     async with connection.transaction():
-        await copy_metering_replicas(connection, MERCHANT, service, ids, start, end)
-        events = itertools.chain.from_iterable(
-            spread_events(
-                MERCHANT, service, sid, subscriber_of(sid), EVENTS_EACH, start, now, _quantities(i)
-            )
-            for i, sid in enumerate(ids)
-        )
-        await copy_events(connection, events)
-        await build_rollups(connection, MERCHANT, ids)
-    await vacuum_analyze(connection)
-    async with connection.transaction():
-        await copy_invoicing_subscriptions(connection, MERCHANT, service, plan, ids, start, end)
         await connection.copy_records_to_table(
             "credit_balances",
             schema_name="invoicing",
@@ -126,7 +94,7 @@ async def _load(
                 if (credits := _credits(i)) is not None
             ],
         )
-        await connection.execute("ANALYZE invoicing.subscriptions, invoicing.credit_balances")
+        await connection.execute("ANALYZE invoicing.credit_balances")
 
 
 async def _check(
@@ -177,19 +145,17 @@ def _summarize(name: str, latencies: list[float], seconds: float) -> tuple[float
 async def measure(stack: Stack) -> list[Figure]:
     service, plan = await usage_based_plan(stack, "balance bench", UNIT_PRICE)
     ids = [f"sub_balance_{i:04d}" for i in range(SUBSCRIPTIONS)]
-    start = datetime.now(UTC) - timedelta(days=10)
-    end = period_bounds(start, BillingInterval.MONTH, 1, 0)[1]
-    await ensure_partitions(stack.database_url, start, end)
+    began = time.perf_counter()
+    start, end = await load_current_period(stack, service, plan, ids, EVENTS_EACH, _quantities)
     connection = await asyncpg.connect(stack.dsn)
     try:
-        began = time.perf_counter()
-        await _load(connection, service, plan, ids, start, end)
-        _log(
-            f"{SUBSCRIPTIONS:,} subscriptions, {SUBSCRIPTIONS * EVENTS_EACH:,} events loaded in"
-            f" {time.perf_counter() - began:.1f} s"
-        )
+        await _copy_credits(connection, ids)
     finally:
         await connection.close()
+    _log(
+        f"{SUBSCRIPTIONS:,} subscriptions, {SUBSCRIPTIONS * EVENTS_EACH:,} events loaded in"
+        f" {time.perf_counter() - began:.1f} s"
+    )
     balances = [invoicing_pb2.GetSubscriptionBalanceRequest(subscription_id=sid) for sid in ids]
     summaries = [
         metering_pb2.GetUsageSummaryRequest(

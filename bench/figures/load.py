@@ -10,12 +10,14 @@ and neither autovacuum nor the checkpointer works off the load during the measur
 generated lazily: memory stays flat whatever the count. Subscriptions due for a period close
 are written the same way, into metering's replica and invoicing's table (the period-close figure
 and the fault test of a killed close share them: checking out thousands through the API and
-waiting a month is not an option). The plan they are billed by is created through invoicing's
-API (`usage_based_plan`).
+waiting a month is not an option), and so are subscriptions in the middle of their period with
+events so far (`load_current_period`: the balance and alert figures). The plan they are billed
+by is created through invoicing's API (`usage_based_plan`).
 """
 
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -24,6 +26,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.stack import MERCHANT, Stack
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from billing.invoicing.v1 import invoicing_pb2_grpc
+from invoicing_svc.domain.model import BillingInterval
+from invoicing_svc.domain.periods import period_bounds
 from metering_svc.adapters.partitions import PartitionKeeper, month_of, next_month
 from service_kit.channels import open_channel
 from service_kit.tenancy import MERCHANT_METADATA_KEY
@@ -233,3 +237,51 @@ async def vacuum_analyze(connection: asyncpg.Connection) -> None:
         " metering.usage_minute_rollups"
     )
     await connection.execute("CHECKPOINT")
+
+
+async def load_current_period(
+    stack: Stack,
+    service_id: str,
+    plan_id: str,
+    ids: Sequence[str],
+    events_each: int,
+    quantities: Callable[[int], Sequence[Decimal]],
+) -> tuple[datetime, datetime]:
+    """Subscriptions of mer_bench's plan in their current period, monthly and anchored 10 days
+    ago (so it ends in about 20 days and the scheduler leaves them alone), each with
+    `events_each` events of EVENT_KEY spread from the period start to now, the i-th
+    subscription's quantities `quantities(i)` in turn: metering's replicas, events and rollups
+    in one transaction, VACUUM ANALYZE, then invoicing's subscriptions, analyzed. Answers the
+    period's start and end."""
+    start = datetime.now(UTC) - timedelta(days=10)
+    end = period_bounds(start, BillingInterval.MONTH, 1, 0)[1]
+    await ensure_partitions(stack.database_url, start, end)
+    now = datetime.now(UTC)
+    connection = await asyncpg.connect(stack.dsn)
+    try:
+        async with connection.transaction():
+            await copy_metering_replicas(connection, MERCHANT, service_id, ids, start, end)
+            events = itertools.chain.from_iterable(
+                spread_events(
+                    MERCHANT,
+                    service_id,
+                    sid,
+                    subscriber_of(sid),
+                    events_each,
+                    start,
+                    now,
+                    quantities(i),
+                )
+                for i, sid in enumerate(ids)
+            )
+            await copy_events(connection, events)
+            await build_rollups(connection, MERCHANT, ids)
+        await vacuum_analyze(connection)
+        async with connection.transaction():
+            await copy_invoicing_subscriptions(
+                connection, MERCHANT, service_id, plan_id, ids, start, end
+            )
+            await connection.execute("ANALYZE invoicing.subscriptions")
+    finally:
+        await connection.close()
+    return start, end
