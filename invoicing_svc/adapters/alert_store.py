@@ -4,7 +4,6 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import UsageAlertCrossingRow, UsageAlertRow
@@ -30,6 +29,23 @@ _WATCHED = text("""
                         ELSE 'usage.threshold_crossed' END))
     ORDER BY s.id
     LIMIT :limit
+""")
+
+
+# Crossings as one array per column: a pass records hundreds in one statement, compiled once.
+_RECORD = text("""
+    INSERT INTO invoicing.usage_alert_crossings (
+        alert_id, subscription_id, period_start, event_type, merchant_id, user_id, threshold,
+        value, period_end, invoice_id, cross_time)
+    SELECT * FROM unnest(
+        CAST(:alert_ids AS text[]), CAST(:subscription_ids AS text[]),
+        CAST(:period_starts AS timestamptz[]), CAST(:event_types AS text[]),
+        CAST(:merchant_ids AS text[]), CAST(:user_ids AS text[]),
+        CAST(:thresholds AS numeric[]), CAST(:values AS numeric[]),
+        CAST(:period_ends AS timestamptz[]), CAST(:invoice_ids AS text[]),
+        CAST(:cross_times AS timestamptz[]))
+    ON CONFLICT DO NOTHING
+    RETURNING alert_id, subscription_id, event_type
 """)
 
 
@@ -150,30 +166,23 @@ class AlertStore:
         if not crossings:
             return []
         rows = await self._session.execute(
-            insert(UsageAlertCrossingRow)
-            .values(
-                [
-                    {
-                        "alert_id": c.alert.id,
-                        "subscription_id": c.subscription_id,
-                        "period_start": c.period_start,
-                        "event_type": c.event_type,
-                        "merchant_id": c.alert.merchant_id,
-                        "user_id": c.user_id,
-                        "threshold": c.threshold,
-                        "value": c.value,
-                        "period_end": c.period_end,
-                        "invoice_id": c.invoice_id or None,
-                        "cross_time": c.cross_time,
-                    }
-                    for c in crossings
-                ]
-            )
-            .on_conflict_do_nothing()
-            .returning(UsageAlertCrossingRow.alert_id, UsageAlertCrossingRow.event_type)
+            _RECORD,
+            {
+                "alert_ids": [c.alert.id for c in crossings],
+                "subscription_ids": [c.subscription_id for c in crossings],
+                "period_starts": [c.period_start for c in crossings],
+                "event_types": [c.event_type for c in crossings],
+                "merchant_ids": [c.alert.merchant_id for c in crossings],
+                "user_ids": [c.user_id for c in crossings],
+                "thresholds": [c.threshold for c in crossings],
+                "values": [c.value for c in crossings],
+                "period_ends": [c.period_end for c in crossings],
+                "invoice_ids": [c.invoice_id or None for c in crossings],
+                "cross_times": [c.cross_time for c in crossings],
+            },
         )
-        recorded = {(row.alert_id, row.event_type) for row in rows}
-        return [c for c in crossings if (c.alert.id, c.event_type) in recorded]
+        recorded = {(row.alert_id, row.subscription_id, row.event_type) for row in rows}
+        return [c for c in crossings if (c.alert.id, c.subscription_id, c.event_type) in recorded]
 
     async def set_invoice(self, crossing: AlertCrossing, invoice_id: str) -> None:
         await self._session.execute(

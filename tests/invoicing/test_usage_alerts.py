@@ -361,3 +361,26 @@ async def test_progressive_billing_bills_the_usage_so_far_and_the_rest_at_the_en
     found = await crossings(merchant, subscription)
     assert (found[0].alert_id, found[0].invoice_id) == (first.id, interim_one.id)
     assert found[1].invoice_id == interim_two.id
+
+
+async def test_a_crossing_recorded_before_is_not_sent_again_beside_a_new_one(
+    merchant: Merchant, db: asyncpg.Connection
+) -> None:
+    """One batch holds a subscription whose balance was low already (its alert waits for
+    credits.exhausted) and one that falls low now: only the new crossing is sent."""
+    plan = await merchant.plan(pricing_type=pb.PRICING_TYPE_USAGE_BASED, charges=[TOKENS])
+    first, second = [await merchant.subscribe(plan) for _ in range(2)]
+    await alert(merchant, plan_id=plan.id, kind=K.USAGE_ALERT_KIND_BALANCE, threshold="2")
+    await report(merchant, first.user_id, "3", 1)
+    await flush(merchant)
+    await merchant.record(first, "tokens", "2100")  # 3 - 1.1: low
+    assert await check_alerts(merchant.invoicing) == 1
+    await merchant.record(second, "tokens", "2100")  # its own period: 3 - 1.1 as well
+
+    assert await check_alerts(merchant.invoicing) == 1
+
+    low = await sent(db, merchant, "credits.balance_low")
+    assert [(w["data"]["subscriptionId"], w["data"]["value"]) for w in low] == [
+        (first.id, "1.9"),
+        (second.id, "1.9"),
+    ]
