@@ -9,6 +9,9 @@ ceiling, the subscriber reads the checkout session's mandate proposal, signs an 
 for the mandate contract and the mandate with eth_signTypedData_v4, and the public relay sends
 both from the platform's collector (no API key: the signatures authorize, and the payer needs no
 ether); the second month's invoice is collected under it with nobody paying by hand.
+Last, entitlements: a plan capped at 100,000 tokens a month (a HARD limit) and an alert at 80% of
+it; the merchant's hot path checks before it serves, metering refuses the event past the cap, and
+the alert is sent once.
 Every step prints its request and response. Only the subscriber's wallet (the signatures and the
 nonces and block time they sign), the block confirmations and the balances use the chain directly.
 """
@@ -55,6 +58,8 @@ USAGE_CEILING = "5"
 MANDATE_CAP = 5_000_000
 MANDATE_PERIOD = 28 * 86400
 ALLOWANCE = MANDATE_CAP * 14
+# The capped plan of the third part: its HARD limit per month, in tokens.
+TOKEN_CAP = 100_000
 # The signatures' deadline after the latest block's time, as the hosted page signs them.
 SIGNING_WINDOW = 1800
 PERMIT = [
@@ -150,10 +155,14 @@ class Api:
 
 
 def _field(data: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path of a JSON answer; None where a part is missing or null."""
+    """The value at a dotted path of a JSON answer ("data.0.status": a list's index); None where
+    a part is missing or null."""
     value: Any = data
     for name in path.split("."):
-        value = value.get(name) if isinstance(value, dict) else None
+        if isinstance(value, list):
+            value = value[int(name)] if name.isdigit() and int(name) < len(value) else None
+        else:
+            value = value.get(name) if isinstance(value, dict) else None
     return value
 
 
@@ -382,6 +391,76 @@ async def auto_pay(api: Api, browser: Api, usdc: MockUsdc, payer: str, made: Sub
     print(f"the mandate's cap left this period (the contract's available): {left:,} base units")
 
 
+async def limits_and_alerts(api: Api, made: Subscribed) -> None:
+    """Entitlements and a usage alert: a plan's HARD limit, checked by the merchant's hot path
+    and enforced by metering, and an alert at 80% of it, sent once."""
+    step(f"17. A capped plan: at most {TOKEN_CAP:,} tokens a month (HARD), an alert at 80%")
+    body = {
+        "name": "Tokens, capped",
+        "pricingType": "USAGE_BASED",
+        "billingInterval": "MONTH",
+        "amount": "0.000010",
+        "features": ["batch"],
+        "limits": [{"eventKey": "token_generated", "quantity": TOKEN_CAP, "enforcement": "HARD"}],
+    }
+    plan = await api.call("POST", f"/api/v1/services/{made.service_id}/plans", body)
+    alert = {
+        "planId": plan["id"],
+        "kind": "USAGE_QUANTITY",
+        "eventKey": "token_generated",
+        "threshold": TOKEN_CAP * 8 // 10,
+    }
+    await api.call("POST", "/api/v1/usage-alerts", alert)
+
+    step("18. A second subscriber checks out")
+    user_id = f"usr_capped_{RUN}"
+    checkout_body = {
+        "planId": plan["id"],
+        "userId": user_id,
+        "successUrl": "https://merchant.example/welcome",
+        "cancelUrl": "https://merchant.example/pricing",
+    }
+    session = await api.call("POST", "/api/v1/checkout-sessions", checkout_body)
+    done = await api.call("POST", f"/api/v1/checkout-sessions/{session['id']}/complete", {})
+    sub_id = done["subscriptionId"]
+
+    def tokens(quantity: int) -> dict[str, Any]:
+        return {
+            "serviceId": made.service_id,
+            "subscriptionId": sub_id,
+            "userId": user_id,
+            "eventKey": "token_generated",
+            "quantity": quantity,
+        }
+
+    async def check(quantity: int) -> dict[str, Any]:
+        query = httpx.QueryParams(
+            {"subscriptionId": sub_id, "eventKey": "token_generated", "quantity": quantity}
+        )
+        return await api.call("GET", f"/api/v1/entitlements/check?{query}")
+
+    step("19. The merchant's hot path asks before it serves 90,000 tokens, then records them")
+    if not (await check(90_000))["allowed"]:
+        raise DemoError("90,000 tokens should fit the cap")
+    await api.call("POST", "/api/v1/usage-events", tokens(90_000))
+
+    step("20. 20,000 more: the check says no, and metering refuses the event (409)")
+    if (await check(20_000))["reason"] != "HARD_LIMIT_EXCEEDED":
+        raise DemoError("20,000 more tokens should pass the cap")
+    refused = await api.send("POST", "/api/v1/usage-events", tokens(20_000))
+    print(f"==> POST /api/v1/usage-events (20,000 tokens)\n<== {refused.status_code}")
+    show(refused.json())
+    if refused.status_code != 409:
+        raise DemoError(f"the event past the cap answered {refused.status_code}, not 409")
+    step("... while the 10,000 that are left fit exactly")
+    await api.call("POST", "/api/v1/usage-events", tokens(10_000))
+    await check(1)
+
+    step("21. The alert crossed once, at 80,000 tokens: usage.threshold_crossed")
+    crossings = f"/api/v1/subscriptions/{sub_id}/alert-crossings"
+    await api.poll(crossings, "data.0.eventType", "usage.threshold_crossed")
+
+
 async def _signed(usdc: MockUsdc, account: str, typed: dict[str, Any]) -> str:
     """The wallet's eth_signTypedData_v4: anvil signs for its unlocked dev accounts, as a browser
     wallet would after the subscriber approves."""
@@ -420,13 +499,16 @@ async def main() -> int:
             api = Api(client)
             made = await story(api, usdc, payer)
             await auto_pay(api, Api(public_client, public=True), usdc, payer, made)
+            await limits_and_alerts(api, made)
         except DemoError as error:
             print(f"\ndemo failed: {error}", file=sys.stderr)
             return 1
         finally:
             await usdc.close()
     print("\nDone: 50,000 tokens billed 0.500000 USDC, paid on chain, invoice PAID;")
-    print("then 120,000 tokens billed 1.200000 USDC, collected under the mandate, invoice PAID.")
+    print("then 120,000 tokens billed 1.200000 USDC, collected under the mandate, invoice PAID;")
+    print(f"then a plan capped at {TOKEN_CAP:,} tokens refused the event past it, and its alert")
+    print("at 80% was sent once.")
     return 0
 
 

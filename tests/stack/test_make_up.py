@@ -152,6 +152,15 @@ def test_the_demo_runs_against_make_up_and_no_secret_reaches_a_log(platform: Pla
         "the mandate's cap left this period (the contract's available): 3,800,000 base units"
         in (lines)
     )
+    # Then a plan capped at 100,000 tokens: the check allows 90,000 and refuses 20,000 more, the
+    # event past the cap is refused with 409, the 10,000 left fit exactly, the alert at 80% was
+    # sent once.
+    assert '"reason": "HARD_LIMIT_EXCEEDED"' in demo.stdout
+    assert '"remaining": "10000"' in demo.stdout
+    assert "(20,000 tokens)\n<== 409" in demo.stdout
+    assert '"remaining": "0"' in demo.stdout
+    assert "(polled until data.0.eventType = usage.threshold_crossed)" in demo.stdout
+    assert '"threshold": "80000"' in demo.stdout
     state = platform.workdir / ".devstack"
     assert json.loads((state / "mandates.json").read_text())["address"] == mandates
 
