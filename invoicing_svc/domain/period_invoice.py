@@ -49,6 +49,42 @@ def period_charges(
     return lines, invoice_total(list(lines))
 
 
+def _issued(
+    subscription: Subscription,
+    plan: Plan,
+    lines: tuple[InvoiceLine, ...],
+    total: Decimal,
+    period_end: datetime,
+    invoice_id: str,
+    now: datetime,
+    payment_terms: timedelta,
+    *,
+    interim: bool = False,
+) -> Invoice:
+    """An invoice of the subscription's current period up to `period_end`, finalized as it is
+    made: OPEN, or PAID when nothing is owed (a zero invoice is paid as it is issued)."""
+    # On a test clock the invoice lives in the subscription's time, like its period.
+    issued = subscription.now(now)
+    return Invoice(
+        id=invoice_id,
+        merchant_id=subscription.merchant_id,
+        subscription_id=subscription.id,
+        service_id=subscription.service_id,
+        user_id=subscription.user_id,
+        plan_id=plan.id,
+        status=InvoiceStatus.OPEN if total > 0 else InvoiceStatus.PAID,
+        period_start=subscription.current_period_start,
+        period_end=period_end,
+        amount=total,
+        create_time=issued,
+        lines=lines,
+        finalize_time=issued,
+        due_time=issued + payment_terms,
+        paid_time=None if total > 0 else issued,
+        interim=interim,
+    )
+
+
 def period_invoice(
     subscription: Subscription,
     plan: Plan,
@@ -66,27 +102,7 @@ def period_invoice(
     interim invoices billed of the period is taken off. Issued OPEN, or PAID when nothing is
     owed; held as a DRAFT when it prices at or beyond the bound of money."""
     lines, total = _less_interim(*period_charges(subscription, plan, usage, until), interim_billed)
-    # On a test clock the invoice lives in the subscription's time, like its period.
-    issued = subscription.now(now)
-    # Nothing to collect: a zero invoice is paid as it is issued.
-    status = InvoiceStatus.OPEN if total > 0 else InvoiceStatus.PAID
-    invoice = Invoice(
-        id=invoice_id,
-        merchant_id=subscription.merchant_id,
-        subscription_id=subscription.id,
-        service_id=subscription.service_id,
-        user_id=subscription.user_id,
-        plan_id=plan.id,
-        status=status,
-        period_start=subscription.current_period_start,
-        period_end=until,
-        amount=total,
-        create_time=issued,
-        lines=lines,
-        finalize_time=issued,
-        due_time=issued + payment_terms,
-        paid_time=None if total > 0 else issued,
-    )
+    invoice = _issued(subscription, plan, lines, total, until, invoice_id, now, payment_terms)
     # Priced at or beyond the bound of money: held, never posted half-way.
     reason = rules.hold_reason(lines, total)
     return rules.hold(invoice, reason) if reason else invoice
@@ -135,21 +151,7 @@ def interim_invoice(
     lines, total = _less_interim(tuple(usage_lines), spend, interim_billed)
     if total <= 0 or rules.hold_reason(lines, total):
         return None
-    issued = subscription.now(now)
-    return Invoice(
-        id=invoice_id,
-        merchant_id=subscription.merchant_id,
-        subscription_id=subscription.id,
-        service_id=subscription.service_id,
-        user_id=subscription.user_id,
-        plan_id=plan.id,
-        status=InvoiceStatus.OPEN,
-        period_start=subscription.current_period_start,
-        period_end=issued,
-        amount=total,
-        create_time=issued,
-        lines=lines,
-        finalize_time=issued,
-        due_time=issued + payment_terms,
-        interim=True,
+    until = subscription.now(now)
+    return _issued(
+        subscription, plan, lines, total, until, invoice_id, now, payment_terms, interim=True
     )

@@ -74,21 +74,34 @@ class Tenant:
             pb.RecordUsageEventRequest(event=self.event(quantity, **fields)), metadata=self.metadata
         )
 
+    def state(
+        self,
+        status: pb.SubscriptionStatus.ValueType,
+        version: int,
+        start: datetime | None = None,
+        **fields: object,
+    ) -> pb.SubscriptionState:
+        """The tenant's replica with this status and version; `fields` set any other field."""
+        return pb.SubscriptionState(
+            subscription_id=self.subscription_id,
+            service_id=self.service_id,
+            user_id=self.user_id,
+            status=status,
+            current_period_start=to_timestamp(start or self.period_start),
+            current_period_end=to_timestamp(self.period_end),
+            version=version,
+            **fields,  # type: ignore[arg-type]
+        )
+
     async def set_state(
-        self, status: pb.SubscriptionStatus.ValueType, version: int, start: datetime | None = None
+        self,
+        status: pb.SubscriptionStatus.ValueType,
+        version: int,
+        start: datetime | None = None,
+        **fields: object,
     ) -> pb.SubscriptionState:
         return await self.stub.UpsertSubscriptionState(
-            pb.UpsertSubscriptionStateRequest(
-                state=pb.SubscriptionState(
-                    subscription_id=self.subscription_id,
-                    service_id=self.service_id,
-                    user_id=self.user_id,
-                    status=status,
-                    current_period_start=to_timestamp(start or self.period_start),
-                    current_period_end=to_timestamp(self.period_end),
-                    version=version,
-                )
-            ),
+            pb.UpsertSubscriptionStateRequest(state=self.state(status, version, start, **fields)),
             metadata=self.metadata,
         )
 

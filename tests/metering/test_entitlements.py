@@ -35,22 +35,7 @@ async def entitle(
     limits: list[pb.UsageLimit] | None = None,
     status: "pb.SubscriptionStatus.ValueType" = pb.SUBSCRIPTION_STATUS_ACTIVE,
 ) -> pb.SubscriptionState:
-    return await tenant.stub.UpsertSubscriptionState(
-        pb.UpsertSubscriptionStateRequest(
-            state=pb.SubscriptionState(
-                subscription_id=tenant.subscription_id,
-                service_id=tenant.service_id,
-                user_id=tenant.user_id,
-                status=status,
-                current_period_start=to_timestamp(tenant.period_start),
-                current_period_end=to_timestamp(tenant.period_end),
-                version=version,
-                features=features or [],
-                limits=limits or [],
-            )
-        ),
-        metadata=tenant.metadata,
-    )
+    return await tenant.set_state(status, version, features=features or [], limits=limits or [])
 
 
 async def check(

@@ -15,16 +15,7 @@ from tests.metering.conftest import Tenant, field_violation
 def ending_state(
     tenant: Tenant, end: datetime, version: int, status: pb.SubscriptionStatus.ValueType
 ) -> pb.SubscriptionState:
-    return pb.SubscriptionState(
-        subscription_id=tenant.subscription_id,
-        service_id=tenant.service_id,
-        user_id=tenant.user_id,
-        status=status,
-        current_period_start=to_timestamp(tenant.period_start),
-        current_period_end=to_timestamp(tenant.period_end),
-        version=version,
-        end_time=to_timestamp(end),
-    )
+    return tenant.state(status, version, end_time=to_timestamp(end))
 
 
 async def test_events_from_the_subscriptions_end_on_are_rejected(
