@@ -181,13 +181,15 @@ async def test_another_merchants_plan_or_subscription_is_not_found(merchant: Mer
     plan = await merchant.plan(pricing_type=pb.PRICING_TYPE_USAGE_BASED, charges=[TOKENS])
     subscription = await merchant.subscribe(plan)
     other = (("x-merchant-id", "mer_alert_intruder"),)
-    for target in ({"plan_id": plan.id}, {"subscription_id": subscription.id}):
+    for target in (
+        pb.UsageAlert(plan_id=plan.id, kind=K.USAGE_ALERT_KIND_SPEND, threshold="1"),
+        pb.UsageAlert(
+            subscription_id=subscription.id, kind=K.USAGE_ALERT_KIND_SPEND, threshold="1"
+        ),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await merchant.stub.CreateUsageAlert(
-                pb.CreateUsageAlertRequest(
-                    alert=pb.UsageAlert(kind=K.USAGE_ALERT_KIND_SPEND, threshold="1", **target)
-                ),
-                metadata=other,
+                pb.CreateUsageAlertRequest(alert=target), metadata=other
             )
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
 
