@@ -15,6 +15,13 @@ class MeteringMetrics(ServiceMetrics):
             "idempotency key), counted once their transaction commits.",
         )
 
-    def events_recorded(self, ingested: int, deduplicated: int) -> None:
+        self._refused_by_limit = self.counter(
+            "usage_events_refused_by_limit",
+            "Usage events rejected because they would take their key's usage in the billing "
+            "period past a HARD limit of the subscription's plan.",
+        )
+
+    def events_recorded(self, ingested: int, deduplicated: int, refused_by_limit: int) -> None:
         self._ingested.inc(ingested)
         self._deduplicated.inc(deduplicated)
+        self._refused_by_limit.inc(refused_by_limit)

@@ -65,7 +65,8 @@ async def record_usage_events(
                 results[index] = EventResult(index, EventOutcome.REJECTED, error=error)
             else:
                 valid.append((index, event))
-        valid = await within_hard_limits(uow, merchant_id, subscriptions, valid, results)
+        within = await within_hard_limits(uow, merchant_id, subscriptions, valid, results)
+        refused_by_limit, valid = len(valid) - len(within), within
 
         # Before this transaction takes any lock that another ingestion could wait for: the
         # partition DDL (own connection) waits for ingestions in flight.
@@ -82,5 +83,6 @@ async def record_usage_events(
     metering.metrics.events_recorded(
         ingested=sum(r.outcome is EventOutcome.ACCEPTED for r in results.values()),
         deduplicated=sum(r.outcome is EventOutcome.DUPLICATE for r in results.values()),
+        refused_by_limit=refused_by_limit,
     )
     return [results[index] for index in range(len(drafts))]

@@ -11,6 +11,7 @@ import pytest
 
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
+from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.clock import ManualClock
 from service_kit.proto_time import to_timestamp
 from tests.conftest import TEST_START, metering_server
@@ -189,7 +190,17 @@ async def test_another_merchants_subscription_is_not_found_even_when_cached(
     assert field_violation(refused.value) == "subscription_id"
 
 
-async def test_ingestion_refuses_events_past_a_hard_limit_and_names_it(tenant: Tenant) -> None:
+def refused_by_limit(metering: Metering) -> float:
+    value = metering.metrics.registry.get_sample_value(
+        "usage_events_refused_by_limit_total", {"service": "metering_svc"}
+    )
+    return value or 0.0
+
+
+async def test_ingestion_refuses_events_past_a_hard_limit_and_names_it(
+    tenant: Tenant, metering: Metering
+) -> None:
+    before = refused_by_limit(metering)
     await entitle(tenant, 2, limits=[limit("token_generated", "10", HARD)])
     await tenant.record("9.5", idempotency_key="first")
 
@@ -226,6 +237,7 @@ async def test_ingestion_refuses_events_past_a_hard_limit_and_names_it(tenant: T
     found = await tenant.summary(tenant.period_start, tenant.period_end)
     assert found["token_generated"].value == "10"
     assert found["unlimited"].value == "7"
+    assert refused_by_limit(metering) - before == 2
 
 
 async def test_each_aggregation_is_limited_by_what_an_event_can_make_of_it(
