@@ -103,17 +103,22 @@ def _succeeded(output: str) -> int:
 
 
 def h2load_unary(
-    port: int, body: Path, log: Path, authorization: str, method: str = "RecordUsageEvent"
+    port: int,
+    body: Path,
+    log: Path,
+    authorization: str,
+    method: str = "RecordUsageEvent",
+    streams: int = UNARY_STREAMS,
 ) -> tuple[int, float, list[float]]:
     """(succeeded, requests/s, latencies in ms) of the unary load: UNARY_REQUESTS calls of
-    `method`, 64 in flight."""
+    `method`, UNARY_CLIENTS connections x `streams` in flight (64 by default)."""
     log.unlink(missing_ok=True)
     output = _h2load(
         port,
         method,
         body,
         authorization,
-        *("-n", str(UNARY_REQUESTS), "-c", str(UNARY_CLIENTS), "-m", str(UNARY_STREAMS)),
+        *("-n", str(UNARY_REQUESTS), "-c", str(UNARY_CLIENTS), "-m", str(streams)),
         *("--log-file", str(log)),
     )
     rate = float(output.split("finished in ")[1].split(", ")[1].split(" req/s")[0])

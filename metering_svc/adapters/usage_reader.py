@@ -6,7 +6,7 @@ tagged with the position of its window in the request. Callers name subscription
 be the merchant's; every event and rollup of a subscription is its merchant's.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -109,6 +109,31 @@ _UNIQUE_COUNTS = text(f"""
 """)
 
 
+# Which of :values of a property the events of each window (one event key each) hold already.
+_SEEN_VALUES = text(f"""
+    WITH {_PARTS}
+    SELECT DISTINCT window_index, value FROM (
+        SELECT b.window_index, v.value
+        FROM hour_ranges b CROSS JOIN LATERAL (
+            SELECT value FROM metering.usage_unique_values
+            WHERE subscription_id = b.subscription_id AND event_key = b.event_key
+                AND property = (CAST(:properties AS text[]))[b.window_index + 1]
+                AND bucket_start >= b.lo AND bucket_start < b.hi AND event_count > 0
+                AND value = ANY(CAST(:values AS text[]))
+        ) v
+        UNION ALL
+        SELECT x.window_index, e.value
+        FROM edge_ranges x CROSS JOIN LATERAL (
+            SELECT e.properties ->> (CAST(:properties AS text[]))[x.window_index + 1] AS value
+            FROM metering.usage_events e
+            WHERE {_IN_EDGE}
+                AND e.properties ->> (CAST(:properties AS text[]))[x.window_index + 1]
+                    = ANY(CAST(:values AS text[]))
+        ) e
+    ) seen
+""")
+
+
 def _parts(windows: Sequence[UsageWindow], *, minutes_raw: bool = False) -> dict[str, Any]:
     """The hours, minutes and edges of every window, as parallel arrays. Distinct values have
     hourly sets only, so for them (`minutes_raw`) the whole minutes are read raw, as edges."""
@@ -166,3 +191,20 @@ class UsageReader:
         for row in await self._session.execute(_UNIQUE_COUNTS, parameters):
             counts[row.window_index] = int(row.distinct_values)
         return counts
+
+    async def seen_values(
+        self, windows: Sequence[UsageWindow], properties: Sequence[str], values: Collection[str]
+    ) -> list[set[str]]:
+        """Per window of one event key, which of `values` its events hold already as their
+        property (of the same position in `properties`)."""
+        seen: list[set[str]] = [set() for _ in windows]
+        if not windows or not values:
+            return seen
+        parameters = {
+            **_parts(windows, minutes_raw=True),
+            "properties": list(properties),
+            "values": sorted(values),
+        }
+        for row in await self._session.execute(_SEEN_VALUES, parameters):
+            seen[row.window_index].add(row.value)
+        return seen

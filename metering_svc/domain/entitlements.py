@@ -3,9 +3,8 @@ event key fits the plan's limit for the billing period.
 
 A limit bounds the period's aggregate of the key per its meter. What one more event can make of
 that aggregate depends on the aggregation: SUM adds the quantity, COUNT adds one event, MAX and
-LAST may become the event's quantity. UNIQUE_COUNT depends on whether the event's value was seen
-before, which the check cannot know without the values: a HARD limit on it is checked, never
-enforced at ingestion.
+LAST may become the event's quantity, UNIQUE_COUNT adds one when the event's value is new to the
+period.
 """
 
 from dataclasses import dataclass
@@ -74,11 +73,6 @@ def period_of(state: SubscriptionState, moment: datetime) -> BillingPeriod:
     if moment < state.current_period_end:
         return BillingPeriod(state.current_period_start, state.current_period_end)
     return BillingPeriod(state.current_period_end, None)
-
-
-def enforced(limit: UsageLimit | None, aggregation: Aggregation) -> bool:
-    """Whether ingestion refuses events past the limit."""
-    return limit is not None and limit.hard and aggregation is not Aggregation.UNIQUE_COUNT
 
 
 def usage_after(aggregation: Aggregation, used: Decimal, quantity: Decimal) -> Decimal:

@@ -14,17 +14,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from metering_svc.domain.aggregation import PartialAggregate, UsageWindow, plan_window
-from metering_svc.domain.entitlements import (
-    enforced,
-    limit_exceeded,
-    passes,
-    period_of,
-    usage_after,
-)
+from metering_svc.domain.entitlements import limit_exceeded, passes, period_of, usage_after
 from metering_svc.domain.model import (
     Aggregation,
     EventOutcome,
     EventResult,
+    Meter,
     SubscriptionState,
     UsageEvent,
 )
@@ -32,6 +27,83 @@ from metering_svc.service_layer.unit_of_work import MeteringUnitOfWork
 
 # (subscription, event key, period start)
 _Window = tuple[str, str, datetime]
+# (service, event key)
+_MeterKey = tuple[str, str]
+
+
+class _PeriodUsage:
+    """What the limited events' periods have used of their keys so far, as events are admitted;
+    for a UNIQUE_COUNT meter also which of the batch's values its period holds already."""
+
+    def __init__(
+        self, subscriptions: Mapping[str, SubscriptionState], meters: Mapping[_MeterKey, Meter]
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._meters = meters
+        self.used: dict[_Window, Decimal] = {}
+        self._values: dict[_Window, set[str]] = {}
+
+    def meter_of(self, event: UsageEvent) -> Meter | None:
+        return self._meters.get((event.service_id, event.event_key))
+
+    def aggregation_of(self, event: UsageEvent) -> Aggregation:
+        return self._aggregation((event.service_id, event.event_key))
+
+    def window_of(self, event: UsageEvent) -> _Window:
+        state = self._subscriptions[event.subscription_id]
+        return event.subscription_id, event.event_key, period_of(state, event.occurred_at).start
+
+    def _value_of(self, event: UsageEvent) -> str | None:
+        meter = self.meter_of(event)
+        return event.properties.get(meter.unique_property) if meter else None
+
+    async def read(self, uow: MeteringUnitOfWork, events: Sequence[UsageEvent]) -> None:
+        """The usage of every event's period, read after the limits' locks were taken."""
+        planned: dict[_Window, UsageWindow] = {}
+        for event in events:
+            state = self._subscriptions[event.subscription_id]
+            period = period_of(state, event.occurred_at)
+            planned[self.window_of(event)] = UsageWindow(
+                event.subscription_id, event.event_key, plan_window(period.start, period.window_end)
+            )
+        aggregates = await uow.usage.aggregates(list(planned.values()))
+        for (window, _), found in zip(planned.items(), aggregates, strict=True):
+            self.used[window] = found.get(window[1], PartialAggregate()).value(
+                self._aggregation((self._subscriptions[window[0]].service_id, window[1]))
+            )
+        unique = {
+            window: meter.unique_property
+            for window in planned
+            if (meter := self._meters.get((self._subscriptions[window[0]].service_id, window[1])))
+            and meter.aggregation is Aggregation.UNIQUE_COUNT
+        }
+        values = {value for event in events if (value := self._value_of(event)) is not None}
+        windows = [planned[window] for window in unique]
+        counts = await uow.usage.unique_counts(windows, list(unique.values()))
+        seen = await uow.usage.seen_values(windows, list(unique.values()), values)
+        for window, count, held in zip(unique, counts, seen, strict=True):
+            self.used[window], self._values[window] = Decimal(count), held
+
+    def _aggregation(self, key: _MeterKey) -> Aggregation:
+        meter = self._meters.get(key)
+        return meter.aggregation if meter else Aggregation.SUM
+
+    def amount(self, event: UsageEvent) -> Decimal:
+        """What the event adds to its key's aggregate (MAX and LAST: what it may become)."""
+        aggregation = self.aggregation_of(event)
+        if aggregation is Aggregation.COUNT:
+            return Decimal(1)
+        if aggregation is Aggregation.UNIQUE_COUNT:
+            value = self._value_of(event)
+            known = self._values[self.window_of(event)]
+            return Decimal(0) if value is None or value in known else Decimal(1)
+        return event.quantity
+
+    def admit(self, event: UsageEvent, after: Decimal) -> None:
+        window = self.window_of(event)
+        self.used[window] = after
+        if (value := self._value_of(event)) is not None and window in self._values:
+            self._values[window].add(value)
 
 
 async def within_hard_limits(
@@ -53,60 +125,33 @@ async def within_hard_limits(
     if not limited:
         return list(events)
     services = {subscriptions[event.subscription_id].service_id for _, event in limited}
-    aggregations = {
-        (meter.service_id, meter.event_key): meter.aggregation
+    meters = {
+        (meter.service_id, meter.event_key): meter
         for service_id in sorted(services)
         for meter in await uow.meters.for_service(merchant_id, service_id)
     }
-
-    def aggregation_of(event: UsageEvent) -> Aggregation:
-        return aggregations.get((event.service_id, event.event_key), Aggregation.SUM)
-
-    checked = [
-        (index, event)
-        for index, event in limited
-        if enforced(
-            subscriptions[event.subscription_id].limit_of(event.event_key), aggregation_of(event)
-        )
-    ]
-    if not checked:
-        return list(events)
-    await uow.replicas.lock_usage_limits({event.subscription_id for _, event in checked})
+    await uow.replicas.lock_usage_limits({event.subscription_id for _, event in limited})
     recorded = await uow.events.recorded_keys(
-        {(e.subscription_id, e.idempotency_key) for _, e in checked if e.idempotency_key}
+        {(e.subscription_id, e.idempotency_key) for _, e in limited if e.idempotency_key}
     )
-    windows: dict[_Window, UsageWindow] = {}
-    for _, event in checked:
-        period = period_of(subscriptions[event.subscription_id], event.occurred_at)
-        windows[(event.subscription_id, event.event_key, period.start)] = UsageWindow(
-            event.subscription_id, event.event_key, plan_window(period.start, period.window_end)
-        )
-    aggregates = await uow.usage.aggregates(list(windows.values()))
-    used: dict[_Window, Decimal] = {
-        window: found.get(window[1], PartialAggregate()).value(
-            aggregations.get((subscriptions[window[0]].service_id, window[1]), Aggregation.SUM)
-        )
-        for window, found in zip(windows, aggregates, strict=True)
-    }
+    usage = _PeriodUsage(subscriptions, meters)
+    await usage.read(uow, [event for _, event in limited])
     admitted_keys: set[tuple[str, str]] = set()
     refused: set[int] = set()
-    for index, event in checked:
+    for index, event in limited:
         key = (event.subscription_id, event.idempotency_key)
         if event.idempotency_key and (key in recorded or key in admitted_keys):
             continue  # a duplicate of an event that counts already
-        state = subscriptions[event.subscription_id]
-        limit = state.limit_of(event.event_key)
+        limit = subscriptions[event.subscription_id].limit_of(event.event_key)
         assert limit is not None
-        window = (event.subscription_id, event.event_key, period_of(state, event.occurred_at).start)
-        aggregation = aggregation_of(event)
-        amount = Decimal(1) if aggregation is Aggregation.COUNT else event.quantity
-        after = usage_after(aggregation, used[window], amount)
-        if passes(limit, used[window], after):
-            error = limit_exceeded(limit, used[window], after)
+        used = usage.used[usage.window_of(event)]
+        after = usage_after(usage.aggregation_of(event), used, usage.amount(event))
+        if passes(limit, used, after):
+            error = limit_exceeded(limit, used, after)
             results[index] = EventResult(index, EventOutcome.REJECTED, error=error)
             refused.add(index)
             continue
-        used[window] = after
+        usage.admit(event, after)
         if event.idempotency_key:
             admitted_keys.add(key)
     return [(index, event) for index, event in events if index not in refused]

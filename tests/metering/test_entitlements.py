@@ -4,6 +4,7 @@ replicas ingesting for one subscription at once."""
 
 import asyncio
 import random
+from datetime import timedelta
 from decimal import Decimal
 
 import grpc
@@ -254,7 +255,7 @@ async def test_each_aggregation_is_limited_by_what_an_event_can_make_of_it(
             limit("api_call", "2", HARD),
             limit("gb_peak", "5", HARD),
             limit("seats", "3", HARD),
-            limit("visitor", "1", HARD),
+            limit("visitor", "2", HARD),
         ],
     )
     events = [
@@ -265,16 +266,36 @@ async def test_each_aggregation_is_limited_by_what_an_event_can_make_of_it(
         tenant.event("5.1", event_key="gb_peak"),
         tenant.event("3", event_key="seats"),
         tenant.event("4", event_key="seats"),
-        # Checked, never enforced: whether a value is new is not known at ingestion.
+        # Distinct values of "ip": a repeat or an event without it adds nothing.
         tenant.event("1", event_key="visitor", properties={"ip": "a"}),
-        tenant.event("1", event_key="visitor", properties={"ip": "b"}),
+        tenant.event("1", event_key="visitor", properties={"ip": "a"}),
+        # Hours back: read from the hourly value sets.
+        tenant.event(
+            "1",
+            event_key="visitor",
+            properties={"ip": "b"},
+            occurred_at=to_timestamp(tenant.period_start + timedelta(hours=2)),
+        ),
+        tenant.event("1", event_key="visitor"),
+        tenant.event("1", event_key="visitor", properties={"ip": "c"}),
     ]
     batch = await tenant.stub.BatchRecordUsageEvents(
         pb.BatchRecordUsageEventsRequest(events=events), metadata=tenant.metadata
     )
 
     A, X = pb.USAGE_EVENT_OUTCOME_ACCEPTED, pb.USAGE_EVENT_OUTCOME_REJECTED
-    assert [r.outcome for r in batch.results] == [A, A, X, A, X, A, X, A, A]
+    assert [r.outcome for r in batch.results] == [A, A, X, A, X, A, X, A, A, A, A, X]
+    # Stored values count as seen: "b" again fits, a new "d" does not.
+    later = await tenant.stub.BatchRecordUsageEvents(
+        pb.BatchRecordUsageEventsRequest(
+            events=[
+                tenant.event("1", event_key="visitor", properties={"ip": "b"}),
+                tenant.event("1", event_key="visitor", properties={"ip": "d"}),
+            ]
+        ),
+        metadata=tenant.metadata,
+    )
+    assert [r.outcome for r in later.results] == [A, X]
     visitors = await check(tenant, event_key="visitor")
     assert (visitors.allowed, visitors.used, visitors.remaining) == (False, "2", "0")
     assert visitors.reason == R.ENTITLEMENT_REASON_HARD_LIMIT_EXCEEDED

@@ -111,8 +111,7 @@ class _LimitEnforcementEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Limi
     """Reported by CheckEntitlement, which still allows; events beyond it are recorded and billed."""
     LIMIT_ENFORCEMENT_HARD: _LimitEnforcement.ValueType  # 2
     """An event that would take the period's aggregate past the limit is rejected
-    (FAILED_PRECONDITION naming the limit), exactly, however many replicas ingest at once. On a
-    UNIQUE_COUNT meter a HARD limit is checked but not enforced.
+    (FAILED_PRECONDITION naming the limit), exactly, however many replicas ingest at once.
     """
 
 class LimitEnforcement(_LimitEnforcement, metaclass=_LimitEnforcementEnumTypeWrapper):
@@ -123,8 +122,7 @@ LIMIT_ENFORCEMENT_SOFT: LimitEnforcement.ValueType  # 1
 """Reported by CheckEntitlement, which still allows; events beyond it are recorded and billed."""
 LIMIT_ENFORCEMENT_HARD: LimitEnforcement.ValueType  # 2
 """An event that would take the period's aggregate past the limit is rejected
-(FAILED_PRECONDITION naming the limit), exactly, however many replicas ingest at once. On a
-UNIQUE_COUNT meter a HARD limit is checked but not enforced.
+(FAILED_PRECONDITION naming the limit), exactly, however many replicas ingest at once.
 """
 Global___LimitEnforcement: _TypeAlias = LimitEnforcement  # noqa: Y015
 
