@@ -63,11 +63,6 @@ def _alert(row: UsageAlertRow) -> UsageAlert:
     )
 
 
-def crossing_position(crossing: AlertCrossing) -> tuple[datetime, str]:
-    """Where a crossing sorts in its subscription's list."""
-    return crossing.cross_time, f"{crossing.alert.id} {crossing.event_type}"
-
-
 class AlertStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -199,7 +194,8 @@ class AlertStore:
     async def crossings(
         self, subscription_id: str, after: tuple[datetime, str] | None, limit: int
     ) -> list[AlertCrossing]:
-        """The subscription's crossings, oldest first, with their alerts (deleted ones too)."""
+        """The subscription's crossings, oldest first, with their alerts (deleted ones too), after
+        `after` (an AlertCrossing.position)."""
         key = UsageAlertCrossingRow.alert_id + " " + UsageAlertCrossingRow.event_type
         query = (
             select(UsageAlertCrossingRow, UsageAlertRow)

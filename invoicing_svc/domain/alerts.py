@@ -72,6 +72,11 @@ class AlertCrossing:
     # The interim invoice an INVOICE action finalized.
     invoice_id: str = ""
 
+    @property
+    def position(self) -> tuple[datetime, str]:
+        """Where it sorts among its subscription's crossings (the store orders by the same)."""
+        return self.cross_time, f"{self.alert.id} {self.event_type}"
+
 
 def parse_threshold(kind: AlertKind, text: str) -> Decimal:
     field = "alert.threshold"

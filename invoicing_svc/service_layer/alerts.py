@@ -148,9 +148,7 @@ async def list_alert_crossings(
         found = await uow.alerts.crossings(
             subscription_id, pagination.creation_position(token), limit + 1
         )
-    return pagination.cut_page(
-        found, limit, lambda c: (c.cross_time, f"{c.alert.id} {c.event_type}")
-    )
+    return pagination.cut_page(found, limit, lambda c: c.position)
 
 
 async def check_alerts(invoicing: Invoicing) -> int:

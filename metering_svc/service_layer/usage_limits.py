@@ -43,50 +43,47 @@ class _PeriodUsage:
         self.used: dict[_Window, Decimal] = {}
         self._values: dict[_Window, set[str]] = {}
 
-    def meter_of(self, event: UsageEvent) -> Meter | None:
+    def _meter_of(self, event: UsageEvent) -> Meter | None:
         return self._meters.get((event.service_id, event.event_key))
 
     def aggregation_of(self, event: UsageEvent) -> Aggregation:
-        return self._aggregation((event.service_id, event.event_key))
+        meter = self._meter_of(event)
+        return meter.aggregation if meter else Aggregation.SUM
 
     def window_of(self, event: UsageEvent) -> _Window:
         state = self._subscriptions[event.subscription_id]
         return event.subscription_id, event.event_key, period_of(state, event.occurred_at).start
 
     def _value_of(self, event: UsageEvent) -> str | None:
-        meter = self.meter_of(event)
+        meter = self._meter_of(event)
         return event.properties.get(meter.unique_property) if meter else None
 
     async def read(self, uow: MeteringUnitOfWork, events: Sequence[UsageEvent]) -> None:
         """The usage of every event's period, read after the limits' locks were taken."""
-        planned: dict[_Window, UsageWindow] = {}
+        # Each window with one of its events: the event names the window's meter.
+        planned: dict[_Window, tuple[UsageWindow, UsageEvent]] = {}
         for event in events:
-            state = self._subscriptions[event.subscription_id]
-            period = period_of(state, event.occurred_at)
-            planned[self.window_of(event)] = UsageWindow(
+            period = period_of(self._subscriptions[event.subscription_id], event.occurred_at)
+            window = UsageWindow(
                 event.subscription_id, event.event_key, plan_window(period.start, period.window_end)
             )
-        aggregates = await uow.usage.aggregates(list(planned.values()))
-        for (window, _), found in zip(planned.items(), aggregates, strict=True):
-            self.used[window] = found.get(window[1], PartialAggregate()).value(
-                self._aggregation((self._subscriptions[window[0]].service_id, window[1]))
-            )
+            planned[self.window_of(event)] = (window, event)
+        aggregates = await uow.usage.aggregates([window for window, _ in planned.values()])
+        for (key, (_, event)), found in zip(planned.items(), aggregates, strict=True):
+            aggregate = found.get(event.event_key, PartialAggregate())
+            self.used[key] = aggregate.value(self.aggregation_of(event))
         unique = {
-            window: meter.unique_property
-            for window in planned
-            if (meter := self._meters.get((self._subscriptions[window[0]].service_id, window[1])))
-            and meter.aggregation is Aggregation.UNIQUE_COUNT
+            key: (window, meter.unique_property)
+            for key, (window, event) in planned.items()
+            if (meter := self._meter_of(event)) and meter.aggregation is Aggregation.UNIQUE_COUNT
         }
+        windows = [window for window, _ in unique.values()]
+        properties = [prop for _, prop in unique.values()]
         values = {value for event in events if (value := self._value_of(event)) is not None}
-        windows = [planned[window] for window in unique]
-        counts = await uow.usage.unique_counts(windows, list(unique.values()))
-        seen = await uow.usage.seen_values(windows, list(unique.values()), values)
-        for window, count, held in zip(unique, counts, seen, strict=True):
-            self.used[window], self._values[window] = Decimal(count), held
-
-    def _aggregation(self, key: _MeterKey) -> Aggregation:
-        meter = self._meters.get(key)
-        return meter.aggregation if meter else Aggregation.SUM
+        counts = await uow.usage.unique_counts(windows, properties)
+        seen = await uow.usage.seen_values(windows, properties, values)
+        for key, count, held in zip(unique, counts, seen, strict=True):
+            self.used[key], self._values[key] = Decimal(count), held
 
     def amount(self, event: UsageEvent) -> Decimal:
         """What the event adds to its key's aggregate (MAX and LAST: what it may become)."""
