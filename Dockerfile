@@ -12,6 +12,7 @@ COPY pyproject.toml ./
 COPY protos ./protos
 COPY billing ./billing
 COPY service_kit ./service_kit
+COPY pricing ./pricing
 COPY metering_svc ./metering_svc
 COPY invoicing_svc ./invoicing_svc
 COPY settlement_svc ./settlement_svc

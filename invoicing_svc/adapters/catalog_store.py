@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from invoicing_svc.adapters.tables import PlanRow, ServiceRow, SubscriberRow
 from invoicing_svc.domain.entitlements import Enforcement, UsageLimit
 from invoicing_svc.domain.model import BillingInterval, Plan, PricingType, Service
-from invoicing_svc.domain.pricing import PricingModel, Tier, UsageCharge
+from pricing.charges import PricingModel, Tier, UsageCharge
 from service_kit.pagination import in_creation_order
 from service_kit.sql_filters import id_in
 

@@ -35,8 +35,8 @@ from invoicing_svc.domain.plans import (
     parse_price,
     parse_usage_ceiling,
 )
-from invoicing_svc.domain.pricing import PLACES, PricingModel, Tier, UsageCharge
 from invoicing_svc.domain.webhooks import WebhookDelivery, WebhookEndpoint
+from pricing.charges import PLACES, PricingModel, Tier, UsageCharge
 from service_kit.decimals import format_decimal, parse_decimal
 from service_kit.errors import InvalidArgument
 from service_kit.proto_time import from_timestamp, to_timestamp

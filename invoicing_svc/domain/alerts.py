@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from invoicing_svc.domain.credits import SubscriptionBalance
 from invoicing_svc.domain.model import Plan
-from invoicing_svc.domain.pricing import EXACT, MAX_QUANTITY, PLACES
+from pricing.charges import EXACT, MAX_QUANTITY, PLACES
 from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import InvalidArgument
 from service_kit.identifiers import require_identifier

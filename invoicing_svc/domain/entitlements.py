@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from invoicing_svc.domain.pricing import MAX_QUANTITY, PLACES
+from pricing.charges import MAX_QUANTITY, PLACES
 from service_kit.decimals import parse_decimal
 from service_kit.errors import InvalidArgument
 from service_kit.identifiers import require_identifier

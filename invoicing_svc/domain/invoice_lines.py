@@ -8,8 +8,8 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from invoicing_svc.domain.model import InvoiceLine, Plan
-from invoicing_svc.domain.plans import fixed_fee, simple_unit_price
-from invoicing_svc.domain.pricing import EXACT, PricingModel, UsageCharge, line_amount
+from invoicing_svc.domain.plans import fixed_fee, usage_charges
+from pricing.charges import EVERY_KEY, EXACT, line_amount, priced_quantity
 from service_kit.decimals import format_decimal, round_usdc, round_usdc_fraction
 
 DAY = timedelta(days=1)
@@ -37,28 +37,15 @@ def period_lines(
             description += f" x {fee_share.numerator}/{fee_share.denominator} of the period"
         amount = round_usdc_fraction(Fraction(fee) * fee_share)
         lines.append(InvoiceLine(description, "", Decimal(1), amount))
-    unit_price = simple_unit_price(plan)
-    if unit_price is not None:
-        with localcontext(EXACT):
-            quantity = sum(usage.values(), Decimal(0))
-        every_key = UsageCharge(event_key="", model=PricingModel.PER_UNIT, unit_price=unit_price)
+    for charge in usage_charges(plan):
+        quantity = priced_quantity(charge, usage)
+        if charge.event_key == EVERY_KEY:
+            description = f"Usage: {format_decimal(quantity)} x {format_decimal(charge.unit_price)}"
+        else:
+            model = charge.model.value.lower()
+            description = f"{charge.event_key}: {format_decimal(quantity)} ({model})"
         lines.append(
-            InvoiceLine(
-                f"Usage: {format_decimal(quantity)} x {format_decimal(unit_price)}",
-                "",
-                quantity,
-                line_amount(every_key, quantity),
-            )
-        )
-    for charge in plan.charges:
-        quantity = usage.get(charge.event_key, Decimal(0))
-        lines.append(
-            InvoiceLine(
-                f"{charge.event_key}: {format_decimal(quantity)} ({charge.model.value.lower()})",
-                charge.event_key,
-                quantity,
-                line_amount(charge, quantity),
-            )
+            InvoiceLine(description, charge.event_key, quantity, line_amount(charge, quantity))
         )
     return lines
 

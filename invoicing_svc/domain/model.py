@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from invoicing_svc.domain.entitlements import UsageLimit
-from invoicing_svc.domain.pricing import UsageCharge
+from pricing.charges import UsageCharge
 from service_kit.clock import own_time
 
 

@@ -6,7 +6,14 @@ from decimal import Decimal
 
 from invoicing_svc.domain.entitlements import UsageLimit, validate_features, validate_limits
 from invoicing_svc.domain.model import BillingInterval, Plan, PricingType
-from invoicing_svc.domain.pricing import MAX_PRICE, PLACES, UsageCharge, validate_charge
+from pricing.charges import (
+    EVERY_KEY,
+    MAX_PRICE,
+    PLACES,
+    PricingModel,
+    UsageCharge,
+    validate_charge,
+)
 from service_kit.decimals import parse_decimal, round_usdc
 from service_kit.errors import InvalidArgument
 from service_kit.identifiers import require_identifier
@@ -129,11 +136,13 @@ def fixed_fee(plan: Plan) -> Decimal:
     return plan.amount
 
 
-def simple_unit_price(plan: Plan) -> Decimal | None:
-    """Retempo's simple form: a USAGE_BASED plan whose amount prices all metered quantity."""
-    if plan.pricing_type is PricingType.USAGE_BASED and not plan.charges:
-        return plan.amount
-    return None
+def usage_charges(plan: Plan) -> tuple[UsageCharge, ...]:
+    """How the plan prices usage: its charges, or in Retempo's simple form (a USAGE_BASED plan
+    with an amount and no charges) one PER_UNIT charge on the sum of every key."""
+    simple = plan.pricing_type is PricingType.USAGE_BASED and not plan.charges
+    if simple and plan.amount is not None:
+        return (UsageCharge(EVERY_KEY, PricingModel.PER_UNIT, unit_price=plan.amount),)
+    return plan.charges
 
 
 def parse_usage_ceiling(text: str, field: str) -> Decimal:

@@ -16,7 +16,7 @@ from invoicing_svc.domain.model import (
     SubscriptionStatus,
 )
 from invoicing_svc.domain.period_invoice import period_invoice
-from invoicing_svc.domain.pricing import PricingModel, UsageCharge
+from pricing.charges import PricingModel, UsageCharge
 
 D = Decimal
 START = datetime(2025, 3, 1, tzinfo=UTC)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoicing_svc.domain.pricing import (
+from pricing.charges import (
     PricingModel,
     Tier,
     UsageCharge,

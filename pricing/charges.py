@@ -1,5 +1,9 @@
-"""Pricing of a usage charge (PER_UNIT, PACKAGE, GRADUATED, VOLUME): exact, then rounded once."""
+"""Pricing of a usage charge (PER_UNIT, PACKAGE, GRADUATED, VOLUME): exact, then rounded once.
 
+Invoicing prices invoices with it, and metering the usage a prepaid-only plan's credits pay for,
+so the two agree to the base unit."""
+
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, localcontext
 from enum import StrEnum
@@ -16,6 +20,8 @@ MAX_PRICE = MAX_AMOUNT
 MAX_QUANTITY = Decimal(10) ** 15
 MAX_TIERS = 50
 ZERO = Decimal(0)
+# A charge on this key prices the sum of every key's usage (Retempo's simple unit price).
+EVERY_KEY = ""
 # A period's aggregate is a sum of events, so it may pass metering's per-event bound (10^18
 # events of 10^15 units make 46 digits with the fraction). Up to 70 digits of it times a 27-digit
 # price, summed over 50 tiers, fit in 100: amounts stay exact however far past the bound of
@@ -165,3 +171,18 @@ def line_amount(charge: UsageCharge, quantity: Decimal) -> Decimal:
     # An amount past the bound of money has more digits than the default 28-digit precision.
     with localcontext(prec=EXACT.prec):
         return round_usdc(amount)
+
+
+def priced_quantity(charge: UsageCharge, usage: Mapping[str, Decimal]) -> Decimal:
+    """What the charge prices of a period's usage (each event key's aggregate)."""
+    if charge.event_key == EVERY_KEY:
+        with localcontext(EXACT):
+            return sum(usage.values(), ZERO)
+    return usage.get(charge.event_key, ZERO)
+
+
+def usage_cost(charges: Sequence[UsageCharge], usage: Mapping[str, Decimal]) -> Decimal:
+    """What a period's usage costs: the sum of its charges' line amounts, each rounded once."""
+    amounts = [line_amount(charge, priced_quantity(charge, usage)) for charge in charges]
+    with localcontext(EXACT):
+        return sum(amounts, round_usdc(ZERO))
