@@ -79,6 +79,10 @@ class Plan(Reply):
         list[UsageLimit],
         Field(description="Entitlements: the most of an event key per billing period."),
     ]
+    prepaid_only: Annotated[
+        bool,
+        Field(description="Usage is paid from prepaid credits; events they cannot pay for fail."),
+    ]
 
 
 class NewSubscriber(Reply):

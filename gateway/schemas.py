@@ -112,6 +112,7 @@ class PlanCreate(Body):
     usage_ceiling: Number | None = None
     features: Features = []
     limits: Limits = []
+    prepaid_only: bool = False
 
 
 class PlanUpdate(Body):

@@ -9,7 +9,7 @@ from decimal import Context, Decimal, Inexact, localcontext
 from enum import StrEnum
 from fractions import Fraction
 
-from service_kit.decimals import MAX_AMOUNT, round_usdc
+from service_kit.decimals import MAX_AMOUNT, parse_decimal, round_usdc
 from service_kit.errors import InvalidArgument
 
 PLACES = 12
@@ -58,6 +58,17 @@ class UsageCharge:
     package_size: Decimal = ZERO
     tiers: tuple[Tier, ...] = ()
     included_quantity: Decimal = ZERO
+
+
+def parse_price(text: str, field: str) -> Decimal:
+    """A price (unit, package, flat fee, plan amount): a decimal string >= 0 with at most 12
+    fractional digits, below the bound of money; empty is 0."""
+    return parse_decimal(text or "0", field=field, max_places=PLACES, max_value=MAX_PRICE)
+
+
+def parse_quantity(text: str, field: str) -> Decimal:
+    """A quantity of a charge (tier bound, package size, included): like a price, below 10^15."""
+    return parse_decimal(text or "0", field=field, max_places=PLACES, max_value=MAX_QUANTITY)
 
 
 def _check_number(value: Decimal, field: str, *, bound: Decimal) -> None:

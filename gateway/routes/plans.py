@@ -54,6 +54,7 @@ def plan_message(service_id: str, payload: PlanCreate) -> pb.Plan:
         usage_ceiling=text(payload.usage_ceiling),
         features=payload.features,
         limits=limit_messages(payload.limits),
+        prepaid_only=payload.prepaid_only,
     )
 
 

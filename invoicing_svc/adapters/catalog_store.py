@@ -12,55 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from invoicing_svc.adapters.tables import PlanRow, ServiceRow, SubscriberRow
 from invoicing_svc.domain.entitlements import Enforcement, UsageLimit
 from invoicing_svc.domain.model import BillingInterval, Plan, PricingType, Service
-from pricing.charges import PricingModel, Tier, UsageCharge
+from pricing.records import charges_from_json, charges_to_json
 from service_kit.pagination import in_creation_order
 from service_kit.sql_filters import id_in
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def charges_to_json(charges: tuple[UsageCharge, ...]) -> list[dict[str, Any]]:
-    return [
-        {
-            "event_key": c.event_key,
-            "model": c.model.value,
-            "unit_price": str(c.unit_price),
-            "package_size": str(c.package_size),
-            "included_quantity": str(c.included_quantity),
-            "tiers": [
-                {
-                    "up_to": _text(t.up_to),
-                    "unit_price": str(t.unit_price),
-                    "flat_fee": str(t.flat_fee),
-                }
-                for t in c.tiers
-            ],
-        }
-        for c in charges
-    ]
-
-
-def charges_from_json(stored: list[dict[str, Any]]) -> tuple[UsageCharge, ...]:
-    return tuple(
-        UsageCharge(
-            event_key=c["event_key"],
-            model=PricingModel(c["model"]),
-            unit_price=Decimal(c["unit_price"]),
-            package_size=Decimal(c["package_size"]),
-            included_quantity=Decimal(c["included_quantity"]),
-            tiers=tuple(
-                Tier(
-                    up_to=None if t["up_to"] is None else Decimal(t["up_to"]),
-                    unit_price=Decimal(t["unit_price"]),
-                    flat_fee=Decimal(t["flat_fee"]),
-                )
-                for t in c["tiers"]
-            ),
-        )
-        for c in stored
-    )
 
 
 def limits_to_json(limits: tuple[UsageLimit, ...]) -> list[dict[str, str]]:
@@ -98,6 +52,7 @@ def _plan(row: PlanRow) -> Plan:
         usage_ceiling=row.usage_ceiling,
         features=tuple(row.features),
         limits=limits_from_json(row.limits),
+        prepaid_only=row.prepaid_only,
     )
 
 
@@ -147,6 +102,7 @@ class CatalogStore:
                 usage_ceiling=plan.usage_ceiling,
                 features=list(plan.features),
                 limits=limits_to_json(plan.limits),
+                prepaid_only=plan.prepaid_only,
             )
         )
         await self._session.flush()

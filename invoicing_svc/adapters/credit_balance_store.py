@@ -29,7 +29,8 @@ class CreditBalanceStore:
         self, merchant_id: str, user_id: str, balance: Decimal, version: int, now: datetime
     ) -> bool:
         """Keeps the report unless a newer version is stored (reports may arrive out of order);
-        answers whether it was kept."""
+        answers whether it was kept, or was stored already (settlement's answer to a spending
+        of credits stores the version its report carries later)."""
         statement = insert(CreditBalanceRow).values(
             merchant_id=merchant_id,
             user_id=user_id,
@@ -45,7 +46,7 @@ class CreditBalanceStore:
                     "version": statement.excluded.version,
                     "update_time": statement.excluded.update_time,
                 },
-                where=CreditBalanceRow.version < statement.excluded.version,
+                where=CreditBalanceRow.version <= statement.excluded.version,
             ).returning(CreditBalanceRow.version)
         )
         return kept.first() is not None

@@ -8,9 +8,12 @@ from decimal import Decimal
 from billing.metering.v1 import metering_pb2 as pb
 from billing.metering.v1 import metering_pb2_grpc
 from invoicing_svc.adapters.batch_calls import per_call
+from invoicing_svc.domain.credits import PrepaidAllowance
 from invoicing_svc.domain.entitlements import UsageLimit
 from invoicing_svc.domain.model import Invoice, Plan, Subscription
 from invoicing_svc.domain.periods import BilledUsage, billable_end
+from invoicing_svc.domain.plans import usage_charges
+from pricing.messages import charge_to_proto
 from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
 from service_kit.credentials import ServiceCredentials
@@ -30,10 +33,15 @@ def _limit(limit: UsageLimit) -> pb.UsageLimit:
     )
 
 
-def _state(subscription: Subscription, plan: Plan) -> pb.SubscriptionState:
-    """The replica metering keeps of a subscription, with its plan's entitlements."""
+def _state(
+    subscription: Subscription, plan: Plan, allowance: PrepaidAllowance | None
+) -> pb.SubscriptionState:
+    """The replica metering keeps of a subscription, with its plan's entitlements and, when the
+    plan is prepaid-only, its allowance."""
     if plan.id != subscription.plan_id:
         raise ValueError(f"plan {plan.id} is not subscription {subscription.id}'s")
+    if plan.prepaid_only != (allowance is not None):
+        raise ValueError(f"subscription {subscription.id}: an allowance goes with prepaid-only")
     state = pb.SubscriptionState(
         subscription_id=subscription.id,
         service_id=subscription.service_id,
@@ -49,6 +57,14 @@ def _state(subscription: Subscription, plan: Plan) -> pb.SubscriptionState:
         state.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
     if (end := billable_end(subscription)) is not None:
         state.end_time.CopyFrom(to_timestamp(end))
+    if allowance is not None:
+        state.prepaid.CopyFrom(
+            pb.PrepaidAllowance(
+                credits=f"{allowance.credits:f}",
+                since=to_timestamp(allowance.since),
+                charges=[charge_to_proto(charge) for charge in usage_charges(plan)],
+            )
+        )
     return state
 
 
@@ -63,13 +79,16 @@ class MeteringClient:
     def _metadata(self, merchant_id: str) -> tuple[tuple[str, str]]:
         return ((MERCHANT_METADATA_KEY, merchant_id),)
 
-    async def push_subscription(self, subscription: Subscription, plan: Plan) -> None:
-        """The subscription's state and its plan's entitlements. Read the plan after the
-        subscription: a change of entitlements raises the versions of the plan's subscriptions
-        in its own transaction, so a plan read later is never older than the version sent."""
+    async def push_subscription(
+        self, subscription: Subscription, plan: Plan, allowance: PrepaidAllowance | None
+    ) -> None:
+        """The subscription's state, its plan's entitlements and its prepaid allowance (for a
+        prepaid-only plan). Read the plan and the credits after the subscription: a change of
+        either raises the subscription's version in its own transaction, so what is read later
+        is never older than the version sent."""
         await answer_of(
             self._stub.UpsertSubscriptionState(
-                pb.UpsertSubscriptionStateRequest(state=_state(subscription, plan)),
+                pb.UpsertSubscriptionStateRequest(state=_state(subscription, plan, allowance)),
                 metadata=self._metadata(subscription.merchant_id),
                 timeout=self._deadline,
             ),
@@ -77,13 +96,17 @@ class MeteringClient:
         )
 
     async def push_subscriptions(
-        self, subscriptions: Sequence[Subscription], plans: Mapping[str, Plan]
+        self,
+        subscriptions: Sequence[Subscription],
+        plans: Mapping[str, Plan],
+        allowances: Mapping[str, PrepaidAllowance],
     ) -> None:
-        """The states of many subscriptions (`plans` holds their plans by id, read after them),
-        in one call per merchant (and 1,000)."""
+        """The states of many subscriptions (`plans` holds their plans by id, `allowances` the
+        prepaid-only ones' allowances by subscription id, both read after them), in one call per
+        merchant (and 1,000)."""
 
         async def push(merchant_id: str, chunk: list[Subscription]) -> None:
-            states = [_state(s, plans[s.plan_id]) for s in chunk]
+            states = [_state(s, plans[s.plan_id], allowances.get(s.id)) for s in chunk]
             await answer_of(
                 self._stub.BatchUpsertSubscriptionStates(
                     pb.BatchUpsertSubscriptionStatesRequest(states=states),

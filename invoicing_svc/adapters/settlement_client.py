@@ -9,6 +9,7 @@ from decimal import Decimal
 from billing.settlement.v1 import settlement_pb2 as pb
 from billing.settlement.v1 import settlement_pb2_grpc
 from invoicing_svc.adapters.batch_calls import per_call
+from invoicing_svc.domain.credits import CreditReport
 from invoicing_svc.domain.model import Invoice, InvoiceStatus
 from service_kit.backend_calls import answer_of
 from service_kit.channels import open_channel
@@ -61,10 +62,14 @@ class SettlementClient:
 
         await asyncio.gather(*(post(m, chunk) for m, chunk in per_call(invoices)))
 
-    async def apply_credits(self, invoices: Sequence[tuple[Invoice, str]]) -> list[Decimal]:
+    async def apply_credits(
+        self, invoices: Sequence[tuple[Invoice, str]]
+    ) -> tuple[list[Decimal], list[CreditReport]]:
         """Settlement spends the subscribers' credits on each (invoice, key): what it spent on
-        each, in order. A key seen before answers what was spent on it then (less when the
-        amount is now lower); one call per merchant (and 1,000)."""
+        each, in order, and each subscriber's balance after. A key seen before answers what was
+        spent on it then (less when the amount is now lower); one call per merchant (and
+        1,000)."""
+        reports: list[CreditReport] = []
 
         async def apply(merchant_id: str, chunk: list[_Keyed]) -> list[Decimal]:
             answer = await answer_of(
@@ -85,6 +90,10 @@ class SettlementClient:
                 ),
                 "settlement",
             )
+            reports.extend(
+                CreditReport(merchant_id, b.user_id, Decimal(b.balance), b.version)
+                for b in answer.balances
+            )
             return [Decimal(applied) for applied in answer.applied]
 
         calls = per_call([_Keyed(invoice, key) for invoice, key in invoices])
@@ -94,7 +103,7 @@ class SettlementClient:
             for (_, chunk), applied_each in zip(calls, answers, strict=True)
             for keyed, applied in zip(chunk, applied_each, strict=True)
         }
-        return [spent[key] for _, key in invoices]
+        return [spent[key] for _, key in invoices], reports
 
     async def close(self) -> None:
         await self._channel.close()

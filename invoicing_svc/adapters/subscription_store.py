@@ -3,10 +3,15 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from invoicing_svc.adapters.tables import CheckoutSessionRow, CreditBalanceRow, SubscriptionRow
+from invoicing_svc.adapters.tables import (
+    CheckoutSessionRow,
+    CreditBalanceRow,
+    PlanRow,
+    SubscriptionRow,
+)
 from invoicing_svc.domain.model import (
     CheckoutSession,
     CheckoutStatus,
@@ -74,6 +79,19 @@ def _subscription(row: SubscriptionRow) -> Subscription:
         create_time=row.create_time,
         cancel_time=row.cancel_time,
         test_clock_time=row.test_clock_time,
+    )
+
+
+def _prepaid_of(merchant_id: str, user_id: str) -> ColumnElement[bool]:
+    """The subscriber's ACTIVE subscriptions of prepaid-only plans."""
+    prepaid_plans = select(PlanRow.id).where(
+        PlanRow.merchant_id == merchant_id, PlanRow.prepaid_only
+    )
+    return and_(
+        SubscriptionRow.merchant_id == merchant_id,
+        SubscriptionRow.user_id == user_id,
+        SubscriptionRow.status == SubscriptionStatus.ACTIVE.value,
+        SubscriptionRow.plan_id.in_(prepaid_plans),
     )
 
 
@@ -174,6 +192,26 @@ class SubscriptionStore:
             .execution_options(synchronize_session=False, populate_existing=True)
         )
         return sorted((_subscription(row) for row in rows), key=lambda s: s.id)
+
+    async def prepaid_subscriptions(self, merchant_id: str, user_id: str) -> list[Subscription]:
+        """The subscriber's ACTIVE subscriptions of prepaid-only plans (one at most)."""
+        rows = await self._session.scalars(
+            select(SubscriptionRow).where(_prepaid_of(merchant_id, user_id))
+        )
+        return [_subscription(row) for row in rows]
+
+    async def bump_prepaid_versions(self, merchant_id: str, user_id: str) -> list[Subscription]:
+        """Raises by one the version of the subscriber's ACTIVE prepaid-only subscriptions (waiting
+        for one another transaction holds), so metering takes their next push, which carries
+        the subscriber's credits, as newer. Returns them as they are now."""
+        rows = await self._session.scalars(
+            update(SubscriptionRow)
+            .where(_prepaid_of(merchant_id, user_id))
+            .values(version=SubscriptionRow.version + 1)
+            .returning(SubscriptionRow)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return [_subscription(row) for row in rows]
 
     async def subscription(
         self, merchant_id: str, subscription_id: str, *, lock: bool = False

@@ -55,6 +55,7 @@ class PlanRow(Base):
     usage_ceiling: Mapped[Decimal] = mapped_column(Numeric(30, 6))
     features: Mapped[list[str]] = mapped_column(ARRAY(Text))
     limits: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    prepaid_only: Mapped[bool] = mapped_column(Boolean)
 
 
 class SubscriberRow(Base):

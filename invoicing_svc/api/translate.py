@@ -32,12 +32,11 @@ from invoicing_svc.domain.plans import (
     PlanChange,
     auto_pay_cap,
     auto_pay_period_seconds,
-    parse_price,
     parse_usage_ceiling,
 )
 from invoicing_svc.domain.webhooks import WebhookDelivery, WebhookEndpoint
-from pricing.charges import PLACES, PricingModel, Tier, UsageCharge
-from service_kit.decimals import format_decimal, parse_decimal
+from pricing.charges import PricingModel, Tier, UsageCharge, parse_price, parse_quantity
+from service_kit.decimals import format_decimal
 from service_kit.errors import InvalidArgument
 from service_kit.proto_time import from_timestamp, to_timestamp
 
@@ -154,14 +153,6 @@ def enum_name(value: int, prefix: str) -> str:
         return ""
 
 
-def _quantity(text: str, field: str) -> Decimal:
-    return parse_decimal(text or "0", field=field, max_places=PLACES, max_value=MAX_QUANTITY)
-
-
-def _price(text: str, field: str) -> Decimal:
-    return parse_price(text or "0", field)
-
-
 def charge_from_proto(message: pb.UsageCharge, field: str) -> UsageCharge:
     model = _enum(message.model, PricingModel, "CHARGE_MODEL_", f"{field}.model")
     if model is None:
@@ -169,14 +160,16 @@ def charge_from_proto(message: pb.UsageCharge, field: str) -> UsageCharge:
     return UsageCharge(
         event_key=message.event_key,
         model=model,
-        unit_price=_price(message.unit_price, f"{field}.unit_price"),
-        package_size=_quantity(message.package_size, f"{field}.package_size"),
-        included_quantity=_quantity(message.included_quantity, f"{field}.included_quantity"),
+        unit_price=parse_price(message.unit_price, f"{field}.unit_price"),
+        package_size=parse_quantity(message.package_size, f"{field}.package_size"),
+        included_quantity=parse_quantity(message.included_quantity, f"{field}.included_quantity"),
         tiers=tuple(
             Tier(
-                up_to=_quantity(tier.up_to, f"{field}.tiers[{i}].up_to") if tier.up_to else None,
-                unit_price=_price(tier.unit_price, f"{field}.tiers[{i}].unit_price"),
-                flat_fee=_price(tier.flat_fee, f"{field}.tiers[{i}].flat_fee"),
+                up_to=(
+                    parse_quantity(tier.up_to, f"{field}.tiers[{i}].up_to") if tier.up_to else None
+                ),
+                unit_price=parse_price(tier.unit_price, f"{field}.tiers[{i}].unit_price"),
+                flat_fee=parse_price(tier.flat_fee, f"{field}.tiers[{i}].flat_fee"),
             )
             for i, tier in enumerate(message.tiers)
         ),
@@ -225,6 +218,7 @@ def plan_from_proto(message: pb.Plan, *, plan_id: str, merchant_id: str, now: da
         usage_ceiling=usage_ceiling_from_proto(message),
         features=tuple(message.features),
         limits=limits_from_proto(message),
+        prepaid_only=message.prepaid_only,
     )
 
 
@@ -310,6 +304,7 @@ def plan_to_proto(plan: Plan) -> pb.Plan:
             )
             for u in plan.limits
         ],
+        prepaid_only=plan.prepaid_only,
     )
 
 

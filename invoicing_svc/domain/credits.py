@@ -14,6 +14,25 @@ CREDITS_LINE = "Credits applied"
 TOP_UP_LINE = "Prepaid credits"
 
 
+@dataclass(frozen=True)
+class PrepaidAllowance:
+    """What metering lets a prepaid-only subscription consume: its usage from `since` on,
+    priced with its plan's charges, may cost at most `credits` (the subscriber's)."""
+
+    credits: Decimal
+    since: datetime
+
+
+@dataclass(frozen=True)
+class CreditReport:
+    """A subscriber's balance as settlement reported it: a newer version supersedes it."""
+
+    merchant_id: str
+    user_id: str
+    balance: Decimal
+    version: int
+
+
 def credit_key(invoice: Invoice, request_id: str = "") -> str:
     """What identifies the invoice to settlement across retries of its finalization, so credits
     are spent on it once: its subscription's period when it has one (a period is invoiced

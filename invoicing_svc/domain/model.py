@@ -84,6 +84,9 @@ class Plan:
     # key and billing period.
     features: tuple[str, ...] = ()
     limits: tuple[UsageLimit, ...] = ()
+    # Usage is paid from the subscriber's credits as it happens: metering refuses an event they
+    # cannot pay for (USAGE_BASED plans only).
+    prepaid_only: bool = False
 
 
 @dataclass(frozen=True)

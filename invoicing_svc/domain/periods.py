@@ -73,6 +73,16 @@ def billed_usage(period: Subscription, following: Subscription) -> BilledUsage:
     )
 
 
+def after_credits_spent(following: Subscription, plan: Plan) -> Subscription:
+    """The state a period close stores. A prepaid-only subscription's is one version past the
+    one pushed before its usage was read (whose allowance still counted the closed period's
+    usage against the credits), so that its push, with the credits its invoice spent, is the
+    newer."""
+    if plan.prepaid_only and following.status is SubscriptionStatus.ACTIVE:
+        return replace(following, version=following.version + 1)
+    return following
+
+
 def following_state(subscription: Subscription, plan: Plan) -> Subscription:
     """The next state of a subscription whose period ended: the next period, or its end."""
     if subscription.cancel_at_period_end:

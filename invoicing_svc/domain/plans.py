@@ -9,7 +9,6 @@ from invoicing_svc.domain.model import BillingInterval, Plan, PricingType
 from pricing.charges import (
     EVERY_KEY,
     MAX_PRICE,
-    PLACES,
     PricingModel,
     UsageCharge,
     validate_charge,
@@ -35,10 +34,6 @@ _SHORTEST_DAYS = {
 }
 
 
-def parse_price(text: str, field: str) -> Decimal:
-    return parse_decimal(text, field=field, max_places=PLACES, max_value=MAX_PRICE)
-
-
 def require_name(name: str, field: str) -> str:
     if not name.strip() or len(name) > MAX_NAME:
         raise InvalidArgument(f"{field} must be 1-{MAX_NAME} characters", field=field)
@@ -53,6 +48,7 @@ class PlanTerms:
     amount: Decimal | None
     charges: tuple[UsageCharge, ...]
     interval_count: int
+    prepaid_only: bool = False
 
 
 def validate_terms(terms: PlanTerms) -> None:
@@ -99,6 +95,11 @@ def validate_terms(terms: PlanTerms) -> None:
                 )
             if not charges:
                 raise InvalidArgument("a HYBRID plan needs usage charges", field="plan.charges")
+    if terms.prepaid_only and terms.pricing_type is not PricingType.USAGE_BASED:
+        raise InvalidArgument(
+            "a prepaid-only plan is USAGE_BASED: the credits pay for usage, never a fixed fee",
+            field="plan.prepaid_only",
+        )
 
 
 def validate_entitlements(features: tuple[str, ...], limits: tuple[UsageLimit, ...]) -> None:

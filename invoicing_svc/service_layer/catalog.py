@@ -64,7 +64,11 @@ async def list_services(
 async def create_plan(invoicing: Invoicing, plan: Plan, request: RequestKey | None) -> Plan:
     """Stores a plan of an existing service of the merchant. Its prices never change afterwards."""
     require_name(plan.name, "plan.name")
-    validate_terms(PlanTerms(plan.pricing_type, plan.amount, plan.charges, plan.interval_count))
+    validate_terms(
+        PlanTerms(
+            plan.pricing_type, plan.amount, plan.charges, plan.interval_count, plan.prepaid_only
+        )
+    )
     validate_entitlements(plan.features, plan.limits)
     async with invoicing.unit_of_work() as uow:
         first_id = await uow.idempotency.first_answer(uow.session, plan.merchant_id, request)

@@ -18,6 +18,7 @@ from invoicing_svc.domain.model import (
 from invoicing_svc.domain.periods import period_bounds
 from invoicing_svc.domain.plans import fixed_fee
 from invoicing_svc.domain.urls import require_http_url
+from invoicing_svc.service_layer.replica_pushes import replica_of
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.decimals import round_usdc
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -183,12 +184,27 @@ async def _announce_to_metering(
     async with invoicing.unit_of_work() as uow:
         subscription = await uow.subscriptions.subscription(merchant_id, subscription_id)
         assert subscription is not None
-        plan = await uow.catalog.plan(merchant_id, subscription.plan_id)
-    assert plan is not None
+        replica = await replica_of(uow, subscription)
     try:
-        await invoicing.metering.push_subscription(subscription, plan)
+        await invoicing.metering.push_subscription(subscription, *replica)
     except Exception as error:
         log.warning("metering.push_deferred", subscription=subscription_id, error=str(error))
+
+
+async def _require_no_other_prepaid(uow: InvoicingUnitOfWork, plan: Plan, user_id: str) -> None:
+    """Before a subscription of `plan` starts: FAILED_PRECONDITION when it is prepaid-only and the
+    subscriber has an ACTIVE prepaid-only subscription with the merchant already. Holds the
+    subscriber's lock until commit, so two checkouts cannot both pass."""
+    if not plan.prepaid_only:
+        return
+    await uow.credit_balances.lock_subscriber(plan.merchant_id, user_id)
+    found = await uow.subscriptions.prepaid_subscriptions(plan.merchant_id, user_id)
+    if found:
+        raise FailedPrecondition(
+            f"subscriber {user_id} already has the prepaid-only subscription {found[0].id}: "
+            "its credits pay for one at a time",
+            field="session.plan_id",
+        )
 
 
 async def _start_subscription(
@@ -196,6 +212,7 @@ async def _start_subscription(
 ) -> CheckoutSession:
     plan = await uow.catalog.plan(session.merchant_id, session.plan_id)
     assert plan is not None
+    await _require_no_other_prepaid(uow, plan, session.user_id)
     subscription = new_subscription(plan, session.user_id, now=now, prepaid=prepaid)
     await uow.subscriptions.save_subscription(subscription)
     await uow.subscription_changed(subscription, now)

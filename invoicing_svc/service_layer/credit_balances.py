@@ -37,7 +37,8 @@ async def report_credit_balance(
     invoicing: Invoicing, merchant_id: str, user_id: str, balance_text: str, version: int
 ) -> None:
     """Stores settlement's report of the subscriber's balance, unless a newer one is stored;
-    a kept one may invoice an auto top-up."""
+    a kept one may invoice an auto top-up. The subscriber's prepaid-only subscription goes to
+    metering again, with the credits reported."""
     require_identifier(user_id, "user_id")
     balance = parse_decimal(balance_text, field="balance", max_places=6, max_value=MAX_AMOUNT)
     if version < 1:
@@ -45,6 +46,10 @@ async def report_credit_balance(
     now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
         await uow.credit_balances.lock_subscriber(merchant_id, user_id)
+        # Before the balance's row: a period close holds its subscriptions, then writes the
+        # balances settlement answered it (a stale report only pushes once more).
+        for subscription in await uow.subscriptions.bump_prepaid_versions(merchant_id, user_id):
+            await uow.subscription_changed(subscription, now)
         if await uow.credit_balances.report(merchant_id, user_id, balance, version, now):
             await _top_up_when_low(invoicing, uow, merchant_id, user_id, balance, now)
         await uow.commit()

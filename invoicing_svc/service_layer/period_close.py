@@ -3,6 +3,9 @@
 Metering learns the next state of the subscription *before* its usage is read: from then on it
 refuses events of the closed period (every event, once the subscription is canceled), and events
 in flight commit first (its ingestion share-locks the subscription), so the usage read is final.
+A prepaid-only subscription's push counts the closed period's usage against the credits still;
+once its invoice has spent them, the stored state (one version newer, `after_credits_spent`)
+goes out with the balance settlement answered.
 
 Periods close in batches: one transaction claims up to CLOSE_BATCH due subscriptions, pushes
 their next states to metering in one call, reads their usage in one call, writes the invoices,
@@ -26,8 +29,9 @@ from invoicing_svc.domain.model import (
     SubscriptionStatus,
 )
 from invoicing_svc.domain.period_invoice import period_invoice
-from invoicing_svc.domain.periods import billed_usage, following_state
+from invoicing_svc.domain.periods import after_credits_spent, billed_usage, following_state
 from invoicing_svc.service_layer.prepaid_credits import CreditsUnavailable, spend_credits
+from invoicing_svc.service_layer.replica_pushes import allowances
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.ids import new_id
 
@@ -65,11 +69,15 @@ async def bill_periods(
     endings: Sequence[PeriodEnd],
     plans: Mapping[str, Plan],
     now: datetime,
-) -> list[Invoice | None]:
+) -> tuple[list[Invoice | None], list[Subscription]]:
     """Invoices each period (`plans` holds the subscriptions' plans by id) and stores each
-    following state. Returns, in order, the invoice of each period, or None for a period that had
-    an invoice already."""
-    await invoicing.metering.push_subscriptions([ending.following for ending in endings], plans)
+    following state. Returns, in order, the invoice of each period (None for a period that had
+    an invoice already) and the stored following states."""
+    frozen = [ending.following for ending in endings]
+    unbilled = {e.following.id: e.subscription.current_period_start for e in endings}
+    await invoicing.metering.push_subscriptions(
+        frozen, plans, await allowances(uow.credit_balances, frozen, plans, since=unbilled)
+    )
     usages = await invoicing.metering.period_usages(
         [billed_usage(e.subscription, e.following) for e in endings]
     )
@@ -99,9 +107,10 @@ async def bill_periods(
     )
     by_id = {invoice.id: invoice for invoice in credited}
     invoices = [by_id.get(invoice.id, invoice) for invoice in priced]
-    await uow.subscriptions.update_subscriptions([ending.following for ending in endings])
-    for ending, invoice in zip(endings, invoices, strict=True):
-        await uow.subscription_changed(ending.following, now)
+    stored = [after_credits_spent(following, plans[following.plan_id]) for following in frozen]
+    await uow.subscriptions.update_subscriptions(stored)
+    for following, invoice in zip(stored, invoices, strict=True):
+        await uow.subscription_changed(following, now)
         if invoice.id not in created:
             log.warning(
                 "period.already_invoiced",
@@ -115,7 +124,7 @@ async def bill_periods(
             await uow.emit(invoice.merchant_id, event_type, invoice, now)
         if invoice.status is InvoiceStatus.PAID:
             await uow.emit(invoice.merchant_id, "invoice.paid", invoice, now)
-    return [invoice if invoice.id in created else None for invoice in invoices]
+    return [invoice if invoice.id in created else None for invoice in invoices], stored
 
 
 async def bill_period(
@@ -130,7 +139,7 @@ async def bill_period(
     """`bill_periods` of one period (a cancellation)."""
     plans = await _plans(uow, [subscription])
     ending = PeriodEnd(subscription, following, until)
-    (invoice,) = await bill_periods(invoicing, uow, [ending], plans, now)
+    (invoice,), _ = await bill_periods(invoicing, uow, [ending], plans, now)
     return invoice
 
 
@@ -145,16 +154,15 @@ async def close_periods(
         PeriodEnd(s, following_state(s, plans[s.plan_id]), until=s.current_period_end)
         for s in subscriptions
     ]
-    await bill_periods(invoicing, uow, endings, plans, now)
-    for ending in endings:
-        following = ending.following
+    _, stored = await bill_periods(invoicing, uow, endings, plans, now)
+    for following in stored:
         event_type = (
             "subscription.canceled"
             if following.status is SubscriptionStatus.CANCELED
             else "subscription.updated"
         )
         await uow.emit(following.merchant_id, event_type, following, now)
-    return [ending.following for ending in endings]
+    return stored
 
 
 async def close_due_periods(

@@ -26,16 +26,23 @@ async def spend_credits(
     """Each stored invoice (with its credit key) once its subscriber's credits paid what they
     could, stored so, in order; an invoice not owed, or whose subscriber holds none, is
     unchanged. The invoices are stored first so that a period invoiced already never reaches
-    settlement with its key."""
+    settlement with its key; the balances settlement answers are stored as its reports are."""
     owed = [(invoice, key) for invoice, key in keyed if takes_credits(invoice)]
     holders = await uow.credit_balances.holders({(i.merchant_id, i.user_id) for i, _ in owed})
     spending = [(i, key) for i, key in owed if (i.merchant_id, i.user_id) in holders]
     if not spending:
         return [invoice for invoice, _ in keyed]
     try:
-        spent = await invoicing.settlement.apply_credits(spending)
+        spent, reports = await invoicing.settlement.apply_credits(spending)
     except Unavailable as error:
         raise CreditsUnavailable(str(error)) from error
+    # The balances after spending, known before their reports arrive: what a prepaid-only
+    # subscription pushed from this transaction on may consume.
+    now = invoicing.clock.now()
+    for report in reports:
+        await uow.credit_balances.report(
+            report.merchant_id, report.user_id, report.balance, report.version, now
+        )
     credited = {
         invoice.id: with_credits(invoice, applied)
         for (invoice, _), applied in zip(spending, spent, strict=True)

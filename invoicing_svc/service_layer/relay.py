@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.catalog_store import CatalogStore
+from invoicing_svc.adapters.credit_balance_store import CreditBalanceStore
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.subscription_store import SubscriptionStore
 from invoicing_svc.adapters.tables import outbox
 from invoicing_svc.adapters.webhook_store import WebhookStore
 from invoicing_svc.domain.model import Invoice, Subscription
 from invoicing_svc.domain.webhooks import WebhookEvent
+from invoicing_svc.service_layer.replica_pushes import allowances
 from invoicing_svc.service_layer.unit_of_work import (
     POST_INVOICE,
     PUSH_INVOICE,
@@ -55,7 +57,8 @@ def outbox_relay(invoicing: Invoicing) -> OutboxRelay:
         found = await SubscriptionStore(session).subscriptions_by_id(_merchant(messages), ids)
         _require_all(ids, found)
         plans = await CatalogStore(session).plans_by_id({(s.merchant_id, s.plan_id) for s in found})
-        await invoicing.metering.push_subscriptions(found, plans)
+        credits = await allowances(CreditBalanceStore(session), found, plans)
+        await invoicing.metering.push_subscriptions(found, plans, credits)
 
     async def push_invoices(session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
         await invoicing.metering.push_invoices(await _invoices(session, messages))

@@ -3,8 +3,9 @@
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from invoicing_svc.domain.model import Plan, Subscription, SubscriptionStatus
+from invoicing_svc.domain.model import Subscription, SubscriptionStatus
 from invoicing_svc.service_layer.period_close import bill_period, close_due_periods, close_periods
+from invoicing_svc.service_layer.replica_pushes import replica_of
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -20,13 +21,6 @@ async def _subscription(
     if found is None:
         raise NotFound(f"subscription {subscription_id} not found", field=field)
     return found
-
-
-async def _plan(uow: InvoicingUnitOfWork, subscription: Subscription) -> Plan:
-    """The plan of a subscription this transaction holds (its pushes carry the entitlements)."""
-    plan = await uow.catalog.plan(subscription.merchant_id, subscription.plan_id)
-    assert plan is not None
-    return plan
 
 
 async def get_subscription(
@@ -88,7 +82,7 @@ async def cancel_subscription(
                 subscription, cancel_at_period_end=True, version=subscription.version + 1
             )
             await uow.subscriptions.save_subscription(following)
-            await invoicing.metering.push_subscription(following, await _plan(uow, following))
+            await invoicing.metering.push_subscription(following, *await replica_of(uow, following))
             await uow.subscription_changed(following, real_now)
             await uow.emit(merchant_id, "subscription.updated", following, real_now)
         else:
@@ -144,8 +138,8 @@ async def advance_test_clock(
         )
         await uow.subscriptions.save_subscription(moved)
         await uow.subscription_changed(moved, now)
-        plan = await _plan(uow, moved)
+        replica = await replica_of(uow, moved)
         await uow.commit()
-    await invoicing.metering.push_subscription(moved, plan)
+    await invoicing.metering.push_subscription(moved, *replica)
     await close_due_periods(invoicing, subscription_id)
     return await get_subscription(invoicing, merchant_id, subscription_id)

@@ -4,6 +4,7 @@ import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,17 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from metering_svc.adapters.tables import InvoiceReferenceRow, SubscriptionRow
 from metering_svc.domain.model import (
     InvoiceReference,
+    PrepaidAllowance,
     SubscriptionState,
     SubscriptionStatus,
     UsageLimit,
 )
+from pricing.records import charges_from_json, charges_to_json
 from service_kit.sql_filters import id_in
 
 # Both upserts write rows in id order, so that concurrent batches lock them in the same order.
 _UPSERT_SUBSCRIPTIONS = text("""
     INSERT INTO metering.subscriptions AS s (
         id, merchant_id, service_id, user_id, status, current_period_start, current_period_end,
-        version, test_clock_time, end_time, features, limits, update_time)
+        version, test_clock_time, end_time, features, limits, prepaid, update_time)
     SELECT t.*, :now
     FROM unnest(
         CAST(:ids AS text[]), CAST(:merchant_ids AS text[]), CAST(:service_ids AS text[]),
@@ -29,14 +32,15 @@ _UPSERT_SUBSCRIPTIONS = text("""
         CAST(:period_starts AS timestamptz[]), CAST(:period_ends AS timestamptz[]),
         CAST(:versions AS bigint[]), CAST(:test_clock_times AS timestamptz[]),
         CAST(:end_times AS timestamptz[]), CAST(:features AS jsonb[]),
-        CAST(:limits AS jsonb[])) AS t
+        CAST(:limits AS jsonb[]), CAST(:prepaid AS jsonb[])) AS t
     ORDER BY 1
     ON CONFLICT (id) DO UPDATE SET
         service_id = excluded.service_id, user_id = excluded.user_id, status = excluded.status,
         current_period_start = excluded.current_period_start,
         current_period_end = excluded.current_period_end, version = excluded.version,
         test_clock_time = excluded.test_clock_time, end_time = excluded.end_time,
-        features = excluded.features, limits = excluded.limits, update_time = excluded.update_time
+        features = excluded.features, limits = excluded.limits, prepaid = excluded.prepaid,
+        update_time = excluded.update_time
     WHERE s.merchant_id = excluded.merchant_id AND s.version < excluded.version
 """)
 
@@ -73,6 +77,28 @@ def _limits_json(limits: Sequence[UsageLimit]) -> str:
     )
 
 
+def _prepaid_json(allowance: PrepaidAllowance | None) -> str | None:
+    if allowance is None:
+        return None
+    return json.dumps(
+        {
+            "credits": str(allowance.credits),
+            "since": allowance.since.isoformat(),
+            "charges": charges_to_json(allowance.charges),
+        }
+    )
+
+
+def _prepaid(stored: dict[str, Any] | None) -> PrepaidAllowance | None:
+    if stored is None:
+        return None
+    return PrepaidAllowance(
+        credits=Decimal(stored["credits"]),
+        since=datetime.fromisoformat(stored["since"]),
+        charges=charges_from_json(stored["charges"]),
+    )
+
+
 def _state(row: SubscriptionRow) -> SubscriptionState:
     return SubscriptionState(
         subscription_id=row.id,
@@ -90,6 +116,7 @@ def _state(row: SubscriptionRow) -> SubscriptionState:
             UsageLimit(limit["event_key"], Decimal(limit["quantity"]), limit["hard"])
             for limit in row.limits
         ),
+        prepaid=_prepaid(row.prepaid),
     )
 
 
@@ -163,6 +190,7 @@ class ReplicaRepository:
                 "end_times": [s.end_time for s in ordered],
                 "features": [json.dumps(list(s.features)) for s in ordered],
                 "limits": [_limits_json(s.limits) for s in ordered],
+                "prepaid": [_prepaid_json(s.prepaid) for s in ordered],
                 "now": now,
             },
         )

@@ -46,6 +46,7 @@ class SubscriptionRow(Base):
     features: Mapped[list[str]] = mapped_column(JSONB)
     # [{"event_key", "quantity" (a decimal string), "hard"}]
     limits: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    prepaid: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class InvoiceReferenceRow(Base):

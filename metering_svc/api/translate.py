@@ -8,6 +8,7 @@ from metering_svc.domain.model import (
     EventResult,
     InvoiceReference,
     Meter,
+    PrepaidAllowance,
     StoredUsageEvent,
     SubscriptionState,
     SubscriptionStatus,
@@ -16,7 +17,8 @@ from metering_svc.domain.model import (
 )
 from metering_svc.domain.validation import parse_quantity
 from metering_svc.service_layer.summaries import SummaryQuery, UsageSummary
-from service_kit.decimals import format_decimal
+from pricing.messages import charge_from_proto, charge_to_proto
+from service_kit.decimals import MAX_AMOUNT, format_decimal, parse_decimal
 from service_kit.errors import InvalidArgument
 from service_kit.proto_time import from_timestamp, to_timestamp
 
@@ -172,6 +174,26 @@ def subscription_state_from_proto(
             _limit_from_proto(limit, f"{prefix}limits[{index}].")
             for index, limit in enumerate(message.limits)
         ),
+        prepaid=(
+            _allowance_from_proto(message.prepaid, f"{prefix}prepaid.")
+            if message.HasField("prepaid")
+            else None
+        ),
+    )
+
+
+def _allowance_from_proto(message: pb.PrepaidAllowance, prefix: str) -> PrepaidAllowance:
+    if not message.HasField("since"):
+        raise InvalidArgument(f"{prefix}since is required", field=f"{prefix}since")
+    return PrepaidAllowance(
+        credits=parse_decimal(
+            message.credits, field=f"{prefix}credits", max_places=6, max_value=MAX_AMOUNT
+        ),
+        since=from_timestamp(message.since),
+        charges=tuple(
+            charge_from_proto(charge, f"{prefix}charges[{index}]")
+            for index, charge in enumerate(message.charges)
+        ),
     )
 
 
@@ -211,6 +233,14 @@ def subscription_state_to_proto(state: SubscriptionState) -> pb.SubscriptionStat
         message.test_clock_time.CopyFrom(to_timestamp(state.test_clock_time))
     if state.end_time is not None:
         message.end_time.CopyFrom(to_timestamp(state.end_time))
+    if state.prepaid is not None:
+        message.prepaid.CopyFrom(
+            pb.PrepaidAllowance(
+                credits=f"{state.prepaid.credits:f}",
+                since=to_timestamp(state.prepaid.since),
+                charges=[charge_to_proto(charge) for charge in state.prepaid.charges],
+            )
+        )
     return message
 
 

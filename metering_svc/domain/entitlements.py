@@ -12,8 +12,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from metering_svc.domain.model import Aggregation, SubscriptionState, SubscriptionStatus, UsageLimit
-from service_kit.decimals import format_decimal
+from metering_svc.domain.model import (
+    Aggregation,
+    PrepaidAllowance,
+    SubscriptionState,
+    SubscriptionStatus,
+    UsageLimit,
+)
+from service_kit.decimals import format_decimal, round_usdc
 from service_kit.errors import FailedPrecondition
 
 ZERO = Decimal(0)
@@ -75,6 +81,19 @@ def period_of(state: SubscriptionState, moment: datetime) -> BillingPeriod:
     return BillingPeriod(state.current_period_end, None)
 
 
+def unbilled_periods(state: SubscriptionState) -> list[BillingPeriod]:
+    """The periods a prepaid-only subscription's credits pay for: the one before while its
+    invoice has not spent them yet (from the allowance's `since`), the open one, and the time
+    after its end until invoicing opens the next."""
+    assert state.prepaid is not None
+    periods = []
+    if state.prepaid.since < state.current_period_start:
+        periods.append(BillingPeriod(state.prepaid.since, state.current_period_start))
+    periods.append(BillingPeriod(state.current_period_start, state.current_period_end))
+    periods.append(BillingPeriod(state.current_period_end, None))
+    return periods
+
+
 def usage_after(aggregation: Aggregation, used: Decimal, quantity: Decimal) -> Decimal:
     """The most the aggregate can be once `quantity` more is used: for COUNT and UNIQUE_COUNT,
     `quantity` counts events or values."""
@@ -117,6 +136,20 @@ def check_usage(
     if limit.hard:
         return Entitlement(False, EntitlementReason.HARD_LIMIT_EXCEEDED, period, limit, used)
     return Entitlement(True, EntitlementReason.SOFT_LIMIT_EXCEEDED, period, limit, used)
+
+
+def credits_exceeded(
+    allowance: PrepaidAllowance, before: Decimal, after: Decimal
+) -> FailedPrecondition:
+    """The rejection of an event a prepaid-only subscription's credits cannot pay for."""
+    credits, before_text, after_text = (
+        f"{round_usdc(x):f}" for x in (allowance.credits, before, after)
+    )
+    return FailedPrecondition(
+        f"the plan is prepaid-only and the subscriber's credits are {credits} USDC: this event "
+        f"would take the cost of the usage they pay for from {before_text} to {after_text} USDC",
+        field="quantity",
+    )
 
 
 def limit_exceeded(limit: UsageLimit, used: Decimal, after: Decimal) -> FailedPrecondition:

@@ -6,6 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+from pricing.charges import UsageCharge
 from service_kit.clock import own_time
 from service_kit.errors import DomainError
 
@@ -53,6 +54,17 @@ class UsageLimit:
 
 
 @dataclass(frozen=True)
+class PrepaidAllowance:
+    """What a prepaid-only subscription may consume: its usage from `since` on (the start of its
+    period, or of the one before while that one's invoice has not spent its credits yet),
+    priced with its plan's charges, each period on its own, may cost at most `credits`."""
+
+    credits: Decimal
+    since: datetime
+    charges: tuple[UsageCharge, ...]
+
+
+@dataclass(frozen=True)
 class SubscriptionState:
     """Metering's replica of a subscription: what event validation needs, kept locally."""
 
@@ -71,6 +83,8 @@ class SubscriptionState:
     # Its plan's entitlements.
     features: tuple[str, ...] = ()
     limits: tuple[UsageLimit, ...] = ()
+    # Set when its plan is prepaid-only.
+    prepaid: PrepaidAllowance | None = None
 
     def limit_of(self, event_key: str) -> UsageLimit | None:
         return next((limit for limit in self.limits if limit.event_key == event_key), None)

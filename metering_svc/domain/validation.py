@@ -11,6 +11,7 @@ from metering_svc.domain.model import (
     UsageEvent,
     UsageEventDraft,
 )
+from pricing.charges import EVERY_KEY, validate_charge
 from service_kit.decimals import parse_decimal
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from service_kit.identifiers import require_identifier
@@ -156,6 +157,34 @@ def check_entitlements(state: SubscriptionState, prefix: str) -> None:
         if limit.event_key in keys:
             raise InvalidArgument(f"event key {limit.event_key} has two limits", field=field)
         keys.add(limit.event_key)
+
+
+def check_allowance(state: SubscriptionState, prefix: str) -> None:
+    """A prepaid allowance counts from no later than the open period, with 1-50 valid charges
+    on distinct keys."""
+    allowance = state.prepaid
+    if allowance is None:
+        return
+    field = f"{prefix}prepaid"
+    if allowance.since > state.current_period_start:
+        raise InvalidArgument(
+            "prepaid.since must not be after current_period_start", field=f"{field}.since"
+        )
+    if not 1 <= len(allowance.charges) <= MAX_ENTITLEMENTS:
+        raise InvalidArgument(
+            f"prepaid.charges must hold 1-{MAX_ENTITLEMENTS} charges", field=f"{field}.charges"
+        )
+    keys: set[str] = set()
+    for index, charge in enumerate(allowance.charges):
+        at = f"{field}.charges[{index}]"
+        if charge.event_key != EVERY_KEY:
+            require_identifier(charge.event_key, f"{at}.event_key")
+        if charge.event_key in keys:
+            raise InvalidArgument(
+                f"event key {charge.event_key!r} has two charges", field=f"{at}.event_key"
+            )
+        keys.add(charge.event_key)
+        validate_charge(charge, at)
 
 
 def check_invoice(event: UsageEvent, invoice: InvoiceReference | None) -> None:

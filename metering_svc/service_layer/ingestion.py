@@ -11,7 +11,7 @@ from metering_svc.domain.deduplication import outcomes, unique_in_batch
 from metering_svc.domain.model import EventOutcome, EventResult, UsageEvent, UsageEventDraft
 from metering_svc.domain.validation import check_invoice, check_subscription, validate_fields
 from metering_svc.service_layer.unit_of_work import Metering
-from metering_svc.service_layer.usage_limits import within_hard_limits
+from metering_svc.service_layer.usage_limits import within_limits_and_credits
 from service_kit.errors import DomainError, InvalidArgument
 from service_kit.ids import new_ids
 
@@ -65,7 +65,7 @@ async def record_usage_events(
                 results[index] = EventResult(index, EventOutcome.REJECTED, error=error)
             else:
                 valid.append((index, event))
-        within = await within_hard_limits(uow, merchant_id, subscriptions, valid, results)
+        within = await within_limits_and_credits(uow, merchant_id, subscriptions, valid, results)
         refused_by_limit, valid = len(valid) - len(within), within
 
         # Before this transaction takes any lock that another ingestion could wait for: the

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from metering_svc.domain.model import InvoiceReference, SubscriptionState
-from metering_svc.domain.validation import check_entitlements
+from metering_svc.domain.validation import check_allowance, check_entitlements
 from metering_svc.service_layer.unit_of_work import Metering
 from service_kit.errors import InvalidArgument, PermissionDenied
 from service_kit.identifiers import require_identifier
@@ -29,6 +29,7 @@ def _check_state(state: SubscriptionState, prefix: str) -> None:
     if state.version < 1:
         raise InvalidArgument("version must be a positive number", field=f"{prefix}version")
     check_entitlements(state, prefix)
+    check_allowance(state, prefix)
 
 
 async def _upsert_states(

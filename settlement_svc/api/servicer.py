@@ -192,12 +192,20 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     async def ApplyCredits(
         self, request: pb.ApplyCreditsRequest, context: Context
     ) -> pb.ApplyCreditsResponse:
-        applied = await prepaid_credits.apply_credits(
+        applied, balances = await prepaid_credits.apply_credits(
             self._service,
             merchant_id(context),
             [translate.application_from_proto(a) for a in request.applications],
         )
-        return pb.ApplyCreditsResponse(applied=[translate.money(a) for a in applied])
+        return pb.ApplyCreditsResponse(
+            applied=[translate.money(a) for a in applied],
+            balances=[
+                pb.SubscriberCredits(
+                    user_id=b.user_id, balance=translate.money(b.balance), version=b.version
+                )
+                for b in balances
+            ],
+        )
 
     async def GetBalance(self, request: pb.GetBalanceRequest, context: Context) -> pb.Balance:
         amount = await ledger_use_cases.balance(

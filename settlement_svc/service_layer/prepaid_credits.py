@@ -53,6 +53,15 @@ class GrantTerms:
 
 
 @dataclass(frozen=True)
+class ReportedBalance:
+    """A subscriber's balance as a report to invoicing carries it."""
+
+    user_id: str
+    balance: Decimal
+    version: int
+
+
+@dataclass(frozen=True)
 class ApplicationRequest:
     key: str
     invoice_id: str
@@ -133,14 +142,17 @@ async def _report(
     versions: dict[tuple[str, str], int],
     books: _Books,
     now: datetime,
-) -> None:
-    """Tells invoicing each locked subscriber's balance, with its new version."""
+) -> list[ReportedBalance]:
+    """Tells invoicing each locked subscriber's balance, with its new version; returns them."""
     messages = []
+    reported = []
     for (merchant_id, user_id), version in sorted(versions.items()):
         found = credit_grants.balance(books.of(merchant_id, user_id), now)
         payload = {"user_id": user_id, "balance": f"{found.balance:f}", "version": version}
         messages.append((merchant_id, payload))
+        reported.append(ReportedBalance(user_id, found.balance, version))
     await uow.outbox.add_many(uow.session, CREDIT_BALANCE, messages, now)
+    return reported
 
 
 def _check_terms(terms: GrantTerms, now: datetime) -> Decimal:
@@ -328,9 +340,10 @@ def _lowered(
 
 async def apply_credits(
     settlements: Settlements, merchant_id: str, applications: Sequence[ApplicationRequest]
-) -> list[Decimal]:
+) -> tuple[list[Decimal], list[ReportedBalance]]:
     """Spends each subscriber's credits on each invoice, up to its amount, in one transaction;
-    a key spent on before answers what it spent, lowered to the amount asked."""
+    a key spent on before answers what it spent, lowered to the amount asked. Returns what was
+    spent on each, and each subscriber's balance after (as reported to invoicing)."""
     amounts = _check_applications(applications)
     now = settlements.clock.now()
     async with settlements.unit_of_work() as uow:
@@ -365,9 +378,9 @@ async def apply_credits(
             saved.append(replace(application, invoice_id=asked.invoice_id))
         await uow.credit_grants.save_applications(merchant_id, saved, now)
         await books.save(uow, now)
-        await _report(uow, versions, books, now)
+        balances = await _report(uow, versions, books, now)
         await uow.commit()
-    return [application.amount for application in saved]
+    return [application.amount for application in saved], balances
 
 
 async def release_voided(

@@ -295,7 +295,7 @@ async def test_new_entitlements_reach_every_subscription_of_the_plan_not_cancele
         UsageLimit("images", Decimal(10), Enforcement.HARD),
     )
     (subscription,) = found
-    assert _state(subscription, stored_plan) == mpb.SubscriptionState(
+    assert _state(subscription, stored_plan, None) == mpb.SubscriptionState(
         subscription_id=first.id,
         service_id=plan.service_id,
         user_id="usr_first",
@@ -363,7 +363,7 @@ async def test_every_push_carries_the_plans_entitlements() -> None:
         version=7,
         create_time=start,
     )
-    assert _state(subscription, plan) == mpb.SubscriptionState(
+    assert _state(subscription, plan, None) == mpb.SubscriptionState(
         subscription_id="sub_1",
         service_id="svc_1",
         user_id="usr_1",
@@ -379,7 +379,7 @@ async def test_every_push_carries_the_plans_entitlements() -> None:
         ],
     )
     with pytest.raises(ValueError, match="plan plan_2"):
-        _state(subscription, replace(plan, id="plan_2"))
+        _state(subscription, replace(plan, id="plan_2"), None)
 
 
 @pytest.mark.parametrize("quantity", ["NaN", "-1", "1E+15", "0.0000000000001", "Infinity"])

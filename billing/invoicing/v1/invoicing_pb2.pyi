@@ -661,6 +661,7 @@ class Plan(_message.Message):
     AUTO_PAY_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
     FEATURES_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    PREPAID_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "plan_" + 26 characters."""
     service_id: _builtins.str
@@ -695,6 +696,11 @@ class Plan(_message.Message):
     """Output only. The proposed mandate's period in seconds: the shortest the billing period can
     be (DAY 86,400; WEEK 7 days; MONTH 28 days; YEAR 365 days; times interval_count), so two
     invoices never fall in one period of the mandate contract.
+    """
+    prepaid_only: _builtins.bool
+    """Optional. USAGE_BASED only: usage is paid from the subscriber's prepaid credits as it
+    happens. Metering refuses an event the credits cannot pay for (FAILED_PRECONDITION), and a
+    subscriber holds at most one ACTIVE prepaid-only subscription per merchant.
     """
     @_builtins.property
     def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCharge]:
@@ -737,10 +743,11 @@ class Plan(_message.Message):
         auto_pay_period_seconds: _builtins.int = ...,
         features: _abc.Iterable[_builtins.str] | None = ...,
         limits: _abc.Iterable[Global___UsageLimit] | None = ...,
+        prepaid_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "features", b"features", "id", b"id", "interval_count", b"interval_count", "limits", b"limits", "name", b"name", "pricing_type", b"pricing_type", "service_id", b"service_id", "usage_ceiling", b"usage_ceiling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "features", b"features", "id", b"id", "interval_count", b"interval_count", "limits", b"limits", "name", b"name", "prepaid_only", b"prepaid_only", "pricing_type", b"pricing_type", "service_id", b"service_id", "usage_ceiling", b"usage_ceiling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -100,6 +100,36 @@ SUBSCRIPTION_STATUS_PAST_DUE: SubscriptionStatus.ValueType  # 2
 SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus.ValueType  # 3
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
+class _PricingModel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PricingModelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PricingModel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRICING_MODEL_UNSPECIFIED: _PricingModel.ValueType  # 0
+    PRICING_MODEL_PER_UNIT: _PricingModel.ValueType  # 1
+    """`unit_price` per billable unit."""
+    PRICING_MODEL_PACKAGE: _PricingModel.ValueType  # 2
+    """`unit_price` per started package of `package_size` units."""
+    PRICING_MODEL_GRADUATED: _PricingModel.ValueType  # 3
+    """Each unit priced by the tier it falls in."""
+    PRICING_MODEL_VOLUME: _PricingModel.ValueType  # 4
+    """All units priced by the tier the total falls in."""
+
+class PricingModel(_PricingModel, metaclass=_PricingModelEnumTypeWrapper):
+    """How a charge prices its quantity."""
+
+PRICING_MODEL_UNSPECIFIED: PricingModel.ValueType  # 0
+PRICING_MODEL_PER_UNIT: PricingModel.ValueType  # 1
+"""`unit_price` per billable unit."""
+PRICING_MODEL_PACKAGE: PricingModel.ValueType  # 2
+"""`unit_price` per started package of `package_size` units."""
+PRICING_MODEL_GRADUATED: PricingModel.ValueType  # 3
+"""Each unit priced by the tier it falls in."""
+PRICING_MODEL_VOLUME: PricingModel.ValueType  # 4
+"""All units priced by the tier the total falls in."""
+Global___PricingModel: _TypeAlias = PricingModel  # noqa: Y015
+
 class _LimitEnforcement:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1065,6 +1095,7 @@ class SubscriptionState(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     FEATURES_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    PREPAID_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """Required. Subscription id."""
     service_id: _builtins.str
@@ -1104,6 +1135,12 @@ class SubscriptionState(_message.Message):
     def limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageLimit]:
         """Optional. Its plan's usage limits per billing period: at most 50, one per event key."""
 
+    @_builtins.property
+    def prepaid(self) -> Global___PrepaidAllowance:
+        """Optional. Set when its plan is prepaid-only: an event that would take the usage past the
+        subscriber's credits is rejected.
+        """
+
     def __init__(
         self,
         *,
@@ -1118,14 +1155,137 @@ class SubscriptionState(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         features: _abc.Iterable[_builtins.str] | None = ...,
         limits: _abc.Iterable[Global___UsageLimit] | None = ...,
+        prepaid: Global___PrepaidAllowance | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "test_clock_time", b"test_clock_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "prepaid", b"prepaid", "test_clock_time", b"test_clock_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "features", b"features", "limits", b"limits", "service_id", b"service_id", "status", b"status", "subscription_id", b"subscription_id", "test_clock_time", b"test_clock_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "end_time", b"end_time", "features", b"features", "limits", b"limits", "prepaid", b"prepaid", "service_id", b"service_id", "status", b"status", "subscription_id", b"subscription_id", "test_clock_time", b"test_clock_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubscriptionState: _TypeAlias = SubscriptionState  # noqa: Y015
+
+@_typing.final
+class PrepaidAllowance(_message.Message):
+    """What a prepaid-only subscription may consume: the usage from `since` on, priced with the
+    plan's charges (each period on its own, its included quantities its own), may cost at most
+    the subscriber's credits.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDITS_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    CHARGES_FIELD_NUMBER: _builtins.int
+    credits: _builtins.str
+    """Required. The subscriber's credits with the merchant: USDC, a decimal string >= 0 with at
+    most 6 fractional digits.
+    """
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Required. Usage from this moment on is paid from the credits: the start of the open period,
+        or of the one before while its invoice has not taken its credits yet. Not after
+        current_period_start.
+        """
+
+    @_builtins.property
+    def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___PricedCharge]:
+        """Required. The plan's usage charges: 1-50, distinct event keys; an empty key prices the sum
+        of every key.
+        """
+
+    def __init__(
+        self,
+        *,
+        credits: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        charges: _abc.Iterable[Global___PricedCharge] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "credits", b"credits", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrepaidAllowance: _TypeAlias = PrepaidAllowance  # noqa: Y015
+
+@_typing.final
+class PricedCharge(_message.Message):
+    """How the usage of one event key is priced (invoicing's UsageCharge)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    PACKAGE_SIZE_FIELD_NUMBER: _builtins.int
+    TIERS_FIELD_NUMBER: _builtins.int
+    INCLUDED_QUANTITY_FIELD_NUMBER: _builtins.int
+    event_key: _builtins.str
+    """Optional. The event key priced; empty: the sum of every key."""
+    model: Global___PricingModel.ValueType
+    """Required. PER_UNIT, PACKAGE, GRADUATED or VOLUME."""
+    unit_price: _builtins.str
+    """Optional. PER_UNIT: price per unit. PACKAGE: price per package. A decimal string >= 0, at
+    most 12 fractional digits, below 10^15.
+    """
+    package_size: _builtins.str
+    """Optional. PACKAGE only (required there): units per package."""
+    included_quantity: _builtins.str
+    """Optional. Free units per period, default 0."""
+    @_builtins.property
+    def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PriceTier]:
+        """Optional. GRADUATED and VOLUME only (required there): at most 50 tiers by increasing
+        `up_to`, the last open-ended.
+        """
+
+    def __init__(
+        self,
+        *,
+        event_key: _builtins.str = ...,
+        model: Global___PricingModel.ValueType = ...,
+        unit_price: _builtins.str = ...,
+        package_size: _builtins.str = ...,
+        tiers: _abc.Iterable[Global___PriceTier] | None = ...,
+        included_quantity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_key", b"event_key", "included_quantity", b"included_quantity", "model", b"model", "package_size", b"package_size", "tiers", b"tiers", "unit_price", b"unit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PricedCharge: _TypeAlias = PricedCharge  # noqa: Y015
+
+@_typing.final
+class PriceTier(_message.Message):
+    """One tier of a GRADUATED or VOLUME charge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UP_TO_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    FLAT_FEE_FIELD_NUMBER: _builtins.int
+    up_to: _builtins.str
+    """Optional. Inclusive upper bound in billable units; empty for the last, open tier."""
+    unit_price: _builtins.str
+    """Required. Price per unit in the tier, a decimal string >= 0."""
+    flat_fee: _builtins.str
+    """Optional. Charged once when the tier is reached, default 0."""
+    def __init__(
+        self,
+        *,
+        up_to: _builtins.str = ...,
+        unit_price: _builtins.str = ...,
+        flat_fee: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flat_fee", b"flat_fee", "unit_price", b"unit_price", "up_to", b"up_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PriceTier: _TypeAlias = PriceTier  # noqa: Y015
 
 @_typing.final
 class UsageLimit(_message.Message):

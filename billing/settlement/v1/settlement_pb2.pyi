@@ -1732,21 +1732,59 @@ class ApplyCreditsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     APPLIED_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def applied(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Output only. The credits spent on each invoice, USDC with 6 decimals ("0.000000" when the
         subscriber has none), in the order of the request.
         """
 
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubscriberCredits]:
+        """Output only. Each subscriber's credits after the call, once per subscriber of the request,
+        with the version the balance report to invoicing carries: invoicing knows them at once.
+        """
+
     def __init__(
         self,
         *,
         applied: _abc.Iterable[_builtins.str] | None = ...,
+        balances: _abc.Iterable[Global___SubscriberCredits] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "balances", b"balances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApplyCreditsResponse: _TypeAlias = ApplyCreditsResponse  # noqa: Y015
+
+@_typing.final
+class SubscriberCredits(_message.Message):
+    """A subscriber's credit balance, as settlement reports it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Output only. The subscriber."""
+    balance: _builtins.str
+    """Output only. USDC with 6 decimals."""
+    version: _builtins.int
+    """Output only. Raised by every change of the subscriber's credits."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        balance: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriberCredits: _TypeAlias = SubscriberCredits  # noqa: Y015
