@@ -11,7 +11,8 @@ both from the platform's collector (no API key: the signatures authorize, and th
 ether); the second month's invoice is collected under it with nobody paying by hand.
 Last, entitlements: a plan capped at 100,000 tokens a month (a HARD limit) and an alert at 80% of
 it; the merchant's hot path checks before it serves, metering refuses the event past the cap, and
-the alert is sent once.
+the alert is sent once. Then a prepaid-only plan: the subscriber tops up 0.5 USDC on the hosted
+invoice page, 50,000 tokens burn the credits down to zero, and metering refuses the next event.
 Every step prints its request and response. Only the subscriber's wallet (the signatures and the
 nonces and block time they sign), the block confirmations and the balances use the chain directly.
 """
@@ -60,6 +61,8 @@ MANDATE_PERIOD = 28 * 86400
 ALLOWANCE = MANDATE_CAP * 14
 # The capped plan of the third part: its HARD limit per month, in tokens.
 TOKEN_CAP = 100_000
+# The fourth part's top-up of prepaid credits: 50,000 tokens at 0.000010 USDC.
+PREPAID_TOP_UP = "0.500000"
 # The signatures' deadline after the latest block's time, as the hosted page signs them.
 SIGNING_WINDOW = 1800
 PERMIT = [
@@ -180,6 +183,40 @@ def api_key() -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
+async def pay_on_hosted_page(
+    api: Api, usdc: MockUsdc, payer: str, invoice_id: str
+) -> dict[str, Any]:
+    """What the hosted invoice page's "Pay with your wallet" does: the wallet signs an EIP-3009
+    authorization bound to the invoice's payment request, and the platform's relay sends it."""
+    found = await api.call("GET", f"/api/v1/invoices/{invoice_id}", quiet=True)
+    request = found["paymentRequest"]
+    print(f"payment request: {request['amountBaseUnits']} base units to")
+    print(f"{request['payeeWalletAddress']}, reference {request['referenceHash']}")
+    print(f"hosted page: {request['hostedUrl']}")
+    authorization = {
+        "from": payer,
+        "to": request["payeeWalletAddress"],
+        "value": request["amountBaseUnits"],
+        "validAfter": "0",
+        "validBefore": str(int(time.time()) + 3600),
+        "nonce": request["referenceHash"],
+    }
+    # What the page asks of the wallet (EIP-1193): anvil signs for its unlocked dev accounts, as
+    # a browser wallet would after the subscriber approves.
+    signature = await usdc.w3.provider.make_request(
+        "eth_signTypedData_v4", [payer, json.dumps(_typed(request, authorization))]
+    )
+    body = {"authorization": authorization, "signature": signature["result"]}
+    return await api.call("POST", f"/api/v1/invoices/{invoice_id}/pay", body)
+
+
+async def confirmed(api: Api, usdc: MockUsdc, settlement_id: str, invoice_id: str) -> None:
+    await usdc.mine(CONFIRMATIONS)
+    print(f"mined {CONFIRMATIONS} blocks")
+    await api.poll(f"/api/v1/settlements/{settlement_id}", "status", "CONFIRMED")
+    await api.poll(f"/api/v1/invoices/{invoice_id}", "status", "PAID")
+
+
 async def story(api: Api, usdc: MockUsdc, payer: str) -> Subscribed:
     """The first month, paid by hand."""
     step("1. The merchant creates its service")
@@ -241,32 +278,10 @@ async def story(api: Api, usdc: MockUsdc, payer: str) -> Subscribed:
     invoice = invoices["data"][0]
 
     step("8. The subscriber pays on the hosted invoice page: the wallet signs, the relay sends")
-    found = await api.call("GET", f"/api/v1/invoices/{invoice['id']}", quiet=True)
-    request = found["paymentRequest"]
-    print(f"payment request: {request['amountBaseUnits']} base units to")
-    print(f"{request['payeeWalletAddress']}, reference {request['referenceHash']}")
-    print(f"hosted page: {request['hostedUrl']}")
-    authorization = {
-        "from": payer,
-        "to": request["payeeWalletAddress"],
-        "value": request["amountBaseUnits"],
-        "validAfter": "0",
-        "validBefore": str(int(time.time()) + 3600),
-        "nonce": request["referenceHash"],
-    }
-    # What the page's "Pay with your wallet" asks of the wallet (EIP-1193): anvil signs for its
-    # unlocked dev accounts, as a browser wallet would after the subscriber approves.
-    signature = await usdc.w3.provider.make_request(
-        "eth_signTypedData_v4", [payer, json.dumps(_typed(request, authorization))]
-    )
-    body = {"authorization": authorization, "signature": signature["result"]}
-    settlement = await api.call("POST", f"/api/v1/invoices/{invoice['id']}/pay", body)
+    settlement = await pay_on_hosted_page(api, usdc, payer, invoice["id"])
 
     step(f"9. {CONFIRMATIONS} blocks confirm the transfer: settlement CONFIRMED, invoice PAID")
-    await usdc.mine(CONFIRMATIONS)
-    print(f"mined {CONFIRMATIONS} blocks")
-    await api.poll(f"/api/v1/settlements/{settlement['id']}", "status", "CONFIRMED")
-    await api.poll(f"/api/v1/invoices/{invoice['id']}", "status", "PAID")
+    await confirmed(api, usdc, settlement["id"], invoice["id"])
     return Subscribed(str(service["id"]), str(plan["id"]), str(session["id"]), str(sub_id))
 
 
@@ -391,6 +406,32 @@ async def auto_pay(api: Api, browser: Api, usdc: MockUsdc, payer: str, made: Sub
     print(f"the mandate's cap left this period (the contract's available): {left:,} base units")
 
 
+async def checked_out(
+    api: Api, made: Subscribed, plan_id: str, user_id: str
+) -> tuple[str, Callable[[int], dict[str, Any]]]:
+    """A new subscriber checks out a usage-only plan (it completes at once): its subscription,
+    and what makes a usage event of its tokens."""
+    checkout_body = {
+        "planId": plan_id,
+        "userId": user_id,
+        "successUrl": "https://merchant.example/welcome",
+        "cancelUrl": "https://merchant.example/pricing",
+    }
+    session = await api.call("POST", "/api/v1/checkout-sessions", checkout_body)
+    done = await api.call("POST", f"/api/v1/checkout-sessions/{session['id']}/complete", {})
+
+    def tokens(quantity: int) -> dict[str, Any]:
+        return {
+            "serviceId": made.service_id,
+            "subscriptionId": done["subscriptionId"],
+            "userId": user_id,
+            "eventKey": "token_generated",
+            "quantity": quantity,
+        }
+
+    return done["subscriptionId"], tokens
+
+
 async def limits_and_alerts(api: Api, made: Subscribed) -> None:
     """Entitlements and a usage alert: a plan's HARD limit, checked by the merchant's hot path
     and enforced by metering, and an alert at 80% of it, sent once."""
@@ -413,25 +454,7 @@ async def limits_and_alerts(api: Api, made: Subscribed) -> None:
     await api.call("POST", "/api/v1/usage-alerts", alert)
 
     step("18. A second subscriber checks out")
-    user_id = f"usr_capped_{RUN}"
-    checkout_body = {
-        "planId": plan["id"],
-        "userId": user_id,
-        "successUrl": "https://merchant.example/welcome",
-        "cancelUrl": "https://merchant.example/pricing",
-    }
-    session = await api.call("POST", "/api/v1/checkout-sessions", checkout_body)
-    done = await api.call("POST", f"/api/v1/checkout-sessions/{session['id']}/complete", {})
-    sub_id = done["subscriptionId"]
-
-    def tokens(quantity: int) -> dict[str, Any]:
-        return {
-            "serviceId": made.service_id,
-            "subscriptionId": sub_id,
-            "userId": user_id,
-            "eventKey": "token_generated",
-            "quantity": quantity,
-        }
+    sub_id, tokens = await checked_out(api, made, plan["id"], f"usr_capped_{RUN}")
 
     async def check(quantity: int) -> dict[str, Any]:
         query = httpx.QueryParams(
@@ -459,6 +482,57 @@ async def limits_and_alerts(api: Api, made: Subscribed) -> None:
     step("21. The alert crossed once, at 80,000 tokens: usage.threshold_crossed")
     crossings = f"/api/v1/subscriptions/{sub_id}/alert-crossings"
     await api.poll(crossings, "data.0.eventType", "usage.threshold_crossed")
+
+
+async def prepaid(api: Api, usdc: MockUsdc, payer: str, made: Subscribed) -> None:
+    """A prepaid-only plan: the subscriber tops up on the hosted invoice page, usage burns the
+    credits down, and metering stops it at zero."""
+    step("22. A prepaid-only plan: 0.000010 USDC per token, paid from credits as it is used")
+    body = {
+        "name": "Tokens, prepaid",
+        "pricingType": "USAGE_BASED",
+        "billingInterval": "MONTH",
+        "amount": "0.000010",
+        "prepaidOnly": True,
+    }
+    plan = await api.call("POST", f"/api/v1/services/{made.service_id}/plans", body)
+    sub_id, tokens = await checked_out(api, made, plan["id"], f"usr_prepaid_{RUN}")
+
+    step(f"23. The subscriber tops up {PREPAID_TOP_UP} USDC, paid on the hosted invoice page")
+    top_up = {
+        "subscriptionId": sub_id,
+        "paymentPlanId": plan["id"],
+        "amount": PREPAID_TOP_UP,
+        "topUp": True,
+    }
+    invoice = await api.call("POST", "/api/v1/invoices", top_up)
+    settlement = await pay_on_hosted_page(api, usdc, payer, invoice["id"])
+    await confirmed(api, usdc, settlement["id"], invoice["id"])
+    balance = f"/api/v1/subscriptions/{sub_id}/balance"
+    await api.poll(balance, "creditBalance", PREPAID_TOP_UP)
+
+    step("24. Usage burns the credits down: 30,000 tokens, then 20,000")
+    # Metering hears of the credits right after invoicing does (its outbox): retry until then.
+    for _ in range(int(POLL_FOR / POLL_EVERY)):
+        first = await api.send("POST", "/api/v1/usage-events", tokens(30_000))
+        if first.status_code != 409:
+            break
+        await asyncio.sleep(POLL_EVERY)
+    print(f"==> POST /api/v1/usage-events (30,000 tokens)\n<== {first.status_code}")
+    if first.status_code != 200:
+        raise DemoError(f"30,000 tokens answered {first.status_code}: {first.text}")
+    await api.call("GET", balance)
+    await api.call("POST", "/api/v1/usage-events", tokens(20_000))
+    found = await api.call("GET", balance)
+    if found["balance"] != "0.000000":
+        raise DemoError(f"the credits should be used up, the balance is {found['balance']}")
+
+    step("25. At zero, metering stops the next event (409)")
+    refused = await api.send("POST", "/api/v1/usage-events", tokens(1))
+    print(f"==> POST /api/v1/usage-events (1 token)\n<== {refused.status_code}")
+    show(refused.json())
+    if refused.status_code != 409:
+        raise DemoError(f"the event past the credits answered {refused.status_code}, not 409")
 
 
 async def _signed(usdc: MockUsdc, account: str, typed: dict[str, Any]) -> str:
@@ -500,6 +574,7 @@ async def main() -> int:
             made = await story(api, usdc, payer)
             await auto_pay(api, Api(public_client, public=True), usdc, payer, made)
             await limits_and_alerts(api, made)
+            await prepaid(api, usdc, payer, made)
         except DemoError as error:
             print(f"\ndemo failed: {error}", file=sys.stderr)
             return 1
@@ -508,7 +583,8 @@ async def main() -> int:
     print("\nDone: 50,000 tokens billed 0.500000 USDC, paid on chain, invoice PAID;")
     print("then 120,000 tokens billed 1.200000 USDC, collected under the mandate, invoice PAID;")
     print(f"then a plan capped at {TOKEN_CAP:,} tokens refused the event past it, and its alert")
-    print("at 80% was sent once.")
+    print("at 80% was sent once; then a prepaid-only plan was topped up with")
+    print(f"{PREPAID_TOP_UP} USDC, burned down to 0.000000 and stopped at zero.")
     return 0
 
 

@@ -708,6 +708,7 @@ class EntitlementCheck(Reply):
         "SOFT_LIMIT_EXCEEDED",
         "HARD_LIMIT_EXCEEDED",
         "SUBSCRIPTION_INACTIVE",
+        "INSUFFICIENT_CREDITS",
     ]
     limit: Annotated[OptionalDecimal, Field(description='The limit per period; "" without one.')]
     enforcement: Literal["SOFT", "HARD"] | None
@@ -720,3 +721,7 @@ class EntitlementCheck(Reply):
         datetime | Absent,
         Field(description="Absent while the period after the last one is not opened yet."),
     ] = None
+    credits_left: Annotated[
+        OptionalDecimal,
+        Field(description='Prepaid-only plans: the credits less the usage\'s cost; "" otherwise.'),
+    ] = ""

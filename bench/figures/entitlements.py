@@ -11,8 +11,10 @@ flight (4 connections x 1 stream) shows the latency of a hot path that does not 
 metering. The check is answered from metering's cache, re-read from the rollups at most once a
 second (METERING_ENTITLEMENT_CACHE_SECONDS).
 
-Ingestion: 40 batches of 1,000 events into a subscription with a hard limit on their key, and 40
-into one without, one batch at a time, alternating; events/s of each, and both totals checked.
+Ingestion: 40 batches of 1,000 events into a subscription with a hard limit on their key, 40 into
+a prepaid-only one (credits of 10^12 USDC, a graduated charge of two tiers: every event priced
+under the lock), and 40 into one with neither, one batch at a time, in turn; events/s of each,
+and every total checked.
 """
 
 from __future__ import annotations
@@ -84,11 +86,26 @@ async def _check_exact(
         raise AssertionError(f"CheckEntitlement answered {found}, expected {expected}")
 
 
-async def _ingestion_rates(stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> tuple[float, float]:
-    """(events/s into a subscription with a hard limit, events/s into one without)."""
+def _prepaid() -> pb.PrepaidAllowance:
+    tiers = [
+        pb.PriceTier(up_to="1000000", unit_price="0.00001"),
+        pb.PriceTier(unit_price="0.000008"),
+    ]
+    graduated = pb.PricedCharge(
+        event_key="token_generated", model=pb.PRICING_MODEL_GRADUATED, tiers=tiers
+    )
+    return pb.PrepaidAllowance(credits=str(LIMIT), charges=[graduated])
+
+
+async def _ingestion_rates(
+    stub: metering_pb2_grpc.MeteringServiceAsyncStub,
+) -> dict[str, float]:
+    """Events/s into a subscription with a hard limit, a prepaid-only one, and one with
+    neither, by subscription."""
     await subscribe(stub, "sub_ingest_limited", _limited())
+    await subscribe(stub, "sub_ingest_prepaid", prepaid=_prepaid())
     await subscribe(stub, "sub_ingest_free")
-    seconds = {"sub_ingest_limited": 0.0, "sub_ingest_free": 0.0}
+    seconds = {"sub_ingest_limited": 0.0, "sub_ingest_prepaid": 0.0, "sub_ingest_free": 0.0}
     for _ in range(INGEST_BATCHES):
         for subscription in seconds:
             began = time.perf_counter()
@@ -107,7 +124,7 @@ async def _ingestion_rates(stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> 
         )
         if Decimal(summary.summaries[0].value) != Decimal(QUANTITY) * events:
             raise AssertionError(f"{subscription}: stored {summary.summaries[0].value}")
-    return events / seconds["sub_ingest_limited"], events / seconds["sub_ingest_free"]
+    return {subscription: events / spent for subscription, spent in seconds.items()}
 
 
 async def measure(stack: Stack) -> list[Figure]:
@@ -146,7 +163,7 @@ async def measure(stack: Stack) -> list[Figure]:
         )
         # h2load counts failed calls as successes: the answer must still be exact.
         await _check_exact(stub, check)
-        limited_rate, free_rate = await _ingestion_rates(stub)
+        rates = await _ingestion_rates(stub)
     record = folder / "record.bin"
     record.write_bytes(
         framed(
@@ -205,9 +222,16 @@ async def measure(stack: Stack) -> list[Figure]:
         ),
         Figure(
             "BatchRecordUsageEvents under a hard limit",
-            limited_rate,
+            rates["sub_ingest_limited"],
             "events/s",
             "same without a limit",
-            free_rate,
+            rates["sub_ingest_free"],
+        ),
+        Figure(
+            "BatchRecordUsageEvents of a prepaid-only plan",
+            rates["sub_ingest_prepaid"],
+            "events/s",
+            "same without a limit",
+            rates["sub_ingest_free"],
         ),
     ]

@@ -51,23 +51,26 @@ async def subscribe(
     stub: metering_pb2_grpc.MeteringServiceAsyncStub,
     subscription: str,
     limits: Sequence[pb.UsageLimit] = (),
+    prepaid: pb.PrepaidAllowance | None = None,
 ) -> None:
-    """An ACTIVE replica of the subscription, in the second day of a 30-day period."""
+    """An ACTIVE replica of the subscription, in the second day of a 30-day period; a
+    prepaid-only one when `prepaid` is given (its usage paid from the period's start)."""
     start = datetime.now(UTC) - timedelta(days=1)
+    state = pb.SubscriptionState(
+        subscription_id=subscription,
+        service_id="svc_bench",
+        user_id="usr_bench",
+        status=pb.SUBSCRIPTION_STATUS_ACTIVE,
+        current_period_start=to_timestamp(start),
+        current_period_end=to_timestamp(start + timedelta(days=30)),
+        version=1,
+        limits=limits,
+    )
+    if prepaid is not None:
+        state.prepaid.CopyFrom(prepaid)
+        state.prepaid.since.CopyFrom(state.current_period_start)
     await stub.UpsertSubscriptionState(
-        pb.UpsertSubscriptionStateRequest(
-            state=pb.SubscriptionState(
-                subscription_id=subscription,
-                service_id="svc_bench",
-                user_id="usr_bench",
-                status=pb.SUBSCRIPTION_STATUS_ACTIVE,
-                current_period_start=to_timestamp(start),
-                current_period_end=to_timestamp(start + timedelta(days=30)),
-                version=1,
-                limits=limits,
-            )
-        ),
-        metadata=METADATA,
+        pb.UpsertSubscriptionStateRequest(state=state), metadata=METADATA
     )
 
 

@@ -277,4 +277,6 @@ def entitlement_to_proto(entitlement: Entitlement) -> pb.CheckEntitlementRespons
     )
     if entitlement.period.end is not None:
         message.period_end.CopyFrom(to_timestamp(entitlement.period.end))
+    if entitlement.credits_left is not None:
+        message.credits_left = f"{entitlement.credits_left:f}"
     return message

@@ -7,7 +7,8 @@ LAST may become the event's quantity, UNIQUE_COUNT adds one when the event's val
 period.
 """
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -19,6 +20,7 @@ from metering_svc.domain.model import (
     SubscriptionStatus,
     UsageLimit,
 )
+from pricing.charges import usage_cost
 from service_kit.decimals import format_decimal, round_usdc
 from service_kit.errors import FailedPrecondition
 
@@ -35,6 +37,7 @@ class EntitlementReason(StrEnum):
     SOFT_LIMIT_EXCEEDED = "SOFT_LIMIT_EXCEEDED"
     HARD_LIMIT_EXCEEDED = "HARD_LIMIT_EXCEEDED"
     SUBSCRIPTION_INACTIVE = "SUBSCRIPTION_INACTIVE"
+    INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Entitlement:
     period: BillingPeriod
     limit: UsageLimit | None = None
     used: Decimal = ZERO
+    # A prepaid-only plan's: its credits less the cost of the usage they pay for so far.
+    credits_left: Decimal | None = None
 
     @property
     def remaining(self) -> Decimal | None:
@@ -73,6 +78,8 @@ class UsageSnapshot:
     aggregation: Aggregation
     used: Decimal
     period: BillingPeriod
+    # A prepaid-only subscription's: the usage of each period its credits pay for, by start.
+    prepaid_usage: tuple[tuple[datetime, Mapping[str, Decimal]], ...] = ()
 
 
 def period_of(state: SubscriptionState, moment: datetime) -> BillingPeriod:
@@ -118,7 +125,37 @@ def check_feature(state: SubscriptionState, feature: str, now: datetime) -> Enti
     return Entitlement(False, EntitlementReason.FEATURE_NOT_INCLUDED, period)
 
 
-def check_usage(
+def check_usage(snapshot: UsageSnapshot, event_key: str, quantity: Decimal) -> Entitlement:
+    """Whether `quantity` more of the key fits its limit and, for a prepaid-only plan, the
+    subscriber's credits."""
+    found = _check_limit(
+        snapshot.state,
+        snapshot.state.limit_of(event_key),
+        snapshot.aggregation,
+        snapshot.used,
+        quantity,
+        snapshot.period,
+    )
+    allowance = snapshot.state.prepaid
+    if allowance is None or snapshot.state.status is not SubscriptionStatus.ACTIVE:
+        return found
+    after = usage_after(snapshot.aggregation, snapshot.used, quantity)
+    before = cost = ZERO
+    for start, usage in snapshot.prepaid_usage:
+        spent = usage_cost(allowance.charges, usage)
+        before += spent
+        if start == snapshot.period.start:
+            spent = usage_cost(allowance.charges, {**usage, event_key: after})
+        cost += spent
+    left = allowance.credits - before
+    if found.allowed and cost > allowance.credits and cost > before:
+        return replace(
+            found, allowed=False, reason=EntitlementReason.INSUFFICIENT_CREDITS, credits_left=left
+        )
+    return replace(found, credits_left=left)
+
+
+def _check_limit(
     state: SubscriptionState,
     limit: UsageLimit | None,
     aggregation: Aggregation,

@@ -15,6 +15,7 @@ from metering_svc.domain.entitlements import (
     check_feature,
     check_usage,
     period_of,
+    unbilled_periods,
 )
 from metering_svc.domain.model import Aggregation
 from metering_svc.domain.validation import parse_quantity
@@ -41,7 +42,12 @@ async def _snapshot(
         return UsageSnapshot(state, Aggregation.SUM, Decimal(0), period)
     query = SummaryQuery(subscription_id, event_key, period.start, period.window_end)
     (summary,) = await usage_summary(metering, merchant_id, query)
-    return UsageSnapshot(state, summary.aggregation, summary.value, period)
+    prepaid_usage = []
+    for paid in unbilled_periods(state) if state.prepaid else ():
+        every_key = SummaryQuery(subscription_id, "", paid.start, paid.window_end)
+        found = await usage_summary(metering, merchant_id, every_key)
+        prepaid_usage.append((paid.start, {s.event_key: s.value for s in found}))
+    return UsageSnapshot(state, summary.aggregation, summary.value, period, tuple(prepaid_usage))
 
 
 async def check_entitlement(
@@ -75,11 +81,4 @@ async def check_entitlement(
     state = snapshot.state
     if feature:
         return check_feature(state, feature, metering.clock.now())
-    return check_usage(
-        state,
-        state.limit_of(event_key),
-        snapshot.aggregation,
-        snapshot.used,
-        amount,
-        snapshot.period,
-    )
+    return check_usage(snapshot, event_key, amount)

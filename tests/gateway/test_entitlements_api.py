@@ -38,6 +38,7 @@ async def test_the_check_and_ingestion_follow_the_plan(api: Api) -> None:
         "remaining": "1.5",
         "periodStart": subscription["currentPeriodStart"],
         "periodEnd": subscription["currentPeriodEnd"],
+        "creditsLeft": "",
     }
     assert (past["allowed"], past["reason"]) == (False, "HARD_LIMIT_EXCEEDED")
     assert (sso["allowed"], sso["reason"], sso["limit"], sso["remaining"]) == (

@@ -48,6 +48,7 @@ async def entitled_plan(api: Api) -> dict[str, object]:
             {"eventKey": "tokens", "quantity": "1000000.5", "enforcement": "HARD"},
             {"eventKey": "requests", "quantity": "1000", "enforcement": "SOFT"},
         ],
+        "prepaidOnly": False,
     }
     return plan
 

@@ -66,6 +66,17 @@ async def test_a_prepaid_plan_is_topped_up_burns_down_and_stops_at_zero(api: Api
     assert (status, body["error"]["param"]) == (409, "quantity")
     assert "from 1.000000 to 1.001000 USDC" in body["error"]["message"]
     assert await balance(api, subscription) == "0.000000"
+    check = await api.get(
+        "/api/v1/entitlements/check",
+        subscriptionId=subscription["id"],
+        eventKey="token_generated",
+        quantity="1",
+    )
+    assert {k: check.json()[k] for k in ("allowed", "reason", "creditsLeft")} == {
+        "allowed": False,
+        "reason": "INSUFFICIENT_CREDITS",
+        "creditsLeft": "0.000000",
+    }
 
     # The period closes: its invoice is paid by the credits, to the base unit.
     advanced = await api.post(

@@ -294,3 +294,39 @@ async def test_two_replicas_ingesting_at_once_never_spend_more_than_the_credits(
     assert cost <= credits
     assert rejected, "the workload must use up the credits"
     assert all(usage_cost([PER_TOKEN], {"token_generated": stored + q}) > credits for q in rejected)
+
+
+async def test_the_check_answers_what_the_credits_can_still_pay_for(tenant: Tenant) -> None:
+    await prepay(tenant, 2, "1", [PER_TOKEN])
+    await tenant.record("600")
+
+    async def check(quantity: str) -> pb.CheckEntitlementResponse:
+        return await tenant.stub.CheckEntitlement(
+            pb.CheckEntitlementRequest(
+                subscription_id=tenant.subscription_id,
+                event_key="token_generated",
+                quantity=quantity,
+            ),
+            metadata=tenant.metadata,
+        )
+
+    fits, too_much = await check("400"), await check("400.5")
+
+    assert (fits.allowed, fits.reason, fits.credits_left) == (
+        True,
+        pb.ENTITLEMENT_REASON_NO_LIMIT,
+        "0.400000",
+    )
+    assert (too_much.allowed, too_much.reason, too_much.credits_left) == (
+        False,
+        pb.ENTITLEMENT_REASON_INSUFFICIENT_CREDITS,
+        "0.400000",
+    )
+    # Another key costs nothing on this plan: it always fits.
+    other = await tenant.stub.CheckEntitlement(
+        pb.CheckEntitlementRequest(
+            subscription_id=tenant.subscription_id, event_key="image", quantity="1000000"
+        ),
+        metadata=tenant.metadata,
+    )
+    assert (other.allowed, other.credits_left) == (True, "0.400000")

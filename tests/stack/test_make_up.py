@@ -161,6 +161,14 @@ def test_the_demo_runs_against_make_up_and_no_secret_reaches_a_log(platform: Pla
     assert '"remaining": "0"' in demo.stdout
     assert "(polled until data.0.eventType = usage.threshold_crossed)" in demo.stdout
     assert '"threshold": "80000"' in demo.stdout
+    # Last, a prepaid-only plan: topped up with 0.5 USDC on the hosted page, burned down by
+    # 50,000 tokens to exactly zero, and the next token refused.
+    assert "(polled until creditBalance = 0.500000)" in demo.stdout
+    assert "(30,000 tokens)\n<== 200" in demo.stdout
+    assert '"balance": "0.000000"' in demo.stdout
+    assert "(1 token)\n<== 409" in demo.stdout
+    assert "the subscriber's credits are 0.500000 USDC" in demo.stdout
+    assert "burned down to 0.000000 and stopped at zero." in demo.stdout
     state = platform.workdir / ".devstack"
     assert json.loads((state / "mandates.json").read_text())["address"] == mandates
 

@@ -177,6 +177,10 @@ class _EntitlementReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Ent
     """The quantity passes a HARD limit (refused; ingestion would reject it)."""
     ENTITLEMENT_REASON_SUBSCRIPTION_INACTIVE: _EntitlementReason.ValueType  # 7
     """The subscription is not ACTIVE (refused)."""
+    ENTITLEMENT_REASON_INSUFFICIENT_CREDITS: _EntitlementReason.ValueType  # 8
+    """The plan is prepaid-only and the subscriber's credits cannot pay for the quantity (refused;
+    ingestion would reject it).
+    """
 
 class EntitlementReason(_EntitlementReason, metaclass=_EntitlementReasonEnumTypeWrapper):
     """Why CheckEntitlement allows or refuses."""
@@ -196,6 +200,10 @@ ENTITLEMENT_REASON_HARD_LIMIT_EXCEEDED: EntitlementReason.ValueType  # 6
 """The quantity passes a HARD limit (refused; ingestion would reject it)."""
 ENTITLEMENT_REASON_SUBSCRIPTION_INACTIVE: EntitlementReason.ValueType  # 7
 """The subscription is not ACTIVE (refused)."""
+ENTITLEMENT_REASON_INSUFFICIENT_CREDITS: EntitlementReason.ValueType  # 8
+"""The plan is prepaid-only and the subscriber's credits cannot pay for the quantity (refused;
+ingestion would reject it).
+"""
 Global___EntitlementReason: _TypeAlias = EntitlementReason  # noqa: Y015
 
 @_typing.final
@@ -1369,6 +1377,7 @@ class CheckEntitlementResponse(_message.Message):
     REMAINING_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
     PERIOD_END_FIELD_NUMBER: _builtins.int
+    CREDITS_LEFT_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
     """Output only. Whether the feature may be used, or the quantity recorded."""
     reason: Global___EntitlementReason.ValueType
@@ -1384,6 +1393,10 @@ class CheckEntitlementResponse(_message.Message):
     remaining: _builtins.str
     """Output only. What is left of the limit before the quantity, never below "0"; empty without
     a limit.
+    """
+    credits_left: _builtins.str
+    """Output only. A prepaid-only plan's: the subscriber's credits less the cost of the usage they
+    pay for so far, USDC with 6 decimals; empty for other plans and for a feature.
     """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
@@ -1404,10 +1417,11 @@ class CheckEntitlementResponse(_message.Message):
         remaining: _builtins.str = ...,
         period_start: _timestamp_pb2.Timestamp | None = ...,
         period_end: _timestamp_pb2.Timestamp | None = ...,
+        credits_left: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "enforcement", b"enforcement", "limit", b"limit", "period_end", b"period_end", "period_start", b"period_start", "reason", b"reason", "remaining", b"remaining", "used", b"used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "credits_left", b"credits_left", "enforcement", b"enforcement", "limit", b"limit", "period_end", b"period_end", "period_start", b"period_start", "reason", b"reason", "remaining", b"remaining", "used", b"used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
