@@ -18,7 +18,8 @@ class MeteringMetrics(ServiceMetrics):
         self._refused_by_limit = self.counter(
             "usage_events_refused_by_limit",
             "Usage events rejected because they would take their key's usage in the billing "
-            "period past a HARD limit of the subscription's plan.",
+            "period past a HARD limit of the subscription's plan, or its cost past the credits "
+            "of a prepaid-only plan.",
         )
 
     def events_recorded(self, ingested: int, deduplicated: int, refused_by_limit: int) -> None:
