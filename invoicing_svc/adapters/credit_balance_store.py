@@ -17,8 +17,9 @@ class CreditBalanceStore:
         self._session = session
 
     async def lock_subscriber(self, merchant_id: str, user_id: str) -> None:
-        """Until commit, no other transaction decides on this subscriber's auto top-up."""
-        await lock_name(self._session, f"invoicing.auto_top_up:{merchant_id}:{user_id}")
+        """Until commit, no other transaction decides on this subscriber's credits: an auto
+        top-up, a second prepaid-only subscription."""
+        await lock_name(self._session, f"invoicing.credits:{merchant_id}:{user_id}")
 
     async def balance(self, merchant_id: str, user_id: str) -> Decimal:
         """The balance last reported; 0 before any report."""
