@@ -14,6 +14,7 @@ from sqlalchemy import Table, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service_kit.database import lock_name
 from settlement_svc.adapters.tables import (
     CreditAccountRow,
     CreditApplicationRow,
@@ -246,6 +247,12 @@ class CreditGrantStore:
                 for t in top_ups
             ],
         )
+
+    async def lock_top_ups(self, invoices: Collection[tuple[str, str]]) -> None:
+        """Until commit, no other transaction records or funds these (merchant id, invoice id)
+        top-ups: taken, in one order, before anything else those transactions lock."""
+        for merchant_id, invoice_id in sorted(set(invoices)):
+            await lock_name(self._session, f"settlement.top_up:{merchant_id}:{invoice_id}")
 
     async def top_ups(self, invoices: Collection[tuple[str, str]]) -> list[TopUp]:
         """The top-ups among these (merchant id, invoice id)."""

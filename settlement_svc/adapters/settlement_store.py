@@ -1,6 +1,6 @@
 """Settlements."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -202,6 +202,19 @@ class SettlementStore:
             in_creation_order(query, SettlementRow.create_time, SettlementRow.id, after, limit)
         )
         return [_settlement(row) for row in rows]
+
+    async def confirmed_invoices(self, merchant_id: str, invoice_ids: Collection[str]) -> set[str]:
+        """The invoices among `invoice_ids` a CONFIRMED settlement paid."""
+        if not invoice_ids:
+            return set()
+        rows = await self._session.scalars(
+            select(SettlementRow.invoice_id).where(
+                SettlementRow.merchant_id == merchant_id,
+                SettlementRow.invoice_id.in_(sorted(invoice_ids)),
+                SettlementRow.status == SettlementStatus.CONFIRMED.value,
+            )
+        )
+        return {invoice_id for invoice_id in rows if invoice_id}
 
     async def confirmed(self, merchant_id: str) -> list[Settlement]:
         rows = await self._session.scalars(

@@ -80,12 +80,20 @@ async def _record_invoices(
     if not postings and not voided:
         return ["" for _ in invoices]
     async with settlements.unit_of_work() as uow:
+        # A top-up paid before the ledger heard of it (its payment confirmed first) is funded
+        # here; one confirmed later is funded by its verification. The top-ups' locks order the
+        # two, so exactly one of them grants it.
+        await uow.credit_grants.lock_top_ups([(merchant_id, t.invoice_id) for t in top_ups])
         now = settlements.clock.now()
         posted = await uow.journal.post_many(merchant_id, postings, now) if postings else {}
         # A subscriber with a mandate is collected from: in this transaction, so a recorded
         # invoice is never left uncollected.
         await collections.schedule(uow, merchant_id, owed, now)
         await uow.credit_grants.add_top_ups(top_ups)
+        paid = await uow.settlements.confirmed_invoices(
+            merchant_id, [t.invoice_id for t in top_ups]
+        )
+        await prepaid_credits.fund_top_ups(uow, [(merchant_id, i) for i in sorted(paid)], now)
         await prepaid_credits.release_voided(uow, merchant_id, voided, now)
         await uow.commit()
     return [posted[(p.kind, p.reference)] if p else "" for p in answers]

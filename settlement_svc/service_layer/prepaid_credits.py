@@ -232,7 +232,8 @@ async def fund_top_ups(
     uow: SettlementUnitOfWork, paid: Sequence[tuple[str, str]], now: datetime
 ) -> None:
     """Grants what the top-ups among these paid (merchant id, invoice id) sold, once per
-    top-up, in the transaction that posts their payments."""
+    top-up, in the transaction that posts their payments or records the top-up invoices. The
+    caller holds the top-ups' locks (`lock_top_ups`)."""
     top_ups = await uow.credit_grants.top_ups(paid)
     if not top_ups:
         return

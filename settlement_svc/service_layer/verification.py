@@ -87,16 +87,19 @@ async def _record(
                 payments[settlement.merchant_id].append(_payment(settlement))
         for merchant_id, postings in payments.items():
             await uow.journal.post_many(merchant_id, postings, now)
+        paid = [
+            (s.merchant_id, s.invoice_id)
+            for s in judged
+            if s.status is SettlementStatus.CONFIRMED and s.invoice_id
+        ]
+        # Before the credit accounts: the recording of a top-up invoice takes these first too.
+        await uow.credit_grants.lock_top_ups(paid)
         # What a payment left beyond what it owed is the subscriber's credit to spend.
         fundings = [f for s in judged if (f := _excess(s)) is not None]
         await prepaid_credits.fund(uow, fundings, now)
         await prepaid_credits.fund_top_ups(
             uow,
-            [
-                (s.merchant_id, s.invoice_id)
-                for s in judged
-                if s.status is SettlementStatus.CONFIRMED and s.invoice_id
-            ],
+            paid,
             now,
         )
         await collections.reopen_failed(

@@ -4,6 +4,8 @@ pay a top-up, a voided one grants nothing, and the credits bought pay the next i
 
 from billing.invoicing.v1 import invoicing_pb2 as ipb
 from billing.settlement.v1 import settlement_pb2 as pb
+from settlement_svc.service_layer.verification import verify_pending
+from tests.conftest import CONFIRMATIONS
 from tests.settlement.conftest import Shop
 
 
@@ -118,6 +120,36 @@ async def test_a_paid_top_up_grants_its_credits_once_and_they_pay_the_next_invoi
         "0.000000",
     )
     assert await credit_balance(shop, user) == "3.500000"
+
+
+async def test_a_top_up_paid_before_the_ledger_heard_of_it_grants_once_when_it_does(
+    shop: Shop,
+) -> None:
+    """The payment may confirm before invoicing's outbox records the top-up in the ledger: the
+    recording then grants it, and recording it again grants nothing more."""
+    plan = await shop.merchant.plan(pricing_type=ipb.PRICING_TYPE_USAGE_BASED, amount="0.000010")
+    subscription = await shop.merchant.subscribe(plan)
+    invoice = await shop.merchant.stub.CreateInvoice(
+        ipb.CreateInvoiceRequest(
+            subscription_id=subscription.id, payment_plan_id=plan.id, amount="5", top_up=True
+        ),
+        metadata=shop.metadata,
+    )
+    settlement = await shop.submit(invoice.id, await shop.pay(5_000_000))
+    # Confirmed, while invoicing's outbox has not recorded the invoice in the ledger yet.
+    await shop.usdc.mine(CONFIRMATIONS)
+    await verify_pending(shop.platform.settlements)
+    assert (await shop.get(settlement.id)).status == pb.SETTLEMENT_STATUS_CONFIRMED
+    assert await grants(shop, invoice.user_id) == []
+
+    await shop.settle()  # the record arrives
+    await shop.settle()
+
+    assert await grants(shop, invoice.user_id) == [
+        (pb.CREDIT_SOURCE_TOP_UP, "5.000000", "5.000000", invoice.id)
+    ]
+    assert await credit_balance(shop, invoice.user_id) == "5.000000"
+    assert await reconciled(shop) == []
 
 
 async def test_a_voided_top_up_grants_nothing(shop: Shop) -> None:
