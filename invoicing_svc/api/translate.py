@@ -35,7 +35,8 @@ from invoicing_svc.domain.plans import (
     parse_usage_ceiling,
 )
 from invoicing_svc.domain.webhooks import WebhookDelivery, WebhookEndpoint
-from pricing.charges import PricingModel, Tier, UsageCharge, parse_price, parse_quantity
+from pricing.charges import PricingModel, UsageCharge, parse_price
+from pricing.messages import charge_of
 from service_kit.decimals import format_decimal
 from service_kit.errors import InvalidArgument
 from service_kit.proto_time import from_timestamp, to_timestamp
@@ -157,23 +158,7 @@ def charge_from_proto(message: pb.UsageCharge, field: str) -> UsageCharge:
     model = _enum(message.model, PricingModel, "CHARGE_MODEL_", f"{field}.model")
     if model is None:
         raise InvalidArgument(f"{field}.model is required", field=f"{field}.model")
-    return UsageCharge(
-        event_key=message.event_key,
-        model=model,
-        unit_price=parse_price(message.unit_price, f"{field}.unit_price"),
-        package_size=parse_quantity(message.package_size, f"{field}.package_size"),
-        included_quantity=parse_quantity(message.included_quantity, f"{field}.included_quantity"),
-        tiers=tuple(
-            Tier(
-                up_to=(
-                    parse_quantity(tier.up_to, f"{field}.tiers[{i}].up_to") if tier.up_to else None
-                ),
-                unit_price=parse_price(tier.unit_price, f"{field}.tiers[{i}].unit_price"),
-                flat_fee=parse_price(tier.flat_fee, f"{field}.tiers[{i}].flat_fee"),
-            )
-            for i, tier in enumerate(message.tiers)
-        ),
-    )
+    return charge_of(message, model, field)
 
 
 def limit_from_proto(message: pb.UsageLimit, field: str) -> UsageLimit:
