@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
+import grpc
 import pytest
 
 from billing.metering.v1 import metering_pb2 as pb
@@ -135,3 +138,41 @@ async def tenant(metering_stub: metering_pb2_grpc.MeteringServiceAsyncStub) -> T
     )
     await found.set_state(pb.SUBSCRIPTION_STATUS_ACTIVE, version=1)
     return found
+
+
+async def race_two_replicas(
+    tenant: Tenant, database_url: str, quantities: list[str]
+) -> tuple[list[Decimal], list[Decimal]]:
+    """The first half of `quantities` as single events, the rest in batches of 20, all at once,
+    alternating between the tenant's metering server and a second one on the same database:
+    the quantities accepted and those refused (FAILED_PRECONDITION, or REJECTED in a batch)."""
+    half = len(quantities) // 2
+    async with metering_server(database_url, ManualClock(TEST_START)) as second:
+        stubs: list[metering_pb2_grpc.MeteringServiceAsyncStub] = [tenant.stub, second.stub]
+
+        async def single(i: int) -> tuple[str, int]:
+            try:
+                await stubs[i % 2].RecordUsageEvent(
+                    pb.RecordUsageEventRequest(event=tenant.event(quantities[i])),
+                    metadata=tenant.metadata,
+                )
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+                return quantities[i], pb.USAGE_EVENT_OUTCOME_REJECTED
+            return quantities[i], pb.USAGE_EVENT_OUTCOME_ACCEPTED
+
+        async def batch(first: int) -> list[tuple[str, int]]:
+            chunk = quantities[first : first + 20]
+            answer = await stubs[first // 20 % 2].BatchRecordUsageEvents(
+                pb.BatchRecordUsageEventsRequest(events=[tenant.event(q) for q in chunk]),
+                metadata=tenant.metadata,
+            )
+            return [(q, r.outcome) for q, r in zip(chunk, answer.results, strict=True)]
+
+        singles = asyncio.gather(*(single(i) for i in range(half)))
+        batches = asyncio.gather(*(batch(first) for first in range(half, len(quantities), 20)))
+        outcomes = list(await singles) + [pair for chunk in await batches for pair in chunk]
+    accepted = [Decimal(q) for q, o in outcomes if o == pb.USAGE_EVENT_OUTCOME_ACCEPTED]
+    refused = [Decimal(q) for q, o in outcomes if o == pb.USAGE_EVENT_OUTCOME_REJECTED]
+    assert len(accepted) + len(refused) == len(quantities)
+    return accepted, refused

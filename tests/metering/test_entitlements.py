@@ -2,7 +2,6 @@
 carries, CheckEntitlement's answers, and hard limits enforced at ingestion, also by two metering
 replicas ingesting for one subscription at once."""
 
-import asyncio
 import random
 from datetime import timedelta
 from decimal import Decimal
@@ -11,12 +10,9 @@ import grpc
 import pytest
 
 from billing.metering.v1 import metering_pb2 as pb
-from billing.metering.v1 import metering_pb2_grpc
 from metering_svc.service_layer.unit_of_work import Metering
-from service_kit.clock import ManualClock
 from service_kit.proto_time import to_timestamp
-from tests.conftest import TEST_START, metering_server
-from tests.metering.conftest import Tenant, field_violation
+from tests.metering.conftest import Tenant, field_violation, race_two_replicas
 from tests.metering.test_aggregations import create_meter
 
 SOFT, HARD = pb.LIMIT_ENFORCEMENT_SOFT, pb.LIMIT_ENFORCEMENT_HARD
@@ -321,38 +317,10 @@ async def test_two_replicas_ingesting_at_once_never_pass_a_hard_limit(
     await entitle(tenant, 2, limits=[limit("token_generated", str(cap), HARD)])
     rng = random.Random(17)
     quantities = [str(Decimal(rng.randint(1, 2_000)) / 100) for _ in range(240)]
-    async with metering_server(database_url, ManualClock(TEST_START)) as second:
-        stubs: list[metering_pb2_grpc.MeteringServiceAsyncStub] = [tenant.stub, second.stub]
-
-        async def single(i: int) -> tuple[str, int]:
-            try:
-                await stubs[i % 2].RecordUsageEvent(
-                    pb.RecordUsageEventRequest(event=tenant.event(quantities[i])),
-                    metadata=tenant.metadata,
-                )
-            except grpc.aio.AioRpcError as error:
-                assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-                return quantities[i], pb.USAGE_EVENT_OUTCOME_REJECTED
-            return quantities[i], pb.USAGE_EVENT_OUTCOME_ACCEPTED
-
-        async def batch(first: int) -> list[tuple[str, int]]:
-            chunk = quantities[first : first + 20]
-            answer = await stubs[first // 20 % 2].BatchRecordUsageEvents(
-                pb.BatchRecordUsageEventsRequest(events=[tenant.event(q) for q in chunk]),
-                metadata=tenant.metadata,
-            )
-            return [(q, r.outcome) for q, r in zip(chunk, answer.results, strict=True)]
-
-        singles = asyncio.gather(*(single(i) for i in range(120)))
-        batches = asyncio.gather(*(batch(first) for first in range(120, 240, 20)))
-        outcomes = list(await singles) + [pair for chunk in await batches for pair in chunk]
-
-    accepted = [Decimal(q) for q, outcome in outcomes if outcome == pb.USAGE_EVENT_OUTCOME_ACCEPTED]
-    refused = [Decimal(q) for q, outcome in outcomes if outcome == pb.USAGE_EVENT_OUTCOME_REJECTED]
+    accepted, refused = await race_two_replicas(tenant, database_url, quantities)
     stored = Decimal(
         (await tenant.summary(tenant.period_start, tenant.period_end))["token_generated"].value
     )
-    assert len(accepted) + len(refused) == 240
     assert stored == sum(accepted)
     assert stored <= cap
     assert refused, "the workload must reach the limit"

@@ -4,7 +4,6 @@ priced as the invoice prices them (tiers, included units, the simple unit price 
 the closed period counted until its invoice spent the credits, and also when two metering
 replicas ingest for the subscription at once."""
 
-import asyncio
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -13,13 +12,11 @@ import grpc
 import pytest
 
 from billing.metering.v1 import metering_pb2 as pb
-from billing.metering.v1 import metering_pb2_grpc
 from pricing.charges import PricingModel, Tier, UsageCharge, usage_cost
 from pricing.messages import charge_to_proto
-from service_kit.clock import ManualClock
 from service_kit.proto_time import to_timestamp
-from tests.conftest import TEST_START, field_violation, metering_server
-from tests.metering.conftest import Tenant
+from tests.conftest import TEST_START, field_violation
+from tests.metering.conftest import Tenant, race_two_replicas
 from tests.metering.test_aggregations import create_meter
 
 ACCEPTED, REJECTED = pb.USAGE_EVENT_OUTCOME_ACCEPTED, pb.USAGE_EVENT_OUTCOME_REJECTED
@@ -257,39 +254,11 @@ async def test_two_replicas_ingesting_at_once_never_spend_more_than_the_credits(
     await prepay(tenant, 2, str(credits), [PER_TOKEN])
     rng = random.Random(23)
     quantities = [str(Decimal(rng.randint(1, 2_000)) / 100) for _ in range(240)]
-    async with metering_server(database_url, ManualClock(TEST_START)) as second:
-        stubs: list[metering_pb2_grpc.MeteringServiceAsyncStub] = [tenant.stub, second.stub]
-
-        async def single(i: int) -> tuple[str, int]:
-            try:
-                await stubs[i % 2].RecordUsageEvent(
-                    pb.RecordUsageEventRequest(event=tenant.event(quantities[i])),
-                    metadata=tenant.metadata,
-                )
-            except grpc.aio.AioRpcError as error:
-                assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-                return quantities[i], REJECTED
-            return quantities[i], ACCEPTED
-
-        async def batch(first: int) -> list[tuple[str, int]]:
-            chunk = quantities[first : first + 20]
-            answer = await stubs[first // 20 % 2].BatchRecordUsageEvents(
-                pb.BatchRecordUsageEventsRequest(events=[tenant.event(q) for q in chunk]),
-                metadata=tenant.metadata,
-            )
-            return [(q, r.outcome) for q, r in zip(chunk, answer.results, strict=True)]
-
-        singles = asyncio.gather(*(single(i) for i in range(120)))
-        batches = asyncio.gather(*(batch(first) for first in range(120, 240, 20)))
-        outcomes = list(await singles) + [pair for chunk in await batches for pair in chunk]
-
-    accepted = [Decimal(q) for q, outcome in outcomes if outcome == ACCEPTED]
-    rejected = [Decimal(q) for q, outcome in outcomes if outcome == REJECTED]
+    accepted, rejected = await race_two_replicas(tenant, database_url, quantities)
     stored = Decimal(
         (await tenant.summary(tenant.period_start, tenant.period_end))["token_generated"].value
     )
     cost = usage_cost([PER_TOKEN], {"token_generated": stored})
-    assert len(accepted) + len(rejected) == 240
     assert stored == sum(accepted)
     assert cost <= credits
     assert rejected, "the workload must use up the credits"
