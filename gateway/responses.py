@@ -137,6 +137,19 @@ class CheckoutSession(Reply):
     payment_request: PaymentRequest | None = None
 
 
+class InvoiceLine(Reply):
+    description: str
+    event_key: str
+    quantity: OptionalDecimal
+    amount: Decimal
+
+
+class PlanSegment(Reply):
+    plan_id: Annotated[str, Field(description="The plan that priced the part's usage.")]
+    fee_plan_id: Annotated[str, Field(description="The plan its time is charged at.")]
+    end_time: Annotated[datetime, Field(description="When the part ended: the change.")]
+
+
 class Subscription(Reply):
     id: str
     service_id: str
@@ -149,6 +162,20 @@ class Subscription(Reply):
     cancel_time: datetime | Absent = None
     create_time: datetime
     test_clock_time: datetime | Absent = None
+    scheduled_plan_id: Annotated[
+        str, Field(description="The plan it moves to at currentPeriodEnd; empty for none.")
+    ]
+    plan_segments: Annotated[
+        list[PlanSegment],
+        Field(description="The current period's parts before changes of plan made in it."),
+    ]
+    fee_plan_id: Annotated[
+        str, Field(description="The plan the current part's fixed fee is charged at.")
+    ]
+    pending_lines: Annotated[
+        list[InvoiceLine],
+        Field(description="Prorations of plan changes that the period's invoice will bill."),
+    ]
 
 
 class Customer(Reply):
@@ -165,13 +192,6 @@ class CustomerAccess(Reply):
     has_access: Annotated[bool, Field(description="Whether a subscription is ACTIVE.")]
     customers: list[Customer]
     subscriptions: Annotated[list[Subscription], Field(description="The ACTIVE ones.")]
-
-
-class InvoiceLine(Reply):
-    description: str
-    event_key: str
-    quantity: OptionalDecimal
-    amount: Decimal
 
 
 class PaymentAttempt(Reply):
@@ -245,6 +265,14 @@ class Invoice(Reply):
     # while the merchant has no payout wallet); only the answers of reads, creation and
     # finalization carry it.
     payment_request: PaymentRequest | None = None
+
+
+class PlanChangeResult(Reply):
+    subscription: Subscription
+    invoice: Annotated[
+        Invoice | Absent,
+        Field(description="The prorations invoiced at once (ALWAYS_INVOICE, an upgrade)."),
+    ] = None
 
 
 class Meter(Reply):

@@ -149,6 +149,18 @@ class SubscriptionCancel(Body):
     at_period_end: bool = False
 
 
+class SubscriptionPlanChange(Body):
+    plan_id: Id
+    timing: Annotated[
+        Literal["NOW", "PERIOD_END"],
+        Field(description="NOW splits the current period; PERIOD_END moves the next one."),
+    ] = "NOW"
+    proration_behavior: Annotated[
+        Literal["CREATE_PRORATIONS", "NONE", "ALWAYS_INVOICE"],
+        Field(description="What a change now does to the current period's fixed fee."),
+    ] = "CREATE_PRORATIONS"
+
+
 class UsageEventIn(Body):
     service_id: Id
     subscription_id: Id

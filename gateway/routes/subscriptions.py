@@ -10,7 +10,13 @@ from billing.settlement.v1 import settlement_pb2 as spb
 from gateway import responses as r
 from gateway.backends import to_json
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
-from gateway.schemas import AutoTopUpUpdate, SubscriptionCancel, TestClockAdvance, text
+from gateway.schemas import (
+    AutoTopUpUpdate,
+    SubscriptionCancel,
+    SubscriptionPlanChange,
+    TestClockAdvance,
+    text,
+)
 
 router = merchant_router("subscriptions")
 
@@ -101,6 +107,34 @@ async def cancel_subscription(
         return to_json(await merchant.call(stub.CancelSubscription, request))
 
     return await merchant.created(cancel)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/change-plan",
+    **r.documented(r.PlanChangeResult, 400, 404, 409),
+)
+async def change_subscription_plan(
+    merchant: Merchant, subscription_id: str, payload: SubscriptionPlanChange
+) -> Any:
+    """Moves the subscription to another plan of its service. `NOW`: usage before the change is
+    priced by the old plan and after it by the new one, as labelled lines of the period's
+    invoice, and the fixed fee follows `prorationBehavior`. `PERIOD_END` (required for another
+    billing interval): the next period is the new plan's; the current plan takes a scheduled
+    change back. 409 for a canceled subscription, its own plan now, or a prepaid-only plan."""
+
+    async def change() -> dict[str, Any]:
+        request = pb.ChangeSubscriptionPlanRequest(
+            id=subscription_id,
+            plan_id=payload.plan_id,
+            timing=pb.PlanChangeTiming.Value(f"PLAN_CHANGE_TIMING_{payload.timing}"),
+            proration_behavior=pb.ProrationBehavior.Value(
+                f"PRORATION_BEHAVIOR_{payload.proration_behavior}"
+            ),
+        )
+        stub = merchant.gateway.backends.invoicing
+        return to_json(await merchant.call(stub.ChangeSubscriptionPlan, request))
+
+    return await merchant.created(change)
 
 
 @router.post(

@@ -141,13 +141,14 @@ class MeteringClient:
                 "metering",
             )
             for window, answer in zip(chunk, response.responses, strict=True):
-                usages[window.subscription_id] = {
+                usages[id(window)] = {
                     summary.event_key: Decimal(summary.value) for summary in answer.summaries
                 }
 
-        usages: dict[str, Mapping[str, Decimal]] = {}
+        # By window object: a subscription whose plan changed has a window per part.
+        usages: dict[int, Mapping[str, Decimal]] = {}
         await asyncio.gather(*(read(m, chunk) for m, chunk in per_call(windows)))
-        return [usages[w.subscription_id] for w in windows]
+        return [usages[id(w)] for w in windows]
 
     async def push_invoices(self, invoices: Sequence[Invoice]) -> None:
         """References to the invoices, so events may be linked to them; one call per merchant

@@ -1,7 +1,9 @@
 """Checkout sessions and subscriptions."""
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +17,9 @@ from invoicing_svc.adapters.tables import (
 from invoicing_svc.domain.model import (
     CheckoutSession,
     CheckoutStatus,
+    InvoiceLine,
     PaymentProof,
+    PlanSegment,
     Subscription,
     SubscriptionStatus,
 )
@@ -23,21 +27,59 @@ from service_kit.pagination import in_creation_order
 from service_kit.sql_filters import id_in
 
 _UPDATE_SUBSCRIPTIONS = text("""
-    UPDATE invoicing.subscriptions s SET status = t.status, period_index = t.period_index,
+    UPDATE invoicing.subscriptions s SET status = t.status, plan_id = t.plan_id,
+        billing_anchor = t.billing_anchor, period_index = t.period_index,
         current_period_start = t.period_start, current_period_end = t.period_end,
         cancel_at_period_end = t.cancel_at_period_end, cancel_time = t.cancel_time,
         fee_prepaid_until = t.fee_prepaid_until, test_clock_time = t.test_clock_time,
-        version = t.version
+        version = t.version, plan_segments = t.plan_segments, fee_plan_id = t.fee_plan_id,
+        scheduled_plan_id = t.scheduled_plan_id, pending_lines = t.pending_lines
     FROM unnest(
-        CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:period_indexes AS int[]),
+        CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:plan_ids AS text[]),
+        CAST(:anchors AS timestamptz[]), CAST(:period_indexes AS int[]),
         CAST(:period_starts AS timestamptz[]), CAST(:period_ends AS timestamptz[]),
         CAST(:cancels_at_period_end AS boolean[]), CAST(:cancel_times AS timestamptz[]),
         CAST(:fees_prepaid_until AS timestamptz[]), CAST(:test_clock_times AS timestamptz[]),
-        CAST(:versions AS bigint[]))
-        AS t(id, status, period_index, period_start, period_end, cancel_at_period_end,
-            cancel_time, fee_prepaid_until, test_clock_time, version)
+        CAST(:versions AS bigint[]), CAST(:plan_segments AS jsonb[]),
+        CAST(:fee_plan_ids AS text[]), CAST(:scheduled_plan_ids AS text[]),
+        CAST(:pending_lines AS jsonb[]))
+        AS t(id, status, plan_id, billing_anchor, period_index, period_start, period_end,
+            cancel_at_period_end, cancel_time, fee_prepaid_until, test_clock_time, version,
+            plan_segments, fee_plan_id, scheduled_plan_id, pending_lines)
     WHERE s.id = t.id
 """)
+
+
+def _segments_to_json(segments: Sequence[PlanSegment]) -> list[dict[str, str]]:
+    return [
+        {"plan_id": s.plan_id, "fee_plan_id": s.fee_plan_id, "end": s.end.isoformat()}
+        for s in segments
+    ]
+
+
+def _segments_from_json(rows: Sequence[dict[str, str]]) -> tuple[PlanSegment, ...]:
+    return tuple(
+        PlanSegment(r["plan_id"], r["fee_plan_id"], datetime.fromisoformat(r["end"])) for r in rows
+    )
+
+
+def _lines_to_json(lines: Sequence[InvoiceLine]) -> list[dict[str, str]]:
+    return [
+        {
+            "description": line.description,
+            "event_key": line.event_key,
+            "quantity": f"{line.quantity:f}",
+            "amount": f"{line.amount:f}",
+        }
+        for line in lines
+    ]
+
+
+def _lines_from_json(rows: Sequence[dict[str, str]]) -> tuple[InvoiceLine, ...]:
+    return tuple(
+        InvoiceLine(r["description"], r["event_key"], Decimal(r["quantity"]), Decimal(r["amount"]))
+        for r in rows
+    )
 
 
 def _session(row: CheckoutSessionRow) -> CheckoutSession:
@@ -79,6 +121,10 @@ def _subscription(row: SubscriptionRow) -> Subscription:
         create_time=row.create_time,
         cancel_time=row.cancel_time,
         test_clock_time=row.test_clock_time,
+        plan_segments=_segments_from_json(row.plan_segments),
+        fee_plan_id=row.fee_plan_id,
+        scheduled_plan_id=row.scheduled_plan_id,
+        pending_lines=_lines_from_json(row.pending_lines),
     )
 
 
@@ -154,6 +200,10 @@ class SubscriptionStore:
                 test_clock_time=subscription.test_clock_time,
                 version=subscription.version,
                 create_time=subscription.create_time,
+                plan_segments=_segments_to_json(subscription.plan_segments),
+                fee_plan_id=subscription.fee_plan_id,
+                scheduled_plan_id=subscription.scheduled_plan_id,
+                pending_lines=_lines_to_json(subscription.pending_lines),
             )
         )
         await self._session.flush()
@@ -165,6 +215,8 @@ class SubscriptionStore:
             {
                 "ids": [s.id for s in subscriptions],
                 "statuses": [s.status.value for s in subscriptions],
+                "plan_ids": [s.plan_id for s in subscriptions],
+                "anchors": [s.billing_anchor for s in subscriptions],
                 "period_indexes": [s.period_index for s in subscriptions],
                 "period_starts": [s.current_period_start for s in subscriptions],
                 "period_ends": [s.current_period_end for s in subscriptions],
@@ -173,6 +225,14 @@ class SubscriptionStore:
                 "fees_prepaid_until": [s.fee_prepaid_until for s in subscriptions],
                 "test_clock_times": [s.test_clock_time for s in subscriptions],
                 "versions": [s.version for s in subscriptions],
+                "plan_segments": [
+                    json.dumps(_segments_to_json(s.plan_segments)) for s in subscriptions
+                ],
+                "fee_plan_ids": [s.fee_plan_id for s in subscriptions],
+                "scheduled_plan_ids": [s.scheduled_plan_id for s in subscriptions],
+                "pending_lines": [
+                    json.dumps(_lines_to_json(s.pending_lines)) for s in subscriptions
+                ],
             },
         )
 

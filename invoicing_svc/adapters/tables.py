@@ -106,6 +106,12 @@ class SubscriptionRow(Base):
     test_clock_time: Mapped[datetime | None] = mapped_column(Timestamp)
     version: Mapped[int] = mapped_column(BigInteger)
     create_time: Mapped[datetime] = mapped_column(Timestamp)
+    # Plan changes: [{plan_id, fee_plan_id, end}] and [{description, event_key, quantity,
+    # amount}], decimals and times as strings.
+    plan_segments: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    fee_plan_id: Mapped[str] = mapped_column(Text, default="")
+    scheduled_plan_id: Mapped[str] = mapped_column(Text, default="")
+    pending_lines: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
 
 
 class InvoiceRow(Base):

@@ -19,6 +19,7 @@ from invoicing_svc.service_layer import (
     customers,
     dunning,
     invoices,
+    plan_changes,
     settlement_events,
     subscriptions,
     webhooks,
@@ -220,6 +221,26 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             self._invoicing, merchant_id(context), request.id, request.at_period_end, key
         )
         return translate.subscription_to_proto(canceled)
+
+    async def ChangeSubscriptionPlan(
+        self, request: pb.ChangeSubscriptionPlanRequest, context: Context
+    ) -> pb.ChangeSubscriptionPlanResponse:
+        key = RequestKey.of("ChangeSubscriptionPlan", request, request.request_id)
+        changed, invoice = await plan_changes.change_plan(
+            self._invoicing,
+            merchant_id(context),
+            request.id,
+            request.plan_id,
+            translate.change_timing(request.timing),
+            translate.proration_behavior(request.proration_behavior),
+            key,
+        )
+        response = pb.ChangeSubscriptionPlanResponse(
+            subscription=translate.subscription_to_proto(changed)
+        )
+        if invoice is not None:
+            response.invoice.CopyFrom(translate.invoice_to_proto(invoice))
+        return response
 
     async def AdvanceTestClock(
         self, request: pb.AdvanceTestClockRequest, context: Context

@@ -28,6 +28,7 @@ from invoicing_svc.domain.model import (
     Subscription,
     SubscriptionStatus,
 )
+from invoicing_svc.domain.plan_changes import ChangeTiming, ProrationBehavior
 from invoicing_svc.domain.plans import (
     PlanChange,
     auto_pay_cap,
@@ -338,7 +339,47 @@ def subscription_to_proto(subscription: Subscription) -> pb.Subscription:
         message.cancel_time.CopyFrom(to_timestamp(subscription.cancel_time))
     if subscription.test_clock_time is not None:
         message.test_clock_time.CopyFrom(to_timestamp(subscription.test_clock_time))
+    message.scheduled_plan_id = subscription.scheduled_plan_id
+    message.fee_plan_id = subscription.fee_plan_id or subscription.plan_id
+    message.plan_segments.extend(
+        pb.PlanSegment(
+            plan_id=segment.plan_id,
+            fee_plan_id=segment.fee_plan_id,
+            end_time=to_timestamp(segment.end),
+        )
+        for segment in subscription.plan_segments
+    )
+    message.pending_lines.extend(line_to_proto(line) for line in subscription.pending_lines)
     return message
+
+
+_TIMINGS: dict[int, ChangeTiming] = {
+    pb.PLAN_CHANGE_TIMING_UNSPECIFIED: ChangeTiming.NOW,
+    pb.PLAN_CHANGE_TIMING_NOW: ChangeTiming.NOW,
+    pb.PLAN_CHANGE_TIMING_PERIOD_END: ChangeTiming.PERIOD_END,
+}
+_BEHAVIORS: dict[int, ProrationBehavior] = {
+    pb.PRORATION_BEHAVIOR_UNSPECIFIED: ProrationBehavior.CREATE_PRORATIONS,
+    pb.PRORATION_BEHAVIOR_CREATE_PRORATIONS: ProrationBehavior.CREATE_PRORATIONS,
+    pb.PRORATION_BEHAVIOR_NONE: ProrationBehavior.NONE,
+    pb.PRORATION_BEHAVIOR_ALWAYS_INVOICE: ProrationBehavior.ALWAYS_INVOICE,
+}
+
+
+def change_timing(value: int) -> ChangeTiming:
+    """NOW unless PERIOD_END is asked for; INVALID_ARGUMENT for a value the enum lacks."""
+    if value not in _TIMINGS:
+        raise InvalidArgument(f"timing {value} is not a PlanChangeTiming", field="timing")
+    return _TIMINGS[value]
+
+
+def proration_behavior(value: int) -> ProrationBehavior:
+    """CREATE_PRORATIONS unless another is asked for."""
+    if value not in _BEHAVIORS:
+        raise InvalidArgument(
+            f"proration_behavior {value} is not a ProrationBehavior", field="proration_behavior"
+        )
+    return _BEHAVIORS[value]
 
 
 def customer_to_proto(customer: Customer) -> pb.Customer:

@@ -113,6 +113,25 @@ class CheckoutSession:
 
 
 @dataclass(frozen=True)
+class InvoiceLine:
+    description: str
+    event_key: str
+    quantity: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class PlanSegment:
+    """An earlier part of a subscription's current period, before a change of plan: its usage
+    is priced by `plan_id`, and its fixed fee is `fee_plan_id`'s (the plan its time is charged
+    at, or was paid at up front)."""
+
+    plan_id: str
+    fee_plan_id: str
+    end: datetime
+
+
+@dataclass(frozen=True)
 class Subscription:
     id: str
     merchant_id: str
@@ -132,18 +151,17 @@ class Subscription:
     create_time: datetime
     cancel_time: datetime | None = None
     test_clock_time: datetime | None = None
+    # Plan changes (plan_changes): the parts of the current period before the last change, the
+    # plan the current part's fixed fee is charged at ("" = plan_id), the plan the subscription
+    # moves to when the period ends ("" = none), and prorations for the period's invoice.
+    plan_segments: tuple[PlanSegment, ...] = ()
+    fee_plan_id: str = ""
+    scheduled_plan_id: str = ""
+    pending_lines: tuple[InvoiceLine, ...] = ()
 
     def now(self, real_now: datetime) -> datetime:
         """The subscription's present: a test clock may have moved it ahead of real time."""
         return own_time(real_now, self.test_clock_time)
-
-
-@dataclass(frozen=True)
-class InvoiceLine:
-    description: str
-    event_key: str
-    quantity: Decimal
-    amount: Decimal
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 invoice bills, and the state a subscription moves to when its period ends."""
 
 import calendar
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from invoicing_svc.domain.model import BillingInterval, Plan, Subscription, SubscriptionStatus
+from invoicing_svc.domain.plan_changes import period_parts
 
 
 def _add_months(anchor: datetime, months: int) -> datetime:
@@ -58,19 +60,29 @@ class BilledUsage:
     end: datetime | None
 
 
-def billed_usage(period: Subscription, following: Subscription) -> BilledUsage:
-    """A period close bills the events of its period; later ones (the clock skew, the grace
-    window) are the next period's. The final invoice, after which the subscription is canceled,
-    bills every event from its period's start on: once canceled (or once its end is known)
-    metering refuses events, so every later one it holds was acknowledged before, and this is
-    the last invoice to bill it."""
+def usage_windows(subscription: Subscription, end: datetime | None) -> list[BilledUsage]:
+    """The usage of each part of the current period (`plan_changes.period_parts`), the last
+    part's up to `end`. Every event is in exactly one part: the parts meet at the changes."""
+    parts = period_parts(subscription)
+    return [
+        BilledUsage(
+            merchant_id=subscription.merchant_id,
+            subscription_id=subscription.id,
+            start=part.start,
+            end=part.end if part is not parts[-1] else end,
+        )
+        for part in parts
+    ]
+
+
+def billed_end(period: Subscription, following: Subscription) -> datetime | None:
+    """Where a period close stops billing events: at the period's end, later ones (the clock
+    skew, the grace window) being the next period's. The final invoice, after which the
+    subscription is canceled, bills every event from its last part's start on (None): once
+    canceled (or once its end is known) metering refuses events, so every later one it holds
+    was acknowledged before, and this is the last invoice to bill it."""
     final = following.status is SubscriptionStatus.CANCELED
-    return BilledUsage(
-        merchant_id=period.merchant_id,
-        subscription_id=period.id,
-        start=period.current_period_start,
-        end=None if final else period.current_period_end,
-    )
+    return None if final else period.current_period_end
 
 
 def after_credits_spent(following: Subscription, plan: Plan) -> Subscription:
@@ -83,8 +95,10 @@ def after_credits_spent(following: Subscription, plan: Plan) -> Subscription:
     return following
 
 
-def following_state(subscription: Subscription, plan: Plan) -> Subscription:
-    """The next state of a subscription whose period ended: the next period, or its end."""
+def following_state(subscription: Subscription, plans: Mapping[str, Plan]) -> Subscription:
+    """The next state of a subscription whose period ended: the next period, on the plan a
+    change scheduled for the period's end if one was, or its end. A plan of another interval
+    starts its periods again from there."""
     if subscription.cancel_at_period_end:
         return replace(
             subscription,
@@ -92,14 +106,23 @@ def following_state(subscription: Subscription, plan: Plan) -> Subscription:
             cancel_time=subscription.current_period_end,
             version=subscription.version + 1,
         )
-    index = subscription.period_index + 1
-    start, end = period_bounds(
-        subscription.billing_anchor, plan.billing_interval, plan.interval_count, index
-    )
+    plan = plans[subscription.plan_id]
+    following = plans[subscription.scheduled_plan_id or subscription.plan_id]
+    anchor, index = subscription.billing_anchor, subscription.period_index + 1
+    rhythm = (following.billing_interval, following.interval_count)
+    if rhythm != (plan.billing_interval, plan.interval_count):
+        anchor, index = subscription.current_period_end, 0
+    start, end = period_bounds(anchor, *rhythm, index)
     return replace(
         subscription,
+        plan_id=following.id,
+        billing_anchor=anchor,
         period_index=index,
         current_period_start=start,
         current_period_end=end,
+        plan_segments=(),
+        fee_plan_id="",
+        scheduled_plan_id="",
+        pending_lines=(),
         version=subscription.version + 1,
     )

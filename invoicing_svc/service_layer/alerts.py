@@ -29,7 +29,9 @@ from invoicing_svc.domain.invoice_lines import usage_spend
 from invoicing_svc.domain.model import Plan, Subscription
 from invoicing_svc.domain.period_invoice import current_balance, interim_invoice
 from invoicing_svc.domain.periods import BilledUsage
+from invoicing_svc.domain.plan_changes import plans_involved
 from invoicing_svc.service_layer.invoices import announce_created
+from invoicing_svc.service_layer.period_usage import parts_usage
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
 from service_kit.errors import InvalidArgument, NotFound
@@ -171,25 +173,32 @@ async def _check(
 ) -> int:
     """Records and announces what the locked subscriptions' periods have crossed."""
     now = invoicing.clock.now()
-    plans = await uow.catalog.plans_by_id({(s.merchant_id, s.plan_id) for s in subscriptions})
+    plans = await uow.catalog.plans_by_id(
+        {(s.merchant_id, plan_id) for s in subscriptions for plan_id in plans_involved(s)}
+    )
     alerts = await uow.alerts.watching([(s.merchant_id, s.plan_id, s.id) for s in subscriptions])
     credits = await uow.credit_balances.balances(
         {(s.merchant_id, s.user_id) for s in subscriptions}
     )
-    usages = await invoicing.metering.period_usages(
+    parts_of = await parts_usage(
+        invoicing.metering, [(s, s.current_period_end) for s in subscriptions], plans
+    )
+    # Alerts watch the whole period's usage: a period split by a plan change is read whole too.
+    split = [s for s, parts in zip(subscriptions, parts_of, strict=True) if len(parts) > 1]
+    wholes = await invoicing.metering.period_usages(
         [
             BilledUsage(s.merchant_id, s.id, s.current_period_start, s.current_period_end)
-            for s in subscriptions
+            for s in split
         ]
     )
+    whole_of = {s.id: usage for s, usage in zip(split, wholes, strict=True)}
     found: list[AlertCrossing] = []
-    usage_of = {}
-    for subscription, usage in zip(subscriptions, usages, strict=True):
-        usage_of[subscription.id] = usage
+    for subscription, parts in zip(subscriptions, parts_of, strict=True):
+        usage = whole_of.get(subscription.id, parts[0].usage)
         plan = plans[subscription.plan_id]
         credit = credits.get((subscription.merchant_id, subscription.user_id), Decimal(0))
-        balance = current_balance(subscription, plan, usage, credit, now)
-        _, spend = usage_spend(plan, usage)
+        balance = current_balance(subscription, parts, credit, now)
+        _, spend = usage_spend(parts)
         for alert in alerts[subscription.id]:
             for event_type, threshold, value in crossed(alert, plan, usage, balance, spend):
                 found.append(
@@ -205,6 +214,7 @@ async def _check(
                         cross_time=subscription.now(now),
                     )
                 )
+    parts_by_id = {s.id: parts for s, parts in zip(subscriptions, parts_of, strict=True)}
     recorded = await uow.alerts.record(found)
     by_id = {subscription.id: subscription for subscription in subscriptions}
     invoicing_ones = [c for c in recorded if c.alert.action is AlertAction.INVOICE]
@@ -217,8 +227,7 @@ async def _check(
             key = (subscription.id, subscription.current_period_start)
             invoice = interim_invoice(
                 subscription,
-                plans[subscription.plan_id],
-                usage_of[subscription.id],
+                parts_by_id[subscription.id],
                 billed.get(key, Decimal(0)),
                 invoice_id=new_id("in"),
                 now=now,

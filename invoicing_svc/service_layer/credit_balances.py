@@ -15,8 +15,9 @@ from invoicing_svc.domain import invoices as rules
 from invoicing_svc.domain.credits import AutoTopUp, SubscriptionBalance
 from invoicing_svc.domain.model import Invoice, Subscription, SubscriptionStatus
 from invoicing_svc.domain.period_invoice import current_balance
-from invoicing_svc.domain.periods import BilledUsage
+from invoicing_svc.domain.plan_changes import plans_involved
 from invoicing_svc.service_layer.invoices import announce_created
+from invoicing_svc.service_layer.period_usage import parts_usage
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.decimals import MAX_AMOUNT, parse_decimal
 from service_kit.errors import InvalidArgument, NotFound
@@ -102,17 +103,14 @@ async def subscription_balance(
     metering's summaries of the period (its rollups, current as each event is acknowledged)."""
     async with invoicing.unit_of_work() as uow:
         subscription = await _subscription(uow, merchant_id, subscription_id)
-        plan = await uow.catalog.plan(merchant_id, subscription.plan_id)
-        assert plan is not None
+        plans = await uow.catalog.plans_by_id(
+            {(merchant_id, plan_id) for plan_id in plans_involved(subscription)}
+        )
         credits = await uow.credit_balances.balance(merchant_id, subscription.user_id)
-    window = BilledUsage(
-        merchant_id,
-        subscription.id,
-        subscription.current_period_start,
-        subscription.current_period_end,
+    (parts,) = await parts_usage(
+        invoicing.metering, [(subscription, subscription.current_period_end)], plans
     )
-    (usage,) = await invoicing.metering.period_usages([window])
-    return current_balance(subscription, plan, usage, credits, invoicing.clock.now())
+    return current_balance(subscription, parts, credits, invoicing.clock.now())
 
 
 async def _top_up_when_low(

@@ -28,8 +28,10 @@ from invoicing_svc.domain.model import (
     Subscription,
     SubscriptionStatus,
 )
-from invoicing_svc.domain.period_invoice import period_invoice
-from invoicing_svc.domain.periods import after_credits_spent, billed_usage, following_state
+from invoicing_svc.domain.period_invoice import carried_credit, period_invoice
+from invoicing_svc.domain.periods import after_credits_spent, billed_end, following_state
+from invoicing_svc.domain.plan_changes import plans_involved
+from invoicing_svc.service_layer.period_usage import parts_usage
 from invoicing_svc.service_layer.prepaid_credits import CreditsUnavailable, spend_credits
 from invoicing_svc.service_layer.replica_pushes import allowances
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
@@ -55,9 +57,9 @@ class PeriodEnd:
 async def _plans(
     uow: InvoicingUnitOfWork, subscriptions: Sequence[Subscription]
 ) -> dict[str, Plan]:
-    """The subscriptions' plans by id, in one statement, read after the subscriptions (whose
-    pushes carry the plans' entitlements)."""
-    keys = {(s.merchant_id, s.plan_id) for s in subscriptions}
+    """Every plan the subscriptions' periods involve (`plans_involved`), by id, in one
+    statement, read after the subscriptions (whose pushes carry the plans' entitlements)."""
+    keys = {(s.merchant_id, plan_id) for s in subscriptions for plan_id in plans_involved(s)}
     plans = await uow.catalog.plans_by_id(keys)
     assert len(plans) == len(keys)
     return plans
@@ -78,8 +80,10 @@ async def bill_periods(
     await invoicing.metering.push_subscriptions(
         frozen, plans, await allowances(uow.credit_balances, frozen, plans, since=unbilled)
     )
-    usages = await invoicing.metering.period_usages(
-        [billed_usage(e.subscription, e.following) for e in endings]
+    usages = await parts_usage(
+        invoicing.metering,
+        [(e.subscription, billed_end(e.subscription, e.following)) for e in endings],
+        plans,
     )
     # The alert pass that may add an interim invoice holds the subscription's row, as the close
     # does: what it billed is known here.
@@ -89,8 +93,7 @@ async def bill_periods(
     priced = [
         period_invoice(
             ending.subscription,
-            plans[ending.subscription.plan_id],
-            usage,
+            parts,
             until=ending.until,
             invoice_id=new_id("in"),
             now=now,
@@ -98,8 +101,9 @@ async def bill_periods(
             interim_billed=interim.get(
                 (ending.subscription.id, ending.subscription.current_period_start), Decimal(0)
             ),
+            final=ending.following.status is SubscriptionStatus.CANCELED,
         )
-        for ending, usage in zip(endings, usages, strict=True)
+        for ending, parts in zip(endings, usages, strict=True)
     ]
     created = await uow.invoices.add_many(priced)
     credited = await spend_credits(
@@ -107,7 +111,13 @@ async def bill_periods(
     )
     by_id = {invoice.id: invoice for invoice in credited}
     invoices = [by_id.get(invoice.id, invoice) for invoice in priced]
-    stored = [after_credits_spent(following, plans[following.plan_id]) for following in frozen]
+    stored = [
+        after_credits_spent(
+            carried_credit(invoice, following) if invoice.id in created else following,
+            plans[following.plan_id],
+        )
+        for following, invoice in zip(frozen, invoices, strict=True)
+    ]
     await uow.subscriptions.update_subscriptions(stored)
     for following, invoice in zip(stored, invoices, strict=True):
         await uow.subscription_changed(following, now)
@@ -151,8 +161,7 @@ async def close_periods(
     now = invoicing.clock.now()
     plans = await _plans(uow, subscriptions)
     endings = [
-        PeriodEnd(s, following_state(s, plans[s.plan_id]), until=s.current_period_end)
-        for s in subscriptions
+        PeriodEnd(s, following_state(s, plans), until=s.current_period_end) for s in subscriptions
     ]
     _, stored = await bill_periods(invoicing, uow, endings, plans, now)
     for following in stored:

@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from invoicing_svc.domain.model import Subscription, SubscriptionStatus
+from invoicing_svc.domain.plan_changes import canceled_prorations
 from invoicing_svc.service_layer.period_close import bill_period, close_due_periods, close_periods
 from invoicing_svc.service_layer.replica_pushes import replica_of
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
@@ -113,7 +114,12 @@ async def end_now(
         cancel_time=ended_at,
         version=subscription.version + 1,
     )
-    await bill_period(invoicing, uow, subscription, following, until=ended_at, now=real_now)
+    paid = await uow.catalog.plan(
+        subscription.merchant_id, subscription.fee_plan_id or subscription.plan_id
+    )
+    assert paid is not None
+    period = canceled_prorations(subscription, paid, ended_at)
+    await bill_period(invoicing, uow, period, following, until=ended_at, now=real_now)
     await uow.emit(subscription.merchant_id, "subscription.canceled", following, real_now)
     return following
 

@@ -110,6 +110,9 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/subscriptions/{subscription_id}/cancel"): Probe(
         "/api/v1/subscriptions/{subscription}/cancel", body={}
     ),
+    ("POST", "/api/v1/subscriptions/{subscription_id}/change-plan"): Probe(
+        "/api/v1/subscriptions/{subscription}/change-plan", body={"planId": "{plan}"}
+    ),
     ("POST", "/api/v1/subscriptions/{subscription_id}/test-clock/advance"): Probe(
         "/api/v1/subscriptions/{subscription}/test-clock/advance", body={"seconds": 86400}
     ),

@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from invoicing_svc.domain.invoice_lines import PartUsage
 from invoicing_svc.domain.model import (
     BillingInterval,
     Invoice,
@@ -54,8 +55,9 @@ SUBSCRIPTION = Subscription(
 
 
 def _invoice(subscription: Subscription, usage: dict[str, Decimal], until: datetime) -> Invoice:
+    parts = [PartUsage(PLAN, PLAN, START, END, usage)]
     return period_invoice(
-        subscription, PLAN, usage, until=until, invoice_id="in_1", now=NOW, payment_terms=TERMS
+        subscription, parts, until=until, invoice_id="in_1", now=NOW, payment_terms=TERMS
     )
 
 

@@ -262,6 +262,10 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: ipb.CancelSubscriptionRequest(id=o.subscription.id),
             NOT_FOUND,
         ),
+        "ChangeSubscriptionPlan": (
+            lambda o: ipb.ChangeSubscriptionPlanRequest(id=o.subscription.id, plan_id=o.plan.id),
+            NOT_FOUND,
+        ),
         "CreateInvoice": (
             lambda o: ipb.CreateInvoiceRequest(
                 subscription_id=o.subscription.id, payment_plan_id=o.plan.id, amount="1"

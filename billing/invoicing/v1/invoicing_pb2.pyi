@@ -172,6 +172,70 @@ SUBSCRIPTION_STATUS_PAST_DUE: SubscriptionStatus.ValueType  # 2
 SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus.ValueType  # 3
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
+class _PlanChangeTiming:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PlanChangeTimingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PlanChangeTiming.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PLAN_CHANGE_TIMING_UNSPECIFIED: _PlanChangeTiming.ValueType  # 0
+    """NOW."""
+    PLAN_CHANGE_TIMING_NOW: _PlanChangeTiming.ValueType  # 1
+    """At this moment: the current period is split."""
+    PLAN_CHANGE_TIMING_PERIOD_END: _PlanChangeTiming.ValueType  # 2
+    """When the current period ends; the subscription's plan takes back a scheduled change."""
+
+class PlanChangeTiming(_PlanChangeTiming, metaclass=_PlanChangeTimingEnumTypeWrapper):
+    """When a change of plan takes effect."""
+
+PLAN_CHANGE_TIMING_UNSPECIFIED: PlanChangeTiming.ValueType  # 0
+"""NOW."""
+PLAN_CHANGE_TIMING_NOW: PlanChangeTiming.ValueType  # 1
+"""At this moment: the current period is split."""
+PLAN_CHANGE_TIMING_PERIOD_END: PlanChangeTiming.ValueType  # 2
+"""When the current period ends; the subscription's plan takes back a scheduled change."""
+Global___PlanChangeTiming: _TypeAlias = PlanChangeTiming  # noqa: Y015
+
+class _ProrationBehavior:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProrationBehaviorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProrationBehavior.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRORATION_BEHAVIOR_UNSPECIFIED: _ProrationBehavior.ValueType  # 0
+    """CREATE_PRORATIONS."""
+    PRORATION_BEHAVIOR_CREATE_PRORATIONS: _ProrationBehavior.ValueType  # 1
+    """Each plan's fee for its days (every started day counts, the day of the change the old
+    plan's). A fee paid up front gets two lines on the period's invoice: a credit for the unused
+    time on the plan paid for and a charge for the remaining time on the new one.
+    """
+    PRORATION_BEHAVIOR_NONE: _ProrationBehavior.ValueType  # 2
+    """The current period's fee stays the old plan's; the new fee starts with the next period."""
+    PRORATION_BEHAVIOR_ALWAYS_INVOICE: _ProrationBehavior.ValueType  # 3
+    """As CREATE_PRORATIONS, but prorations of a fee paid up front that add up to a charge (an
+    upgrade) are invoiced at once, and collected through the mandate or the invoice's page.
+    """
+
+class ProrationBehavior(_ProrationBehavior, metaclass=_ProrationBehaviorEnumTypeWrapper):
+    """What a change of plan made now does to the current period's fixed fee (Stripe's
+    proration_behavior).
+    """
+
+PRORATION_BEHAVIOR_UNSPECIFIED: ProrationBehavior.ValueType  # 0
+"""CREATE_PRORATIONS."""
+PRORATION_BEHAVIOR_CREATE_PRORATIONS: ProrationBehavior.ValueType  # 1
+"""Each plan's fee for its days (every started day counts, the day of the change the old
+plan's). A fee paid up front gets two lines on the period's invoice: a credit for the unused
+time on the plan paid for and a charge for the remaining time on the new one.
+"""
+PRORATION_BEHAVIOR_NONE: ProrationBehavior.ValueType  # 2
+"""The current period's fee stays the old plan's; the new fee starts with the next period."""
+PRORATION_BEHAVIOR_ALWAYS_INVOICE: ProrationBehavior.ValueType  # 3
+"""As CREATE_PRORATIONS, but prorations of a fee paid up front that add up to a charge (an
+upgrade) are invoiced at once, and collected through the mandate or the invoice's page.
+"""
+Global___ProrationBehavior: _TypeAlias = ProrationBehavior  # noqa: Y015
+
 class _InvoiceStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1266,6 +1330,10 @@ class Subscription(_message.Message):
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     TEST_CLOCK_TIME_FIELD_NUMBER: _builtins.int
+    SCHEDULED_PLAN_ID_FIELD_NUMBER: _builtins.int
+    PLAN_SEGMENTS_FIELD_NUMBER: _builtins.int
+    FEE_PLAN_ID_FIELD_NUMBER: _builtins.int
+    PENDING_LINES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "sub_" + 26 characters."""
     service_id: _builtins.str
@@ -1278,6 +1346,14 @@ class Subscription(_message.Message):
     """Output only. ACTIVE, PAST_DUE (an invoice is past its due time) or CANCELED."""
     cancel_at_period_end: _builtins.bool
     """Output only. The subscription ends at current_period_end."""
+    scheduled_plan_id: _builtins.str
+    """Output only. The plan a change moves the subscription to at current_period_end; empty when
+    none is scheduled.
+    """
+    fee_plan_id: _builtins.str
+    """Output only. The plan whose fixed fee the current part of the period is charged at (or was
+    paid at up front): plan_id, unless a change was made with PRORATION_BEHAVIOR_NONE.
+    """
     @_builtins.property
     def current_period_start(self) -> _timestamp_pb2.Timestamp:
         """Output only. Start of the open billing period, inclusive."""
@@ -1298,6 +1374,16 @@ class Subscription(_message.Message):
     def test_clock_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. The subscription's own time when a test clock moved it; unset otherwise."""
 
+    @_builtins.property
+    def plan_segments(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlanSegment]:
+        """Output only. The parts of the current period before changes of plan made in it, in time
+        order; the current plan runs from the last one's end_time.
+        """
+
+    @_builtins.property
+    def pending_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceLine]:
+        """Output only. Prorations of plan changes that the period's invoice will bill."""
+
     def __init__(
         self,
         *,
@@ -1312,14 +1398,50 @@ class Subscription(_message.Message):
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         test_clock_time: _timestamp_pb2.Timestamp | None = ...,
+        scheduled_plan_id: _builtins.str = ...,
+        plan_segments: _abc.Iterable[Global___PlanSegment] | None = ...,
+        fee_plan_id: _builtins.str = ...,
+        pending_lines: _abc.Iterable[Global___InvoiceLine] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "test_clock_time", b"test_clock_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_at_period_end", b"cancel_at_period_end", "cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "id", b"id", "plan_id", b"plan_id", "service_id", b"service_id", "status", b"status", "test_clock_time", b"test_clock_time", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_at_period_end", b"cancel_at_period_end", "cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "fee_plan_id", b"fee_plan_id", "id", b"id", "pending_lines", b"pending_lines", "plan_id", b"plan_id", "plan_segments", b"plan_segments", "scheduled_plan_id", b"scheduled_plan_id", "service_id", b"service_id", "status", b"status", "test_clock_time", b"test_clock_time", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
+
+@_typing.final
+class PlanSegment(_message.Message):
+    """A part of a subscription's current period before a change of plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    FEE_PLAN_ID_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    """Output only. The plan that prices the part's usage."""
+    fee_plan_id: _builtins.str
+    """Output only. The plan whose fixed fee the part's time is charged at."""
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the part ended: the time of the change."""
+
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        fee_plan_id: _builtins.str = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "fee_plan_id", b"fee_plan_id", "plan_id", b"plan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanSegment: _TypeAlias = PlanSegment  # noqa: Y015
 
 @_typing.final
 class GetSubscriptionRequest(_message.Message):
@@ -1541,6 +1663,82 @@ class CancelSubscriptionRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelSubscriptionRequest: _TypeAlias = CancelSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class ChangeSubscriptionPlanRequest(_message.Message):
+    """Request of ChangeSubscriptionPlan. NOT_FOUND for an unknown subscription or plan (or another
+    merchant's); INVALID_ARGUMENT for a plan of another service; FAILED_PRECONDITION for a
+    canceled subscription, the plan it is on, a prepaid-only plan on either side, another billing
+    interval now, or a change at the end of a period the subscription ends at.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    TIMING_FIELD_NUMBER: _builtins.int
+    PRORATION_BEHAVIOR_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Subscription id."""
+    plan_id: _builtins.str
+    """Required. The plan to move to, of the subscription's service."""
+    timing: Global___PlanChangeTiming.ValueType
+    """Optional. When the change takes effect. Default NOW."""
+    proration_behavior: Global___ProrationBehavior.ValueType
+    """Optional. What a change now does to the fixed fee. Default CREATE_PRORATIONS."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        timing: Global___PlanChangeTiming.ValueType = ...,
+        proration_behavior: Global___ProrationBehavior.ValueType = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "plan_id", b"plan_id", "proration_behavior", b"proration_behavior", "request_id", b"request_id", "timing", b"timing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeSubscriptionPlanRequest: _TypeAlias = ChangeSubscriptionPlanRequest  # noqa: Y015
+
+@_typing.final
+class ChangeSubscriptionPlanResponse(_message.Message):
+    """Response of ChangeSubscriptionPlan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    INVOICE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription:
+        """Output only. The subscription after the change."""
+
+    @_builtins.property
+    def invoice(self) -> Global___Invoice:
+        """Output only. The prorations invoiced at once (ALWAYS_INVOICE, an upgrade of a fee paid up
+        front); unset otherwise.
+        """
+
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+        invoice: Global___Invoice | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeSubscriptionPlanResponse: _TypeAlias = ChangeSubscriptionPlanResponse  # noqa: Y015
 
 @_typing.final
 class InvoiceLine(_message.Message):

@@ -114,6 +114,11 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CancelSubscriptionRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
                 _registered_method=True)
+        self.ChangeSubscriptionPlan = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ChangeSubscriptionPlan',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanResponse.FromString,
+                _registered_method=True)
         self.CreateInvoice = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/CreateInvoice',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateInvoiceRequest.SerializeToString,
@@ -395,6 +400,15 @@ class InvoicingServiceServicer:
     def CancelSubscription(self, request, context):
         """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
         end of the current period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeSubscriptionPlan(self, request, context):
+        """Moves a subscription to another plan of its service, now (its current period is split:
+        usage before the change is priced by the old plan, after it by the new one, on the period's
+        invoice) or at the period's end (required for another billing interval).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -725,6 +739,11 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.CancelSubscription,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CancelSubscriptionRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.SerializeToString,
+            ),
+            'ChangeSubscriptionPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeSubscriptionPlan,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanResponse.SerializeToString,
             ),
             'CreateInvoice': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateInvoice,
@@ -1307,6 +1326,33 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/CancelSubscription',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CancelSubscriptionRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeSubscriptionPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ChangeSubscriptionPlan',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

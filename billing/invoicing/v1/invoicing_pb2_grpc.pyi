@@ -74,6 +74,11 @@ class InvoicingServiceStub:
     """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
     end of the current period.
     """
+    ChangeSubscriptionPlan: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ChangeSubscriptionPlanRequest, _invoicing_pb2.ChangeSubscriptionPlanResponse]
+    """Moves a subscription to another plan of its service, now (its current period is split:
+    usage before the change is priced by the old plan, after it by the new one, on the period's
+    invoice) or at the period's end (required for another billing interval).
+    """
     CreateInvoice: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateInvoiceRequest, _invoicing_pb2.Invoice]
     """Creates an invoice the Retempo way: the merchant computed the amount."""
     GetInvoice: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetInvoiceRequest, _invoicing_pb2.Invoice]
@@ -208,6 +213,11 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     CancelSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CancelSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
     """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
     end of the current period.
+    """
+    ChangeSubscriptionPlan: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ChangeSubscriptionPlanRequest, _invoicing_pb2.ChangeSubscriptionPlanResponse]  # type: ignore[assignment]
+    """Moves a subscription to another plan of its service, now (its current period is split:
+    usage before the change is priced by the old plan, after it by the new one, on the period's
+    invoice) or at the period's end (required for another billing interval).
     """
     CreateInvoice: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateInvoiceRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
     """Creates an invoice the Retempo way: the merchant computed the amount."""
@@ -430,6 +440,17 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_invoicing_pb2.Subscription, _abc.Awaitable[_invoicing_pb2.Subscription]]:
         """Cancels now (bills the partial period: actual usage and the pro-rated fixed fee) or at the
         end of the current period.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangeSubscriptionPlan(
+        self,
+        request: _invoicing_pb2.ChangeSubscriptionPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ChangeSubscriptionPlanResponse, _abc.Awaitable[_invoicing_pb2.ChangeSubscriptionPlanResponse]]:
+        """Moves a subscription to another plan of its service, now (its current period is split:
+        usage before the change is priced by the old plan, after it by the new one, on the period's
+        invoice) or at the period's end (required for another billing interval).
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,141 @@
+"""Plan changes through the REST gateway on the whole platform (issue 18): a change now splits
+the period into labelled lines of one invoice, a change at the period's end moves the next
+period, refusals carry their status and field, and an Idempotency-Key replays the answer."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.gateway.conftest import Api
+from tests.gateway.test_rest_api import event, subscribe
+
+DAY = 86_400
+
+
+def refusal(response: httpx.Response) -> tuple[int, str, str | None]:
+    error = response.json()["error"]
+    return response.status_code, error["code"], error["param"]
+
+
+async def two_plans(api: Api) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Starter (0.000010 a token) and Scale (0.000004) of one service, and a weekly plan."""
+    service = (await api.post("/api/v1/services", {"name": "AI Token API"})).json()
+    plans = []
+    for name, price, interval in (
+        ("Starter", "0.000010", "MONTH"),
+        ("Scale", "0.000004", "MONTH"),
+        ("Weekly", "0.000008", "WEEK"),
+    ):
+        created = await api.post(
+            f"/api/v1/services/{service['id']}/plans",
+            {
+                "name": name,
+                "pricingType": "USAGE_BASED",
+                "billingInterval": interval,
+                "amount": price,
+            },
+        )
+        assert created.status_code == 200, created.text
+        plans.append(created.json())
+    return plans[0], plans[1], plans[2]
+
+
+async def tokens(api: Api, subscription: dict[str, Any], quantity: int, at: str) -> None:
+    posted = await api.post("/api/v1/usage-events", event(subscription, quantity, occurredAt=at))
+    assert posted.status_code == 200, posted.text
+
+
+async def advance(api: Api, subscription: dict[str, Any], seconds: int) -> dict[str, Any]:
+    moved = await api.post(
+        f"/api/v1/subscriptions/{subscription['id']}/test-clock/advance", {"seconds": seconds}
+    )
+    assert moved.status_code == 200, moved.text
+    answer: dict[str, Any] = moved.json()
+    return answer
+
+
+def minutes(moment: str) -> str:
+    return f"{datetime.fromisoformat(moment):%Y-%m-%d %H:%M}"
+
+
+async def test_a_change_now_bills_each_plans_usage_on_one_invoice(api: Api) -> None:
+    starter, scale, _ = await two_plans(api)
+    subscription = await advance(api, await subscribe(api, starter), 3 * DAY)
+    # Just before the change (an event at its very moment is the new plan's).
+    before = datetime.fromisoformat(subscription["testClockTime"]) - timedelta(seconds=1)
+    await tokens(api, subscription, 50_000, before.isoformat())
+
+    changed = await api.post(
+        f"/api/v1/subscriptions/{subscription['id']}/change-plan",
+        {"planId": scale["id"]},
+        **{"Idempotency-Key": "change-1"},
+    )
+
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    at = subscription["testClockTime"]
+    assert "invoice" not in body
+    moved = body["subscription"]
+    assert (moved["planId"], moved["feePlanId"], moved["scheduledPlanId"]) == (
+        scale["id"],
+        scale["id"],
+        "",
+    )
+    assert moved["planSegments"] == [
+        {"planId": starter["id"], "feePlanId": starter["id"], "endTime": at}
+    ]
+    again = await api.post(
+        f"/api/v1/subscriptions/{subscription['id']}/change-plan",
+        {"planId": scale["id"]},
+        **{"Idempotency-Key": "change-1"},
+    )
+    assert again.json() == body
+    await tokens(api, subscription, 100_000, at)
+    end = subscription["currentPeriodEnd"]
+    await advance(api, moved, 31 * DAY)
+
+    invoices = (await api.get("/api/v1/invoices", subscriptionId=subscription["id"])).json()
+    [invoice] = [
+        i for i in invoices["data"] if i["periodStart"] == subscription["currentPeriodStart"]
+    ]
+    start = subscription["currentPeriodStart"]
+    assert [(line["description"], line["amount"]) for line in invoice["lines"]] == [
+        (f"Starter, {minutes(start)} to {minutes(at)} UTC: Usage: 50000 x 0.00001", "0.500000"),
+        (f"Scale, {minutes(at)} to {minutes(end)} UTC: Usage: 100000 x 0.000004", "0.400000"),
+    ]
+    assert invoice["amount"] == "0.900000"
+
+
+async def test_a_change_at_the_periods_end_and_the_refusals(api: Api) -> None:
+    starter, scale, weekly = await two_plans(api)
+    subscription = await subscribe(api, starter)
+    path = f"/api/v1/subscriptions/{subscription['id']}/change-plan"
+
+    assert refusal(await api.post(path, {"planId": weekly["id"]})) == (
+        409,
+        "failed_precondition",
+        "timing",
+    )
+    assert refusal(await api.post(path, {"planId": starter["id"]})) == (
+        409,
+        "failed_precondition",
+        "planId",
+    )
+    assert refusal(await api.post(path, {"planId": "plan_missing"})) == (
+        404,
+        "not_found",
+        "planId",
+    )
+    assert refusal(await api.post(path, {"planId": scale["id"], "timing": "SOON"})) == (
+        400,
+        "invalid_field",
+        "timing",
+    )
+    scheduled = await api.post(path, {"planId": weekly["id"], "timing": "PERIOD_END"})
+
+    assert scheduled.status_code == 200, scheduled.text
+    assert scheduled.json()["subscription"]["scheduledPlanId"] == weekly["id"]
+    following = await advance(api, subscription, 31 * DAY)
+    assert (following["planId"], following["scheduledPlanId"]) == (weekly["id"], "")
+    assert following["currentPeriodStart"] == subscription["currentPeriodEnd"]
