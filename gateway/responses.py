@@ -83,6 +83,12 @@ class Plan(Reply):
         bool,
         Field(description="Usage is paid from prepaid credits; events they cannot pay for fail."),
     ]
+    trial_days: Annotated[int, Field(description="Days of free trial before the first period.")]
+    trial_usage_billed: Annotated[bool, Field(description="Whether trial usage is billed.")]
+    trial_end_action: Annotated[
+        Literal["CONVERT", "CANCEL", "PAUSE"] | None,
+        Field(description="What ends a trial without an auto-pay mandate."),
+    ]
 
 
 class NewSubscriber(Reply):
@@ -155,7 +161,7 @@ class Subscription(Reply):
     service_id: str
     plan_id: str
     user_id: str
-    status: Literal["ACTIVE", "PAST_DUE", "CANCELED"] | None
+    status: Literal["ACTIVE", "PAST_DUE", "PAUSED", "CANCELED"] | None
     current_period_start: datetime
     current_period_end: datetime
     cancel_at_period_end: bool
@@ -176,6 +182,10 @@ class Subscription(Reply):
         list[InvoiceLine],
         Field(description="Prorations of plan changes that the period's invoice will bill."),
     ]
+    pause_time: Annotated[datetime | Absent, Field(description="Set while PAUSED.")] = None
+    trial_end: Annotated[
+        datetime | Absent, Field(description="When its trial ends; absent without one.")
+    ] = None
 
 
 class Customer(Reply):

@@ -113,6 +113,9 @@ class PlanCreate(Body):
     features: Features = []
     limits: Limits = []
     prepaid_only: bool = False
+    trial_days: Annotated[Count, Field(ge=0, le=730)] = 0
+    trial_usage_billed: bool = False
+    trial_end_action: Literal["CONVERT", "CANCEL", "PAUSE"] = "CONVERT"
 
 
 class PlanUpdate(Body):

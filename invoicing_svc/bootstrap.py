@@ -14,6 +14,7 @@ from invoicing_svc.domain.model import InvoiceStatus
 from invoicing_svc.service_layer.alerts import check_alerts
 from invoicing_svc.service_layer.period_close import close_due_periods, mark_overdue
 from invoicing_svc.service_layer.relay import outbox_relay
+from invoicing_svc.service_layer.trials import remind_trials_ending
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from invoicing_svc.service_layer.webhooks import keep_delivering_webhooks
 from invoicing_svc.settings import InvoicingSettings
@@ -65,11 +66,13 @@ async def start(invoicing: Invoicing) -> RunningServer:
 
 
 def start_background_work(invoicing: Invoicing) -> list[asyncio.Task[None]]:
-    """The period-close scheduler (and overdue marking), the outbox relays, the webhook worker."""
+    """The period-close scheduler (with trial reminders and overdue marking), the outbox relays,
+    the webhook worker."""
     interval = invoicing.settings.poll_interval_seconds
     relay = outbox_relay(invoicing)
 
     async def schedule() -> None:
+        await remind_trials_ending(invoicing)
         await close_due_periods(invoicing)
         await mark_overdue(invoicing)
 

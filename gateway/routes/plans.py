@@ -55,6 +55,9 @@ def plan_message(service_id: str, payload: PlanCreate) -> pb.Plan:
         features=payload.features,
         limits=limit_messages(payload.limits),
         prepaid_only=payload.prepaid_only,
+        trial_days=payload.trial_days,
+        trial_usage_billed=payload.trial_usage_billed,
+        trial_end_action=pb.TrialEndAction.Value(f"TRIAL_END_ACTION_{payload.trial_end_action}"),
     )
 
 

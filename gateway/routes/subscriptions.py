@@ -24,7 +24,7 @@ router = merchant_router("subscriptions")
 @router.get("/subscriptions", **r.documented(r.Page[r.Subscription]))
 async def list_subscriptions(
     merchant: Merchant,
-    status: Literal["ACTIVE", "PAST_DUE", "CANCELED"] | None = None,
+    status: Literal["ACTIVE", "PAST_DUE", "PAUSED", "CANCELED"] | None = None,
     user_id: Annotated[str, Query(alias="userId", max_length=128)] = "",
     plan_id: Annotated[str, Query(alias="planId", max_length=128)] = "",
     service_id: Annotated[str, Query(alias="serviceId", max_length=128)] = "",
@@ -135,6 +135,32 @@ async def change_subscription_plan(
         return to_json(await merchant.call(stub.ChangeSubscriptionPlan, request))
 
     return await merchant.created(change)
+
+
+@router.post("/subscriptions/{subscription_id}/pause", **r.documented(r.Subscription, 404, 409))
+async def pause_subscription(merchant: Merchant, subscription_id: str) -> Any:
+    """Pauses an ACTIVE subscription now: its period's invoice bills it up to now (a fee paid up
+    front is credited for the rest, on the resumed period's invoices); until it resumes no
+    period runs, no invoice is made and usage events are refused (409)."""
+
+    async def pause() -> dict[str, Any]:
+        stub = merchant.gateway.backends.invoicing
+        request = pb.PauseSubscriptionRequest(id=subscription_id)
+        return to_json(await merchant.call(stub.PauseSubscription, request))
+
+    return await merchant.created(pause)
+
+
+@router.post("/subscriptions/{subscription_id}/resume", **r.documented(r.Subscription, 404, 409))
+async def resume_subscription(merchant: Merchant, subscription_id: str) -> Any:
+    """Resumes a PAUSED subscription: a new billing period starts now, billed in arrears."""
+
+    async def resume() -> dict[str, Any]:
+        stub = merchant.gateway.backends.invoicing
+        request = pb.ResumeSubscriptionRequest(id=subscription_id)
+        return to_json(await merchant.call(stub.ResumeSubscription, request))
+
+    return await merchant.created(resume)
 
 
 @router.post(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoicing_svc.adapters.tables import PlanRow, ServiceRow, SubscriberRow
 from invoicing_svc.domain.entitlements import Enforcement, UsageLimit
-from invoicing_svc.domain.model import BillingInterval, Plan, PricingType, Service
+from invoicing_svc.domain.model import BillingInterval, Plan, PricingType, Service, TrialEndAction
 from pricing.records import charges_from_json, charges_to_json
 from service_kit.pagination import in_creation_order
 from service_kit.sql_filters import id_in
@@ -53,6 +53,9 @@ def _plan(row: PlanRow) -> Plan:
         features=tuple(row.features),
         limits=limits_from_json(row.limits),
         prepaid_only=row.prepaid_only,
+        trial_days=row.trial_days,
+        trial_usage_billed=row.trial_usage_billed,
+        trial_end_action=TrialEndAction(row.trial_end_action),
     )
 
 
@@ -103,6 +106,9 @@ class CatalogStore:
                 features=list(plan.features),
                 limits=limits_to_json(plan.limits),
                 prepaid_only=plan.prepaid_only,
+                trial_days=plan.trial_days,
+                trial_usage_billed=plan.trial_usage_billed,
+                trial_end_action=plan.trial_end_action.value,
             )
         )
         await self._session.flush()

@@ -33,7 +33,8 @@ _UPDATE_SUBSCRIPTIONS = text("""
         cancel_at_period_end = t.cancel_at_period_end, cancel_time = t.cancel_time,
         fee_prepaid_until = t.fee_prepaid_until, test_clock_time = t.test_clock_time,
         version = t.version, plan_segments = t.plan_segments, fee_plan_id = t.fee_plan_id,
-        scheduled_plan_id = t.scheduled_plan_id, pending_lines = t.pending_lines
+        scheduled_plan_id = t.scheduled_plan_id, pending_lines = t.pending_lines,
+        pause_time = t.pause_time, usage_from = t.usage_from
     FROM unnest(
         CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:plan_ids AS text[]),
         CAST(:anchors AS timestamptz[]), CAST(:period_indexes AS int[]),
@@ -42,10 +43,11 @@ _UPDATE_SUBSCRIPTIONS = text("""
         CAST(:fees_prepaid_until AS timestamptz[]), CAST(:test_clock_times AS timestamptz[]),
         CAST(:versions AS bigint[]), CAST(:plan_segments AS jsonb[]),
         CAST(:fee_plan_ids AS text[]), CAST(:scheduled_plan_ids AS text[]),
-        CAST(:pending_lines AS jsonb[]))
+        CAST(:pending_lines AS jsonb[]), CAST(:pause_times AS timestamptz[]),
+        CAST(:usage_froms AS timestamptz[]))
         AS t(id, status, plan_id, billing_anchor, period_index, period_start, period_end,
             cancel_at_period_end, cancel_time, fee_prepaid_until, test_clock_time, version,
-            plan_segments, fee_plan_id, scheduled_plan_id, pending_lines)
+            plan_segments, fee_plan_id, scheduled_plan_id, pending_lines, pause_time, usage_from)
     WHERE s.id = t.id
 """)
 
@@ -125,6 +127,12 @@ def _subscription(row: SubscriptionRow) -> Subscription:
         fee_plan_id=row.fee_plan_id,
         scheduled_plan_id=row.scheduled_plan_id,
         pending_lines=_lines_from_json(row.pending_lines),
+        pause_time=row.pause_time,
+        usage_from=row.usage_from,
+        trial_end=row.trial_end,
+        trial_reminded=row.trial_reminded,
+        mandate_id=row.mandate_id,
+        mandate_expire_time=row.mandate_expire_time,
     )
 
 
@@ -204,6 +212,12 @@ class SubscriptionStore:
                 fee_plan_id=subscription.fee_plan_id,
                 scheduled_plan_id=subscription.scheduled_plan_id,
                 pending_lines=_lines_to_json(subscription.pending_lines),
+                pause_time=subscription.pause_time,
+                usage_from=subscription.usage_from,
+                trial_end=subscription.trial_end,
+                trial_reminded=subscription.trial_reminded,
+                mandate_id=subscription.mandate_id,
+                mandate_expire_time=subscription.mandate_expire_time,
             )
         )
         await self._session.flush()
@@ -230,6 +244,8 @@ class SubscriptionStore:
                 ],
                 "fee_plan_ids": [s.fee_plan_id for s in subscriptions],
                 "scheduled_plan_ids": [s.scheduled_plan_id for s in subscriptions],
+                "pause_times": [s.pause_time for s in subscriptions],
+                "usage_froms": [s.usage_from for s in subscriptions],
                 "pending_lines": [
                     json.dumps(_lines_to_json(s.pending_lines)) for s in subscriptions
                 ],
@@ -339,6 +355,32 @@ class SubscriptionStore:
         )
         return [_subscription(row) for row in rows]
 
+    async def trials_to_remind(
+        self, now: datetime, lead: timedelta, limit: int, subscription_id: str | None = None
+    ) -> list[Subscription]:
+        """Locks ACTIVE subscriptions in their trial, not reminded yet, whose trial ends within
+        `lead` of now in their own time; rows another replica holds are skipped."""
+        due = or_(
+            SubscriptionRow.trial_end <= now + lead,
+            SubscriptionRow.trial_end <= SubscriptionRow.test_clock_time + lead,
+        )
+        query = select(SubscriptionRow).where(
+            SubscriptionRow.trial_end.is_not(None),
+            ~SubscriptionRow.trial_reminded,
+            SubscriptionRow.status == SubscriptionStatus.ACTIVE.value,
+            SubscriptionRow.current_period_end <= SubscriptionRow.trial_end,
+            due,
+        )
+        if subscription_id:
+            query = query.where(SubscriptionRow.id == subscription_id)
+        rows = await self._session.scalars(
+            query.order_by(SubscriptionRow.trial_end)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return [_subscription(row) for row in rows]
+
     async def claim_due(
         self,
         now: datetime,
@@ -355,8 +397,11 @@ class SubscriptionStore:
             SubscriptionRow.current_period_end <= now - grace,
             SubscriptionRow.current_period_end <= SubscriptionRow.test_clock_time - grace,
         )
+        # A paused subscription has no period running (the index covers status <> CANCELED).
         query = select(SubscriptionRow).where(
-            SubscriptionRow.status != SubscriptionStatus.CANCELED.value, due
+            SubscriptionRow.status != SubscriptionStatus.CANCELED.value,
+            SubscriptionRow.status != SubscriptionStatus.PAUSED.value,
+            due,
         )
         if subscription_id:
             query = query.where(SubscriptionRow.id == subscription_id)

@@ -56,6 +56,9 @@ class PlanRow(Base):
     features: Mapped[list[str]] = mapped_column(ARRAY(Text))
     limits: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     prepaid_only: Mapped[bool] = mapped_column(Boolean)
+    trial_days: Mapped[int] = mapped_column(Integer, default=0)
+    trial_usage_billed: Mapped[bool] = mapped_column(Boolean, default=False)
+    trial_end_action: Mapped[str] = mapped_column(Text, default="CONVERT")
 
 
 class SubscriberRow(Base):
@@ -112,6 +115,12 @@ class SubscriptionRow(Base):
     fee_plan_id: Mapped[str] = mapped_column(Text, default="")
     scheduled_plan_id: Mapped[str] = mapped_column(Text, default="")
     pending_lines: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    pause_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    usage_from: Mapped[datetime | None] = mapped_column(Timestamp)
+    trial_end: Mapped[datetime | None] = mapped_column(Timestamp)
+    trial_reminded: Mapped[bool] = mapped_column(Boolean, default=False)
+    mandate_id: Mapped[str] = mapped_column(Text, default="")
+    mandate_expire_time: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class InvoiceRow(Base):

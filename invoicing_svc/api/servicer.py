@@ -19,6 +19,7 @@ from invoicing_svc.service_layer import (
     customers,
     dunning,
     invoices,
+    pauses,
     plan_changes,
     settlement_events,
     subscriptions,
@@ -242,6 +243,24 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             response.invoice.CopyFrom(translate.invoice_to_proto(invoice))
         return response
 
+    async def PauseSubscription(
+        self, request: pb.PauseSubscriptionRequest, context: Context
+    ) -> pb.Subscription:
+        key = RequestKey.of("PauseSubscription", request, request.request_id)
+        paused = await pauses.pause_subscription(
+            self._invoicing, merchant_id(context), request.id, key
+        )
+        return translate.subscription_to_proto(paused)
+
+    async def ResumeSubscription(
+        self, request: pb.ResumeSubscriptionRequest, context: Context
+    ) -> pb.Subscription:
+        key = RequestKey.of("ResumeSubscription", request, request.request_id)
+        resumed = await pauses.resume_subscription(
+            self._invoicing, merchant_id(context), request.id, key
+        )
+        return translate.subscription_to_proto(resumed)
+
     async def AdvanceTestClock(
         self, request: pb.AdvanceTestClockRequest, context: Context
     ) -> pb.Subscription:
@@ -358,6 +377,9 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
             event_type,
             translate.mandate_data(summary),
             key,
+            expire_time=from_timestamp(summary.expire_time)
+            if summary.HasField("expire_time")
+            else None,
         )
         return pb.ReportMandateChangeResponse()
 

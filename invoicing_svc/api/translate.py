@@ -27,6 +27,7 @@ from invoicing_svc.domain.model import (
     Service,
     Subscription,
     SubscriptionStatus,
+    TrialEndAction,
 )
 from invoicing_svc.domain.plan_changes import ChangeTiming, ProrationBehavior
 from invoicing_svc.domain.plans import (
@@ -205,6 +206,9 @@ def plan_from_proto(message: pb.Plan, *, plan_id: str, merchant_id: str, now: da
         features=tuple(message.features),
         limits=limits_from_proto(message),
         prepaid_only=message.prepaid_only,
+        trial_days=message.trial_days,
+        trial_usage_billed=message.trial_usage_billed,
+        trial_end_action=_trial_end_action(message.trial_end_action),
     )
 
 
@@ -291,6 +295,9 @@ def plan_to_proto(plan: Plan) -> pb.Plan:
             for u in plan.limits
         ],
         prepaid_only=plan.prepaid_only,
+        trial_days=plan.trial_days,
+        trial_usage_billed=plan.trial_usage_billed,
+        trial_end_action=pb.TrialEndAction.Value(f"TRIAL_END_ACTION_{plan.trial_end_action.value}"),
     )
 
 
@@ -350,7 +357,27 @@ def subscription_to_proto(subscription: Subscription) -> pb.Subscription:
         for segment in subscription.plan_segments
     )
     message.pending_lines.extend(line_to_proto(line) for line in subscription.pending_lines)
+    if subscription.pause_time is not None:
+        message.pause_time.CopyFrom(to_timestamp(subscription.pause_time))
+    if subscription.trial_end is not None:
+        message.trial_end.CopyFrom(to_timestamp(subscription.trial_end))
     return message
+
+
+_TRIAL_END_ACTIONS: dict[int, TrialEndAction] = {
+    pb.TRIAL_END_ACTION_UNSPECIFIED: TrialEndAction.CONVERT,
+    pb.TRIAL_END_ACTION_CONVERT: TrialEndAction.CONVERT,
+    pb.TRIAL_END_ACTION_CANCEL: TrialEndAction.CANCEL,
+    pb.TRIAL_END_ACTION_PAUSE: TrialEndAction.PAUSE,
+}
+
+
+def _trial_end_action(value: int) -> TrialEndAction:
+    if value not in _TRIAL_END_ACTIONS:
+        raise InvalidArgument(
+            f"plan.trial_end_action {value} is not a TrialEndAction", field="plan.trial_end_action"
+        )
+    return _TRIAL_END_ACTIONS[value]
 
 
 _TIMINGS: dict[int, ChangeTiming] = {

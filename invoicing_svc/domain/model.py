@@ -10,6 +10,16 @@ from pricing.charges import UsageCharge
 from service_kit.clock import own_time
 
 
+class TrialEndAction(StrEnum):
+    """What ends a trial the subscriber set up no auto-pay mandate for (Stripe's
+    `trial_settings.end_behavior.missing_payment_method`)."""
+
+    # Billing goes on: the next periods are invoiced, to be paid on their hosted pages.
+    CONVERT = "CONVERT"
+    CANCEL = "CANCEL"
+    PAUSE = "PAUSE"
+
+
 class PricingType(StrEnum):
     FIXED_RECURRING = "FIXED_RECURRING"
     USAGE_BASED = "USAGE_BASED"
@@ -32,6 +42,8 @@ class CheckoutStatus(StrEnum):
 class SubscriptionStatus(StrEnum):
     ACTIVE = "ACTIVE"
     PAST_DUE = "PAST_DUE"
+    # No period runs, no invoice is made, metering refuses usage (pauses.py).
+    PAUSED = "PAUSED"
     CANCELED = "CANCELED"
 
 
@@ -87,6 +99,11 @@ class Plan:
     # Usage is paid from the subscriber's credits as it happens: metering refuses an event they
     # cannot pay for (USAGE_BASED plans only).
     prepaid_only: bool = False
+    # Trials (trials.py): days with no fee before the first period, whether their usage is
+    # billed, and what happens at their end without a mandate.
+    trial_days: int = 0
+    trial_usage_billed: bool = False
+    trial_end_action: TrialEndAction = TrialEndAction.CONVERT
 
 
 @dataclass(frozen=True)
@@ -158,10 +175,27 @@ class Subscription:
     fee_plan_id: str = ""
     scheduled_plan_id: str = ""
     pending_lines: tuple[InvoiceLine, ...] = ()
+    # Pauses: when the subscription was paused (None unless PAUSED), and where the usage of a
+    # resumed period starts (the pause: events acknowledged before it, stamped after it, are
+    # the resumed period's); None = the period's start.
+    pause_time: datetime | None = None
+    usage_from: datetime | None = None
+    # Trials: when the trial ends (None without one; its period is the trial while it ends at
+    # or before then), and whether `subscription.trial_will_end` was sent.
+    trial_end: datetime | None = None
+    trial_reminded: bool = False
+    # The subscriber's auto-pay mandate, as settlement reported it ("" for none or revoked).
+    mandate_id: str = ""
+    mandate_expire_time: datetime | None = None
 
     def now(self, real_now: datetime) -> datetime:
         """The subscription's present: a test clock may have moved it ahead of real time."""
         return own_time(real_now, self.test_clock_time)
+
+    @property
+    def in_trial(self) -> bool:
+        """Whether the current period is the trial."""
+        return self.trial_end is not None and self.current_period_end <= self.trial_end
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from invoicing_svc.domain.model import (
     SubscriptionStatus,
 )
 from invoicing_svc.domain.plan_changes import fee_up_front
+from invoicing_svc.domain.trials import trial_lines
 
 # Progressive billing: what interim invoices billed of a period, off its later invoices.
 INTERIM_LINE = "Billed in interim invoices"
@@ -49,11 +50,16 @@ def period_charges(
     subscription: Subscription, parts: Sequence[PartUsage], until: datetime
 ) -> tuple[tuple[InvoiceLine, ...], Decimal]:
     """The lines and total of the subscription's current period ending at `until`: the fixed
-    fee by days up to `until` unless it was paid up front, each part's usage priced by its plan,
-    and the prorations of plan changes."""
+    fee by days up to `until` unless it was paid up front (or the period is a trial), each part's
+    usage priced by its plan (taken off again in a free trial), and the prorations of plan
+    changes."""
     start, end = subscription.current_period_start, subscription.current_period_end
+    used = usage_lines(parts)
+    if subscription.in_trial:
+        lines = (*used, *trial_lines(parts[-1].plan, used), *subscription.pending_lines)
+        return lines, invoice_total(lines)
     fees = [] if fee_up_front(subscription) else fee_lines(parts, start, end, until)
-    lines = (*fees, *usage_lines(parts), *subscription.pending_lines)
+    lines = (*fees, *used, *subscription.pending_lines)
     return lines, invoice_total(lines)
 
 
@@ -146,11 +152,11 @@ def current_balance(
     now: datetime,
 ) -> SubscriptionBalance:
     """The subscriber's credits less what the current period has consumed: its invoice if no
-    more usage came before its end (`usage`: the period's so far). A canceled subscription has
-    no current period, so nothing is consumed."""
+    more usage came before its end (`parts`: the period's usage so far). A canceled or paused
+    subscription has no current period, so nothing is consumed."""
     lines: tuple[InvoiceLine, ...] = ()
     consumed = Decimal("0.000000")
-    if subscription.status is not SubscriptionStatus.CANCELED:
+    if subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE):
         lines, consumed = period_charges(subscription, parts, subscription.current_period_end)
     return SubscriptionBalance(
         subscription_id=subscription.id,

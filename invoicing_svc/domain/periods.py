@@ -80,7 +80,11 @@ def billed_end(period: Subscription, following: Subscription) -> datetime | None
     skew, the grace window) being the next period's. The final invoice, after which the
     subscription is canceled, bills every event from its last part's start on (None): once
     canceled (or once its end is known) metering refuses events, so every later one it holds
-    was acknowledged before, and this is the last invoice to bill it."""
+    was acknowledged before, and this is the last invoice to bill it. A pause's invoice stops
+    at the pause: events stamped after it are the next invoice's, whose usage starts there (the
+    resumed period's, or the final one's of a subscription canceled while paused)."""
+    if following.status is SubscriptionStatus.PAUSED:
+        return following.pause_time
     final = following.status is SubscriptionStatus.CANCELED
     return None if final else period.current_period_end
 
@@ -124,5 +128,6 @@ def following_state(subscription: Subscription, plans: Mapping[str, Plan]) -> Su
         fee_plan_id="",
         scheduled_plan_id="",
         pending_lines=(),
+        usage_from=None,
         version=subscription.version + 1,
     )

@@ -61,7 +61,7 @@ def period_parts(subscription: Subscription) -> list[PeriodPart]:
     """The parts of the subscription's current period, in time order; the last is the current
     plan's, up to the period's end."""
     parts: list[PeriodPart] = []
-    start = subscription.current_period_start
+    start = subscription.usage_from or subscription.current_period_start
     for segment in subscription.plan_segments:
         parts.append(PeriodPart(segment.plan_id, segment.fee_plan_id, start, segment.end))
         start = segment.end
@@ -132,13 +132,10 @@ def proration_lines(
     return tuple(lines)
 
 
-def canceled_prorations(subscription: Subscription, paid: Plan, at: datetime) -> Subscription:
-    """The period of a subscription canceled now at `at`, as its final invoice bills it. A fee
-    paid up front is not refunded, but prorations of a change still waiting for this invoice
-    charged the new plan's time to the period's end: the time after the cancellation is
-    credited back, so no one pays for time after the end (the final invoice never goes below
-    zero: the rest is not paid out)."""
-    if not (fee_up_front(subscription) and subscription.pending_lines):
+def unused_time_credited(subscription: Subscription, paid: Plan, at: datetime) -> Subscription:
+    """The current period with a credit, on its invoice, for the time after `at` of a fee paid
+    up front (a pause: the subscriber gets it back on the resumed period's invoices)."""
+    if not fee_up_front(subscription):
         return subscription
     start, end = subscription.current_period_start, subscription.current_period_end
     share = remaining_share(start, end, at)
@@ -148,6 +145,17 @@ def canceled_prorations(subscription: Subscription, paid: Plan, at: datetime) ->
     return replace(subscription, pending_lines=(*subscription.pending_lines, *credit))
 
 
+def canceled_prorations(subscription: Subscription, paid: Plan, at: datetime) -> Subscription:
+    """The period of a subscription canceled now at `at`, as its final invoice bills it. A fee
+    paid up front is not refunded, but prorations of a change still waiting for this invoice
+    charged the new plan's time to the period's end: the time after the cancellation is
+    credited back, so no one pays for time after the end (the final invoice never goes below
+    zero: the rest is not paid out)."""
+    if not subscription.pending_lines:
+        return subscription
+    return unused_time_credited(subscription, paid, at)
+
+
 def validate_change(
     subscription: Subscription, current: Plan, target: Plan, timing: ChangeTiming
 ) -> None:
@@ -155,8 +163,10 @@ def validate_change(
     change to another billing interval takes effect at the period's end, where its periods
     start again from there. Prepaid-only plans never change: metering prices their usage
     against the credits with one plan."""
-    if subscription.status is SubscriptionStatus.CANCELED:
-        raise FailedPrecondition(f"subscription {subscription.id} is canceled", field="id")
+    if subscription.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.PAUSED):
+        raise FailedPrecondition(
+            f"subscription {subscription.id} is {subscription.status.value.lower()}", field="id"
+        )
     if target.service_id != subscription.service_id:
         raise InvalidArgument(
             f"plan {target.id} is not of the subscription's service {subscription.service_id}",

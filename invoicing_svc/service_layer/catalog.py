@@ -11,6 +11,7 @@ from invoicing_svc.domain.plans import (
     validate_entitlements,
     validate_terms,
 )
+from invoicing_svc.domain.trials import validate_trial
 from invoicing_svc.service_layer.unit_of_work import Invoicing
 from service_kit import pagination
 from service_kit.errors import InvalidArgument, NotFound
@@ -70,6 +71,7 @@ async def create_plan(invoicing: Invoicing, plan: Plan, request: RequestKey | No
         )
     )
     validate_entitlements(plan.features, plan.limits)
+    validate_trial(plan)
     async with invoicing.unit_of_work() as uow:
         first_id = await uow.idempotency.first_answer(uow.session, plan.merchant_id, request)
         if first_id is not None:

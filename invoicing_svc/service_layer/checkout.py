@@ -3,6 +3,7 @@
 import re
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -17,6 +18,7 @@ from invoicing_svc.domain.model import (
 )
 from invoicing_svc.domain.periods import period_bounds
 from invoicing_svc.domain.plans import fixed_fee
+from invoicing_svc.domain.trials import trial_end
 from invoicing_svc.domain.urls import require_http_url
 from invoicing_svc.service_layer.replica_pushes import replica_of
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
@@ -74,7 +76,8 @@ async def create_checkout_session(
         session = replace(
             draft,
             user_id=draft.user_id or new_id("usr"),
-            amount_due=round_usdc(fixed_fee(plan)),
+            # A trial comes first, with no fee: nothing is paid up front.
+            amount_due=Decimal(0) if plan.trial_days else round_usdc(fixed_fee(plan)),
             status=CheckoutStatus.OPEN,
         )
         await uow.catalog.ensure_subscriber(
@@ -229,7 +232,12 @@ async def _start_subscription(
 
 
 def new_subscription(plan: Plan, user_id: str, *, now: datetime, prepaid: bool) -> Subscription:
+    """Its first period starts now; with a trial, the trial is its first period, and the
+    billing periods are counted from its end."""
+    anchor, index = now, 0
     start, end = period_bounds(now, plan.billing_interval, plan.interval_count, 0)
+    if (trial_ends := trial_end(plan, now)) is not None:
+        anchor, index, start, end = trial_ends, -1, now, trial_ends
     return Subscription(
         id=new_id("sub"),
         merchant_id=plan.merchant_id,
@@ -237,12 +245,13 @@ def new_subscription(plan: Plan, user_id: str, *, now: datetime, prepaid: bool) 
         plan_id=plan.id,
         user_id=user_id,
         status=SubscriptionStatus.ACTIVE,
-        billing_anchor=now,
-        period_index=0,
+        billing_anchor=anchor,
+        period_index=index,
         current_period_start=start,
         current_period_end=end,
         cancel_at_period_end=False,
         fee_prepaid_until=end if prepaid else None,
         version=1,
         create_time=now,
+        trial_end=trial_ends,
     )

@@ -31,6 +31,7 @@ from invoicing_svc.domain.model import (
 from invoicing_svc.domain.period_invoice import carried_credit, period_invoice
 from invoicing_svc.domain.periods import after_credits_spent, billed_end, following_state
 from invoicing_svc.domain.plan_changes import plans_involved
+from invoicing_svc.domain.trials import after_trial
 from invoicing_svc.service_layer.period_usage import parts_usage
 from invoicing_svc.service_layer.prepaid_credits import CreditsUnavailable, spend_credits
 from invoicing_svc.service_layer.replica_pushes import allowances
@@ -42,6 +43,11 @@ log = structlog.get_logger()
 
 # Periods closed per transaction: two metering calls and a handful of statements for all of them.
 CLOSE_BATCH = 250
+# The webhook of a period close that ended the subscription or (a trial's end) paused it.
+_EVENT_OF_STATUS = {
+    SubscriptionStatus.CANCELED: "subscription.canceled",
+    SubscriptionStatus.PAUSED: "subscription.paused",
+}
 
 
 @dataclass(frozen=True)
@@ -161,17 +167,32 @@ async def close_periods(
     now = invoicing.clock.now()
     plans = await _plans(uow, subscriptions)
     endings = [
-        PeriodEnd(s, following_state(s, plans), until=s.current_period_end) for s in subscriptions
+        PeriodEnd(
+            s,
+            after_trial(s, plans[s.plan_id]) or following_state(s, plans),
+            until=s.current_period_end,
+        )
+        for s in subscriptions
     ]
     _, stored = await bill_periods(invoicing, uow, endings, plans, now)
     for following in stored:
-        event_type = (
-            "subscription.canceled"
-            if following.status is SubscriptionStatus.CANCELED
-            else "subscription.updated"
-        )
+        event_type = _EVENT_OF_STATUS.get(following.status, "subscription.updated")
         await uow.emit(following.merchant_id, event_type, following, now)
     return stored
+
+
+async def close_ended(
+    invoicing: Invoicing, uow: InvoicingUnitOfWork, subscription: Subscription, now: datetime
+) -> Subscription:
+    """Closes the locked subscription's periods that ended but are not closed yet (in their
+    grace window), as the scheduler would: a change made now belongs to the period it happens
+    in. Returns its state after them."""
+    while subscription.status not in (
+        SubscriptionStatus.CANCELED,
+        SubscriptionStatus.PAUSED,
+    ) and subscription.current_period_end <= subscription.now(now):
+        (subscription,) = await close_periods(invoicing, uow, [subscription])
+    return subscription
 
 
 async def close_due_periods(

@@ -1,12 +1,10 @@
 """Changing a subscription's plan, now or at its period's end."""
 
-from datetime import datetime
-
 from invoicing_svc.domain import plan_changes as rules
-from invoicing_svc.domain.model import Invoice, Plan, Subscription, SubscriptionStatus
+from invoicing_svc.domain.model import Invoice, Plan, Subscription
 from invoicing_svc.domain.period_invoice import proration_invoice
 from invoicing_svc.service_layer.invoices import announce_created
-from invoicing_svc.service_layer.period_close import close_periods
+from invoicing_svc.service_layer.period_close import close_ended
 from invoicing_svc.service_layer.replica_pushes import replica_of
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit.errors import NotFound
@@ -31,19 +29,6 @@ async def _replay(
     )
     assert found is not None
     return found, invoice
-
-
-async def _closed_up_to(
-    invoicing: Invoicing, uow: InvoicingUnitOfWork, subscription: Subscription, now: datetime
-) -> Subscription:
-    """Periods that ended but are not closed yet (in their grace window) are closed first, as
-    the scheduler would: a change now belongs to the period it happens in."""
-    while (
-        subscription.status is not SubscriptionStatus.CANCELED
-        and subscription.current_period_end <= subscription.now(now)
-    ):
-        (subscription,) = await close_periods(invoicing, uow, [subscription])
-    return subscription
 
 
 async def change_plan(
@@ -71,7 +56,7 @@ async def change_plan(
             raise NotFound(f"subscription {subscription_id} not found", field="id")
         target = await _plan(uow, merchant_id, plan_id, "plan_id")
         if timing is rules.ChangeTiming.NOW:
-            subscription = await _closed_up_to(invoicing, uow, subscription, real_now)
+            subscription = await close_ended(invoicing, uow, subscription, real_now)
         current = await _plan(uow, merchant_id, subscription.plan_id, "id")
         rules.validate_change(subscription, current, target, timing)
         invoice = None

@@ -4,9 +4,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from invoicing_svc.domain.model import Subscription, SubscriptionStatus
-from invoicing_svc.domain.plan_changes import canceled_prorations
+from invoicing_svc.domain.pauses import resumed
+from invoicing_svc.domain.plan_changes import canceled_prorations, plans_involved
 from invoicing_svc.service_layer.period_close import bill_period, close_due_periods, close_periods
 from invoicing_svc.service_layer.replica_pushes import replica_of
+from invoicing_svc.service_layer.trials import remind_trials_ending
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -79,6 +81,12 @@ async def cancel_subscription(
                 f"subscription {subscription_id} is already canceled", field="id"
             )
         if at_period_end:
+            if subscription.status is SubscriptionStatus.PAUSED:
+                raise FailedPrecondition(
+                    f"subscription {subscription_id} is paused: it has no period to end at; "
+                    "cancel it now or resume it",
+                    field="at_period_end",
+                )
             following = replace(
                 subscription, cancel_at_period_end=True, version=subscription.version + 1
             )
@@ -101,6 +109,13 @@ async def end_now(
     every event metering acknowledged after it). A cancellation at the period end that took
     effect in those closes stands. Returns the canceled subscription."""
     ended_at = subscription.now(real_now)
+    if subscription.status is SubscriptionStatus.PAUSED:
+        # Resumed and canceled at once: the final invoice bills what was stamped after the
+        # pause (acknowledged before it), no fee, and the credit the pause carried.
+        plans = await uow.catalog.plans_by_id(
+            {(subscription.merchant_id, plan_id) for plan_id in plans_involved(subscription)}
+        )
+        subscription = resumed(subscription, plans, ended_at)
     while (
         subscription.status is not SubscriptionStatus.CANCELED
         and subscription.current_period_end < ended_at
@@ -147,5 +162,6 @@ async def advance_test_clock(
         replica = await replica_of(uow, moved)
         await uow.commit()
     await invoicing.metering.push_subscription(moved, *replica)
+    await remind_trials_ending(invoicing, subscription_id)
     await close_due_periods(invoicing, subscription_id)
     return await get_subscription(invoicing, merchant_id, subscription_id)

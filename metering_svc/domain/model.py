@@ -22,6 +22,7 @@ class Aggregation(StrEnum):
 class SubscriptionStatus(StrEnum):
     ACTIVE = "ACTIVE"
     PAST_DUE = "PAST_DUE"
+    PAUSED = "PAUSED"
     CANCELED = "CANCELED"
 
 

@@ -94,6 +94,12 @@ async def cancel_usage_event(
                 "no longer be canceled",
                 field="id",
             )
+        if subscription and subscription.status is SubscriptionStatus.PAUSED:
+            raise FailedPrecondition(
+                "the subscription is paused: its pause's invoice billed the events before it, "
+                "and none is canceled until it resumes",
+                field="id",
+            )
         if subscription and stored.event.occurred_at < subscription.current_period_start:
             raise FailedPrecondition(
                 "the event belongs to a closed billing period and can no longer be canceled",

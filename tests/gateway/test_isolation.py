@@ -113,6 +113,12 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/subscriptions/{subscription_id}/change-plan"): Probe(
         "/api/v1/subscriptions/{subscription}/change-plan", body={"planId": "{plan}"}
     ),
+    ("POST", "/api/v1/subscriptions/{subscription_id}/pause"): Probe(
+        "/api/v1/subscriptions/{subscription}/pause", body={}
+    ),
+    ("POST", "/api/v1/subscriptions/{subscription_id}/resume"): Probe(
+        "/api/v1/subscriptions/{subscription}/resume", body={}
+    ),
     ("POST", "/api/v1/subscriptions/{subscription_id}/test-clock/advance"): Probe(
         "/api/v1/subscriptions/{subscription}/test-clock/advance", body={"seconds": 86400}
     ),

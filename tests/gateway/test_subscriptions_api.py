@@ -44,5 +44,5 @@ async def test_subscriptions_are_listed_by_status_user_and_plan_in_pages(api: Ap
     ).json()
     assert ([ids[s["id"]] for s in rest["data"]], rest["hasMore"]) == (["third"], False)
 
-    bad = await api.get("/api/v1/subscriptions", status="PAUSED")
+    bad = await api.get("/api/v1/subscriptions", status="SUSPENDED")
     assert (bad.status_code, bad.json()["error"]["param"]) == (400, "status")

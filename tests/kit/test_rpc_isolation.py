@@ -266,6 +266,14 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: ipb.ChangeSubscriptionPlanRequest(id=o.subscription.id, plan_id=o.plan.id),
             NOT_FOUND,
         ),
+        "PauseSubscription": (
+            lambda o: ipb.PauseSubscriptionRequest(id=o.subscription.id),
+            NOT_FOUND,
+        ),
+        "ResumeSubscription": (
+            lambda o: ipb.ResumeSubscriptionRequest(id=o.subscription.id),
+            NOT_FOUND,
+        ),
         "CreateInvoice": (
             lambda o: ipb.CreateInvoiceRequest(
                 subscription_id=o.subscription.id, payment_plan_id=o.plan.id, amount="1"

@@ -97,6 +97,34 @@ CHARGE_MODEL_VOLUME: ChargeModel.ValueType  # 4
 """All units priced by the tier the total falls in."""
 Global___ChargeModel: _TypeAlias = ChargeModel  # noqa: Y015
 
+class _TrialEndAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TrialEndActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TrialEndAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRIAL_END_ACTION_UNSPECIFIED: _TrialEndAction.ValueType  # 0
+    """CONVERT."""
+    TRIAL_END_ACTION_CONVERT: _TrialEndAction.ValueType  # 1
+    """Billing goes on: the periods are invoiced, to be paid on their hosted pages."""
+    TRIAL_END_ACTION_CANCEL: _TrialEndAction.ValueType  # 2
+    """The subscription is canceled at the trial's end."""
+    TRIAL_END_ACTION_PAUSE: _TrialEndAction.ValueType  # 3
+    """The subscription is paused at the trial's end (ResumeSubscription starts its first period)."""
+
+class TrialEndAction(_TrialEndAction, metaclass=_TrialEndActionEnumTypeWrapper):
+    """What ends a trial without an auto-pay mandate (Stripe's missing_payment_method)."""
+
+TRIAL_END_ACTION_UNSPECIFIED: TrialEndAction.ValueType  # 0
+"""CONVERT."""
+TRIAL_END_ACTION_CONVERT: TrialEndAction.ValueType  # 1
+"""Billing goes on: the periods are invoiced, to be paid on their hosted pages."""
+TRIAL_END_ACTION_CANCEL: TrialEndAction.ValueType  # 2
+"""The subscription is canceled at the trial's end."""
+TRIAL_END_ACTION_PAUSE: TrialEndAction.ValueType  # 3
+"""The subscription is paused at the trial's end (ResumeSubscription starts its first period)."""
+Global___TrialEndAction: _TypeAlias = TrialEndAction  # noqa: Y015
+
 class _LimitEnforcement:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -162,6 +190,8 @@ class _SubscriptionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Su
     SUBSCRIPTION_STATUS_PAST_DUE: _SubscriptionStatus.ValueType  # 2
     """An invoice is past its due time."""
     SUBSCRIPTION_STATUS_CANCELED: _SubscriptionStatus.ValueType  # 3
+    SUBSCRIPTION_STATUS_PAUSED: _SubscriptionStatus.ValueType  # 4
+    """Paused: no period runs, no invoice is made, usage is refused."""
 
 class SubscriptionStatus(_SubscriptionStatus, metaclass=_SubscriptionStatusEnumTypeWrapper): ...
 
@@ -170,6 +200,8 @@ SUBSCRIPTION_STATUS_ACTIVE: SubscriptionStatus.ValueType  # 1
 SUBSCRIPTION_STATUS_PAST_DUE: SubscriptionStatus.ValueType  # 2
 """An invoice is past its due time."""
 SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus.ValueType  # 3
+SUBSCRIPTION_STATUS_PAUSED: SubscriptionStatus.ValueType  # 4
+"""Paused: no period runs, no invoice is made, usage is refused."""
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
 class _PlanChangeTiming:
@@ -726,6 +758,9 @@ class Plan(_message.Message):
     FEATURES_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     PREPAID_ONLY_FIELD_NUMBER: _builtins.int
+    TRIAL_DAYS_FIELD_NUMBER: _builtins.int
+    TRIAL_USAGE_BILLED_FIELD_NUMBER: _builtins.int
+    TRIAL_END_ACTION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "plan_" + 26 characters."""
     service_id: _builtins.str
@@ -765,6 +800,19 @@ class Plan(_message.Message):
     """Optional. USAGE_BASED only: usage is paid from the subscriber's prepaid credits as it
     happens. Metering refuses an event the credits cannot pay for (FAILED_PRECONDITION), and a
     subscriber holds at most one ACTIVE prepaid-only subscription per merchant.
+    """
+    trial_days: _builtins.int
+    """Optional. Days of free trial before the first billing period, 0-730 (0: none): checkout
+    takes no payment, the trial's invoice bills no fixed fee, and the periods are counted from
+    the trial's end. Not for a prepaid-only plan.
+    """
+    trial_usage_billed: _builtins.bool
+    """Optional. Whether the trial's usage is billed; by default it is priced and taken off again
+    ("Free trial"). Needs trial_days.
+    """
+    trial_end_action: Global___TrialEndAction.ValueType
+    """Optional. What ends a trial the subscriber set up no auto-pay mandate for. Default CONVERT.
+    Needs trial_days.
     """
     @_builtins.property
     def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCharge]:
@@ -808,10 +856,13 @@ class Plan(_message.Message):
         features: _abc.Iterable[_builtins.str] | None = ...,
         limits: _abc.Iterable[Global___UsageLimit] | None = ...,
         prepaid_only: _builtins.bool = ...,
+        trial_days: _builtins.int = ...,
+        trial_usage_billed: _builtins.bool = ...,
+        trial_end_action: Global___TrialEndAction.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "features", b"features", "id", b"id", "interval_count", b"interval_count", "limits", b"limits", "name", b"name", "prepaid_only", b"prepaid_only", "pricing_type", b"pricing_type", "service_id", b"service_id", "usage_ceiling", b"usage_ceiling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "features", b"features", "id", b"id", "interval_count", b"interval_count", "limits", b"limits", "name", b"name", "prepaid_only", b"prepaid_only", "pricing_type", b"pricing_type", "service_id", b"service_id", "trial_days", b"trial_days", "trial_end_action", b"trial_end_action", "trial_usage_billed", b"trial_usage_billed", "usage_ceiling", b"usage_ceiling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1334,6 +1385,8 @@ class Subscription(_message.Message):
     PLAN_SEGMENTS_FIELD_NUMBER: _builtins.int
     FEE_PLAN_ID_FIELD_NUMBER: _builtins.int
     PENDING_LINES_FIELD_NUMBER: _builtins.int
+    PAUSE_TIME_FIELD_NUMBER: _builtins.int
+    TRIAL_END_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "sub_" + 26 characters."""
     service_id: _builtins.str
@@ -1382,7 +1435,19 @@ class Subscription(_message.Message):
 
     @_builtins.property
     def pending_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceLine]:
-        """Output only. Prorations of plan changes that the period's invoice will bill."""
+        """Output only. Prorations of plan changes (or a credit carried from an earlier invoice) that
+        the period's invoice will bill.
+        """
+
+    @_builtins.property
+    def pause_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was paused; unset unless PAUSED."""
+
+    @_builtins.property
+    def trial_end(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When its trial ends (its first period, the trial, runs to then); unset without
+        one.
+        """
 
     def __init__(
         self,
@@ -1402,10 +1467,12 @@ class Subscription(_message.Message):
         plan_segments: _abc.Iterable[Global___PlanSegment] | None = ...,
         fee_plan_id: _builtins.str = ...,
         pending_lines: _abc.Iterable[Global___InvoiceLine] | None = ...,
+        pause_time: _timestamp_pb2.Timestamp | None = ...,
+        trial_end: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "test_clock_time", b"test_clock_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "pause_time", b"pause_time", "test_clock_time", b"test_clock_time", "trial_end", b"trial_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_at_period_end", b"cancel_at_period_end", "cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "fee_plan_id", b"fee_plan_id", "id", b"id", "pending_lines", b"pending_lines", "plan_id", b"plan_id", "plan_segments", b"plan_segments", "scheduled_plan_id", b"scheduled_plan_id", "service_id", b"service_id", "status", b"status", "test_clock_time", b"test_clock_time", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_at_period_end", b"cancel_at_period_end", "cancel_time", b"cancel_time", "create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "fee_plan_id", b"fee_plan_id", "id", b"id", "pause_time", b"pause_time", "pending_lines", b"pending_lines", "plan_id", b"plan_id", "plan_segments", b"plan_segments", "scheduled_plan_id", b"scheduled_plan_id", "service_id", b"service_id", "status", b"status", "test_clock_time", b"test_clock_time", "trial_end", b"trial_end", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1663,6 +1730,67 @@ class CancelSubscriptionRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelSubscriptionRequest: _TypeAlias = CancelSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class PauseSubscriptionRequest(_message.Message):
+    """Request of PauseSubscription. NOT_FOUND for an unknown subscription (or another merchant's);
+    FAILED_PRECONDITION unless it is ACTIVE, for one ending at its period's end, and for a
+    prepaid-only plan.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Subscription id."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseSubscriptionRequest: _TypeAlias = PauseSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class ResumeSubscriptionRequest(_message.Message):
+    """Request of ResumeSubscription. NOT_FOUND for an unknown subscription (or another merchant's);
+    FAILED_PRECONDITION unless it is PAUSED.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Subscription id."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeSubscriptionRequest: _TypeAlias = ResumeSubscriptionRequest  # noqa: Y015
 
 @_typing.final
 class ChangeSubscriptionPlanRequest(_message.Message):

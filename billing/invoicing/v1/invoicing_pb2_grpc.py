@@ -119,6 +119,16 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanResponse.FromString,
                 _registered_method=True)
+        self.PauseSubscription = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/PauseSubscription',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.PauseSubscriptionRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+                _registered_method=True)
+        self.ResumeSubscription = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ResumeSubscription',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ResumeSubscriptionRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+                _registered_method=True)
         self.CreateInvoice = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/CreateInvoice',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateInvoiceRequest.SerializeToString,
@@ -409,6 +419,21 @@ class InvoicingServiceServicer:
         """Moves a subscription to another plan of its service, now (its current period is split:
         usage before the change is priced by the old plan, after it by the new one, on the period's
         invoice) or at the period's end (required for another billing interval).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSubscription(self, request, context):
+        """Pauses an ACTIVE subscription now: its period's invoice bills it up to now, and until it
+        resumes no period runs, no invoice is made and usage is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSubscription(self, request, context):
+        """Resumes a PAUSED subscription: a new period starts now, billed in arrears.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -744,6 +769,16 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.ChangeSubscriptionPlan,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanResponse.SerializeToString,
+            ),
+            'PauseSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSubscription,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.PauseSubscriptionRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.SerializeToString,
+            ),
+            'ResumeSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSubscription,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ResumeSubscriptionRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.SerializeToString,
             ),
             'CreateInvoice': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateInvoice,
@@ -1353,6 +1388,60 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/ChangeSubscriptionPlan',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ChangeSubscriptionPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/PauseSubscription',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.PauseSubscriptionRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ResumeSubscription',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ResumeSubscriptionRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Subscription.FromString,
             options,
             channel_credentials,
             insecure,

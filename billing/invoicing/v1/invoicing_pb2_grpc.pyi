@@ -79,6 +79,12 @@ class InvoicingServiceStub:
     usage before the change is priced by the old plan, after it by the new one, on the period's
     invoice) or at the period's end (required for another billing interval).
     """
+    PauseSubscription: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.PauseSubscriptionRequest, _invoicing_pb2.Subscription]
+    """Pauses an ACTIVE subscription now: its period's invoice bills it up to now, and until it
+    resumes no period runs, no invoice is made and usage is refused.
+    """
+    ResumeSubscription: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ResumeSubscriptionRequest, _invoicing_pb2.Subscription]
+    """Resumes a PAUSED subscription: a new period starts now, billed in arrears."""
     CreateInvoice: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateInvoiceRequest, _invoicing_pb2.Invoice]
     """Creates an invoice the Retempo way: the merchant computed the amount."""
     GetInvoice: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetInvoiceRequest, _invoicing_pb2.Invoice]
@@ -219,6 +225,12 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     usage before the change is priced by the old plan, after it by the new one, on the period's
     invoice) or at the period's end (required for another billing interval).
     """
+    PauseSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.PauseSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
+    """Pauses an ACTIVE subscription now: its period's invoice bills it up to now, and until it
+    resumes no period runs, no invoice is made and usage is refused.
+    """
+    ResumeSubscription: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ResumeSubscriptionRequest, _invoicing_pb2.Subscription]  # type: ignore[assignment]
+    """Resumes a PAUSED subscription: a new period starts now, billed in arrears."""
     CreateInvoice: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateInvoiceRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
     """Creates an invoice the Retempo way: the merchant computed the amount."""
     GetInvoice: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetInvoiceRequest, _invoicing_pb2.Invoice]  # type: ignore[assignment]
@@ -452,6 +464,24 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         usage before the change is priced by the old plan, after it by the new one, on the period's
         invoice) or at the period's end (required for another billing interval).
         """
+
+    @_abc_1.abstractmethod
+    def PauseSubscription(
+        self,
+        request: _invoicing_pb2.PauseSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Subscription, _abc.Awaitable[_invoicing_pb2.Subscription]]:
+        """Pauses an ACTIVE subscription now: its period's invoice bills it up to now, and until it
+        resumes no period runs, no invoice is made and usage is refused.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeSubscription(
+        self,
+        request: _invoicing_pb2.ResumeSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Subscription, _abc.Awaitable[_invoicing_pb2.Subscription]]:
+        """Resumes a PAUSED subscription: a new period starts now, billed in arrears."""
 
     @_abc_1.abstractmethod
     def CreateInvoice(

@@ -90,6 +90,8 @@ class _SubscriptionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Su
     SUBSCRIPTION_STATUS_ACTIVE: _SubscriptionStatus.ValueType  # 1
     SUBSCRIPTION_STATUS_PAST_DUE: _SubscriptionStatus.ValueType  # 2
     SUBSCRIPTION_STATUS_CANCELED: _SubscriptionStatus.ValueType  # 3
+    SUBSCRIPTION_STATUS_PAUSED: _SubscriptionStatus.ValueType  # 4
+    """No period runs: every event is refused until it resumes."""
 
 class SubscriptionStatus(_SubscriptionStatus, metaclass=_SubscriptionStatusEnumTypeWrapper):
     """Status of a subscription, as replicated from invoicing."""
@@ -98,6 +100,8 @@ SUBSCRIPTION_STATUS_UNSPECIFIED: SubscriptionStatus.ValueType  # 0
 SUBSCRIPTION_STATUS_ACTIVE: SubscriptionStatus.ValueType  # 1
 SUBSCRIPTION_STATUS_PAST_DUE: SubscriptionStatus.ValueType  # 2
 SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus.ValueType  # 3
+SUBSCRIPTION_STATUS_PAUSED: SubscriptionStatus.ValueType  # 4
+"""No period runs: every event is refused until it resumes."""
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
 class _PricingModel:

@@ -1,6 +1,7 @@
-"""Plan changes through the REST gateway on the whole platform (issue 18): a change now splits
-the period into labelled lines of one invoice, a change at the period's end moves the next
-period, refusals carry their status and field, and an Idempotency-Key replays the answer."""
+"""The subscription lifecycle through the REST gateway on the whole platform (issue 18): a plan
+change now splits the period into labelled lines of one invoice, a change at the period's end
+moves the next period, pauses and resumes, trials; refusals carry their status and field, and an
+Idempotency-Key replays the answer."""
 
 from datetime import datetime, timedelta
 from typing import Any
@@ -139,3 +140,79 @@ async def test_a_change_at_the_periods_end_and_the_refusals(api: Api) -> None:
     following = await advance(api, subscription, 31 * DAY)
     assert (following["planId"], following["scheduledPlanId"]) == (weekly["id"], "")
     assert following["currentPeriodStart"] == subscription["currentPeriodEnd"]
+
+
+async def test_pause_and_resume_through_rest(api: Api) -> None:
+    starter, _, _ = await two_plans(api)
+    subscription = await advance(api, await subscribe(api, starter), 2 * DAY)
+    path = f"/api/v1/subscriptions/{subscription['id']}"
+    before = datetime.fromisoformat(subscription["testClockTime"]) - timedelta(seconds=1)
+    await tokens(api, subscription, 30_000, before.isoformat())
+
+    paused = await api.post(f"{path}/pause", {}, **{"Idempotency-Key": "pause-1"})
+
+    assert paused.status_code == 200, paused.text
+    assert (paused.json()["status"], paused.json()["pauseTime"]) == (
+        "PAUSED",
+        subscription["testClockTime"],
+    )
+    again = await api.post(f"{path}/pause", {}, **{"Idempotency-Key": "pause-1"})
+    assert again.json() == paused.json()
+    assert refusal(await api.post(f"{path}/pause", {})) == (409, "failed_precondition", "id")
+    refused = await api.post("/api/v1/usage-events", event(subscription, 1))
+    assert refused.status_code == 409
+    [invoice] = (await api.get("/api/v1/invoices", subscriptionId=subscription["id"])).json()[
+        "data"
+    ]
+    assert (invoice["amount"], invoice["periodEnd"]) == ("0.300000", subscription["testClockTime"])
+    listed = await api.get("/api/v1/subscriptions", status="PAUSED")
+    assert [s["id"] for s in listed.json()["data"]] == [subscription["id"]]
+
+    resumed = await api.post(f"{path}/resume", {})
+
+    assert resumed.status_code == 200, resumed.text
+    body = resumed.json()
+    assert (body["status"], body["currentPeriodStart"]) == ("ACTIVE", subscription["testClockTime"])
+    assert "pauseTime" not in body
+    assert refusal(await api.post(f"{path}/resume", {})) == (409, "failed_precondition", "id")
+
+
+async def test_a_trial_through_rest(api: Api) -> None:
+    service = (await api.post("/api/v1/services", {"name": "AI Token API"})).json()
+    created = await api.post(
+        f"/api/v1/services/{service['id']}/plans",
+        {
+            "name": "Pro",
+            "pricingType": "FIXED_RECURRING",
+            "billingInterval": "MONTH",
+            "amount": "20",
+            "trialDays": 7,
+            "trialEndAction": "CANCEL",
+        },
+    )
+    assert created.status_code == 200, created.text
+    plan = created.json()
+    assert (plan["trialDays"], plan["trialUsageBilled"], plan["trialEndAction"]) == (
+        7,
+        False,
+        "CANCEL",
+    )
+
+    subscription = await subscribe(api, plan)
+
+    start = datetime.fromisoformat(subscription["currentPeriodStart"])
+    assert datetime.fromisoformat(subscription["trialEnd"]) == start + timedelta(days=7)
+    assert subscription["currentPeriodEnd"] == subscription["trialEnd"]
+    ended = await advance(api, subscription, 8 * DAY)
+    assert (ended["status"], ended["cancelTime"]) == ("CANCELED", subscription["trialEnd"])
+    too_long = await api.post(
+        f"/api/v1/services/{service['id']}/plans",
+        {
+            "name": "P",
+            "pricingType": "FIXED_RECURRING",
+            "billingInterval": "MONTH",
+            "amount": "1",
+            "trialDays": 731,
+        },
+    )
+    assert refusal(too_long) == (400, "invalid_field", "trialDays")
