@@ -21,6 +21,7 @@ FIGURES = [
     "rest",
     "summaries",
     "period_close",
+    "plan_changes",
     "credits",
     "balance",
     "entitlements",
