@@ -763,3 +763,37 @@ class EntitlementCheck(Reply):
         OptionalDecimal,
         Field(description='Prepaid-only plans: the credits less the usage\'s cost; "" otherwise.'),
     ] = ""
+
+
+class Coupon(Reply):
+    """An offer: a percentage or an amount off period invoices, for one, N or every period."""
+
+    id: str
+    name: str
+    percent_off: Annotated[OptionalDecimal, Field(description='Percent off; "" for amountOff.')]
+    amount_off: Annotated[OptionalDecimal, Field(description='USDC off; "" for percentOff.')]
+    duration: Literal["ONCE", "REPEATING", "FOREVER"] | None
+    duration_periods: Annotated[int, Field(description="REPEATING: the periods covered.")]
+    max_redemptions: Annotated[int, Field(description="The most discounts; 0 = no limit.")]
+    redeem_by: Annotated[
+        datetime | Absent, Field(description="Applicable until then; absent = no end.")
+    ] = None
+    times_redeemed: int
+    create_time: datetime
+
+
+class Discount(Reply):
+    """A coupon applied to a subscription, or to a customer (each of their subscriptions
+    without a discount of its own)."""
+
+    id: str
+    coupon: Coupon
+    subscription_id: Annotated[str, Field(description="Empty for a customer's discount.")]
+    customer_id: str
+    periods_left: Annotated[
+        int | Absent, Field(description="Period invoices it still covers; absent = forever.")
+    ] = None
+    create_time: datetime
+    end_time: Annotated[
+        datetime | Absent, Field(description="When it ended (used up or deleted).")
+    ] = None

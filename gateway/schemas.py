@@ -321,3 +321,19 @@ class MandateEnrolment(Exact):
     deadline: Uint256
     signature: Annotated[str, Field(max_length=132)]
     permit: PermitIn | None = None
+
+
+class CouponCreate(Body):
+    name: Annotated[str, Field(max_length=200)]
+    percent_off: Number | None = None
+    amount_off: Number | None = None
+    duration: Literal["ONCE", "REPEATING", "FOREVER"]
+    duration_periods: Annotated[Count, Field(ge=0, le=120)] = 0
+    max_redemptions: Annotated[Count, Field(ge=0, le=2_000_000_000)] = 0
+    redeem_by: Moment | None = None
+
+
+class DiscountCreate(Body):
+    coupon_id: Id
+    subscription_id: Id = ""
+    customer_id: Id = ""

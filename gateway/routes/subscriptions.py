@@ -130,6 +130,7 @@ async def change_subscription_plan(
             proration_behavior=pb.ProrationBehavior.Value(
                 f"PRORATION_BEHAVIOR_{payload.proration_behavior}"
             ),
+            request_id=merchant.request_id(),
         )
         stub = merchant.gateway.backends.invoicing
         return to_json(await merchant.call(stub.ChangeSubscriptionPlan, request))
@@ -145,7 +146,7 @@ async def pause_subscription(merchant: Merchant, subscription_id: str) -> Any:
 
     async def pause() -> dict[str, Any]:
         stub = merchant.gateway.backends.invoicing
-        request = pb.PauseSubscriptionRequest(id=subscription_id)
+        request = pb.PauseSubscriptionRequest(id=subscription_id, request_id=merchant.request_id())
         return to_json(await merchant.call(stub.PauseSubscription, request))
 
     return await merchant.created(pause)
@@ -157,7 +158,7 @@ async def resume_subscription(merchant: Merchant, subscription_id: str) -> Any:
 
     async def resume() -> dict[str, Any]:
         stub = merchant.gateway.backends.invoicing
-        request = pb.ResumeSubscriptionRequest(id=subscription_id)
+        request = pb.ResumeSubscriptionRequest(id=subscription_id, request_id=merchant.request_id())
         return to_json(await merchant.call(stub.ResumeSubscription, request))
 
     return await merchant.created(resume)

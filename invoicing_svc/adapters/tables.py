@@ -290,3 +290,33 @@ class WebhookAttemptRow(Base):
 
 idempotency_records = idempotency_table(Base.metadata, SCHEMA)
 outbox = outbox_table(Base.metadata, SCHEMA)
+
+
+class CouponRow(Base):
+    __tablename__ = "coupons"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    percent_off: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    amount_off: Mapped[Decimal | None] = mapped_column(Numeric(30, 6))
+    duration: Mapped[str] = mapped_column(Text)
+    duration_periods: Mapped[int] = mapped_column(Integer)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    redeem_by: Mapped[datetime | None] = mapped_column(Timestamp)
+    times_redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class DiscountRow(Base):
+    __tablename__ = "discounts"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(Text)
+    coupon_id: Mapped[str] = mapped_column(Text)
+    # "" for a customer's discount.
+    subscription_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    periods_left: Mapped[int | None] = mapped_column(Integer)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    end_time: Mapped[datetime | None] = mapped_column(Timestamp)

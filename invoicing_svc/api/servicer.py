@@ -17,6 +17,7 @@ from invoicing_svc.service_layer import (
     checkout,
     credit_balances,
     customers,
+    discounts,
     dunning,
     invoices,
     pauses,
@@ -608,3 +609,62 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
         return pb.ListWebhookDeliveriesResponse(
             deliveries=[translate.delivery_to_proto(d) for d in page], next_page_token=token
         )
+
+    # Coupons and discounts
+
+    async def CreateCoupon(self, request: pb.CreateCouponRequest, context: Context) -> pb.Coupon:
+        key = RequestKey.of("CreateCoupon", request, request.request_id)
+        coupon = translate.coupon_from_proto(
+            request.coupon, merchant_id(context), self._invoicing.clock.now()
+        )
+        created = await discounts.create_coupon(self._invoicing, coupon, key)
+        return translate.coupon_to_proto(created)
+
+    async def GetCoupon(self, request: pb.GetCouponRequest, context: Context) -> pb.Coupon:
+        coupon = await discounts.get_coupon(self._invoicing, merchant_id(context), request.id)
+        return translate.coupon_to_proto(coupon)
+
+    async def ListCoupons(
+        self, request: pb.ListCouponsRequest, context: Context
+    ) -> pb.ListCouponsResponse:
+        page, token = await discounts.list_coupons(
+            self._invoicing, merchant_id(context), request.page_size, request.page_token
+        )
+        return pb.ListCouponsResponse(
+            coupons=[translate.coupon_to_proto(c) for c in page], next_page_token=token
+        )
+
+    async def CreateDiscount(
+        self, request: pb.CreateDiscountRequest, context: Context
+    ) -> pb.Discount:
+        key = RequestKey.of("CreateDiscount", request, request.request_id)
+        discount = await discounts.create_discount(
+            self._invoicing,
+            merchant_id(context),
+            request.coupon_id,
+            subscription_id=request.subscription_id,
+            customer_id=request.customer_id,
+            request=key,
+        )
+        return translate.discount_to_proto(discount)
+
+    async def ListDiscounts(
+        self, request: pb.ListDiscountsRequest, context: Context
+    ) -> pb.ListDiscountsResponse:
+        page, token = await discounts.list_discounts(
+            self._invoicing,
+            merchant_id(context),
+            subscription_id=request.subscription_id,
+            customer_id=request.customer_id,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListDiscountsResponse(
+            discounts=[translate.discount_to_proto(d) for d in page], next_page_token=token
+        )
+
+    async def DeleteDiscount(
+        self, request: pb.DeleteDiscountRequest, context: Context
+    ) -> pb.Discount:
+        deleted = await discounts.delete_discount(self._invoicing, merchant_id(context), request.id)
+        return translate.discount_to_proto(deleted)

@@ -12,6 +12,7 @@ from billing.invoicing.v1 import invoicing_pb2 as pb
 from invoicing_svc.domain.alerts import AlertAction, AlertCrossing, AlertKind, UsageAlert
 from invoicing_svc.domain.credits import AutoTopUp, SubscriptionBalance
 from invoicing_svc.domain.customers import Customer, CustomerAccess
+from invoicing_svc.domain.discounts import Coupon, CouponDuration, Discount
 from invoicing_svc.domain.dunning import DunningFinalAction, MerchantSettings, PaymentFailure
 from invoicing_svc.domain.entitlements import Enforcement, UsageLimit, parse_limit_quantity
 from invoicing_svc.domain.model import (
@@ -39,8 +40,9 @@ from invoicing_svc.domain.plans import (
 from invoicing_svc.domain.webhooks import WebhookDelivery, WebhookEndpoint
 from pricing.charges import PricingModel, UsageCharge, parse_price
 from pricing.messages import charge_of
-from service_kit.decimals import format_decimal
+from service_kit.decimals import MAX_AMOUNT, format_decimal, parse_decimal
 from service_kit.errors import InvalidArgument
+from service_kit.ids import new_id
 from service_kit.proto_time import from_timestamp, to_timestamp
 
 MAX_QUANTITY = Decimal(10) ** 15
@@ -66,6 +68,7 @@ _ENUMS = {
     "LIMIT_ENFORCEMENT_": pb.LimitEnforcement,
     "USAGE_ALERT_KIND_": pb.UsageAlertKind,
     "USAGE_ALERT_ACTION_": pb.UsageAlertAction,
+    "COUPON_DURATION_": pb.CouponDuration,
 }
 # The fields of a plan UpdatePlan may change (its update_mask paths).
 UPDATABLE_PLAN_FIELDS = ("usage_ceiling", "features", "limits")
@@ -577,11 +580,73 @@ def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any
             message = checkout_to_proto(subject, checkout_base_url)
         elif isinstance(subject, WebhookEndpoint):
             message = endpoint_to_proto(subject, with_secret=False)
+        elif isinstance(subject, Discount):
+            message = discount_to_proto(subject)
         else:
             raise TypeError(f"no webhook form for {type(subject).__name__}")
         return _json(message)
 
     return render
+
+
+def coupon_from_proto(message: pb.Coupon, merchant_id: str, now: datetime) -> Coupon:
+    """A coupon as submitted; decimals are parsed exactly, then `discounts.validate_coupon`
+    checks the rest."""
+    duration = _enum(message.duration, CouponDuration, "COUPON_DURATION_", "coupon.duration")
+    if duration is None:
+        raise InvalidArgument("coupon.duration is required", field="coupon.duration")
+    return Coupon(
+        id=new_id("cpn"),
+        merchant_id=merchant_id,
+        name=message.name,
+        percent_off=parse_decimal(
+            message.percent_off, field="coupon.percent_off", max_places=2, max_value=Decimal(101)
+        )
+        if message.percent_off
+        else None,
+        amount_off=parse_decimal(
+            message.amount_off, field="coupon.amount_off", max_places=6, max_value=MAX_AMOUNT
+        )
+        if message.amount_off
+        else None,
+        duration=duration,
+        duration_periods=message.duration_periods,
+        max_redemptions=message.max_redemptions or None,
+        redeem_by=from_timestamp(message.redeem_by) if message.HasField("redeem_by") else None,
+        create_time=now,
+    )
+
+
+def coupon_to_proto(coupon: Coupon) -> pb.Coupon:
+    message = pb.Coupon(
+        id=coupon.id,
+        name=coupon.name,
+        percent_off=_decimal_text(coupon.percent_off) if coupon.percent_off is not None else "",
+        amount_off=_money(coupon.amount_off) if coupon.amount_off is not None else "",
+        duration=pb.CouponDuration.Value(f"COUPON_DURATION_{coupon.duration.value}"),
+        duration_periods=coupon.duration_periods,
+        max_redemptions=coupon.max_redemptions or 0,
+        times_redeemed=coupon.times_redeemed,
+        create_time=to_timestamp(coupon.create_time),
+    )
+    if coupon.redeem_by is not None:
+        message.redeem_by.CopyFrom(to_timestamp(coupon.redeem_by))
+    return message
+
+
+def discount_to_proto(discount: Discount) -> pb.Discount:
+    message = pb.Discount(
+        id=discount.id,
+        coupon=coupon_to_proto(discount.coupon),
+        subscription_id=discount.subscription_id,
+        customer_id=discount.user_id,
+        create_time=to_timestamp(discount.create_time),
+    )
+    if discount.periods_left is not None:
+        message.periods_left = discount.periods_left
+    if discount.end_time is not None:
+        message.end_time.CopyFrom(to_timestamp(discount.end_time))
+    return message
 
 
 def _json(message: Message) -> dict[str, Any]:

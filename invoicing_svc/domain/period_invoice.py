@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from invoicing_svc.domain import invoices as rules
 from invoicing_svc.domain.credits import SubscriptionBalance
+from invoicing_svc.domain.discounts import Coupon, discount_line
 from invoicing_svc.domain.invoice_lines import (
     PartUsage,
     fee_lines,
@@ -74,6 +75,17 @@ def _carried(
     return (*lines, InvoiceLine(description, "", Decimal(1), -total)), total - total
 
 
+def _discounted(
+    lines: tuple[InvoiceLine, ...], total: Decimal, coupon: Coupon | None
+) -> tuple[tuple[InvoiceLine, ...], Decimal]:
+    """The discount taken off the charges: every line but a credit carried in."""
+    if coupon is None:
+        return lines, total
+    charges = invoice_total([line for line in lines if line.description != CARRIED_IN_LINE])
+    off = discount_line(coupon, charges)
+    return ((*lines, off), total + off.amount) if off else (lines, total)
+
+
 def carried_credit(invoice: Invoice, following: Subscription) -> Subscription:
     """The following period with the credit its invoice carried out, as a line of its own
     invoice."""
@@ -129,15 +141,17 @@ def period_invoice(
     payment_terms: timedelta,
     interim_billed: Decimal = Decimal(0),
     final: bool = False,
+    discount: Coupon | None = None,
 ) -> Invoice:
     """The invoice of the subscription's current period, which ends at `until` (its end, or the
     cancellation time). The fixed fee is owed by days up to `until` unless it was paid up front;
     `parts` hold the usage the invoice bills of each part (`periods.billed_end`); what interim
-    invoices billed of the period is taken off, and a credit beyond the charges is carried to
-    the next period (left unused by the `final` invoice of a subscription that ends). Issued
+    invoices billed of the period is taken off after the `discount` (discounts.py), and a credit
+    beyond the charges is carried to the next period (left unused by the `final` invoice of a
+    subscription that ends). Issued
     OPEN, or PAID when nothing is owed; held as a DRAFT when it prices at or beyond the bound of
     money."""
-    charges = period_charges(subscription, parts, until)
+    charges = _discounted(*period_charges(subscription, parts, until), discount)
     lines, total = _carried(*_less_interim(*charges, interim_billed), final=final)
     invoice = _issued(subscription, lines, total, until, invoice_id, now, payment_terms)
     # Priced at or beyond the bound of money: held, never posted half-way.

@@ -21,6 +21,7 @@ from decimal import Decimal
 import structlog
 
 from invoicing_svc.domain.credits import credit_key
+from invoicing_svc.domain.discounts import take_discounts
 from invoicing_svc.domain.model import (
     Invoice,
     InvoiceStatus,
@@ -96,6 +97,13 @@ async def bill_periods(
     interim = await uow.invoices.interim_billed(
         {(e.subscription.id, e.subscription.current_period_start) for e in endings}
     )
+    # Only the invoices made take their discounts: a period invoiced already spends none.
+    running = await uow.discounts.running_for(
+        {(e.subscription.merchant_id, e.subscription.id, e.subscription.user_id) for e in endings}
+    )
+    coupons, _ = take_discounts(
+        running, [(e.subscription.id, e.subscription.user_id) for e in endings], now
+    )
     priced = [
         period_invoice(
             ending.subscription,
@@ -108,10 +116,18 @@ async def bill_periods(
                 (ending.subscription.id, ending.subscription.current_period_start), Decimal(0)
             ),
             final=ending.following.status is SubscriptionStatus.CANCELED,
+            discount=coupon,
         )
-        for ending, parts in zip(endings, usages, strict=True)
+        for ending, parts, coupon in zip(endings, usages, coupons, strict=True)
     ]
     created = await uow.invoices.add_many(priced)
+    made = [
+        (i.subscription_id, i.user_id)
+        for i, c in zip(priced, coupons, strict=True)
+        if c and i.id in created
+    ]
+    _, spent = take_discounts(running, made, now)
+    await uow.discounts.update_discounts(spent)
     credited = await spend_credits(
         invoicing, uow, [(i, credit_key(i)) for i in priced if i.id in created]
     )

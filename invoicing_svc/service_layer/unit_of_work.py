@@ -13,6 +13,7 @@ from invoicing_svc.adapters.auto_top_up_store import AutoTopUpStore
 from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.adapters.credit_balance_store import CreditBalanceStore
 from invoicing_svc.adapters.customer_store import CustomerStore
+from invoicing_svc.adapters.discount_store import DiscountStore
 from invoicing_svc.adapters.invoice_store import InvoiceStore
 from invoicing_svc.adapters.merchant_settings_store import MerchantSettingsStore
 from invoicing_svc.adapters.metering_client import MeteringClient
@@ -57,6 +58,7 @@ class InvoicingUnitOfWork(UnitOfWork):
         self.credit_balances = CreditBalanceStore(self.session)
         self.auto_top_ups = AutoTopUpStore(self.session)
         self.alerts = AlertStore(self.session)
+        self.discounts = DiscountStore(self.session)
         self.merchant_settings = MerchantSettingsStore(self.session)
         self.webhooks = WebhookStore(self.session, self._secrets)
         self.idempotency = IdempotencyStore(idempotency_records)

@@ -37,6 +37,8 @@ EVENT_TYPES = frozenset(
         "subscription.paused",
         "subscription.resumed",
         "subscription.trial_will_end",
+        "discount.created",
+        "discount.deleted",
         "invoice.created",
         "invoice.finalized",
         "invoice.held",

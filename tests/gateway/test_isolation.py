@@ -125,6 +125,21 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/api/v1/subscriptions/{subscription_id}/balance"): Probe(
         "/api/v1/subscriptions/{subscription}/balance"
     ),
+    ("POST", "/api/v1/coupons"): Probe(
+        "/api/v1/coupons",
+        OWN,
+        {"name": "Mine", "percentOff": 10, "duration": "ONCE"},
+        listed_at="/api/v1/coupons",
+    ),
+    ("GET", "/api/v1/coupons"): Probe("/api/v1/coupons", EMPTY),
+    ("GET", "/api/v1/coupons/{coupon_id}"): Probe("/api/v1/coupons/{coupon}"),
+    ("POST", "/api/v1/discounts"): Probe(
+        "/api/v1/discounts", body={"couponId": "{coupon}", "subscriptionId": "{subscription}"}
+    ),
+    ("GET", "/api/v1/discounts"): Probe(
+        "/api/v1/discounts", EMPTY, query={"subscriptionId": "{subscription}"}
+    ),
+    ("DELETE", "/api/v1/discounts/{discount_id}"): Probe("/api/v1/discounts/{discount}"),
     ("GET", "/api/v1/entitlements/check"): Probe(
         "/api/v1/entitlements/check",
         query={"subscriptionId": "{subscription}", "eventKey": "tokens"},
@@ -369,7 +384,15 @@ async def owned_objects(api: Api) -> dict[str, Any]:
         "/api/v1/usage-alerts",
         {"planId": plan["id"], "kind": "USAGE_QUANTITY", "eventKey": "tokens", "threshold": 1000},
     )
+    coupon = await created(
+        "/api/v1/coupons", {"name": MARKER, "amountOff": "0.5", "duration": "FOREVER"}
+    )
+    discount = await created(
+        "/api/v1/discounts", {"couponId": coupon["id"], "subscriptionId": subscription["id"]}
+    )
     return {
+        "coupon": coupon["id"],
+        "discount": discount["id"],
         "service": service["id"],
         "plan": plan["id"],
         "subscription": subscription["id"],

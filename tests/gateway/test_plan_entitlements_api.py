@@ -49,6 +49,9 @@ async def entitled_plan(api: Api) -> dict[str, object]:
             {"eventKey": "requests", "quantity": "1000", "enforcement": "SOFT"},
         ],
         "prepaidOnly": False,
+        "trialDays": 0,
+        "trialUsageBilled": False,
+        "trialEndAction": "CONVERT",
     }
     return plan
 

@@ -216,3 +216,40 @@ async def test_a_trial_through_rest(api: Api) -> None:
         },
     )
     assert refusal(too_long) == (400, "invalid_field", "trialDays")
+
+
+async def test_coupons_and_discounts_through_rest(api: Api) -> None:
+    starter, _, _ = await two_plans(api)
+    subscription = await advance(api, await subscribe(api, starter), DAY)
+    before = datetime.fromisoformat(subscription["testClockTime"]) - timedelta(seconds=1)
+    await tokens(api, subscription, 100_000, before.isoformat())
+    made = await api.post("/api/v1/coupons", {"name": "Half", "percentOff": 50, "duration": "ONCE"})
+    assert made.status_code == 200, made.text
+    coupon = made.json()
+    assert (coupon["percentOff"], coupon["amountOff"], coupon["timesRedeemed"]) == ("50", "", 0)
+
+    applied = await api.post(
+        "/api/v1/discounts", {"couponId": coupon["id"], "subscriptionId": subscription["id"]}
+    )
+
+    assert applied.status_code == 200, applied.text
+    discount = applied.json()
+    assert (discount["periodsLeft"], discount["customerId"]) == (1, subscription["userId"])
+    again = await api.post(
+        "/api/v1/discounts", {"couponId": coupon["id"], "subscriptionId": subscription["id"]}
+    )
+    assert refusal(again) == (409, "failed_precondition", "subscriptionId")
+    await advance(api, subscription, 31 * DAY)
+    [invoice] = (await api.get("/api/v1/invoices", subscriptionId=subscription["id"])).json()[
+        "data"
+    ]
+    assert [(line["description"], line["amount"]) for line in invoice["lines"]][-1] == (
+        "Discount: Half (50% off)",
+        "-0.500000",
+    )
+    assert invoice["amount"] == "0.500000"
+    listed = (await api.get("/api/v1/discounts", subscriptionId=subscription["id"])).json()
+    assert [(d["id"], d["periodsLeft"], "endTime" in d) for d in listed["data"]] == [
+        (discount["id"], 0, True)
+    ]
+    assert (await api.get(f"/api/v1/coupons/{coupon['id']}")).json()["timesRedeemed"] == 1

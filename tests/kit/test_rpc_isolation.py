@@ -49,6 +49,8 @@ class Owned:
     # The owner's payout wallet.
     wallet: str
     alert: ipb.UsageAlert
+    coupon: ipb.Coupon
+    discount: ipb.Discount
 
     @property
     def account(self) -> str:
@@ -274,6 +276,25 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: ipb.ResumeSubscriptionRequest(id=o.subscription.id),
             NOT_FOUND,
         ),
+        "CreateCoupon": (
+            lambda o: ipb.CreateCouponRequest(
+                coupon=ipb.Coupon(name="Mine", percent_off="10", duration=ipb.COUPON_DURATION_ONCE)
+            ),
+            HARMLESS,
+        ),
+        "GetCoupon": (lambda o: ipb.GetCouponRequest(id=o.coupon.id), NOT_FOUND),
+        "ListCoupons": (lambda o: ipb.ListCouponsRequest(), EMPTY),
+        "CreateDiscount": (
+            lambda o: ipb.CreateDiscountRequest(
+                coupon_id=o.coupon.id, subscription_id=o.subscription.id
+            ),
+            NOT_FOUND,
+        ),
+        "ListDiscounts": (
+            lambda o: ipb.ListDiscountsRequest(subscription_id=o.subscription.id),
+            EMPTY,
+        ),
+        "DeleteDiscount": (lambda o: ipb.DeleteDiscountRequest(id=o.discount.id), NOT_FOUND),
         "CreateInvoice": (
             lambda o: ipb.CreateInvoiceRequest(
                 subscription_id=o.subscription.id, payment_plan_id=o.plan.id, amount="1"
@@ -581,6 +602,16 @@ async def owned(platform: Platform) -> Owned:
         ),
         metadata=md,
     )
+    coupon = await merchant.stub.CreateCoupon(
+        ipb.CreateCouponRequest(
+            coupon=ipb.Coupon(name=MARKER, amount_off="1", duration=ipb.COUPON_DURATION_FOREVER)
+        ),
+        metadata=md,
+    )
+    discount = await merchant.stub.CreateDiscount(
+        ipb.CreateDiscountRequest(coupon_id=coupon.id, subscription_id=subscription.id),
+        metadata=md,
+    )
     settlement = await platform.stub.SubmitSettlement(
         spb.SubmitSettlementRequest(
             invoice_id=invoice.id,
@@ -604,6 +635,8 @@ async def owned(platform: Platform) -> Owned:
         settlement,
         wallet,
         alert,
+        coupon,
+        discount,
     )
 
 
@@ -614,6 +647,7 @@ async def snapshot(platform: Platform, o: Owned) -> list[Message]:
         await stub.GetSubscription(ipb.GetSubscriptionRequest(id=o.subscription.id), metadata=md),
         await stub.GetInvoice(ipb.GetInvoiceRequest(id=o.invoice.id), metadata=md),
         await stub.GetUsageAlert(ipb.GetUsageAlertRequest(id=o.alert.id), metadata=md),
+        await stub.GetCoupon(ipb.GetCouponRequest(id=o.coupon.id), metadata=md),
         await stub.GetCheckoutSession(ipb.GetCheckoutSessionRequest(id=o.session.id), metadata=md),
         await platform.stub.GetSettlement(
             spb.GetSettlementRequest(id=o.settlement.id), metadata=md

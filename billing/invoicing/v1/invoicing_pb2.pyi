@@ -508,6 +508,36 @@ usage.threshold_crossed.
 """
 Global___UsageAlertAction: _TypeAlias = UsageAlertAction  # noqa: Y015
 
+class _CouponDuration:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CouponDurationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CouponDuration.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COUPON_DURATION_UNSPECIFIED: _CouponDuration.ValueType  # 0
+    COUPON_DURATION_ONCE: _CouponDuration.ValueType  # 1
+    """The next period invoice."""
+    COUPON_DURATION_REPEATING: _CouponDuration.ValueType  # 2
+    """The next duration_periods period invoices."""
+    COUPON_DURATION_FOREVER: _CouponDuration.ValueType  # 3
+    """Every period invoice until the discount is deleted."""
+
+class CouponDuration(_CouponDuration, metaclass=_CouponDurationEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Coupons and discounts
+
+    How many period invoices a discount of the coupon covers.
+    """
+
+COUPON_DURATION_UNSPECIFIED: CouponDuration.ValueType  # 0
+COUPON_DURATION_ONCE: CouponDuration.ValueType  # 1
+"""The next period invoice."""
+COUPON_DURATION_REPEATING: CouponDuration.ValueType  # 2
+"""The next duration_periods period invoices."""
+COUPON_DURATION_FOREVER: CouponDuration.ValueType  # 3
+"""Every period invoice until the discount is deleted."""
+Global___CouponDuration: _TypeAlias = CouponDuration  # noqa: Y015
+
 @_typing.final
 class Service(_message.Message):
     """---------------------------------------------------------------------------------------------
@@ -3841,3 +3871,358 @@ class ListUsageAlertCrossingsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListUsageAlertCrossingsResponse: _TypeAlias = ListUsageAlertCrossingsResponse  # noqa: Y015
+
+@_typing.final
+class Coupon(_message.Message):
+    """A merchant's offer. A period invoice takes it off its charges (fixed fees, usage,
+    prorations), rounded once to 6 decimals, before what interim invoices billed, credits carried
+    from an earlier invoice and prepaid credits.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PERCENT_OFF_FIELD_NUMBER: _builtins.int
+    AMOUNT_OFF_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    DURATION_PERIODS_FIELD_NUMBER: _builtins.int
+    MAX_REDEMPTIONS_FIELD_NUMBER: _builtins.int
+    REDEEM_BY_FIELD_NUMBER: _builtins.int
+    TIMES_REDEEMED_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "cpn_" + 26 characters."""
+    name: _builtins.str
+    """Required. 1-200 characters, shown on the invoice line ("Discount: <name> (20% off)")."""
+    percent_off: _builtins.str
+    """Optional. Percent off, a decimal string above 0 and at most 100 with two decimals at most;
+    exactly one of percent_off and amount_off.
+    """
+    amount_off: _builtins.str
+    """Optional. USDC off an invoice (at most its charges), a decimal string above 0 with six
+    decimals at most.
+    """
+    duration: Global___CouponDuration.ValueType
+    """Required."""
+    duration_periods: _builtins.int
+    """Optional. REPEATING: the period invoices covered, 1-120; unset otherwise."""
+    max_redemptions: _builtins.int
+    """Optional. The most discounts it makes; 0 = no limit."""
+    times_redeemed: _builtins.int
+    """Output only. The discounts made of it."""
+    @_builtins.property
+    def redeem_by(self) -> _timestamp_pb2.Timestamp:
+        """Optional. The last moment it can be applied (exclusive); unset = no end."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Creation time."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        percent_off: _builtins.str = ...,
+        amount_off: _builtins.str = ...,
+        duration: Global___CouponDuration.ValueType = ...,
+        duration_periods: _builtins.int = ...,
+        max_redemptions: _builtins.int = ...,
+        redeem_by: _timestamp_pb2.Timestamp | None = ...,
+        times_redeemed: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "redeem_by", b"redeem_by"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "create_time", b"create_time", "duration", b"duration", "duration_periods", b"duration_periods", "id", b"id", "max_redemptions", b"max_redemptions", "name", b"name", "percent_off", b"percent_off", "redeem_by", b"redeem_by", "times_redeemed", b"times_redeemed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Coupon: _TypeAlias = Coupon  # noqa: Y015
+
+@_typing.final
+class CreateCouponRequest(_message.Message):
+    """Request of CreateCoupon; INVALID_ARGUMENT names the field at fault."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUPON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
+    @_builtins.property
+    def coupon(self) -> Global___Coupon:
+        """Required. The coupon; id, times_redeemed and create_time are ignored."""
+
+    def __init__(
+        self,
+        *,
+        coupon: Global___Coupon | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["coupon", b"coupon"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coupon", b"coupon", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCouponRequest: _TypeAlias = CreateCouponRequest  # noqa: Y015
+
+@_typing.final
+class GetCouponRequest(_message.Message):
+    """Request of GetCoupon; NOT_FOUND for an unknown coupon or another merchant's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. "cpn_" + 26 characters."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCouponRequest: _TypeAlias = GetCouponRequest  # noqa: Y015
+
+@_typing.final
+class ListCouponsRequest(_message.Message):
+    """Request of ListCoupons: the merchant's coupons, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
+    page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCouponsRequest: _TypeAlias = ListCouponsRequest  # noqa: Y015
+
+@_typing.final
+class ListCouponsResponse(_message.Message):
+    """Response of ListCoupons: one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUPONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
+    @_builtins.property
+    def coupons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Coupon]:
+        """Output only. Up to page_size coupons, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        coupons: _abc.Iterable[Global___Coupon] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coupons", b"coupons", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCouponsResponse: _TypeAlias = ListCouponsResponse  # noqa: Y015
+
+@_typing.final
+class Discount(_message.Message):
+    """A coupon applied to a subscription, or to a customer (then every subscription of theirs
+    without a discount of its own takes it).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COUPON_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PERIODS_LEFT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Output only. "di_" + 26 characters."""
+    subscription_id: _builtins.str
+    """Output only. The subscription; empty for a customer's discount."""
+    customer_id: _builtins.str
+    """Output only. The customer (the subscription's, or the one it was applied to)."""
+    periods_left: _builtins.int
+    """Output only. The period invoices it still covers; unset when forever."""
+    @_builtins.property
+    def coupon(self) -> Global___Coupon:
+        """Output only. The coupon, as it was when the discount was made."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Creation time."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it ended (used up or deleted); unset while it runs."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        coupon: Global___Coupon | None = ...,
+        subscription_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        periods_left: _builtins.int | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_periods_left", b"_periods_left", "coupon", b"coupon", "create_time", b"create_time", "end_time", b"end_time", "periods_left", b"periods_left"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_periods_left", b"_periods_left", "coupon", b"coupon", "create_time", b"create_time", "customer_id", b"customer_id", "end_time", b"end_time", "id", b"id", "periods_left", b"periods_left", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__periods_left: _TypeAlias = _typing.Literal["periods_left"]  # noqa: Y015
+    _WhichOneofArgType__periods_left: _TypeAlias = _typing.Literal["_periods_left", b"_periods_left"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__periods_left) -> _WhichOneofReturnType__periods_left | None: ...
+
+Global___Discount: _TypeAlias = Discount  # noqa: Y015
+
+@_typing.final
+class CreateDiscountRequest(_message.Message):
+    """Request of CreateDiscount. NOT_FOUND for an unknown coupon, subscription or customer (or
+    another merchant's); FAILED_PRECONDITION for a coupon past redeem_by or redeemed
+    max_redemptions times, a canceled subscription, and a subscription or customer with a
+    discount running.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUPON_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    coupon_id: _builtins.str
+    """Required. The coupon to apply."""
+    subscription_id: _builtins.str
+    """Optional. The subscription; exactly one of subscription_id and customer_id."""
+    customer_id: _builtins.str
+    """Optional. The customer (user id)."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
+    def __init__(
+        self,
+        *,
+        coupon_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coupon_id", b"coupon_id", "customer_id", b"customer_id", "request_id", b"request_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateDiscountRequest: _TypeAlias = CreateDiscountRequest  # noqa: Y015
+
+@_typing.final
+class ListDiscountsRequest(_message.Message):
+    """Request of ListDiscounts: the merchant's discounts, running and ended, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Optional. Only the discounts of this subscription."""
+    customer_id: _builtins.str
+    """Optional. Only the discounts of this customer (its own and its subscriptions')."""
+    page_size: _builtins.int
+    """Optional. 1-1000, default 100."""
+    page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "page_size", b"page_size", "page_token", b"page_token", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDiscountsRequest: _TypeAlias = ListDiscountsRequest  # noqa: Y015
+
+@_typing.final
+class ListDiscountsResponse(_message.Message):
+    """Response of ListDiscounts: one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCOUNTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
+    @_builtins.property
+    def discounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Discount]:
+        """Output only. Up to page_size discounts, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        discounts: _abc.Iterable[Global___Discount] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["discounts", b"discounts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDiscountsResponse: _TypeAlias = ListDiscountsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteDiscountRequest(_message.Message):
+    """Request of DeleteDiscount; NOT_FOUND for an unknown discount or another merchant's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. "di_" + 26 characters."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDiscountRequest: _TypeAlias = DeleteDiscountRequest  # noqa: Y015

@@ -299,6 +299,36 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsResponse.FromString,
                 _registered_method=True)
+        self.CreateCoupon = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreateCoupon',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateCouponRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Coupon.FromString,
+                _registered_method=True)
+        self.GetCoupon = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/GetCoupon',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCouponRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Coupon.FromString,
+                _registered_method=True)
+        self.ListCoupons = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListCoupons',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCouponsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCouponsResponse.FromString,
+                _registered_method=True)
+        self.CreateDiscount = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreateDiscount',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateDiscountRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Discount.FromString,
+                _registered_method=True)
+        self.ListDiscounts = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/ListDiscounts',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListDiscountsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListDiscountsResponse.FromString,
+                _registered_method=True)
+        self.DeleteDiscount = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/DeleteDiscount',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteDiscountRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Discount.FromString,
+                _registered_method=True)
 
 
 class InvoicingServiceServicer:
@@ -687,6 +717,46 @@ class InvoicingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCoupon(self, request, context):
+        """Coupons and discounts: a coupon is an offer (a percentage or an amount off period invoices,
+        once, for N periods or forever); a discount applies it to a subscription or a customer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCoupon(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCoupons(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateDiscount(self, request, context):
+        """Applies a coupon to a subscription or to a customer, from the next period invoice on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDiscounts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDiscount(self, request, context):
+        """Ends a running discount; deleting it again answers it as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InvoicingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -949,6 +1019,36 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.ListUsageAlertCrossings,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsResponse.SerializeToString,
+            ),
+            'CreateCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCoupon,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateCouponRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Coupon.SerializeToString,
+            ),
+            'GetCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCoupon,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCouponRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Coupon.SerializeToString,
+            ),
+            'ListCoupons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCoupons,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCouponsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCouponsResponse.SerializeToString,
+            ),
+            'CreateDiscount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDiscount,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateDiscountRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Discount.SerializeToString,
+            ),
+            'ListDiscounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDiscounts,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListDiscountsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListDiscountsResponse.SerializeToString,
+            ),
+            'DeleteDiscount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDiscount,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteDiscountRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Discount.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2360,6 +2460,168 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/ListUsageAlertCrossings',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListUsageAlertCrossingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreateCoupon',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateCouponRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Coupon.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/GetCoupon',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.GetCouponRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Coupon.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCoupons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListCoupons',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCouponsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListCouponsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDiscount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreateDiscount',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateDiscountRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Discount.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDiscounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/ListDiscounts',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListDiscountsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.ListDiscountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDiscount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/DeleteDiscount',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.DeleteDiscountRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Discount.FromString,
             options,
             channel_credentials,
             insecure,

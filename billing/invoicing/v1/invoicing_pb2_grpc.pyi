@@ -173,6 +173,17 @@ class InvoicingServiceStub:
     """Deletes an alert: no crossing of it is recorded from then on (those recorded stay)."""
     ListUsageAlertCrossings: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListUsageAlertCrossingsRequest, _invoicing_pb2.ListUsageAlertCrossingsResponse]
     """The crossings recorded for one subscription, oldest first."""
+    CreateCoupon: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateCouponRequest, _invoicing_pb2.Coupon]
+    """Coupons and discounts: a coupon is an offer (a percentage or an amount off period invoices,
+    once, for N periods or forever); a discount applies it to a subscription or a customer.
+    """
+    GetCoupon: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetCouponRequest, _invoicing_pb2.Coupon]
+    ListCoupons: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListCouponsRequest, _invoicing_pb2.ListCouponsResponse]
+    CreateDiscount: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateDiscountRequest, _invoicing_pb2.Discount]
+    """Applies a coupon to a subscription or to a customer, from the next period invoice on."""
+    ListDiscounts: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.ListDiscountsRequest, _invoicing_pb2.ListDiscountsResponse]
+    DeleteDiscount: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.DeleteDiscountRequest, _invoicing_pb2.Discount]
+    """Ends a running discount; deleting it again answers it as it is."""
 
 @_typing.type_check_only
 class InvoicingServiceAsyncStub(InvoicingServiceStub):
@@ -319,6 +330,17 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     """Deletes an alert: no crossing of it is recorded from then on (those recorded stay)."""
     ListUsageAlertCrossings: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListUsageAlertCrossingsRequest, _invoicing_pb2.ListUsageAlertCrossingsResponse]  # type: ignore[assignment]
     """The crossings recorded for one subscription, oldest first."""
+    CreateCoupon: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateCouponRequest, _invoicing_pb2.Coupon]  # type: ignore[assignment]
+    """Coupons and discounts: a coupon is an offer (a percentage or an amount off period invoices,
+    once, for N periods or forever); a discount applies it to a subscription or a customer.
+    """
+    GetCoupon: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.GetCouponRequest, _invoicing_pb2.Coupon]  # type: ignore[assignment]
+    ListCoupons: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListCouponsRequest, _invoicing_pb2.ListCouponsResponse]  # type: ignore[assignment]
+    CreateDiscount: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateDiscountRequest, _invoicing_pb2.Discount]  # type: ignore[assignment]
+    """Applies a coupon to a subscription or to a customer, from the next period invoice on."""
+    ListDiscounts: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.ListDiscountsRequest, _invoicing_pb2.ListDiscountsResponse]  # type: ignore[assignment]
+    DeleteDiscount: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.DeleteDiscountRequest, _invoicing_pb2.Discount]  # type: ignore[assignment]
+    """Ends a running discount; deleting it again answers it as it is."""
 
 class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Invoicing: the catalog (services, plans), checkout, subscriptions and their billing periods,
@@ -774,5 +796,52 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_invoicing_pb2.ListUsageAlertCrossingsResponse, _abc.Awaitable[_invoicing_pb2.ListUsageAlertCrossingsResponse]]:
         """The crossings recorded for one subscription, oldest first."""
+
+    @_abc_1.abstractmethod
+    def CreateCoupon(
+        self,
+        request: _invoicing_pb2.CreateCouponRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Coupon, _abc.Awaitable[_invoicing_pb2.Coupon]]:
+        """Coupons and discounts: a coupon is an offer (a percentage or an amount off period invoices,
+        once, for N periods or forever); a discount applies it to a subscription or a customer.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCoupon(
+        self,
+        request: _invoicing_pb2.GetCouponRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Coupon, _abc.Awaitable[_invoicing_pb2.Coupon]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCoupons(
+        self,
+        request: _invoicing_pb2.ListCouponsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListCouponsResponse, _abc.Awaitable[_invoicing_pb2.ListCouponsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateDiscount(
+        self,
+        request: _invoicing_pb2.CreateDiscountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Discount, _abc.Awaitable[_invoicing_pb2.Discount]]:
+        """Applies a coupon to a subscription or to a customer, from the next period invoice on."""
+
+    @_abc_1.abstractmethod
+    def ListDiscounts(
+        self,
+        request: _invoicing_pb2.ListDiscountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.ListDiscountsResponse, _abc.Awaitable[_invoicing_pb2.ListDiscountsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteDiscount(
+        self,
+        request: _invoicing_pb2.DeleteDiscountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Discount, _abc.Awaitable[_invoicing_pb2.Discount]]:
+        """Ends a running discount; deleting it again answers it as it is."""
 
 def add_InvoicingServiceServicer_to_server(servicer: InvoicingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
