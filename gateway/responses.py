@@ -89,6 +89,9 @@ class Plan(Reply):
         Literal["CONVERT", "CANCEL", "PAUSE"] | None,
         Field(description="What ends a trial without an auto-pay mandate."),
     ]
+    version: Annotated[int, Field(description="The plan's version, from 1.")]
+    version_of: Annotated[str, Field(description="Version 1's id; empty for version 1.")]
+    superseded_by: Annotated[str, Field(description="The next version's id; empty if latest.")]
 
 
 class NewSubscriber(Reply):
@@ -797,3 +800,18 @@ class Discount(Reply):
     end_time: Annotated[
         datetime | Absent, Field(description="When it ended (used up or deleted).")
     ] = None
+
+
+class SubscriptionMigration(Reply):
+    subscription_id: str
+    user_id: str
+    current_amount: Annotated[
+        Decimal, Field(description="Its next invoice on its version, on this period's usage.")
+    ]
+    migrated_amount: Annotated[Decimal, Field(description="The same on the target version.")]
+    outcome: Literal["SCHEDULED", "SKIPPED"] | None
+    reason: Annotated[str, Field(description="Why it was skipped; empty when scheduled.")]
+
+
+class PlanMigration(Page[SubscriptionMigration]):
+    to_plan_id: str

@@ -118,6 +118,18 @@ class PlanCreate(Body):
     trial_end_action: Literal["CONVERT", "CANCEL", "PAUSE"] = "CONVERT"
 
 
+class PlanVersionCreate(Body):
+    amount: Number | None = None
+    charges: Annotated[list[ChargeIn], Field(max_length=50)] = []
+
+
+class PlanMigrationCreate(Body):
+    to_plan_id: Id = ""
+    dry_run: bool = False
+    limit: Annotated[Count, Field(ge=1, le=1000)] = 100
+    starting_after: Annotated[str, Field(max_length=500)] = ""
+
+
 class PlanUpdate(Body):
     """The fields of a plan that change; those present (and not null) are changed."""
 

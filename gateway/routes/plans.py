@@ -1,5 +1,6 @@
 """Plans: a service's prices."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -9,7 +10,15 @@ from gateway import responses as r
 from gateway.backends import to_json
 from gateway.errors import ApiError
 from gateway.routes import Limit, Merchant, StartingAfter, merchant_router, page
-from gateway.schemas import PlanCreate, PlanUpdate, UsageLimitIn, text
+from gateway.schemas import (
+    ChargeIn,
+    PlanCreate,
+    PlanMigrationCreate,
+    PlanUpdate,
+    PlanVersionCreate,
+    UsageLimitIn,
+    text,
+)
 
 router = merchant_router("plans")
 
@@ -25,6 +34,27 @@ def limit_messages(limits: list[UsageLimitIn]) -> list[pb.UsageLimit]:
     ]
 
 
+def charge_messages(charges: Sequence[ChargeIn]) -> list[pb.UsageCharge]:
+    return [
+        pb.UsageCharge(
+            event_key=c.event_key,
+            model=pb.ChargeModel.Value(f"CHARGE_MODEL_{c.model}"),
+            unit_price=text(c.unit_price),
+            package_size=text(c.package_size),
+            included_quantity=text(c.included_quantity),
+            tiers=[
+                pb.Tier(
+                    up_to=text(t.up_to),
+                    unit_price=text(t.unit_price),
+                    flat_fee=text(t.flat_fee),
+                )
+                for t in c.tiers
+            ],
+        )
+        for c in charges
+    ]
+
+
 def plan_message(service_id: str, payload: PlanCreate) -> pb.Plan:
     return pb.Plan(
         service_id=service_id,
@@ -33,24 +63,7 @@ def plan_message(service_id: str, payload: PlanCreate) -> pb.Plan:
         billing_interval=pb.BillingInterval.Value(f"BILLING_INTERVAL_{payload.billing_interval}"),
         interval_count=payload.interval_count,
         amount=text(payload.amount),
-        charges=[
-            pb.UsageCharge(
-                event_key=c.event_key,
-                model=pb.ChargeModel.Value(f"CHARGE_MODEL_{c.model}"),
-                unit_price=text(c.unit_price),
-                package_size=text(c.package_size),
-                included_quantity=text(c.included_quantity),
-                tiers=[
-                    pb.Tier(
-                        up_to=text(t.up_to),
-                        unit_price=text(t.unit_price),
-                        flat_fee=text(t.flat_fee),
-                    )
-                    for t in c.tiers
-                ],
-            )
-            for c in payload.charges
-        ],
+        charges=charge_messages(payload.charges),
         usage_ceiling=text(payload.usage_ceiling),
         features=payload.features,
         limits=limit_messages(payload.limits),
@@ -125,3 +138,47 @@ async def update_plan(merchant: Merchant, plan_id: str, payload: PlanUpdate) -> 
     )
     stub = merchant.gateway.backends.invoicing
     return await merchant.created(lambda: merchant.answer(stub.UpdatePlan, request))
+
+
+@router.post("/plans/{plan_id}/versions", **r.documented(r.Plan, 400, 404, 409))
+async def create_plan_version(merchant: Merchant, plan_id: str, payload: PlanVersionCreate) -> Any:
+    """The next version of the plan (its latest; 409 otherwise, and for a prepaid-only plan)
+    with new `amount` and `charges`: a new plan, everything else kept. Its subscriptions stay on
+    their version until migrated; checkouts of any version get the latest."""
+
+    async def create() -> dict[str, Any]:
+        request = pb.CreatePlanVersionRequest(
+            plan_id=plan_id,
+            amount=text(payload.amount),
+            charges=charge_messages(payload.charges),
+            request_id=merchant.request_id(),
+        )
+        stub = merchant.gateway.backends.invoicing
+        return to_json(await merchant.call(stub.CreatePlanVersion, request))
+
+    return await merchant.created(create)
+
+
+@router.post("/plans/{plan_id}/migrations", **r.documented(r.PlanMigration, 400, 404))
+async def migrate_plan_subscriptions(
+    merchant: Merchant, plan_id: str, payload: PlanMigrationCreate
+) -> Any:
+    """Moves up to `limit` of the version's subscriptions (oldest first, after
+    `startingAfter`) to `toPlanId` (default the latest version) at their next period; with
+    `"dryRun": true` changes nothing. Each shows its next invoice on both versions, priced on
+    the current period's usage so far."""
+
+    async def migrate() -> dict[str, Any]:
+        request = pb.MigratePlanSubscriptionsRequest(
+            plan_id=plan_id,
+            to_plan_id=payload.to_plan_id,
+            dry_run=payload.dry_run,
+            page_size=payload.limit,
+            page_token=payload.starting_after,
+        )
+        stub = merchant.gateway.backends.invoicing
+        found = await merchant.call(stub.MigratePlanSubscriptions, request)
+        answer = page([to_json(m) for m in found.migrations], found.next_page_token)
+        return {"toPlanId": found.to_plan_id, **answer}
+
+    return await merchant.created(migrate)

@@ -56,6 +56,9 @@ def _plan(row: PlanRow) -> Plan:
         trial_days=row.trial_days,
         trial_usage_billed=row.trial_usage_billed,
         trial_end_action=TrialEndAction(row.trial_end_action),
+        version=row.version,
+        version_of=row.version_of,
+        superseded_by=row.superseded_by,
     )
 
 
@@ -109,6 +112,9 @@ class CatalogStore:
                 trial_days=plan.trial_days,
                 trial_usage_billed=plan.trial_usage_billed,
                 trial_end_action=plan.trial_end_action.value,
+                version=plan.version,
+                version_of=plan.version_of,
+                superseded_by=plan.superseded_by,
             )
         )
         await self._session.flush()
@@ -140,6 +146,29 @@ class CatalogStore:
         row.features = list(plan.features)
         row.limits = limits_to_json(plan.limits)
         await self._session.flush()
+
+    async def supersede(self, plan: Plan, by: Plan) -> None:
+        """Marks `plan` superseded by its next version `by`."""
+        row = await self._session.get(PlanRow, plan.id)
+        assert row is not None and row.merchant_id == plan.merchant_id
+        row.superseded_by = by.id
+        await self._session.flush()
+
+    async def latest_version(self, plan: Plan) -> Plan:
+        """The latest version of the plan (itself when none is newer)."""
+        if not plan.superseded_by:
+            return plan
+        row = await self._session.scalar(
+            select(PlanRow)
+            .where(
+                PlanRow.merchant_id == plan.merchant_id,
+                PlanRow.version_of == plan.family_id,
+                PlanRow.superseded_by == "",
+            )
+            .execution_options(populate_existing=True)
+        )
+        assert row is not None
+        return _plan(row)
 
     async def plans(
         self,

@@ -340,7 +340,9 @@ class SubscriptionStore:
         limit: int,
         plan_id: str | None = None,
         status: SubscriptionStatus | None = None,
+        lock: bool = False,
     ) -> list[Subscription]:
+        """A page of the merchant's subscriptions, oldest first; `lock` holds them FOR UPDATE."""
         query = select(SubscriptionRow).where(SubscriptionRow.merchant_id == merchant_id)
         if service_id:
             query = query.where(SubscriptionRow.service_id == service_id)
@@ -350,9 +352,12 @@ class SubscriptionStore:
             query = query.where(SubscriptionRow.plan_id == plan_id)
         if status is not None:
             query = query.where(SubscriptionRow.status == status.value)
-        rows = await self._session.scalars(
-            in_creation_order(query, SubscriptionRow.create_time, SubscriptionRow.id, after, limit)
+        query = in_creation_order(
+            query, SubscriptionRow.create_time, SubscriptionRow.id, after, limit
         )
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        rows = await self._session.scalars(query)
         return [_subscription(row) for row in rows]
 
     async def trials_to_remind(

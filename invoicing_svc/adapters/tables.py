@@ -59,6 +59,9 @@ class PlanRow(Base):
     trial_days: Mapped[int] = mapped_column(Integer, default=0)
     trial_usage_billed: Mapped[bool] = mapped_column(Boolean, default=False)
     trial_end_action: Mapped[str] = mapped_column(Text, default="CONVERT")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    version_of: Mapped[str] = mapped_column(Text, default="")
+    superseded_by: Mapped[str] = mapped_column(Text, default="")
 
 
 class SubscriberRow(Base):

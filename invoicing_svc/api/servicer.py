@@ -22,6 +22,7 @@ from invoicing_svc.service_layer import (
     invoices,
     pauses,
     plan_changes,
+    plan_versions,
     settlement_events,
     subscriptions,
     webhooks,
@@ -608,6 +609,37 @@ class InvoicingServicer(invoicing_pb2_grpc.InvoicingServiceServicer):
         )
         return pb.ListWebhookDeliveriesResponse(
             deliveries=[translate.delivery_to_proto(d) for d in page], next_page_token=token
+        )
+
+    async def CreatePlanVersion(
+        self, request: pb.CreatePlanVersionRequest, context: Context
+    ) -> pb.Plan:
+        key = RequestKey.of("CreatePlanVersion", request, request.request_id)
+        version = await catalog.create_plan_version(
+            self._invoicing,
+            merchant_id(context),
+            request.plan_id,
+            translate.prices_from_proto(request),
+            key,
+        )
+        return translate.plan_to_proto(version)
+
+    async def MigratePlanSubscriptions(
+        self, request: pb.MigratePlanSubscriptionsRequest, context: Context
+    ) -> pb.MigratePlanSubscriptionsResponse:
+        migrations, target, token = await plan_versions.migrate_subscriptions(
+            self._invoicing,
+            merchant_id(context),
+            request.plan_id,
+            to_plan_id=request.to_plan_id,
+            dry_run=request.dry_run,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.MigratePlanSubscriptionsResponse(
+            to_plan_id=target.id,
+            migrations=[translate.migration_to_proto(m) for m in migrations],
+            next_page_token=token,
         )
 
     # Coupons and discounts

@@ -31,6 +31,7 @@ from invoicing_svc.domain.model import (
     TrialEndAction,
 )
 from invoicing_svc.domain.plan_changes import ChangeTiming, ProrationBehavior
+from invoicing_svc.domain.plan_versions import NewPrices
 from invoicing_svc.domain.plans import (
     PlanChange,
     auto_pay_cap,
@@ -38,6 +39,7 @@ from invoicing_svc.domain.plans import (
     parse_usage_ceiling,
 )
 from invoicing_svc.domain.webhooks import WebhookDelivery, WebhookEndpoint
+from invoicing_svc.service_layer.plan_versions import Migration
 from pricing.charges import PricingModel, UsageCharge, parse_price
 from pricing.messages import charge_of
 from service_kit.decimals import MAX_AMOUNT, format_decimal, parse_decimal
@@ -301,6 +303,9 @@ def plan_to_proto(plan: Plan) -> pb.Plan:
         trial_days=plan.trial_days,
         trial_usage_billed=plan.trial_usage_billed,
         trial_end_action=pb.TrialEndAction.Value(f"TRIAL_END_ACTION_{plan.trial_end_action.value}"),
+        version=plan.version,
+        version_of=plan.version_of,
+        superseded_by=plan.superseded_by,
     )
 
 
@@ -587,6 +592,26 @@ def webhook_renderer(checkout_base_url: str) -> Callable[[object], dict[str, Any
         return _json(message)
 
     return render
+
+
+def prices_from_proto(message: pb.CreatePlanVersionRequest) -> NewPrices:
+    return NewPrices(
+        amount=parse_price(message.amount, "amount") if message.amount else None,
+        charges=tuple(
+            charge_from_proto(charge, f"charges[{i}]") for i, charge in enumerate(message.charges)
+        ),
+    )
+
+
+def migration_to_proto(migration: Migration) -> pb.SubscriptionMigration:
+    return pb.SubscriptionMigration(
+        subscription_id=migration.subscription.id,
+        user_id=migration.subscription.user_id,
+        current_amount=_money(migration.current_amount),
+        migrated_amount=_money(migration.migrated_amount),
+        outcome=pb.MigrationOutcome.Value(f"MIGRATION_OUTCOME_{migration.outcome.value}"),
+        reason=migration.reason,
+    )
 
 
 def coupon_from_proto(message: pb.Coupon, merchant_id: str, now: datetime) -> Coupon:

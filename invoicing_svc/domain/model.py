@@ -104,6 +104,17 @@ class Plan:
     trial_days: int = 0
     trial_usage_billed: bool = False
     trial_end_action: TrialEndAction = TrialEndAction.CONVERT
+    # Versions (plan_versions.py): editing prices makes a new plan, the next version of the same
+    # plan; `version_of` is version 1's id ("" for version 1 itself), `superseded_by` the next
+    # version's ("" for the latest).
+    version: int = 1
+    version_of: str = ""
+    superseded_by: str = ""
+
+    @property
+    def family_id(self) -> str:
+        """The id every version of this plan shares: version 1's."""
+        return self.version_of or self.id
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from invoicing_svc.adapters.catalog_store import CatalogStore
 from invoicing_svc.domain.model import Plan, Service
+from invoicing_svc.domain.plan_versions import NewPrices, next_version
 from invoicing_svc.domain.plans import (
     PlanChange,
     PlanTerms,
@@ -16,6 +17,7 @@ from invoicing_svc.service_layer.unit_of_work import Invoicing
 from service_kit import pagination
 from service_kit.errors import InvalidArgument, NotFound
 from service_kit.idempotency import RequestKey
+from service_kit.ids import new_id
 
 MAX_DESCRIPTION = 2000
 
@@ -115,6 +117,34 @@ async def update_plan(
                 await uow.subscription_changed(subscription, now)
         await uow.commit()
     return changed
+
+
+async def create_plan_version(
+    invoicing: Invoicing,
+    merchant_id: str,
+    plan_id: str,
+    prices: NewPrices,
+    request: RequestKey | None,
+) -> Plan:
+    """The next version of the plan (its latest), with new prices; its subscriptions stay on
+    their version until migrated (plan_versions). Versions of one plan are made in turn: the
+    plan is locked."""
+    now = invoicing.clock.now()
+    async with invoicing.unit_of_work() as uow:
+        first_id = await uow.idempotency.first_answer(uow.session, merchant_id, request)
+        if first_id is not None:
+            stored = await uow.catalog.plan(merchant_id, first_id)
+            assert stored is not None
+            return stored
+        plan = await uow.catalog.plan(merchant_id, plan_id, lock=True)
+        if plan is None:
+            raise NotFound(f"plan {plan_id} not found", field="plan_id")
+        version = next_version(plan, prices, plan_id=new_id("plan"), now=now)
+        await uow.catalog.add_plan(version)
+        await uow.catalog.supersede(plan, version)
+        await uow.idempotency.remember(uow.session, merchant_id, request, version.id)
+        await uow.commit()
+    return version
 
 
 async def list_plans(

@@ -70,11 +70,14 @@ async def create_checkout_session(
         first_id = await uow.idempotency.first_answer(uow.session, draft.merchant_id, request)
         if first_id is not None:
             return await _checkout(uow, draft.merchant_id, first_id)
-        plan = await uow.catalog.plan(draft.merchant_id, draft.plan_id)
-        if plan is None:
+        named = await uow.catalog.plan(draft.merchant_id, draft.plan_id)
+        if named is None:
             raise NotFound(f"plan {draft.plan_id} not found", field="session.plan_id")
+        # A checkout subscribes to the plan's latest version.
+        plan = await uow.catalog.latest_version(named)
         session = replace(
             draft,
+            plan_id=plan.id,
             user_id=draft.user_id or new_id("usr"),
             # A trial comes first, with no fee: nothing is paid up front.
             amount_due=Decimal(0) if plan.trial_days else round_usdc(fixed_fee(plan)),

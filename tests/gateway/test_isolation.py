@@ -71,6 +71,12 @@ PROBES: dict[tuple[str, str], Probe] = {
     ),
     ("GET", "/api/v1/plans/{plan_id}"): Probe("/api/v1/plans/{plan}"),
     ("PATCH", "/api/v1/plans/{plan_id}"): Probe("/api/v1/plans/{plan}", body={"usageCeiling": 9}),
+    ("POST", "/api/v1/plans/{plan_id}/versions"): Probe(
+        "/api/v1/plans/{plan}/versions", body={"amount": 2}
+    ),
+    ("POST", "/api/v1/plans/{plan_id}/migrations"): Probe(
+        "/api/v1/plans/{plan}/migrations", body={"dryRun": True}
+    ),
     ("POST", "/api/v1/checkout-sessions"): Probe(
         "/api/v1/checkout-sessions",
         body={

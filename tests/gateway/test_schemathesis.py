@@ -162,7 +162,7 @@ async def test_every_operation_answers_generated_requests_as_documented(
         report = await asyncio.to_thread(fuzz, url, key, objects)
 
     assert report.failures == [], "\n\n".join(report.failures)
-    assert len(report.operations) == 82
+    assert len(report.operations) == 84
     assert report.requests >= 3000, report.requests
     # Valid requests got through to the services and invalid ones were refused, both documented.
     assert {200, 400, 404} <= set(report.statuses), report.statuses

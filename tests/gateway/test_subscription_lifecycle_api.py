@@ -253,3 +253,31 @@ async def test_coupons_and_discounts_through_rest(api: Api) -> None:
         (discount["id"], 0, True)
     ]
     assert (await api.get(f"/api/v1/coupons/{coupon['id']}")).json()["timesRedeemed"] == 1
+
+
+async def test_plan_versions_and_a_migration_through_rest(api: Api) -> None:
+    starter, _, _ = await two_plans(api)
+    subscription = await subscribe(api, starter)
+
+    made = await api.post(f"/api/v1/plans/{starter['id']}/versions", {"amount": "0.000012"})
+
+    assert made.status_code == 200, made.text
+    v2 = made.json()
+    assert (v2["version"], v2["versionOf"], v2["name"], v2["amount"]) == (
+        2,
+        starter["id"],
+        "Starter",
+        "0.000012",
+    )
+    again = await api.post(f"/api/v1/plans/{starter['id']}/versions", {"amount": "0.000013"})
+    assert refusal(again) == (409, "failed_precondition", "planId")
+    dry = await api.post(f"/api/v1/plans/{starter['id']}/migrations", {"dryRun": True})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["toPlanId"] == v2["id"]
+    assert [(m["subscriptionId"], m["outcome"]) for m in dry.json()["data"]] == [
+        (subscription["id"], "SCHEDULED")
+    ]
+    done = await api.post(f"/api/v1/plans/{starter['id']}/migrations", {})
+    assert done.status_code == 200, done.text
+    moved = (await api.get(f"/api/v1/subscriptions/{subscription['id']}")).json()
+    assert moved["scheduledPlanId"] == v2["id"]

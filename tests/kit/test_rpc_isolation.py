@@ -276,6 +276,14 @@ PROBES: dict[str, dict[str, tuple[Request, str]]] = {
             lambda o: ipb.ResumeSubscriptionRequest(id=o.subscription.id),
             NOT_FOUND,
         ),
+        "CreatePlanVersion": (
+            lambda o: ipb.CreatePlanVersionRequest(plan_id=o.plan.id, amount="2"),
+            NOT_FOUND,
+        ),
+        "MigratePlanSubscriptions": (
+            lambda o: ipb.MigratePlanSubscriptionsRequest(plan_id=o.plan.id, dry_run=True),
+            NOT_FOUND,
+        ),
         "CreateCoupon": (
             lambda o: ipb.CreateCouponRequest(
                 coupon=ipb.Coupon(name="Mine", percent_off="10", duration=ipb.COUPON_DURATION_ONCE)

@@ -97,6 +97,28 @@ CHARGE_MODEL_VOLUME: ChargeModel.ValueType  # 4
 """All units priced by the tier the total falls in."""
 Global___ChargeModel: _TypeAlias = ChargeModel  # noqa: Y015
 
+class _MigrationOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MigrationOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MigrationOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MIGRATION_OUTCOME_UNSPECIFIED: _MigrationOutcome.ValueType  # 0
+    MIGRATION_OUTCOME_SCHEDULED: _MigrationOutcome.ValueType  # 1
+    """It moves (a dry run: would move) to the target version at its next period."""
+    MIGRATION_OUTCOME_SKIPPED: _MigrationOutcome.ValueType  # 2
+    """It stays: canceled, paused or ending at its period's end (reason says which)."""
+
+class MigrationOutcome(_MigrationOutcome, metaclass=_MigrationOutcomeEnumTypeWrapper):
+    """What a migration does to one subscription."""
+
+MIGRATION_OUTCOME_UNSPECIFIED: MigrationOutcome.ValueType  # 0
+MIGRATION_OUTCOME_SCHEDULED: MigrationOutcome.ValueType  # 1
+"""It moves (a dry run: would move) to the target version at its next period."""
+MIGRATION_OUTCOME_SKIPPED: MigrationOutcome.ValueType  # 2
+"""It stays: canceled, paused or ending at its period's end (reason says which)."""
+Global___MigrationOutcome: _TypeAlias = MigrationOutcome  # noqa: Y015
+
 class _TrialEndAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -791,6 +813,9 @@ class Plan(_message.Message):
     TRIAL_DAYS_FIELD_NUMBER: _builtins.int
     TRIAL_USAGE_BILLED_FIELD_NUMBER: _builtins.int
     TRIAL_END_ACTION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    VERSION_OF_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. "plan_" + 26 characters."""
     service_id: _builtins.str
@@ -844,6 +869,12 @@ class Plan(_message.Message):
     """Optional. What ends a trial the subscriber set up no auto-pay mandate for. Default CONVERT.
     Needs trial_days.
     """
+    version: _builtins.int
+    """Output only. The plan's version, from 1."""
+    version_of: _builtins.str
+    """Output only. Version 1's id, which every version shares; empty for version 1."""
+    superseded_by: _builtins.str
+    """Output only. The next version's id; empty for the latest."""
     @_builtins.property
     def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCharge]:
         """Optional. USAGE_BASED (unless `amount` is given) and HYBRID: 1-50, one per event key.
@@ -889,14 +920,174 @@ class Plan(_message.Message):
         trial_days: _builtins.int = ...,
         trial_usage_billed: _builtins.bool = ...,
         trial_end_action: Global___TrialEndAction.ValueType = ...,
+        version: _builtins.int = ...,
+        version_of: _builtins.str = ...,
+        superseded_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "features", b"features", "id", b"id", "interval_count", b"interval_count", "limits", b"limits", "name", b"name", "prepaid_only", b"prepaid_only", "pricing_type", b"pricing_type", "service_id", b"service_id", "trial_days", b"trial_days", "trial_end_action", b"trial_end_action", "trial_usage_billed", b"trial_usage_billed", "usage_ceiling", b"usage_ceiling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "auto_pay_cap", b"auto_pay_cap", "auto_pay_period_seconds", b"auto_pay_period_seconds", "billing_interval", b"billing_interval", "charges", b"charges", "create_time", b"create_time", "currency", b"currency", "features", b"features", "id", b"id", "interval_count", b"interval_count", "limits", b"limits", "name", b"name", "prepaid_only", b"prepaid_only", "pricing_type", b"pricing_type", "service_id", b"service_id", "superseded_by", b"superseded_by", "trial_days", b"trial_days", "trial_end_action", b"trial_end_action", "trial_usage_billed", b"trial_usage_billed", "usage_ceiling", b"usage_ceiling", "version", b"version", "version_of", b"version_of"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class CreatePlanVersionRequest(_message.Message):
+    """Request of CreatePlanVersion. NOT_FOUND for an unknown plan (or another merchant's);
+    FAILED_PRECONDITION for a plan that has a newer version or is prepaid-only; INVALID_ARGUMENT
+    for prices its pricing type does not take.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CHARGES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    """Required. The plan's latest version."""
+    amount: _builtins.str
+    """Optional. The new amount, as in Plan.amount."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 255 characters: a retry with the same key returns the
+    first answer.
+    """
+    @_builtins.property
+    def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCharge]:
+        """Optional. The new usage charges, as in Plan.charges."""
+
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        charges: _abc.Iterable[Global___UsageCharge] | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "charges", b"charges", "plan_id", b"plan_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePlanVersionRequest: _TypeAlias = CreatePlanVersionRequest  # noqa: Y015
+
+@_typing.final
+class MigratePlanSubscriptionsRequest(_message.Message):
+    """Request of MigratePlanSubscriptions. NOT_FOUND for an unknown plan; INVALID_ARGUMENT for a
+    to_plan_id that is not another version of plan_id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    TO_PLAN_ID_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    """Required. The version whose subscriptions move."""
+    to_plan_id: _builtins.str
+    """Optional. The version they move to; default the latest."""
+    dry_run: _builtins.bool
+    """Optional. Change nothing: answer what each subscription's next invoice would become."""
+    page_size: _builtins.int
+    """Optional. Subscriptions of this call, 1-1000, default 100."""
+    page_token: _builtins.str
+    """Optional. `next_page_token` of a previous call; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        to_plan_id: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "page_size", b"page_size", "page_token", b"page_token", "plan_id", b"plan_id", "to_plan_id", b"to_plan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigratePlanSubscriptionsRequest: _TypeAlias = MigratePlanSubscriptionsRequest  # noqa: Y015
+
+@_typing.final
+class SubscriptionMigration(_message.Message):
+    """One subscription in a migration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CURRENT_AMOUNT_FIELD_NUMBER: _builtins.int
+    MIGRATED_AMOUNT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Output only. The subscription."""
+    user_id: _builtins.str
+    """Output only. Its customer."""
+    current_amount: _builtins.str
+    """Output only. Its next invoice on its version, priced on the current period's usage so far
+    with the whole fixed fee, before discounts and credits.
+    """
+    migrated_amount: _builtins.str
+    """Output only. The same on the target version."""
+    outcome: Global___MigrationOutcome.ValueType
+    """Output only."""
+    reason: _builtins.str
+    """Output only. Why it was skipped; empty when scheduled."""
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        current_amount: _builtins.str = ...,
+        migrated_amount: _builtins.str = ...,
+        outcome: Global___MigrationOutcome.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_amount", b"current_amount", "migrated_amount", b"migrated_amount", "outcome", b"outcome", "reason", b"reason", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriptionMigration: _TypeAlias = SubscriptionMigration  # noqa: Y015
+
+@_typing.final
+class MigratePlanSubscriptionsResponse(_message.Message):
+    """Response of MigratePlanSubscriptions: one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TO_PLAN_ID_FIELD_NUMBER: _builtins.int
+    MIGRATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    to_plan_id: _builtins.str
+    """Output only. The version moved to."""
+    next_page_token: _builtins.str
+    """Output only. Token for the next page, empty on the last page."""
+    @_builtins.property
+    def migrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubscriptionMigration]:
+        """Output only. The page's subscriptions, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        to_plan_id: _builtins.str = ...,
+        migrations: _abc.Iterable[Global___SubscriptionMigration] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["migrations", b"migrations", "next_page_token", b"next_page_token", "to_plan_id", b"to_plan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigratePlanSubscriptionsResponse: _TypeAlias = MigratePlanSubscriptionsResponse  # noqa: Y015
 
 @_typing.final
 class UsageLimit(_message.Message):

@@ -74,6 +74,16 @@ class InvoicingServiceStub:
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdatePlanRequest.SerializeToString,
                 response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
                 _registered_method=True)
+        self.CreatePlanVersion = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/CreatePlanVersion',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreatePlanVersionRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
+                _registered_method=True)
+        self.MigratePlanSubscriptions = channel.unary_unary(
+                '/billing.invoicing.v1.InvoicingService/MigratePlanSubscriptions',
+                request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MigratePlanSubscriptionsRequest.SerializeToString,
+                response_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MigratePlanSubscriptionsResponse.FromString,
+                _registered_method=True)
         self.CreateCheckoutSession = channel.unary_unary(
                 '/billing.invoicing.v1.InvoicingService/CreateCheckoutSession',
                 request_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreateCheckoutSessionRequest.SerializeToString,
@@ -381,6 +391,22 @@ class InvoicingServiceServicer:
         """Changes a plan's usage ceiling (what auto-pay mandates proposed from now on may cover above
         its fee); mandates already signed keep their cap. Setting the same value again changes
         nothing. The answer is the plan now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePlanVersion(self, request, context):
+        """Makes the next version of a plan (its latest) with new prices: a new plan; the plan's
+        subscriptions keep their version until migrated, and checkouts of any version get the latest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MigratePlanSubscriptions(self, request, context):
+        """Moves a page of a version's subscriptions to another version at their next period, or
+        shows (dry_run) what each one's next invoice would become.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -794,6 +820,16 @@ def add_InvoicingServiceServicer_to_server(servicer, server):
                     servicer.UpdatePlan,
                     request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdatePlanRequest.FromString,
                     response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.SerializeToString,
+            ),
+            'CreatePlanVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlanVersion,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreatePlanVersionRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.SerializeToString,
+            ),
+            'MigratePlanSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.MigratePlanSubscriptions,
+                    request_deserializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MigratePlanSubscriptionsRequest.FromString,
+                    response_serializer=billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MigratePlanSubscriptionsResponse.SerializeToString,
             ),
             'CreateCheckoutSession': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCheckoutSession,
@@ -1245,6 +1281,60 @@ class InvoicingService:
             '/billing.invoicing.v1.InvoicingService/UpdatePlan',
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.UpdatePlanRequest.SerializeToString,
             billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePlanVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/CreatePlanVersion',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.CreatePlanVersionRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.Plan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MigratePlanSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.invoicing.v1.InvoicingService/MigratePlanSubscriptions',
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MigratePlanSubscriptionsRequest.SerializeToString,
+            billing_dot_invoicing_dot_v1_dot_invoicing__pb2.MigratePlanSubscriptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

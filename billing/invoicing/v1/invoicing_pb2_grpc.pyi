@@ -51,6 +51,14 @@ class InvoicingServiceStub:
     its fee); mandates already signed keep their cap. Setting the same value again changes
     nothing. The answer is the plan now.
     """
+    CreatePlanVersion: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreatePlanVersionRequest, _invoicing_pb2.Plan]
+    """Makes the next version of a plan (its latest) with new prices: a new plan; the plan's
+    subscriptions keep their version until migrated, and checkouts of any version get the latest.
+    """
+    MigratePlanSubscriptions: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.MigratePlanSubscriptionsRequest, _invoicing_pb2.MigratePlanSubscriptionsResponse]
+    """Moves a page of a version's subscriptions to another version at their next period, or
+    shows (dry_run) what each one's next invoice would become.
+    """
     CreateCheckoutSession: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.CreateCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]
     """Opens a checkout session for a plan and a (new or existing) subscriber."""
     GetCheckoutSession: _grpc.UnaryUnaryMultiCallable[_invoicing_pb2.GetCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]
@@ -207,6 +215,14 @@ class InvoicingServiceAsyncStub(InvoicingServiceStub):
     """Changes a plan's usage ceiling (what auto-pay mandates proposed from now on may cover above
     its fee); mandates already signed keep their cap. Setting the same value again changes
     nothing. The answer is the plan now.
+    """
+    CreatePlanVersion: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreatePlanVersionRequest, _invoicing_pb2.Plan]  # type: ignore[assignment]
+    """Makes the next version of a plan (its latest) with new prices: a new plan; the plan's
+    subscriptions keep their version until migrated, and checkouts of any version get the latest.
+    """
+    MigratePlanSubscriptions: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.MigratePlanSubscriptionsRequest, _invoicing_pb2.MigratePlanSubscriptionsResponse]  # type: ignore[assignment]
+    """Moves a page of a version's subscriptions to another version at their next period, or
+    shows (dry_run) what each one's next invoice would become.
     """
     CreateCheckoutSession: _aio.UnaryUnaryMultiCallable[_invoicing_pb2.CreateCheckoutSessionRequest, _invoicing_pb2.CheckoutSession]  # type: ignore[assignment]
     """Opens a checkout session for a plan and a (new or existing) subscriber."""
@@ -403,6 +419,26 @@ class InvoicingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Changes a plan's usage ceiling (what auto-pay mandates proposed from now on may cover above
         its fee); mandates already signed keep their cap. Setting the same value again changes
         nothing. The answer is the plan now.
+        """
+
+    @_abc_1.abstractmethod
+    def CreatePlanVersion(
+        self,
+        request: _invoicing_pb2.CreatePlanVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.Plan, _abc.Awaitable[_invoicing_pb2.Plan]]:
+        """Makes the next version of a plan (its latest) with new prices: a new plan; the plan's
+        subscriptions keep their version until migrated, and checkouts of any version get the latest.
+        """
+
+    @_abc_1.abstractmethod
+    def MigratePlanSubscriptions(
+        self,
+        request: _invoicing_pb2.MigratePlanSubscriptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_invoicing_pb2.MigratePlanSubscriptionsResponse, _abc.Awaitable[_invoicing_pb2.MigratePlanSubscriptionsResponse]]:
+        """Moves a page of a version's subscriptions to another version at their next period, or
+        shows (dry_run) what each one's next invoice would become.
         """
 
     @_abc_1.abstractmethod
