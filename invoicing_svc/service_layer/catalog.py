@@ -13,7 +13,7 @@ from invoicing_svc.domain.plans import (
     validate_terms,
 )
 from invoicing_svc.domain.trials import validate_trial
-from invoicing_svc.service_layer.unit_of_work import Invoicing
+from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
 from service_kit import pagination
 from service_kit.errors import InvalidArgument, NotFound
 from service_kit.idempotency import RequestKey
@@ -85,6 +85,16 @@ async def create_plan(invoicing: Invoicing, plan: Plan, request: RequestKey | No
         await uow.catalog.add_plan(plan)
         await uow.idempotency.remember(uow.session, plan.merchant_id, request, plan.id)
         await uow.commit()
+    return plan
+
+
+async def required_plan(
+    uow: InvoicingUnitOfWork, merchant_id: str, plan_id: str, field: str
+) -> Plan:
+    """The merchant's plan; NOT_FOUND naming `field` when it is unknown or another's."""
+    plan = await uow.catalog.plan(merchant_id, plan_id)
+    if plan is None:
+        raise NotFound(f"plan {plan_id} not found", field=field)
     return plan
 
 

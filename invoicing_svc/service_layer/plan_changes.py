@@ -1,8 +1,9 @@
 """Changing a subscription's plan, now or at its period's end."""
 
 from invoicing_svc.domain import plan_changes as rules
-from invoicing_svc.domain.model import Invoice, Plan, Subscription
+from invoicing_svc.domain.model import Invoice, Subscription
 from invoicing_svc.domain.period_invoice import proration_invoice
+from invoicing_svc.service_layer.catalog import required_plan
 from invoicing_svc.service_layer.invoices import announce_created
 from invoicing_svc.service_layer.period_close import close_ended
 from invoicing_svc.service_layer.replica_pushes import replica_of
@@ -10,13 +11,6 @@ from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfW
 from service_kit.errors import NotFound
 from service_kit.idempotency import RequestKey
 from service_kit.ids import new_id
-
-
-async def _plan(uow: InvoicingUnitOfWork, merchant_id: str, plan_id: str, field: str) -> Plan:
-    plan = await uow.catalog.plan(merchant_id, plan_id)
-    if plan is None:
-        raise NotFound(f"plan {plan_id} not found", field=field)
-    return plan
 
 
 async def _replay(
@@ -54,17 +48,17 @@ async def change_plan(
         subscription = await uow.subscriptions.subscription(merchant_id, subscription_id, lock=True)
         if subscription is None:
             raise NotFound(f"subscription {subscription_id} not found", field="id")
-        target = await _plan(uow, merchant_id, plan_id, "plan_id")
+        target = await required_plan(uow, merchant_id, plan_id, "plan_id")
         if timing is rules.ChangeTiming.NOW:
             subscription = await close_ended(invoicing, uow, subscription, real_now)
-        current = await _plan(uow, merchant_id, subscription.plan_id, "id")
+        current = await required_plan(uow, merchant_id, subscription.plan_id, "id")
         rules.validate_change(subscription, current, target, timing)
         invoice = None
         if timing is rules.ChangeTiming.PERIOD_END:
             changed = rules.scheduled(subscription, target)
         else:
             paid_id = subscription.fee_plan_id or subscription.plan_id
-            paid = await _plan(uow, merchant_id, paid_id, "id")
+            paid = await required_plan(uow, merchant_id, paid_id, "id")
             change = rules.changed_now(
                 subscription, target, paid, subscription.now(real_now), behavior
             )

@@ -7,9 +7,9 @@ from invoicing_svc.domain import plan_versions as rules
 from invoicing_svc.domain.model import Plan, Subscription
 from invoicing_svc.domain.periods import BilledUsage
 from invoicing_svc.domain.plan_changes import scheduled
-from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
+from invoicing_svc.service_layer.catalog import required_plan
+from invoicing_svc.service_layer.unit_of_work import Invoicing
 from service_kit import pagination
-from service_kit.errors import NotFound
 
 # Subscriptions per call: a migration of more goes page by page.
 MAX_PAGE = 1000
@@ -25,13 +25,6 @@ class Migration:
     migrated_amount: Decimal
     outcome: rules.MigrationOutcome
     reason: str
-
-
-async def _plan(uow: InvoicingUnitOfWork, merchant_id: str, plan_id: str, field: str) -> Plan:
-    plan = await uow.catalog.plan(merchant_id, plan_id)
-    if plan is None:
-        raise NotFound(f"plan {plan_id} not found", field=field)
-    return plan
 
 
 async def migrate_subscriptions(
@@ -52,9 +45,9 @@ async def migrate_subscriptions(
     limit = min(pagination.page_size(size), MAX_PAGE)
     now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
-        source = await _plan(uow, merchant_id, plan_id, "plan_id")
+        source = await required_plan(uow, merchant_id, plan_id, "plan_id")
         target = (
-            await _plan(uow, merchant_id, to_plan_id, "to_plan_id")
+            await required_plan(uow, merchant_id, to_plan_id, "to_plan_id")
             if to_plan_id
             else await uow.catalog.latest_version(source)
         )

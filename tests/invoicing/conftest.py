@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
+import asyncpg
+import grpc
 import pytest
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
@@ -27,6 +31,7 @@ from tests.conftest import (
     SERVICE_TOKEN,
     TEST_START,
     RunningMetering,
+    field_violation,
     metering_server,
     service_channel,
 )
@@ -227,3 +232,29 @@ async def merchant(
     billing_metering: RunningMetering,
 ) -> Merchant:
     return Merchant(invoicing, invoicing_stub, billing_metering.stub, f"mer_inv{next(_merchants)}")
+
+
+async def outbox_mark(db: asyncpg.Connection) -> int:
+    """The outbox's newest message id: `webhook_events` after it are the ones written since."""
+    mark: int = await db.fetchval("SELECT coalesce(max(id), 0) FROM invoicing.outbox")
+    return mark
+
+
+async def webhook_events(
+    db: asyncpg.Connection, merchant: Merchant, after: int
+) -> list[dict[str, Any]]:
+    """The merchant's webhook events ({type, data, ...}) written after the mark, in order."""
+    rows = await db.fetch(
+        "SELECT payload FROM invoicing.outbox WHERE merchant_id = $1"
+        " AND topic = 'webhook.event' AND id > $2 ORDER BY id",
+        merchant.merchant_id,
+        after,
+    )
+    return [json.loads(row["payload"]) for row in rows]
+
+
+async def refused(call: Awaitable[object]) -> tuple[grpc.StatusCode, str]:
+    """The status and the field a refused call names."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value.code(), field_violation(caught.value)

@@ -10,8 +10,7 @@ import pytest
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
 from service_kit.proto_time import to_timestamp
-from tests.conftest import field_violation
-from tests.invoicing.conftest import Merchant
+from tests.invoicing.conftest import Merchant, refused
 from tests.invoicing.test_plan_changes import (
     Catalog,
     lines,
@@ -41,12 +40,6 @@ async def discount(merchant: Merchant, offer: pb.Coupon, **target: str) -> pb.Di
     return await merchant.stub.CreateDiscount(
         pb.CreateDiscountRequest(coupon_id=offer.id, **target), metadata=merchant.metadata
     )
-
-
-async def refusal(call: object) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    return caught.value.code(), field_violation(caught.value)
 
 
 async def test_a_percentage_for_two_periods_is_taken_off_exactly_then_ends(
@@ -163,35 +156,35 @@ async def test_what_a_coupon_or_a_discount_refuses(merchant: Merchant, catalog: 
         ({"percent_off": "10", "name": ""}, "coupon.name"),
     ]
     for fields, field in cases:
-        assert await refusal(coupon(merchant, **fields)) == (invalid, field), fields
+        assert await refused(coupon(merchant, **fields)) == (invalid, field), fields
     expired = pb.Coupon(name="Old", percent_off="10", duration=pb.COUPON_DURATION_ONCE)
     expired.redeem_by.CopyFrom(to_timestamp(own_now(subscription) - timedelta(days=400)))
     old = await merchant.stub.CreateCoupon(
         pb.CreateCouponRequest(coupon=expired), metadata=merchant.metadata
     )
-    assert await refusal(discount(merchant, old, subscription_id=subscription.id)) == (
+    assert await refused(discount(merchant, old, subscription_id=subscription.id)) == (
         failed,
         "coupon_id",
     )
     offer = await coupon(merchant, percent_off="10")
-    assert await refusal(discount(merchant, offer)) == (invalid, "subscription_id")
-    assert await refusal(
+    assert await refused(discount(merchant, offer)) == (invalid, "subscription_id")
+    assert await refused(
         discount(merchant, pb.Coupon(id="cpn_x"), subscription_id=subscription.id)
     ) == (
         grpc.StatusCode.NOT_FOUND,
         "coupon_id",
     )
-    assert await refusal(discount(merchant, offer, customer_id="usr_nobody")) == (
+    assert await refused(discount(merchant, offer, customer_id="usr_nobody")) == (
         grpc.StatusCode.NOT_FOUND,
         "customer_id",
     )
     running = await discount(merchant, offer, subscription_id=subscription.id)
-    assert await refusal(discount(merchant, offer, subscription_id=subscription.id)) == (
+    assert await refused(discount(merchant, offer, subscription_id=subscription.id)) == (
         failed,
         "subscription_id",
     )
     other = Merchant(merchant.invoicing, merchant.stub, merchant.metering, "mer_discount_x")
-    assert await refusal(discount(other, offer, subscription_id=subscription.id)) == (
+    assert await refused(discount(other, offer, subscription_id=subscription.id)) == (
         grpc.StatusCode.NOT_FOUND,
         "coupon_id",
     )

@@ -2,7 +2,6 @@
 PostgreSQL (issue 18): a pause bills its period up to it, nothing is invoiced and usage is
 refused while paused, the resumed period starts then, and every event is billed once."""
 
-import json
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -16,8 +15,7 @@ from billing.metering.v1 import metering_pb2 as mpb
 from invoicing_svc.domain.model import BillingInterval
 from invoicing_svc.domain.periods import period_start
 from service_kit.proto_time import to_timestamp
-from tests.conftest import field_violation
-from tests.invoicing.conftest import Merchant
+from tests.invoicing.conftest import Merchant, outbox_mark, refused, webhook_events
 from tests.invoicing.test_plan_changes import (
     DAY,
     Catalog,
@@ -83,10 +81,10 @@ async def test_a_pause_bills_its_period_and_the_resumed_one_starts_with_its_cred
         ("Credit carried from the previous period", f"{-carried:f}")
     ]
     # While paused: usage refused, no invoice however long it stays paused.
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
+    with pytest.raises(grpc.aio.AioRpcError) as usage:
         await tokens(merchant, paused, 5, at + timedelta(seconds=1))
-    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "PAUSED" in (refused.value.details() or "")
+    assert usage.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "PAUSED" in (usage.value.details() or "")
     still = await merchant.advance(paused, 45 * DAY)
     assert still.status == pb.SUBSCRIPTION_STATUS_PAUSED
     assert len(await invoices_of(merchant, subscription)) == 1
@@ -164,7 +162,7 @@ async def test_an_event_stamped_after_the_pause_is_billed_once_by_the_resumed_pe
     cancel = merchant.metering.CancelUsageEvent(
         mpb.CancelUsageEventRequest(id=event_id), metadata=merchant.metadata
     )
-    assert await refusal(cancel) == (grpc.StatusCode.FAILED_PRECONDITION, "id")
+    assert await refused(cancel) == (grpc.StatusCode.FAILED_PRECONDITION, "id")
 
     running = await resume(merchant, await merchant.advance(paused, timedelta(minutes=1)))
 
@@ -201,18 +199,12 @@ async def test_pause_and_resume_send_their_webhooks(
     merchant: Merchant, catalog: Catalog, db: asyncpg.Connection
 ) -> None:
     subscription = await merchant.advance(await started(merchant, catalog.basic), 2 * DAY)
-    mark = await db.fetchval("SELECT coalesce(max(id), 0) FROM invoicing.outbox")
+    mark = await outbox_mark(db)
 
     paused = await pause(merchant, subscription)
     running = await resume(merchant, paused)
 
-    rows = await db.fetch(
-        "SELECT payload FROM invoicing.outbox WHERE merchant_id = $1"
-        " AND topic = 'webhook.event' AND id > $2 ORDER BY id",
-        merchant.merchant_id,
-        mark,
-    )
-    events = [json.loads(row["payload"]) for row in rows]
+    events = await webhook_events(db, merchant, mark)
     assert [e["type"] for e in events] == [
         "invoice.created",
         "invoice.finalized",
@@ -227,12 +219,6 @@ async def test_pause_and_resume_send_their_webhooks(
     assert events[4]["data"]["currentPeriodStart"] == running.current_period_start.ToJsonString()
 
 
-async def refusal(call: object) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    return caught.value.code(), field_violation(caught.value)
-
-
 async def test_what_a_pause_refuses_leaves_the_subscription_as_it_was(
     merchant: Merchant, catalog: Catalog
 ) -> None:
@@ -243,17 +229,17 @@ async def test_what_a_pause_refuses_leaves_the_subscription_as_it_was(
     prepaid = await merchant.subscribe(prepaid_plan)
     failed = grpc.StatusCode.FAILED_PRECONDITION
 
-    assert await refusal(resume(merchant, subscription)) == (failed, "id")
-    assert await refusal(pause(merchant, prepaid)) == (failed, "id")
+    assert await refused(resume(merchant, subscription)) == (failed, "id")
+    assert await refused(pause(merchant, prepaid)) == (failed, "id")
     unknown = pb.Subscription(id="sub_00000000000000000000000000")
-    assert await refusal(pause(merchant, unknown)) == (grpc.StatusCode.NOT_FOUND, "id")
+    assert await refused(pause(merchant, unknown)) == (grpc.StatusCode.NOT_FOUND, "id")
     paused = await pause(merchant, subscription)
-    assert await refusal(pause(merchant, paused)) == (failed, "id")
-    assert await refusal(change(merchant, paused, catalog.pro)) == (failed, "id")
+    assert await refused(pause(merchant, paused)) == (failed, "id")
+    assert await refused(change(merchant, paused, catalog.pro)) == (failed, "id")
     at_end = merchant.stub.CancelSubscription(
         pb.CancelSubscriptionRequest(id=paused.id, at_period_end=True), metadata=merchant.metadata
     )
-    assert await refusal(at_end) == (failed, "at_period_end")
+    assert await refused(at_end) == (failed, "at_period_end")
     after = await merchant.stub.GetSubscription(
         pb.GetSubscriptionRequest(id=subscription.id), metadata=merchant.metadata
     )

@@ -3,11 +3,9 @@
 next period, checkouts get the latest, and a dry run shows each next invoice on both."""
 
 import grpc
-import pytest
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
-from tests.conftest import field_violation
-from tests.invoicing.conftest import Merchant
+from tests.invoicing.conftest import Merchant, refused
 from tests.invoicing.test_plan_changes import (
     lines,
     own_now,
@@ -113,34 +111,28 @@ async def test_a_migration_goes_page_by_page(merchant: Merchant) -> None:
     )
 
 
-async def refusal(call: object) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    return caught.value.code(), field_violation(caught.value)
-
-
 async def test_what_versions_and_migrations_refuse(merchant: Merchant) -> None:
     v1 = await first_version(merchant)
     other = await first_version(merchant)
     await new_version(merchant, v1, amount="35", charges=[charge("0.001")])
 
-    assert await refusal(new_version(merchant, v1, amount="36", charges=[charge("0.001")])) == (
+    assert await refused(new_version(merchant, v1, amount="36", charges=[charge("0.001")])) == (
         grpc.StatusCode.FAILED_PRECONDITION,
         "plan_id",
     )
-    assert await refusal(new_version(merchant, other, amount="36")) == (
+    assert await refused(new_version(merchant, other, amount="36")) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "plan.charges",
     )
-    assert await refusal(migrate(merchant, v1, to_plan_id=other.id)) == (
+    assert await refused(migrate(merchant, v1, to_plan_id=other.id)) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "to_plan_id",
     )
-    assert await refusal(migrate(merchant, v1, to_plan_id=v1.id)) == (
+    assert await refused(migrate(merchant, v1, to_plan_id=v1.id)) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "to_plan_id",
     )
-    assert await refusal(migrate(merchant, pb.Plan(id="plan_missing"))) == (
+    assert await refused(migrate(merchant, pb.Plan(id="plan_missing"))) == (
         grpc.StatusCode.NOT_FOUND,
         "plan_id",
     )

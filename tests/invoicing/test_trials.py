@@ -3,9 +3,7 @@ payment at checkout and no fee for the trial, its usage free or billed per plan,
 counted from its end, `subscription.trial_will_end` three days before, and a trial without a
 mandate converted, canceled or paused per plan."""
 
-import json
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
 import grpc
@@ -16,7 +14,7 @@ from invoicing_svc.domain.model import BillingInterval
 from invoicing_svc.domain.periods import period_start
 from service_kit.proto_time import to_timestamp
 from tests.conftest import field_violation
-from tests.invoicing.conftest import GRACE, Merchant
+from tests.invoicing.conftest import GRACE, Merchant, outbox_mark, webhook_events
 from tests.invoicing.test_plan_changes import DAY, lines, moment, own_now, period_invoice, tokens
 
 TRIAL = 14
@@ -48,16 +46,6 @@ async def in_trial(merchant: Merchant, plan: pb.Plan) -> pb.Subscription:
 async def past_the_trial(merchant: Merchant, subscription: pb.Subscription) -> pb.Subscription:
     step = moment(subscription.trial_end) + GRACE - own_now(subscription) + timedelta(seconds=1)
     return await merchant.advance(subscription, step)
-
-
-async def webhooks(db: asyncpg.Connection, merchant: Merchant, after: int) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        "SELECT payload FROM invoicing.outbox WHERE merchant_id = $1"
-        " AND topic = 'webhook.event' AND id > $2 ORDER BY id",
-        merchant.merchant_id,
-        after,
-    )
-    return [json.loads(row["payload"]) for row in rows]
 
 
 async def test_a_free_trial_bills_nothing_and_the_periods_start_at_its_end(
@@ -105,14 +93,14 @@ async def test_trial_will_end_is_sent_once_three_days_before(
     merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     subscription = await in_trial(merchant, await trial_plan(merchant))
-    mark = await db.fetchval("SELECT coalesce(max(id), 0) FROM invoicing.outbox")
+    mark = await outbox_mark(db)
 
     early = await merchant.advance(subscription, (TRIAL - 3) * DAY - timedelta(minutes=1))
-    assert [e["type"] for e in await webhooks(db, merchant, mark)] == []
+    assert [e["type"] for e in await webhook_events(db, merchant, mark)] == []
     reminded = await merchant.advance(early, timedelta(minutes=2))
     await merchant.advance(reminded, DAY)
 
-    events = await webhooks(db, merchant, mark)
+    events = await webhook_events(db, merchant, mark)
     assert [e["type"] for e in events] == ["subscription.trial_will_end"]
     assert events[0]["data"]["trialEnd"] == subscription.trial_end.ToJsonString()
 
@@ -120,11 +108,11 @@ async def test_trial_will_end_is_sent_once_three_days_before(
 async def test_a_trial_shorter_than_three_days_is_reminded_at_once(
     merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    mark = await db.fetchval("SELECT coalesce(max(id), 0) FROM invoicing.outbox")
+    mark = await outbox_mark(db)
 
     await in_trial(merchant, await trial_plan(merchant, trial_days=2))
 
-    types = [e["type"] for e in await webhooks(db, merchant, mark)]
+    types = [e["type"] for e in await webhook_events(db, merchant, mark)]
     assert types.count("subscription.trial_will_end") == 1
 
 
