@@ -451,15 +451,16 @@ async def test_another_merchants_subscription_is_not_found(
     )
 
 
+@pytest.mark.parametrize("seed", [18, 19, 20])
 async def test_events_racing_a_change_are_each_billed_under_exactly_one_plan(
-    merchant: Merchant, catalog: Catalog
+    merchant: Merchant, catalog: Catalog, seed: int
 ) -> None:
     """Events whose times straddle the change arrive while it is made: each is priced by the
-    plan in force when it happened, none twice and none left out."""
+    plan in force when it happened, none twice and none left out (three random workloads)."""
     subscription = await started(merchant, catalog.basic)
     subscription = await merchant.advance(subscription, 2 * DAY)
     at = own_now(subscription)
-    rng = random.Random(18)
+    rng = random.Random(seed)
     offsets = [rng.randint(-600, 240) for _ in range(80)] + [0, 0, -1, 1]
     quantities = [rng.randint(1, 50) for _ in offsets]
     events = [
@@ -508,3 +509,27 @@ async def test_canceling_after_an_upgrade_charges_the_new_plan_only_up_to_the_en
         ("Credit left unused: the subscription ended", f"{-credits:f}"),
     ]
     assert credits < 0 and (final.amount, final.status) == ("0.000000", pb.INVOICE_STATUS_PAID)
+
+
+async def test_metering_enforces_the_new_plans_entitlements_from_the_change(
+    merchant: Merchant, catalog: Catalog
+) -> None:
+    gold = await merchant.plan(
+        service_id=catalog.basic.service_id,
+        name="Gold",
+        pricing_type=pb.PRICING_TYPE_USAGE_BASED,
+        amount="0.001",
+        features=["sso"],
+    )
+    subscription = await started(merchant, catalog.basic)
+
+    async def sso() -> "mpb.EntitlementReason.ValueType":
+        answer = await merchant.metering.CheckEntitlement(
+            mpb.CheckEntitlementRequest(subscription_id=subscription.id, feature="sso"),
+            metadata=merchant.metadata,
+        )
+        return answer.reason
+
+    assert await sso() == mpb.ENTITLEMENT_REASON_FEATURE_NOT_INCLUDED
+    await change(merchant, subscription, gold)
+    assert await sso() == mpb.ENTITLEMENT_REASON_FEATURE_INCLUDED
