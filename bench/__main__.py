@@ -21,7 +21,7 @@ FIGURES = [
     "rest",
     "summaries",
     "period_close",
-    "plan_changes",
+    "lifecycle",
     "credits",
     "balance",
     "entitlements",

@@ -52,6 +52,9 @@ async def entitled_plan(api: Api) -> dict[str, object]:
         "trialDays": 0,
         "trialUsageBilled": False,
         "trialEndAction": "CONVERT",
+        "version": 1,
+        "versionOf": "",
+        "supersededBy": "",
     }
     return plan
 
