@@ -158,18 +158,24 @@ def _used_once(discount: Discount, now: datetime) -> Discount:
 
 
 def take_discounts(
-    running: Sequence[Discount], periods: Sequence[tuple[str, str]], now: datetime
+    running: Sequence[Discount], periods: Sequence[tuple[str, str] | None], now: datetime
 ) -> tuple[list[Coupon | None], list[Discount]]:
-    """For period invoices of (subscription, user), in order: the coupon each takes, and the
-    discounts as they are after (a customer's discount is taken by each of its subscriptions'
-    invoices in turn, until it ends)."""
+    """For period invoices of (subscription, user), in order (None: one that takes no
+    discount, as it charges nothing): the coupon each takes, and the discounts as they are after
+    (a customer's discount is taken by each of its subscriptions' invoices in turn, until it
+    ends). Only an invoice it takes something off counts one of a discount's periods."""
     before = {d.id: d for d in running}
     state = dict(before)
     taken: list[Coupon | None] = []
-    for subscription_id, user_id in periods:
+    for period in periods:
         live = [d for d in state.values() if d.end_time is None]
-        discount = _applying(live, subscription_id, user_id)
+        discount = _applying(live, *period) if period else None
         taken.append(discount.coupon if discount else None)
         if discount is not None:
             state[discount.id] = _used_once(discount, now)
     return taken, [d for d in state.values() if d != before[d.id]]
+
+
+def discountable(lines: Sequence[InvoiceLine], carried_in: str) -> Decimal:
+    """What a discount is computed on: every line but a credit carried in (named `carried_in`)."""
+    return sum((line.amount for line in lines if line.description != carried_in), Decimal(0))

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from invoicing_svc.domain import invoices as rules
 from invoicing_svc.domain.credits import SubscriptionBalance
-from invoicing_svc.domain.discounts import Coupon, discount_line
+from invoicing_svc.domain.discounts import Coupon, discount_line, discountable
 from invoicing_svc.domain.invoice_lines import (
     PartUsage,
     fee_lines,
@@ -81,9 +81,14 @@ def _discounted(
     """The discount taken off the charges: every line but a credit carried in."""
     if coupon is None:
         return lines, total
-    charges = invoice_total([line for line in lines if line.description != CARRIED_IN_LINE])
-    off = discount_line(coupon, charges)
+    off = discount_line(coupon, discountable(lines, CARRIED_IN_LINE))
     return ((*lines, off), total + off.amount) if off else (lines, total)
+
+
+def takes_discount(subscription: Subscription, parts: Sequence[PartUsage], until: datetime) -> bool:
+    """Whether the period's invoice has charges a discount could be taken off."""
+    lines, _ = period_charges(subscription, parts, until)
+    return discountable(lines, CARRIED_IN_LINE) > 0
 
 
 def carried_credit(invoice: Invoice, following: Subscription) -> Subscription:

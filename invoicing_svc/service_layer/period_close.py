@@ -21,7 +21,8 @@ from decimal import Decimal
 import structlog
 
 from invoicing_svc.domain.credits import credit_key
-from invoicing_svc.domain.discounts import take_discounts
+from invoicing_svc.domain.discounts import Discount, take_discounts
+from invoicing_svc.domain.invoice_lines import PartUsage
 from invoicing_svc.domain.model import (
     Invoice,
     InvoiceStatus,
@@ -29,7 +30,7 @@ from invoicing_svc.domain.model import (
     Subscription,
     SubscriptionStatus,
 )
-from invoicing_svc.domain.period_invoice import carried_credit, period_invoice
+from invoicing_svc.domain.period_invoice import carried_credit, period_invoice, takes_discount
 from invoicing_svc.domain.periods import after_credits_spent, billed_end, following_state
 from invoicing_svc.domain.plan_changes import plans_involved
 from invoicing_svc.domain.trials import after_trial
@@ -72,6 +73,24 @@ async def _plans(
     return plans
 
 
+async def _discounts(
+    uow: InvoicingUnitOfWork, endings: Sequence[PeriodEnd], usages: Sequence[list[PartUsage]]
+) -> tuple[list[Discount], list[tuple[str, str] | None]]:
+    """The batch's running discounts (locked: the close spends them), and per period the
+    (subscription, user) that may take one: those whose invoice charges something."""
+    running = await uow.discounts.running_for(
+        {(e.subscription.merchant_id, e.subscription.id, e.subscription.user_id) for e in endings}
+    )
+    if not running:
+        return running, [None] * len(endings)
+    return running, [
+        (e.subscription.id, e.subscription.user_id)
+        if takes_discount(e.subscription, parts, e.until)
+        else None
+        for e, parts in zip(endings, usages, strict=True)
+    ]
+
+
 async def bill_periods(
     invoicing: Invoicing,
     uow: InvoicingUnitOfWork,
@@ -97,13 +116,8 @@ async def bill_periods(
     interim = await uow.invoices.interim_billed(
         {(e.subscription.id, e.subscription.current_period_start) for e in endings}
     )
-    # Only the invoices made take their discounts: a period invoiced already spends none.
-    running = await uow.discounts.running_for(
-        {(e.subscription.merchant_id, e.subscription.id, e.subscription.user_id) for e in endings}
-    )
-    coupons, _ = take_discounts(
-        running, [(e.subscription.id, e.subscription.user_id) for e in endings], now
-    )
+    running, charging = await _discounts(uow, endings, usages)
+    coupons, _ = take_discounts(running, charging, now)
     priced = [
         period_invoice(
             ending.subscription,
@@ -122,9 +136,8 @@ async def bill_periods(
     ]
     created = await uow.invoices.add_many(priced)
     made = [
-        (i.subscription_id, i.user_id)
-        for i, c in zip(priced, coupons, strict=True)
-        if c and i.id in created
+        period if invoice.id in created else None
+        for period, invoice in zip(charging, priced, strict=True)
     ]
     _, spent = take_discounts(running, made, now)
     await uow.discounts.update_discounts(spent)

@@ -20,6 +20,7 @@ from tests.invoicing.test_plan_changes import (
     to_next_period,
     tokens,
 )
+from tests.invoicing.test_trials import in_trial, past_the_trial, trial_plan
 
 
 @pytest.fixture
@@ -201,3 +202,25 @@ async def test_what_a_coupon_or_a_discount_refuses(merchant: Merchant, catalog: 
     assert [
         d for d, _ in lines(await period_invoice(merchant, subscription)) if "Discount" in d
     ] == []
+
+
+async def test_a_once_coupon_waits_through_a_free_trial_for_an_invoice_that_charges(
+    merchant: Merchant,
+) -> None:
+    plan = await trial_plan(merchant)
+    subscription = await in_trial(merchant, plan)
+    offer = await coupon(
+        merchant, name="Welcome", percent_off="50", duration=pb.COUPON_DURATION_ONCE
+    )
+    await discount(merchant, offer, subscription_id=subscription.id)
+    await tokens(merchant, subscription, 1500, own_now(subscription))
+
+    following = await past_the_trial(merchant, subscription)
+    await to_next_period(merchant, following)
+
+    assert lines(await period_invoice(merchant, subscription))[-1] == ("Free trial", "-1.500000")
+    assert lines(await period_invoice(merchant, following)) == [
+        ("Basic: fixed fee", "30.000000"),
+        ("tokens: 0 (per_unit)", "0.000000"),
+        ("Discount: Welcome (50% off)", "-15.000000"),
+    ]
