@@ -141,14 +141,6 @@ def discount_line(coupon: Coupon, charges: Decimal) -> InvoiceLine | None:
     return InvoiceLine(f"Discount: {coupon.name} ({terms})", "", Decimal(1), -off)
 
 
-def _applying(running: Sequence[Discount], subscription_id: str, user_id: str) -> Discount | None:
-    """The discount a subscription's invoice takes: its own, else its customer's."""
-    own = [d for d in running if d.subscription_id == subscription_id]
-    theirs = [d for d in running if not d.subscription_id and d.user_id == user_id]
-    found = own or theirs
-    return found[0] if found else None
-
-
 def _used_once(discount: Discount, now: datetime) -> Discount:
     """The discount after one more period invoice took it: ended once it covered its last."""
     if discount.periods_left is None:
@@ -158,18 +150,30 @@ def _used_once(discount: Discount, now: datetime) -> Discount:
 
 
 def take_discounts(
-    running: Sequence[Discount], periods: Sequence[tuple[str, str] | None], now: datetime
+    running: Sequence[Discount], periods: Sequence[tuple[str, str, str] | None], now: datetime
 ) -> tuple[list[Coupon | None], list[Discount]]:
-    """For period invoices of (subscription, user), in order (None: one that takes no
+    """For period invoices of (merchant, subscription, user), in order (None: one that takes no
     discount, as it charges nothing): the coupon each takes, and the discounts as they are after
     (a customer's discount is taken by each of its subscriptions' invoices in turn, until it
     ends). Only an invoice it takes something off counts one of a discount's periods."""
     before = {d.id: d for d in running}
     state = dict(before)
+    own = {(d.merchant_id, d.subscription_id): d.id for d in running if d.subscription_id}
+    # A customer is a merchant's: user ids of two merchants may be the same.
+    theirs = {(d.merchant_id, d.user_id): d.id for d in running if not d.subscription_id}
     taken: list[Coupon | None] = []
     for period in periods:
-        live = [d for d in state.values() if d.end_time is None]
-        discount = _applying(live, *period) if period else None
+        discount = None
+        if period is not None:
+            merchant_id, subscription_id, user_id = period
+            # Its own discount, else its customer's; one that ended in this batch is no more.
+            for found in (
+                own.get((merchant_id, subscription_id)),
+                theirs.get((merchant_id, user_id)),
+            ):
+                if found is not None and state[found].end_time is None:
+                    discount = state[found]
+                    break
         taken.append(discount.coupon if discount else None)
         if discount is not None:
             state[discount.id] = _used_once(discount, now)

@@ -75,16 +75,16 @@ async def _plans(
 
 async def _discounts(
     uow: InvoicingUnitOfWork, endings: Sequence[PeriodEnd], usages: Sequence[list[PartUsage]]
-) -> tuple[list[Discount], list[tuple[str, str] | None]]:
+) -> tuple[list[Discount], list[tuple[str, str, str] | None]]:
     """The batch's running discounts (locked: the close spends them), and per period the
-    (subscription, user) that may take one: those whose invoice charges something."""
+    (merchant, subscription, user) that may take one: those whose invoice charges something."""
     running = await uow.discounts.running_for(
         {(e.subscription.merchant_id, e.subscription.id, e.subscription.user_id) for e in endings}
     )
     if not running:
         return running, [None] * len(endings)
     return running, [
-        (e.subscription.id, e.subscription.user_id)
+        (e.subscription.merchant_id, e.subscription.id, e.subscription.user_id)
         if takes_discount(e.subscription, parts, e.until)
         else None
         for e, parts in zip(endings, usages, strict=True)

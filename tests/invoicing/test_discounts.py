@@ -3,12 +3,14 @@
 customer, exact on the invoice, with redemption limits (exact under concurrency) and expiry."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import grpc
 import pytest
 
 from billing.invoicing.v1 import invoicing_pb2 as pb
+from invoicing_svc.domain.discounts import Coupon, CouponDuration, Discount, take_discounts
 from service_kit.proto_time import to_timestamp
 from tests.invoicing.conftest import Merchant, refused
 from tests.invoicing.test_plan_changes import (
@@ -224,3 +226,28 @@ async def test_a_once_coupon_waits_through_a_free_trial_for_an_invoice_that_char
         ("tokens: 0 (per_unit)", "0.000000"),
         ("Discount: Welcome (50% off)", "-15.000000"),
     ]
+
+
+def test_a_customers_discount_is_never_taken_by_another_merchants_customer_of_that_id() -> None:
+    """The close's batch spans merchants, whose user ids may be the same (pure)."""
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    offer = Coupon(
+        id="cpn_a",
+        merchant_id="mer_a",
+        name="A's",
+        percent_off=Decimal(10),
+        amount_off=None,
+        duration=CouponDuration.ONCE,
+        duration_periods=0,
+        max_redemptions=None,
+        redeem_by=None,
+        create_time=now,
+    )
+    theirs = Discount("di_a", "mer_a", offer, "", "usr_same", 1, now)
+
+    taken, spent = take_discounts(
+        [theirs], [("mer_b", "sub_b", "usr_same"), ("mer_a", "sub_a", "usr_same")], now
+    )
+
+    assert taken == [None, offer]
+    assert [(d.id, d.periods_left, d.end_time) for d in spent] == [("di_a", 0, now)]
