@@ -60,6 +60,7 @@ import asyncpg
 
 from bench.figures import Figure
 from bench.figures.load import (
+    INVOICING_SUBSCRIPTION_COLUMNS,
     build_rollups,
     copy_events,
     copy_metering_replicas,
@@ -92,22 +93,7 @@ POLL_SECONDS, GIVE_UP_SECONDS = 0.5, 300.0
 # The blocks closed but not timed: before the groups' and after them.
 UNTIMED = ("lead", "end")
 
-_SUBSCRIPTION_COLUMNS = (
-    "id",
-    "merchant_id",
-    "service_id",
-    "plan_id",
-    "user_id",
-    "status",
-    "billing_anchor",
-    "period_index",
-    "current_period_start",
-    "current_period_end",
-    "cancel_at_period_end",
-    "version",
-    "create_time",
-    "plan_segments",
-)
+_SUBSCRIPTION_COLUMNS = (*INVOICING_SUBSCRIPTION_COLUMNS, "plan_segments")
 _DISCOUNT_COLUMNS = (
     "id",
     "merchant_id",

@@ -80,7 +80,7 @@ _METERING_REPLICA = (
     "version",
     "update_time",
 )
-_INVOICING_SUBSCRIPTION = (
+INVOICING_SUBSCRIPTION_COLUMNS = (
     "id",
     "merchant_id",
     "service_id",
@@ -164,7 +164,7 @@ async def copy_invoicing_subscriptions(
     await connection.copy_records_to_table(
         "subscriptions",
         schema_name="invoicing",
-        columns=_INVOICING_SUBSCRIPTION,
+        columns=INVOICING_SUBSCRIPTION_COLUMNS,
         records=[
             (sid, merchant_id, service_id, plan_id, subscriber_of(sid), *first_period)
             for sid in ids

@@ -99,17 +99,22 @@ def after_credits_spent(following: Subscription, plan: Plan) -> Subscription:
     return following
 
 
+def canceled_at(subscription: Subscription, at: datetime) -> Subscription:
+    """The subscription ended at `at`."""
+    return replace(
+        subscription,
+        status=SubscriptionStatus.CANCELED,
+        cancel_time=at,
+        version=subscription.version + 1,
+    )
+
+
 def following_state(subscription: Subscription, plans: Mapping[str, Plan]) -> Subscription:
     """The next state of a subscription whose period ended: the next period, on the plan a
     change scheduled for the period's end if one was, or its end. A plan of another interval
     starts its periods again from there."""
     if subscription.cancel_at_period_end:
-        return replace(
-            subscription,
-            status=SubscriptionStatus.CANCELED,
-            cancel_time=subscription.current_period_end,
-            version=subscription.version + 1,
-        )
+        return canceled_at(subscription, subscription.current_period_end)
     plan = plans[subscription.plan_id]
     following = plans[subscription.scheduled_plan_id or subscription.plan_id]
     anchor, index = subscription.billing_anchor, subscription.period_index + 1

@@ -10,7 +10,6 @@ trial).
 """
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -23,6 +22,7 @@ from invoicing_svc.domain.model import (
     TrialEndAction,
 )
 from invoicing_svc.domain.pauses import paused
+from invoicing_svc.domain.periods import canceled_at
 from service_kit.errors import InvalidArgument
 
 MAX_TRIAL_DAYS = 730
@@ -76,18 +76,9 @@ def after_trial(subscription: Subscription, plan: Plan) -> Subscription | None:
         case TrialEndAction.CONVERT:
             return None
         case TrialEndAction.CANCEL:
-            return _canceled_at(subscription, end)
+            return canceled_at(subscription, end)
         case TrialEndAction.PAUSE:
             return paused(subscription, end)
-
-
-def _canceled_at(subscription: Subscription, at: datetime) -> Subscription:
-    return replace(
-        subscription,
-        status=SubscriptionStatus.CANCELED,
-        cancel_time=at,
-        version=subscription.version + 1,
-    )
 
 
 def reminder_due(subscription: Subscription, now: datetime) -> bool:

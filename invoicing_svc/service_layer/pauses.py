@@ -5,16 +5,9 @@ from invoicing_svc.domain.model import Subscription
 from invoicing_svc.domain.plan_changes import plans_involved, unused_time_credited
 from invoicing_svc.service_layer.period_close import bill_period, close_ended
 from invoicing_svc.service_layer.replica_pushes import replica_of
-from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
-from service_kit.errors import NotFound
+from invoicing_svc.service_layer.subscriptions import locked_subscription
+from invoicing_svc.service_layer.unit_of_work import Invoicing
 from service_kit.idempotency import RequestKey
-
-
-async def _locked(uow: InvoicingUnitOfWork, merchant_id: str, subscription_id: str) -> Subscription:
-    found = await uow.subscriptions.subscription(merchant_id, subscription_id, lock=True)
-    if found is None:
-        raise NotFound(f"subscription {subscription_id} not found", field="id")
-    return found
 
 
 async def pause_subscription(
@@ -27,7 +20,7 @@ async def pause_subscription(
     real_now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
         answer = await uow.idempotency.first_answer(uow.session, merchant_id, request)
-        subscription = await _locked(uow, merchant_id, answer or subscription_id)
+        subscription = await locked_subscription(uow, merchant_id, answer or subscription_id)
         if answer is not None:
             return subscription
         subscription = await close_ended(invoicing, uow, subscription, real_now)
@@ -41,7 +34,7 @@ async def pause_subscription(
         await bill_period(
             invoicing, uow, period, rules.paused(subscription, at), until=at, now=real_now
         )
-        stored = await _locked(uow, merchant_id, subscription.id)
+        stored = await locked_subscription(uow, merchant_id, subscription.id)
         await uow.emit(merchant_id, "subscription.paused", stored, real_now)
         await uow.idempotency.remember(uow.session, merchant_id, request, stored.id)
         await uow.commit()
@@ -56,7 +49,7 @@ async def resume_subscription(
     real_now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
         answer = await uow.idempotency.first_answer(uow.session, merchant_id, request)
-        subscription = await _locked(uow, merchant_id, answer or subscription_id)
+        subscription = await locked_subscription(uow, merchant_id, answer or subscription_id)
         if answer is not None:
             return subscription
         plans = await uow.catalog.plans_by_id(

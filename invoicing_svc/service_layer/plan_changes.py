@@ -7,8 +7,8 @@ from invoicing_svc.service_layer.catalog import required_plan
 from invoicing_svc.service_layer.invoices import announce_created
 from invoicing_svc.service_layer.period_close import close_ended
 from invoicing_svc.service_layer.replica_pushes import replica_of
+from invoicing_svc.service_layer.subscriptions import locked_subscription
 from invoicing_svc.service_layer.unit_of_work import Invoicing, InvoicingUnitOfWork
-from service_kit.errors import NotFound
 from service_kit.idempotency import RequestKey
 from service_kit.ids import new_id
 
@@ -45,9 +45,7 @@ async def change_plan(
         answer = await uow.idempotency.first_answer(uow.session, merchant_id, request)
         if answer is not None:
             return await _replay(uow, merchant_id, answer)
-        subscription = await uow.subscriptions.subscription(merchant_id, subscription_id, lock=True)
-        if subscription is None:
-            raise NotFound(f"subscription {subscription_id} not found", field="id")
+        subscription = await locked_subscription(uow, merchant_id, subscription_id)
         target = await required_plan(uow, merchant_id, plan_id, "plan_id")
         if timing is rules.ChangeTiming.NOW:
             subscription = await close_ended(invoicing, uow, subscription, real_now)

@@ -17,9 +17,10 @@ from service_kit.idempotency import RequestKey
 MAX_TEST_CLOCK_STEP = timedelta(days=5 * 366)
 
 
-async def _subscription(
+async def locked_subscription(
     uow: InvoicingUnitOfWork, merchant_id: str, subscription_id: str, field: str = "id"
 ) -> Subscription:
+    """The merchant's subscription, locked; NOT_FOUND naming `field` when unknown or another's."""
     found = await uow.subscriptions.subscription(merchant_id, subscription_id, lock=True)
     if found is None:
         raise NotFound(f"subscription {subscription_id} not found", field=field)
@@ -30,7 +31,7 @@ async def get_subscription(
     invoicing: Invoicing, merchant_id: str, subscription_id: str
 ) -> Subscription:
     async with invoicing.unit_of_work() as uow:
-        return await _subscription(uow, merchant_id, subscription_id)
+        return await locked_subscription(uow, merchant_id, subscription_id)
 
 
 async def list_subscriptions(
@@ -73,7 +74,7 @@ async def cancel_subscription(
     real_now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
         first_id = await uow.idempotency.first_answer(uow.session, merchant_id, request)
-        subscription = await _subscription(uow, merchant_id, first_id or subscription_id)
+        subscription = await locked_subscription(uow, merchant_id, first_id or subscription_id)
         if first_id is not None:
             return subscription
         if subscription.status is SubscriptionStatus.CANCELED:
@@ -151,7 +152,9 @@ async def advance_test_clock(
         raise InvalidArgument("advance_by must be positive and at most 5 years", field="advance_by")
     now = invoicing.clock.now()
     async with invoicing.unit_of_work() as uow:
-        subscription = await _subscription(uow, merchant_id, subscription_id, "subscription_id")
+        subscription = await locked_subscription(
+            uow, merchant_id, subscription_id, "subscription_id"
+        )
         moved = replace(
             subscription,
             test_clock_time=subscription.now(now) + step,
